@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci) and the
+# system programs the tests and the demo start (nats-server). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  echo "setup: installing ${need_apt[*]} with apt-get"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+echo "setup: done (node $(node --version), $(nats-server --version))"

@@ -1,0 +1,56 @@
+// `lora-mpt <command> [flags]`: dispatches to the sub-commands and turns usage mistakes into a
+// one-line error and exit code 2.
+import { readFileSync } from 'node:fs';
+import type { Command } from './command.ts';
+import { UsageError } from './flags.ts';
+
+/** Sub-commands, in the order `--help` lists them. Each issue adds its command here. */
+export const commands: readonly Command[] = [];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(8, ...commands.map((c) => c.name.length));
+  const list = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'usage: lora-mpt <command> [flags]',
+    '',
+    'Fine-tune MPT models with LoRA on Alpaca-style instruction data.',
+    '',
+    'commands:',
+    ...(list.length > 0 ? list : ['  (none yet)']),
+    '',
+    '`lora-mpt <command> --help` explains every flag of a command.',
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    console.log(version());
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`lora-mpt: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`lora-mpt ${name}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
