@@ -7,7 +7,10 @@ import { startNats } from '../test/support/nats.ts';
 
 interface Conn {
   publish(subject: string, data: Uint8Array): void;
-  subscribe(subject: string, opts?: { max?: number }): AsyncIterable<{ data: Uint8Array; respond(d: Uint8Array): boolean }>;
+  subscribe(
+    subject: string,
+    opts?: { max?: number },
+  ): AsyncIterable<{ data: Uint8Array; respond(d: Uint8Array): boolean }>;
   request(subject: string, data: Uint8Array, opts: { timeout: number }): Promise<{ data: Uint8Array }>;
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -75,7 +78,10 @@ export async function run(): Promise<void> {
       for (const [name, connect] of clients) {
         for (const c of cases) {
           const key = `${name}|${c.size}`;
-          results.set(key, [...(results.get(key) ?? []), await throughput(connect, server.url, c.size, c.count)]);
+          results.set(key, [
+            ...(results.get(key) ?? []),
+            await throughput(connect, server.url, c.size, c.count),
+          ]);
         }
         const key = `${name}|lat`;
         results.set(key, [...(results.get(key) ?? []), await latency(connect, server.url, 2000)]);
@@ -84,11 +90,15 @@ export async function run(): Promise<void> {
   } finally {
     await server.stop();
   }
-  console.log('\n## NATS clients: pub/sub throughput and request latency (loopback, median of 3 paired rounds)');
+  console.log(
+    '\n## NATS clients: pub/sub throughput and request latency (loopback, median of 3 paired rounds)',
+  );
   console.log('client                     | 64 KiB msgs MiB/s | 1 MiB msgs MiB/s | request p50 us');
   for (const [name] of clients) {
     const f = (k: string) => median(results.get(`${name}|${k}`)!).toFixed(0);
-    console.log(`${name.padEnd(26)} | ${f('65536').padStart(17)} | ${f('1048576').padStart(16)} | ${f('lat').padStart(14)}`);
+    console.log(
+      `${name.padEnd(26)} | ${f('65536').padStart(17)} | ${f('1048576').padStart(16)} | ${f('lat').padStart(14)}`,
+    );
   }
   const [a, b] = clients.map(([n]) => median(results.get(`${n}|1048576`)!));
   console.log(`ratio @nats-io/transport-node / nats (1 MiB): ${(a! / b!).toFixed(2)}`);
