@@ -1,0 +1,137 @@
+// The coordinator's book of one optimizer step (DESIGN.md §2-3): every micro-batch of the step is
+// pending, assigned to a worker, or done by a worker. A lost worker's assigned AND done micro-batches
+// go back to pending (its gradient accumulator died with it), so the step completes with the
+// survivors and no micro-batch is lost or counted twice. Every transition is recorded for audit.
+
+export type WorkerId = string & { readonly __brand: 'WorkerId' };
+export const workerId = (s: string) => s as WorkerId;
+
+export type MicroBatchState =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'assigned'; readonly worker: WorkerId; readonly at: number }
+  | { readonly kind: 'done'; readonly worker: WorkerId; readonly lossSum: number; readonly tokens: number };
+
+export type LedgerEvent =
+  | { readonly kind: 'assigned' | 'requeued'; readonly id: number; readonly worker: WorkerId }
+  | { readonly kind: 'completed'; readonly id: number; readonly worker: WorkerId; readonly tokens: number }
+  | { readonly kind: 'ignored'; readonly id: number; readonly worker: WorkerId; readonly why: string };
+
+export class StepLedger {
+  private readonly states = new Map<number, MicroBatchState>();
+  private readonly queue: number[];
+  readonly events: LedgerEvent[] = [];
+
+  constructor(
+    readonly step: number,
+    ids: readonly number[],
+    private readonly now: () => number = Date.now,
+  ) {
+    for (const id of ids) {
+      if (this.states.has(id)) throw new Error(`step ${step}: micro-batch ${id} planned twice`);
+      this.states.set(id, { kind: 'pending' });
+    }
+    this.queue = [...ids];
+  }
+
+  /** Hands the next pending micro-batch to `worker`, or undefined when none is pending. */
+  assignNext(worker: WorkerId): number | undefined {
+    const id = this.queue.shift();
+    if (id === undefined) return undefined;
+    this.states.set(id, { kind: 'assigned', worker, at: this.now() });
+    this.events.push({ kind: 'assigned', id, worker });
+    return id;
+  }
+
+  /**
+   * Records a result. Accepted only from the worker the micro-batch is assigned to; a late report
+   * from a worker declared lost, or a duplicate, is ignored (and recorded). Returns whether it counted.
+   */
+  complete(worker: WorkerId, id: number, lossSum: number, tokens: number): boolean {
+    const s = this.states.get(id);
+    const ignore = (why: string) => {
+      this.events.push({ kind: 'ignored', id, worker, why });
+      return false;
+    };
+    if (!s) return ignore(`not part of step ${this.step}`);
+    if (s.kind !== 'assigned') return ignore(`micro-batch is ${s.kind}`);
+    if (s.worker !== worker) return ignore(`assigned to ${s.worker}`);
+    this.states.set(id, { kind: 'done', worker, lossSum, tokens });
+    this.events.push({ kind: 'completed', id, worker, tokens });
+    return true;
+  }
+
+  /** Puts back every micro-batch `worker` holds or has done this step. Returns their ids. */
+  releaseWorker(worker: WorkerId): number[] {
+    const back: number[] = [];
+    for (const [id, s] of this.states) {
+      if (s.kind !== 'pending' && s.worker === worker) {
+        this.states.set(id, { kind: 'pending' });
+        this.events.push({ kind: 'requeued', id, worker });
+        back.push(id);
+      }
+    }
+    // Requeued work goes first, in id order, so the step finishes soonest and deterministically.
+    back.sort((a, b) => a - b);
+    this.queue.unshift(...back);
+    return back;
+  }
+
+  /** Micro-batches assigned longer than `ms` ago, by worker (stall detection). */
+  overdue(ms: number): Map<WorkerId, number[]> {
+    const out = new Map<WorkerId, number[]>();
+    const limit = this.now() - ms;
+    for (const [id, s] of this.states) {
+      if (s.kind === 'assigned' && s.at < limit) out.set(s.worker, [...(out.get(s.worker) ?? []), id]);
+    }
+    return out;
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  get isComplete(): boolean {
+    for (const s of this.states.values()) if (s.kind !== 'done') return false;
+    return true;
+  }
+
+  /** Workers whose accumulators hold part of this step (the all-reduce members). */
+  contributors(): WorkerId[] {
+    const set = new Set<WorkerId>();
+    for (const s of this.states.values()) if (s.kind === 'done') set.add(s.worker);
+    return [...set].sort();
+  }
+
+  /** Totals over done micro-batches: loss sum and supervised tokens (T of DESIGN §2). */
+  totals(): { lossSum: number; tokens: number; byWorker: Map<WorkerId, number> } {
+    let lossSum = 0;
+    let tokens = 0;
+    const byWorker = new Map<WorkerId, number>();
+    for (const s of this.states.values()) {
+      if (s.kind !== 'done') continue;
+      lossSum += s.lossSum;
+      tokens += s.tokens;
+      byWorker.set(s.worker, (byWorker.get(s.worker) ?? 0) + 1);
+    }
+    return { lossSum, tokens, byWorker };
+  }
+
+  /**
+   * Proof from the event log alone that the step is whole: every planned micro-batch ends with
+   * exactly one counted completion that was not later requeued. Throws naming the offending ids.
+   */
+  audit(): void {
+    const live = new Map<number, WorkerId>();
+    for (const e of this.events) {
+      if (e.kind === 'completed') {
+        if (live.has(e.id)) throw new Error(`step ${this.step}: micro-batch ${e.id} counted twice`);
+        live.set(e.id, e.worker);
+      } else if (e.kind === 'requeued') {
+        live.delete(e.id);
+      }
+    }
+    const missing = [...this.states.keys()].filter((id) => !live.has(id));
+    if (missing.length > 0)
+      throw new Error(`step ${this.step}: micro-batches ${missing.join(', ')} never completed`);
+  }
+}
