@@ -25,10 +25,52 @@ export const protobufFileName = "lora_mpt/v1/coordinator.proto";
 /**
  * The coordinator <-> worker contract (DESIGN.md section 2).
  * A worker opens one bidirectional Session stream; everything for the life of its membership
- * travels on it. Version 1: handshake, heartbeats, credit-based micro-batch pulls and reports,
- * step all-reduce start/commit. Bump PROTOCOL_VERSION in src/coordinator when a change is not
- * backward compatible.
+ * travels on it, in this order:
+ *   worker: Hello -> coordinator: Welcome (run config) or Refused (and the stream ends)
+ *   worker loads the base model -> Ready (its model fingerprint)
+ *   coordinator: StateSync (adapter + AdamW state) at a step boundary -> the worker is a replica
+ *   worker: Credit -> coordinator: MicroBatch ... -> worker: MicroBatchResult ...
+ *   coordinator: ReduceStart -> worker all-reduces over NATS -> ReduceResult (checksums)
+ *   coordinator: StepCommit (apply AdamW) or StepAbort (drop nothing; the step is retried).
+ *   ... and at the end Finished.
+ * Heartbeats flow both ways. Gradients never travel here: they cross NATS (src/collective).
+ * Bump PROTOCOL_VERSION in src/coordinator/protocol.ts when a change is not backward compatible.
  */
+
+export enum MicroBatchKind {
+  /** MICRO_BATCH_KIND_TRAIN - forward + backward, gradient into the step accumulator */
+  MICRO_BATCH_KIND_TRAIN = 0,
+  /** MICRO_BATCH_KIND_EVAL - forward only, loss sum for the validation set */
+  MICRO_BATCH_KIND_EVAL = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function microBatchKindFromJSON(object: any): MicroBatchKind {
+  switch (object) {
+    case 0:
+    case "MICRO_BATCH_KIND_TRAIN":
+      return MicroBatchKind.MICRO_BATCH_KIND_TRAIN;
+    case 1:
+    case "MICRO_BATCH_KIND_EVAL":
+      return MicroBatchKind.MICRO_BATCH_KIND_EVAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MicroBatchKind.UNRECOGNIZED;
+  }
+}
+
+export function microBatchKindToJSON(object: MicroBatchKind): string {
+  switch (object) {
+    case MicroBatchKind.MICRO_BATCH_KIND_TRAIN:
+      return "MICRO_BATCH_KIND_TRAIN";
+    case MicroBatchKind.MICRO_BATCH_KIND_EVAL:
+      return "MICRO_BATCH_KIND_EVAL";
+    case MicroBatchKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export interface WorkerMessage {
   body?:
@@ -37,6 +79,7 @@ export interface WorkerMessage {
     | { $case: "credit"; value: Credit }
     | { $case: "result"; value: MicroBatchResult }
     | { $case: "reduceResult"; value: ReduceResult }
+    | { $case: "ready"; value: Ready }
     | undefined;
 }
 
@@ -49,6 +92,8 @@ export interface CoordinatorMessage {
     | { $case: "reduceStart"; value: ReduceStart }
     | { $case: "stepCommit"; value: StepCommit }
     | { $case: "stepAbort"; value: StepAbort }
+    | { $case: "stateSync"; value: StateSync }
+    | { $case: "finished"; value: Finished }
     | undefined;
 }
 
@@ -81,6 +126,27 @@ export interface Welcome {
   heartbeatIntervalMs: number;
 }
 
+export interface Ready {
+  /** of the base model the worker loaded */
+  modelFingerprint: string;
+}
+
+/**
+ * The adapter replica: LoRA weights and AdamW moments, float32 little-endian, in the order of
+ * `names` (the canonical PEFT order). `optimizer_steps` updates have been applied to it.
+ */
+export interface StateSync {
+  /** the next step to compute */
+  step: number;
+  optimizerSteps: number;
+  names: string[];
+  params: Buffer;
+  expAvg: Buffer;
+  expAvgSq: Buffer;
+  /** AdapterReplica.checksum() of this state */
+  checksum: string;
+}
+
 export interface Refused {
   /** human-readable: says what was wrong and what to do */
   reason: string;
@@ -98,6 +164,7 @@ export interface Credit {
 export interface MicroBatch {
   id: number;
   step: number;
+  kind: MicroBatchKind;
   rows: number;
   seqLen: number;
   /** rows * seq_len, right-padded with pad id */
@@ -110,6 +177,7 @@ export interface MicroBatch {
 export interface MicroBatchResult {
   id: number;
   step: number;
+  kind: MicroBatchKind;
   /** sum of token losses over supervised tokens */
   lossSum: number;
   supervisedTokens: number;
@@ -125,15 +193,26 @@ export interface ReduceStart {
 export interface ReduceResult {
   step: number;
   generation: number;
-  /** hex digest of the reduced, clipped gradient */
+  /** digest of the reduced, normalised, clipped gradient */
   checksum: string;
   gradNorm: number;
+  /** AdapterReplica.checksum() before applying this step */
+  stateChecksum: string;
+  /** non-empty: this worker's all-reduce failed (checksum empty) */
+  error: string;
 }
 
 export interface StepCommit {
   step: number;
   generation: number;
   learningRate: number;
+  maxGradNorm: number;
+}
+
+/** The run is over (all steps done, or stopped); the worker exits. */
+export interface Finished {
+  steps: number;
+  reason: string;
 }
 
 export interface StepAbort {
@@ -163,6 +242,9 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         break;
       case "reduceResult":
         ReduceResult.encode(message.body.value, writer.uint32(42).fork()).join();
+        break;
+      case "ready":
+        Ready.encode(message.body.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -221,6 +303,14 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.body = { $case: "reduceResult", value: ReduceResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.body = { $case: "ready", value: Ready.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -247,6 +337,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "reduceResult", value: ReduceResult.fromJSON(object.reduceResult) }
         : isSet(object.reduce_result)
         ? { $case: "reduceResult", value: ReduceResult.fromJSON(object.reduce_result) }
+        : isSet(object.ready)
+        ? { $case: "ready", value: Ready.fromJSON(object.ready) }
         : undefined,
     };
   },
@@ -263,6 +355,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.result = MicroBatchResult.toJSON(message.body.value);
     } else if (message.body?.$case === "reduceResult") {
       obj.reduceResult = ReduceResult.toJSON(message.body.value);
+    } else if (message.body?.$case === "ready") {
+      obj.ready = Ready.toJSON(message.body.value);
     }
     return obj;
   },
@@ -303,6 +397,12 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         }
         break;
       }
+      case "ready": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "ready", value: Ready.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -335,6 +435,12 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
         break;
       case "stepAbort":
         StepAbort.encode(message.body.value, writer.uint32(58).fork()).join();
+        break;
+      case "stateSync":
+        StateSync.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
+      case "finished":
+        Finished.encode(message.body.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -409,6 +515,22 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
             message.body = { $case: "stepAbort", value: StepAbort.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.body = { $case: "stateSync", value: StateSync.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.body = { $case: "finished", value: Finished.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -445,6 +567,12 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
         ? { $case: "stepAbort", value: StepAbort.fromJSON(object.stepAbort) }
         : isSet(object.step_abort)
         ? { $case: "stepAbort", value: StepAbort.fromJSON(object.step_abort) }
+        : isSet(object.stateSync)
+        ? { $case: "stateSync", value: StateSync.fromJSON(object.stateSync) }
+        : isSet(object.state_sync)
+        ? { $case: "stateSync", value: StateSync.fromJSON(object.state_sync) }
+        : isSet(object.finished)
+        ? { $case: "finished", value: Finished.fromJSON(object.finished) }
         : undefined,
     };
   },
@@ -465,6 +593,10 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
       obj.stepCommit = StepCommit.toJSON(message.body.value);
     } else if (message.body?.$case === "stepAbort") {
       obj.stepAbort = StepAbort.toJSON(message.body.value);
+    } else if (message.body?.$case === "stateSync") {
+      obj.stateSync = StateSync.toJSON(message.body.value);
+    } else if (message.body?.$case === "finished") {
+      obj.finished = Finished.toJSON(message.body.value);
     }
     return obj;
   },
@@ -514,6 +646,18 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
       case "stepAbort": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "stepAbort", value: StepAbort.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "stateSync": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "stateSync", value: StateSync.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "finished": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "finished", value: Finished.fromPartial(object.body.value) };
         }
         break;
       }
@@ -931,6 +1075,264 @@ export const Welcome: MessageFns<Welcome> = {
   },
 };
 
+function createBaseReady(): Ready {
+  return { modelFingerprint: "" };
+}
+
+export const Ready: MessageFns<Ready> = {
+  encode(message: Ready, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelFingerprint !== "") {
+      writer.uint32(10).string(message.modelFingerprint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Ready {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReady();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelFingerprint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Ready {
+    return {
+      modelFingerprint: isSet(object.modelFingerprint)
+        ? globalThis.String(object.modelFingerprint)
+        : isSet(object.model_fingerprint)
+        ? globalThis.String(object.model_fingerprint)
+        : "",
+    };
+  },
+
+  toJSON(message: Ready): unknown {
+    const obj: any = {};
+    if (message.modelFingerprint !== "") {
+      obj.modelFingerprint = message.modelFingerprint;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Ready>): Ready {
+    return Ready.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Ready>): Ready {
+    const message = createBaseReady();
+    message.modelFingerprint = object.modelFingerprint ?? "";
+    return message;
+  },
+};
+
+function createBaseStateSync(): StateSync {
+  return {
+    step: 0,
+    optimizerSteps: 0,
+    names: [],
+    params: Buffer.alloc(0),
+    expAvg: Buffer.alloc(0),
+    expAvgSq: Buffer.alloc(0),
+    checksum: "",
+  };
+}
+
+export const StateSync: MessageFns<StateSync> = {
+  encode(message: StateSync, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.optimizerSteps !== 0) {
+      writer.uint32(16).uint64(message.optimizerSteps);
+    }
+    for (const v of message.names) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.params.length !== 0) {
+      writer.uint32(34).bytes(message.params);
+    }
+    if (message.expAvg.length !== 0) {
+      writer.uint32(42).bytes(message.expAvg);
+    }
+    if (message.expAvgSq.length !== 0) {
+      writer.uint32(50).bytes(message.expAvgSq);
+    }
+    if (message.checksum !== "") {
+      writer.uint32(58).string(message.checksum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StateSync {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStateSync();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.optimizerSteps = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.names.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.params = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.expAvg = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expAvgSq = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.checksum = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StateSync {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      optimizerSteps: isSet(object.optimizerSteps)
+        ? globalThis.Number(object.optimizerSteps)
+        : isSet(object.optimizer_steps)
+        ? globalThis.Number(object.optimizer_steps)
+        : 0,
+      names: globalThis.Array.isArray(object?.names) ? object.names.map((e: any) => globalThis.String(e)) : [],
+      params: isSet(object.params) ? Buffer.from(bytesFromBase64(object.params)) : Buffer.alloc(0),
+      expAvg: isSet(object.expAvg)
+        ? Buffer.from(bytesFromBase64(object.expAvg))
+        : isSet(object.exp_avg)
+        ? Buffer.from(bytesFromBase64(object.exp_avg))
+        : Buffer.alloc(0),
+      expAvgSq: isSet(object.expAvgSq)
+        ? Buffer.from(bytesFromBase64(object.expAvgSq))
+        : isSet(object.exp_avg_sq)
+        ? Buffer.from(bytesFromBase64(object.exp_avg_sq))
+        : Buffer.alloc(0),
+      checksum: isSet(object.checksum) ? globalThis.String(object.checksum) : "",
+    };
+  },
+
+  toJSON(message: StateSync): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.optimizerSteps !== 0) {
+      obj.optimizerSteps = Math.round(message.optimizerSteps);
+    }
+    if (message.names?.length) {
+      obj.names = message.names;
+    }
+    if (message.params.length !== 0) {
+      obj.params = base64FromBytes(message.params);
+    }
+    if (message.expAvg.length !== 0) {
+      obj.expAvg = base64FromBytes(message.expAvg);
+    }
+    if (message.expAvgSq.length !== 0) {
+      obj.expAvgSq = base64FromBytes(message.expAvgSq);
+    }
+    if (message.checksum !== "") {
+      obj.checksum = message.checksum;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StateSync>): StateSync {
+    return StateSync.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StateSync>): StateSync {
+    const message = createBaseStateSync();
+    message.step = object.step ?? 0;
+    message.optimizerSteps = object.optimizerSteps ?? 0;
+    message.names = object.names?.map((e) => e) || [];
+    message.params = object.params ?? Buffer.alloc(0);
+    message.expAvg = object.expAvg ?? Buffer.alloc(0);
+    message.expAvgSq = object.expAvgSq ?? Buffer.alloc(0);
+    message.checksum = object.checksum ?? "";
+    return message;
+  },
+};
+
 function createBaseRefused(): Refused {
   return { reason: "" };
 }
@@ -1139,7 +1541,7 @@ export const Credit: MessageFns<Credit> = {
 };
 
 function createBaseMicroBatch(): MicroBatch {
-  return { id: 0, step: 0, rows: 0, seqLen: 0, inputIds: [], labels: [], attentionMask: [] };
+  return { id: 0, step: 0, kind: 0, rows: 0, seqLen: 0, inputIds: [], labels: [], attentionMask: [] };
 }
 
 export const MicroBatch: MessageFns<MicroBatch> = {
@@ -1149,6 +1551,9 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     }
     if (message.step !== 0) {
       writer.uint32(16).uint64(message.step);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(64).int32(message.kind);
     }
     if (message.rows !== 0) {
       writer.uint32(24).uint32(message.rows);
@@ -1207,6 +1612,14 @@ export const MicroBatch: MessageFns<MicroBatch> = {
             }
 
             message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
             continue;
           }
           case 3: {
@@ -1295,6 +1708,7 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      kind: isSet(object.kind) ? microBatchKindFromJSON(object.kind) : 0,
       rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
       seqLen: isSet(object.seqLen)
         ? globalThis.Number(object.seqLen)
@@ -1323,6 +1737,9 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     if (message.step !== 0) {
       obj.step = Math.round(message.step);
     }
+    if (message.kind !== 0) {
+      obj.kind = microBatchKindToJSON(message.kind);
+    }
     if (message.rows !== 0) {
       obj.rows = Math.round(message.rows);
     }
@@ -1348,6 +1765,7 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     const message = createBaseMicroBatch();
     message.id = object.id ?? 0;
     message.step = object.step ?? 0;
+    message.kind = object.kind ?? 0;
     message.rows = object.rows ?? 0;
     message.seqLen = object.seqLen ?? 0;
     message.inputIds = object.inputIds?.map((e) => e) || [];
@@ -1358,7 +1776,7 @@ export const MicroBatch: MessageFns<MicroBatch> = {
 };
 
 function createBaseMicroBatchResult(): MicroBatchResult {
-  return { id: 0, step: 0, lossSum: 0, supervisedTokens: 0 };
+  return { id: 0, step: 0, kind: 0, lossSum: 0, supervisedTokens: 0 };
 }
 
 export const MicroBatchResult: MessageFns<MicroBatchResult> = {
@@ -1368,6 +1786,9 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     }
     if (message.step !== 0) {
       writer.uint32(16).uint64(message.step);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(40).int32(message.kind);
     }
     if (message.lossSum !== 0) {
       writer.uint32(25).double(message.lossSum);
@@ -1407,6 +1828,14 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
             message.step = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
           case 3: {
             if (tag !== 25) {
               break;
@@ -1439,6 +1868,7 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      kind: isSet(object.kind) ? microBatchKindFromJSON(object.kind) : 0,
       lossSum: isSet(object.lossSum)
         ? globalThis.Number(object.lossSum)
         : isSet(object.loss_sum)
@@ -1460,6 +1890,9 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     if (message.step !== 0) {
       obj.step = Math.round(message.step);
     }
+    if (message.kind !== 0) {
+      obj.kind = microBatchKindToJSON(message.kind);
+    }
     if (message.lossSum !== 0) {
       obj.lossSum = floatToJson(message.lossSum);
     }
@@ -1476,6 +1909,7 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     const message = createBaseMicroBatchResult();
     message.id = object.id ?? 0;
     message.step = object.step ?? 0;
+    message.kind = object.kind ?? 0;
     message.lossSum = object.lossSum ?? 0;
     message.supervisedTokens = object.supervisedTokens ?? 0;
     return message;
@@ -1604,7 +2038,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
 };
 
 function createBaseReduceResult(): ReduceResult {
-  return { step: 0, generation: 0, checksum: "", gradNorm: 0 };
+  return { step: 0, generation: 0, checksum: "", gradNorm: 0, stateChecksum: "", error: "" };
 }
 
 export const ReduceResult: MessageFns<ReduceResult> = {
@@ -1620,6 +2054,12 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     }
     if (message.gradNorm !== 0) {
       writer.uint32(33).double(message.gradNorm);
+    }
+    if (message.stateChecksum !== "") {
+      writer.uint32(42).string(message.stateChecksum);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
     }
     return writer;
   },
@@ -1669,6 +2109,22 @@ export const ReduceResult: MessageFns<ReduceResult> = {
             message.gradNorm = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stateChecksum = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1691,6 +2147,12 @@ export const ReduceResult: MessageFns<ReduceResult> = {
         : isSet(object.grad_norm)
         ? globalThis.Number(object.grad_norm)
         : 0,
+      stateChecksum: isSet(object.stateChecksum)
+        ? globalThis.String(object.stateChecksum)
+        : isSet(object.state_checksum)
+        ? globalThis.String(object.state_checksum)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
     };
   },
 
@@ -1708,6 +2170,12 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     if (message.gradNorm !== 0) {
       obj.gradNorm = floatToJson(message.gradNorm);
     }
+    if (message.stateChecksum !== "") {
+      obj.stateChecksum = message.stateChecksum;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
     return obj;
   },
 
@@ -1720,12 +2188,14 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     message.generation = object.generation ?? 0;
     message.checksum = object.checksum ?? "";
     message.gradNorm = object.gradNorm ?? 0;
+    message.stateChecksum = object.stateChecksum ?? "";
+    message.error = object.error ?? "";
     return message;
   },
 };
 
 function createBaseStepCommit(): StepCommit {
-  return { step: 0, generation: 0, learningRate: 0 };
+  return { step: 0, generation: 0, learningRate: 0, maxGradNorm: 0 };
 }
 
 export const StepCommit: MessageFns<StepCommit> = {
@@ -1738,6 +2208,9 @@ export const StepCommit: MessageFns<StepCommit> = {
     }
     if (message.learningRate !== 0) {
       writer.uint32(25).double(message.learningRate);
+    }
+    if (message.maxGradNorm !== 0) {
+      writer.uint32(33).double(message.maxGradNorm);
     }
     return writer;
   },
@@ -1779,6 +2252,14 @@ export const StepCommit: MessageFns<StepCommit> = {
             message.learningRate = reader.double();
             continue;
           }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.maxGradNorm = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1800,6 +2281,11 @@ export const StepCommit: MessageFns<StepCommit> = {
         : isSet(object.learning_rate)
         ? globalThis.Number(object.learning_rate)
         : 0,
+      maxGradNorm: isSet(object.maxGradNorm)
+        ? globalThis.Number(object.maxGradNorm)
+        : isSet(object.max_grad_norm)
+        ? globalThis.Number(object.max_grad_norm)
+        : 0,
     };
   },
 
@@ -1814,6 +2300,9 @@ export const StepCommit: MessageFns<StepCommit> = {
     if (message.learningRate !== 0) {
       obj.learningRate = floatToJson(message.learningRate);
     }
+    if (message.maxGradNorm !== 0) {
+      obj.maxGradNorm = floatToJson(message.maxGradNorm);
+    }
     return obj;
   },
 
@@ -1825,6 +2314,92 @@ export const StepCommit: MessageFns<StepCommit> = {
     message.step = object.step ?? 0;
     message.generation = object.generation ?? 0;
     message.learningRate = object.learningRate ?? 0;
+    message.maxGradNorm = object.maxGradNorm ?? 0;
+    return message;
+  },
+};
+
+function createBaseFinished(): Finished {
+  return { steps: 0, reason: "" };
+}
+
+export const Finished: MessageFns<Finished> = {
+  encode(message: Finished, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.steps !== 0) {
+      writer.uint32(8).uint64(message.steps);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Finished {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFinished();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.steps = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Finished {
+    return {
+      steps: isSet(object.steps) ? globalThis.Number(object.steps) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: Finished): unknown {
+    const obj: any = {};
+    if (message.steps !== 0) {
+      obj.steps = Math.round(message.steps);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Finished>): Finished {
+    return Finished.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Finished>): Finished {
+    const message = createBaseFinished();
+    message.steps = object.steps ?? 0;
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -1964,6 +2539,14 @@ export const CoordinatorClient = makeGenericClientConstructor(
   service: typeof CoordinatorService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
