@@ -1,0 +1,86 @@
+// GPT-NeoX tokenizer parity with Hugging Face `tokenizers` 0.23, on fixtures that
+// tools/reference/tokenizer_parity.py made with it (the script checks all 52,002 records).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { before, describe, it } from 'node:test';
+import { formatPrompt, loadPromptTemplate } from '../../src/data/prompt-template.ts';
+import { Tokenizer } from '../../src/data/tokenizer.ts';
+import { readIdsFile } from './ids-file.ts';
+import { ALPACA_JSON, FIXTURES, TOKENIZER_JSON } from './paths.ts';
+
+interface Cases {
+  readonly encode: readonly { text: string; ids: number[] }[];
+  readonly decode: readonly { ids: number[]; skip_special: boolean; text: string }[];
+}
+
+let tok: Tokenizer;
+before(() => {
+  tok = Tokenizer.fromFile(TOKENIZER_JSON);
+});
+
+describe('GPT-NeoX tokenizer', () => {
+  it('gives HF ids for every Alpaca record in the committed fixture (>= 2,000, hard cases first)', () => {
+    const fixture = readIdsFile(`${FIXTURES}neox-alpaca-ids.bin.gz`);
+    const dataBytes = readFileSync(ALPACA_JSON);
+    assert.equal(
+      createHash('sha256').update(dataBytes).digest('hex'),
+      fixture.meta.data_sha256,
+      'shared/data/alpaca_data.json is not the file the fixture was made from',
+    );
+    const records = JSON.parse(dataBytes.toString('utf8')) as Record<string, string>[];
+    const template = loadPromptTemplate(fixture.meta.template!);
+    assert.ok(fixture.records.size >= 2000);
+    let mismatches = 0;
+    for (const [index, expected] of fixture.records) {
+      const r = records[index]!;
+      const ids = tok.encode(formatPrompt(template, r.instruction!, r.input!, r.output!));
+      if (ids.length !== expected.length || ids.some((id, i) => id !== expected[i])) {
+        mismatches++;
+        if (mismatches <= 3) assert.deepEqual(ids, expected, `record ${index}`);
+      }
+    }
+    assert.equal(mismatches, 0);
+  });
+
+  it('gives HF ids for hand-picked hard strings (space runs, NEL/BOM, NFD, specials, emoji)', () => {
+    const cases = JSON.parse(readFileSync(`${FIXTURES}neox-cases.json`, 'utf8')) as Cases;
+    for (const c of cases.encode) assert.deepEqual(tok.encode(c.text), c.ids, JSON.stringify(c.text));
+  });
+
+  it('turns a run of 2..24 spaces into one added token and leaves the next word without its space', () => {
+    // 'Hello' + 50276 (two spaces) + 'world' (not 'Ġworld'): HF matches added tokens before BPE.
+    assert.deepEqual(tok.encode('Hello  world'), [12092, 50276, 10186]);
+  });
+
+  it('decodes exactly as HF, with and without special tokens, including broken UTF-8', () => {
+    const cases = JSON.parse(readFileSync(`${FIXTURES}neox-cases.json`, 'utf8')) as Cases;
+    assert.ok(cases.decode.length > 200);
+    for (const c of cases.decode)
+      assert.equal(
+        tok.decode(c.ids, { skipSpecialTokens: c.skip_special }),
+        c.text,
+        `ids ${JSON.stringify(c.ids)} skip=${c.skip_special}`,
+      );
+  });
+
+  it('round-trips Alpaca text through encode and decode', () => {
+    const text = 'Write a haiku:\n\n  café 日本 👍 <|endoftext|>';
+    assert.equal(tok.decode(tok.encode(text), { skipSpecialTokens: false }), text);
+  });
+
+  it('knows the GPT-NeoX sizes and special ids', () => {
+    assert.equal(tok.size, 50277);
+    assert.equal(tok.tokenToId('<|endoftext|>'), 0);
+    assert.equal(tok.tokenToId('<|padding|>'), 1);
+  });
+
+  it('rejects a tokenizer.json it cannot reproduce, naming the field', () => {
+    const json = JSON.parse(readFileSync(TOKENIZER_JSON, 'utf8')) as { pre_tokenizer: { type: string } };
+    json.pre_tokenizer.type = 'Whitespace';
+    assert.throws(
+      () => Tokenizer.fromJson(json, 'x/tokenizer.json'),
+      /x\/tokenizer\.json: pre_tokenizer\.type/,
+    );
+  });
+});
