@@ -1,0 +1,50 @@
+// How a gradient vector is cut: into one shard per member (contiguous, sizes differing by at most one
+// element), and each shard into chunks that fit one NATS message under the server's max_payload.
+import { AllReduceInputError } from './errors.ts';
+import { HEADER_BYTES } from './frame.ts';
+
+/** Elements [lo, hi) of the whole vector. */
+export interface Span {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** Float32 elements per message so that header + payload <= maxPayload. */
+export function chunkElements(maxPayload: number): number {
+  const n = Math.floor((maxPayload - HEADER_BYTES) / 4);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new AllReduceInputError(
+      `maxPayload ${maxPayload} leaves no room for data after the ${HEADER_BYTES}-byte frame header; ` +
+        'raise max_payload on the NATS server',
+    );
+  }
+  return n;
+}
+
+/** Every member derives the same layout from (length, shards, chunk size), so no layout is sent. */
+export class Layout {
+  constructor(
+    readonly length: number,
+    readonly shards: number,
+    readonly chunkSize: number,
+  ) {}
+
+  shard(k: number): Span {
+    return {
+      lo: Math.floor((k * this.length) / this.shards),
+      hi: Math.floor(((k + 1) * this.length) / this.shards),
+    };
+  }
+
+  /** 0 for an empty shard (fewer elements than members): nothing is sent for it. */
+  chunkCount(k: number): number {
+    const { lo, hi } = this.shard(k);
+    return Math.ceil((hi - lo) / this.chunkSize);
+  }
+
+  chunk(k: number, j: number): Span {
+    const { lo, hi } = this.shard(k);
+    const start = lo + j * this.chunkSize;
+    return { lo: start, hi: Math.min(hi, start + this.chunkSize) };
+  }
+}

@@ -1,0 +1,106 @@
+// The binary frame every all-reduce message carries: a 44-byte little-endian header naming the
+// round (run-id hash, step, generation), the sender, shard and chunk, then raw float32 payload.
+// Receivers drop frames whose header is not their round, so stale traffic is filtered by content too.
+
+export const HEADER_BYTES = 44;
+const MAGIC = 0x52414d4c; // "LMAR" on the wire
+const VERSION = 1;
+
+export const FrameKind = {
+  ready: 1,
+  abort: 2,
+  shardReduce: 3,
+  shardGather: 4,
+  ringReduce: 5,
+  ringGather: 6,
+} as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+const KINDS: ReadonlySet<number> = new Set(Object.values(FrameKind));
+
+export interface FrameHeader {
+  readonly kind: FrameKind;
+  readonly runHash: number;
+  readonly step: number;
+  readonly generation: number;
+  /** Index of the sender in members followed by observers. */
+  readonly from: number;
+  readonly shard: number;
+  readonly chunk: number;
+  readonly chunkCount: number;
+  /** Element offset of the payload in the whole vector. */
+  readonly offset: number;
+  /** Element count of the whole vector; peers with another length are a protocol error. */
+  readonly totalLength: number;
+}
+
+// Payload floats are copied byte-for-byte, so the wire order is the host order; every platform
+// Node runs the trainer on (x86-64, arm64) is little-endian. Refuse to run rather than garble sums.
+if (new Uint8Array(new Float32Array([1]).buffer)[3] !== 0x3f) {
+  throw new Error('src/collective needs a little-endian host: frames carry float32 in host byte order');
+}
+
+/** FNV-1a 32-bit of the run id's UTF-8 bytes: cheap, and enough to tell runs apart in a header. */
+export function runHash(runId: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(runId)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Header plus payload in one buffer (payload: float32 elements, or UTF-8 text for abort). */
+export function encodeFrame(h: FrameHeader, payload?: Float32Array | Uint8Array): Uint8Array {
+  const bytes = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : undefined;
+  const out = new Uint8Array(HEADER_BYTES + (bytes?.length ?? 0));
+  const v = new DataView(out.buffer);
+  v.setUint32(0, MAGIC, true);
+  v.setUint8(4, VERSION);
+  v.setUint8(5, h.kind);
+  const fields = [
+    h.runHash,
+    h.step,
+    h.generation,
+    h.from,
+    h.shard,
+    h.chunk,
+    h.chunkCount,
+    h.offset,
+    h.totalLength,
+  ];
+  for (const [i, x] of fields.entries()) v.setUint32(8 + 4 * i, x, true);
+  if (bytes) out.set(bytes, HEADER_BYTES);
+  return out;
+}
+
+/** The header of `msg`, or undefined when it is not a frame of this protocol version. */
+export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
+  if (msg.length < HEADER_BYTES) return undefined;
+  const v = new DataView(msg.buffer, msg.byteOffset, HEADER_BYTES);
+  if (v.getUint32(0, true) !== MAGIC || v.getUint8(4) !== VERSION) return undefined;
+  const kind = v.getUint8(5);
+  if (!KINDS.has(kind)) return undefined;
+  const u = (at: number) => v.getUint32(at, true);
+  return {
+    kind: kind as FrameKind,
+    runHash: u(8),
+    step: u(12),
+    generation: u(16),
+    from: u(20),
+    shard: u(24),
+    chunk: u(28),
+    chunkCount: u(32),
+    offset: u(36),
+    totalLength: u(40),
+  };
+}
+
+/** The payload bytes after the header (a view, not a copy). */
+export function framePayload(msg: Uint8Array): Uint8Array {
+  return msg.subarray(HEADER_BYTES);
+}
+
+/** Copies payload bytes into `dst` at element `at`; the message buffer may be unaligned for float32. */
+export function copyFloats(payload: Uint8Array, dst: Float32Array, at: number): void {
+  new Uint8Array(dst.buffer, dst.byteOffset + at * 4, payload.length).set(payload);
+}

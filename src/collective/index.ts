@@ -1,0 +1,19 @@
+// Public surface of src/collective: the gradient all-reduce over NATS and its typed errors.
+export {
+  type AllReduceAlgorithm,
+  type AllReduceOptions,
+  allReduceSum,
+  DEFAULT_ALGORITHM,
+} from './all-reduce.ts';
+export {
+  AllReduceCancelledError,
+  AllReduceDisconnectedError,
+  AllReduceError,
+  AllReduceInputError,
+  AllReducePeerAbortedError,
+  AllReduceProtocolError,
+  AllReduceTimeoutError,
+  type MissingPart,
+} from './errors.ts';
+export { type ObserveOptions, observeAllReduce } from './observe.ts';
+export type { RoundOptions } from './round-spec.ts';

@@ -1,0 +1,127 @@
+// Ring all-reduce: member r sends only to r+1. Shard s starts at member s, each member on the way
+// adds its own part, member s-1 holds the full sum after n-1 hops and sends those bytes on around the
+// ring for n-2 more hops (all-gather). Pipelined per chunk: a chunk moves on as soon as it arrives.
+// 2(n-1) rounds; about 2(n-1)·G bytes into the server (DESIGN §4).
+import { ChunkSet } from './chunk-set.ts';
+import type { MissingPart } from './errors.ts';
+import { copyFloats, FrameKind } from './frame.ts';
+import type { Round } from './round.ts';
+import { dataSubject } from './subjects.ts';
+
+const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+export class RingAllReduce {
+  readonly result: Float32Array;
+  private readonly me: number;
+  private readonly n: number;
+  private readonly pred: string;
+  private readonly partials: ChunkSet;
+  private readonly finals: ChunkSet;
+  /** Chunks whose final bytes are in `result`: every chunk of every shard, once. */
+  private finalChunks = 0;
+  private readonly totalChunks: number;
+
+  constructor(
+    private readonly round: Round,
+    private readonly data: Float32Array,
+  ) {
+    const { layout, spec } = round;
+    const { key, members } = spec;
+    this.n = members.length;
+    if (this.n < 2)
+      throw new Error('ring all-reduce needs at least 2 members (all-reduce.ts routes 1 elsewhere)');
+    this.me = spec.selfIndex;
+    this.pred = members[mod(this.me - 1, this.n)]!;
+    this.result = new Float32Array(data.length);
+    const shards = members.map((_, s) => s);
+    this.totalChunks = shards.reduce((t, s) => t + layout.chunkCount(s), 0);
+    // We start shard `me` (nothing arrives for it) and complete shard me+1 (no gather for it).
+    this.partials = new ChunkSet(
+      layout,
+      shards.filter((s) => s !== this.me),
+    );
+    this.finals = new ChunkSet(
+      layout,
+      shards.filter((s) => s !== mod(this.me + 1, this.n)),
+    );
+    round.subscribe(dataSubject(key, 'ring-rs', '*', this.pred), FrameKind.ringReduce, (h, payload) => {
+      if (this.partials.add(h.shard, h.chunk)) this.onPartial(h.shard, h.chunk, h.offset, payload);
+    });
+    round.subscribe(dataSubject(key, 'ring-ag', '*', this.pred), FrameKind.ringGather, (h, payload) => {
+      if (this.finals.add(h.shard, h.chunk)) this.onFinal(h.shard, h.chunk, h.offset, payload);
+    });
+    round.missingData = () => this.missing();
+  }
+
+  /** After the barrier: start our own shard around the ring. */
+  start(): void {
+    const { layout, spec } = this.round;
+    const subject = dataSubject(spec.key, 'ring-rs', this.me, spec.members[this.me]!);
+    for (let j = 0; j < layout.chunkCount(this.me); j++) {
+      const c = layout.chunk(this.me, j);
+      this.round.sendData(subject, FrameKind.ringReduce, this.me, j, this.data.subarray(c.lo, c.hi));
+    }
+    this.maybeComplete();
+  }
+
+  // partial + own, rounded to float32: shard s is summed ((x_s + x_s+1) + x_s+2) + ... in ring order,
+  // the same order whoever runs it. `result` doubles as scratch until the final bytes come around.
+  private onPartial(shard: number, chunk: number, offset: number, payload: Uint8Array): void {
+    const len = payload.length / 4;
+    const out = this.result.subarray(offset, offset + len);
+    copyFloats(payload, this.result, offset);
+    const own = this.data.subarray(offset, offset + len);
+    for (let i = 0; i < len; i++) out[i]! += own[i]!;
+    const { spec } = this.round;
+    const self = spec.members[this.me]!;
+    if (shard === mod(this.me + 1, this.n)) {
+      this.finalChunks++;
+      this.round.sendData(
+        dataSubject(spec.key, 'ring-ag', shard, self),
+        FrameKind.ringGather,
+        shard,
+        chunk,
+        out,
+      );
+      this.maybeComplete();
+    } else {
+      this.round.sendData(
+        dataSubject(spec.key, 'ring-rs', shard, self),
+        FrameKind.ringReduce,
+        shard,
+        chunk,
+        out,
+      );
+    }
+  }
+
+  // Final bytes travel unchanged, so every member (and observer) ends with the completer's bytes.
+  private onFinal(shard: number, chunk: number, offset: number, payload: Uint8Array): void {
+    copyFloats(payload, this.result, offset);
+    this.finalChunks++;
+    // Stop before the completer (shard - 1), who has had these bytes from the start.
+    if (mod(this.me + 1, this.n) !== mod(shard - 1, this.n)) {
+      const { spec } = this.round;
+      const out = this.result.subarray(offset, offset + payload.length / 4);
+      const subject = dataSubject(spec.key, 'ring-ag', shard, spec.members[this.me]!);
+      this.round.sendData(subject, FrameKind.ringGather, shard, chunk, out);
+    }
+    this.maybeComplete();
+  }
+
+  private maybeComplete(): void {
+    if (this.finalChunks === this.totalChunks) this.round.complete();
+  }
+
+  // A ring member only hears its predecessor, so that is whom a timeout can name.
+  private missing(): MissingPart[] {
+    const out: MissingPart[] = [];
+    for (const [shard, chunks] of this.partials.missing()) {
+      out.push({ member: this.pred, phase: 'reduce-scatter', shard, chunks });
+    }
+    for (const [shard, chunks] of this.finals.missing()) {
+      out.push({ member: this.pred, phase: 'gather', shard, chunks });
+    }
+    return out;
+  }
+}

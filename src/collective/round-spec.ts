@@ -1,0 +1,99 @@
+// Validates what a caller passes to allReduceSum / observeAllReduce, once, at the edge, and turns it
+// into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
+import type { NatsConnection } from '@nats-io/transport-node';
+import { AllReduceInputError } from './errors.ts';
+import { checkToken, type RoundKey } from './subjects.ts';
+
+/** Options common to members and observers of a round. */
+export interface RoundOptions {
+  readonly nc: NatsConnection;
+  readonly runId: string;
+  readonly step: number;
+  readonly generation: number;
+  /** Contributing member ids, sorted ascending (the summation order), unique. */
+  readonly members: readonly string[];
+  /** Non-contributing ids that also receive the result; members wait for their ready. Default none. */
+  readonly observers?: readonly string[];
+  /** Deadline for the whole round, barrier included. */
+  readonly timeoutMs: number;
+  /** Bytes per NATS message; default the server's advertised max_payload. Same on every participant. */
+  readonly maxPayload?: number;
+  /** Aborts the round (rejects with AllReduceCancelledError and tells the peers). */
+  readonly signal?: AbortSignal;
+}
+
+export interface RoundSpec {
+  readonly nc: NatsConnection;
+  readonly key: RoundKey;
+  readonly members: readonly string[];
+  readonly observers: readonly string[];
+  /** Members then observers: a frame's `from` indexes this list. */
+  readonly participants: readonly string[];
+  readonly selfIndex: number;
+  readonly length: number;
+  readonly timeoutMs: number;
+  readonly maxPayload: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+const U32 = 2 ** 32;
+
+function checkU32(field: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v >= U32) {
+    throw new AllReduceInputError(`${field} must be an integer in [0, 2^32), got ${v}`);
+  }
+}
+
+export function roundSpec(o: RoundOptions, self: string, length: number): RoundSpec {
+  checkToken('runId', o.runId);
+  checkU32('step', o.step);
+  checkU32('generation', o.generation);
+  checkU32('data.length', length);
+  if (o.members.length === 0) throw new AllReduceInputError('members is empty: name at least one member');
+  o.members.forEach((m, i) => {
+    checkToken(`members[${i}]`, m);
+    if (i > 0 && !(o.members[i - 1]! < m)) {
+      throw new AllReduceInputError(
+        `members must be sorted ascending and unique (they fix the summation order): ` +
+          `${JSON.stringify(o.members[i - 1])} then ${JSON.stringify(m)} at index ${i}`,
+      );
+    }
+  });
+  const observers = o.observers ?? [];
+  const participants = [...o.members, ...observers];
+  observers.forEach((x, i) => {
+    checkToken(`observers[${i}]`, x);
+  });
+  if (new Set(participants).size !== participants.length) {
+    throw new AllReduceInputError(`members and observers must be distinct ids: ${participants.join(', ')}`);
+  }
+  const selfIndex = participants.indexOf(self);
+  if (selfIndex < 0) {
+    throw new AllReduceInputError(`self ${JSON.stringify(self)} is not among members or observers`);
+  }
+  if (!(o.timeoutMs > 0) || !Number.isFinite(o.timeoutMs)) {
+    throw new AllReduceInputError(`timeoutMs must be a positive number of milliseconds, got ${o.timeoutMs}`);
+  }
+  const serverMax = o.nc.info?.max_payload;
+  const maxPayload = o.maxPayload ?? serverMax;
+  if (maxPayload === undefined) {
+    throw new AllReduceInputError(
+      'maxPayload not given and the NATS connection has no server info (closed?)',
+    );
+  }
+  if (serverMax !== undefined && maxPayload > serverMax) {
+    throw new AllReduceInputError(`maxPayload ${maxPayload} exceeds the server's max_payload ${serverMax}`);
+  }
+  return {
+    nc: o.nc,
+    key: { runId: o.runId, step: o.step, generation: o.generation },
+    members: o.members,
+    observers,
+    participants,
+    selfIndex,
+    length,
+    timeoutMs: o.timeoutMs,
+    maxPayload,
+    signal: o.signal,
+  };
+}

@@ -1,0 +1,255 @@
+// One all-reduce round as seen by one participant: its subscriptions, the ready barrier, the
+// deadline, and the ways it ends (complete, timeout, disconnect, peer abort, cancel). The
+// algorithms (shard-owner.ts, ring.ts) and observe.ts plug their data handling into it.
+import type { Subscription } from '@nats-io/transport-node';
+import { chunkElements, Layout } from './chunking.ts';
+import { isConnected, onConnectionEvent } from './connection-watch.ts';
+import {
+  AllReduceCancelledError,
+  AllReduceDisconnectedError,
+  AllReducePeerAbortedError,
+  AllReduceProtocolError,
+  AllReduceTimeoutError,
+  type MissingPart,
+} from './errors.ts';
+import { decodeFrame, encodeFrame, type FrameHeader, FrameKind, framePayload, runHash } from './frame.ts';
+import type { RoundSpec } from './round-spec.ts';
+import { ctlSubject } from './subjects.ts';
+
+export type FrameHandler = (h: FrameHeader, payload: Uint8Array) => void;
+const CTL_KINDS: ReadonlySet<number> = new Set([FrameKind.ready, FrameKind.abort]);
+
+export class Round {
+  readonly layout: Layout;
+  readonly self: string;
+  readonly isMember: boolean;
+  /** Frames dropped because their header named another run, step, generation or sender. */
+  ignoredFrames = 0;
+  /** Set by the algorithm: the data it still waits for, reported on timeout. */
+  missingData: () => MissingPart[] = () => [];
+
+  private readonly hash: number;
+  private readonly subs: Subscription[] = [];
+  private readonly cleanups: (() => void)[] = [];
+  private readonly readyFrom = new Set<number>();
+  private settled = false;
+  private announced = false;
+  private reannouncePending = false;
+  private barrierPassed = false;
+  private onBarrier: () => void = () => {};
+  private onReconnect: () => void = () => {};
+  private resolveDone: () => void = () => {};
+  private rejectDone: (e: Error) => void = () => {};
+  private readonly done: Promise<void>;
+
+  constructor(readonly spec: RoundSpec) {
+    this.layout = new Layout(spec.length, spec.members.length, chunkElements(spec.maxPayload));
+    this.self = spec.participants[spec.selfIndex]!;
+    this.isMember = spec.selfIndex < spec.members.length;
+    this.hash = runHash(spec.key.runId);
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+  }
+
+  /**
+   * Runs the round: subscribes control traffic, flushes so the server holds every subscription made
+   * so far, announces ready, waits until every other participant announced (members only), then
+   * calls `start`. Resolves when the algorithm calls complete(); rejects with a typed error.
+   * Precondition, enforced here: a participant sends data only after every receiver is subscribed.
+   */
+  run(start: () => void): Promise<void> {
+    const { key, nc, timeoutMs, signal } = this.spec;
+    const timer = setTimeout(
+      () => this.fail(new AllReduceTimeoutError(key, timeoutMs, this.missing())),
+      timeoutMs,
+    );
+    this.cleanups.push(() => clearTimeout(timer));
+    this.cleanups.push(
+      onConnectionEvent(nc, (e) => {
+        if (e === 'reconnect') this.onReconnect();
+        else this.fail(new AllReduceDisconnectedError(key, e === 'close' ? 'closed' : 'lost'), true);
+      }),
+    );
+    if (signal) {
+      const onAbort = () => this.fail(new AllReduceCancelledError(key), true);
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.cleanups.push(() => signal.removeEventListener('abort', onAbort));
+    }
+    this.begin(start).catch((err: Error) => this.fail(this.asRoundError(err)));
+    return this.done;
+  }
+
+  private async begin(start: () => void): Promise<void> {
+    const { nc, key } = this.spec;
+    // A retry right after a disconnect waits (within the deadline) for the client to reconnect.
+    if (!isConnected(nc)) await new Promise<void>((r) => (this.onReconnect = r));
+    this.subscribe(ctlSubject(key, '*'), 'ctl', (h, payload) => this.onCtl(h, payload));
+    await nc.flush();
+    if (this.settled) return;
+    this.announced = true;
+    this.sendCtl(FrameKind.ready);
+    if (this.isMember && this.readyFrom.size < this.spec.participants.length - 1) {
+      await new Promise<void>((r) => (this.onBarrier = r));
+    }
+    if (this.settled) return;
+    this.barrierPassed = true;
+    start();
+  }
+
+  private onCtl(h: FrameHeader, payload: Uint8Array): void {
+    if (h.from === this.spec.selfIndex) return; // our own echo
+    if (h.kind === FrameKind.abort) {
+      if (h.from < this.spec.members.length) {
+        const reason = new TextDecoder().decode(payload);
+        this.fail(new AllReducePeerAbortedError(this.spec.key, this.spec.participants[h.from]!, reason));
+      }
+      return;
+    }
+    if (this.readyFrom.has(h.from)) return;
+    this.readyFrom.add(h.from);
+    // The newcomer may have subscribed after our announcement went out: say it again, once per
+    // burst. Of any two participants, the later subscriber hears the earlier one this way.
+    if (this.announced && !this.reannouncePending) {
+      this.reannouncePending = true;
+      queueMicrotask(() => {
+        this.reannouncePending = false;
+        if (!this.settled) this.sendCtl(FrameKind.ready);
+      });
+    }
+    if (this.readyFrom.size === this.spec.participants.length - 1) this.onBarrier();
+  }
+
+  /**
+   * Subscribes `subject` for frames of `kind` ('ctl': ready and abort). Frames of another round or
+   * from a non-participant are counted and dropped; data frames must match our layout exactly.
+   */
+  subscribe(subject: string, kind: FrameKind | 'ctl', handler: FrameHandler): void {
+    const { nc, key, participants, length } = this.spec;
+    const sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (this.settled) return;
+        if (err) {
+          this.fail(new AllReduceDisconnectedError(key, `subscription ${subject} failed (${err.message})`));
+          return;
+        }
+        const h = decodeFrame(msg.data);
+        const ours =
+          h !== undefined &&
+          (kind === 'ctl' ? CTL_KINDS.has(h.kind) : h.kind === kind) &&
+          h.runHash === this.hash &&
+          h.step === key.step &&
+          h.generation === key.generation &&
+          h.from < participants.length &&
+          msg.subject.endsWith(`.${participants[h.from]}`);
+        if (!ours) {
+          this.ignoredFrames++;
+          return;
+        }
+        const payload = framePayload(msg.data);
+        try {
+          if (kind !== 'ctl') this.checkLayout(h, payload, length);
+          handler(h, payload);
+        } catch (e) {
+          this.fail(this.asRoundError(e as Error));
+        }
+      },
+    });
+    this.subs.push(sub);
+  }
+
+  private checkLayout(h: FrameHeader, payload: Uint8Array, length: number): void {
+    const member = this.spec.participants[h.from]!;
+    const fail = (detail: string) => new AllReduceProtocolError(this.spec.key, member, detail);
+    if (h.totalLength !== length) {
+      throw fail(`sends a vector of ${h.totalLength} elements; ${this.self} has ${length}`);
+    }
+    const { shards } = this.layout;
+    const c = h.shard < shards && h.chunk < h.chunkCount ? this.layout.chunk(h.shard, h.chunk) : undefined;
+    if (
+      !c ||
+      h.chunkCount !== this.layout.chunkCount(h.shard) ||
+      h.offset !== c.lo ||
+      payload.length !== (c.hi - c.lo) * 4
+    ) {
+      throw fail(
+        `sends shard ${h.shard} chunk ${h.chunk}/${h.chunkCount} at offset ${h.offset} (${payload.length} bytes), ` +
+          'which is not our chunking: every participant must use the same maxPayload',
+      );
+    }
+  }
+
+  /** Publishes chunk `chunk` of `shard` (elements from our layout) on `subject`. */
+  sendData(subject: string, kind: FrameKind, shard: number, chunk: number, payload: Float32Array): void {
+    const { key } = this.spec;
+    const frame = encodeFrame(
+      {
+        kind,
+        runHash: this.hash,
+        step: key.step,
+        generation: key.generation,
+        from: this.spec.selfIndex,
+        shard,
+        chunk,
+        chunkCount: this.layout.chunkCount(shard),
+        offset: this.layout.chunk(shard, chunk).lo,
+        totalLength: this.spec.length,
+      },
+      payload,
+    );
+    this.spec.nc.publish(subject, frame);
+  }
+
+  private sendCtl(kind: FrameKind, text?: string): void {
+    const { key, nc, selfIndex, length } = this.spec;
+    const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
+    const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
+    const payload = text === undefined ? undefined : new TextEncoder().encode(text);
+    nc.publish(ctlSubject(key, this.self), encodeFrame({ ...header, ...rest }, payload));
+  }
+
+  /** What the round still waits for: readies before the barrier, then the algorithm's data. */
+  private missing(): MissingPart[] {
+    if (this.isMember && !this.barrierPassed) {
+      return this.spec.participants
+        .map((member, i) => ({ member, i }))
+        .filter(({ i }) => i !== this.spec.selfIndex && !this.readyFrom.has(i))
+        .map(({ member }) => ({ member, phase: 'ready', shard: 0, chunks: [] }));
+    }
+    return this.missingData();
+  }
+
+  complete(): void {
+    this.settle();
+  }
+
+  /** Ends the round with `err`; `tellPeers` (local causes only) publishes an abort so peers stop waiting. */
+  fail(err: Error, tellPeers = false): void {
+    if (this.settled) return;
+    if (tellPeers && this.isMember) {
+      try {
+        this.sendCtl(FrameKind.abort, err.message);
+      } catch {
+        // Best effort: the connection is already closed; peers will time out instead.
+      }
+    }
+    this.settle(err);
+  }
+
+  private settle(err?: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const c of this.cleanups) c();
+    for (const s of this.subs) s.unsubscribe();
+    if (err) this.rejectDone(err);
+    else this.resolveDone();
+  }
+
+  private asRoundError(err: Error): Error {
+    if (this.spec.nc.isClosed())
+      return new AllReduceDisconnectedError(this.spec.key, `closed (${err.message})`);
+    return err;
+  }
+}

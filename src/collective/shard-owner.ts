@@ -1,0 +1,112 @@
+// Shard-owner all-reduce: member k owns shard k. Every member sends each owner its part of the
+// owner's shard (reduce-scatter, n-1 messages per chunk), the owner sums them in member order and
+// publishes the reduced chunk once to a fan-out subject that every member and observer receives.
+// Two rounds; about n·G bytes into the server (DESIGN §4). Everyone ends with the owner's bytes.
+
+import { ChunkSet } from './chunk-set.ts';
+import type { MissingPart } from './errors.ts';
+import { copyFloats, FrameKind } from './frame.ts';
+import type { Round } from './round.ts';
+import { dataSubject } from './subjects.ts';
+
+export class ShardOwnerAllReduce {
+  readonly result: Float32Array;
+  private readonly me: number;
+  private readonly n: number;
+  /** Remote contributions to our shard, by member index (ours is `data`). */
+  private readonly parts: Float32Array[] = [];
+  private readonly partChunks: ChunkSet[] = [];
+  /** Per chunk of our shard: how many remote contributions are in. */
+  private readonly arrivals: Uint16Array;
+  private reducedChunks = 0;
+  private readonly gathered: ChunkSet;
+
+  constructor(
+    private readonly round: Round,
+    private readonly data: Float32Array,
+  ) {
+    const { layout, spec } = round;
+    const { key, members } = spec;
+    this.n = members.length;
+    this.me = spec.selfIndex;
+    this.result = new Float32Array(data.length);
+    const own = layout.shard(this.me);
+    this.arrivals = new Uint16Array(layout.chunkCount(this.me));
+    for (let m = 0; m < this.n; m++) {
+      this.parts.push(m === this.me ? data.subarray(own.lo, own.hi) : new Float32Array(own.hi - own.lo));
+      this.partChunks.push(new ChunkSet(layout, m === this.me ? [] : [this.me]));
+    }
+    const others = members.map((_, k) => k).filter((k) => k !== this.me);
+    this.gathered = new ChunkSet(layout, others);
+    round.subscribe(dataSubject(key, 'so-rs', this.me, '*'), FrameKind.shardReduce, (h, payload) => {
+      if (h.shard !== this.me || !this.partChunks[h.from]?.add(h.shard, h.chunk)) return;
+      copyFloats(payload, this.parts[h.from]!, h.offset - own.lo);
+      if (++this.arrivals[h.chunk]! === this.n - 1) this.reduce(h.chunk);
+    });
+    for (const k of others) {
+      if (layout.chunkCount(k) === 0) continue;
+      round.subscribe(dataSubject(key, 'so-ag', k, members[k]!), FrameKind.shardGather, (h, payload) => {
+        if (h.shard !== k || !this.gathered.add(h.shard, h.chunk)) return;
+        copyFloats(payload, this.result, h.offset);
+        this.maybeComplete();
+      });
+    }
+    round.missingData = () => this.missing();
+  }
+
+  /** After the barrier: send our part of every other shard to its owner. */
+  start(): void {
+    const { layout, spec } = this.round;
+    const self = spec.members[this.me]!;
+    for (let k = 0; k < this.n; k++) {
+      if (k === this.me) continue;
+      const subject = dataSubject(spec.key, 'so-rs', k, self);
+      for (let j = 0; j < layout.chunkCount(k); j++) {
+        const c = layout.chunk(k, j);
+        this.round.sendData(subject, FrameKind.shardReduce, k, j, this.data.subarray(c.lo, c.hi));
+      }
+    }
+    // With one member nothing arrives: every chunk of our shard is already complete.
+    if (this.n === 1) for (let j = 0; j < this.arrivals.length; j++) this.reduce(j);
+    this.maybeComplete();
+  }
+
+  // Sum in member order ((x0 + x1) + x2) + ..., each step rounded to float32: a fixed order, so the
+  // bytes do not depend on which contribution arrived first. Then one fan-out publish.
+  private reduce(j: number): void {
+    const { layout, spec } = this.round;
+    const c = layout.chunk(this.me, j);
+    const lo = c.lo - layout.shard(this.me).lo;
+    const len = c.hi - c.lo;
+    const out = this.result.subarray(c.lo, c.hi);
+    out.set(this.parts[0]!.subarray(lo, lo + len));
+    for (let m = 1; m < this.n; m++) {
+      const p = this.parts[m]!;
+      for (let i = 0; i < len; i++) out[i]! += p[lo + i]!;
+    }
+    this.reducedChunks++;
+    if (this.n > 1 || spec.observers.length > 0) {
+      const subject = dataSubject(spec.key, 'so-ag', this.me, spec.members[this.me]!);
+      this.round.sendData(subject, FrameKind.shardGather, this.me, j, out);
+    }
+    this.maybeComplete();
+  }
+
+  private maybeComplete(): void {
+    if (this.reducedChunks === this.arrivals.length && this.gathered.complete) this.round.complete();
+  }
+
+  private missing(): MissingPart[] {
+    const { members } = this.round.spec;
+    const out: MissingPart[] = [];
+    this.partChunks.forEach((set, m) => {
+      for (const [shard, chunks] of set.missing()) {
+        out.push({ member: members[m]!, phase: 'reduce-scatter', shard, chunks });
+      }
+    });
+    for (const [shard, chunks] of this.gathered.missing()) {
+      out.push({ member: members[shard]!, phase: 'gather', shard, chunks });
+    }
+    return out;
+  }
+}

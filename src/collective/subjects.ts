@@ -1,0 +1,39 @@
+// NATS subjects of one all-reduce round. Every subject carries run id, step and generation, so a
+// round only ever subscribes to its own traffic; the frame header repeats them (see frame.ts).
+import { AllReduceInputError } from './errors.ts';
+
+/** Identifies one round: a retried step gets a new generation and thus disjoint subjects. */
+export interface RoundKey {
+  readonly runId: string;
+  readonly step: number;
+  readonly generation: number;
+}
+
+/** The kinds of traffic in a round; one subject token each. */
+export type Phase = 'ctl' | 'so-rs' | 'so-ag' | 'ring-rs' | 'ring-ag';
+
+// A NATS token may not hold '.', wildcards or whitespace; ids go into subjects unescaped.
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function checkToken(what: string, value: string): void {
+  if (!TOKEN.test(value)) {
+    throw new AllReduceInputError(
+      `${what} ${JSON.stringify(value)} cannot be a NATS subject token: use 1-64 characters of A-Z a-z 0-9 _ -`,
+    );
+  }
+}
+
+/** `lora.<runId>.s<step>.g<generation>` — the prefix every subject of the round starts with. */
+export function roundPrefix(key: RoundKey): string {
+  return `lora.${key.runId}.s${key.step}.g${key.generation}`;
+}
+
+/** Control traffic (ready, abort) sent by `from`; `'*'` subscribes to every sender. */
+export function ctlSubject(key: RoundKey, from: string): string {
+  return `${roundPrefix(key)}.ctl.${from}`;
+}
+
+/** Data of `shard` in `phase`, sent by `from`; `'*'` in either place is a one-token wildcard. */
+export function dataSubject(key: RoundKey, phase: Phase, shard: number | '*', from: string): string {
+  return `${roundPrefix(key)}.${phase}.${shard}.${from}`;
+}

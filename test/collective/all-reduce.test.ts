@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { type AllReduceAlgorithm, allReduceSum, observeAllReduce } from '../../src/collective/index.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import {
+  bytesOf,
+  connectMembers,
+  memberIds,
+  randomGradients,
+  sumInOrder,
+  worstErrorRatio,
+} from './members.ts';
+
+const algorithms: readonly AllReduceAlgorithm[] = ['shard-owner', 'ring'];
+
+// The bytes each algorithm documents: shard-owner sums in member order; the ring sums shard s in
+// ring order starting at member s (docs/collective.md). Built here independently of src/.
+function documentedSum(algorithm: AllReduceAlgorithm, xs: readonly Float32Array[]): Float32Array {
+  const n = xs.length;
+  const members = xs.map((_, i) => i);
+  if (algorithm === 'shard-owner') return sumInOrder(xs, members);
+  const out = new Float32Array(xs[0]!.length);
+  for (let s = 0; s < n; s++) {
+    const lo = Math.floor((s * out.length) / n);
+    const hi = Math.floor(((s + 1) * out.length) / n);
+    out.set(
+      sumInOrder(
+        xs,
+        members.map((k) => (s + k) % n),
+        lo,
+        hi,
+      ),
+      lo,
+    );
+  }
+  return out;
+}
+
+describe('all-reduce sum', () => {
+  let server: NatsServer;
+  const conns: NatsConnection[] = [];
+
+  before(async () => {
+    server = await startNats();
+    conns.push(...(await connectMembers(server.url, 6)));
+  });
+  after(async () => {
+    await Promise.all(conns.map((c) => c.close()));
+    await server?.stop();
+  });
+
+  for (const algorithm of algorithms) {
+    for (const n of [2, 3, 5]) {
+      it(`gives ${n} members (${algorithm}) and an observer the same bytes, a correct sum`, async () => {
+        const length = 10_007; // not a multiple of n: shards differ in size
+        const xs = randomGradients(n, length, 1000 * n + algorithm.length);
+        const members = memberIds(n);
+        const common = {
+          runId: 'run1',
+          step: 7,
+          generation: 0,
+          members,
+          observers: ['coord'],
+          timeoutMs: 10_000,
+          algorithm,
+        };
+        const [results, observed] = await Promise.all([
+          Promise.all(
+            members.map((self, i) => allReduceSum({ ...common, nc: conns[i]!, self, data: xs[i]! })),
+          ),
+          observeAllReduce({ ...common, nc: conns[5]!, self: 'coord', length }),
+        ]);
+        for (const r of results.slice(1)) assert.equal(Buffer.compare(bytesOf(r), bytesOf(results[0]!)), 0);
+        assert.equal(Buffer.compare(bytesOf(observed), bytesOf(results[0]!)), 0, 'observer differs');
+        assert.ok(worstErrorRatio(results[0]!, xs) <= 1, 'sum is off the float64 reference');
+        const expected = documentedSum(algorithm, xs);
+        assert.equal(Buffer.compare(bytesOf(results[0]!), bytesOf(expected)), 0, 'not the documented order');
+        // The data is such that another order gives other bytes, so the checks above mean something.
+        const reversed = sumInOrder(
+          xs,
+          members.map((_, i) => n - 1 - i),
+        );
+        if (n > 2) assert.notEqual(Buffer.compare(bytesOf(reversed), bytesOf(expected)), 0);
+        assert.deepEqual(
+          Array.from(xs[0]!.subarray(0, 3)),
+          Array.from(randomGradients(n, 3, 1000 * n + algorithm.length)[0]!),
+          'input modified',
+        );
+      });
+    }
+
+    it(`handles fewer elements than members (${algorithm})`, async () => {
+      const xs = randomGradients(5, 3, 9);
+      const members = memberIds(5);
+      const results = await Promise.all(
+        members.map((self, i) =>
+          allReduceSum({
+            nc: conns[i]!,
+            runId: 'run1',
+            step: 8,
+            generation: 0,
+            members,
+            self,
+            data: xs[i]!,
+            timeoutMs: 10_000,
+            algorithm,
+          }),
+        ),
+      );
+      for (const r of results) assert.deepEqual(bytesOf(r), bytesOf(documentedSum(algorithm, xs)));
+    });
+  }
+
+  it('returns a copy of the data for a single member', async () => {
+    const [x] = randomGradients(1, 100, 3);
+    const r = await allReduceSum({
+      nc: conns[0]!,
+      runId: 'run1',
+      step: 9,
+      generation: 0,
+      members: ['solo'],
+      self: 'solo',
+      data: x!,
+      timeoutMs: 5000,
+    });
+    assert.deepEqual(bytesOf(r), bytesOf(x!));
+    assert.notEqual(r.buffer, x!.buffer);
+  });
+});
