@@ -186,8 +186,13 @@ export interface MicroBatchResult {
 export interface ReduceStart {
   step: number;
   generation: number;
+  /** sorted: the summation order */
   members: string[];
   totalSupervisedTokens: number;
+  /** non-contributing replicas (the coordinator) that members wait for */
+  observers: string[];
+  /** "shard-owner" | "ring" */
+  algorithm: string;
 }
 
 export interface ReduceResult {
@@ -1917,7 +1922,7 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
 };
 
 function createBaseReduceStart(): ReduceStart {
-  return { step: 0, generation: 0, members: [], totalSupervisedTokens: 0 };
+  return { step: 0, generation: 0, members: [], totalSupervisedTokens: 0, observers: [], algorithm: "" };
 }
 
 export const ReduceStart: MessageFns<ReduceStart> = {
@@ -1933,6 +1938,12 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     }
     if (message.totalSupervisedTokens !== 0) {
       writer.uint32(32).uint64(message.totalSupervisedTokens);
+    }
+    for (const v of message.observers) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.algorithm !== "") {
+      writer.uint32(50).string(message.algorithm);
     }
     return writer;
   },
@@ -1982,6 +1993,22 @@ export const ReduceStart: MessageFns<ReduceStart> = {
             message.totalSupervisedTokens = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.observers.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.algorithm = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2004,6 +2031,10 @@ export const ReduceStart: MessageFns<ReduceStart> = {
         : isSet(object.total_supervised_tokens)
         ? globalThis.Number(object.total_supervised_tokens)
         : 0,
+      observers: globalThis.Array.isArray(object?.observers)
+        ? object.observers.map((e: any) => globalThis.String(e))
+        : [],
+      algorithm: isSet(object.algorithm) ? globalThis.String(object.algorithm) : "",
     };
   },
 
@@ -2021,6 +2052,12 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     if (message.totalSupervisedTokens !== 0) {
       obj.totalSupervisedTokens = Math.round(message.totalSupervisedTokens);
     }
+    if (message.observers?.length) {
+      obj.observers = message.observers;
+    }
+    if (message.algorithm !== "") {
+      obj.algorithm = message.algorithm;
+    }
     return obj;
   },
 
@@ -2033,6 +2070,8 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     message.generation = object.generation ?? 0;
     message.members = object.members?.map((e) => e) || [];
     message.totalSupervisedTokens = object.totalSupervisedTokens ?? 0;
+    message.observers = object.observers?.map((e) => e) || [];
+    message.algorithm = object.algorithm ?? "";
     return message;
   },
 };

@@ -1,0 +1,17 @@
+// The flat layout of a run's trainable state: every LoRA A and B of the model (src/model/lora.ts,
+// pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in.
+import type { MptConfig } from '../model/config.ts';
+import { type LoraSettings, type LoraTarget, loraTargets } from '../model/lora.ts';
+import { type ParamLayout, paramLayout } from './param-layout.ts';
+
+export function adapterLayout(
+  config: MptConfig,
+  lora: LoraSettings,
+): { layout: ParamLayout; targets: LoraTarget[] } {
+  const targets = loraTargets(config, lora);
+  const specs = targets.flatMap((t) => [
+    { name: t.aName, shape: [lora.r, t.inFeatures] },
+    { name: t.bName, shape: [t.outFeatures, lora.r] },
+  ]);
+  return { layout: paramLayout(specs), targets };
+}

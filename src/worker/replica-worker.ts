@@ -1,0 +1,195 @@
+// What a worker does with the coordinator's messages (DESIGN.md §2): it is a replica of the adapter
+// state, computes the micro-batches it is dealt into a local gradient accumulator, all-reduces that
+// accumulator over NATS when the step is whole, reports checksums, and applies AdamW only when the
+// coordinator commits. Transport-free: `send` carries its answers, the session owns the stream.
+import type { NatsConnection } from '@nats-io/transport-node';
+import { allReduceSum } from '../collective/index.ts';
+import {
+  type CoordinatorMessage,
+  type MicroBatch,
+  MicroBatchKind,
+  type ReduceStart,
+  type StateSync,
+  type WorkerMessage,
+} from '../proto/lora_mpt/v1/coordinator.ts';
+import type { ParamLayout } from '../train/param-layout.ts';
+import { AdapterReplica, type FinalGradient, finalizeGradient } from '../train/replica.ts';
+import type { RunConfig } from '../train/run-config.ts';
+
+/** The model side of a worker: LoRA forward/backward on the worker's compute backend. */
+export interface MicroBatchCompute {
+  /** Sets the LoRA weights (flat, in `layout` order) used by the following micro-batches. */
+  setAdapter(params: Float32Array): void;
+  /** Gradient of the SUM of token losses, flat in layout order (a new array the caller may keep). */
+  train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }>;
+  evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }>;
+}
+
+export interface ReplicaWorkerOptions {
+  readonly id: string;
+  readonly run: RunConfig;
+  readonly layout: ParamLayout;
+  readonly compute: MicroBatchCompute;
+  readonly nc: NatsConnection;
+  readonly maxInFlight: number;
+  send(msg: WorkerMessage): void;
+  log(line: string): void;
+  /** Test hook for fault injection (corrupting a replica); never set in production. */
+  readonly afterCommit?: (replica: AdapterReplica, step: number) => void;
+}
+
+export class ReplicaWorker {
+  private replica: AdapterReplica | undefined;
+  private accumulator: Float32Array;
+  private pending: { step: number; generation: number; final: FinalGradient } | undefined;
+  private queue: MicroBatch[] = [];
+  private busy = false;
+  private credited = false;
+  private reduceAbort: AbortController | undefined;
+  /** Micro-batches this worker computed, by kind (for logs and the straggler test). */
+  readonly computed = { train: 0, eval: 0 };
+
+  constructor(private readonly o: ReplicaWorkerOptions) {
+    this.accumulator = new Float32Array(o.layout.size);
+  }
+
+  /** Handles one coordinator message. Resolves when it has been dealt with (compute is queued). */
+  handle(msg: CoordinatorMessage): 'finished' | undefined {
+    const body = msg.body;
+    if (!body) return undefined;
+    switch (body.$case) {
+      case 'stateSync':
+        this.sync(body.value);
+        return undefined;
+      case 'microBatch':
+        this.queue.push(body.value);
+        void this.drain();
+        return undefined;
+      case 'reduceStart':
+        void this.reduce(body.value);
+        return undefined;
+      case 'stepCommit':
+        this.commit(body.value.step, body.value.generation, body.value.learningRate);
+        return undefined;
+      case 'stepAbort':
+        // Our accumulator stays: the coordinator still counts our micro-batches for this step.
+        this.reduceAbort?.abort();
+        this.pending = undefined;
+        return undefined;
+      case 'finished':
+        this.o.log(`run finished after ${body.value.steps} steps: ${body.value.reason}`);
+        return 'finished';
+      default:
+        return undefined;
+    }
+  }
+
+  private sync(s: StateSync): void {
+    const names = this.o.layout.specs.map((x) => x.name);
+    if (s.names.length !== names.length || s.names.some((n, i) => n !== names[i])) {
+      throw new Error(
+        `the coordinator's adapter has tensors [${s.names.slice(0, 3).join(', ')}, ...] (${s.names.length}); this worker's model gives ${names.length}: check --lora_target_modules and --base_model`,
+      );
+    }
+    const floats = (b: Uint8Array) =>
+      new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    const state = {
+      params: floats(s.params),
+      expAvg: floats(s.expAvg),
+      expAvgSq: floats(s.expAvgSq),
+      step: s.optimizerSteps,
+    };
+    if (this.replica) this.replica.restore(state);
+    else this.replica = new AdapterReplica(this.o.layout, state.params);
+    this.replica.restore(state);
+    const got = this.replica.checksum();
+    if (got !== s.checksum)
+      throw new Error(`state sync arrived corrupted: checksum ${got}, expected ${s.checksum}`);
+    this.accumulator.fill(0);
+    this.pending = undefined;
+    this.o.compute.setAdapter(this.replica.state.params);
+    this.o.log(`replica synced at step ${s.step}`);
+    if (!this.credited) {
+      this.credited = true;
+      this.o.send({ body: { $case: 'credit', value: { credits: this.o.maxInFlight } } });
+    }
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (let mb = this.queue.shift(); mb; mb = this.queue.shift()) {
+        if (mb.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL) {
+          const r = await this.o.compute.evaluate(mb);
+          this.computed.eval++;
+          this.report(mb, r.lossSum, r.tokens);
+        } else {
+          const r = await this.o.compute.train(mb);
+          const acc = this.accumulator;
+          for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grad[i]!;
+          this.computed.train++;
+          this.report(mb, r.lossSum, r.tokens);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private report(mb: MicroBatch, lossSum: number, tokens: number): void {
+    this.o.send({
+      body: {
+        $case: 'result',
+        value: { id: mb.id, step: mb.step, kind: mb.kind, lossSum, supervisedTokens: tokens },
+      },
+    });
+  }
+
+  private async reduce(r: ReduceStart): Promise<void> {
+    const replica = this.replica;
+    if (!replica) return;
+    const answer = (fields: { checksum: string; gradNorm: number; error: string }) =>
+      this.o.send({
+        body: {
+          $case: 'reduceResult',
+          value: { step: r.step, generation: r.generation, stateChecksum: replica.checksum(), ...fields },
+        },
+      });
+    this.reduceAbort = new AbortController();
+    try {
+      const sum = await allReduceSum({
+        nc: this.o.nc,
+        runId: this.o.run.runId,
+        step: r.step,
+        generation: r.generation,
+        members: r.members,
+        observers: r.observers,
+        self: this.o.id,
+        data: this.accumulator,
+        algorithm: r.algorithm === 'ring' ? 'ring' : 'shard-owner',
+        timeoutMs: this.o.run.allReduceTimeoutMs,
+        signal: this.reduceAbort.signal,
+      });
+      const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
+      this.pending = { step: r.step, generation: r.generation, final };
+      answer({ checksum: final.checksum, gradNorm: final.norm, error: '' });
+    } catch (err) {
+      answer({ checksum: '', gradNorm: 0, error: (err as Error).message });
+    }
+  }
+
+  private commit(step: number, generation: number, lr: number): void {
+    const p = this.pending;
+    if (!this.replica || !p || p.step !== step || p.generation !== generation) {
+      throw new Error(
+        `commit of step ${step} generation ${generation} without its reduced gradient; this replica must be re-synced`,
+      );
+    }
+    this.replica.apply(p.final.grad, lr);
+    this.pending = undefined;
+    this.accumulator.fill(0);
+    this.o.afterCommit?.(this.replica, step);
+    this.o.compute.setAdapter(this.replica.state.params);
+  }
+}

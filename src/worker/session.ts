@@ -1,0 +1,173 @@
+// A worker's life on the wire: holds one Session stream to the coordinator, says Hello, loads the
+// model the run names (once, kept across reconnects), reports Ready, and feeds the stream to a
+// ReplicaWorker. When the coordinator goes away (restart, network) it reconnects with exponential
+// backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
+import { credentials } from '@grpc/grpc-js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { GRPC_CHANNEL_OPTIONS } from '../coordinator/grpc-server.ts';
+import { PROTOCOL_VERSION } from '../coordinator/protocol.ts';
+import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { ParamLayout } from '../train/param-layout.ts';
+import type { AdapterReplica } from '../train/replica.ts';
+import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
+import { type MicroBatchCompute, ReplicaWorker } from './replica-worker.ts';
+
+export interface PreparedModel {
+  readonly compute: MicroBatchCompute;
+  readonly layout: ParamLayout;
+  readonly fingerprint: string;
+}
+
+export interface WorkerSessionOptions {
+  /** host:port of the coordinator's gRPC endpoint. */
+  readonly coordinator: string;
+  readonly workerId: string;
+  readonly backend: string;
+  readonly maxInFlight: number;
+  readonly nc: NatsConnection;
+  /** Loads the base model and LoRA layout the run names. Called again only if the run config changes. */
+  prepare(run: RunConfig): Promise<PreparedModel>;
+  log(line: string): void;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  /** Give up after this long without reaching a coordinator (default: never). */
+  readonly giveUpAfterMs?: number;
+  readonly afterCommit?: (replica: AdapterReplica, step: number) => void;
+}
+
+/** The coordinator refused this worker for a reason waiting will not fix. */
+export class RefusedError extends Error {
+  override name = 'RefusedError';
+}
+
+type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: boolean };
+
+export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
+  const client = new CoordinatorClient(o.coordinator, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+  let prepared: { key: string; model: PreparedModel } | undefined;
+  let delay = o.backoffInitialMs ?? 500;
+  let lastContact = Date.now();
+  try {
+    for (;;) {
+      const outcome = await once();
+      if (outcome.kind === 'finished') return;
+      if (outcome.welcomed) {
+        delay = o.backoffInitialMs ?? 500;
+        lastContact = Date.now();
+      }
+      if (o.giveUpAfterMs !== undefined && Date.now() - lastContact > o.giveUpAfterMs) {
+        throw new Error(
+          `no coordinator at ${o.coordinator} for ${o.giveUpAfterMs} ms (last: ${outcome.why})`,
+        );
+      }
+      const wait = Math.round(delay * (0.5 + Math.random() / 2));
+      o.log(`coordinator ${o.coordinator}: ${outcome.why}; reconnecting in ${wait} ms`);
+      await new Promise((r) => setTimeout(r, wait));
+      delay = Math.min(delay * 2, o.backoffMaxMs ?? 10_000);
+    }
+  } finally {
+    client.close();
+  }
+
+  function once(): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      const call = client.session();
+      let welcomed = false;
+      let settled = false;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let worker: ReplicaWorker | undefined;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(heartbeat);
+        fn();
+      };
+      const retry = (why: string) =>
+        settle(() => {
+          call.cancel();
+          resolve({ kind: 'retry', why, welcomed });
+        });
+      const send = (m: Parameters<typeof call.write>[0]) => {
+        if (!settled && !call.writableEnded) call.write(m);
+      };
+      send({
+        body: {
+          $case: 'hello',
+          value: {
+            protocolVersion: PROTOCOL_VERSION,
+            runId: '',
+            workerId: o.workerId,
+            capabilities: { backend: o.backend, deviceMemoryBytes: 0, maxInFlight: o.maxInFlight },
+          },
+        },
+      });
+      const onWelcome = async (runConfigJson: string, fingerprint: string, intervalMs: number) => {
+        const run = parseRunConfig(runConfigJson);
+        if (prepared?.key !== runConfigJson) {
+          o.log(`loading base model ${run.baseModel}`);
+          prepared = { key: runConfigJson, model: await o.prepare(run) };
+        }
+        const model = prepared.model;
+        if (model.fingerprint !== fingerprint) {
+          o.log(`warning: base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`);
+        }
+        heartbeat = setInterval(
+          () => send({ body: { $case: 'heartbeat', value: { unixMs: Date.now() } } }),
+          intervalMs,
+        );
+        worker = new ReplicaWorker({
+          id: o.workerId,
+          run,
+          layout: model.layout,
+          compute: model.compute,
+          nc: o.nc,
+          maxInFlight: o.maxInFlight,
+          send,
+          log: o.log,
+          afterCommit: o.afterCommit,
+        });
+        send({ body: { $case: 'ready', value: { modelFingerprint: model.fingerprint } } });
+      };
+      call.on('data', (msg: CoordinatorMessage) => {
+        const body = msg.body;
+        if (!body || settled) return;
+        if (body.$case === 'refused') {
+          const reason = body.value.reason;
+          if (/already connected/.test(reason)) return retry(`refused: ${reason}`);
+          return settle(() => {
+            call.cancel();
+            reject(new RefusedError(`the coordinator refused this worker: ${reason}`));
+          });
+        }
+        if (body.$case === 'welcome') {
+          welcomed = true;
+          o.log(`joined run ${body.value.runId} as ${body.value.workerId} at step ${body.value.step}`);
+          onWelcome(
+            body.value.runConfigJson,
+            body.value.modelFingerprint,
+            body.value.heartbeatIntervalMs,
+          ).catch((err: Error) =>
+            settle(() => {
+              call.cancel();
+              reject(err);
+            }),
+          );
+          return;
+        }
+        if (!worker) return;
+        try {
+          if (worker.handle(msg) === 'finished') {
+            settle(() => {
+              call.end();
+              resolve({ kind: 'finished' });
+            });
+          }
+        } catch (err) {
+          retry(`dropped the session to be re-synced: ${(err as Error).message}`);
+        }
+      });
+      call.on('error', (err) => retry(`stream error: ${err.message}`));
+      call.on('end', () => retry('the coordinator ended the stream'));
+    });
+  }
+}
