@@ -78,7 +78,7 @@ export class Round {
       signal.addEventListener('abort', onAbort, { once: true });
       this.cleanups.push(() => signal.removeEventListener('abort', onAbort));
     }
-    this.begin(start).catch((err: Error) => this.fail(this.asRoundError(err)));
+    this.begin(start).catch((err: Error) => this.fail(this.asRoundError(err), true));
     return this.done;
   }
 
@@ -153,7 +153,7 @@ export class Round {
           if (kind !== 'ctl') this.checkLayout(h, payload, length);
           handler(h, payload);
         } catch (e) {
-          this.fail(this.asRoundError(e as Error));
+          this.fail(this.asRoundError(e as Error), true);
         }
       },
     });

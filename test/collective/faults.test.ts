@@ -1,0 +1,321 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { encodeFrame, FrameKind, runHash } from '../../src/collective/frame.ts';
+import {
+  type AllReduceAlgorithm,
+  AllReduceCancelledError,
+  AllReduceDisconnectedError,
+  AllReduceInputError,
+  AllReducePeerAbortedError,
+  AllReduceProtocolError,
+  AllReduceTimeoutError,
+  allReduceSum,
+} from '../../src/collective/index.ts';
+import { ctlSubject, dataSubject, type Phase, type RoundKey } from '../../src/collective/subjects.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import { bytesOf, connectMembers, memberIds, randomGradients, sumInOrder } from './members.ts';
+
+const members = memberIds(3);
+
+/** Resolves once `ids` have announced ready in round `key`, i.e. hold their subscriptions. */
+async function readiesOf(
+  spy: NatsConnection,
+  key: RoundKey,
+  ids: readonly string[],
+): Promise<() => Promise<void>> {
+  const seen = new Set<string>();
+  let done: () => void = () => {};
+  const all = new Promise<void>((r) => (done = r));
+  const sub = spy.subscribe(ctlSubject(key, '*'), {
+    callback: (_e, msg) => {
+      seen.add(msg.subject.split('.').at(-1)!);
+      if (ids.every((id) => seen.has(id))) done();
+    },
+  });
+  await spy.flush();
+  return async () => {
+    await all;
+    sub.unsubscribe();
+  };
+}
+
+/** A ready frame for `member` (index `from`) with header fields overridden. */
+function readyFrame(key: RoundKey, from: number, over: Partial<{ generation: number; runId: string }> = {}) {
+  return encodeFrame({
+    kind: FrameKind.ready,
+    runHash: runHash(over.runId ?? key.runId),
+    step: key.step,
+    generation: over.generation ?? key.generation,
+    from,
+    shard: 0,
+    chunk: 0,
+    chunkCount: 0,
+    offset: 0,
+    totalLength: 0,
+  });
+}
+
+const why = (r: PromiseSettledResult<unknown>) => (r.status === 'rejected' ? String(r.reason) : 'fulfilled');
+
+const reconnected = (nc: NatsConnection) =>
+  (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') return;
+  })();
+
+describe('all-reduce faults', () => {
+  let server: NatsServer;
+  let conns: NatsConnection[] = [];
+  let spy: NatsConnection;
+  const xs = randomGradients(3, 5000, 77);
+
+  before(async () => {
+    server = await startNats();
+    conns = await connectMembers(server.url, 3);
+    spy = (await connectMembers(server.url, 1))[0]!;
+  });
+  after(async () => {
+    await Promise.all([...conns, spy].map((c) => c?.close()));
+    await server?.stop();
+  });
+
+  const reduce = (i: number, key: RoundKey, extra: Partial<Parameters<typeof allReduceSum>[0]> = {}) =>
+    allReduceSum({
+      nc: conns[i]!,
+      ...key,
+      members,
+      self: members[i]!,
+      data: xs[i]!,
+      timeoutMs: 5000,
+      ...extra,
+    });
+
+  for (const algorithm of ['shard-owner', 'ring'] as const satisfies readonly AllReduceAlgorithm[]) {
+    it(`ignores frames of an older generation, another run or step on its subjects (${algorithm})`, async () => {
+      const key = { runId: 'faults', step: 5, generation: 1 };
+      const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+      const early = [reduce(0, key, { algorithm }), reduce(1, key, { algorithm })];
+      await waitReady();
+      // m2 has not subscribed yet. Were a stale ready of m2 taken, m0 and m1 would send into the void.
+      const stale = [{ generation: 0 }, { runId: 'other-run' }];
+      for (const over of stale) spy.publish(ctlSubject(key, 'm2'), readyFrame(key, 2, over));
+      const junk = new Float32Array(5000).fill(1e30);
+      const phases: Phase[] = ['so-rs', 'so-ag', 'ring-rs', 'ring-ag'];
+      const kinds = [
+        FrameKind.shardReduce,
+        FrameKind.shardGather,
+        FrameKind.ringReduce,
+        FrameKind.ringGather,
+      ];
+      for (const [p, phase] of phases.entries()) {
+        for (let shard = 0; shard < 3; shard++) {
+          for (const [from, id] of members.entries()) {
+            for (const h of [
+              { generation: 0, runHash: runHash('faults'), step: 5 },
+              { generation: 1, runHash: runHash('other'), step: 5 },
+              { generation: 1, runHash: runHash('faults'), step: 4 },
+            ]) {
+              const lo = Math.floor((shard * 5000) / 3);
+              const hi = Math.floor(((shard + 1) * 5000) / 3);
+              const frame = encodeFrame(
+                {
+                  ...h,
+                  kind: kinds[p]!,
+                  from,
+                  shard,
+                  chunk: 0,
+                  chunkCount: 1,
+                  offset: lo,
+                  totalLength: 5000,
+                },
+                junk.subarray(lo, hi),
+              );
+              spy.publish(dataSubject(key, phase, shard, id), frame);
+              spy.publish(dataSubject({ ...key, generation: 0 }, phase, shard, id), frame);
+            }
+          }
+        }
+      }
+      await spy.flush();
+      const results = await Promise.all([...early, reduce(2, key, { algorithm })]);
+      const reference = algorithm === 'shard-owner' ? sumInOrder(xs, [0, 1, 2]) : undefined;
+      for (const r of results) {
+        assert.equal(Buffer.compare(bytesOf(r), bytesOf(results[0]!)), 0);
+        assert.ok(
+          r.every((v) => Math.abs(v) < 1e29),
+          'a junk frame was summed',
+        );
+      }
+      if (reference) assert.deepEqual(bytesOf(results[0]!), bytesOf(reference));
+    });
+
+    it(`names the member that never sends its part, after the deadline (${algorithm})`, async () => {
+      const key = { runId: 'faults', step: 6, generation: 0 };
+      const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+      const calls = [0, 1].map((i) => reduce(i, key, { algorithm, timeoutMs: 1500 }));
+      const settled = Promise.allSettled(calls);
+      await waitReady();
+      // m2 "joins" the barrier but never subscribes or sends: its data is what goes missing.
+      spy.publish(ctlSubject(key, 'm2'), readyFrame(key, 2));
+      const [r0, r1] = await settled;
+      for (const r of [r0!, r1!]) {
+        assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError, why(r));
+      }
+      const e0 = (r0 as PromiseRejectedResult).reason as AllReduceTimeoutError;
+      const e1 = (r1 as PromiseRejectedResult).reason as AllReduceTimeoutError;
+      // m0 follows m2 in the ring; in shard-owner every owner misses m2's contribution.
+      const direct = (e: AllReduceTimeoutError) =>
+        e.missing.filter((p) => p.phase === 'reduce-scatter').map((p) => p.member);
+      assert.deepEqual([...new Set(direct(e0))], ['m2']);
+      assert.match(e0.message, /m2 \(reduce-scatter shard \d chunks 0\)/);
+      if (algorithm === 'shard-owner') assert.deepEqual([...new Set(direct(e1))], ['m2']);
+      else assert.deepEqual(e1.missingMembers, ['m0']);
+    });
+  }
+
+  it('names members that never reach the ready barrier', async () => {
+    const key = { runId: 'faults', step: 7, generation: 0 };
+    const results = await Promise.allSettled([0, 1].map((i) => reduce(i, key, { timeoutMs: 800 })));
+    for (const r of results) {
+      assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError);
+      assert.deepEqual(r.reason.missingMembers, ['m2']);
+      assert.deepEqual(r.reason.missing[0]?.phase, 'ready');
+    }
+  });
+
+  it('rejects when the server restarts mid-reduce, and the retry under generation + 1 succeeds', async () => {
+    const key = { runId: 'faults', step: 8, generation: 0 };
+    const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+    const calls = Promise.allSettled([0, 1].map((i) => reduce(i, key)));
+    await waitReady();
+    const back = [...conns, spy].map(reconnected);
+    await server.restart();
+    for (const r of await calls) {
+      assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceDisconnectedError, why(r));
+      assert.equal(r.reason.retryable, true);
+    }
+    await Promise.all(back);
+    const retry = await Promise.all([0, 1, 2].map((i) => reduce(i, { ...key, generation: 1 })));
+    for (const r of retry) assert.deepEqual(bytesOf(r), bytesOf(sumInOrder(xs, [0, 1, 2])));
+  });
+
+  const big = randomGradients(3, 2 ** 21, 5); // 8 MiB each: still moving when the server dies
+  const bigSum = bytesOf(sumInOrder(big, [0, 1, 2]));
+  for (const algorithm of ['shard-owner', 'ring'] as const) {
+    it(`never returns a wrong sum when the server restarts during the data phase (${algorithm})`, async () => {
+      const key = { runId: 'faults', step: 9, generation: algorithm === 'ring' ? 10 : 0 };
+      let restarting: Promise<void> | undefined;
+      const firstData = spy.subscribe(
+        `${ctlSubject(key, 'x').slice(0, -6)}.${algorithm === 'ring' ? 'ring-rs' : 'so-rs'}.>`,
+        {
+          max: 1,
+          callback: () => {
+            restarting = server.restart();
+          },
+        },
+      );
+      await spy.flush();
+      const back = [...conns, spy].map(reconnected);
+      const run = (k: RoundKey) =>
+        Promise.allSettled(
+          [0, 1, 2].map((i) =>
+            allReduceSum({
+              nc: conns[i]!,
+              ...k,
+              members,
+              self: members[i]!,
+              data: big[i]!,
+              timeoutMs: 20_000,
+              algorithm,
+            }),
+          ),
+        );
+      const outcomes = await run(key);
+      firstData.unsubscribe();
+      await restarting;
+      await Promise.all(back);
+      const expected = algorithm === 'shard-owner' ? bigSum : undefined;
+      for (const o of outcomes) {
+        if (o.status === 'rejected')
+          assert.ok(
+            o.reason instanceof AllReduceDisconnectedError || o.reason instanceof AllReducePeerAbortedError,
+            String(o.reason),
+          );
+        else if (expected) assert.equal(Buffer.compare(bytesOf(o.value), expected), 0);
+      }
+      assert.ok(
+        outcomes.some((o) => o.status === 'rejected'),
+        'the restart came too late to test anything',
+      );
+      const retry = await run({ ...key, generation: key.generation + 1 });
+      for (const o of retry) {
+        assert.equal(o.status, 'fulfilled', String((o as PromiseRejectedResult).reason));
+      }
+      const sums = retry.map((o) => bytesOf((o as PromiseFulfilledResult<Float32Array>).value));
+      for (const s of sums) assert.equal(Buffer.compare(s, sums[0]!), 0);
+      if (expected) assert.equal(Buffer.compare(sums[0]!, expected), 0);
+    });
+  }
+
+  it('cancels on the caller signal and tells the peers, who stop waiting', async () => {
+    const key = { runId: 'faults', step: 10, generation: 0 };
+    const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+    const ac = new AbortController();
+    const calls = Promise.allSettled([reduce(0, key, { signal: ac.signal }), reduce(1, key)]);
+    await waitReady();
+    ac.abort();
+    const [r0, r1] = await calls;
+    assert.ok(r0!.status === 'rejected' && r0!.reason instanceof AllReduceCancelledError, why(r0!));
+    assert.ok(r1!.status === 'rejected' && r1!.reason instanceof AllReducePeerAbortedError, why(r1!));
+    assert.equal(r1.reason.member, 'm0');
+  });
+
+  it('refuses a peer whose vector has another length', async () => {
+    const key = { runId: 'faults', step: 11, generation: 0 };
+    const two = ['m0', 'm1'];
+    const results = await Promise.allSettled([
+      allReduceSum({
+        nc: conns[0]!,
+        ...key,
+        members: two,
+        self: 'm0',
+        data: new Float32Array(10),
+        timeoutMs: 5000,
+      }),
+      allReduceSum({
+        nc: conns[1]!,
+        ...key,
+        members: two,
+        self: 'm1',
+        data: new Float32Array(12),
+        timeoutMs: 5000,
+      }),
+    ]);
+    // Whoever sees the other's frame first fails with the protocol error and tells the other.
+    const protocol = results.filter(
+      (r) => r.status === 'rejected' && r.reason instanceof AllReduceProtocolError,
+    );
+    assert.ok(protocol.length >= 1, results.map(why).join('; '));
+    for (const r of results) {
+      assert.ok(r.status === 'rejected', why(r));
+      assert.match(String(r.reason), /sends a vector of 1[02] elements/);
+    }
+  });
+
+  it('rejects bad options with an error naming the field', async () => {
+    const base = { nc: conns[0]!, runId: 'faults', step: 12, generation: 0, data: xs[0]!, timeoutMs: 1000 };
+    const bad: Array<[Parameters<typeof allReduceSum>[0], RegExp]> = [
+      [{ ...base, members: ['m1', 'm0'], self: 'm0' }, /sorted/],
+      [{ ...base, members: ['m0', 'm0'], self: 'm0' }, /sorted ascending and unique/],
+      [{ ...base, members: ['m0', 'm1'], self: 'm9' }, /self "m9"/],
+      [{ ...base, runId: 'a.b', members: ['m0'], self: 'm0' }, /runId "a.b"/],
+      [{ ...base, members: ['m0'], self: 'm0', maxPayload: 1e12 }, /max_payload/],
+      [{ ...base, members: ['m0'], self: 'm0', step: -1 }, /step/],
+    ];
+    for (const [o, re] of bad)
+      await assert.rejects(
+        allReduceSum(o),
+        (e: Error) => e instanceof AllReduceInputError && re.test(e.message),
+      );
+  });
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chunkElements, Layout } from '../../src/collective/chunking.ts';
+import { AllReduceInputError } from '../../src/collective/errors.ts';
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameKind,
+  framePayload,
+  HEADER_BYTES,
+  runHash,
+} from '../../src/collective/frame.ts';
+
+const header = {
+  kind: FrameKind.shardReduce,
+  runHash: runHash('run-a'),
+  step: 4_000_000_000,
+  generation: 3,
+  from: 4,
+  shard: 2,
+  chunk: 7,
+  chunkCount: 9,
+  offset: 123_456,
+  totalLength: 999_999,
+};
+
+describe('all-reduce frame', () => {
+  it('round-trips every header field and the payload bytes', () => {
+    const payload = new Float32Array([1.5, -2, 3e-30]);
+    const msg = encodeFrame(header, payload);
+    assert.equal(msg.length, HEADER_BYTES + 12);
+    assert.deepEqual(decodeFrame(msg), header);
+    assert.deepEqual(new Float32Array(framePayload(msg).slice().buffer), payload);
+  });
+
+  it('drops bytes that are not a frame of this protocol version', () => {
+    const msg = encodeFrame(header);
+    assert.equal(decodeFrame(msg.subarray(0, HEADER_BYTES - 1)), undefined);
+    for (const at of [0, 4, 5]) {
+      const bad = msg.slice();
+      bad[at] = 0xee;
+      assert.equal(decodeFrame(bad), undefined, `byte ${at} altered`);
+    }
+  });
+
+  it('tells run ids apart by hash', () => {
+    assert.notEqual(runHash('run-a'), runHash('run-b'));
+    assert.equal(runHash('run-a'), runHash('run-a'));
+  });
+});
+
+describe('vector layout', () => {
+  it('cuts any length into contiguous shards and chunks that fit max_payload', () => {
+    const maxPayload = 4096;
+    const size = chunkElements(maxPayload);
+    assert.ok(HEADER_BYTES + 4 * size <= maxPayload && HEADER_BYTES + 4 * (size + 1) > maxPayload);
+    for (const [length, shards] of [
+      [0, 3],
+      [2, 5],
+      [10_007, 3],
+      [size * 6, 2],
+      [size * 6 + 1, 7],
+    ] as const) {
+      const layout = new Layout(length, shards, size);
+      let next = 0;
+      for (let k = 0; k < shards; k++) {
+        for (let j = 0; j < layout.chunkCount(k); j++) {
+          const c = layout.chunk(k, j);
+          assert.equal(c.lo, next, `length ${length} shard ${k} chunk ${j} starts where the last ended`);
+          assert.ok(c.hi > c.lo && c.hi - c.lo <= size);
+          next = c.hi;
+        }
+        assert.equal(next, layout.shard(k).hi);
+      }
+      assert.equal(next, length);
+    }
+  });
+
+  it('refuses a max_payload with no room for data', () => {
+    assert.throws(() => chunkElements(HEADER_BYTES + 3), AllReduceInputError);
+  });
+});
