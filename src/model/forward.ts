@@ -1,0 +1,69 @@
+// Forward-only uses of the model (evaluation, generation, parity tests): the final hidden states,
+// full logits, and the loss sum over supervised positions without any gradient. LoRA is applied
+// when the model has weights set; dropout never is (eval mode).
+import * as tf from '@tensorflow/tfjs-core';
+import { AttentionMask } from './attention-mask.ts';
+import { blockForward } from './block.ts';
+import { layerNorm } from './layer-norm.ts';
+import { fusedCrossEntropy } from './loss.ts';
+import { type MicroBatch, shiftedTargets, validateMicroBatch } from './micro-batch.ts';
+import type { MptModel } from './mpt-model.ts';
+import { blockEnv } from './train-step.ts';
+
+/** norm_f(blocks(wte[ids])) as [rows·T, D]. The caller owns the result. */
+export function forwardHidden(model: MptModel, batch: MicroBatch): tf.Tensor2D {
+  validateMicroBatch(batch, model.config.vocabSize, model.config.maxSeqLen);
+  const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
+  try {
+    const env = blockEnv(model, batch, mask);
+    let x = model.embed(batch.inputIds, batch.seqLen);
+    for (let l = 0; l < model.config.nLayers; l++) {
+      const { y } = blockForward(env, model.blocks[l]!, model.blockLora(l), {}, x, false);
+      x.dispose();
+      x = y;
+    }
+    const h = layerNorm(x, model.normF, model.config.normEps);
+    x.dispose();
+    return h;
+  } finally {
+    mask.dispose();
+  }
+}
+
+/** Logits [rows, T, V] (times logit_scale when the config sets it). The caller owns the result. */
+export function forwardLogits(model: MptModel, batch: MicroBatch): tf.Tensor3D {
+  const h = forwardHidden(model, batch);
+  const scale = model.config.logitScale ?? 1;
+  const logits = tf.tidy(() => {
+    const parts = model.vocab.w.map((w, c) => {
+      const wt = model.vocab.wt?.[c];
+      return wt !== undefined ? tf.matMul(h, wt) : tf.matMul(h, w, false, true);
+    });
+    const all = parts.length === 1 ? (parts[0] as tf.Tensor2D) : tf.concat(parts, 1);
+    return tf.reshape(tf.mul(all, scale), [batch.rows, batch.seqLen, model.config.vocabSize]) as tf.Tensor3D;
+  });
+  h.dispose();
+  return logits;
+}
+
+/** Σ token losses over labels != -100 after the shift, and their count; no gradient is formed. */
+export async function evaluateLoss(
+  model: MptModel,
+  batch: MicroBatch,
+): Promise<{ readonly lossSum: number; readonly supervisedTokens: number }> {
+  const targets = shiftedTargets(batch);
+  const h = forwardHidden(model, batch);
+  const { lossSum } = fusedCrossEntropy(
+    model.layout,
+    h,
+    targets,
+    model.vocab,
+    (labels) => model.labelRows(labels),
+    model.config.logitScale ?? 1,
+    false,
+  );
+  h.dispose();
+  const value = (await lossSum.data())[0] as number;
+  lossSum.dispose();
+  return { lossSum: value, supervisedTokens: targets.rows.length };
+}
