@@ -1,0 +1,110 @@
+// The local Hugging Face hub cache, laid out as huggingface_hub does it:
+// <hub>/<datasets|models>--<org>--<name>/{refs/main, snapshots/<commit>/...}. Resolves dataset and
+// model ids to snapshot folders, downloading a dataset when the network allows (hub-download.ts).
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { downloadHubDataset } from './hub-download.ts';
+
+export interface HubOptions {
+  /** The hub cache folder (HF_HUB_CACHE, or HF_HOME/hub, or ~/.cache/huggingface/hub). */
+  readonly hubCache: string;
+  /** https://huggingface.co unless HF_ENDPOINT says otherwise. */
+  readonly endpoint: string;
+  /** HF_HUB_OFFLINE=1: never touch the network. */
+  readonly offline: boolean;
+  /** HF_TOKEN, sent as a bearer token when downloading. */
+  readonly token?: string;
+}
+
+/** The hub settings from environment variables, named as huggingface_hub names them. */
+export function hubOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  home: string,
+): HubOptions {
+  const hfHome = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(home, '.cache'), 'huggingface');
+  const offline = ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE ?? '').toUpperCase());
+  return {
+    hubCache: env.HF_HUB_CACHE ?? join(hfHome, 'hub'),
+    endpoint: (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
+    offline,
+    ...(env.HF_TOKEN ? { token: env.HF_TOKEN } : {}),
+  };
+}
+
+/** "org/name" with hub-legal characters, and no path-like parts. */
+export function isHubId(s: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s) && !s.includes('..');
+}
+
+export type RepoKind = 'datasets' | 'models';
+
+/** <hub>/datasets--org--name (or models--org--name). */
+export function repoFolder(hubCache: string, kind: RepoKind, id: string): string {
+  return join(hubCache, `${kind}--${id.replaceAll('/', '--')}`);
+}
+
+/**
+ * The snapshot folder of a cached repo: the commit refs/main names if it is there, else the most
+ * recently written snapshot; undefined when nothing is cached.
+ */
+export function cachedSnapshot(hubCache: string, kind: RepoKind, id: string): string | undefined {
+  const repo = repoFolder(hubCache, kind, id);
+  const snapshots = join(repo, 'snapshots');
+  if (!existsSync(snapshots)) return undefined;
+  const ref = join(repo, 'refs', 'main');
+  if (existsSync(ref)) {
+    const commit = readFileSync(ref, 'utf8').trim();
+    if (existsSync(join(snapshots, commit))) return join(snapshots, commit);
+  }
+  const all = readdirSync(snapshots)
+    .map((name) => join(snapshots, name))
+    .filter((p) => statSync(p).isDirectory())
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return all[0];
+}
+
+/** A dataset id's snapshot folder: from the cache, else downloaded into it (unless offline). */
+export async function resolveHubDataset(id: string, o: HubOptions): Promise<string> {
+  const cached = cachedSnapshot(o.hubCache, 'datasets', id);
+  if (cached !== undefined) return cached;
+  const where = repoFolder(o.hubCache, 'datasets', id);
+  const todo =
+    `download it where the network allows (huggingface-cli download --repo-type dataset ${id}) and copy ` +
+    `its cache folder to ${where}, or set HF_HUB_CACHE to the cache that has it, or pass --data_path a ` +
+    'local .json/.jsonl/.parquet file';
+  if (o.offline)
+    throw new Error(
+      `dataset ${id} is not in the Hugging Face cache (${where}) and HF_HUB_OFFLINE is set: ${todo}`,
+    );
+  try {
+    return await downloadHubDataset(id, o, where);
+  } catch (err) {
+    throw new Error(
+      `dataset ${id} is not in the Hugging Face cache (${where}) and could not be downloaded ` +
+        `(${(err as Error).message}): ${todo}`,
+    );
+  }
+}
+
+/**
+ * The tokenizer.json of --base_model: <dir>/tokenizer.json for a directory, else the cached
+ * snapshot of a model id. The error says where it looked.
+ */
+export function resolveTokenizerJson(baseModel: string, hubCache: string): string {
+  if (existsSync(baseModel) && statSync(baseModel).isDirectory()) {
+    const file = join(baseModel, 'tokenizer.json');
+    if (existsSync(file)) return file;
+    throw new Error(`--base_model ${baseModel}: the directory has no tokenizer.json; pass --tokenizer PATH`);
+  }
+  if (isHubId(baseModel)) {
+    const snap = cachedSnapshot(hubCache, 'models', baseModel);
+    const file = snap === undefined ? undefined : join(snap, 'tokenizer.json');
+    if (file !== undefined && existsSync(file)) return file;
+    throw new Error(
+      `--base_model ${baseModel}: no tokenizer.json in the Hugging Face cache ` +
+        `(${repoFolder(hubCache, 'models', baseModel)}/snapshots/*/); download the model there, ` +
+        'pass a local model directory, or pass --tokenizer PATH',
+    );
+  }
+  throw new Error(`--base_model ${baseModel}: no such directory, and not a Hugging Face model id (org/name)`);
+}
