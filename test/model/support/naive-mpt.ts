@@ -71,7 +71,7 @@ export function naiveMpt(
   const lossFn = (): tf.Scalar => {
     const linear = (x: tf.Tensor2D, layer: number, part: string, module: string): tf.Tensor2D => {
       const path = `transformer.blocks.${layer}.${part}.${module}`;
-      let y = tf.matMul(x, w(`${path}.weight`, shapes[module] as number[]), false, true);
+      let y: tf.Tensor2D = tf.matMul(x, w(`${path}.weight`, shapes[module] as number[]), false, true);
       const a = vars.get(`base_model.model.${path}.lora_A.weight`);
       const bb = vars.get(`base_model.model.${path}.lora_B.weight`);
       if (lora !== null && a !== undefined && bb !== undefined) {
@@ -80,7 +80,10 @@ export function naiveMpt(
         const xd = keep === null ? x : tf.mul(x, tf.tensor2d(keep, [b * t, inF]));
         const a2 = tf.reshape(a, [lora.r, inF]) as tf.Tensor2D;
         const b2 = tf.reshape(bb, [outF, lora.r]) as tf.Tensor2D;
-        y = tf.add<tf.Tensor2D>(y, tf.mul(tf.matMul(tf.matMul(xd, a2, false, true), b2, false, true), lora.scale));
+        y = tf.add(
+          y,
+          tf.mul(tf.matMul(tf.matMul(xd, a2, false, true), b2, false, true), lora.scale),
+        ) as tf.Tensor2D;
       }
       return y;
     };
