@@ -39,3 +39,20 @@ describe('test NATS server', () => {
     await nc2.close();
   });
 });
+
+describe('test NATS server with monitoring', () => {
+  it('serves /varz with the bytes it has moved', async () => {
+    const server = await startNats({ prefer: 'process', httpPort: 0 });
+    try {
+      assert.ok(server.monitorUrl);
+      const nc = await connect({ servers: server.url });
+      nc.publish('lora.test.counted', new Uint8Array(1000));
+      await nc.flush();
+      const varz = (await (await fetch(`${server.monitorUrl}/varz`)).json()) as { in_bytes: number };
+      assert.ok(varz.in_bytes >= 1000, `in_bytes ${varz.in_bytes}`);
+      await nc.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
