@@ -1,0 +1,131 @@
+// Resolves a base model given as a local directory or a Hugging Face Hub id (`mosaicml/mpt-7b-instruct`)
+// through the local HF cache layout (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub):
+// models--org--name/refs/<revision> → snapshots/<commit>/. Nothing is downloaded (see docs/model-loading.md).
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readIndex } from './weight-index.ts';
+
+/** The environment variables huggingface_hub honours for its cache, passed in (modules do not read env). */
+export interface HubEnv {
+  readonly HF_HUB_CACHE?: string | undefined;
+  readonly HF_HOME?: string | undefined;
+  readonly HOME?: string | undefined;
+}
+
+export interface ResolvedModel {
+  /** Directory holding config.json and the weights. */
+  readonly dir: string;
+  readonly source: 'directory' | 'hf-cache';
+  readonly repoId: string | null;
+  /** The snapshot's commit when resolved from the cache. */
+  readonly commit: string | null;
+  /** tokenizer.json beside the weights, when present. */
+  readonly tokenizerJson: string | null;
+}
+
+export class ModelNotFoundError extends Error {
+  override readonly name = 'ModelNotFoundError';
+}
+
+const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+const COMMIT = /^[0-9a-f]{40}$/;
+
+const isDir = (p: string) =>
+  stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+const isFile = (p: string) =>
+  stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+
+/** The hub cache directory huggingface_hub would use with this environment. */
+export function hubCacheDir(env: HubEnv): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  if (env.HF_HOME) return join(env.HF_HOME, 'hub');
+  if (!env.HOME)
+    throw new ModelNotFoundError('cannot locate the Hugging Face cache: set HF_HUB_CACHE, HF_HOME or HOME');
+  return join(env.HOME, '.cache', 'huggingface', 'hub');
+}
+
+/** `mosaicml/mpt-7b` → `models--mosaicml--mpt-7b` (huggingface_hub's repo folder name). */
+export function repoFolderName(repoId: string): string {
+  return `models--${repoId.replaceAll('/', '--')}`;
+}
+
+/** Weight files a checkpoint directory lacks: [] when complete. Lists shard names when an index is present. */
+export async function missingWeightFiles(dir: string): Promise<string[]> {
+  for (const [index, single] of [
+    ['model.safetensors.index.json', 'model.safetensors'],
+    ['pytorch_model.bin.index.json', 'pytorch_model.bin'],
+  ] as const) {
+    if (await isFile(join(dir, index))) {
+      const files = (await readIndex(join(dir, index))).files;
+      const missing: string[] = [];
+      for (const f of files) if (!(await isFile(join(dir, f)))) missing.push(f);
+      return missing;
+    }
+    if (await isFile(join(dir, single))) return [];
+  }
+  return ['model.safetensors or pytorch_model.bin (or an index file *.index.json with its shards)'];
+}
+
+function downloadHelp(repoId: string, revision: string, cache: string, missing: readonly string[]): string {
+  const repo = join(cache, repoFolderName(repoId));
+  const mpt7b =
+    'pytorch_model.bin.index.json, pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin';
+  return [
+    `Download from https://huggingface.co/${repoId}/tree/${revision}: ${missing.join(', ')}`,
+    `  (an MPT checkpoint needs config.json, tokenizer.json and the weight files; mosaicml/mpt-7b ships ${mpt7b}).`,
+    `Then either pass the directory holding them as the model (e.g. --base_model ./mpt-7b), or put them in`,
+    `  ${join(repo, 'snapshots', '<commit>')}/ and write <commit> into ${join(repo, 'refs', revision)}`,
+    `  (what \`huggingface-cli download ${repoId}\` does on a machine with network access; copy that cache here).`,
+  ].join('\n');
+}
+
+/**
+ * Finds a model: an existing directory is used as is; otherwise `org/name` is looked up in the HF cache.
+ * Throws ModelNotFoundError saying which files to download and where to put them.
+ */
+export async function resolveModel(model: string, env: HubEnv, revision = 'main'): Promise<ResolvedModel> {
+  const asDir = async (
+    dir: string,
+    source: ResolvedModel['source'],
+    repoId: string | null,
+    commit: string | null,
+  ) => {
+    const tok = join(dir, 'tokenizer.json');
+    return { dir, source, repoId, commit, tokenizerJson: (await isFile(tok)) ? tok : null };
+  };
+  if (await isDir(model)) return asDir(model, 'directory', null, null);
+  if (!REPO_ID.test(model)) {
+    throw new ModelNotFoundError(
+      `${model}: not a directory, and not a Hugging Face Hub id of the form org/name`,
+    );
+  }
+  const cache = hubCacheDir(env);
+  const repo = join(cache, repoFolderName(model));
+  let commit: string | null = COMMIT.test(revision) ? revision : null;
+  if (!commit) {
+    const ref = join(repo, 'refs', revision);
+    try {
+      commit = (await readFile(ref, 'utf8')).trim();
+    } catch {
+      const all = ['config.json', 'tokenizer.json', 'the weight files'];
+      throw new ModelNotFoundError(
+        `${model} is not a local directory and is not in the Hugging Face cache (no ${ref}); lora-mpt does not download models itself.\n${downloadHelp(model, revision, cache, all)}`,
+      );
+    }
+  }
+  const dir = join(repo, 'snapshots', commit);
+  const missing = (await isFile(join(dir, 'config.json'))) ? [] : ['config.json'];
+  missing.push(...((await isDir(dir)) ? await missingWeightFiles(dir) : ['the weight files']));
+  if (missing.length > 0) {
+    throw new ModelNotFoundError(
+      `${model}@${revision}: the cached snapshot ${dir} is incomplete.\n${downloadHelp(model, revision, cache, missing)}`,
+    );
+  }
+  return asDir(dir, 'hf-cache', model, commit);
+}
