@@ -6,7 +6,8 @@ describe('ALiBi slopes', () => {
   it('follow the non-power-of-two rule for 12 heads (exponents 1..8 then 0.5..3.5)', () => {
     const exps = alibiSlopes(12, 8).map((s) => -Math.log2(s));
     const want = [1, 2, 3, 4, 5, 6, 7, 8, 0.5, 1.5, 2.5, 3.5];
-    exps.forEach((e, i) => assert.ok(Math.abs(e - (want[i] as number)) < 1e-12, `head ${i}: ${e}`));
+    for (const [i, e] of exps.entries())
+      assert.ok(Math.abs(e - (want[i] as number)) < 1e-12, `head ${i}: ${e}`);
   });
 
   it('are 2^(-h/4) for MPT-7B (32 heads, alibi_bias_max 8)', () => {
