@@ -121,10 +121,14 @@ describeOnBackends('golden parity with HF transformers + PEFT', (backend) => {
         params.set(get(c.loraWeights, k), at);
         at += get(c.loraWeights, k).length;
       }
-      const views = () => {
-        let o = 0;
-        return new Map(names.map((k, i) => [k, params.subarray(o, (o += sizes[i] as number))]));
-      };
+      const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+      const views = () =>
+        new Map(
+          names.map((k, i) => [
+            k,
+            params.subarray(offsets[i], (offsets[i] as number) + (sizes[i] as number)),
+          ]),
+        );
       const state = adamwState(params);
       const losses: number[] = [];
       for (let s = 0; s < recipe.steps; s++) {
