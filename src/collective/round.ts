@@ -61,10 +61,12 @@ export class Round {
    */
   run(start: () => void): Promise<void> {
     const { key, nc, timeoutMs, signal } = this.spec;
-    const timer = setTimeout(
-      () => this.fail(new AllReduceTimeoutError(key, timeoutMs, this.missing())),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      // Still waiting for the reconnect: say so rather than blame peers we cannot hear.
+      if (!isConnected(nc))
+        this.fail(new AllReduceDisconnectedError(key, `down for the whole ${timeoutMs} ms`));
+      else this.fail(new AllReduceTimeoutError(key, timeoutMs, this.missing()));
+    }, timeoutMs);
     this.cleanups.push(() => clearTimeout(timer));
     this.cleanups.push(
       onConnectionEvent(nc, (e) => {

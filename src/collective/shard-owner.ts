@@ -54,15 +54,21 @@ export class ShardOwnerAllReduce {
     round.missingData = () => this.missing();
   }
 
-  /** After the barrier: send our part of every other shard to its owner. */
+  /**
+   * After the barrier: send our part of every other shard to its owner. Chunk-major, owners rotated
+   * from our own index: all owners get their first chunk early and start the fan-out while the rest
+   * flows, and no owner has every member sending to it at once.
+   */
   start(): void {
     const { layout, spec } = this.round;
     const self = spec.members[this.me]!;
-    for (let k = 0; k < this.n; k++) {
-      if (k === this.me) continue;
-      const subject = dataSubject(spec.key, 'so-rs', k, self);
-      for (let j = 0; j < layout.chunkCount(k); j++) {
+    const chunks = Math.max(0, ...spec.members.map((_, k) => layout.chunkCount(k)));
+    for (let j = 0; j < chunks; j++) {
+      for (let d = 1; d < this.n; d++) {
+        const k = (this.me + d) % this.n;
+        if (j >= layout.chunkCount(k)) continue;
         const c = layout.chunk(k, j);
+        const subject = dataSubject(spec.key, 'so-rs', k, self);
         this.round.sendData(subject, FrameKind.shardReduce, k, j, this.data.subarray(c.lo, c.hi));
       }
     }
