@@ -40,12 +40,22 @@ export const trainingFlags = {
     help: 'Examples held out for evaluation (seeded split, seed 42). 0: no validation set.',
   },
   lora_r: { kind: 'int', default: 8, min: 1, help: 'LoRA rank r.' },
-  lora_alpha: { kind: 'int', default: 16, min: 1, help: 'LoRA alpha; the update is scaled by lora_alpha / lora_r.' },
-  lora_dropout: { kind: 'float', default: 0.05, min: 0, help: 'Dropout on the input of LoRA A during training.' },
+  lora_alpha: {
+    kind: 'int',
+    default: 16,
+    min: 1,
+    help: 'LoRA alpha; the update is scaled by lora_alpha / lora_r.',
+  },
+  lora_dropout: {
+    kind: 'float',
+    default: 0.05,
+    min: 0,
+    help: 'Dropout on the input of LoRA A during training.',
+  },
   lora_target_modules: {
     kind: 'list',
     default: ['Wqkv'],
-    help: 'Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj]. (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have; the default here is PEFT\'s MPT default.)',
+    help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj]. (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have; the default here is PEFT's MPT default.)",
   },
   train_on_inputs: {
     kind: 'bool',
@@ -62,10 +72,26 @@ export const trainingFlags = {
     default: false,
     help: 'Build micro-batches of examples of similar length: less padding, faster steps; see docs/data.md.',
   },
-  wandb_project: { kind: 'string', default: '', help: 'Accepted for compatibility; Weights & Biases is not supported (use the Prometheus metrics and metrics.jsonl). A non-empty value prints a warning.' },
-  wandb_run_name: { kind: 'string', default: '', help: 'Accepted for compatibility; unsupported (see --wandb_project).' },
-  wandb_watch: { kind: 'string', default: '', help: 'Accepted for compatibility; unsupported (see --wandb_project).' },
-  wandb_log_model: { kind: 'string', default: '', help: 'Accepted for compatibility; unsupported (see --wandb_project).' },
+  wandb_project: {
+    kind: 'string',
+    default: '',
+    help: 'Accepted for compatibility; Weights & Biases is not supported (use the Prometheus metrics and metrics.jsonl). A non-empty value prints a warning.',
+  },
+  wandb_run_name: {
+    kind: 'string',
+    default: '',
+    help: 'Accepted for compatibility; unsupported (see --wandb_project).',
+  },
+  wandb_watch: {
+    kind: 'string',
+    default: '',
+    help: 'Accepted for compatibility; unsupported (see --wandb_project).',
+  },
+  wandb_log_model: {
+    kind: 'string',
+    default: '',
+    help: 'Accepted for compatibility; unsupported (see --wandb_project).',
+  },
   resume_from_checkpoint: {
     kind: 'string',
     help: 'Resume from a checkpoint-<step> directory (exact: adapter, optimizer moments, step, data cursor), or from an adapter directory (weights only, like alpaca-lora). "latest" picks the newest checkpoint in output_dir.',
@@ -95,9 +121,22 @@ export const trainingFlags = {
   },
   eval_steps: { kind: 'int', default: 200, min: 1, help: 'Evaluate on the validation set every N steps.' },
   save_steps: { kind: 'int', default: 200, min: 1, help: 'Write checkpoint-<step>/ every N steps.' },
-  save_total_limit: { kind: 'int', default: 3, help: 'Keep at most N checkpoints (the best is always kept); <= 0 keeps all.' },
+  save_total_limit: {
+    kind: 'int',
+    default: 3,
+    help: 'Keep at most N checkpoints (the best is always kept); <= 0 keeps all.',
+  },
   warmup_steps: { kind: 'int', default: 100, min: 0, help: 'Steps of linear learning-rate warmup from 0.' },
-  logging_steps: { kind: 'int', default: 10, min: 1, help: 'Log loss, learning rate and throughput every N steps.' },
+  logging_steps: {
+    kind: 'int',
+    default: 10,
+    min: 1,
+    help: 'Log loss, learning rate and throughput every N steps.',
+  },
+  tokenizer: {
+    kind: 'string',
+    help: 'tokenizer.json to use instead of the one beside the base model weights.',
+  },
   skip_bad_rows: {
     kind: 'bool',
     default: false,

@@ -15,15 +15,7 @@ import {
 import type { ParamLayout } from '../train/param-layout.ts';
 import { AdapterReplica, type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import type { RunConfig } from '../train/run-config.ts';
-
-/** The model side of a worker: LoRA forward/backward on the worker's compute backend. */
-export interface MicroBatchCompute {
-  /** Sets the LoRA weights (flat, in `layout` order) used by the following micro-batches. */
-  setAdapter(params: Float32Array): void;
-  /** Gradient of the SUM of token losses, flat in layout order (a new array the caller may keep). */
-  train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }>;
-  evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }>;
-}
+import type { ComputeBatch, MicroBatchCompute } from './model-compute.ts';
 
 export interface ReplicaWorkerOptions {
   readonly id: string;
@@ -121,11 +113,11 @@ export class ReplicaWorker {
     try {
       for (let mb = this.queue.shift(); mb; mb = this.queue.shift()) {
         if (mb.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL) {
-          const r = await this.o.compute.evaluate(mb);
+          const r = await this.o.compute.evaluate(toComputeBatch(mb));
           this.computed.eval++;
           this.report(mb, r.lossSum, r.tokens);
         } else {
-          const r = await this.o.compute.train(mb);
+          const r = await this.o.compute.train(toComputeBatch(mb));
           const acc = this.accumulator;
           for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grad[i]!;
           this.computed.train++;
@@ -192,4 +184,15 @@ export class ReplicaWorker {
     this.o.afterCommit?.(this.replica, step);
     this.o.compute.setAdapter(this.replica.state.params);
   }
+}
+
+function toComputeBatch(mb: MicroBatch): ComputeBatch {
+  return {
+    id: mb.id,
+    rows: mb.rows,
+    seqLen: mb.seqLen,
+    inputIds: Int32Array.from(mb.inputIds),
+    labels: Int32Array.from(mb.labels),
+    attentionMask: Int32Array.from(mb.attentionMask),
+  };
 }

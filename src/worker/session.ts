@@ -10,7 +10,8 @@ import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1
 import type { ParamLayout } from '../train/param-layout.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
-import { type MicroBatchCompute, ReplicaWorker } from './replica-worker.ts';
+import type { MicroBatchCompute } from './model-compute.ts';
+import { ReplicaWorker } from './replica-worker.ts';
 
 export interface PreparedModel {
   readonly compute: MicroBatchCompute;

@@ -1,0 +1,85 @@
+// Everything a run needs from its data, built the same way by `finetune` and the coordinator: load
+// and validate rows, format with the prompt template, tokenize with alpaca-lora's masking, split off
+// the validation set, and plan every step's micro-batches (src/data). Logs a one-line summary.
+import { homedir } from 'node:os';
+import { buildDataPlan, buildEvalMicroBatches, type DataPlan } from '../data/data-plan.ts';
+import { planFingerprint } from '../data/fingerprint.ts';
+import { hubOptionsFromEnv } from '../data/hf-cache.ts';
+import type { MicroBatch } from '../data/micro-batch.ts';
+import { prepareData } from '../data/prepare.ts';
+import { loadPromptTemplate } from '../data/prompt-template.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
+
+export interface RunDataOptions {
+  readonly dataPath: string;
+  readonly tokenizer: Tokenizer;
+  readonly promptTemplateName: string;
+  readonly cutoffLen: number;
+  readonly trainOnInputs: boolean;
+  readonly addEosToken: boolean;
+  readonly valSetSize: number;
+  readonly batchSize: number;
+  readonly microBatchSize: number;
+  readonly numEpochs: number;
+  readonly maxSteps: number;
+  readonly seed: number;
+  readonly groupByLength: boolean;
+  readonly skipBadRows: boolean;
+  readonly log: (line: string) => void;
+}
+
+export interface RunData {
+  readonly plan: DataPlan;
+  readonly evalBatches: readonly MicroBatch[];
+  readonly trainExamples: number;
+  readonly valExamples: number;
+  readonly skippedRows: number;
+  readonly datasetFingerprint: string;
+  /** Changes with the data or any flag that shapes the plan: a resume must match it. */
+  readonly planFingerprint: string;
+}
+
+const EOS_TOKEN_ID = 0; // GPT-NeoX <|endoftext|>: bos = eos = unk = 0 for MPT (mpt-peft-facts §6)
+
+export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
+  const t0 = Date.now();
+  const prepared = await prepareData(o.tokenizer, {
+    dataPath: o.dataPath,
+    template: loadPromptTemplate(o.promptTemplateName),
+    cutoffLen: o.cutoffLen,
+    trainOnInputs: o.trainOnInputs,
+    addEosToken: o.addEosToken,
+    eosTokenId: EOS_TOKEN_ID,
+    valSetSize: o.valSetSize,
+    seed: o.seed,
+    skipBadRows: o.skipBadRows,
+    hub: hubOptionsFromEnv(process.env, homedir()),
+  });
+  const { loaded, train, val } = prepared;
+  if (loaded.skipped.length > 0) {
+    o.log(`skipped ${loaded.skipped.length} bad rows (--skip_bad_rows), first: ${loaded.skipped[0]!.reason}`);
+  }
+  const planOptions = {
+    batchSize: o.batchSize,
+    microBatchSize: o.microBatchSize,
+    numEpochs: o.numEpochs,
+    seed: o.seed,
+    groupByLength: o.groupByLength,
+    maxSteps: o.maxSteps,
+  };
+  const plan = buildDataPlan({ examples: train, ...planOptions });
+  o.log(
+    `data: ${loaded.records.length} records from ${loaded.files.length} file(s), ${train.length} train / ${val.length} validation, ` +
+      `${plan.totalSteps} steps (${plan.stepsPerEpoch}/epoch, ${plan.gradientAccumulationSteps} micro-batches of ${o.microBatchSize} each) ` +
+      `[${((Date.now() - t0) / 1000).toFixed(1)} s]`,
+  );
+  return {
+    plan,
+    evalBatches: buildEvalMicroBatches(val, o.microBatchSize),
+    trainExamples: train.length,
+    valExamples: val.length,
+    skippedRows: loaded.skipped.length,
+    datasetFingerprint: prepared.fingerprint,
+    planFingerprint: planFingerprint(prepared.fingerprint, planOptions),
+  };
+}

@@ -1,0 +1,101 @@
+// `OUTPUT_DIR/checkpoint-<step>/` (DESIGN.md §5): the PEFT adapter, the AdamW moments and the
+// trainer state — enough to resume exactly, since the data plan rebuilds any step from (data, flags,
+// seed). Written to a temporary name, fsynced and renamed, so a crash never leaves half a checkpoint.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HostTensor } from '../model/host-tensor.ts';
+import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../model/peft-adapter.ts';
+import { SafetensorsReader, writeSafetensors } from '../model/safetensors.ts';
+import { writeDirAtomic } from './atomic-write.ts';
+import { checkpointName } from './checkpoint-dirs.ts';
+import { flatten, type ParamLayout, unflatten } from './param-layout.ts';
+import type { AdapterReplica } from './replica.ts';
+
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+
+export interface LogEntry {
+  readonly step: number;
+  readonly [key: string]: number | string;
+}
+
+/** trainer_state.json: the HF Trainer's field names where they exist, lora-mpt's own under `lora_mpt`. */
+export interface TrainerState {
+  readonly global_step: number;
+  readonly epoch: number;
+  readonly max_steps: number;
+  readonly best_metric: number | null;
+  readonly best_model_checkpoint: string | null;
+  readonly log_history: readonly LogEntry[];
+  readonly lora_mpt: {
+    readonly run_id: string;
+    readonly plan_fingerprint: string;
+    readonly dataset_fingerprint: string;
+    readonly seed: number;
+    /** AdamW updates applied (equals global_step; kept for the optimizer file's sake). */
+    readonly optimizer_steps: number;
+  };
+}
+
+function tensorsOf(layout: ParamLayout, flat: Float32Array, prefix = ''): HostTensor[] {
+  return [...unflatten(layout, flat)].map(([name, data]) => ({
+    name: `${prefix}${name}`,
+    shape: layout.specs.find((s) => s.name === name)!.shape,
+    data,
+  }));
+}
+
+/** The adapter as PEFT saves it, from the replica's flat weights. */
+export function adapterTensors(layout: ParamLayout, params: Float32Array): Map<string, HostTensor> {
+  return new Map(tensorsOf(layout, params).map((t) => [t.name, t]));
+}
+
+export async function saveTrainingCheckpoint(
+  outputDir: string,
+  replica: AdapterReplica,
+  config: LoraConfig,
+  state: TrainerState,
+): Promise<string> {
+  const dir = join(outputDir, checkpointName(state.global_step));
+  const { layout } = replica;
+  const s = replica.state;
+  await writeDirAtomic(dir, async (tmp) => {
+    await writePeftAdapter(tmp, { config, tensors: adapterTensors(layout, s.params) });
+    await writeSafetensors(
+      join(tmp, OPTIMIZER_FILE),
+      [...tensorsOf(layout, s.expAvg, 'exp_avg.'), ...tensorsOf(layout, s.expAvgSq, 'exp_avg_sq.')],
+      { format: 'lora-mpt', optimizer: 'adamw', optimizer_steps: String(s.step) },
+    );
+    await writeFile(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  });
+  return dir;
+}
+
+export interface LoadedCheckpoint {
+  readonly state: TrainerState;
+  readonly params: Float32Array;
+  readonly expAvg: Float32Array;
+  readonly expAvgSq: Float32Array;
+}
+
+/** Reads a checkpoint written by saveTrainingCheckpoint; names every missing or mismatched piece. */
+export async function loadTrainingCheckpoint(dir: string, layout: ParamLayout): Promise<LoadedCheckpoint> {
+  const state = JSON.parse(await readFile(join(dir, TRAINER_STATE_FILE), 'utf8')) as TrainerState;
+  if (typeof state.global_step !== 'number' || !state.lora_mpt) {
+    throw new Error(`${join(dir, TRAINER_STATE_FILE)} is not a lora-mpt trainer state`);
+  }
+  const adapter = await readPeftAdapter(dir);
+  const params = flatten(layout, new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
+  const reader = await SafetensorsReader.open(join(dir, OPTIMIZER_FILE));
+  try {
+    const read = async (prefix: string) => {
+      const m = new Map<string, Float32Array>();
+      for (const spec of layout.specs)
+        m.set(spec.name, (await reader.read(reader.entry(`${prefix}${spec.name}`))).data);
+      return flatten(layout, m);
+    };
+    return { state, params, expAvg: await read('exp_avg.'), expAvgSq: await read('exp_avg_sq.') };
+  } finally {
+    await reader.close();
+  }
+}

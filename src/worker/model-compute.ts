@@ -1,0 +1,103 @@
+// The compute side of a replica: loads the run's base model on this process's backend, sets the LoRA
+// weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
+// flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
+
+import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { openCheckpoint } from '../model/checkpoint.ts';
+import { evaluateLoss } from '../model/forward.ts';
+import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
+import { computeLoraGradients } from '../model/train-step.ts';
+import { adapterLayout } from '../train/adapter-layout.ts';
+import { flatten, type ParamLayout, unflatten } from '../train/param-layout.ts';
+
+/** A micro-batch as the model takes it: ids, labels (-100 unsupervised) and mask, [rows, seqLen]. */
+export interface ComputeBatch {
+  /** Global micro-batch id: seeds LoRA dropout, so any process drops the same inputs. */
+  readonly id: number;
+  readonly rows: number;
+  readonly seqLen: number;
+  readonly inputIds: Int32Array;
+  readonly labels: Int32Array;
+  readonly attentionMask: Int32Array;
+}
+
+export interface MicroBatchCompute {
+  /** Sets the LoRA weights (flat, in layout order) used by the following micro-batches. */
+  setAdapter(params: Float32Array): void;
+  /** Gradient of the SUM of token losses, flat in layout order (a new array the caller may keep). */
+  train(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }>;
+  evaluate(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number }>;
+}
+
+export interface LoraRunSettings {
+  readonly loraR: number;
+  readonly loraAlpha: number;
+  readonly loraDropout: number;
+  readonly loraTargetModules: readonly string[];
+  readonly seed: number;
+  readonly gradientCheckpointing: boolean;
+  readonly load8bit: boolean;
+}
+
+export class ModelCompute implements MicroBatchCompute {
+  constructor(
+    readonly model: MptModel,
+    readonly layout: ParamLayout,
+    private readonly s: LoraRunSettings,
+  ) {}
+
+  setAdapter(params: Float32Array): void {
+    this.model.setLoraWeights(unflatten(this.layout, params));
+  }
+
+  async train(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
+    const r = await computeLoraGradients(this.model, mb, {
+      gradientCheckpointing: this.s.gradientCheckpointing,
+      ...(this.s.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
+    });
+    return { lossSum: r.lossSum, tokens: r.supervisedTokens, grad: flatten(this.layout, r.grads) };
+  }
+
+  async evaluate(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number }> {
+    const r = await evaluateLoss(this.model, mb);
+    return { lossSum: r.lossSum, tokens: r.supervisedTokens };
+  }
+}
+
+export interface LoadedCompute {
+  readonly compute: ModelCompute;
+  readonly layout: ParamLayout;
+  readonly fingerprint: string;
+  readonly backend: string;
+  readonly parameters: number;
+}
+
+/** Starts the backend and loads `baseModelDir` with the run's LoRA targets. */
+export async function loadModelCompute(
+  baseModelDir: string,
+  backend: BackendChoice,
+  s: LoraRunSettings,
+): Promise<LoadedCompute> {
+  const active = await initBackend(backend);
+  const ckpt = await openCheckpoint(baseModelDir);
+  const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
+    layout: active.layout,
+    load8bit: s.load8bit,
+  });
+  const lora = {
+    r: s.loraR,
+    loraAlpha: s.loraAlpha,
+    loraDropout: s.loraDropout,
+    targetModules: s.loraTargetModules,
+  };
+  model.configureLora(lora);
+  const { layout } = adapterLayout(ckpt.config, lora);
+  const parameters = ckpt.tensorInfo.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  return {
+    compute: new ModelCompute(model, layout, s),
+    layout,
+    fingerprint: ckpt.fingerprint,
+    backend: active.name,
+    parameters,
+  };
+}
