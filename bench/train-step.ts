@@ -1,0 +1,166 @@
+// One LoRA training step (forward + backward, r=8 on Wqkv) of a mid-size MPT on the wasm backend:
+// step time, tokens/s and achieved GFLOP/s against the same process's plain-matmul peak; then the same
+// step in PyTorch + PEFT (tools/reference/bench_train_step.py, one thread) when /opt/refpy exists.
+//
+// FLOPs per step (docs/wasm-performance.md), N = B·T tokens, n_l = supervised rows, L layers:
+//   fwd = 2·N·12·L·D² + 2·N·4·r·D·L (LoRA) + 4·B·T²·D·L (QKᵀ, PV) + 2·n_l·V·D
+//   bwd = 2·N·(12L−3)·D² + 2·(LoRA fwd) + 2·(attention fwd) + 2·n_l·V·D
+// "exec" counts the logits of the n_l rows actually computed; "std" counts all N rows (n_l = N).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/model/backend.ts';
+import { parseMptConfig } from '../src/model/config.ts';
+import type { HostTensor } from '../src/model/host-tensor.ts';
+import { loadMptModel } from '../src/model/mpt-model.ts';
+import { computeLoraGradients } from '../src/model/train-step.ts';
+
+const MID = { d: 512, h: 8, l: 4, v: 50432, t: 256, b: 4, r: 8, promptFraction: 0.4 };
+const STEPS = 5;
+const PYTHON = '/opt/refpy/bin/python';
+
+function rand(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** N(0, std) values (sum of 4 uniforms, rescaled: cheap and close enough for a benchmark). */
+function normal(n: number, std: number, r: () => number): Float32Array {
+  const out = new Float32Array(n);
+  const k = std * Math.sqrt(3);
+  for (let i = 0; i < n; i++) out[i] = (r() + r() + r() + r() - 2) * k;
+  return out;
+}
+
+export function flops(nl: number): number {
+  const { d, l, v, t, b, r } = MID;
+  const n = b * t;
+  const lora = 2 * n * 4 * r * d * l;
+  const attn = 4 * b * t * t * d * l;
+  const fwd = 2 * n * 12 * l * d * d + lora + attn + 2 * nl * v * d;
+  const bwd = 2 * n * (12 * l - 3) * d * d + 2 * lora + 2 * attn + 2 * nl * v * d;
+  return fwd + bwd;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function matmulPeak(): number {
+  const a = tf.randomNormal([1024, 512]);
+  const w = tf.randomNormal([512, 2048]);
+  const times: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, w);
+    c.dataSync();
+    c.dispose();
+    times.push(performance.now() - t0);
+  }
+  tf.dispose([a, w]);
+  return (2 * 1024 * 512 * 2048) / (median(times.slice(1)) * 1e6);
+}
+
+function midModelTensors(): HostTensor[] {
+  const { d, l, v } = MID;
+  const r = rand(1);
+  const out: HostTensor[] = [{ name: 'transformer.wte.weight', shape: [v, d], data: normal(v * d, 0.02, r) }];
+  out.push({ name: 'transformer.norm_f.weight', shape: [d], data: new Float32Array(d).fill(1) });
+  for (let i = 0; i < l; i++) {
+    const p = `transformer.blocks.${i}`;
+    out.push({ name: `${p}.norm_1.weight`, shape: [d], data: new Float32Array(d).fill(1) });
+    out.push({ name: `${p}.norm_2.weight`, shape: [d], data: new Float32Array(d).fill(1) });
+    out.push({ name: `${p}.attn.Wqkv.weight`, shape: [3 * d, d], data: normal(3 * d * d, 0.02, r) });
+    out.push({ name: `${p}.attn.out_proj.weight`, shape: [d, d], data: normal(d * d, 0.02, r) });
+    out.push({ name: `${p}.ffn.up_proj.weight`, shape: [4 * d, d], data: normal(4 * d * d, 0.02, r) });
+    out.push({ name: `${p}.ffn.down_proj.weight`, shape: [d, 4 * d], data: normal(4 * d * d, 0.02, r) });
+  }
+  return out;
+}
+
+function midBatch() {
+  const { b, t, v, promptFraction } = MID;
+  const r = rand(2);
+  const inputIds = Int32Array.from({ length: b * t }, () => Math.floor(r() * v));
+  const labels = Int32Array.from(inputIds);
+  const prompt = Math.floor(promptFraction * t);
+  for (let row = 0; row < b; row++) labels.fill(-100, row * t, row * t + prompt);
+  return { rows: b, seqLen: t, inputIds, labels };
+}
+
+function pytorchPeer(): { stepMs: number; threads: number } | string {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const script = fileURLToPath(new URL('../tools/reference/bench_train_step.py', import.meta.url));
+  const { d, h, l, v, t, b, r, promptFraction } = MID;
+  const args = [script, `--d=${d}`, `--h=${h}`, `--l=${l}`, `--v=${v}`, `--t=${t}`, `--b=${b}`, `--r=${r}`];
+  const res = spawnSync(PYTHON, [...args, `--prompt_fraction=${promptFraction}`, `--steps=${STEPS}`], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  if (res.status !== 0) return `bench_train_step.py failed: ${res.stderr.slice(-500)}`;
+  const last = res.stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(last) as { stepMs: number; threads: number };
+}
+
+export async function run(): Promise<void> {
+  const backend = await initBackend('wasm');
+  const { d, h, l, v, t, b, r } = MID;
+  const config = parseMptConfig(
+    { d_model: d, n_heads: h, n_layers: l, vocab_size: v, max_seq_len: 2048, expansion_ratio: 4 },
+    'bench mid config',
+  );
+  const model = await loadMptModel(config, midModelTensors(), { layout: backend.layout });
+  const targets = model.configureLora({ r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] });
+  const lr = rand(3);
+  const lora = new Map<string, Float32Array>();
+  for (const x of targets) {
+    lora.set(x.aName, normal(r * x.inFeatures, 1 / Math.sqrt(x.inFeatures), lr));
+    lora.set(x.bName, normal(x.outFeatures * r, 0.01, lr));
+  }
+  model.setLoraWeights(lora);
+  const batch = midBatch();
+  const peak = matmulPeak();
+  const times: number[] = [];
+  let supervised = 0;
+  for (let i = 0; i <= STEPS; i++) {
+    const t0 = performance.now();
+    const res = await computeLoraGradients(model, batch);
+    const ms = performance.now() - t0;
+    supervised = res.supervisedTokens;
+    if (i > 0) times.push(ms); // step 0 is the warm-up (XNNPACK packs the weights)
+  }
+  const ms = median(times);
+  const tokens = b * t;
+  const exec = flops(supervised) / (ms * 1e6);
+  const std = flops(tokens) / (ms * 1e6);
+  console.log(
+    `mid MPT (D=${d}, H=${h}, L=${l}, V=${v}, T=${t}, micro-batch ${b}, LoRA r=${r} on Wqkv, ${supervised}/${tokens} supervised)`,
+  );
+  console.log(
+    `  backend ${backend.name} (${backend.layout}), 1 thread; steps ms: ${times.map((x) => x.toFixed(0)).join(', ')}`,
+  );
+  console.log(`  step ${ms.toFixed(0)} ms median, ${(tokens / (ms / 1000)).toFixed(1)} tokens/s`);
+  console.log(
+    `  ${(flops(supervised) / 1e9).toFixed(1)} GFLOP executed → ${exec.toFixed(1)} GFLOP/s (${((100 * exec) / peak).toFixed(0)}% of the ${peak.toFixed(1)} GFLOP/s plain-matMul peak); ${std.toFixed(1)} GFLOP/s on the all-rows count`,
+  );
+  console.log(
+    `  tf.memory(): ${tf.memory().numTensors} tensors, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB`,
+  );
+  model.dispose();
+  const peer = pytorchPeer();
+  if (typeof peer === 'string') {
+    console.log(`  PyTorch + PEFT peer skipped: ${peer}`);
+    return;
+  }
+  console.log(
+    `  PyTorch ${peer.threads} thread, same shapes and masking: ${peer.stepMs.toFixed(0)} ms median → ${(tokens / (peer.stepMs / 1000)).toFixed(1)} tokens/s`,
+  );
+  console.log(`  ratio (PyTorch step / ours): ${(peer.stepMs / ms).toFixed(2)} of PyTorch speed per core`);
+}
