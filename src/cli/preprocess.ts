@@ -76,6 +76,7 @@ async function preprocess(f: Flags): Promise<number> {
   if (eos === undefined) throw new DataError('the tokenizer has no <|endoftext|> token to use as EOS');
   const template = loadPromptTemplate(f.prompt_template_name);
   const data = await loadDataset(f.data_path, { skipBadRows: f.skip_bad_rows, hub });
+  if (data.ignoredFiles.length > 0) console.error(`not data, not read: ${data.ignoredFiles.join(', ')}`);
   for (const s of data.skipped.slice(0, 20)) console.error(`skipped: ${s.reason}`);
   if (data.skipped.length > 0) console.error(`skipped ${data.skipped.length} bad rows (--skip_bad_rows)`);
 

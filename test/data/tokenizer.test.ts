@@ -75,6 +75,13 @@ describe('GPT-NeoX tokenizer', () => {
     assert.equal(tok.tokenToId('<|padding|>'), 1);
   });
 
+  it('reads merges written as [left, right] pairs (tokenizer.json saved by newer tokenizers)', () => {
+    const json = JSON.parse(readFileSync(TOKENIZER_JSON, 'utf8')) as { model: { merges: unknown[] } };
+    json.model.merges = (json.model.merges as string[]).map((m) => m.split(' '));
+    const text = 'Pairs or strings: the same merges,  the same ids.';
+    assert.deepEqual(Tokenizer.fromJson(json, 'pairs').encode(text), tok.encode(text));
+  });
+
   it('rejects a tokenizer.json it cannot reproduce, naming the field', () => {
     const json = JSON.parse(readFileSync(TOKENIZER_JSON, 'utf8')) as { pre_tokenizer: { type: string } };
     json.pre_tokenizer.type = 'Whitespace';
