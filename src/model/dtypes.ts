@@ -54,7 +54,13 @@ export function convertToFloat32(
       return;
     case 'BF16': {
       const bits = new Uint32Array(out.buffer, out.byteOffset + outOffset * 4, count);
-      for (let i = 0; i < count; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+      // Aligned sources (the loaders' scratch buffers) take a typed view: several times faster.
+      if (src.byteOffset % 2 === 0) {
+        const u16 = new Uint16Array(src.buffer, src.byteOffset, count);
+        for (let i = 0; i < count; i++) bits[i] = u16[i]! << 16;
+      } else {
+        for (let i = 0; i < count; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+      }
       return;
     }
     case 'F16':

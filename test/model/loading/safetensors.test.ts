@@ -60,6 +60,12 @@ describe('safetensors reader', () => {
     assert.equal(out[4], 1 + 2 ** -7);
     assert.ok(Object.is(out[5], -0));
     assert.equal(out[6], (2 - 2 ** -7) * 2 ** 127); // largest finite bf16
+    // The same bytes at an odd offset take the unaligned path and give the same bits.
+    const odd = new Uint8Array(src.length + 1).subarray(1);
+    odd.set(src);
+    const out2 = new Float32Array(bits.length);
+    convertToFloat32(odd, 'BF16', bits.length, out2);
+    assert.ok(sameBits(out2, out));
   });
 
   it('converts f16 exactly, subnormals and infinities included', () => {
