@@ -1,7 +1,6 @@
 // `lora-mpt finetune`: the seed's finetune.py on one machine. Builds the typed run from flags,
 // prepares data and model, trains (src/train/trainer.ts) and writes the PEFT adapter to output_dir.
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { BackendChoice } from '../model/backend.ts';
@@ -14,8 +13,9 @@ import {
   readPeftAdapter,
   writePeftAdapter,
 } from '../model/peft-adapter.ts';
-import { writeDirAtomic } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
+import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
+import { writeFinalAdapter } from '../train/final-adapter.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
 import { flatten } from '../train/param-layout.ts';
 import { Progress } from '../train/progress.ts';
@@ -54,14 +54,6 @@ async function resumeSource(
   throw new UsageError(
     `--resume_from_checkpoint ${dir}: neither a checkpoint (${TRAINER_STATE_FILE}) nor an adapter (${ADAPTER_SAFETENSORS}) is there`,
   );
-}
-
-/** Writes the final adapter into output_dir: staged in a temporary folder, then each file renamed in. */
-async function writeFinalAdapter(outputDir: string, write: (dir: string) => Promise<void>): Promise<void> {
-  const stage = join(outputDir, `.final-adapter-${randomBytes(4).toString('hex')}`);
-  await writeDirAtomic(stage, write);
-  for (const f of [ADAPTER_SAFETENSORS, ADAPTER_CONFIG]) await rename(join(stage, f), join(outputDir, f));
-  await rm(stage, { recursive: true, force: true });
 }
 
 export async function runFinetune(s: TrainingSettings): Promise<number> {
@@ -117,23 +109,31 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     replica = new AdapterReplica(layout, flatten(layout, initLoraWeights(targets, s.loraR, s.seed)));
   }
   const progress = new Progress(process.stdout, s.loggingSteps);
-  const result = await train({
+  const checkpoints = new CheckpointKeeper({
+    outputDir: s.outputDir,
+    saveSteps: s.saveSteps,
+    saveTotalLimit: s.saveTotalLimit,
+    totalSteps: data.plan.totalSteps,
+    stepsPerEpoch: data.plan.stepsPerEpoch,
+    loraConfig,
+    replica,
     runId,
+    planFingerprint: data.planFingerprint,
+    datasetFingerprint: data.datasetFingerprint,
+    seed: s.seed,
+    ...(resumedState ? { resumed: resumedState } : {}),
+  });
+  const result = await train({
     compute: loaded.compute,
     replica,
     data,
-    loraConfig,
-    outputDir: s.outputDir,
-    seed: s.seed,
+    checkpoints,
     learningRate: s.learningRate,
     warmupSteps: s.warmupSteps,
     maxGradNorm: 1.0,
     evalSteps: s.evalSteps,
-    saveSteps: s.saveSteps,
-    saveTotalLimit: s.saveTotalLimit,
     progress,
     metrics: new MetricsLog(join(s.outputDir, 'metrics.jsonl')),
-    ...(resumedState ? { resumedState } : {}),
   });
   if (result.bestCheckpoint) {
     const best = await readPeftAdapter(result.bestCheckpoint);

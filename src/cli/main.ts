@@ -2,12 +2,19 @@
 // one-line error and exit code 2.
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.ts';
+import { coordinatorCommand } from './coordinator.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { preprocessCommand } from './preprocess.ts';
+import { workerCommand } from './worker.ts';
 
 /** Sub-commands, in the order `--help` lists them. Each issue adds its command here. */
-export const commands: readonly Command[] = [finetuneCommand, preprocessCommand];
+export const commands: readonly Command[] = [
+  finetuneCommand,
+  coordinatorCommand,
+  workerCommand,
+  preprocessCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

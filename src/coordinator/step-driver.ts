@@ -51,9 +51,11 @@ export interface StepDriverOptions {
   readonly algorithm: 'shard-owner' | 'ring';
   /** Receives the reduced gradient SUM of a step as a non-contributing replica (src/collective). */
   observeReduce(step: number, generation: number, members: readonly string[]): Promise<Float32Array>;
-  /** After each commit (checkpoints, logs, metrics); the next step waits for it. */
+  /** After each commit (logs, metrics); evaluation and the next step wait for it. */
   onCommit(info: CommitInfo): Promise<void>;
   onEval(step: number, loss: number, tokens: number): Promise<void>;
+  /** After a step and its evaluation (if one was due): checkpoints. `done` = steps completed. */
+  afterStep(done: number): Promise<void>;
   log(line: string): void;
   onMismatch?(worker: WorkerId, what: 'gradient' | 'state'): void;
 }
@@ -373,12 +375,27 @@ export class StepDriver {
           this.o.evalMicroBatches.map((m) => m.id),
         ),
       };
-    } else if (next >= this.o.totalSteps) {
+      this.syncReady();
+      this.advance();
+      return;
+    }
+    await this.nextStep();
+  }
+
+  /** Checkpoint hook, then the next step or the end of the run. */
+  private async nextStep(): Promise<void> {
+    this.phase = { kind: 'commit' };
+    try {
+      await this.o.afterStep(this.o.replica.step);
+    } catch (err) {
+      this.failRun(err as Error);
+      return;
+    }
+    if (this.o.replica.step >= this.o.totalSteps) {
       this.finishRun('all steps done');
       return;
-    } else {
-      this.phase = this.trainPhase(next);
     }
+    this.phase = this.trainPhase(this.o.replica.step);
     this.syncReady();
     this.advance();
   }
@@ -392,13 +409,7 @@ export class StepDriver {
       this.failRun(err as Error);
       return;
     }
-    if (this.o.replica.step >= this.o.totalSteps) {
-      this.finishRun('all steps done');
-      return;
-    }
-    this.phase = this.trainPhase(this.o.replica.step);
-    this.syncReady();
-    this.advance();
+    await this.nextStep();
   }
 
   private finishRun(reason: string): void {

@@ -3,36 +3,26 @@
 // supervised tokens, clipped at norm 1.0, AdamW with linear warmup/decay; evaluation every
 // eval_steps, checkpoints every save_steps (pruned to save_total_limit), best adapter kept at the
 // end. The distributed path runs the same replica calls and must give the same adapter.
-import { join } from 'node:path';
 import type { MicroBatch } from '../data/micro-batch.ts';
-import type { LoraConfig } from '../model/peft-adapter.ts';
 import type { MicroBatchCompute } from '../worker/model-compute.ts';
-import { checkpointName, pruneCheckpoints } from './checkpoint-dirs.ts';
+import type { CheckpointKeeper } from './checkpoint-keeper.ts';
 import { linearWarmupLr } from './lr-schedule.ts';
 import type { MetricsLog } from './metrics-log.ts';
 import type { Progress } from './progress.ts';
 import { type AdapterReplica, finalizeGradient } from './replica.ts';
 import type { RunData } from './run-data.ts';
-import { type LogEntry, saveTrainingCheckpoint, type TrainerState } from './training-checkpoint.ts';
 
 export interface TrainerOptions {
-  readonly runId: string;
   readonly compute: MicroBatchCompute;
   readonly replica: AdapterReplica;
   readonly data: RunData;
-  readonly loraConfig: LoraConfig;
-  readonly outputDir: string;
-  readonly seed: number;
+  readonly checkpoints: CheckpointKeeper;
   readonly learningRate: number;
   readonly warmupSteps: number;
   readonly maxGradNorm: number;
   readonly evalSteps: number;
-  readonly saveSteps: number;
-  readonly saveTotalLimit: number;
   readonly progress: Progress;
   readonly metrics: MetricsLog;
-  /** Earlier history when resuming. */
-  readonly resumedState?: TrainerState;
 }
 
 export interface TrainResult {
@@ -64,32 +54,13 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { replica, compute, data, progress } = o;
   const plan = data.plan;
   const total = plan.totalSteps;
-  const history: LogEntry[] = [...(o.resumedState?.log_history ?? [])];
-  let bestMetric = o.resumedState?.best_metric ?? null;
-  let bestCheckpoint = o.resumedState?.best_model_checkpoint ?? null;
-  let lastEval: { step: number; loss: number } | undefined;
+  const keeper = o.checkpoints;
   let firstLoss = Number.NaN;
   let lastLoss = Number.NaN;
   const started = Date.now();
   const startStep = replica.step;
   let tokensSeen = 0;
   compute.setAdapter(replica.state.params);
-
-  const stateAt = (step: number): TrainerState => ({
-    global_step: step,
-    epoch: step / plan.stepsPerEpoch,
-    max_steps: total,
-    best_metric: bestMetric,
-    best_model_checkpoint: bestCheckpoint,
-    log_history: history,
-    lora_mpt: {
-      run_id: o.runId,
-      plan_fingerprint: data.planFingerprint,
-      dataset_fingerprint: data.datasetFingerprint,
-      seed: o.seed,
-      optimizer_steps: replica.state.step,
-    },
-  });
 
   for (let step = startStep; step < total; step++) {
     const t0 = Date.now();
@@ -122,7 +93,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       supervised_tokens: tokens,
       step_seconds: (Date.now() - t0) / 1000,
     };
-    history.push(entry);
+    keeper.history.push(entry);
     await o.metrics.append({ ...entry, tokens_per_second: tokensSeen / elapsed });
     progress.step({
       step: done,
@@ -135,20 +106,15 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
     if (data.evalBatches.length > 0 && (done % o.evalSteps === 0 || done === total)) {
       const ev = await evaluate(compute, data.evalBatches);
-      lastEval = { step: done, loss: ev.loss };
-      history.push({ step: done, eval_loss: ev.loss, eval_tokens: ev.tokens });
+      keeper.recordEval(done, ev.loss, ev.tokens);
       await o.metrics.append({ step: done, eval_loss: ev.loss, eval_tokens: ev.tokens });
       progress.line(`step ${done}: eval loss ${ev.loss.toFixed(4)} over ${ev.tokens} tokens`);
     }
-    if (done % o.saveSteps === 0 || done === total) {
-      // As HF: the checkpoint saved right after an evaluation competes for best (lower eval loss).
-      if (lastEval?.step === done && (bestMetric === null || lastEval.loss < bestMetric)) {
-        bestMetric = lastEval.loss;
-        bestCheckpoint = join(o.outputDir, checkpointName(done));
-      }
-      const dir = await saveTrainingCheckpoint(o.outputDir, replica, o.loraConfig, stateAt(done));
-      const pruned = await pruneCheckpoints(o.outputDir, o.saveTotalLimit, bestCheckpoint ?? undefined);
-      progress.line(`saved ${dir}${pruned.length > 0 ? ` (removed ${pruned.length} older)` : ''}`);
+    const saved = await keeper.afterStep(done);
+    if (saved) {
+      progress.line(
+        `saved ${saved.path}${saved.pruned.length > 0 ? ` (removed ${saved.pruned.length} older)` : ''}`,
+      );
     }
   }
   progress.end();
@@ -156,8 +122,8 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     steps: total - startStep,
     firstLoss,
     lastLoss,
-    bestEvalLoss: bestMetric,
-    bestCheckpoint,
+    bestEvalLoss: keeper.best?.loss ?? null,
+    bestCheckpoint: keeper.best?.path ?? null,
     seconds: (Date.now() - started) / 1000,
   };
 }

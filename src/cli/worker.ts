@@ -1,0 +1,108 @@
+// `lora-mpt worker`: one per GPU. Joins the coordinator's run over gRPC, loads the base model the run
+// names on its own disk, computes the micro-batches it is dealt and all-reduces LoRA gradients over
+// NATS. Reconnects with backoff when the coordinator restarts; exits 0 when the run is finished.
+import { hostname } from 'node:os';
+import { connect } from '@nats-io/transport-node';
+import { serveMetrics } from '../metrics/http-server.ts';
+import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import type { BackendChoice } from '../model/backend.ts';
+import { resolveModel } from '../model/hub.ts';
+import { loadModelCompute } from '../worker/model-compute.ts';
+import { RefusedError, runWorkerSession } from '../worker/session.ts';
+import type { Command } from './command.ts';
+import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+
+export const workerFlags = {
+  coordinator: {
+    kind: 'string',
+    default: '127.0.0.1:50051',
+    help: 'host:port of the coordinator gRPC endpoint.',
+  },
+  nats: { kind: 'string', default: 'nats://127.0.0.1:4222', help: 'NATS server URL(s), comma-separated.' },
+  backend: {
+    kind: 'string',
+    default: 'auto',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
+  },
+  worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
+  max_in_flight: {
+    kind: 'int',
+    default: 2,
+    min: 1,
+    help: 'Micro-batches held at once (credit): 2 keeps the next one queued while one computes.',
+  },
+  metrics_port: {
+    kind: 'int',
+    default: 9401,
+    min: 0,
+    help: 'Port of /metrics and /healthz (0: a free port).',
+  },
+  give_up_after_ms: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    help: 'Exit with an error after this long without a coordinator (0: keep retrying).',
+  },
+} as const satisfies FlagSpecs;
+
+export async function runWorker(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(workerFlags, argv);
+  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
+    throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
+  }
+  const id = f.worker_id ?? `${hostname()}-${process.pid}`;
+  const log = (line: string) => console.log(`[${id}] ${line}`);
+  const metrics = createTrainingMetrics('worker', { worker: id });
+  const http = await serveMetrics({ registry: metrics.registry, port: f.metrics_port });
+  const nc = await connect({
+    servers: f.nats.split(','),
+    name: `lora-mpt-worker-${id}`,
+    maxReconnectAttempts: -1,
+  });
+  log(`worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`);
+  try {
+    await runWorkerSession({
+      coordinator: f.coordinator,
+      workerId: id,
+      backend: f.backend,
+      maxInFlight: f.max_in_flight,
+      nc,
+      log,
+      ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
+      async prepare(run) {
+        const model = await resolveModel(run.baseModel, process.env);
+        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);
+        log(`loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`);
+        return loaded;
+      },
+    });
+    return 0;
+  } catch (err) {
+    if (err instanceof RefusedError) {
+      console.error(`[${id}] ${err.message}`);
+      return 3;
+    }
+    throw err;
+  } finally {
+    await http.close();
+    await nc.close();
+  }
+}
+
+export const workerCommand: Command = {
+  name: 'worker',
+  summary: 'join a distributed run: compute micro-batches, all-reduce LoRA gradients over NATS',
+  async run(argv) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      console.log(
+        helpText(
+          'lora-mpt worker --coordinator HOST:PORT --nats URL [flags]',
+          'One worker per GPU. The base model path comes from the run (the coordinator --base_model).',
+          workerFlags,
+        ),
+      );
+      return 0;
+    }
+    return runWorker(argv);
+  },
+};
