@@ -9,7 +9,7 @@ import { ShardOwnerAllReduce } from './shard-owner.ts';
 
 export type AllReduceAlgorithm = 'shard-owner' | 'ring';
 
-/** Measured faster on loopback at 2, 4 and 8 members (bench/all-reduce.ts, docs/collective.md). */
+/** n·G into the server and 2 hops (ring: 2(n-1)·G, 2(n-1) hops); on loopback as fast or faster (docs/collective.md). */
 export const DEFAULT_ALGORITHM: AllReduceAlgorithm = 'shard-owner';
 
 export interface AllReduceOptions extends RoundOptions {

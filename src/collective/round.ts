@@ -80,7 +80,7 @@ export class Round {
       signal.addEventListener('abort', onAbort, { once: true });
       this.cleanups.push(() => signal.removeEventListener('abort', onAbort));
     }
-    this.begin(start).catch((err: Error) => this.fail(this.asRoundError(err), true));
+    if (!this.settled) this.begin(start).catch((err: Error) => this.fail(this.asRoundError(err), true));
     return this.done;
   }
 
@@ -130,6 +130,7 @@ export class Round {
    */
   subscribe(subject: string, kind: FrameKind | 'ctl', handler: FrameHandler): void {
     const { nc, key, participants, length } = this.spec;
+    if (this.settled) return; // settle() has already unsubscribed everything
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (this.settled) return;

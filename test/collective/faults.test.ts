@@ -270,6 +270,15 @@ describe('all-reduce faults', () => {
     assert.equal(r1.reason.member, 'm0');
   });
 
+  it('rejects at once when the signal is already aborted', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(
+      reduce(0, { runId: 'faults', step: 13, generation: 0 }, { signal: ac.signal }),
+      AllReduceCancelledError,
+    );
+  });
+
   it('refuses a peer whose vector has another length', async () => {
     const key = { runId: 'faults', step: 11, generation: 0 };
     const two = ['m0', 'm1'];
