@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertSameAdapter } from '../support/adapters.ts';
+import { startDistributedRun } from '../support/distributed-run.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import { startLoraMpt } from '../support/processes.ts';
+import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+
+// A short run that exercises everything the split could disturb: dropout (seeded per micro-batch),
+// masking of the prompt, length grouping, several micro-batches per step and a validation set.
+const training = (run: TinyRun, out: string) => [
+  '--base_model',
+  run.model,
+  '--data_path',
+  run.data,
+  '--output_dir',
+  out,
+  '--batch_size',
+  '12',
+  '--micro_batch_size',
+  '2',
+  '--max_steps',
+  '3',
+  '--cutoff_len',
+  '48',
+  '--val_set_size',
+  '6',
+  '--eval_steps',
+  '3',
+  '--save_steps',
+  '3',
+  '--warmup_steps',
+  '1',
+  '--learning_rate',
+  '1e-2',
+  '--lora_dropout',
+  '0.1',
+  '--train_on_inputs=False',
+  '--group_by_length',
+  '--lora_target_modules',
+  '[Wqkv,out_proj]',
+];
+
+describe('distributed training equals single-process finetune', () => {
+  let run: TinyRun;
+  let nats: NatsServer;
+  before(async () => {
+    run = await tinyRun([200, 320]);
+    nats = await startNats({ maxPayload: 64 * 1024 });
+  });
+  after(async () => {
+    await nats?.stop();
+    run?.cleanup();
+  });
+
+  it('writes the finetune reference adapter', async () => {
+    const ft = startLoraMpt('finetune', [
+      'finetune',
+      ...training(run, join(run.dir, 'finetune')),
+      '--backend',
+      'wasm',
+    ]);
+    assert.equal(await ft.exited(), 0, ft.output());
+  });
+
+  for (const n of [1, 2, 3]) {
+    it(`gives the same adapter with ${n} worker(s), within 1e-5 relative`, async () => {
+      const out = join(run.dir, `workers-${n}`);
+      const d = await startDistributedRun({
+        natsUrl: nats.url,
+        trainingFlags: training(run, out),
+        workers: Array.from({ length: n }, (_, i) => `w${i}`),
+      });
+      try {
+        assert.equal(await d.coordinator.exited(), 0, d.coordinator.output());
+        for (const w of d.workers) assert.equal(await w.exited(), 0, w.output());
+      } finally {
+        await d.stop();
+      }
+      await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
+      if (n > 1) {
+        // Every worker took part: the coordinator logs who computed what.
+        for (let i = 0; i < n; i++)
+          assert.match(d.coordinator.output(), new RegExp(`micro-batches .*w${i}:`));
+      }
+    });
+  }
+});
