@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.ts';
 import { coordinatorCommand } from './coordinator.ts';
+import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { preprocessCommand } from './preprocess.ts';
@@ -14,6 +15,7 @@ export const commands: readonly Command[] = [
   coordinatorCommand,
   workerCommand,
   preprocessCommand,
+  evalCommand,
 ];
 
 function version(): string {

@@ -1,0 +1,113 @@
+// `lora-mpt eval` on a tiny random MPT with the real GPT-NeoX tokenizer: the printed loss must be the
+// naive autodiff model's mean cross-entropy over the same tokens, with and without an adapter.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { evalCommand } from '../../src/cli/eval.ts';
+import { Tokenizer } from '../../src/data/tokenizer.ts';
+import { loraTargets } from '../../src/model/lora.ts';
+import { newLoraConfig, writePeftAdapter } from '../../src/model/peft-adapter.ts';
+import { writeSafetensors } from '../../src/model/safetensors.ts';
+import { naiveMpt } from '../model/support/naive-mpt.ts';
+import { hostTensors, randomLora, randomWeights, tinyConfig } from '../model/support/tiny-mpt.ts';
+
+const TOKENIZER = fileURLToPath(new URL('../../../shared/data/gpt-neox-20b/tokenizer.json', import.meta.url));
+const TEXT = 'The quick brown fox jumps over the lazy dog. Alpacas hum when they are curious.';
+const configJson = {
+  model_type: 'mpt',
+  d_model: 8,
+  n_heads: 2,
+  n_layers: 1,
+  vocab_size: 50432,
+  max_seq_len: 64,
+};
+
+async function runEval(argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  try {
+    const code = await evalCommand.run(argv);
+    return { code, out: lines.join('\n') };
+  } finally {
+    console.log = log;
+  }
+}
+
+describe('lora-mpt eval', () => {
+  let dir = '';
+  const config = tinyConfig(configJson);
+  const weights = randomWeights(config, 21);
+  const lora = newLoraConfig({
+    r: 2,
+    loraAlpha: 4,
+    loraDropout: 0,
+    targetModules: ['Wqkv'],
+    baseModelNameOrPath: null,
+  });
+  const targets = loraTargets(config, lora);
+  const loraWeights = randomLora(targets, 2, 22);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lora-mpt-eval-'));
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...configJson, attn_config: { alibi: true } }),
+    );
+    await writeSafetensors(join(dir, 'model.safetensors'), hostTensors(config, weights));
+    await writePeftAdapter(join(dir, 'adapter'), {
+      config: lora,
+      tensors: new Map(
+        targets.flatMap((t) => [
+          [
+            t.aName,
+            { name: t.aName, shape: [2, t.inFeatures], data: loraWeights.get(t.aName) as Float32Array },
+          ],
+          [
+            t.bName,
+            { name: t.bName, shape: [t.outFeatures, 2], data: loraWeights.get(t.bName) as Float32Array },
+          ],
+        ]),
+      ),
+    });
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  for (const withAdapter of [false, true]) {
+    it(`prints the naive model's mean loss on a text ${withAdapter ? 'with' : 'without'} an adapter`, async () => {
+      const ids = Int32Array.from(Tokenizer.fromFile(TOKENIZER).encode(TEXT));
+      const argv = [
+        '--base_model',
+        dir,
+        '--tokenizer',
+        TOKENIZER,
+        '--text',
+        TEXT,
+        '--backend',
+        'cpu',
+        '--json',
+      ];
+      if (withAdapter) argv.push('--lora_weights', join(dir, 'adapter'));
+      const { code, out } = await runEval(argv);
+      assert.equal(code, 0);
+      const got = JSON.parse(out) as { loss: number; perplexity: number; tokens: number; examples: number };
+      const batch = { rows: 1, seqLen: ids.length, inputIds: ids, labels: ids, attentionMask: null };
+      const want = naiveMpt(
+        config,
+        weights,
+        withAdapter ? { r: 2, scale: 2, weights: loraWeights } : null,
+        batch,
+      );
+      assert.equal(got.tokens, ids.length - 1);
+      assert.ok(Math.abs(got.loss - want.lossSum / (ids.length - 1)) < 1e-5 * got.loss, `${got.loss}`);
+      assert.ok(Math.abs(got.perplexity - Math.exp(got.loss)) < 1e-9 * got.perplexity);
+    });
+  }
+
+  it('refuses to run without data or with both data and text', async () => {
+    await assert.rejects(evalCommand.run(['--base_model', dir]), /exactly one of --data_path and --text/);
+  });
+});
