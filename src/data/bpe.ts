@@ -1,16 +1,20 @@
 // The BPE model of a tokenizer.json: turns one byte-level pre-token into vocabulary ids by applying
-// the ranked merges, lowest rank first, left to right (what HF's word merge does without dropout).
+// the ranked merges, lowest rank first, leftmost first (HF's Word::merge_all, without dropout).
 // Results are cached per pre-token, as HF does, which makes natural text cheap to tokenize.
 
 /** Pair keys pack two ids in one number; 2^21 leaves room for vocabularies of up to 2M entries. */
 const PAIR = 2 ** 21;
 /** The cache is cleared when it reaches this many words, so memory stays bounded on huge corpora. */
 const CACHE_LIMIT = 200_000;
+/** Words up to this many symbols use the quadratic loop; longer ones the O(n log n) heap. */
+const SHORT_WORD = 48;
 
 export class BpeModel {
   private readonly rank = new Map<number, number>();
   private readonly merged = new Map<number, number>();
   private readonly cache = new Map<string, readonly number[]>();
+  /** No token is made by two different merges (true for GPT-NeoX): see merge(). */
+  private uniqueResults = true;
 
   /**
    * @param vocab token string -> id, as in `model.vocab`.
@@ -24,6 +28,7 @@ export class BpeModel {
   ) {
     for (const [id] of vocab.entries())
       if (id.length === 0) throw new Error(`${where}: empty token in vocab`);
+    const results = new Set<number>();
     merges.forEach((m, i) => {
       const [left, right] = typeof m === 'string' ? splitMerge(m, where, i) : m;
       const a = vocab.get(left);
@@ -38,6 +43,8 @@ export class BpeModel {
       if (!this.rank.has(key)) {
         this.rank.set(key, i);
         this.merged.set(key, c);
+        if (results.has(c)) this.uniqueResults = false;
+        results.add(c);
       }
     });
   }
@@ -56,12 +63,54 @@ export class BpeModel {
     return ids;
   }
 
+  /**
+   * HF's Word::merge_all: a min-heap of candidate merges ordered by (rank, position); a popped
+   * entry is applied if its pair still stands (same merged id), then the pairs it forms with its
+   * neighbours are pushed. O(n log n), so a long unbroken run (minified JSON, base64) stays cheap.
+   */
   private merge(symbols: readonly string[]): number[] {
-    let ids: number[] = [];
+    const ids: number[] = [];
     for (const s of symbols) {
       const id = this.vocab.get(s);
       if (id !== undefined) ids.push(id);
     }
+    const n = ids.length;
+    if (n < 2) return ids;
+    // Short words: the textbook loop is faster, and gives the same result whenever no token is
+    // made by two merges (then a heap entry is stale exactly when its pair is gone).
+    if (n <= SHORT_WORD && this.uniqueResults) return this.mergeShort(ids);
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const alive = new Uint8Array(n).fill(1);
+    const heap = new MergeHeap();
+    const offer = (pos: number, right: number) => {
+      const key = ids[pos]! * PAIR + ids[right]!;
+      const rank = this.rank.get(key);
+      if (rank !== undefined) heap.push(rank, pos, this.merged.get(key)!);
+    };
+    for (let i = 0; i + 1 < n; i++) offer(i, i + 1);
+    while (heap.size > 0) {
+      const { pos, newId } = heap.pop();
+      const right = next[pos]!;
+      if (!alive[pos] || right < 0) continue;
+      // A stale entry: the symbols at pos changed since it was pushed.
+      if (this.merged.get(ids[pos]! * PAIR + ids[right]!) !== newId) continue;
+      ids[pos] = newId;
+      alive[right] = 0;
+      const after = next[right]!;
+      next[pos] = after;
+      if (after >= 0) prev[after] = pos;
+      if (prev[pos]! >= 0) offer(prev[pos]!, pos);
+      if (after >= 0) offer(pos, after);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) out.push(ids[i]!);
+    return out;
+  }
+
+  /** Repeatedly merges every occurrence of the lowest-ranked pair, left to right ("a a a" -> "aa a"). */
+  private mergeShort(start: number[]): number[] {
+    let ids = start;
     while (ids.length > 1) {
       let bestRank = Number.POSITIVE_INFINITY;
       let bestKey = -1;
@@ -74,7 +123,6 @@ export class BpeModel {
         }
       }
       if (bestKey < 0) break;
-      // Merge every occurrence of the best pair, left to right, without overlaps ("a a a" -> "aa a").
       const a = Math.floor(bestKey / PAIR);
       const b = bestKey % PAIR;
       const c = this.merged.get(bestKey)!;
@@ -88,6 +136,57 @@ export class BpeModel {
       ids = next;
     }
     return ids;
+  }
+}
+
+/** A binary min-heap of merges keyed by (rank, position), as the Rust crate's BinaryHeap<Merge>. */
+class MergeHeap {
+  private keys: number[] = [];
+  private newIds: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  push(rank: number, pos: number, newId: number): void {
+    // rank * 2^26 + pos orders by rank, then position; exact in a double for words < 64M symbols.
+    const k = this.keys;
+    const v = this.newIds;
+    let i = k.length;
+    k.push(rank * 2 ** 26 + pos);
+    v.push(newId);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (k[parent]! <= k[i]!) break;
+      [k[parent], k[i]] = [k[i]!, k[parent]!];
+      [v[parent], v[i]] = [v[i]!, v[parent]!];
+      i = parent;
+    }
+  }
+
+  pop(): { pos: number; newId: number } {
+    const k = this.keys;
+    const v = this.newIds;
+    const top = { pos: k[0]! % 2 ** 26, newId: v[0]! };
+    const lastK = k.pop()!;
+    const lastV = v.pop()!;
+    if (k.length > 0) {
+      k[0] = lastK;
+      v[0] = lastV;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < k.length && k[l]! < k[m]!) m = l;
+        if (r < k.length && k[r]! < k[m]!) m = r;
+        if (m === i) break;
+        [k[m], k[i]] = [k[i]!, k[m]!];
+        [v[m], v[i]] = [v[i]!, v[m]!];
+        i = m;
+      }
+    }
+    return top;
   }
 }
 

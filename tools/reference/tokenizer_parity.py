@@ -131,6 +131,11 @@ def cases(tok):
         "مرحبا بالعالم", "def f(x):\n    if x:\n        return {'a': [1, 2]}\n\treturn None\n",
         "  \n  \n", "a\r\nb", "$$$ ### !!! ???", "\u0000\u0001 nul",
     ]
+    # Long unbroken pre-tokens: the merge order must match HF's heap, and stay fast.
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    enc += ["".join(rng.choice(letters) for _ in range(4000)), "a" * 3000, "=-" * 1500, "\u00e9" * 1000,
+            "".join(rng.choice(letters + "0123456789+/") for _ in range(3000))]
     ids_of = lambda s: tok.token_to_id(s)
     dec_ids = [
         [0, 12092, 50276, 1533], [12092, 50276, 0], [ids_of("Ã")], [ids_of("Ã"), ids_of("©")],
