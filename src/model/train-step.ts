@@ -91,6 +91,12 @@ export async function computeLoraGradients(
     throw new Error('computeLoraGradients: the model has no LoRA adapter (configureLora)');
   if (batch.labels == null) throw new Error('computeLoraGradients: the micro-batch has no labels');
   validateMicroBatch(batch, c.vocabSize, c.maxSeqLen);
+  const pdrop = { attn_pdrop: c.attn.attnPdrop, resid_pdrop: c.residPdrop, emb_pdrop: c.embPdrop };
+  for (const [field, p] of Object.entries(pdrop)) {
+    // Base-model dropout would change the training loss; MPT checkpoints ship 0 for all three.
+    if (p > 0)
+      throw new Error(`config ${field} = ${p}: dropout in the frozen model is not supported (set it to 0)`);
+  }
   const ckpt = options.gradientCheckpointing ?? false;
   const targets = shiftedTargets(batch);
   const n = batch.rows * batch.seqLen;
