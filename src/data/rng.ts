@@ -31,6 +31,16 @@ export class Rng {
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // the all-zero state is a fixed point
   }
 
+  /** A generator in a given state (reference test vectors start from the state {1, 2, 3, 4}). */
+  static fromState(s0: number, s1: number, s2: number, s3: number): Rng {
+    const r = new Rng();
+    r.s0 = s0 | 0;
+    r.s1 = s1 | 0;
+    r.s2 = s2 | 0;
+    r.s3 = s3 | 0;
+    return r;
+  }
+
   /** Next 32-bit unsigned integer. */
   nextU32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;

@@ -158,6 +158,17 @@ describe('seeded split and RNG', () => {
     assert.throws(() => splitTrainVal(10, 10, 42), /val_set_size 10 leaves no training examples/);
   });
 
+  it("is xoshiro128** 1.1: the reference implementation's first outputs from state {1, 2, 3, 4}", () => {
+    const r = Rng.fromState(1, 2, 3, 4);
+    const expected = [
+      11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849, 3729100597, 4258142804,
+    ];
+    assert.deepEqual(
+      expected.map(() => r.nextU32()),
+      expected,
+    );
+  });
+
   it('draws the same numbers for the same key and different ones for another key', () => {
     const draw = (...key: number[]) => {
       const r = new Rng(...key);
