@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  AllReduceDisconnectedError,
+  AllReducePeerAbortedError,
+  allReduceSum,
+} from '../../src/collective/index.ts';
+import { type RoundKey, roundPrefix } from '../../src/collective/subjects.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import { bytesOf, connectMembers, memberIds, randomGradients, sumInOrder } from './members.ts';
+import { readiesOf, reconnected, why } from './spy.ts';
+
+const members = memberIds(3);
+
+describe('all-reduce when the NATS server restarts', () => {
+  let server: NatsServer;
+  let conns: NatsConnection[] = [];
+  let spy: NatsConnection;
+  const xs = randomGradients(3, 5000, 77);
+
+  before(async () => {
+    server = await startNats();
+    conns = await connectMembers(server.url, 3);
+    spy = (await connectMembers(server.url, 1))[0]!;
+  });
+  after(async () => {
+    await Promise.all([...conns, spy].map((c) => c?.close()));
+    await server?.stop();
+  });
+
+  const reduce = (i: number, key: RoundKey, extra: Partial<Parameters<typeof allReduceSum>[0]> = {}) =>
+    allReduceSum({
+      nc: conns[i]!,
+      ...key,
+      members,
+      self: members[i]!,
+      data: xs[i]!,
+      timeoutMs: 5000,
+      ...extra,
+    });
+
+  it('rejects when the server restarts mid-reduce, and the retry under generation + 1 succeeds', async () => {
+    const key = { runId: 'faults', step: 8, generation: 0 };
+    const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+    const calls = Promise.allSettled([0, 1].map((i) => reduce(i, key)));
+    await waitReady();
+    const back = [...conns, spy].map(reconnected);
+    await server.restart();
+    for (const r of await calls) {
+      assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceDisconnectedError, why(r));
+      assert.equal(r.reason.retryable, true);
+    }
+    await Promise.all(back);
+    const retry = await Promise.all([0, 1, 2].map((i) => reduce(i, { ...key, generation: 1 })));
+    for (const r of retry) assert.deepEqual(bytesOf(r), bytesOf(sumInOrder(xs, [0, 1, 2])));
+  });
+
+  const big = randomGradients(3, 2 ** 21, 5); // 8 MiB each: still moving when the server dies
+  const bigSum = bytesOf(sumInOrder(big, [0, 1, 2]));
+  for (const algorithm of ['shard-owner', 'ring'] as const) {
+    it(`never returns a wrong sum when the server restarts during the data phase (${algorithm})`, async () => {
+      const key = { runId: 'faults', step: 9, generation: algorithm === 'ring' ? 10 : 0 };
+      let restarting: Promise<void> | undefined;
+      const firstData = spy.subscribe(`${roundPrefix(key)}.${algorithm === 'ring' ? 'ring-rs' : 'so-rs'}.>`, {
+        max: 1,
+        callback: () => {
+          restarting = server.restart();
+        },
+      });
+      await spy.flush();
+      const back = [...conns, spy].map(reconnected);
+      const run = (k: RoundKey) =>
+        Promise.allSettled(
+          [0, 1, 2].map((i) =>
+            allReduceSum({
+              nc: conns[i]!,
+              ...k,
+              members,
+              self: members[i]!,
+              data: big[i]!,
+              timeoutMs: 20_000,
+              algorithm,
+            }),
+          ),
+        );
+      const outcomes = await run(key);
+      firstData.unsubscribe();
+      await restarting;
+      await Promise.all(back);
+      const expected = algorithm === 'shard-owner' ? bigSum : undefined;
+      for (const o of outcomes) {
+        if (o.status === 'rejected')
+          assert.ok(
+            o.reason instanceof AllReduceDisconnectedError || o.reason instanceof AllReducePeerAbortedError,
+            String(o.reason),
+          );
+        else if (expected) assert.equal(Buffer.compare(bytesOf(o.value), expected), 0);
+      }
+      assert.ok(
+        outcomes.some((o) => o.status === 'rejected'),
+        'the restart came too late to test anything',
+      );
+      const retry = await run({ ...key, generation: key.generation + 1 });
+      for (const o of retry) {
+        assert.equal(o.status, 'fulfilled', String((o as PromiseRejectedResult).reason));
+      }
+      const sums = retry.map((o) => bytesOf((o as PromiseFulfilledResult<Float32Array>).value));
+      for (const s of sums) assert.equal(Buffer.compare(s, sums[0]!), 0);
+      if (expected) assert.equal(Buffer.compare(sums[0]!, expected), 0);
+    });
+  }
+});
