@@ -30,30 +30,38 @@ export interface ActiveBackend {
 
 const NODE_BINDINGS = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
-async function tryImport(name: string): Promise<boolean> {
+/** Imports an optional binding; returns null when it loaded, else why not. */
+async function tryImport(name: string): Promise<string | null> {
   try {
     // A variable specifier keeps TypeScript from requiring these optional packages at compile time.
     await import(name);
-    return true;
+    return null;
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return false;
-    throw new Error(`${name} is installed but failed to load: ${(err as Error).message}`);
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return `${name} is not installed`;
+    return `${name} is installed but failed to load: ${(err as Error).message}`;
   }
 }
 
 async function startTensorflow(required: boolean): Promise<boolean> {
+  const reasons: string[] = [];
   for (const name of NODE_BINDINGS) {
-    if (await tryImport(name)) {
-      if (await tf.setBackend('tensorflow')) return true;
-      throw new Error(`${name} loaded but the 'tensorflow' backend did not start`);
+    const failure = await tryImport(name);
+    if (failure !== null) {
+      reasons.push(failure);
+      continue;
     }
+    if (await tf.setBackend('tensorflow')) return true;
+    reasons.push(`${name} loaded but the 'tensorflow' backend did not start`);
   }
   if (required) {
     throw new Error(
-      '--backend tensorflow: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed; install one (npm install @tensorflow/tfjs-node-gpu@4.22.0 on CUDA machines) or use --backend wasm',
+      `--backend tensorflow: ${reasons.join('; ')}. Install one (npm install @tensorflow/tfjs-node-gpu@4.22.0 on CUDA machines, @tensorflow/tfjs-node@4.22.0 elsewhere) or use --backend wasm`,
     );
   }
+  // auto: an installed binding that fails to load is worth a line; a missing one is the normal case.
+  for (const r of reasons)
+    if (r.includes('failed') || r.includes('did not start')) console.error(`backend auto: ${r}; using wasm`);
   return false;
 }
 
