@@ -7,8 +7,6 @@ import type { TokenizedExample } from './tokenize-example.ts';
 
 /** RNG stream tag of the per-epoch shuffle (the split uses another). */
 const SHUFFLE_STREAM = 0x5f1;
-/** HF LengthGroupedSampler's default: megabatches of 50 micro-batches. */
-const MEGABATCH_MULT = 50;
 
 export interface DataPlanOptions extends CollateOptions {
   readonly examples: readonly TokenizedExample[];
@@ -62,7 +60,7 @@ export function buildDataPlan(o: DataPlanOptions): DataPlan {
     let order = cache.get(epoch);
     if (order === undefined) {
       const perm = new Rng(o.seed, SHUFFLE_STREAM, epoch).permutation(n);
-      order = o.groupByLength ? groupByLength(perm, lengths, MEGABATCH_MULT * micro) : perm;
+      order = o.groupByLength ? groupByLength(perm, lengths, megabatchSize(n, micro)) : perm;
       if (cache.size >= 2) cache.delete(cache.keys().next().value!);
       cache.set(epoch, order);
     }
@@ -97,6 +95,14 @@ export function buildDataPlan(o: DataPlanOptions): DataPlan {
       return out;
     },
   };
+}
+
+/**
+ * HF LengthGroupedSampler's megabatch: mega_batch_mult = min(n // (4 * micro), 50), at least 1,
+ * times the micro-batch size (200 examples for Alpaca at micro-batch 4).
+ */
+export function megabatchSize(n: number, microBatchSize: number): number {
+  return Math.max(1, Math.min(Math.floor(n / (4 * microBatchSize)), 50)) * microBatchSize;
 }
 
 /**

@@ -1,13 +1,20 @@
 // The data plan: HF Trainer step arithmetic, determinism (any step rebuilt identically), per-epoch
 // shuffles, every example exactly once per epoch, length grouping, padding and ids.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { buildDataPlan, buildEvalMicroBatches, groupByLength } from '../../src/data/data-plan.ts';
+import {
+  buildDataPlan,
+  buildEvalMicroBatches,
+  groupByLength,
+  megabatchSize,
+} from '../../src/data/data-plan.ts';
 import { datasetFingerprint, planFingerprint } from '../../src/data/fingerprint.ts';
 import { collate, type MicroBatch, paddingOf } from '../../src/data/micro-batch.ts';
 import { Rng } from '../../src/data/rng.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
 import type { TokenizedExample } from '../../src/data/tokenize-example.ts';
+import { FIXTURES } from './paths.ts';
 
 /** Example i has length 1 + (i * 7919 % 61) and ids i*1000 + position, so rows are recognisable. */
 function examples(n: number): TokenizedExample[] {
@@ -90,6 +97,18 @@ describe('data plan', () => {
     const order = groupByLength([0, 1, 2, 3, 4, 5, 6, 7], lengths, 4);
     // megabatches [0,1,2,3] -> by length desc [1,3,0,2]; [4,5,6,7] -> [4,6,7,5]; longest (4) swapped to front.
     assert.deepEqual(order, [4, 3, 0, 2, 1, 6, 7, 5]);
+  });
+
+  it('orders a permutation exactly as HF transformers get_length_grouped_indices (ties included)', () => {
+    const fixture = JSON.parse(readFileSync(`${FIXTURES}length-grouped.json`, 'utf8')) as {
+      cases: { micro_batch_size: number; lengths: number[]; perm: number[]; order: number[] }[];
+    };
+    for (const c of fixture.cases)
+      assert.deepEqual(
+        groupByLength(c.perm, c.lengths, megabatchSize(c.lengths.length, c.micro_batch_size)),
+        c.order,
+        `n=${c.lengths.length} micro=${c.micro_batch_size}`,
+      );
   });
 
   it('pads less with group_by_length, and puts the longest example in step 0', () => {
