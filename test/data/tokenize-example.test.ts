@@ -1,11 +1,14 @@
-// Masking and EOS rules of alpaca-lora's generate_and_tokenize_prompt, on one record whose ids came
-// from HF `tokenizers`; the expected labels were worked out by hand from finetune.py's logic.
+// Masking and EOS rules of alpaca-lora's generate_and_tokenize_prompt: on one record whose ids came
+// from HF `tokenizers`, with labels worked out by hand from finetune.py's logic; and against
+// finetune.py's own functions run with transformers (tools/reference/alpaca_lora_masks.py).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { loadPromptTemplate } from '../../src/data/prompt-template.ts';
 import { type TokenizeOptions, tokenizeExample } from '../../src/data/tokenize-example.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
-import { TOKENIZER_JSON } from './paths.ts';
+import { ALPACA_JSON, FIXTURES, TOKENIZER_JSON } from './paths.ts';
 
 // alpaca_short, "Say hi" / "" / "Hi!": the user prompt is 12 ids, the full text 14 (HF tokenizers).
 const USER = [4118, 41959, 27, 187, 27128, 14260, 187, 187, 4118, 19371, 27, 187];
@@ -64,6 +67,41 @@ describe('tokenizeExample (alpaca-lora semantics)', () => {
   it('with a truncated prompt and add_eos_token=false, masks every token', () => {
     const r = run({ cutoffLen: 11, trainOnInputs: false, addEosToken: false });
     assert.deepEqual(r.labels, new Array(11).fill(M));
+  });
+
+  it('matches alpaca-lora run by transformers on 60 Alpaca records x 5 flag sets (prompt-truncating cutoffs too)', () => {
+    const fixture = JSON.parse(
+      gunzipSync(readFileSync(`${FIXTURES}alpaca-lora-masks.json.gz`)).toString('utf8'),
+    ) as {
+      cases: {
+        index: number;
+        cutoff_len: number;
+        train_on_inputs: boolean;
+        add_eos_token: boolean;
+        input_ids: number[];
+        labels: number[];
+      }[];
+    };
+    const records = JSON.parse(readFileSync(ALPACA_JSON, 'utf8')) as Record<string, string>[];
+    const template = loadPromptTemplate('alpaca');
+    assert.equal(fixture.cases.length, 300);
+    for (const c of fixture.cases) {
+      const r = records[c.index]!;
+      const e = tokenizeExample(
+        tok,
+        template,
+        { instruction: r.instruction!, input: r.input!, output: r.output! },
+        {
+          cutoffLen: c.cutoff_len,
+          trainOnInputs: c.train_on_inputs,
+          addEosToken: c.add_eos_token,
+          eosTokenId: 0,
+        },
+      );
+      const what = `record ${c.index} cutoff ${c.cutoff_len} toi ${c.train_on_inputs} eos ${c.add_eos_token}`;
+      assert.deepEqual([...e.inputIds], c.input_ids, what);
+      assert.deepEqual([...e.labels], c.labels, what);
+    }
   });
 
   it('does not add a second EOS when the text already ends with <|endoftext|>', () => {
