@@ -42,18 +42,15 @@ export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array>
     // The link from the last member to the first carries every final shard except shard 1, which
     // member 0 completes and sends to member 1 (ring.ts).
     sender = (shard) => (shard === 1 ? members[0]! : members[n - 1]!);
-    for (const subject of [
-      dataSubject(key, 'ring-ag', '*', members[n - 1]!),
-      dataSubject(key, 'ring-ag', 1, members[0]!),
-    ]) {
+    for (const subject of [dataSubject(key, 'ring-ag', '*', n - 1), dataSubject(key, 'ring-ag', 1, 0)]) {
       round.subscribe(subject, FrameKind.ringGather, (h, payload) => {
         if (received.add(h.shard, h.chunk)) onFinal(h.offset, payload);
       });
     }
   } else {
     sender = (shard) => members[shard]!;
-    members.forEach((owner, k) => {
-      round.subscribe(dataSubject(key, 'so-ag', k, owner), FrameKind.shardGather, (h, payload) => {
+    members.forEach((_, k) => {
+      round.subscribe(dataSubject(key, 'so-ag', k, k), FrameKind.shardGather, (h, payload) => {
         if (h.shard === k && received.add(h.shard, h.chunk)) onFinal(h.offset, payload);
       });
     });

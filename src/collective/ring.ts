@@ -15,6 +15,7 @@ export class RingAllReduce {
   private readonly me: number;
   private readonly n: number;
   private readonly pred: string;
+  private readonly predIndex: number;
   private readonly partials: ChunkSet;
   private readonly finals: ChunkSet;
   /** Chunks whose final bytes are in `result`: every chunk of every shard, once. */
@@ -31,7 +32,8 @@ export class RingAllReduce {
     if (this.n < 2)
       throw new Error('ring all-reduce needs at least 2 members (all-reduce.ts routes 1 elsewhere)');
     this.me = spec.selfIndex;
-    this.pred = members[mod(this.me - 1, this.n)]!;
+    this.predIndex = mod(this.me - 1, this.n);
+    this.pred = members[this.predIndex]!;
     this.result = new Float32Array(data.length);
     const shards = members.map((_, s) => s);
     this.totalChunks = shards.reduce((t, s) => t + layout.chunkCount(s), 0);
@@ -44,10 +46,10 @@ export class RingAllReduce {
       layout,
       shards.filter((s) => s !== mod(this.me + 1, this.n)),
     );
-    round.subscribe(dataSubject(key, 'ring-rs', '*', this.pred), FrameKind.ringReduce, (h, payload) => {
+    round.subscribe(dataSubject(key, 'ring-rs', '*', this.predIndex), FrameKind.ringReduce, (h, payload) => {
       if (this.partials.add(h.shard, h.chunk)) this.onPartial(h.shard, h.chunk, h.offset, payload);
     });
-    round.subscribe(dataSubject(key, 'ring-ag', '*', this.pred), FrameKind.ringGather, (h, payload) => {
+    round.subscribe(dataSubject(key, 'ring-ag', '*', this.predIndex), FrameKind.ringGather, (h, payload) => {
       if (this.finals.add(h.shard, h.chunk)) this.onFinal(h.shard, h.chunk, h.offset, payload);
     });
     round.missingData = () => this.missing();
@@ -56,7 +58,7 @@ export class RingAllReduce {
   /** After the barrier: start our own shard around the ring. */
   start(): void {
     const { layout, spec } = this.round;
-    const subject = dataSubject(spec.key, 'ring-rs', this.me, spec.members[this.me]!);
+    const subject = dataSubject(spec.key, 'ring-rs', this.me, this.me);
     for (let j = 0; j < layout.chunkCount(this.me); j++) {
       const c = layout.chunk(this.me, j);
       this.round.sendData(subject, FrameKind.ringReduce, this.me, j, this.data.subarray(c.lo, c.hi));
@@ -73,11 +75,10 @@ export class RingAllReduce {
     const own = this.data.subarray(offset, offset + len);
     for (let i = 0; i < len; i++) out[i]! += own[i]!;
     const { spec } = this.round;
-    const self = spec.members[this.me]!;
     if (shard === mod(this.me + 1, this.n)) {
       this.finalChunks++;
       this.round.sendData(
-        dataSubject(spec.key, 'ring-ag', shard, self),
+        dataSubject(spec.key, 'ring-ag', shard, this.me),
         FrameKind.ringGather,
         shard,
         chunk,
@@ -86,7 +87,7 @@ export class RingAllReduce {
       this.maybeComplete();
     } else {
       this.round.sendData(
-        dataSubject(spec.key, 'ring-rs', shard, self),
+        dataSubject(spec.key, 'ring-rs', shard, this.me),
         FrameKind.ringReduce,
         shard,
         chunk,
@@ -103,7 +104,7 @@ export class RingAllReduce {
     if (mod(this.me + 1, this.n) !== mod(shard - 1, this.n)) {
       const { spec } = this.round;
       const out = this.result.subarray(offset, offset + payload.length / 4);
-      const subject = dataSubject(spec.key, 'ring-ag', shard, spec.members[this.me]!);
+      const subject = dataSubject(spec.key, 'ring-ag', shard, this.me);
       this.round.sendData(subject, FrameKind.ringGather, shard, chunk, out);
     }
     this.maybeComplete();

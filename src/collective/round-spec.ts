@@ -38,6 +38,13 @@ export interface RoundSpec {
 
 const U32 = 2 ** 32;
 
+// Ids never enter subjects (senders are indices there), so host names with dots are fine.
+function checkId(field: string, v: string): void {
+  if (typeof v !== 'string' || v.length === 0) {
+    throw new AllReduceInputError(`${field} must be a non-empty id string, got ${JSON.stringify(v)}`);
+  }
+}
+
 function checkU32(field: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v >= U32) {
     throw new AllReduceInputError(`${field} must be an integer in [0, 2^32), got ${v}`);
@@ -51,7 +58,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
   checkU32('data.length', length);
   if (o.members.length === 0) throw new AllReduceInputError('members is empty: name at least one member');
   o.members.forEach((m, i) => {
-    checkToken(`members[${i}]`, m);
+    checkId(`members[${i}]`, m);
     if (i > 0 && !(o.members[i - 1]! < m)) {
       throw new AllReduceInputError(
         `members must be sorted ascending and unique (they fix the summation order): ` +
@@ -62,7 +69,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
   const observers = o.observers ?? [];
   const participants = [...o.members, ...observers];
   observers.forEach((x, i) => {
-    checkToken(`observers[${i}]`, x);
+    checkId(`observers[${i}]`, x);
   });
   if (new Set(participants).size !== participants.length) {
     throw new AllReduceInputError(`members and observers must be distinct ids: ${participants.join(', ')}`);

@@ -146,7 +146,7 @@ export class Round {
           h.step === key.step &&
           h.generation === key.generation &&
           h.from < participants.length &&
-          msg.subject.endsWith(`.${participants[h.from]}`);
+          msg.subject.endsWith(`.${h.from}`);
         if (!ours) {
           this.ignoredFrames++;
           return;
@@ -210,7 +210,7 @@ export class Round {
     const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
     const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
     const payload = text === undefined ? undefined : new TextEncoder().encode(text);
-    nc.publish(ctlSubject(key, this.self), encodeFrame({ ...header, ...rest }, payload));
+    nc.publish(ctlSubject(key, selfIndex), encodeFrame({ ...header, ...rest }, payload));
   }
 
   /** What the round still waits for: readies before the barrier, then the algorithm's data. */

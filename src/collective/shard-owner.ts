@@ -45,7 +45,7 @@ export class ShardOwnerAllReduce {
     });
     for (const k of others) {
       if (layout.chunkCount(k) === 0) continue;
-      round.subscribe(dataSubject(key, 'so-ag', k, members[k]!), FrameKind.shardGather, (h, payload) => {
+      round.subscribe(dataSubject(key, 'so-ag', k, k), FrameKind.shardGather, (h, payload) => {
         if (h.shard !== k || !this.gathered.add(h.shard, h.chunk)) return;
         copyFloats(payload, this.result, h.offset);
         this.maybeComplete();
@@ -61,14 +61,13 @@ export class ShardOwnerAllReduce {
    */
   start(): void {
     const { layout, spec } = this.round;
-    const self = spec.members[this.me]!;
     const chunks = Math.max(0, ...spec.members.map((_, k) => layout.chunkCount(k)));
     for (let j = 0; j < chunks; j++) {
       for (let d = 1; d < this.n; d++) {
         const k = (this.me + d) % this.n;
         if (j >= layout.chunkCount(k)) continue;
         const c = layout.chunk(k, j);
-        const subject = dataSubject(spec.key, 'so-rs', k, self);
+        const subject = dataSubject(spec.key, 'so-rs', k, this.me);
         this.round.sendData(subject, FrameKind.shardReduce, k, j, this.data.subarray(c.lo, c.hi));
       }
     }
@@ -92,7 +91,7 @@ export class ShardOwnerAllReduce {
     }
     this.reducedChunks++;
     if (this.n > 1 || spec.observers.length > 0) {
-      const subject = dataSubject(spec.key, 'so-ag', this.me, spec.members[this.me]!);
+      const subject = dataSubject(spec.key, 'so-ag', this.me, this.me);
       this.round.sendData(subject, FrameKind.shardGather, this.me, j, out);
     }
     this.maybeComplete();

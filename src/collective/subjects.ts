@@ -1,5 +1,6 @@
 // NATS subjects of one all-reduce round. Every subject carries run id, step and generation, so a
 // round only ever subscribes to its own traffic; the frame header repeats them (see frame.ts).
+// Senders are named by their index in members ++ observers: worker ids (host names) may hold dots.
 import { AllReduceInputError } from './errors.ts';
 
 /** Identifies one round: a retried step gets a new generation and thus disjoint subjects. */
@@ -28,12 +29,12 @@ export function roundPrefix(key: RoundKey): string {
   return `lora.${key.runId}.s${key.step}.g${key.generation}`;
 }
 
-/** Control traffic (ready, abort) sent by `from`; `'*'` subscribes to every sender. */
-export function ctlSubject(key: RoundKey, from: string): string {
+/** Control traffic (ready, abort) sent by participant `from`; `'*'` subscribes to every sender. */
+export function ctlSubject(key: RoundKey, from: number | '*'): string {
   return `${roundPrefix(key)}.ctl.${from}`;
 }
 
-/** Data of `shard` in `phase`, sent by `from`; `'*'` in either place is a one-token wildcard. */
-export function dataSubject(key: RoundKey, phase: Phase, shard: number | '*', from: string): string {
+/** Data of `shard` in `phase`, sent by member `from`; `'*'` in either place is a one-token wildcard. */
+export function dataSubject(key: RoundKey, phase: Phase, shard: number | '*', from: number | '*'): string {
   return `${roundPrefix(key)}.${phase}.${shard}.${from}`;
 }

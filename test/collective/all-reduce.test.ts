@@ -112,6 +112,25 @@ describe('all-reduce sum', () => {
     });
   }
 
+  it('takes worker ids that are host names with dots and dashes', async () => {
+    const xs = randomGradients(2, 1000, 11);
+    const members = ['ip-10-0-0-7.ec2.internal-41', 'ip-10-0-0-9.ec2.internal-17'];
+    const key = {
+      runId: 'run1',
+      step: 10,
+      generation: 0,
+      members,
+      observers: ['coord.local'],
+      timeoutMs: 10_000,
+    };
+    const [a, b, observed] = await Promise.all([
+      allReduceSum({ ...key, nc: conns[0]!, self: members[0]!, data: xs[0]! }),
+      allReduceSum({ ...key, nc: conns[1]!, self: members[1]!, data: xs[1]! }),
+      observeAllReduce({ ...key, nc: conns[2]!, self: 'coord.local', length: 1000 }),
+    ]);
+    for (const r of [a!, b!, observed!]) assert.deepEqual(bytesOf(r), bytesOf(sumInOrder(xs, [0, 1])));
+  });
+
   it('returns a copy of the data for a single member', async () => {
     const [x] = randomGradients(1, 100, 3);
     const r = await allReduceSum({

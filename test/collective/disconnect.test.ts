@@ -42,7 +42,7 @@ describe('all-reduce when the NATS server restarts', () => {
 
   it('rejects when the server restarts mid-reduce, and the retry under generation + 1 succeeds', async () => {
     const key = { runId: 'faults', step: 8, generation: 0 };
-    const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+    const waitReady = await readiesOf(spy, key, [0, 1]);
     const calls = Promise.allSettled([0, 1].map((i) => reduce(i, key)));
     await waitReady();
     const back = [...conns, spy].map(reconnected);

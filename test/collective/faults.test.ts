@@ -48,12 +48,12 @@ describe('all-reduce faults other than a disconnect', () => {
   for (const algorithm of ['shard-owner', 'ring'] as const satisfies readonly AllReduceAlgorithm[]) {
     it(`ignores frames of an older generation, another run or step on its subjects (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 5, generation: 1 };
-      const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+      const waitReady = await readiesOf(spy, key, [0, 1]);
       const early = [reduce(0, key, { algorithm }), reduce(1, key, { algorithm })];
       await waitReady();
       // m2 has not subscribed yet. Were a stale ready of m2 taken, m0 and m1 would send into the void.
       const stale = [{ generation: 0 }, { runId: 'other-run' }];
-      for (const over of stale) spy.publish(ctlSubject(key, 'm2'), readyFrame(key, 2, over));
+      for (const over of stale) spy.publish(ctlSubject(key, 2), readyFrame(key, 2, over));
       const junk = new Float32Array(5000).fill(1e30);
       const phases: Phase[] = ['so-rs', 'so-ag', 'ring-rs', 'ring-ag'];
       const kinds = [
@@ -64,7 +64,7 @@ describe('all-reduce faults other than a disconnect', () => {
       ];
       for (const [p, phase] of phases.entries()) {
         for (let shard = 0; shard < 3; shard++) {
-          for (const [from, id] of members.entries()) {
+          for (let from = 0; from < members.length; from++) {
             for (const h of [
               { generation: 0, runHash: runHash('faults'), step: 5 },
               { generation: 1, runHash: runHash('other'), step: 5 },
@@ -85,8 +85,8 @@ describe('all-reduce faults other than a disconnect', () => {
                 },
                 junk.subarray(lo, hi),
               );
-              spy.publish(dataSubject(key, phase, shard, id), frame);
-              spy.publish(dataSubject({ ...key, generation: 0 }, phase, shard, id), frame);
+              spy.publish(dataSubject(key, phase, shard, from), frame);
+              spy.publish(dataSubject({ ...key, generation: 0 }, phase, shard, from), frame);
             }
           }
         }
@@ -106,12 +106,12 @@ describe('all-reduce faults other than a disconnect', () => {
 
     it(`names the member that never sends its part, after the deadline (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 6, generation: 0 };
-      const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+      const waitReady = await readiesOf(spy, key, [0, 1]);
       const calls = [0, 1].map((i) => reduce(i, key, { algorithm, timeoutMs: 1500 }));
       const settled = Promise.allSettled(calls);
       await waitReady();
       // m2 "joins" the barrier but never subscribes or sends: its data is what goes missing.
-      spy.publish(ctlSubject(key, 'm2'), readyFrame(key, 2));
+      spy.publish(ctlSubject(key, 2), readyFrame(key, 2));
       const [r0, r1] = await settled;
       for (const r of [r0!, r1!]) {
         assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError, why(r));
@@ -140,7 +140,7 @@ describe('all-reduce faults other than a disconnect', () => {
 
   it('cancels on the caller signal and tells the peers, who stop waiting', async () => {
     const key = { runId: 'faults', step: 10, generation: 0 };
-    const waitReady = await readiesOf(spy, key, ['m0', 'm1']);
+    const waitReady = await readiesOf(spy, key, [0, 1]);
     const ac = new AbortController();
     const calls = Promise.allSettled([reduce(0, key, { signal: ac.signal }), reduce(1, key)]);
     await waitReady();

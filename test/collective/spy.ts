@@ -4,18 +4,18 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { encodeFrame, FrameKind, runHash } from '../../src/collective/frame.ts';
 import { ctlSubject, type RoundKey } from '../../src/collective/subjects.ts';
 
-/** Resolves once `ids` have announced ready in round `key`, i.e. hold their subscriptions. */
+/** Resolves once participants `ids` (indices) announced ready in round `key`: they hold their subscriptions. */
 export async function readiesOf(
   spy: NatsConnection,
   key: RoundKey,
-  ids: readonly string[],
+  ids: readonly number[],
 ): Promise<() => Promise<void>> {
-  const seen = new Set<string>();
+  const seen = new Set<number>();
   let done: () => void = () => {};
   const all = new Promise<void>((r) => (done = r));
   const sub = spy.subscribe(ctlSubject(key, '*'), {
     callback: (_e, msg) => {
-      seen.add(msg.subject.split('.').at(-1)!);
+      seen.add(Number(msg.subject.split('.').at(-1)));
       if (ids.every((id) => seen.has(id))) done();
     },
   });
