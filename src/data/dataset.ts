@@ -59,7 +59,13 @@ export async function loadDataset(dataPath: string, o: LoadOptions): Promise<Loa
       );
     if (o.hub === undefined)
       throw new DataError(`--data_path ${dataPath}: Hugging Face ids need the hub cache settings`);
-    return loadDirectory(await resolveHubDataset(dataPath, o.hub), o);
+    let snapshot: string;
+    try {
+      snapshot = await resolveHubDataset(dataPath, o.hub);
+    } catch (err) {
+      throw new DataError(`--data_path ${dataPath}: no such local file or directory; ${(err as Error).message}`);
+    }
+    return loadDirectory(snapshot, o);
   }
   if (stat.isDirectory()) return loadDirectory(dataPath, o);
   const skipped: BadRow[] = [];
