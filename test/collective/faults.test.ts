@@ -138,6 +138,17 @@ describe('all-reduce faults other than a disconnect', () => {
     }
   });
 
+  it('waits for a named observer and names it when it never subscribes', async () => {
+    const key = { runId: 'faults', step: 14, generation: 0 };
+    const results = await Promise.allSettled(
+      [0, 1, 2].map((i) => reduce(i, key, { timeoutMs: 800, observers: ['coordinator'] })),
+    );
+    for (const r of results) {
+      assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError, why(r));
+      assert.deepEqual(r.reason.missingMembers, ['coordinator']);
+    }
+  });
+
   it('cancels on the caller signal and tells the peers, who stop waiting', async () => {
     const key = { runId: 'faults', step: 10, generation: 0 };
     const waitReady = await readiesOf(spy, key, [0, 1]);
