@@ -63,7 +63,9 @@ export async function loadDataset(dataPath: string, o: LoadOptions): Promise<Loa
     try {
       snapshot = await resolveHubDataset(dataPath, o.hub);
     } catch (err) {
-      throw new DataError(`--data_path ${dataPath}: no such local file or directory; ${(err as Error).message}`);
+      throw new DataError(
+        `--data_path ${dataPath}: no such local file or directory; ${(err as Error).message}`,
+      );
     }
     return loadDirectory(snapshot, o);
   }

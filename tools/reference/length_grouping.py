@@ -4,7 +4,7 @@ LengthGroupedSampler uses) on given lengths, together with the torch.randperm it
 can feed the same permutation to lora-mpt's groupByLength and compare the order.
 
 Run from the repository root:  /opt/refpy/bin/python tools/reference/length_grouping.py
-Writes test/data/fixtures/length-grouped.json.
+Writes test/data/fixtures/length-grouped.json (then: npx biome format --write on it, for the lint).
 """
 import json
 import random

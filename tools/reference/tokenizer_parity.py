@@ -9,6 +9,7 @@ compares every id. With --write-fixture it also writes the committed CI fixtures
   test/data/fixtures/neox-cases.json         hand-picked encode cases and decode cases (both skip modes)
 
 Run from the repository root:  /opt/refpy/bin/python tools/reference/tokenizer_parity.py [--write-fixture]
+(after --write-fixture: npx biome format --write test/data/fixtures/neox-cases.json, for the lint)
 Exits 1 on any mismatch.
 """
 
