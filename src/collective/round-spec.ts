@@ -10,7 +10,7 @@ export interface RoundOptions {
   readonly runId: string;
   readonly step: number;
   readonly generation: number;
-  /** Contributing member ids, sorted ascending (the summation order), unique. */
+  /** Contributing member ids, unique, sorted as `[...ids].sort()` does (the summation order). */
   readonly members: readonly string[];
   /** Non-contributing ids that also receive the result; members wait for their ready. Default none. */
   readonly observers?: readonly string[];
