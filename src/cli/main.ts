@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.ts';
 import { coordinatorCommand } from './coordinator.ts';
+import { demoCommand } from './demo.ts';
 import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
@@ -11,6 +12,7 @@ import { workerCommand } from './worker.ts';
 
 /** Sub-commands, in the order `--help` lists them. Each issue adds its command here. */
 export const commands: readonly Command[] = [
+  demoCommand,
   finetuneCommand,
   coordinatorCommand,
   workerCommand,
