@@ -21,10 +21,15 @@ export interface LocalNats {
   stop(): Promise<void>;
 }
 
-function configText(o: LocalNatsOptions): string {
-  const lines = [`listen: 127.0.0.1:${o.port}`];
+/** A nats-server config file: client `listen` address, optional max_payload and monitoring `http`. */
+export function natsConfig(o: {
+  listen: string;
+  maxPayload?: number | undefined;
+  http?: string | undefined;
+}): string {
+  const lines = [`listen: ${o.listen}`];
   if (o.maxPayload) lines.push(`max_payload: ${o.maxPayload}`);
-  if (o.httpPort !== undefined) lines.push(`http: 127.0.0.1:${o.httpPort}`);
+  if (o.http !== undefined) lines.push(`http: ${o.http}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -65,7 +70,14 @@ export function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGKI
 export async function startLocalNats(o: LocalNatsOptions): Promise<LocalNats> {
   const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-nats-'));
   const conf = join(dir, 'nats.conf');
-  writeFileSync(conf, configText(o));
+  writeFileSync(
+    conf,
+    natsConfig({
+      listen: `127.0.0.1:${o.port}`,
+      maxPayload: o.maxPayload,
+      http: o.httpPort === undefined ? undefined : `127.0.0.1:${o.httpPort}`,
+    }),
+  );
   const child = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const port = await waitForListening(child);

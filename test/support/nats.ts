@@ -1,10 +1,8 @@
 // Gives a test a real NATS server: a container through testcontainers where a container runtime
 // answers, otherwise a `nats-server` child process on a random loopback port. Always cleaned up.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { natsConfig, startLocalNats } from '../../src/cli/local-nats.ts';
 
 export interface NatsServer {
   /** `nats://host:port`, ready for connections. */
@@ -38,7 +36,11 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
   const container = await new GenericContainer('nats:2.10-alpine')
     .withCopyContentToContainer([
       {
-        content: serverConfig('0.0.0.0:4222', opts, opts.httpPort === undefined ? undefined : '0.0.0.0:8222'),
+        content: natsConfig({
+          listen: '0.0.0.0:4222',
+          maxPayload: opts.maxPayload,
+          http: opts.httpPort === undefined ? undefined : '0.0.0.0:8222',
+        }),
         target: '/etc/nats/test.conf',
       },
     ])
@@ -65,66 +67,6 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
   };
 }
 
-function waitForListening(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log);
-      if (m && /Server is ready/.test(log)) {
-        child.stderr?.off('data', onData);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) =>
-      reject(new Error(`nats-server exited with ${code} before it was ready:\n${log}`)),
-    );
-    child.once('error', (err) =>
-      reject(
-        new Error(
-          `could not run nats-server (${err.message}); install it with \`apt-get install nats-server\``,
-        ),
-      ),
-    );
-  });
-}
-
-// max_payload has no command-line flag; every option goes through a config file.
-function serverConfig(listen: string, opts: NatsOptions, http?: string): string {
-  const lines = [`listen: ${listen}`];
-  if (opts.maxPayload) lines.push(`max_payload: ${opts.maxPayload}`);
-  if (http) lines.push(`http: ${http}`);
-  return `${lines.join('\n')}\n`;
-}
-
-async function spawnServer(
-  port: number,
-  opts: NatsOptions,
-  httpPort?: number,
-): Promise<{ child: ChildProcess; port: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-nats-'));
-  const conf = join(dir, 'nats.conf');
-  const http = httpPort === undefined ? undefined : `127.0.0.1:${httpPort}`;
-  writeFileSync(conf, serverConfig(`127.0.0.1:${port}`, opts, http));
-  const child = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  try {
-    const bound = await waitForListening(child);
-    child.stderr?.resume();
-    return { child, port: bound };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
 // nats-server has no "random port" for monitoring: ask the kernel for a free one.
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -139,18 +81,25 @@ function freePort(): Promise<number> {
 
 async function startProcess(opts: NatsOptions): Promise<NatsServer> {
   const httpPort = opts.httpPort === 0 ? await freePort() : opts.httpPort;
+  const start = (port: number) =>
+    startLocalNats({
+      port,
+      ...(opts.maxPayload ? { maxPayload: opts.maxPayload } : {}),
+      ...(httpPort === undefined ? {} : { httpPort }),
+    });
   // -1 asks nats-server for a random free port; restarts reuse the bound one.
-  let { child, port } = await spawnServer(-1, opts, httpPort);
+  let server = await start(-1);
+  const port = server.port;
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: server.url,
     port,
     kind: 'process',
     ...(httpPort === undefined ? {} : { monitorUrl: `http://127.0.0.1:${httpPort}` }),
     restart: async () => {
-      await kill(child);
-      ({ child } = await spawnServer(port, opts, httpPort));
+      await server.stop();
+      server = await start(port);
     },
-    stop: () => kill(child),
+    stop: () => server.stop(),
   };
 }
 
