@@ -1,7 +1,11 @@
 """PyTorch + PEFT peer of bench/train-step.ts: one LoRA training step (forward + backward) of an MPT with
 HF transformers' native MptForCausalLM, float32, eager attention, torch.set_num_threads(1) (or --threads),
 same shapes and label masking. Prints one JSON line: {"stepMs": median, "threads": n, "steps": [...]}.
+With --serve it prints {"ready": true} after one warm-up step, then runs one step per line read from
+stdin and prints {"ms": ...} for each, so a caller can interleave its own steps with these.
 """
+
+import sys
 
 import argparse
 import json
@@ -18,6 +22,7 @@ def main() -> None:
     for k, v in dict(d=512, h=8, l=4, v=50432, t=256, b=4, r=8, steps=5, threads=1).items():
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--prompt_fraction", type=float, default=0.4)
+    ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -35,15 +40,21 @@ def main() -> None:
     labels = ids.clone()
     labels[:, : int(a.prompt_fraction * a.t)] = -100
     mask = torch.ones_like(ids)
-    times = []
-    for i in range(a.steps + 1):
+
+    def step() -> float:
         t0 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
         out.loss.backward()
-        dt = (time.perf_counter() - t0) * 1000
-        if i > 0:
-            times.append(dt)
+        return (time.perf_counter() - t0) * 1000
+
+    step()  # warm-up
+    if a.serve:
+        print(json.dumps({"ready": True, "threads": a.threads}), flush=True)
+        for _ in sys.stdin:
+            print(json.dumps({"ms": step()}), flush=True)
+        return
+    times = [step() for _ in range(a.steps)]
     print(json.dumps({"stepMs": statistics.median(times), "threads": a.threads, "steps": times}))
 
 
