@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { evalCommand } from '../../src/cli/eval.ts';
+import { loadPromptTemplate } from '../../src/data/prompt-template.ts';
+import { tokenizeExample } from '../../src/data/tokenize-example.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
 import { loraTargets } from '../../src/model/lora.ts';
 import { newLoraConfig, writePeftAdapter } from '../../src/model/peft-adapter.ts';
@@ -106,6 +108,46 @@ describe('lora-mpt eval', () => {
       assert.ok(Math.abs(got.perplexity - Math.exp(got.loss)) < 1e-9 * got.perplexity);
     });
   }
+
+  it('evaluates Alpaca records, padded into micro-batches, like each record alone', async () => {
+    const records = [
+      { instruction: 'Name a color.', input: '', output: 'Blue.' },
+      { instruction: 'Add the numbers.', input: '2 and 3', output: 'The sum is 5.' },
+      { instruction: 'Say hi.', input: '', output: 'Hi there, nice to meet you!' },
+    ];
+    const dataPath = join(dir, 'data.json');
+    await writeFile(dataPath, JSON.stringify(records));
+    const argv = ['--base_model', dir, '--tokenizer', TOKENIZER, '--data_path', dataPath, '--backend', 'cpu'];
+    const { code, out } = await runEval([
+      ...argv,
+      '--train_on_inputs=False',
+      '--micro_batch_size',
+      '2',
+      '--json',
+    ]);
+    assert.equal(code, 0);
+    const got = JSON.parse(out) as { loss: number; tokens: number; examples: number };
+    const tokenizer = Tokenizer.fromFile(TOKENIZER);
+    const template = loadPromptTemplate('alpaca');
+    const opts = { cutoffLen: 256, trainOnInputs: false, addEosToken: false, eosTokenId: 0 };
+    let lossSum = 0;
+    let tokens = 0;
+    for (const r of records) {
+      const e = tokenizeExample(tokenizer, template, r, opts);
+      const batch = {
+        rows: 1,
+        seqLen: e.inputIds.length,
+        inputIds: e.inputIds,
+        labels: e.labels,
+        attentionMask: null,
+      };
+      lossSum += naiveMpt(config, weights, null, batch).lossSum;
+      tokens += e.labels.slice(1).filter((l) => l !== -100).length;
+    }
+    assert.equal(got.examples, 3);
+    assert.equal(got.tokens, tokens);
+    assert.ok(Math.abs(got.loss - lossSum / tokens) < 1e-5 * got.loss, `${got.loss} vs ${lossSum / tokens}`);
+  });
 
   it('refuses to run without data or with both data and text', async () => {
     await assert.rejects(evalCommand.run(['--base_model', dir]), /exactly one of --data_path and --text/);
