@@ -77,6 +77,11 @@ export class MptModel {
     return this.loraSettings;
   }
 
+  /** True once setLoraWeights has uploaded the adapter of the current configuration. */
+  get hasLoraWeights(): boolean {
+    return this.factors.size > 0;
+  }
+
   /** Chooses the LoRA modules (PEFT matching) and drops any previous adapter. */
   configureLora(settings: LoraSettings): readonly LoraTarget[] {
     const targets = loraTargets(this.config, settings);
