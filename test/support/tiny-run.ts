@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeRandomMpt } from '../../src/model/random-init.ts';
+import { type RandomMptSpec, writeRandomMpt } from '../../src/model/random-init.ts';
 
 export const SHARED_TOKENIZER = fileURLToPath(
   new URL('../../../shared/data/gpt-neox-20b/tokenizer.json', import.meta.url),
@@ -21,18 +21,16 @@ export interface TinyRun {
 
 let alpaca: unknown[] | undefined;
 
-/** A temporary folder with `model/` (d_model 32, 2 layers, GPT-NeoX vocabulary) and `data.json` (rows [from, to)). */
-export async function tinyRun(rows: readonly [number, number] = [0, 160]): Promise<TinyRun> {
+const TINY: RandomMptSpec = { dModel: 32, nHeads: 4, nLayers: 2, vocabSize: 50432, maxSeqLen: 256, seed: 7 };
+
+/** A temporary folder with `model/` (default: d_model 32, 2 layers, GPT-NeoX vocabulary) and `data.json` (rows [from, to)). */
+export async function tinyRun(
+  rows: readonly [number, number] = [0, 160],
+  spec: RandomMptSpec = TINY,
+): Promise<TinyRun> {
   const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-run-'));
   const model = join(dir, 'model');
-  await writeRandomMpt(model, {
-    dModel: 32,
-    nHeads: 4,
-    nLayers: 2,
-    vocabSize: 50432,
-    maxSeqLen: 256,
-    seed: 7,
-  });
+  await writeRandomMpt(model, spec);
   copyFileSync(SHARED_TOKENIZER, join(model, 'tokenizer.json'));
   alpaca ??= JSON.parse(readFileSync(SHARED_ALPACA, 'utf8')) as unknown[];
   const data = join(dir, 'data.json');
