@@ -21,9 +21,11 @@ import {
   loraScaling,
   loraTargets,
   MPT_LINEARS,
+  type MptLinearName,
   modulePath,
 } from './lora.ts';
 import type { VocabChunks } from './loss.ts';
+import { defaultVocabChunk, vocabChunks } from './vocab-chunks.ts';
 
 export interface LoadOptions {
   readonly layout: ComputeLayout;
@@ -31,16 +33,6 @@ export interface LoadOptions {
   readonly load8bit?: boolean;
   /** Vocab columns per chunk of the output layer; default from the layout and d_model. */
   readonly vocabChunk?: number;
-}
-
-/** Plain-2d: keep K·N·4 bytes of the dh GEMM under ~13 MB, where wasm's GEMM stays fast. */
-const CHUNK_BYTES = 13_000_000;
-
-export function defaultVocabChunk(layout: ComputeLayout, vocabSize: number, dModel: number): number {
-  if (layout === 'batched') return vocabSize;
-  const widest = Math.max(8, Math.floor(CHUNK_BYTES / (4 * dModel)));
-  const chunks = Math.ceil(vocabSize / widest);
-  return Math.min(vocabSize, Math.ceil(vocabSize / chunks / 8) * 8);
 }
 
 export class MptModel {
@@ -174,26 +166,9 @@ export class MptModel {
   }
 }
 
-function vocabChunks(
-  layout: ComputeLayout,
-  wte: Float32Array,
-  v: number,
-  d: number,
-  kc: number,
-): VocabChunks {
-  const w: tf.Tensor2D[] = [];
-  const wt: tf.Tensor2D[] = [];
-  for (let c0 = 0; c0 < v; c0 += kc) {
-    const rows = Math.min(kc, v - c0);
-    const part = wte.subarray(c0 * d, (c0 + rows) * d);
-    w.push(tf.tensor2d(part, [rows, d]));
-    if (layout === 'plain-2d') wt.push(tf.tensor2d(transposeHost(part, rows, d), [d, rows]));
-  }
-  return { w, wt: layout === 'plain-2d' ? wt : null };
-}
-
-/** Reads every tensor of `tensors` (HF names, float32 host data) into an MptModel. Throws on a
- * missing, unexpected or wrongly shaped tensor, naming it. */
+/** Streams `tensors` (HF names, float32 host data) into an MptModel: each tensor is uploaded (or
+ * quantized) as it arrives, so the host never holds more than one float32 weight besides wte. Throws
+ * on a missing, unexpected or wrongly shaped tensor, naming it; frees what it made on failure. */
 export async function loadMptModel(
   config: MptConfig,
   tensors: AsyncIterable<HostTensor> | Iterable<HostTensor>,
@@ -207,10 +182,82 @@ export async function loadMptModel(
   if (!config.tieWordEmbeddings)
     throw new Error('tie_word_embeddings false is not supported (MPT ties them)');
   const { dModel: d, vocabSize: v, nLayers } = config;
-  const expected = new Map<string, readonly number[]>();
-  expected.set('transformer.wte.weight', [v, d]);
-  expected.set('transformer.norm_f.weight', [d]);
+  const { layout } = options;
+  const expected = expectedTensors(config);
+  const norms = new Map<string, tf.Tensor1D>();
+  const linears = new Map<string, LinearWeightSource>();
+  let wte: Float32Array | null = null;
+  let wpe: Float32Array | null = null;
+  const seen = new Set<string>();
+  try {
+    for await (const t of tensors) {
+      if (t.name === 'lm_head.weight') continue; // tied to wte; HF may save a copy
+      if (t.name.endsWith('.bias')) {
+        throw new Error(
+          `checkpoint tensor ${t.name}: biases are not supported (MPT checkpoints have no_bias: true)`,
+        );
+      }
+      const want = t.name === 'transformer.wpe.weight' ? [config.maxSeqLen, d] : expected.get(t.name);
+      if (want === undefined)
+        throw new Error(`checkpoint tensor ${t.name} is not part of an MPT model with this config`);
+      if (want.length !== t.shape.length || want.some((x, i) => x !== t.shape[i])) {
+        throw new Error(`checkpoint tensor ${t.name} has shape [${t.shape}], expected [${want}]`);
+      }
+      if (seen.has(t.name)) throw new Error(`checkpoint tensor ${t.name} appears twice`);
+      seen.add(t.name);
+      if (t.name === 'transformer.wte.weight') wte = t.data;
+      else if (t.name === 'transformer.wpe.weight') wpe = t.data;
+      else if (want.length === 1) norms.set(t.name, tf.tensor1d(t.data));
+      else {
+        const [outF, inF] = want as [number, number];
+        const make = options.load8bit ? int8WeightSource : denseWeightSource;
+        linears.set(t.name, make(layout, t.data, outF, inF));
+      }
+    }
+    const missing = [...expected.keys()].filter((k) => !seen.has(k));
+    if (missing.length > 0) {
+      throw new Error(`checkpoint lacks ${missing.length} tensors, e.g. ${missing.slice(0, 3).join(', ')}`);
+    }
+  } catch (err) {
+    for (const n of norms.values()) n.dispose();
+    for (const l of linears.values()) l.dispose();
+    throw err;
+  }
+  const norm = (name: string) => norms.get(name) as tf.Tensor1D;
+  const blocks: BlockWeights[] = [];
   for (let i = 0; i < nLayers; i++) {
+    const p = `transformer.blocks.${i}`;
+    blocks.push({
+      norm1: norm(`${p}.norm_1.weight`),
+      norm2: norm(`${p}.norm_2.weight`),
+      qLn: config.attn.qkLn ? norm(`${p}.attn.q_ln.weight`) : null,
+      kLn: config.attn.qkLn ? norm(`${p}.attn.k_ln.weight`) : null,
+      linears: Object.fromEntries(
+        MPT_LINEARS.map((m) => [m, linears.get(`${modulePath(i, m)}.weight`) as LinearWeightSource]),
+      ) as Record<MptLinearName, LinearWeightSource>,
+    });
+  }
+  const table = wte as unknown as Float32Array;
+  const kc = options.vocabChunk ?? defaultVocabChunk(layout, v, d);
+  return new MptModel(
+    config,
+    layout,
+    table,
+    config.attn.alibi ? null : wpe,
+    vocabChunks(layout, table, v, d, kc),
+    blocks,
+    norm('transformer.norm_f.weight'),
+    new AttentionBiasCache(layout, config.nHeads, config.attn.alibi, config.attn.alibiBiasMax),
+  );
+}
+
+/** Every tensor name the checkpoint must hold, with its shape. */
+function expectedTensors(config: MptConfig): Map<string, readonly number[]> {
+  const d = config.dModel;
+  const expected = new Map<string, readonly number[]>();
+  expected.set('transformer.wte.weight', [config.vocabSize, d]);
+  expected.set('transformer.norm_f.weight', [d]);
+  for (let i = 0; i < config.nLayers; i++) {
     expected.set(`transformer.blocks.${i}.norm_1.weight`, [d]);
     expected.set(`transformer.blocks.${i}.norm_2.weight`, [d]);
     if (config.attn.qkLn) {
@@ -222,54 +269,5 @@ export async function loadMptModel(
       expected.set(`${modulePath(i, m)}.weight`, [outF, inF]);
     }
   }
-  const got = new Map<string, Float32Array>();
-  for await (const t of tensors) {
-    if (t.name === 'lm_head.weight') continue; // tied to wte; HF may save a copy
-    const want = t.name === 'transformer.wpe.weight' ? [config.maxSeqLen, d] : expected.get(t.name);
-    if (want === undefined)
-      throw new Error(`checkpoint tensor ${t.name} is not part of an MPT model with this config`);
-    if (want.length !== t.shape.length || want.some((x, i) => x !== t.shape[i])) {
-      throw new Error(`checkpoint tensor ${t.name} has shape [${t.shape}], expected [${want}]`);
-    }
-    got.set(t.name, t.data);
-  }
-  const missing = [...expected.keys()].filter((k) => !got.has(k));
-  if (missing.length > 0)
-    throw new Error(`checkpoint lacks ${missing.length} tensors, e.g. ${missing.slice(0, 3).join(', ')}`);
-  const take = (name: string) => got.get(name) as Float32Array;
-  const { layout } = options;
-  const source = (name: string, outF: number, inF: number): LinearWeightSource =>
-    options.load8bit
-      ? int8WeightSource(layout, take(name), outF, inF)
-      : denseWeightSource(layout, take(name), outF, inF);
-  const blocks: BlockWeights[] = [];
-  for (let i = 0; i < nLayers; i++) {
-    const p = `transformer.blocks.${i}`;
-    const linears = Object.fromEntries(
-      MPT_LINEARS.map((m) => {
-        const { inF, outF } = linearShape(config, m);
-        return [m, source(`${modulePath(i, m)}.weight`, outF, inF)];
-      }),
-    ) as Record<(typeof MPT_LINEARS)[number], LinearWeightSource>;
-    blocks.push({
-      norm1: tf.tensor1d(take(`${p}.norm_1.weight`)),
-      norm2: tf.tensor1d(take(`${p}.norm_2.weight`)),
-      qLn: config.attn.qkLn ? tf.tensor1d(take(`${p}.attn.q_ln.weight`)) : null,
-      kLn: config.attn.qkLn ? tf.tensor1d(take(`${p}.attn.k_ln.weight`)) : null,
-      linears,
-    });
-  }
-  const wte = take('transformer.wte.weight');
-  const kc = options.vocabChunk ?? defaultVocabChunk(layout, v, d);
-  const wpe = config.attn.alibi ? null : (got.get('transformer.wpe.weight') ?? null);
-  return new MptModel(
-    config,
-    layout,
-    wte,
-    wpe,
-    vocabChunks(layout, wte, v, d, kc),
-    blocks,
-    tf.tensor1d(take('transformer.norm_f.weight')),
-    new AttentionBiasCache(layout, config.nHeads, config.attn.alibi, config.attn.alibiBiasMax),
-  );
+  return expected;
 }
