@@ -16,15 +16,20 @@ export interface HubOptions {
   readonly token?: string;
 }
 
+/** The hub cache folder huggingface_hub uses: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub. */
+export function hubCacheDir(env: Readonly<Record<string, string | undefined>>, home: string): string {
+  const hfHome = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(home, '.cache'), 'huggingface');
+  return env.HF_HUB_CACHE ?? join(hfHome, 'hub');
+}
+
 /** The hub settings from environment variables, named as huggingface_hub names them. */
 export function hubOptionsFromEnv(
   env: Readonly<Record<string, string | undefined>>,
   home: string,
 ): HubOptions {
-  const hfHome = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(home, '.cache'), 'huggingface');
   const offline = ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE ?? '').toUpperCase());
   return {
-    hubCache: env.HF_HUB_CACHE ?? join(hfHome, 'hub'),
+    hubCache: hubCacheDir(env, home),
     endpoint: (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
     offline,
     ...(env.HF_TOKEN ? { token: env.HF_TOKEN } : {}),

@@ -3,6 +3,7 @@
 // models--org--name/refs/<revision> → snapshots/<commit>/. Nothing is downloaded (see docs/model-loading.md).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hubCacheDir as hubCacheDirOf, repoFolder } from '../data/hf-cache.ts';
 import { readIndex } from './weight-index.ts';
 
 /** The environment variables huggingface_hub honours for its cache, passed in (modules do not read env). */
@@ -41,18 +42,12 @@ const isFile = (p: string) =>
     () => false,
   );
 
-/** The hub cache directory huggingface_hub would use with this environment. */
+/** The hub cache directory huggingface_hub would use with this environment (src/data/hf-cache.ts). */
 export function hubCacheDir(env: HubEnv): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  if (env.HF_HOME) return join(env.HF_HOME, 'hub');
-  if (!env.HOME)
+  if (!env.HF_HUB_CACHE && !env.HF_HOME && !env.HOME) {
     throw new ModelNotFoundError('cannot locate the Hugging Face cache: set HF_HUB_CACHE, HF_HOME or HOME');
-  return join(env.HOME, '.cache', 'huggingface', 'hub');
-}
-
-/** `mosaicml/mpt-7b` → `models--mosaicml--mpt-7b` (huggingface_hub's repo folder name). */
-export function repoFolderName(repoId: string): string {
-  return `models--${repoId.replaceAll('/', '--')}`;
+  }
+  return hubCacheDirOf({ HF_HUB_CACHE: env.HF_HUB_CACHE, HF_HOME: env.HF_HOME }, env.HOME ?? '');
 }
 
 /** Weight files a checkpoint directory lacks: [] when complete. Lists shard names when an index is present. */
@@ -73,7 +68,7 @@ export async function missingWeightFiles(dir: string): Promise<string[]> {
 }
 
 function downloadHelp(repoId: string, revision: string, cache: string, missing: readonly string[]): string {
-  const repo = join(cache, repoFolderName(repoId));
+  const repo = repoFolder(cache, 'models', repoId);
   const mpt7b =
     'pytorch_model.bin.index.json, pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin';
   return [
@@ -106,7 +101,7 @@ export async function resolveModel(model: string, env: HubEnv, revision = 'main'
     );
   }
   const cache = hubCacheDir(env);
-  const repo = join(cache, repoFolderName(model));
+  const repo = repoFolder(cache, 'models', model);
   let commit: string | null = COMMIT.test(revision) ? revision : null;
   if (!commit) {
     const ref = join(repo, 'refs', revision);
