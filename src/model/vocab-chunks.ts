@@ -6,9 +6,11 @@ import type { ComputeLayout } from './backend.ts';
 import { transposeHost } from './host-transpose.ts';
 import type { VocabChunks } from './loss.ts';
 
-/** Plain-2d: keep K·N·4 bytes of the dh GEMM under ~13 MB, where wasm's GEMM stays fast
- * (docs/wasm-performance.md); 6304 columns at D = 512, 3152 at D = 1024. */
-const CHUNK_BYTES = 13_000_000;
+/** Plain-2d: keep K·N·4 bytes of each vocab GEMM's weight operand near 3.3 MB (1576 columns at
+ * D = 512). docs/wasm-performance.md found ≲ 13 MB fast on its machine; on this project's 2-core
+ * EPYC, paired runs of the CE GEMMs gave 12.3 GF/s at 1576 columns against 11.1 at 6304, and
+ * narrower chunks (788, 1056) were within 2% of 1576. */
+const CHUNK_BYTES = 3_300_000;
 
 export function defaultVocabChunk(layout: ComputeLayout, vocabSize: number, dModel: number): number {
   if (layout === 'batched') return vocabSize;

@@ -57,9 +57,9 @@ describe('loading MPT weights', () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
-  it('cuts the vocab into ~13 MB chunks on wasm/cpu (6304 columns at D=512) and one on GPU', () => {
-    assert.equal(defaultVocabChunk('plain-2d', 50432, 512), 6304);
-    assert.equal(defaultVocabChunk('plain-2d', 50432, 1024), 3152);
+  it('cuts the vocab into ~3.3 MB chunks on wasm/cpu (1576 columns at D=512) and one on GPU', () => {
+    assert.equal(defaultVocabChunk('plain-2d', 50432, 512), 1576);
+    assert.equal(defaultVocabChunk('plain-2d', 50432, 1024), 808);
     assert.equal(defaultVocabChunk('batched', 50432, 4096), 50432);
   });
 });
