@@ -30,19 +30,42 @@ export function forwardHidden(model: MptModel, batch: MicroBatch): tf.Tensor2D {
   }
 }
 
-/** Logits [rows, T, V] (times logit_scale when the config sets it). The caller owns the result. */
-export function forwardLogits(model: MptModel, batch: MicroBatch): tf.Tensor3D {
-  const h = forwardHidden(model, batch);
-  const scale = model.config.logitScale ?? 1;
-  const logits = tf.tidy(() => {
+/** h [n, D] → logits [n, V] through the tied output layer (times logit_scale). Caller owns it. */
+function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
     const parts = model.vocab.w.map((w, c) => {
       const wt = model.vocab.wt?.[c];
       return wt !== undefined ? tf.matMul(h, wt) : tf.matMul(h, w, false, true);
     });
     const all = parts.length === 1 ? (parts[0] as tf.Tensor2D) : tf.concat(parts, 1);
-    return tf.reshape(tf.mul(all, scale), [batch.rows, batch.seqLen, model.config.vocabSize]) as tf.Tensor3D;
+    return tf.mul(all, model.config.logitScale ?? 1) as tf.Tensor2D;
   });
+}
+
+/** Logits [rows, T, V] (times logit_scale when the config sets it). The caller owns the result. */
+export function forwardLogits(model: MptModel, batch: MicroBatch): tf.Tensor3D {
+  const h = forwardHidden(model, batch);
+  const logits = outputLogits(model, h);
   h.dispose();
+  const out = tf.reshape(logits, [batch.rows, batch.seqLen, model.config.vocabSize]) as tf.Tensor3D;
+  logits.dispose();
+  return out;
+}
+
+/**
+ * Logits [n, V] at chosen flat positions (row·T + t) only, e.g. each row's last real token when
+ * generating: the vocab GEMM runs for those n rows, not for all rows·T. The caller owns the result.
+ */
+export function forwardLogitsAt(model: MptModel, batch: MicroBatch, positions: Int32Array): tf.Tensor2D {
+  const n = batch.rows * batch.seqLen;
+  for (const p of positions) {
+    if (!(p >= 0 && p < n)) throw new Error(`forwardLogitsAt: position ${p} is outside [0, ${n})`);
+  }
+  const h = forwardHidden(model, batch);
+  const picked = tf.tidy(() => tf.gather(h, tf.tensor1d(positions, 'int32')) as tf.Tensor2D);
+  h.dispose();
+  const logits = outputLogits(model, picked);
+  picked.dispose();
   return logits;
 }
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ComputeLayout } from '../../src/model/backend.ts';
 import type { MptConfig } from '../../src/model/config.ts';
 import { dropoutMask } from '../../src/model/dropout.ts';
-import { evaluateLoss, forwardLogits } from '../../src/model/forward.ts';
+import { evaluateLoss, forwardLogits, forwardLogitsAt } from '../../src/model/forward.ts';
 import { type LoraSettings, loraScaling, type MptLinearName } from '../../src/model/lora.ts';
 import { loadMptModel, type MptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
@@ -170,6 +170,13 @@ describeOnBackends('LoRA training step', (backend) => {
     const got = logits.dataSync() as Float32Array;
     logits.dispose();
     assert.ok(maxAbsDiff(got, want.logits) / maxAbs(want.logits) < 1e-5);
+    const at = forwardLogitsAt(s.model, batch, Int32Array.from([20, 3]));
+    const v = config.vocabSize;
+    const picked = [...want.logits.subarray(20 * v, 21 * v), ...want.logits.subarray(3 * v, 4 * v)];
+    assert.ok(
+      maxAbsDiff(at.dataSync() as Float32Array, Float32Array.from(picked)) / maxAbs(want.logits) < 1e-5,
+    );
+    at.dispose();
     const ev = await evaluateLoss(s.model, batch);
     const tr = await computeLoraGradients(s.model, batch);
     assert.equal(ev.supervisedTokens, tr.supervisedTokens);
