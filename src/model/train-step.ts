@@ -99,6 +99,16 @@ export async function computeLoraGradients(
   }
   const ckpt = options.gradientCheckpointing ?? false;
   const targets = shiftedTargets(batch);
+  if (targets.rows.length === 0) {
+    // Nothing supervised (e.g. every label -100 after truncation): the sum is 0 and so is its gradient.
+    const grads = new Map<string, Float32Array>();
+    const r = model.lora.r;
+    for (const t of model.loraTargets) {
+      grads.set(t.aName, new Float32Array(r * t.inFeatures));
+      grads.set(t.bName, new Float32Array(t.outFeatures * r));
+    }
+    return { lossSum: 0, supervisedTokens: 0, grads };
+  }
   const n = batch.rows * batch.seqLen;
   const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
   const env = blockEnv(model, batch, mask);

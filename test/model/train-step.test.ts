@@ -203,6 +203,22 @@ describeOnBackends('LoRA training step', (backend) => {
     s.model.dispose();
   });
 
+  it('gives a zero loss sum and zero gradients for a micro-batch with nothing supervised', async () => {
+    const config = tinyConfig();
+    const s = await setup(
+      config,
+      { r: 2, loraAlpha: 2, loraDropout: 0, targetModules: ['Wqkv'] },
+      'plain-2d',
+    );
+    const batch = { ...randomBatch(config, 2, 5, 1), labels: new Int32Array(10).fill(-100) };
+    const res = await computeLoraGradients(s.model, batch);
+    assert.equal(res.lossSum, 0);
+    assert.equal(res.supervisedTokens, 0);
+    assert.equal(res.grads.size, 4);
+    for (const g of res.grads.values()) assert.ok(g.every((v) => v === 0));
+    s.model.dispose();
+  });
+
   it('names the bad field of an invalid micro-batch', async () => {
     const config = tinyConfig();
     const s = await setup(
