@@ -109,11 +109,6 @@ export function newLoraConfig(c: NewLoraConfig): LoraConfig {
   };
 }
 
-/** LoRA's output scale: alpha / r, or alpha / sqrt(r) with rsLoRA. */
-export function loraScaling(c: Pick<LoraConfig, 'r' | 'loraAlpha' | 'useRslora'>): number {
-  return c.useRslora ? c.loraAlpha / Math.sqrt(c.r) : c.loraAlpha / c.r;
-}
-
 export function parseLoraConfig(json: unknown, source: string): LoraConfig {
   if (!isJsonObject(json)) throw new ConfigError(`${source}: expected a JSON object`);
   const f: FieldReader = new FieldReader(json, source);

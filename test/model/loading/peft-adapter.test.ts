@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { loraScaling } from '../../../src/model/lora.ts';
 import {
   loraConfigJson,
-  loraScaling,
   newLoraConfig,
   parseLoraConfig,
   readPeftAdapter,
