@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import type { Counter } from 'prom-client';
 import { observeAllReduce } from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
@@ -185,7 +186,10 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
     learningRate: (done) => linearWarmupLr(s.learningRate, done, s.warmupSteps, total),
     observerId: 'coordinator',
     algorithm: run.allReduceAlgorithm,
-    observeReduce: (step, generation, members) =>
+    // Seconds since 2020 (fits a u32 for a century): a restarted coordinator's generations start
+    // above its predecessor's, so no NATS subject of an abandoned round is ever reused.
+    firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
+    observeReduce: (step, generation, members, signal) =>
       observeAllReduce({
         nc,
         runId,
@@ -197,14 +201,18 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
         length: layout.size,
         timeoutMs: run.allReduceTimeoutMs,
         algorithm: run.allReduceAlgorithm,
+        signal,
       }),
     log,
     onMismatch: () => metrics.replicaMismatches.inc(),
+    onMicroBatches: (event, n) => metrics.microBatches.inc({ event }, n),
     async onCommit(c) {
       const done = c.step + 1;
       tokensSeen += data.plan.microBatchesForStep(c.step).reduce((n, m) => n + m.rows * m.seqLen, 0);
       const elapsed = (Date.now() - started) / 1000;
       const split = [...c.microBatchesByWorker].map(([w, n]) => `${w}:${n}`).join(' ');
+      // The ledger passed its audit: every planned micro-batch counted exactly once.
+      const ledger = c.ledger.summary();
       const entry = {
         step: done,
         loss: c.loss,
@@ -219,12 +227,25 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
         ...entry,
         micro_batches_by_worker: split,
         tokens_per_second: tokensSeen / elapsed,
+        ledger_planned: ledger.planned,
+        ledger_counted: ledger.counted,
+        ledger_assigned: ledger.assigned,
+        ledger_requeued: ledger.requeued.map((r) => `${r.id}@${r.worker}`).join(' '),
+        ledger_ignored: ledger.ignored.length,
+        // Run totals so far, read back from the Prometheus counters (tests check them from outside).
+        replica_mismatches: await counterValue(metrics.replicaMismatches),
+        microbatches_requeued: await counterValue(metrics.microBatches, { event: 'requeued' }),
       });
       metrics.loss.set(c.loss);
       metrics.learningRate.set(c.learningRate);
       metrics.gradNorm.set(c.gradNorm);
       metrics.step.set(done);
       metrics.tokensPerSecond.set(tokensSeen / elapsed);
+      log(
+        `ledger of step ${done}: ${ledger.counted} of ${ledger.planned} micro-batches counted once (audit ok), ` +
+          `${ledger.assigned} assignments, requeued [${ledger.requeued.map((r) => `${r.id}@${r.worker}`).join(' ')}], ` +
+          `ignored [${ledger.ignored.map((r) => `${r.id}@${r.worker}`).join(' ')}]`,
+      );
       log(
         `step ${done}/${total} loss ${c.loss.toFixed(4)} lr ${c.learningRate.toExponential(2)} grad_norm ${c.gradNorm.toFixed(3)} micro-batches ${split}`,
       );
@@ -292,6 +313,15 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   }
 }
 
+async function counterValue(
+  c: Counter<string>,
+  labels: Readonly<Record<string, string>> = {},
+): Promise<number> {
+  const { values } = await c.get();
+  const hit = values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x));
+  return hit?.value ?? 0;
+}
+
 export const coordinatorCommand: Command = {
   name: 'coordinator',
   summary: 'own a distributed run: data plan, gRPC for workers, checkpoints (no model in this process)',
@@ -306,6 +336,10 @@ export const coordinatorCommand: Command = {
       );
       return 0;
     }
-    return runCoordinator(argv);
+    const code = await runCoordinator(argv);
+    // Everything is written and closed. A hung worker's half-closed TCP connection (it cannot read
+    // our FIN) must not keep a finished coordinator alive: exit if the event loop has not drained.
+    setTimeout(() => process.exit(code), 3_000).unref();
+    return code;
   },
 };

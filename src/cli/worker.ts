@@ -7,6 +7,7 @@ import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { resolveModel } from '../model/hub.ts';
+import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import type { Command } from './command.ts';
@@ -43,12 +44,22 @@ export const workerFlags = {
     min: 0,
     help: 'Exit with an error after this long without a coordinator (0: keep retrying).',
   },
+  inject_fault: {
+    kind: 'string',
+    help: `Fault injection, never for real runs (test/e2e/fault-*.test.ts). ${FAULT_SPEC_HELP}`,
+  },
 } as const satisfies FlagSpecs;
 
 export async function runWorker(argv: readonly string[]): Promise<number> {
   const f = parseFlags(workerFlags, argv);
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
+  }
+  let faults: FaultPlan | undefined;
+  try {
+    faults = f.inject_fault === undefined ? undefined : parseFaultPlan(f.inject_fault);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   const id = f.worker_id ?? `${hostname()}-${process.pid}`;
   const log = (line: string) => console.log(`[${id}] ${line}`);
@@ -60,6 +71,7 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
     maxReconnectAttempts: -1,
   });
   log(`worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`);
+  if (f.inject_fault !== undefined) log(`fault injection (tests only): ${f.inject_fault}`);
   try {
     await runWorkerSession({
       coordinator: f.coordinator,
@@ -69,6 +81,7 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
       nc,
       log,
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
+      ...(faults ? { faults } : {}),
       async prepare(run) {
         const model = await resolveModel(run.baseModel, process.env);
         const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);

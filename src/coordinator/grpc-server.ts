@@ -42,6 +42,17 @@ export const GRPC_CHANNEL_OPTIONS = {
   'grpc.http2.min_ping_interval_without_data_ms': 5_000,
 } as const;
 
+/**
+ * The same, with the keepalive ping's answer allowed `timeoutMs`. A worker's event loop is blocked
+ * for the whole of a micro-batch's compute (tfjs runs on the main thread) and cannot answer or even
+ * read a ping meanwhile; with grpc's 5 s a long micro-batch would drop a healthy worker's stream.
+ * The coordinator therefore waits as long as its heartbeat deadline, and the worker (whose own
+ * ping timer fires first when its loop unblocks) waits as long as the default deadline.
+ */
+export function channelOptions(keepaliveTimeoutMs: number) {
+  return { ...GRPC_CHANNEL_OPTIONS, 'grpc.keepalive_timeout_ms': Math.max(5_000, keepaliveTimeoutMs) };
+}
+
 type Call = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 
 export async function startCoordinatorServer(o: CoordinatorServerOptions): Promise<CoordinatorServer> {
@@ -128,7 +139,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     call.on('close', () => gone('its stream closed'));
   }
 
-  const server = new Server(GRPC_CHANNEL_OPTIONS);
+  const server = new Server(channelOptions(o.heartbeatTimeoutMs));
   server.addService(CoordinatorService, { session });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(o.listen, ServerCredentials.createInsecure(), (err, p) =>
@@ -160,7 +171,17 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     close: async () => {
       clearInterval(beat);
       for (const call of calls.values()) if (!call.writableEnded) call.end();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // A hung worker never ends its side of the stream: do not let it keep the coordinator alive.
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
     },
   };
 }

@@ -49,8 +49,21 @@ export interface StepDriverOptions {
   /** Id under which the coordinator observes each all-reduce (members wait for it). */
   readonly observerId: string;
   readonly algorithm: 'shard-owner' | 'ring';
-  /** Receives the reduced gradient SUM of a step as a non-contributing replica (src/collective). */
-  observeReduce(step: number, generation: number, members: readonly string[]): Promise<Float32Array>;
+  /**
+   * Receives the reduced gradient SUM of a step as a non-contributing replica (src/collective).
+   * `signal` fires when the driver gives the round up (a member was lost, another failed).
+   */
+  observeReduce(
+    step: number,
+    generation: number,
+    members: readonly string[],
+    signal: AbortSignal,
+  ): Promise<Float32Array>;
+  /**
+   * First all-reduce generation of this coordinator process. Generations name NATS subjects, so a
+   * restarted coordinator starts above any its predecessor can have used (default 1).
+   */
+  readonly firstGeneration?: number;
   /** After each commit (logs, metrics); evaluation and the next step wait for it. */
   onCommit(info: CommitInfo): Promise<void>;
   onEval(step: number, loss: number, tokens: number): Promise<void>;
@@ -58,6 +71,8 @@ export interface StepDriverOptions {
   afterStep(done: number): Promise<void>;
   log(line: string): void;
   onMismatch?(worker: WorkerId, what: 'gradient' | 'state'): void;
+  /** Micro-batch bookkeeping as it happens (lora_mpt_microbatches_total). */
+  onMicroBatches?(event: 'assigned' | 'completed' | 'requeued', count: number): void;
 }
 
 type Phase =
@@ -68,6 +83,7 @@ type Phase =
       readonly generation: number;
       readonly members: readonly WorkerId[];
       readonly results: Map<WorkerId, ReduceResult>;
+      readonly cancel: AbortController;
       own?: FinalGradient;
     }
   | { readonly kind: 'commit' }
@@ -77,7 +93,9 @@ type Phase =
 export class StepDriver {
   readonly members = new Members();
   private phase: Phase;
-  private generation = 0;
+  private generation: number;
+  /** Consecutive failed all-reduces of the current step: spaces out retries (NATS may be down). */
+  private failedReduces = 0;
   private finish!: (steps: number) => void;
   private fail!: (err: Error) => void;
   /** Resolves with the number of steps done when the run is over. */
@@ -90,6 +108,7 @@ export class StepDriver {
       this.finish = resolve;
       this.fail = reject;
     });
+    this.generation = (o.firstGeneration ?? 1) - 1;
     this.phase = o.replica.step >= o.totalSteps ? { kind: 'finished' } : this.trainPhase(o.replica.step);
   }
 
@@ -123,14 +142,15 @@ export class StepDriver {
     }
     m.phase = 'ready';
     this.syncReady();
-    this.dispatch();
+    // advance, not dispatch: a step whose micro-batches are all done may be waiting for replicas.
+    this.advance();
   }
 
   onCredit(id: WorkerId, credits: number): void {
     const m = this.members.get(id);
     if (!m) return;
     m.credits += credits;
-    this.dispatch();
+    this.advance();
   }
 
   onResult(id: WorkerId, r: MicroBatchResult): void {
@@ -138,18 +158,33 @@ export class StepDriver {
     if (!m) return;
     m.credits += 1; // a result returns the credit its micro-batch used
     const p = this.phase;
-    if (r.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL) {
-      if (p.kind === 'eval') p.ledger.complete(id, r.id, r.lossSum, r.supervisedTokens);
-    } else if (p.kind === 'train' && r.step === p.ledger.step) {
-      p.ledger.complete(id, r.id, r.lossSum, r.supervisedTokens);
+    const isEval = r.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL;
+    if (isEval ? p.kind === 'eval' : p.kind === 'train' && r.step === p.ledger.step) {
+      const ledger = (p as Extract<Phase, { kind: 'train' | 'eval' }>).ledger;
+      // The ledger decides (and records) whether it counts: only from the worker that holds it.
+      if (ledger.complete(id, r.id, r.lossSum, r.supervisedTokens)) this.o.onMicroBatches?.('completed', 1);
+    } else {
+      this.o.log(
+        `ignored ${isEval ? 'eval' : 'train'} result of micro-batch ${r.id} (step ${r.step}) from ${id}: the run is at ${this.describe()}`,
+      );
     }
     this.advance();
   }
 
   onReduceResult(id: WorkerId, r: ReduceResult): void {
     const p = this.phase;
-    if (p.kind !== 'reduce' || r.generation !== p.generation || r.step !== p.ledger.step) return;
-    if (!p.members.includes(id)) return;
+    if (
+      p.kind !== 'reduce' ||
+      r.generation !== p.generation ||
+      r.step !== p.ledger.step ||
+      !p.members.includes(id)
+    ) {
+      // A result of an aborted generation, an older step, or from a non-member: it proves nothing now.
+      this.o.log(
+        `ignored reduce result of step ${r.step} generation ${r.generation} from ${id}: the run is at ${this.describe()}`,
+      );
+      return;
+    }
     p.results.set(id, r);
     this.maybeCommit();
   }
@@ -162,14 +197,22 @@ export class StepDriver {
     this.o.log(`worker ${id} lost: ${why}`);
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {
-      const back = p.ledger.releaseWorker(id);
-      if (back.length > 0) this.o.log(`requeued micro-batches ${back.join(', ')} of ${id}`);
+      this.requeue(p.ledger, id);
     } else if (p.kind === 'reduce' && p.members.includes(id)) {
       this.abortReduce(`member ${id} was lost`);
-      const back = p.ledger.releaseWorker(id);
-      if (back.length > 0) this.o.log(`requeued micro-batches ${back.join(', ')} of ${id}`);
+      this.requeue(p.ledger, id);
     }
     this.advance();
+  }
+
+  private requeue(ledger: StepLedger, id: WorkerId): void {
+    const { done, assigned } = ledger.heldBy(id);
+    const back = ledger.releaseWorker(id);
+    if (back.length === 0) return;
+    this.o.onMicroBatches?.('requeued', back.length);
+    this.o.log(
+      `requeued micro-batches ${back.join(', ')} of ${id} (step index ${ledger.step}; computed [${done.join(', ')}], held [${assigned.join(', ')}])`,
+    );
   }
 
   /** Stops the run (e.g. on SIGTERM): tells every worker and resolves `done`. */
@@ -234,6 +277,7 @@ export class StepDriver {
         const id = p.ledger.assignNext(m.link.id);
         if (id === undefined) break;
         const mb = source.get(id)!;
+        this.o.onMicroBatches?.('assigned', 1);
         m.credits -= 1;
         gave = true;
         m.link.send({ body: { $case: 'microBatch', value: toWire(mb, p.ledger.step, kind) } });
@@ -252,7 +296,8 @@ export class StepDriver {
     if (!this.enoughWorkers()) return;
     const members = this.members.inPhase('synced').map((m) => m.link.id);
     const generation = ++this.generation;
-    const phase: Phase = { kind: 'reduce', ledger, generation, members, results: new Map() };
+    const cancel = new AbortController();
+    const phase: Phase = { kind: 'reduce', ledger, generation, members, results: new Map(), cancel };
     this.phase = phase;
     const { tokens } = ledger.totals();
     for (const id of members) {
@@ -270,7 +315,7 @@ export class StepDriver {
         },
       });
     }
-    this.o.observeReduce(ledger.step, generation, members).then(
+    this.o.observeReduce(ledger.step, generation, members, cancel.signal).then(
       (sum) => {
         if (this.phase !== phase) return;
         phase.own = finalizeGradient(sum, tokens, this.o.maxGradNorm);
@@ -288,18 +333,25 @@ export class StepDriver {
     const p = this.phase;
     if (p.kind !== 'reduce') return;
     this.o.log(`step ${p.ledger.step} generation ${p.generation} aborted: ${reason}`);
+    p.cancel.abort();
     for (const id of p.members) {
       this.members.get(id)?.link.send({
         body: { $case: 'stepAbort', value: { step: p.ledger.step, generation: p.generation, reason } },
       });
     }
     this.phase = { kind: 'train', ledger: p.ledger };
+    // Replicas that became ready during the round may join the retry.
+    this.syncReady();
   }
 
   private retryReduce(ledger: StepLedger): void {
+    // 200 ms, doubling to 5 s: a NATS server that is restarting is not hammered with rounds.
+    const wait = Math.min(200 * 2 ** this.failedReduces, 5000);
+    this.failedReduces++;
+    this.o.log(`retrying step ${ledger.step} under a new generation in ${wait} ms`);
     setTimeout(() => {
       if (this.phase.kind === 'train' && this.phase.ledger === ledger) this.advance();
-    }, 200).unref();
+    }, wait).unref();
   }
 
   private maybeCommit(): void {
@@ -327,7 +379,7 @@ export class StepDriver {
       for (const id of diverged) {
         this.o.log(`re-sending the coordinator's state to ${id}`);
         this.members.get(id)?.link.send({ body: { $case: 'stateSync', value: this.stateSync() } });
-        p.ledger.releaseWorker(id);
+        this.requeue(p.ledger, id);
       }
       this.advance();
       return;
@@ -337,6 +389,7 @@ export class StepDriver {
 
   private async commit(p: Extract<Phase, { kind: 'reduce' }>): Promise<void> {
     this.phase = { kind: 'commit' };
+    this.failedReduces = 0;
     const step = p.ledger.step;
     const lr = this.o.learningRate(this.o.replica.step);
     const { lossSum, tokens, byWorker } = p.ledger.totals();

@@ -16,6 +16,17 @@ export type LedgerEvent =
   | { readonly kind: 'completed'; readonly id: number; readonly worker: WorkerId; readonly tokens: number }
   | { readonly kind: 'ignored'; readonly id: number; readonly worker: WorkerId; readonly why: string };
 
+export interface LedgerSummary {
+  readonly step: number;
+  readonly planned: number;
+  /** Assignments made, re-assignments of requeued micro-batches included. */
+  readonly assigned: number;
+  /** Micro-batches whose one counted result is in the step (equals `planned` once audited). */
+  readonly counted: number;
+  readonly requeued: readonly { readonly id: number; readonly worker: WorkerId }[];
+  readonly ignored: readonly { readonly id: number; readonly worker: WorkerId; readonly why: string }[];
+}
+
 export class StepLedger {
   private readonly states = new Map<number, MicroBatchState>();
   private readonly queue: number[];
@@ -58,6 +69,15 @@ export class StepLedger {
     this.states.set(id, { kind: 'done', worker, lossSum, tokens });
     this.events.push({ kind: 'completed', id, worker, tokens });
     return true;
+  }
+
+  /** What `worker` has in this step: micro-batches it reported (done) and ones it still holds. */
+  heldBy(worker: WorkerId): { done: number[]; assigned: number[] } {
+    const out = { done: [] as number[], assigned: [] as number[] };
+    for (const [id, s] of this.states) {
+      if (s.kind !== 'pending' && s.worker === worker) (s.kind === 'done' ? out.done : out.assigned).push(id);
+    }
+    return out;
   }
 
   /** Puts back every micro-batch `worker` holds or has done this step. Returns their ids. */
@@ -114,6 +134,21 @@ export class StepLedger {
       byWorker.set(s.worker, (byWorker.get(s.worker) ?? 0) + 1);
     }
     return { lossSum, tokens, byWorker };
+  }
+
+  /** What happened to this step's micro-batches, for logs and metrics.jsonl (after `audit`). */
+  summary(): LedgerSummary {
+    let assigned = 0;
+    const requeued: { id: number; worker: WorkerId }[] = [];
+    const ignored: { id: number; worker: WorkerId; why: string }[] = [];
+    for (const e of this.events) {
+      if (e.kind === 'assigned') assigned++;
+      else if (e.kind === 'requeued') requeued.push({ id: e.id, worker: e.worker });
+      else if (e.kind === 'ignored') ignored.push({ id: e.id, worker: e.worker, why: e.why });
+    }
+    let done = 0;
+    for (const st of this.states.values()) if (st.kind === 'done') done++;
+    return { step: this.step, planned: this.states.size, assigned, counted: done, requeued, ignored };
   }
 
   /**

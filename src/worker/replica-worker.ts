@@ -15,6 +15,7 @@ import {
 import type { ParamLayout } from '../train/param-layout.ts';
 import { AdapterReplica, type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import type { RunConfig } from '../train/run-config.ts';
+import { blockForever, type FaultPlan } from './fault-injection.ts';
 import type { ComputeBatch, MicroBatchCompute } from './model-compute.ts';
 
 export interface ReplicaWorkerOptions {
@@ -28,6 +29,8 @@ export interface ReplicaWorkerOptions {
   log(line: string): void;
   /** Test hook for fault injection (corrupting a replica); never set in production. */
   readonly afterCommit?: (replica: AdapterReplica, step: number) => void;
+  /** Faults to inject (tests only: `lora-mpt worker --inject_fault`). */
+  readonly faults?: FaultPlan;
 }
 
 export class ReplicaWorker {
@@ -38,6 +41,12 @@ export class ReplicaWorker {
   private busy = false;
   private credited = false;
   private reduceAbort: AbortController | undefined;
+  /** Generation of the all-reduce this worker is in (or last was in). */
+  private reduceGeneration: number | undefined;
+  private closed = false;
+  /** Fault injection done once: the delayed all-reduce, the corruption. */
+  private delayed = false;
+  private corrupted = false;
   /** Micro-batches this worker computed, by kind (for logs and the straggler test). */
   readonly computed = { train: 0, eval: 0 };
 
@@ -48,7 +57,7 @@ export class ReplicaWorker {
   /** Handles one coordinator message. Resolves when it has been dealt with (compute is queued). */
   handle(msg: CoordinatorMessage): 'finished' | undefined {
     const body = msg.body;
-    if (!body) return undefined;
+    if (!body || this.closed) return undefined;
     switch (body.$case) {
       case 'stateSync':
         this.sync(body.value);
@@ -65,6 +74,11 @@ export class ReplicaWorker {
         return undefined;
       case 'stepAbort':
         // Our accumulator stays: the coordinator still counts our micro-batches for this step.
+        // An abort names its generation; one for a round this worker already left changes nothing.
+        if (body.value.generation !== this.reduceGeneration) return undefined;
+        this.o.log(
+          `step ${body.value.step} generation ${body.value.generation} aborted: ${body.value.reason}`,
+        );
         this.reduceAbort?.abort();
         this.pending = undefined;
         return undefined;
@@ -74,6 +88,16 @@ export class ReplicaWorker {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The session that fed this replica ended: drop queued work and leave any all-reduce, so nothing
+   * of the old session (its generation, its micro-batches) runs beside the next one.
+   */
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.reduceAbort?.abort();
   }
 
   private sync(s: StateSync): void {
@@ -111,7 +135,7 @@ export class ReplicaWorker {
     if (this.busy) return;
     this.busy = true;
     try {
-      for (let mb = this.queue.shift(); mb; mb = this.queue.shift()) {
+      for (let mb = this.queue.shift(); mb && !this.closed; mb = this.queue.shift()) {
         if (mb.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL) {
           const r = await this.o.compute.evaluate(toComputeBatch(mb));
           this.computed.eval++;
@@ -121,12 +145,28 @@ export class ReplicaWorker {
           const acc = this.accumulator;
           for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grad[i]!;
           this.computed.train++;
+          await this.injectSlow();
           this.report(mb, r.lossSum, r.tokens);
+          await this.injectStall();
         }
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  private async injectSlow(): Promise<void> {
+    const ms = this.o.faults?.slowMs;
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+  }
+
+  private async injectStall(): Promise<void> {
+    const n = this.o.faults?.stallAfterMicroBatches;
+    if (n === undefined || this.computed.train < n) return;
+    // Let the results already written reach the coordinator, then stop answering anything.
+    await new Promise((r) => setTimeout(r, 300));
+    this.o.log(`fault injection: stalled after ${this.computed.train} micro-batches`);
+    blockForever();
   }
 
   private report(mb: MicroBatch, lossSum: number, tokens: number): void {
@@ -148,8 +188,19 @@ export class ReplicaWorker {
           value: { step: r.step, generation: r.generation, stateChecksum: replica.checksum(), ...fields },
         },
       });
-    this.reduceAbort = new AbortController();
+    const abort = new AbortController();
+    this.reduceAbort = abort;
+    this.reduceGeneration = r.generation;
     try {
+      const delay = this.o.faults?.delayReduce;
+      if (delay && r.step >= delay.step && !this.delayed) {
+        this.delayed = true;
+        this.o.log(
+          `fault injection: holding back from the all-reduce of step ${r.step} generation ${r.generation} for ${delay.ms} ms`,
+        );
+        await new Promise((r) => setTimeout(r, delay.ms));
+        if (abort.signal.aborted) throw new Error('aborted while held back (fault injection)');
+      }
       const sum = await allReduceSum({
         nc: this.o.nc,
         runId: this.o.run.runId,
@@ -161,7 +212,7 @@ export class ReplicaWorker {
         data: this.accumulator,
         algorithm: r.algorithm === 'ring' ? 'ring' : 'shard-owner',
         timeoutMs: this.o.run.allReduceTimeoutMs,
-        signal: this.reduceAbort.signal,
+        signal: abort.signal,
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
       this.pending = { step: r.step, generation: r.generation, final };
@@ -182,6 +233,13 @@ export class ReplicaWorker {
     this.pending = undefined;
     this.accumulator.fill(0);
     this.o.afterCommit?.(this.replica, step);
+    const corruptAfter = this.o.faults?.corruptReplicaAfterStep;
+    if (corruptAfter !== undefined && step >= corruptAfter && !this.corrupted) {
+      this.corrupted = true;
+      const params = this.replica.state.params;
+      params[0] = params[0]! + 0.5;
+      this.o.log(`fault injection: corrupted this replica's adapter after step ${step}`);
+    }
     this.o.compute.setAdapter(this.replica.state.params);
   }
 }

@@ -4,12 +4,13 @@
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
 import { credentials } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { GRPC_CHANNEL_OPTIONS } from '../coordinator/grpc-server.ts';
+import { channelOptions } from '../coordinator/grpc-server.ts';
 import { PROTOCOL_VERSION } from '../coordinator/protocol.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
+import type { FaultPlan } from './fault-injection.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
 import { ReplicaWorker } from './replica-worker.ts';
 
@@ -34,6 +35,8 @@ export interface WorkerSessionOptions {
   /** Give up after this long without reaching a coordinator (default: never). */
   readonly giveUpAfterMs?: number;
   readonly afterCommit?: (replica: AdapterReplica, step: number) => void;
+  /** Faults to inject (tests only: `lora-mpt worker --inject_fault`). */
+  readonly faults?: FaultPlan;
 }
 
 /** The coordinator refused this worker for a reason waiting will not fix. */
@@ -44,7 +47,8 @@ export class RefusedError extends Error {
 type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: boolean };
 
 export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
-  const client = new CoordinatorClient(o.coordinator, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+  // 60 s: the coordinator's default heartbeat deadline; a micro-batch longer than that is lost anyway.
+  const client = new CoordinatorClient(o.coordinator, credentials.createInsecure(), channelOptions(60_000));
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
@@ -81,6 +85,8 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         if (settled) return;
         settled = true;
         clearInterval(heartbeat);
+        // The next session gets a fresh replica; this one must not keep computing or reducing.
+        worker?.close();
         fn();
       };
       const retry = (why: string) =>
@@ -104,6 +110,11 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       });
       const onWelcome = async (runConfigJson: string, fingerprint: string, intervalMs: number) => {
         const run = parseRunConfig(runConfigJson);
+        // Beat from the Welcome on: loading a large base model takes longer than the deadline.
+        heartbeat = setInterval(
+          () => send({ body: { $case: 'heartbeat', value: { unixMs: Date.now() } } }),
+          intervalMs,
+        );
         if (prepared?.key !== runConfigJson) {
           o.log(`loading base model ${run.baseModel}`);
           prepared = { key: runConfigJson, model: await o.prepare(run) };
@@ -112,10 +123,6 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         if (model.fingerprint !== fingerprint) {
           o.log(`warning: base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`);
         }
-        heartbeat = setInterval(
-          () => send({ body: { $case: 'heartbeat', value: { unixMs: Date.now() } } }),
-          intervalMs,
-        );
         worker = new ReplicaWorker({
           id: o.workerId,
           run,
@@ -126,6 +133,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           send,
           log: o.log,
           afterCommit: o.afterCommit,
+          ...(o.faults ? { faults: o.faults } : {}),
         });
         send({ body: { $case: 'ready', value: { modelFingerprint: model.fingerprint } } });
       };

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertSameAdapter } from '../support/adapters.ts';
+import { startDistributedRun } from '../support/distributed-run.ts';
+import {
+  assertLedgersWhole,
+  faultTraining,
+  recovery,
+  stepRecords,
+  writeReference,
+} from '../support/fault-run.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import { startLoraMpt } from '../support/processes.ts';
+import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+
+// The coordinator and the NATS server fail under a running job; workers and the run carry on.
+describe('coordinator and NATS faults', () => {
+  let run: TinyRun;
+  let nats: NatsServer;
+  let reference: string;
+  before(async () => {
+    run = await tinyRun([200, 320]);
+    nats = await startNats({ maxPayload: 64 * 1024, prefer: 'process' });
+    reference = await writeReference(run);
+  });
+  after(async () => {
+    await nats?.stop();
+    run?.cleanup();
+  });
+
+  it('resumes from the last checkpoint when the coordinator is killed; workers reconnect', async (t) => {
+    const out = join(run.dir, 'coordinator-restart');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+    });
+    try {
+      await d.coordinator.waitFor(/saved .*checkpoint-2/, 120_000);
+      const t0 = Date.now();
+      await d.coordinator.kill('SIGKILL');
+      // Same flags and address: it finds checkpoint-2 (or a later one) in --output_dir by itself.
+      const again = startLoraMpt('coordinator-2', [
+        'coordinator',
+        ...faultTraining(run, out),
+        '--listen',
+        `127.0.0.1:${d.grpcPort}`,
+        '--nats',
+        nats.url,
+        '--metrics_port',
+        '0',
+        '--min_workers',
+        '2',
+      ]);
+      try {
+        const m = await again.waitFor(/resuming run \S+ from \S+checkpoint-(\d+) at step (\d+)/, 120_000);
+        assert.equal(m[1], m[2]);
+        for (const w of d.workers) await w.waitFor(/reconnecting in \d+ ms/);
+        await again.waitFor(new RegExp(`ledger of step ${Number(m[2]) + 1}:`), 120_000);
+        recovery(t, `coordinator SIGKILLed -> restarted one committed step ${Number(m[2]) + 1}`, t0);
+        assert.equal(await again.exited(), 0, again.output());
+        for (const w of d.workers) {
+          assert.equal(await w.exited(), 0, w.output());
+          assert.equal(w.output().match(/joined run /g)?.length, 2, 'welcomed by both coordinators');
+        }
+      } finally {
+        await again.kill();
+      }
+      // The records of the steps the first coordinator committed after its checkpoint are
+      // recomputed: the log holds them twice, and the last occurrence of each step counts.
+      const last = new Map(stepRecords(out).map((r) => [r.step, r]));
+      assertLedgersWhole(
+        [...last.values()].sort((a, b) => a.step - b.step),
+        4,
+      );
+    } finally {
+      await d.stop();
+    }
+    // A run resumed from checkpoint-k recomputes k+1.. with the same plan and the full optimizer
+    // state, so it equals the run that never stopped: the reference.
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('finishes correctly when nats-server is restarted during an all-reduce', async (t) => {
+    const out = join(run.dir, 'nats-restart');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0'],
+      minWorkers: 2,
+    });
+    // w1 holds back from an all-reduce for 3 s: the round is in flight while NATS goes away.
+    const w1 = d.startWorker('w1', ['--inject_fault', 'delay_reduce=1:3000']);
+    try {
+      const m = await w1.waitFor(/holding back from the all-reduce of step (\d+) generation (\d+)/, 120_000);
+      const t0 = Date.now();
+      await nats.restart();
+      await d.coordinator.waitFor(new RegExp(`step ${m[1]} generation ${m[2]} aborted`));
+      await d.coordinator.waitFor(new RegExp(`ledger of step ${Number(m[1]) + 1}:`), 120_000);
+      recovery(t, 'nats-server restarted -> the step in flight committed', t0);
+      assert.equal(await d.coordinator.exited(), 0, d.coordinator.output());
+      for (const w of d.workers) assert.equal(await w.exited(), 0, w.output());
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      assert.ok(records[Number(m[1])]!.generation > Number(m[2]), 'committed under a later generation');
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+});

@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertSameAdapter } from '../support/adapters.ts';
+import { startDistributedRun } from '../support/distributed-run.ts';
+import {
+  assertLedgersWhole,
+  faultTraining,
+  recovery,
+  splitByWorker,
+  stepRecords,
+  waitAfter,
+  writeReference,
+} from '../support/fault-run.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
+import type { LoraProcess } from '../support/processes.ts';
+import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+
+// Real processes (coordinator, workers, nats-server), real SIGKILLs. Every run must end with the
+// fault-free adapter (single-process finetune) within 1e-5 and a whole ledger for every step.
+describe('worker faults', () => {
+  let run: TinyRun;
+  let nats: NatsServer;
+  let reference: string;
+  before(async () => {
+    run = await tinyRun([200, 320]);
+    nats = await startNats({ maxPayload: 64 * 1024 });
+    reference = await writeReference(run);
+  });
+  after(async () => {
+    await nats?.stop();
+    run?.cleanup();
+  });
+
+  const exitsCleanly = async (...ps: LoraProcess[]) => {
+    for (const p of ps) assert.equal(await p.exited(), 0, `${p.name}:\n${p.output()}`);
+  };
+
+  it('requeues what a worker killed mid-step computed and held; the survivors finish the step', async (t) => {
+    const out = join(run.dir, 'kill-mid-step');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+    });
+    // w2 reports 3 micro-batches, then hangs holding the next one; it is killed there.
+    const victim = d.startWorker('w2', ['--inject_fault', 'stall_after_microbatches=3']);
+    try {
+      await victim.waitFor(/stalled after 3 micro-batches/, 120_000);
+      const t0 = Date.now();
+      await victim.kill('SIGKILL');
+      const m = await d.coordinator.waitFor(
+        /requeued micro-batches ([\d, ]+) of w2 \(step index (\d+); computed \[([\d, ]*)\], held \[([\d, ]*)\]\)/,
+      );
+      const [ids, stepIndex, computed] = [m[1]!.split(', ').map(Number), Number(m[2]), m[3]!];
+      assert.ok(computed !== '', 'the victim had reported micro-batches of the step it died in');
+      await d.coordinator.waitFor(new RegExp(`ledger of step ${stepIndex + 1}:`));
+      recovery(t, 'worker SIGKILLed mid-step -> its step committed', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      const hit = records.find((r) => r.step === stepIndex + 1)!;
+      assert.deepEqual(
+        hit.ledger_requeued.split(' ').map((x) => Number(x.split('@')[0])),
+        ids,
+        'the ledger of that step lists exactly the requeued micro-batches',
+      );
+      assert.ok(hit.microbatches_requeued >= ids.length);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('retries a step under a new generation when a member is killed during the all-reduce', async (t) => {
+    const out = join(run.dir, 'kill-in-reduce');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+    });
+    // w2 hangs before sending its part of its first all-reduce from step index 1 on; killed there.
+    const victim = d.startWorker('w2', ['--inject_fault', 'delay_reduce=1:600000']);
+    try {
+      const m = await victim.waitFor(
+        /holding back from the all-reduce of step (\d+) generation (\d+)/,
+        120_000,
+      );
+      const [step, generation] = [Number(m[1]), Number(m[2])];
+      const t0 = Date.now();
+      await victim.kill('SIGKILL');
+      await d.coordinator.waitFor(
+        new RegExp(`step ${step} generation ${generation} aborted: member w2 was lost`),
+      );
+      await d.coordinator.waitFor(new RegExp(`ledger of step ${step + 1}:`));
+      recovery(t, 'member SIGKILLed in the all-reduce -> step committed under a new generation', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      for (const w of [d.workers[0]!, d.workers[1]!]) {
+        assert.match(w.output(), new RegExp(`step ${step} generation ${generation} aborted`));
+      }
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      assert.ok(records[step]!.generation > generation, 'the step committed under a later generation');
+      // Survivors applied nothing of the aborted round: their replicas still agree with the coordinator.
+      assert.doesNotMatch(d.coordinator.output(), /replica state differs/);
+      assert.equal(records.at(-1)!.replica_mismatches, 0);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('gives a worker that joins mid-run the current state and work from the next step', async (t) => {
+    const out = join(run.dir, 'join');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0'],
+      minWorkers: 1,
+      // Slow enough that the run is still going when the late worker has loaded its model.
+      workerFlags: ['--inject_fault', 'slow_ms=500'],
+    });
+    try {
+      await d.coordinator.waitFor(/ledger of step 1:/, 120_000);
+      const t0 = Date.now();
+      const late = d.startWorker('late');
+      const m = await late.waitFor(/replica synced at step (\d+)/, 120_000);
+      const from = Number(m[1]);
+      assert.ok(from >= 1, 'it joined after step 1 was committed');
+      await d.coordinator.waitFor(/micro-batches .*late:/);
+      recovery(t, 'late worker started -> first step it computed committed', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, late);
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      const withLate = records.filter((r) => /late:/.test(r.micro_batches_by_worker));
+      assert.ok(withLate.length > 0, 'the late worker computed micro-batches');
+      assert.ok(
+        withLate.every((r) => r.step > from),
+        'only in steps after the state it received',
+      );
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('lets fast workers take more micro-batches than a straggler', async () => {
+    const out = join(run.dir, 'straggler');
+    // One micro-batch in flight each, so credits (not the first deal) decide who takes more.
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 3,
+      workerFlags: ['--max_in_flight', '1'],
+    });
+    const slow = d.startWorker('slow', ['--inject_fault', 'slow_ms=1500']);
+    try {
+      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!, slow);
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      const split = splitByWorker(records);
+      assert.ok(
+        (split.get('slow') ?? 0) < Math.min(split.get('w0')!, split.get('w1')!),
+        `split ${JSON.stringify([...split])}`,
+      );
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('treats a worker that stops answering past --heartbeat_timeout_ms as lost', async (t) => {
+    const out = join(run.dir, 'stall');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+      coordinatorFlags: ['--heartbeat_timeout_ms', '3000'],
+    });
+    const hung = d.startWorker('hung', ['--inject_fault', 'stall_after_microbatches=2']);
+    try {
+      await hung.waitFor(/stalled after 2 micro-batches/, 120_000);
+      const t0 = Date.now();
+      await d.coordinator.waitFor(/worker hung lost: no message for 3000 ms/);
+      recovery(t, 'worker stopped answering -> declared lost (3000 ms deadline)', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      assertLedgersWhole(stepRecords(out), 4);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('detects a corrupted replica by checksum, counts it and repairs it', async (t) => {
+    const out = join(run.dir, 'diverged');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0'],
+      minWorkers: 2,
+    });
+    const bad = d.startWorker('bad', ['--inject_fault', 'corrupt_replica_after_step=0']);
+    try {
+      const m = await bad.waitFor(/corrupted this replica's adapter after step (\d+)/, 120_000);
+      const t0 = Date.now();
+      await d.coordinator.waitFor(/replica state differs from the coordinator's on bad/);
+      await d.coordinator.waitFor(/re-sending the coordinator's state to bad/);
+      await d.coordinator.waitFor(new RegExp(`ledger of step ${Number(m[1]) + 2}:`));
+      recovery(t, 'replica corrupted -> detected, re-synced and step committed', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, bad);
+      const records = stepRecords(out);
+      assertLedgersWhole(records, 4);
+      assert.equal(records.at(-1)!.replica_mismatches, 1, 'lora_mpt_replica_mismatches_total');
+      assert.equal(records[0]!.replica_mismatches, 0);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
+  it('pauses below --min_workers, says why, and resumes when a worker comes back', async (t) => {
+    const out = join(run.dir, 'min-workers');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+    });
+    try {
+      await d.coordinator.waitFor(/ledger of step 1:/, 120_000);
+      const before = d.coordinator.output().length;
+      await d.workers[1]!.kill('SIGKILL');
+      await waitAfter(d.coordinator, before, /paused: 1 of the 2 workers --min_workers asks for are ready/);
+      const paused = d.coordinator.output().length;
+      const t0 = Date.now();
+      const back = d.startWorker('w2');
+      await waitAfter(d.coordinator, paused, /2 workers ready: resuming/, 120_000);
+      recovery(t, 'replacement worker started -> run resumed', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, back);
+      assertLedgersWhole(stepRecords(out), 4);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+});
