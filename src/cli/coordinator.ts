@@ -68,6 +68,12 @@ export const coordinatorFlags = {
     min: 1000,
     help: 'A worker silent this long is lost; its micro-batches go to the others.',
   },
+  microbatch_timeout_ms: {
+    kind: 'int',
+    default: 0,
+    min: 0,
+    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. Must cover --max_in_flight micro-batch computes. 0: off.',
+  },
   allreduce_algorithm: {
     kind: 'string',
     default: 'shard-owner',
@@ -273,6 +279,7 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
     modelFingerprint: ckpt.fingerprint,
     heartbeatIntervalMs: Math.min(5000, Math.floor(f.heartbeat_timeout_ms / 4)),
     heartbeatTimeoutMs: f.heartbeat_timeout_ms,
+    microBatchTimeoutMs: f.microbatch_timeout_ms,
     log,
   });
   const http = await serveMetrics({ registry: metrics.registry, port: f.metrics_port });

@@ -22,6 +22,11 @@ export interface CoordinatorServerOptions {
   readonly heartbeatIntervalMs: number;
   /** Silence after which a worker is lost (DESIGN §3). */
   readonly heartbeatTimeoutMs: number;
+  /**
+   * A worker that has not reported a micro-batch this long after it was dealt is lost, even while
+   * its heartbeats flow (a hung device call). 0: no such deadline.
+   */
+  readonly microBatchTimeoutMs?: number;
   /** How long a new stream may take to say Hello. */
   readonly helloTimeoutMs?: number;
   readonly log: (line: string) => void;
@@ -152,16 +157,20 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     for (const call of calls.values()) {
       if (!call.writableEnded) call.write({ body: { $case: 'heartbeat', value: { unixMs: now } } });
     }
+    // The stream is cancelled, not refused: the worker reconnects with backoff and is re-synced.
+    const drop = (id: WorkerId, why: string) => {
+      const call = calls.get(id);
+      calls.delete(id);
+      driver.lose(id, why);
+      call?.destroy(Object.assign(new Error(why), { code: status.UNAVAILABLE, details: why }));
+    };
     for (const m of driver.members.silentFor(o.heartbeatTimeoutMs)) {
-      const call = calls.get(m.link.id);
-      calls.delete(m.link.id);
-      driver.lose(m.link.id, `no message for ${o.heartbeatTimeoutMs} ms`);
-      call?.destroy(
-        Object.assign(new Error('heartbeat timeout'), {
-          code: status.UNAVAILABLE,
-          details: 'heartbeat timeout',
-        }),
-      );
+      drop(m.link.id, `no message for ${o.heartbeatTimeoutMs} ms`);
+    }
+    if (o.microBatchTimeoutMs) {
+      for (const [id, ids] of driver.overdueWorkers(o.microBatchTimeoutMs)) {
+        drop(id, `micro-batches ${ids.join(', ')} not reported within ${o.microBatchTimeoutMs} ms`);
+      }
     }
   }, o.heartbeatIntervalMs);
   beat.unref();

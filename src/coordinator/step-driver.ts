@@ -215,6 +215,16 @@ export class StepDriver {
     );
   }
 
+  /**
+   * Workers holding a micro-batch of the current step or evaluation for longer than `ms` since it
+   * was dealt (queued ones count: the deadline must cover max_in_flight computes), with the ids.
+   */
+  overdueWorkers(ms: number): Map<WorkerId, number[]> {
+    const p = this.phase;
+    if (p.kind !== 'train' && p.kind !== 'eval') return new Map();
+    return p.ledger.overdue(ms);
+  }
+
   /** Stops the run (e.g. on SIGTERM): tells every worker and resolves `done`. */
   stop(reason: string): void {
     this.finishRun(reason);

@@ -172,6 +172,37 @@ describe('worker faults', () => {
     await assertSameAdapter(reference, out, 1e-5);
   });
 
+  it('treats a worker whose micro-batch is not reported within --microbatch_timeout_ms as lost', async (t) => {
+    const out = join(run.dir, 'microbatch-deadline');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: faultTraining(run, out),
+      workers: ['w0', 'w1'],
+      minWorkers: 2,
+      coordinatorFlags: ['--microbatch_timeout_ms', '2000', '--heartbeat_timeout_ms', '4000'],
+    });
+    // Alive (heartbeats flow while it waits) but 3 s per micro-batch: past the deadline every time.
+    const slow = d.startWorker('slow', ['--inject_fault', 'slow_ms=3000']);
+    try {
+      const before = d.coordinator.output().length;
+      await slow.waitFor(/replica synced/, 120_000);
+      const t0 = Date.now();
+      await waitAfter(
+        d.coordinator,
+        before,
+        /worker slow lost: micro-batches [\d, ]+ not reported within 2000 ms/,
+      );
+      recovery(t, 'micro-batch dealt -> its worker declared lost (2000 ms deadline)', t0);
+      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      assertLedgersWhole(stepRecords(out), 4);
+      // The dropped worker was not refused: it reconnects with backoff to be re-synced.
+      await slow.waitFor(/reconnecting in \d+ ms/);
+    } finally {
+      await d.stop();
+    }
+    await assertSameAdapter(reference, out, 1e-5);
+  });
+
   it('treats a worker that stops answering past --heartbeat_timeout_ms as lost', async (t) => {
     const out = join(run.dir, 'stall');
     const d = await startDistributedRun({
@@ -238,7 +269,12 @@ describe('worker faults', () => {
       const paused = d.coordinator.output().length;
       const t0 = Date.now();
       const back = d.startWorker('w2');
-      await waitAfter(d.coordinator, paused, /2 workers ready: resuming/, 120_000);
+      const m = await waitAfter(d.coordinator, paused, /2 workers ready: resuming/, 120_000);
+      assert.doesNotMatch(
+        d.coordinator.output().slice(paused, paused + m.index),
+        /ledger of step/,
+        'no step commits while paused',
+      );
       recovery(t, 'replacement worker started -> run resumed', t0);
       await exitsCleanly(d.coordinator, d.workers[0]!, back);
       assertLedgersWhole(stepRecords(out), 4);
