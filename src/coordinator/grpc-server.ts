@@ -123,6 +123,8 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
           return driver.onResult(id, body.value);
         case 'reduceResult':
           return driver.onReduceResult(id, body.value);
+        case 'revoked':
+          return driver.onRevoked(id, body.value);
         case 'heartbeat':
           return;
         case 'hello':

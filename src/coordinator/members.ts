@@ -20,6 +20,8 @@ export interface Member {
   credits: number;
   /** Last time anything arrived from it (ms). */
   lastSeen: number;
+  /** A Revoke was sent and its answer has not come yet. */
+  revoking: boolean;
 }
 
 export class Members {
@@ -28,7 +30,7 @@ export class Members {
   constructor(private readonly now: () => number = Date.now) {}
 
   add(link: WorkerLink): Member {
-    const m: Member = { link, phase: 'loading', credits: 0, lastSeen: this.now() };
+    const m: Member = { link, phase: 'loading', credits: 0, lastSeen: this.now(), revoking: false };
     this.byId.set(link.id, m);
     return m;
   }

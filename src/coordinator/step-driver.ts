@@ -8,6 +8,7 @@ import {
   MicroBatchKind,
   type MicroBatchResult,
   type ReduceResult,
+  type Revoked,
 } from '../proto/lora_mpt/v1/coordinator.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { type FinalGradient, finalizeGradient } from '../train/replica.ts';
@@ -171,6 +172,25 @@ export class StepDriver {
     this.advance();
   }
 
+  /** A worker gave back micro-batches it had not started: deal them again. */
+  onRevoked(id: WorkerId, r: Revoked): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    m.revoking = false;
+    const p = this.phase;
+    if ((p.kind === 'train' || p.kind === 'eval') && r.step === p.ledger.step) {
+      const back = p.ledger.revoke(id, r.ids);
+      if (back.length > 0) {
+        this.o.onMicroBatches?.('requeued', back.length);
+        this.o.log(`revoked micro-batches ${back.join(', ')} from ${id} before it started them`);
+      }
+      // Deal them before the straggler gets its credits back, so they go to the idle workers.
+      this.advance();
+      m.credits += back.length;
+    }
+    this.advance();
+  }
+
   onReduceResult(id: WorkerId, r: ReduceResult): void {
     const p = this.phase;
     if (
@@ -292,6 +312,24 @@ export class StepDriver {
         gave = true;
         m.link.send({ body: { $case: 'microBatch', value: toWire(mb, p.ledger.step, kind) } });
       }
+    }
+    if (p.ledger.pending === 0) this.revokeForIdle(p.ledger);
+  }
+
+  /**
+   * The step's tail: nothing is pending, yet a worker is idle while another holds micro-batches
+   * queued behind the one it computes (a straggler). Ask the holder to give back those it has not
+   * started; it keeps (and reports) any it has, so nothing is computed twice.
+   */
+  private revokeForIdle(ledger: StepLedger): void {
+    const synced = this.members.inPhase('synced');
+    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldBy(m.link.id).assigned]));
+    if (!synced.some((m) => m.credits > 0 && holding.get(m.link.id)!.length === 0)) return;
+    for (const m of synced) {
+      const ids = holding.get(m.link.id)!;
+      if (m.revoking || ids.length < 2) continue;
+      m.revoking = true;
+      m.link.send({ body: { $case: 'revoke', value: { step: ledger.step, ids } } });
     }
   }
 

@@ -96,6 +96,23 @@ export class StepLedger {
     return back;
   }
 
+  /**
+   * Puts back micro-batches `worker` gave up before computing them (a revoke), first in the queue.
+   * Ids it does not hold (any more) are skipped. Returns those put back.
+   */
+  revoke(worker: WorkerId, ids: readonly number[]): number[] {
+    const back = ids.filter((id) => {
+      const s = this.states.get(id);
+      return s?.kind === 'assigned' && s.worker === worker;
+    });
+    for (const id of back) {
+      this.states.set(id, { kind: 'pending' });
+      this.events.push({ kind: 'requeued', id, worker });
+    }
+    this.queue.unshift(...[...back].sort((a, b) => a - b));
+    return back;
+  }
+
   /** Micro-batches assigned longer than `ms` ago, by worker (stall detection). */
   overdue(ms: number): Map<WorkerId, number[]> {
     const out = new Map<WorkerId, number[]>();

@@ -69,6 +69,15 @@ export class ReplicaWorker {
       case 'reduceStart':
         void this.reduce(body.value);
         return undefined;
+      case 'revoke': {
+        // Only micro-batches still queued go back; the one being computed is reported as usual.
+        const asked = new Set(body.value.ids);
+        const step = body.value.step;
+        const dropped = this.queue.filter((mb) => mb.step === step && asked.has(mb.id)).map((mb) => mb.id);
+        this.queue = this.queue.filter((mb) => !(mb.step === step && asked.has(mb.id)));
+        this.o.send({ body: { $case: 'revoked', value: { step, ids: dropped } } });
+        return undefined;
+      }
       case 'stepCommit':
         this.commit(body.value.step, body.value.generation, body.value.learningRate);
         return undefined;

@@ -59,6 +59,21 @@ describe('step ledger', () => {
     assert.equal(l.totals().tokens, 10);
   });
 
+  it('puts back revoked micro-batches the worker still holds, and only those', () => {
+    const l = new StepLedger(0, [1, 2, 3]);
+    l.assignNext(a); // 1
+    l.assignNext(a); // 2
+    l.assignNext(b); // 3
+    l.complete(a, 1, 1, 10);
+    assert.deepEqual(l.revoke(a, [1, 2, 3]), [2]);
+    assert.equal(l.assignNext(b), 2);
+    l.complete(b, 2, 1, 10);
+    l.complete(b, 3, 1, 10);
+    assert.ok(l.isComplete);
+    assert.deepEqual(Object.fromEntries(l.totals().byWorker), { 'worker-a': 1, 'worker-b': 2 });
+    l.audit();
+  });
+
   it('lists micro-batches held too long, by worker', () => {
     let t = 1000;
     const l = new StepLedger(0, [1, 2], () => t);

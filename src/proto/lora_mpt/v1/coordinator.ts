@@ -32,6 +32,8 @@ export const protobufFileName = "lora_mpt/v1/coordinator.proto";
  *   worker: Credit -> coordinator: MicroBatch ... -> worker: MicroBatchResult ...
  *   coordinator: ReduceStart -> worker all-reduces over NATS -> ReduceResult (checksums)
  *   coordinator: StepCommit (apply AdamW) or StepAbort (drop nothing; the step is retried).
+ *   At a step's tail the coordinator may Revoke micro-batches a worker holds but has not started
+ *   (another worker is idle); the worker answers Revoked with those it dropped (never computed).
  *   ... and at the end Finished.
  * Heartbeats flow both ways. Gradients never travel here: they cross NATS (src/collective).
  * Bump PROTOCOL_VERSION in src/coordinator/protocol.ts when a change is not backward compatible.
@@ -80,6 +82,7 @@ export interface WorkerMessage {
     | { $case: "result"; value: MicroBatchResult }
     | { $case: "reduceResult"; value: ReduceResult }
     | { $case: "ready"; value: Ready }
+    | { $case: "revoked"; value: Revoked }
     | undefined;
 }
 
@@ -94,6 +97,7 @@ export interface CoordinatorMessage {
     | { $case: "stepAbort"; value: StepAbort }
     | { $case: "stateSync"; value: StateSync }
     | { $case: "finished"; value: Finished }
+    | { $case: "revoke"; value: Revoke }
     | undefined;
 }
 
@@ -226,6 +230,18 @@ export interface StepAbort {
   reason: string;
 }
 
+/** Give back micro-batches not started yet, so an idle worker can take them (stragglers). */
+export interface Revoke {
+  step: number;
+  ids: number[];
+}
+
+/** The micro-batches of `Revoke` this worker dropped before computing them; it holds the others. */
+export interface Revoked {
+  step: number;
+  ids: number[];
+}
+
 function createBaseWorkerMessage(): WorkerMessage {
   return { body: undefined };
 }
@@ -250,6 +266,9 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         break;
       case "ready":
         Ready.encode(message.body.value, writer.uint32(50).fork()).join();
+        break;
+      case "revoked":
+        Revoked.encode(message.body.value, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -316,6 +335,14 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.body = { $case: "ready", value: Ready.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.body = { $case: "revoked", value: Revoked.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -344,6 +371,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "reduceResult", value: ReduceResult.fromJSON(object.reduce_result) }
         : isSet(object.ready)
         ? { $case: "ready", value: Ready.fromJSON(object.ready) }
+        : isSet(object.revoked)
+        ? { $case: "revoked", value: Revoked.fromJSON(object.revoked) }
         : undefined,
     };
   },
@@ -362,6 +391,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.reduceResult = ReduceResult.toJSON(message.body.value);
     } else if (message.body?.$case === "ready") {
       obj.ready = Ready.toJSON(message.body.value);
+    } else if (message.body?.$case === "revoked") {
+      obj.revoked = Revoked.toJSON(message.body.value);
     }
     return obj;
   },
@@ -408,6 +439,12 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         }
         break;
       }
+      case "revoked": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "revoked", value: Revoked.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -446,6 +483,9 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
         break;
       case "finished":
         Finished.encode(message.body.value, writer.uint32(74).fork()).join();
+        break;
+      case "revoke":
+        Revoke.encode(message.body.value, writer.uint32(82).fork()).join();
         break;
     }
     return writer;
@@ -536,6 +576,14 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
             message.body = { $case: "finished", value: Finished.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.body = { $case: "revoke", value: Revoke.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -578,6 +626,8 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
         ? { $case: "stateSync", value: StateSync.fromJSON(object.state_sync) }
         : isSet(object.finished)
         ? { $case: "finished", value: Finished.fromJSON(object.finished) }
+        : isSet(object.revoke)
+        ? { $case: "revoke", value: Revoke.fromJSON(object.revoke) }
         : undefined,
     };
   },
@@ -602,6 +652,8 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
       obj.stateSync = StateSync.toJSON(message.body.value);
     } else if (message.body?.$case === "finished") {
       obj.finished = Finished.toJSON(message.body.value);
+    } else if (message.body?.$case === "revoke") {
+      obj.revoke = Revoke.toJSON(message.body.value);
     }
     return obj;
   },
@@ -663,6 +715,12 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
       case "finished": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "finished", value: Finished.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "revoke": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "revoke", value: Revoke.fromPartial(object.body.value) };
         }
         break;
       }
@@ -2540,6 +2598,204 @@ export const StepAbort: MessageFns<StepAbort> = {
     message.step = object.step ?? 0;
     message.generation = object.generation ?? 0;
     message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRevoke(): Revoke {
+  return { step: 0, ids: [] };
+}
+
+export const Revoke: MessageFns<Revoke> = {
+  encode(message: Revoke, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.ids.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.ids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Revoke {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevoke();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.ids.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ids.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Revoke {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: Revoke): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Revoke>): Revoke {
+    return Revoke.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Revoke>): Revoke {
+    const message = createBaseRevoke();
+    message.step = object.step ?? 0;
+    message.ids = object.ids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRevoked(): Revoked {
+  return { step: 0, ids: [] };
+}
+
+export const Revoked: MessageFns<Revoked> = {
+  encode(message: Revoked, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.ids.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.ids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Revoked {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevoked();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.ids.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.ids.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Revoked {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: Revoked): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.ids?.length) {
+      obj.ids = message.ids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Revoked>): Revoked {
+    return Revoked.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Revoked>): Revoked {
+    const message = createBaseRevoked();
+    message.step = object.step ?? 0;
+    message.ids = object.ids?.map((e) => e) || [];
     return message;
   },
 };
