@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertSameAdapter } from '../support/adapters.ts';
@@ -31,6 +32,7 @@ describe('coordinator and NATS faults', () => {
 
   it('resumes from the last checkpoint when the coordinator is killed; workers reconnect', async (t) => {
     const out = join(run.dir, 'coordinator-restart');
+    let newest = '';
     const d = await startDistributedRun({
       natsUrl: nats.url,
       trainingFlags: faultTraining(run, out),
@@ -41,6 +43,12 @@ describe('coordinator and NATS faults', () => {
       await d.coordinator.waitFor(/saved .*checkpoint-2/, 120_000);
       const t0 = Date.now();
       await d.coordinator.kill('SIGKILL');
+      // Keep the newest checkpoint as it was at the kill, for a separate resumed run to compare with.
+      newest = readdirSync(out)
+        .filter((n) => /^checkpoint-\d+$/.test(n))
+        .sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]))
+        .at(-1)!;
+      cpSync(join(out, newest), join(run.dir, 'from-checkpoint', newest), { recursive: true });
       // Same flags and address: it finds checkpoint-2 (or a later one) in --output_dir by itself.
       const again = startLoraMpt('coordinator-2', [
         'coordinator',
@@ -57,6 +65,7 @@ describe('coordinator and NATS faults', () => {
       try {
         const m = await again.waitFor(/resuming run \S+ from \S+checkpoint-(\d+) at step (\d+)/, 120_000);
         assert.equal(m[1], m[2]);
+        assert.equal(`checkpoint-${m[1]}`, newest, 'it resumed from the newest checkpoint');
         for (const w of d.workers) await w.waitFor(/reconnecting in \d+ ms/);
         await again.waitFor(new RegExp(`ledger of step ${Number(m[2]) + 1}:`), 120_000);
         recovery(t, `coordinator SIGKILLed -> restarted one committed step ${Number(m[2]) + 1}`, t0);
@@ -78,8 +87,20 @@ describe('coordinator and NATS faults', () => {
     } finally {
       await d.stop();
     }
-    // A run resumed from checkpoint-k recomputes k+1.. with the same plan and the full optimizer
-    // state, so it equals the run that never stopped: the reference.
+    // Equal to a single-process run resumed from the same checkpoint ...
+    const resumedOut = join(run.dir, 'from-checkpoint');
+    const resumed = startLoraMpt('finetune (resumed)', [
+      'finetune',
+      ...faultTraining(run, resumedOut),
+      '--backend',
+      'wasm',
+      '--resume_from_checkpoint',
+      join(resumedOut, newest),
+    ]);
+    assert.equal(await resumed.exited(), 0, resumed.output());
+    await assertSameAdapter(resumedOut, out, 1e-5);
+    // ... and, as the checkpoint holds the full state (adapter, moments, step, data cursor), to the
+    // run that never stopped.
     await assertSameAdapter(reference, out, 1e-5);
   });
 
