@@ -172,7 +172,9 @@ export class ReplicaWorker {
   private async injectStall(): Promise<void> {
     const n = this.o.faults?.stallAfterMicroBatches;
     if (n === undefined || this.computed.train < n) return;
-    // Let the results already written reach the coordinator, then stop answering anything.
+    // Hung from here on: no message is handled any more; the results already written get 300 ms to
+    // reach the coordinator (a real hang does not take the socket's buffer with it), then all stops.
+    this.closed = true;
     await new Promise((r) => setTimeout(r, 300));
     this.o.log(`fault injection: stalled after ${this.computed.train} micro-batches`);
     blockForever();

@@ -41,11 +41,14 @@ describe('worker faults', () => {
     const d = await startDistributedRun({
       natsUrl: nats.url,
       trainingFlags: faultTraining(run, out),
-      workers: ['w0', 'w1'],
+      workers: [],
       minWorkers: 2,
     });
     // w2 reports 3 micro-batches, then hangs holding the next one; it is killed there.
     const victim = d.startWorker('w2', ['--inject_fault', 'stall_after_microbatches=3']);
+    // It is a replica before the others start, so it surely takes part in the run.
+    await victim.waitFor(/replica synced/, 120_000);
+    const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
       await victim.waitFor(/stalled after 3 micro-batches/, 120_000);
       const t0 = Date.now();
@@ -57,7 +60,7 @@ describe('worker faults', () => {
       assert.ok(computed !== '', 'the victim had reported micro-batches of the step it died in');
       await d.coordinator.waitFor(new RegExp(`ledger of step ${stepIndex + 1}:`));
       recovery(t, 'worker SIGKILLed mid-step -> its step committed', t0);
-      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      await exitsCleanly(d.coordinator, w0, w1);
       const records = stepRecords(out);
       assertLedgersWhole(records, 4);
       const hit = records.find((r) => r.step === stepIndex + 1)!;
@@ -78,11 +81,14 @@ describe('worker faults', () => {
     const d = await startDistributedRun({
       natsUrl: nats.url,
       trainingFlags: faultTraining(run, out),
-      workers: ['w0', 'w1'],
+      workers: [],
       minWorkers: 2,
     });
     // w2 hangs before sending its part of its first all-reduce from step index 1 on; killed there.
     const victim = d.startWorker('w2', ['--inject_fault', 'delay_reduce=1:600000']);
+    // It is a replica before the others start, so it surely takes part in the run.
+    await victim.waitFor(/replica synced/, 120_000);
+    const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
       const m = await victim.waitFor(
         /holding back from the all-reduce of step (\d+) generation (\d+)/,
@@ -96,8 +102,8 @@ describe('worker faults', () => {
       );
       await d.coordinator.waitFor(new RegExp(`ledger of step ${step + 1}:`));
       recovery(t, 'member SIGKILLed in the all-reduce -> step committed under a new generation', t0);
-      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
-      for (const w of [d.workers[0]!, d.workers[1]!]) {
+      await exitsCleanly(d.coordinator, w0, w1);
+      for (const w of [w0, w1]) {
         assert.match(w.output(), new RegExp(`step ${step} generation ${generation} aborted`));
       }
       const records = stepRecords(out);
@@ -178,23 +184,27 @@ describe('worker faults', () => {
     const d = await startDistributedRun({
       natsUrl: nats.url,
       trainingFlags: faultTraining(run, out),
-      workers: ['w0', 'w1'],
+      workers: [],
       minWorkers: 2,
       coordinatorFlags: ['--microbatch_timeout_ms', '2000', '--heartbeat_timeout_ms', '4000'],
     });
     // Alive (heartbeats flow while it waits) but 3 s per micro-batch: past the deadline every time.
     const slow = d.startWorker('slow', ['--inject_fault', 'slow_ms=3000']);
+    // It is a replica before the others start, so it surely takes part in the run.
+    await slow.waitFor(/replica synced/, 120_000);
+    const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
       const before = d.coordinator.output().length;
-      await slow.waitFor(/replica synced/, 120_000);
+      // The run starts (micro-batches are dealt) once a second replica is synced.
+      await Promise.race([w0.waitFor(/replica synced/, 120_000), w1.waitFor(/replica synced/, 120_000)]);
       const t0 = Date.now();
       await waitAfter(
         d.coordinator,
         before,
         /worker slow lost: micro-batches [\d, ]+ not reported within 2000 ms/,
       );
-      recovery(t, 'micro-batch dealt -> its worker declared lost (2000 ms deadline)', t0);
-      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      recovery(t, 'run started -> the slow worker declared lost (2000 ms deadline)', t0);
+      await exitsCleanly(d.coordinator, w0, w1);
       assertLedgersWhole(stepRecords(out), 4);
       // The dropped worker was not refused: it reconnects with backoff to be re-synced.
       await slow.waitFor(/reconnecting in \d+ ms/);
@@ -209,17 +219,20 @@ describe('worker faults', () => {
     const d = await startDistributedRun({
       natsUrl: nats.url,
       trainingFlags: faultTraining(run, out),
-      workers: ['w0', 'w1'],
+      workers: [],
       minWorkers: 2,
       coordinatorFlags: ['--heartbeat_timeout_ms', '3000'],
     });
     const hung = d.startWorker('hung', ['--inject_fault', 'stall_after_microbatches=2']);
+    // It is a replica before the others start, so it surely takes part in the run.
+    await hung.waitFor(/replica synced/, 120_000);
+    const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
       await hung.waitFor(/stalled after 2 micro-batches/, 120_000);
       const t0 = Date.now();
       await d.coordinator.waitFor(/worker hung lost: no message for 3000 ms/);
       recovery(t, 'worker stopped answering -> declared lost (3000 ms deadline)', t0);
-      await exitsCleanly(d.coordinator, d.workers[0]!, d.workers[1]!);
+      await exitsCleanly(d.coordinator, w0, w1);
       assertLedgersWhole(stepRecords(out), 4);
     } finally {
       await d.stop();
