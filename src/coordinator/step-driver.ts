@@ -102,6 +102,7 @@ export class StepDriver {
   /** Resolves with the number of steps done when the run is over. */
   readonly done: Promise<number>;
   private byId = new Map<number, PlannedMicroBatch>();
+  private readonly evalById: ReadonlyMap<number, PlannedMicroBatch>;
   private waitingSaid = false;
 
   constructor(private readonly o: StepDriverOptions) {
@@ -110,6 +111,7 @@ export class StepDriver {
       this.fail = reject;
     });
     this.generation = (o.firstGeneration ?? 1) - 1;
+    this.evalById = new Map(o.evalMicroBatches.map((m) => [m.id, m]));
     this.phase = o.replica.step >= o.totalSteps ? { kind: 'finished' } : this.trainPhase(o.replica.step);
   }
 
@@ -295,7 +297,7 @@ export class StepDriver {
     const p = this.phase;
     if (p.kind !== 'train' && p.kind !== 'eval') return;
     if (!this.enoughWorkers()) return;
-    const source = p.kind === 'eval' ? new Map(this.o.evalMicroBatches.map((m) => [m.id, m])) : this.byId;
+    const source = p.kind === 'eval' ? this.evalById : this.byId;
     const kind =
       p.kind === 'eval' ? MicroBatchKind.MICRO_BATCH_KIND_EVAL : MicroBatchKind.MICRO_BATCH_KIND_TRAIN;
     // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
@@ -323,7 +325,7 @@ export class StepDriver {
    */
   private revokeForIdle(ledger: StepLedger): void {
     const synced = this.members.inPhase('synced');
-    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldBy(m.link.id).assigned]));
+    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldNow(m.link.id)]));
     if (!synced.some((m) => m.credits > 0 && holding.get(m.link.id)!.length === 0)) return;
     for (const m of synced) {
       const ids = holding.get(m.link.id)!;

@@ -30,6 +30,9 @@ export interface LedgerSummary {
 export class StepLedger {
   private readonly states = new Map<number, MicroBatchState>();
   private readonly queue: number[];
+  /** Kept with every state change so the per-result checks cost O(1), not O(micro-batches). */
+  private doneCount = 0;
+  private readonly assignedTo = new Map<WorkerId, Set<number>>();
   readonly events: LedgerEvent[] = [];
 
   constructor(
@@ -48,7 +51,7 @@ export class StepLedger {
   assignNext(worker: WorkerId): number | undefined {
     const id = this.queue.shift();
     if (id === undefined) return undefined;
-    this.states.set(id, { kind: 'assigned', worker, at: this.now() });
+    this.setState(id, { kind: 'assigned', worker, at: this.now() });
     this.events.push({ kind: 'assigned', id, worker });
     return id;
   }
@@ -66,7 +69,7 @@ export class StepLedger {
     if (!s) return ignore(`not part of step ${this.step}`);
     if (s.kind !== 'assigned') return ignore(`micro-batch is ${s.kind}`);
     if (s.worker !== worker) return ignore(`assigned to ${s.worker}`);
-    this.states.set(id, { kind: 'done', worker, lossSum, tokens });
+    this.setState(id, { kind: 'done', worker, lossSum, tokens });
     this.events.push({ kind: 'completed', id, worker, tokens });
     return true;
   }
@@ -85,7 +88,7 @@ export class StepLedger {
     const back: number[] = [];
     for (const [id, s] of this.states) {
       if (s.kind !== 'pending' && s.worker === worker) {
-        this.states.set(id, { kind: 'pending' });
+        this.setState(id, { kind: 'pending' });
         this.events.push({ kind: 'requeued', id, worker });
         back.push(id);
       }
@@ -106,7 +109,7 @@ export class StepLedger {
       return s?.kind === 'assigned' && s.worker === worker;
     });
     for (const id of back) {
-      this.states.set(id, { kind: 'pending' });
+      this.setState(id, { kind: 'pending' });
       this.events.push({ kind: 'requeued', id, worker });
     }
     this.queue.unshift(...[...back].sort((a, b) => a - b));
@@ -128,8 +131,25 @@ export class StepLedger {
   }
 
   get isComplete(): boolean {
-    for (const s of this.states.values()) if (s.kind !== 'done') return false;
-    return true;
+    return this.doneCount === this.states.size;
+  }
+
+  /** Micro-batches `worker` holds (assigned, not yet reported), in id order, without scanning the step. */
+  heldNow(worker: WorkerId): number[] {
+    return [...(this.assignedTo.get(worker) ?? [])].sort((a, b) => a - b);
+  }
+
+  private setState(id: number, next: MicroBatchState): void {
+    const prev = this.states.get(id)!;
+    if (prev.kind === 'done') this.doneCount--;
+    if (prev.kind === 'assigned') this.assignedTo.get(prev.worker)?.delete(id);
+    this.states.set(id, next);
+    if (next.kind === 'done') this.doneCount++;
+    if (next.kind === 'assigned') {
+      const set = this.assignedTo.get(next.worker) ?? new Set<number>();
+      set.add(id);
+      this.assignedTo.set(next.worker, set);
+    }
   }
 
   /** Workers whose accumulators hold part of this step (the all-reduce members). */
