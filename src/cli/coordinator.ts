@@ -15,24 +15,15 @@ import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import { openCheckpoint } from '../model/checkpoint.ts';
 import { resolveModel } from '../model/hub.ts';
-import { initLoraWeights } from '../model/lora.ts';
-import {
-  ADAPTER_SAFETENSORS,
-  newLoraConfig,
-  readPeftAdapter,
-  writePeftAdapter,
-} from '../model/peft-adapter.ts';
+import { ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
-import { writeFinalAdapter } from '../train/final-adapter.ts';
 import { linearWarmupLr } from '../train/lr-schedule.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
-import { flatten } from '../train/param-layout.ts';
-import { AdapterReplica } from '../train/replica.ts';
 import type { RunConfig } from '../train/run-config.ts';
 import { prepareRunData } from '../train/run-data.ts';
-import { adapterTensors, loadTrainingCheckpoint, type TrainerState } from '../train/training-checkpoint.ts';
+import { startReplica, writeRunResult } from '../train/run-start.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
@@ -122,22 +113,16 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
     s.resumeFromCheckpoint === 'latest' || (s.resumeFromCheckpoint === undefined && existing.length > 0)
       ? existing.at(-1)?.path
       : s.resumeFromCheckpoint;
-  let replica = new AdapterReplica(layout, flatten(layout, initLoraWeights(targets, s.loraR, s.seed)));
-  let runId = f.run_id ?? `run-${randomBytes(4).toString('hex')}`;
-  let resumed: TrainerState | undefined;
-  if (resumeDir) {
-    const ck = await loadTrainingCheckpoint(resumeDir, layout);
-    if (ck.state.lora_mpt.plan_fingerprint !== data.planFingerprint) {
-      throw new UsageError(
-        `${resumeDir} belongs to a run with other data or flags; use another --output_dir or the run's original flags`,
-      );
-    }
-    replica = new AdapterReplica(layout, ck.params);
-    replica.restore({ ...ck, step: ck.state.lora_mpt.optimizer_steps });
-    runId = f.run_id ?? ck.state.lora_mpt.run_id;
-    resumed = ck.state;
-    log(`resuming run ${runId} from ${resumeDir} at step ${replica.step}`);
-  }
+  const { replica, resumed } = await startReplica({
+    from: resumeDir ? { kind: 'exact', dir: resumeDir } : { kind: 'init' },
+    layout,
+    targets,
+    r: s.loraR,
+    seed: s.seed,
+    planFingerprint: data.planFingerprint,
+  });
+  const runId = f.run_id ?? resumed?.lora_mpt.run_id ?? `run-${randomBytes(4).toString('hex')}`;
+  if (resumed) log(`resuming run ${runId} from ${resumeDir} at step ${replica.step}`);
 
   const run: RunConfig = {
     runId,
@@ -297,16 +282,7 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   process.once('SIGINT', stop);
   try {
     await driver.done;
-    const best = checkpoints.best;
-    if (best) {
-      const adapter = await readPeftAdapter(best.path);
-      await writeFinalAdapter(s.outputDir, (dir) => writePeftAdapter(dir, adapter));
-      log(`best eval loss ${best.loss.toFixed(4)} at ${best.path}: that adapter is the result`);
-    } else {
-      await writeFinalAdapter(s.outputDir, (dir) =>
-        writePeftAdapter(dir, { config: loraConfig, tensors: adapterTensors(layout, replica.state.params) }),
-      );
-    }
+    log(await writeRunResult(s.outputDir, checkpoints, loraConfig, replica));
     log(`done: ${replica.step} steps; adapter: ${resolve(s.outputDir, ADAPTER_SAFETENSORS)}`);
     return 0;
   } finally {

@@ -5,24 +5,15 @@ import { join, resolve } from 'node:path';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { resolveModel } from '../model/hub.ts';
-import { initLoraWeights } from '../model/lora.ts';
-import {
-  ADAPTER_CONFIG,
-  ADAPTER_SAFETENSORS,
-  newLoraConfig,
-  readPeftAdapter,
-  writePeftAdapter,
-} from '../model/peft-adapter.ts';
+import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
-import { writeFinalAdapter } from '../train/final-adapter.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
-import { flatten } from '../train/param-layout.ts';
 import { Progress } from '../train/progress.ts';
-import { AdapterReplica } from '../train/replica.ts';
 import { prepareRunData } from '../train/run-data.ts';
+import { startReplica, writeRunResult } from '../train/run-start.ts';
 import { train } from '../train/trainer.ts';
-import { adapterTensors, loadTrainingCheckpoint, TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
+import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import type { Command } from './command.ts';
 import { helpText, parseFlags, UsageError } from './flags.ts';
@@ -82,31 +73,21 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
   await mkdir(s.outputDir, { recursive: true });
   const { layout } = loaded;
   const resume = await resumeSource(s);
-  let replica: AdapterReplica;
-  let resumedState: Awaited<ReturnType<typeof loadTrainingCheckpoint>>['state'] | undefined;
-  let runId = `finetune-${Date.now().toString(36)}`;
-  if (resume?.kind === 'exact') {
-    const ck = await loadTrainingCheckpoint(resume.dir, layout);
-    if (ck.state.lora_mpt.plan_fingerprint !== data.planFingerprint) {
-      throw new UsageError(
-        `--resume_from_checkpoint ${resume.dir} was written for other data or flags (plan ${ck.state.lora_mpt.plan_fingerprint.slice(0, 12)}, now ${data.planFingerprint.slice(0, 12)}); resume with the same --data_path, batch sizes, epochs, seed and cutoff`,
-      );
-    }
-    replica = new AdapterReplica(layout, ck.params);
-    replica.restore({ ...ck, step: ck.state.lora_mpt.optimizer_steps });
-    resumedState = ck.state;
-    runId = ck.state.lora_mpt.run_id;
-    log(`resuming from ${resume.dir} at step ${ck.state.global_step}`);
-  } else if (resume?.kind === 'weights') {
-    const adapter = await readPeftAdapter(resume.dir);
-    replica = new AdapterReplica(
-      layout,
-      flatten(layout, new Map([...adapter.tensors].map(([k, t]) => [k, t.data]))),
+  const { replica, resumed } = await startReplica({
+    from: resume ?? { kind: 'init' },
+    layout,
+    targets: loaded.compute.model.loraTargets,
+    r: s.loraR,
+    seed: s.seed,
+    planFingerprint: data.planFingerprint,
+  });
+  const runId = resumed?.lora_mpt.run_id ?? `finetune-${Date.now().toString(36)}`;
+  if (resume) {
+    log(
+      resumed
+        ? `resuming from ${resume.dir} at step ${resumed.global_step}`
+        : `starting from the adapter weights in ${resume.dir} (no optimizer state: step 0)`,
     );
-    log(`starting from the adapter weights in ${resume.dir} (no optimizer state: step 0)`);
-  } else {
-    const targets = loaded.compute.model.loraTargets;
-    replica = new AdapterReplica(layout, flatten(layout, initLoraWeights(targets, s.loraR, s.seed)));
   }
   const progress = new Progress(process.stdout, s.loggingSteps);
   const checkpoints = new CheckpointKeeper({
@@ -121,7 +102,7 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     planFingerprint: data.planFingerprint,
     datasetFingerprint: data.datasetFingerprint,
     seed: s.seed,
-    ...(resumedState ? { resumed: resumedState } : {}),
+    ...(resumed ? { resumed } : {}),
   });
   const result = await train({
     compute: loaded.compute,
@@ -135,17 +116,7 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     progress,
     metrics: new MetricsLog(join(s.outputDir, 'metrics.jsonl')),
   });
-  if (result.bestCheckpoint) {
-    const best = await readPeftAdapter(result.bestCheckpoint);
-    await writeFinalAdapter(s.outputDir, (dir) => writePeftAdapter(dir, best));
-    log(
-      `best eval loss ${result.bestEvalLoss?.toFixed(4)} at ${result.bestCheckpoint}: that adapter is the result`,
-    );
-  } else {
-    await writeFinalAdapter(s.outputDir, (dir) =>
-      writePeftAdapter(dir, { config: loraConfig, tensors: adapterTensors(layout, replica.state.params) }),
-    );
-  }
+  log(await writeRunResult(s.outputDir, checkpoints, loraConfig, replica));
   log(
     `done: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}`,
   );

@@ -64,6 +64,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.error(`lora-mpt ${name}: ${err.message}`);
       return 2;
     }
-    throw err;
+    // Errors name the bad input and what to do: one line for the user; the stack on request.
+    const e = err instanceof Error ? err : new Error(String(err));
+    console.error(`lora-mpt ${name}: ${e.message}`);
+    if (process.env.LORA_MPT_DEBUG) console.error(e.stack);
+    return 1;
   }
 }
