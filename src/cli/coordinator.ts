@@ -2,14 +2,17 @@
 // adapter replica (never the model: no TensorFlow.js in this process), serves workers over gRPC,
 // observes each step's all-reduce over NATS as a replica, checkpoints, and writes the adapter.
 // Restarted with the same flags it resumes from the newest checkpoint in --output_dir.
+
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import type { Counter } from 'prom-client';
 import { observeAllReduce } from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
+import { hubOptionsFromEnv } from '../data/hf-cache.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
@@ -92,7 +95,12 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   const log = (line: string) => console.log(`[coordinator] ${line}`);
   for (const w of s.warnings) log(`warning: ${w}`);
 
-  const model = await resolveModel(s.baseModel, process.env);
+  const model = await resolveModel(
+    s.baseModel,
+    process.env,
+    'main',
+    hubOptionsFromEnv(process.env, homedir()),
+  );
   const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
   if (!tokenizerPath)
     throw new UsageError(`--base_model ${s.baseModel}: no tokenizer.json in ${model.dir}; pass --tokenizer`);

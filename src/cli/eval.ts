@@ -4,6 +4,7 @@
 import { homedir } from 'node:os';
 import { buildEvalMicroBatches } from '../data/data-plan.ts';
 import { DataError, loadDataset } from '../data/dataset.ts';
+import { hubOptionsFromEnv } from '../data/hf-cache.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
@@ -93,7 +94,12 @@ function textExamples(ids: readonly number[], len: number): TokenizedExample[] {
 }
 
 async function evaluate(f: Flags): Promise<number> {
-  const resolved = await resolveModel(f.base_model as string, { ...process.env, HOME: homedir() });
+  const resolved = await resolveModel(
+    f.base_model as string,
+    { ...process.env, HOME: homedir() },
+    'main',
+    hubOptionsFromEnv(process.env, homedir()),
+  );
   const tokenizerPath = f.tokenizer ?? resolved.tokenizerJson;
   if (tokenizerPath === null) {
     throw new UsageError(

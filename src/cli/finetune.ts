@@ -1,7 +1,10 @@
 // `lora-mpt finetune`: the seed's finetune.py on one machine. Builds the typed run from flags,
 // prepares data and model, trains (src/train/trainer.ts) and writes the PEFT adapter to output_dir.
+
 import { mkdir, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { hubOptionsFromEnv } from '../data/hf-cache.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { resolveModel } from '../model/hub.ts';
@@ -50,7 +53,12 @@ async function resumeSource(
 export async function runFinetune(s: TrainingSettings): Promise<number> {
   const log = (line: string) => console.log(line);
   for (const w of s.warnings) console.warn(`warning: ${w}`);
-  const model = await resolveModel(s.baseModel, process.env);
+  const model = await resolveModel(
+    s.baseModel,
+    process.env,
+    'main',
+    hubOptionsFromEnv(process.env, homedir()),
+  );
   const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
   if (!tokenizerPath) {
     throw new UsageError(

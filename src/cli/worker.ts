@@ -1,8 +1,9 @@
 // `lora-mpt worker`: one per GPU. Joins the coordinator's run over gRPC, loads the base model the run
 // names on its own disk, computes the micro-batches it is dealt and all-reduces LoRA gradients over
 // NATS. Reconnects with backoff when the coordinator restarts; exits 0 when the run is finished.
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
+import { hubOptionsFromEnv } from '../data/hf-cache.ts';
 import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import type { BackendChoice } from '../model/backend.ts';
@@ -83,7 +84,12 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
       ...(faults ? { faults } : {}),
       async prepare(run) {
-        const model = await resolveModel(run.baseModel, process.env);
+        const model = await resolveModel(
+          run.baseModel,
+          process.env,
+          'main',
+          hubOptionsFromEnv(process.env, homedir()),
+        );
         const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);
         log(`loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`);
         return loaded;

@@ -3,7 +3,8 @@
 // models--org--name/refs/<revision> → snapshots/<commit>/. Nothing is downloaded (see docs/model-loading.md).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hubCacheDir as hubCacheDirOf, repoFolder } from '../data/hf-cache.ts';
+import { type HubOptions, hubCacheDir as hubCacheDirOf, repoFolder } from '../data/hf-cache.ts';
+import { downloadHubModel } from '../data/hub-download.ts';
 import { readIndex } from './weight-index.ts';
 
 /** The environment variables huggingface_hub honours for its cache, passed in (modules do not read env). */
@@ -84,7 +85,13 @@ function downloadHelp(repoId: string, revision: string, cache: string, missing: 
  * Finds a model: an existing directory is used as is; otherwise `org/name` is looked up in the HF cache.
  * Throws ModelNotFoundError saying which files to download and where to put them.
  */
-export async function resolveModel(model: string, env: HubEnv, revision = 'main'): Promise<ResolvedModel> {
+export async function resolveModel(
+  model: string,
+  env: HubEnv,
+  revision = 'main',
+  /** Where the network allows (not HF_HUB_OFFLINE), a model missing from the cache is downloaded into it. */
+  download?: HubOptions,
+): Promise<ResolvedModel> {
   const asDir = async (
     dir: string,
     source: ResolvedModel['source'],
@@ -100,7 +107,7 @@ export async function resolveModel(model: string, env: HubEnv, revision = 'main'
       `${model}: not a directory, and not a Hugging Face Hub id of the form org/name`,
     );
   }
-  const cache = hubCacheDir(env);
+  const cache = download?.hubCache ?? hubCacheDir(env);
   const repo = repoFolder(cache, 'models', model);
   let commit: string | null = COMMIT.test(revision) ? revision : null;
   if (!commit) {
@@ -109,9 +116,21 @@ export async function resolveModel(model: string, env: HubEnv, revision = 'main'
       commit = (await readFile(ref, 'utf8')).trim();
     } catch {
       const all = ['config.json', 'tokenizer.json', 'the weight files'];
-      throw new ModelNotFoundError(
-        `${model} is not a local directory and is not in the Hugging Face cache (no ${ref}); lora-mpt does not download models itself.\n${downloadHelp(model, revision, cache, all)}`,
-      );
+      const help = downloadHelp(model, revision, cache, all);
+      if (!download || download.offline || revision !== 'main') {
+        const why = download?.offline ? 'HF_HUB_OFFLINE is set' : 'downloading was not asked for';
+        throw new ModelNotFoundError(
+          `${model} is not a local directory and is not in the Hugging Face cache (no ${ref}; ${why}).\n${help}`,
+        );
+      }
+      try {
+        await downloadHubModel(model, download, repo);
+        commit = (await readFile(ref, 'utf8')).trim();
+      } catch (err) {
+        throw new ModelNotFoundError(
+          `${model} is not in the Hugging Face cache (no ${ref}) and could not be downloaded (${(err as Error).message}).\n${help}`,
+        );
+      }
     }
   }
   const dir = join(repo, 'snapshots', commit);
