@@ -20,6 +20,7 @@ import { openCheckpoint } from '../model/checkpoint.ts';
 import { resolveModel } from '../model/hub.ts';
 import { ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
+import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
 import { linearWarmupLr } from '../train/lr-schedule.ts';
@@ -114,6 +115,10 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({ ...s, tokenizer: Tokenizer.fromFile(tokenizerPath), log });
   await mkdir(s.outputDir, { recursive: true });
+  // A crash mid-write (SIGKILL while saving a checkpoint) leaves only temporaries; clear them.
+  const stale = await removeStaleTemporaries(s.outputDir);
+  if (stale.length > 0)
+    log(`removed ${stale.length} unfinished write(s) of an interrupted run: ${stale.join(', ')}`);
 
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const existing = await listCheckpoints(s.outputDir);

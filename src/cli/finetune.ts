@@ -9,6 +9,7 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { resolveModel } from '../model/hub.ts';
 import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
+import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
@@ -79,6 +80,10 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     baseModelNameOrPath: s.baseModel,
   });
   await mkdir(s.outputDir, { recursive: true });
+  // A crash mid-write (SIGKILL while saving a checkpoint) leaves only temporaries; clear them.
+  const stale = await removeStaleTemporaries(s.outputDir);
+  if (stale.length > 0)
+    log(`removed ${stale.length} unfinished write(s) of an interrupted run: ${stale.join(', ')}`);
   const { layout } = loaded;
   const resume = await resumeSource(s);
   const { replica, resumed } = await startReplica({
