@@ -22,7 +22,7 @@ import { ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
-import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
+import { checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
 import { linearWarmupLr } from '../train/lr-schedule.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
 import type { RunConfig } from '../train/run-config.ts';
@@ -160,20 +160,7 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
     maxReconnectAttempts: -1,
   });
   const total = data.plan.totalSteps;
-  const checkpoints = new CheckpointKeeper({
-    outputDir: s.outputDir,
-    saveSteps: s.saveSteps,
-    saveTotalLimit: s.saveTotalLimit,
-    totalSteps: total,
-    stepsPerEpoch: data.plan.stepsPerEpoch,
-    loraConfig,
-    replica,
-    runId,
-    planFingerprint: data.planFingerprint,
-    datasetFingerprint: data.datasetFingerprint,
-    seed: s.seed,
-    ...(resumed ? { resumed } : {}),
-  });
+  const checkpoints = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
   const started = Date.now();
   let tokensSeen = 0;
 

@@ -11,7 +11,7 @@ import { resolveModel } from '../model/hub.ts';
 import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
-import { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
+import { checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
 import { MetricsLog } from '../train/metrics-log.ts';
 import { Progress } from '../train/progress.ts';
 import { prepareRunData } from '../train/run-data.ts';
@@ -103,20 +103,7 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     );
   }
   const progress = new Progress(process.stdout, s.loggingSteps);
-  const checkpoints = new CheckpointKeeper({
-    outputDir: s.outputDir,
-    saveSteps: s.saveSteps,
-    saveTotalLimit: s.saveTotalLimit,
-    totalSteps: data.plan.totalSteps,
-    stepsPerEpoch: data.plan.stepsPerEpoch,
-    loraConfig,
-    replica,
-    runId,
-    planFingerprint: data.planFingerprint,
-    datasetFingerprint: data.datasetFingerprint,
-    seed: s.seed,
-    ...(resumed ? { resumed } : {}),
-  });
+  const checkpoints = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
   const result = await train({
     compute: loaded.compute,
     replica,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { LoraConfig } from '../model/peft-adapter.ts';
 import { checkpointName, pruneCheckpoints } from './checkpoint-dirs.ts';
 import type { AdapterReplica } from './replica.ts';
+import type { RunData } from './run-data.ts';
 import { type LogEntry, saveTrainingCheckpoint, type TrainerState } from './training-checkpoint.ts';
 
 export interface CheckpointKeeperOptions {
@@ -82,4 +83,36 @@ export class CheckpointKeeper {
       },
     };
   }
+}
+
+/** The keeper of a run, from its settings, data plan and starting replica (finetune and coordinator). */
+export function checkpointKeeperFor(
+  s: {
+    readonly outputDir: string;
+    readonly saveSteps: number;
+    readonly saveTotalLimit: number;
+    readonly seed: number;
+  },
+  data: RunData,
+  run: {
+    readonly runId: string;
+    readonly loraConfig: LoraConfig;
+    readonly replica: AdapterReplica;
+    readonly resumed?: TrainerState | undefined;
+  },
+): CheckpointKeeper {
+  return new CheckpointKeeper({
+    outputDir: s.outputDir,
+    saveSteps: s.saveSteps,
+    saveTotalLimit: s.saveTotalLimit,
+    totalSteps: data.plan.totalSteps,
+    stepsPerEpoch: data.plan.stepsPerEpoch,
+    loraConfig: run.loraConfig,
+    replica: run.replica,
+    runId: run.runId,
+    planFingerprint: data.planFingerprint,
+    datasetFingerprint: data.datasetFingerprint,
+    seed: s.seed,
+    ...(run.resumed ? { resumed: run.resumed } : {}),
+  });
 }
