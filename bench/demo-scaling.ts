@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startDistributedRun } from '../test/support/distributed-run.ts';
 import { startNats } from '../test/support/nats.ts';
 import { startLoraMpt } from '../test/support/processes.ts';
-import { tinyRun } from '../test/support/tiny-run.ts';
+import { runArgs, tinyRun } from '../test/support/tiny-run.ts';
 
 const STEPS = 12;
 
@@ -35,30 +35,17 @@ export async function run(): Promise<void> {
     seed: 1,
   });
   const nats = await startNats({ prefer: 'process' });
-  const flags = (out: string) => [
-    '--base_model',
-    run.model,
-    '--data_path',
-    run.data,
-    '--output_dir',
-    out,
-    '--batch_size',
-    '16',
-    '--micro_batch_size',
-    '4',
-    '--max_steps',
-    String(STEPS),
-    '--cutoff_len',
-    '128',
-    '--val_set_size',
-    '0',
-    '--save_steps',
-    '1000',
-    '--lora_r',
-    '16',
-    '--lora_target_modules',
-    '[Wqkv,out_proj,up_proj,down_proj]',
-  ];
+  const flags = (out: string) =>
+    runArgs(run, out, {
+      batch_size: 16,
+      micro_batch_size: 4,
+      max_steps: STEPS,
+      cutoff_len: 128,
+      val_set_size: 0,
+      save_steps: 1000,
+      lora_r: 16,
+      lora_target_modules: '[Wqkv,out_proj,up_proj,down_proj]',
+    });
   const rows: [string, number][] = [];
   try {
     const ft = startLoraMpt('finetune', ['finetune', ...flags(join(run.dir, 'ft')), '--backend', 'wasm']);

@@ -1,52 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { describe, it } from 'node:test';
 import {
   AllReduceDisconnectedError,
   AllReducePeerAbortedError,
   allReduceSum,
 } from '../../src/collective/index.ts';
 import { type RoundKey, roundPrefix } from '../../src/collective/subjects.ts';
-import { type NatsServer, startNats } from '../support/nats.ts';
-import { bytesOf, connectMembers, memberIds, randomGradients, sumInOrder } from './members.ts';
+import { bytesOf, randomGradients, sumInOrder, useThreeMembers } from './members.ts';
 import { readiesOf, reconnected, why } from './spy.ts';
 
-const members = memberIds(3);
-
 describe('all-reduce when the NATS server restarts', () => {
-  let server: NatsServer;
-  let conns: NatsConnection[] = [];
-  let spy: NatsConnection;
-  const xs = randomGradients(3, 5000, 77);
-
-  before(async () => {
-    server = await startNats();
-    conns = await connectMembers(server.url, 3);
-    spy = (await connectMembers(server.url, 1))[0]!;
-  });
-  after(async () => {
-    await Promise.all([...conns, spy].map((c) => c?.close()));
-    await server?.stop();
-  });
-
-  const reduce = (i: number, key: RoundKey, extra: Partial<Parameters<typeof allReduceSum>[0]> = {}) =>
-    allReduceSum({
-      nc: conns[i]!,
-      ...key,
-      members,
-      self: members[i]!,
-      data: xs[i]!,
-      timeoutMs: 5000,
-      ...extra,
-    });
+  const rig = useThreeMembers();
+  const { members, xs, reduce } = rig;
 
   it('rejects when the server restarts mid-reduce, and the retry under generation + 1 succeeds', async () => {
     const key = { runId: 'faults', step: 8, generation: 0 };
-    const waitReady = await readiesOf(spy, key, [0, 1]);
+    const waitReady = await readiesOf(rig.spy, key, [0, 1]);
     const calls = Promise.allSettled([0, 1].map((i) => reduce(i, key)));
     await waitReady();
-    const back = [...conns, spy].map(reconnected);
-    await server.restart();
+    const back = [...rig.conns, rig.spy].map(reconnected);
+    await rig.server.restart();
     for (const r of await calls) {
       assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceDisconnectedError, why(r));
       assert.equal(r.reason.retryable, true);
@@ -62,19 +35,22 @@ describe('all-reduce when the NATS server restarts', () => {
     it(`never returns a wrong sum when the server restarts during the data phase (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 9, generation: algorithm === 'ring' ? 10 : 0 };
       let restarting: Promise<void> | undefined;
-      const firstData = spy.subscribe(`${roundPrefix(key)}.${algorithm === 'ring' ? 'ring-rs' : 'so-rs'}.>`, {
-        max: 1,
-        callback: () => {
-          restarting = server.restart();
+      const firstData = rig.spy.subscribe(
+        `${roundPrefix(key)}.${algorithm === 'ring' ? 'ring-rs' : 'so-rs'}.>`,
+        {
+          max: 1,
+          callback: () => {
+            restarting = rig.server.restart();
+          },
         },
-      });
-      await spy.flush();
-      const back = [...conns, spy].map(reconnected);
+      );
+      await rig.spy.flush();
+      const back = [...rig.conns, rig.spy].map(reconnected);
       const run = (k: RoundKey) =>
         Promise.allSettled(
           [0, 1, 2].map((i) =>
             allReduceSum({
-              nc: conns[i]!,
+              nc: rig.conns[i]!,
               ...k,
               members,
               self: members[i]!,

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { describe, it } from 'node:test';
 import { encodeFrame, FrameKind, runHash } from '../../src/collective/frame.ts';
 import {
   type AllReduceAlgorithm,
@@ -11,49 +10,23 @@ import {
   AllReduceTimeoutError,
   allReduceSum,
 } from '../../src/collective/index.ts';
-import { ctlSubject, dataSubject, type Phase, type RoundKey } from '../../src/collective/subjects.ts';
-import { type NatsServer, startNats } from '../support/nats.ts';
-import { bytesOf, connectMembers, memberIds, randomGradients, sumInOrder } from './members.ts';
+import { ctlSubject, dataSubject, type Phase } from '../../src/collective/subjects.ts';
+import { bytesOf, sumInOrder, useThreeMembers } from './members.ts';
 import { readiesOf, readyFrame, why } from './spy.ts';
 
-const members = memberIds(3);
-
 describe('all-reduce faults other than a disconnect', () => {
-  let server: NatsServer;
-  let conns: NatsConnection[] = [];
-  let spy: NatsConnection;
-  const xs = randomGradients(3, 5000, 77);
-
-  before(async () => {
-    server = await startNats();
-    conns = await connectMembers(server.url, 3);
-    spy = (await connectMembers(server.url, 1))[0]!;
-  });
-  after(async () => {
-    await Promise.all([...conns, spy].map((c) => c?.close()));
-    await server?.stop();
-  });
-
-  const reduce = (i: number, key: RoundKey, extra: Partial<Parameters<typeof allReduceSum>[0]> = {}) =>
-    allReduceSum({
-      nc: conns[i]!,
-      ...key,
-      members,
-      self: members[i]!,
-      data: xs[i]!,
-      timeoutMs: 5000,
-      ...extra,
-    });
+  const rig = useThreeMembers();
+  const { members, xs, reduce } = rig;
 
   for (const algorithm of ['shard-owner', 'ring'] as const satisfies readonly AllReduceAlgorithm[]) {
     it(`ignores frames of an older generation, another run or step on its subjects (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 5, generation: 1 };
-      const waitReady = await readiesOf(spy, key, [0, 1]);
+      const waitReady = await readiesOf(rig.spy, key, [0, 1]);
       const early = [reduce(0, key, { algorithm }), reduce(1, key, { algorithm })];
       await waitReady();
       // m2 has not subscribed yet. Were a stale ready of m2 taken, m0 and m1 would send into the void.
       const stale = [{ generation: 0 }, { runId: 'other-run' }];
-      for (const over of stale) spy.publish(ctlSubject(key, 2), readyFrame(key, 2, over));
+      for (const over of stale) rig.spy.publish(ctlSubject(key, 2), readyFrame(key, 2, over));
       const junk = new Float32Array(5000).fill(1e30);
       const phases: Phase[] = ['so-rs', 'so-ag', 'ring-rs', 'ring-ag'];
       const kinds = [
@@ -85,13 +58,13 @@ describe('all-reduce faults other than a disconnect', () => {
                 },
                 junk.subarray(lo, hi),
               );
-              spy.publish(dataSubject(key, phase, shard, from), frame);
-              spy.publish(dataSubject({ ...key, generation: 0 }, phase, shard, from), frame);
+              rig.spy.publish(dataSubject(key, phase, shard, from), frame);
+              rig.spy.publish(dataSubject({ ...key, generation: 0 }, phase, shard, from), frame);
             }
           }
         }
       }
-      await spy.flush();
+      await rig.spy.flush();
       const results = await Promise.all([...early, reduce(2, key, { algorithm })]);
       const reference = algorithm === 'shard-owner' ? sumInOrder(xs, [0, 1, 2]) : undefined;
       for (const r of results) {
@@ -106,12 +79,12 @@ describe('all-reduce faults other than a disconnect', () => {
 
     it(`names the member that never sends its part, after the deadline (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 6, generation: 0 };
-      const waitReady = await readiesOf(spy, key, [0, 1]);
+      const waitReady = await readiesOf(rig.spy, key, [0, 1]);
       const calls = [0, 1].map((i) => reduce(i, key, { algorithm, timeoutMs: 1500 }));
       const settled = Promise.allSettled(calls);
       await waitReady();
       // m2 "joins" the barrier but never subscribes or sends: its data is what goes missing.
-      spy.publish(ctlSubject(key, 2), readyFrame(key, 2));
+      rig.spy.publish(ctlSubject(key, 2), readyFrame(key, 2));
       const [r0, r1] = await settled;
       for (const r of [r0!, r1!]) {
         assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError, why(r));
@@ -151,7 +124,7 @@ describe('all-reduce faults other than a disconnect', () => {
 
   it('cancels on the caller signal and tells the peers, who stop waiting', async () => {
     const key = { runId: 'faults', step: 10, generation: 0 };
-    const waitReady = await readiesOf(spy, key, [0, 1]);
+    const waitReady = await readiesOf(rig.spy, key, [0, 1]);
     const ac = new AbortController();
     const calls = Promise.allSettled([reduce(0, key, { signal: ac.signal }), reduce(1, key)]);
     await waitReady();
@@ -176,7 +149,7 @@ describe('all-reduce faults other than a disconnect', () => {
     const two = ['m0', 'm1'];
     const results = await Promise.allSettled([
       allReduceSum({
-        nc: conns[0]!,
+        nc: rig.conns[0]!,
         ...key,
         members: two,
         self: 'm0',
@@ -184,7 +157,7 @@ describe('all-reduce faults other than a disconnect', () => {
         timeoutMs: 5000,
       }),
       allReduceSum({
-        nc: conns[1]!,
+        nc: rig.conns[1]!,
         ...key,
         members: two,
         self: 'm1',
@@ -204,7 +177,14 @@ describe('all-reduce faults other than a disconnect', () => {
   });
 
   it('rejects bad options with an error naming the field', async () => {
-    const base = { nc: conns[0]!, runId: 'faults', step: 12, generation: 0, data: xs[0]!, timeoutMs: 1000 };
+    const base = {
+      nc: rig.conns[0]!,
+      runId: 'faults',
+      step: 12,
+      generation: 0,
+      data: xs[0]!,
+      timeoutMs: 1000,
+    };
     const bad: Array<[Parameters<typeof allReduceSum>[0], RegExp]> = [
       [{ ...base, members: ['m1', 'm0'], self: 'm0' }, /sorted/],
       [{ ...base, members: ['m0', 'm0'], self: 'm0' }, /sorted ascending and unique/],

@@ -1,6 +1,10 @@
 // Test helpers for the all-reduce: member connections to a real nats-server, seeded random
 // gradients whose float32 sum depends on the summation order, and independent reference sums.
+import { after, before } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { type AllReduceOptions, allReduceSum } from '../../src/collective/index.ts';
+import type { RoundKey } from '../../src/collective/subjects.ts';
+import { type NatsServer, startNats } from '../support/nats.ts';
 
 /** One connection per member, reconnecting quickly so restart tests stay short. */
 export function connectMembers(url: string, n: number): Promise<NatsConnection[]> {
@@ -62,3 +66,44 @@ export function worstErrorRatio(result: Float32Array, xs: readonly Float32Array[
 }
 
 export const bytesOf = (x: Float32Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+
+export interface ThreeMembers {
+  readonly members: readonly string[];
+  readonly xs: readonly Float32Array[];
+  /** Set in `before`: the server, the members' connections and a spy connection. */
+  server: NatsServer;
+  conns: NatsConnection[];
+  spy: NatsConnection;
+  /** Member i's all-reduce of its seeded gradient (5 s deadline unless `extra` says otherwise). */
+  reduce(i: number, key: RoundKey, extra?: Partial<AllReduceOptions>): Promise<Float32Array>;
+}
+
+/** The fault tests' rig: a real nats-server and three members, up before and closed after the calling describe. */
+export function useThreeMembers(): ThreeMembers {
+  const members = memberIds(3);
+  const rig = {
+    members,
+    xs: randomGradients(3, 5000, 77),
+    conns: [] as NatsConnection[],
+    reduce: (i: number, key: RoundKey, extra: Partial<AllReduceOptions> = {}) =>
+      allReduceSum({
+        nc: rig.conns[i]!,
+        ...key,
+        members,
+        self: members[i]!,
+        data: rig.xs[i]!,
+        timeoutMs: 5000,
+        ...extra,
+      }),
+  } as unknown as ThreeMembers;
+  before(async () => {
+    rig.server = await startNats();
+    rig.conns = await connectMembers(rig.server.url, 3);
+    rig.spy = (await connectMembers(rig.server.url, 1))[0]!;
+  });
+  after(async () => {
+    await Promise.all([...rig.conns, rig.spy].map((c) => c?.close()));
+    await rig.server?.stop();
+  });
+  return rig;
+}

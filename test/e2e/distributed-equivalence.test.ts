@@ -5,42 +5,26 @@ import { assertSameAdapter } from '../support/adapters.ts';
 import { startDistributedRun } from '../support/distributed-run.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
 import { startLoraMpt } from '../support/processes.ts';
-import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
 // A short run that exercises everything the split could disturb: dropout (seeded per micro-batch),
 // masking of the prompt, length grouping, several micro-batches per step and a validation set.
-const training = (run: TinyRun, out: string) => [
-  '--base_model',
-  run.model,
-  '--data_path',
-  run.data,
-  '--output_dir',
-  out,
-  '--batch_size',
-  '12',
-  '--micro_batch_size',
-  '2',
-  '--max_steps',
-  '3',
-  '--cutoff_len',
-  '48',
-  '--val_set_size',
-  '6',
-  '--eval_steps',
-  '3',
-  '--save_steps',
-  '3',
-  '--warmup_steps',
-  '1',
-  '--learning_rate',
-  '1e-2',
-  '--lora_dropout',
-  '0.1',
-  '--train_on_inputs=False',
-  '--group_by_length',
-  '--lora_target_modules',
-  '[Wqkv,out_proj]',
-];
+const training = (run: TinyRun, out: string) =>
+  runArgs(run, out, {
+    batch_size: 12,
+    micro_batch_size: 2,
+    max_steps: 3,
+    cutoff_len: 48,
+    val_set_size: 6,
+    eval_steps: 3,
+    save_steps: 3,
+    warmup_steps: 1,
+    learning_rate: '1e-2',
+    lora_dropout: 0.1,
+    train_on_inputs: false,
+    group_by_length: true,
+    lora_target_modules: '[Wqkv,out_proj]',
+  });
 
 describe('distributed training equals single-process finetune', () => {
   let run: TinyRun;

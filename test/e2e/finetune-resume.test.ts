@@ -3,42 +3,25 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readPeftAdapter } from '../../src/model/peft-adapter.ts';
 import { startLoraMpt } from '../support/processes.ts';
-import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
 const flags = (run: TinyRun, out: string) => [
   'finetune',
-  '--base_model',
-  run.model,
-  '--data_path',
-  run.data,
-  '--output_dir',
-  out,
-  '--batch_size',
-  '8',
-  '--micro_batch_size',
-  '4',
-  '--max_steps',
-  '6',
-  '--cutoff_len',
-  '64',
-  '--val_set_size',
-  '8',
-  '--eval_steps',
-  '3',
-  '--save_steps',
-  '2',
-  '--save_total_limit',
-  '2',
-  '--warmup_steps',
-  '2',
-  '--learning_rate',
-  '1e-2',
-  '--lora_dropout',
-  '0.1',
-  '--lora_target_modules',
-  '[Wqkv,down_proj]',
-  '--backend',
-  'wasm',
+  ...runArgs(run, out, {
+    batch_size: 8,
+    micro_batch_size: 4,
+    max_steps: 6,
+    cutoff_len: 64,
+    val_set_size: 8,
+    eval_steps: 3,
+    save_steps: 2,
+    save_total_limit: 2,
+    warmup_steps: 2,
+    learning_rate: '1e-2',
+    lora_dropout: 0.1,
+    lora_target_modules: '[Wqkv,down_proj]',
+    backend: 'wasm',
+  }),
 ];
 
 describe('lora-mpt finetune resume', () => {

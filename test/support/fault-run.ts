@@ -6,40 +6,24 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { type LoraProcess, startLoraMpt } from './processes.ts';
-import type { TinyRun } from './tiny-run.ts';
+import { runArgs, type TinyRun } from './tiny-run.ts';
 
 /** 4 steps of 6 micro-batches (12 rows, 2 per micro-batch), a checkpoint after every step. */
-export const faultTraining = (run: TinyRun, out: string): string[] => [
-  '--base_model',
-  run.model,
-  '--data_path',
-  run.data,
-  '--output_dir',
-  out,
-  '--batch_size',
-  '12',
-  '--micro_batch_size',
-  '2',
-  '--max_steps',
-  '4',
-  '--cutoff_len',
-  '48',
-  '--val_set_size',
-  '6',
-  '--eval_steps',
-  '4',
-  '--save_steps',
-  '1',
-  '--warmup_steps',
-  '1',
-  '--learning_rate',
-  '1e-2',
-  '--lora_dropout',
-  '0.1',
-  '--train_on_inputs=False',
-  '--lora_target_modules',
-  '[Wqkv,out_proj]',
-];
+export const faultTraining = (run: TinyRun, out: string): string[] =>
+  runArgs(run, out, {
+    batch_size: 12,
+    micro_batch_size: 2,
+    max_steps: 4,
+    cutoff_len: 48,
+    val_set_size: 6,
+    eval_steps: 4,
+    save_steps: 1,
+    warmup_steps: 1,
+    learning_rate: '1e-2',
+    lora_dropout: 0.1,
+    train_on_inputs: false,
+    lora_target_modules: '[Wqkv,out_proj]',
+  });
 
 /** The fault-free adapter: single-process finetune (equal to any distributed split, e2e tests). */
 export async function writeReference(run: TinyRun): Promise<string> {

@@ -37,3 +37,21 @@ export async function tinyRun(
   writeFileSync(data, JSON.stringify(alpaca.slice(rows[0], rows[1])));
   return { dir, model, data, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * Training flags for `run` writing to `out`: base_model, data_path and output_dir, then `flags` in
+ * order (`true` → `--name`, `false` → `--name=False`, anything else → `--name value`).
+ */
+export function runArgs(
+  run: Pick<TinyRun, 'model' | 'data'>,
+  out: string,
+  flags: Readonly<Record<string, string | number | boolean>>,
+): string[] {
+  const args = ['--base_model', run.model, '--data_path', run.data, '--output_dir', out];
+  for (const [name, v] of Object.entries(flags)) {
+    if (v === true) args.push(`--${name}`);
+    else if (v === false) args.push(`--${name}=False`);
+    else args.push(`--${name}`, String(v));
+  }
+  return args;
+}
