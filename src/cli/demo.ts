@@ -7,7 +7,7 @@ import { copyFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { writeRandomMpt } from '../model/random-init.ts';
+import { writeRandomMpt } from '../checkpoint/random-init.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';

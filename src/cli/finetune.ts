@@ -4,11 +4,11 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { hubOptionsFromEnv } from '../data/hf-cache.ts';
+import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import { resolveModel } from '../model/hub.ts';
-import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../model/peft-adapter.ts';
+import { resolveModel } from '../hub/models.ts';
+import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../checkpoint/peft-adapter.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { checkpointKeeperFor } from '../train/checkpoint-keeper.ts';

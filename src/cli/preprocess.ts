@@ -3,7 +3,7 @@
 // with --json one {"input_ids": [...], "labels": [...]} object per line for other tools.
 import { homedir } from 'node:os';
 import { DataError, loadDataset } from '../data/dataset.ts';
-import { hubOptionsFromEnv, resolveTokenizerJson } from '../data/hf-cache.ts';
+import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
 import { formatPrompt, loadPromptTemplate } from '../data/prompt-template.ts';
 import { IGNORE_INDEX, supervisedTokens, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';

@@ -3,11 +3,11 @@
 // NATS. Reconnects with backoff when the coordinator restarts; exits 0 when the run is finished.
 import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
-import { hubOptionsFromEnv } from '../data/hf-cache.ts';
+import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import { resolveModel } from '../model/hub.ts';
+import { resolveModel } from '../hub/models.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';

@@ -8,7 +8,7 @@ import {
   type WorkerMessage,
 } from '../proto/lora_mpt/v1/coordinator.ts';
 import type { WorkerLink } from './members.ts';
-import { refusalReason } from './protocol.ts';
+import { refusalReason } from '../protocol/handshake.ts';
 import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
 

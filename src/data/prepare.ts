@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { type LoadedDataset, loadDataset } from './dataset.ts';
 import { datasetFingerprint } from './fingerprint.ts';
-import type { HubOptions } from './hf-cache.ts';
+import type { HubOptions } from '../hub/hf-cache.ts';
 import type { PromptTemplate } from './prompt-template.ts';
 import { splitTrainVal } from './split.ts';
 import {

@@ -23,7 +23,7 @@ import {
   linearForward,
 } from './linear.ts';
 import type { DenseWeights, LinearWeightSource } from './linear-weights.ts';
-import { MPT_LINEARS, type MptLinearName } from './lora.ts';
+import { MPT_LINEARS, type MptLinearName } from '../checkpoint/lora-targets.ts';
 
 export interface BlockWeights {
   readonly norm1: tf.Tensor1D;

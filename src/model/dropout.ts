@@ -5,7 +5,7 @@
 // Derivation: stream = mix(mix(mix(seed) ^ lo32(id) ^ mix(hi32(id))) ^ (layer·4 + module)), and element k
 // is kept when mix(stream ^ mix(k + 0x9e3779b9)) / 2^32 >= p; kept values are scaled by 1/(1-p)
 // (nn.Dropout's convention). mix is the "lowbias32" integer hash.
-import { MPT_LINEARS, type MptLinearName } from './lora.ts';
+import { MPT_LINEARS, type MptLinearName } from '../checkpoint/lora-targets.ts';
 
 export interface DropoutSeed {
   /** The run's seed (the trainer's `seed`). */

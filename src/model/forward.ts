@@ -6,7 +6,7 @@ import { AttentionMask } from './attention-mask.ts';
 import { blockForward } from './block.ts';
 import { layerNorm } from './layer-norm.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import { type MicroBatch, shiftedTargets, validateMicroBatch } from './micro-batch.ts';
+import { type MicroBatch, shiftedTargets, validateMicroBatch } from './token-batch.ts';
 import type { MptModel } from './mpt-model.ts';
 import { blockEnv } from './train-step.ts';
 

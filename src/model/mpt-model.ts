@@ -9,8 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AttentionBiasCache } from './attention-mask.ts';
 import type { ComputeLayout } from './backend.ts';
 import type { BlockLora, BlockWeights } from './block.ts';
-import type { MptConfig } from './config.ts';
-import type { HostTensor } from './host-tensor.ts';
+import type { MptConfig } from '../checkpoint/config.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
 import { transposeHost } from './host-transpose.ts';
 import type { LoraFactors } from './linear.ts';
 import { denseWeightSource, int8WeightSource, type LinearWeightSource } from './linear-weights.ts';
@@ -23,7 +23,7 @@ import {
   MPT_LINEARS,
   type MptLinearName,
   modulePath,
-} from './lora.ts';
+} from '../checkpoint/lora-targets.ts';
 import type { VocabChunks } from './loss.ts';
 import { defaultVocabChunk, vocabChunks } from './vocab-chunks.ts';
 

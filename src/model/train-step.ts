@@ -18,9 +18,9 @@ import {
 import { type DropoutSeed, dropoutMask } from './dropout.ts';
 import { transposeHost } from './host-transpose.ts';
 import { layerNormBackward, layerNormForward } from './layer-norm.ts';
-import type { MPT_LINEARS } from './lora.ts';
+import type { MPT_LINEARS } from '../checkpoint/lora-targets.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import { type MicroBatch, shiftedTargets, validateMicroBatch } from './micro-batch.ts';
+import { type MicroBatch, shiftedTargets, validateMicroBatch } from './token-batch.ts';
 import type { MptModel } from './mpt-model.ts';
 
 export interface TrainStepOptions {

@@ -1,7 +1,7 @@
 // The flat layout of a run's trainable state: every LoRA A and B of the model (src/model/lora.ts,
 // pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in.
-import type { MptConfig } from '../model/config.ts';
-import { type LoraSettings, type LoraTarget, loraTargets } from '../model/lora.ts';
+import type { MptConfig } from '../checkpoint/config.ts';
+import { type LoraSettings, type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
 import { type ParamLayout, paramLayout } from './param-layout.ts';
 
 export function adapterLayout(

@@ -3,7 +3,7 @@
 // after an evaluation, as the HF Trainer's load_best_model_at_end), saving every save_steps and
 // pruning to save_total_limit without ever pruning the best.
 import { join } from 'node:path';
-import type { LoraConfig } from '../model/peft-adapter.ts';
+import type { LoraConfig } from '../checkpoint/peft-adapter.ts';
 import { checkpointName, pruneCheckpoints } from './checkpoint-dirs.ts';
 import type { AdapterReplica } from './replica.ts';
 import type { RunData } from './run-data.ts';

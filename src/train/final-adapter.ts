@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS } from '../model/peft-adapter.ts';
+import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS } from '../checkpoint/peft-adapter.ts';
 import { writeDirAtomic } from './atomic-write.ts';
 
 export async function writeFinalAdapter(

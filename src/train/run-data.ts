@@ -4,7 +4,7 @@
 import { homedir } from 'node:os';
 import { buildDataPlan, buildEvalMicroBatches, type DataPlan } from '../data/data-plan.ts';
 import { planFingerprint } from '../data/fingerprint.ts';
-import { hubOptionsFromEnv } from '../data/hf-cache.ts';
+import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { prepareData } from '../data/prepare.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';

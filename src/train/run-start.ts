@@ -2,9 +2,9 @@
 // begin from (an exact checkpoint checked against this run's data plan, an adapter's weights only,
 // or PEFT's initialisation), and the adapter written as the result (the best checkpoint's, when an
 // evaluation picked one, else the last weights).
-import type { LoraTarget } from '../model/lora.ts';
-import { initLoraWeights } from '../model/lora.ts';
-import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../model/peft-adapter.ts';
+import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import { initLoraWeights } from '../checkpoint/lora-targets.ts';
+import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
 import type { CheckpointKeeper } from './checkpoint-keeper.ts';
 import { writeFinalAdapter } from './final-adapter.ts';
 import { flatten, type ParamLayout } from './param-layout.ts';

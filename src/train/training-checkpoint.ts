@@ -3,9 +3,9 @@
 // seed). Written to a temporary name, fsynced and renamed, so a crash never leaves half a checkpoint.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostTensor } from '../model/host-tensor.ts';
-import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../model/peft-adapter.ts';
-import { SafetensorsReader, writeSafetensors } from '../model/safetensors.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
+import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
+import { SafetensorsReader, writeSafetensors } from '../formats/safetensors.ts';
 import { writeDirAtomic } from './atomic-write.ts';
 import { checkpointName } from './checkpoint-dirs.ts';
 import { flatten, type ParamLayout, unflatten } from './param-layout.ts';

@@ -3,7 +3,7 @@
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
 import { type BackendChoice, initBackend } from '../model/backend.ts';
-import { openCheckpoint } from '../model/checkpoint.ts';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';

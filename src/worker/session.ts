@@ -5,7 +5,7 @@
 import { credentials } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { channelOptions } from '../coordinator/grpc-server.ts';
-import { PROTOCOL_VERSION } from '../coordinator/protocol.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import type { AdapterReplica } from '../train/replica.ts';

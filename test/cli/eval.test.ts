@@ -10,9 +10,9 @@ import { evalCommand } from '../../src/cli/eval.ts';
 import { loadPromptTemplate } from '../../src/data/prompt-template.ts';
 import { tokenizeExample } from '../../src/data/tokenize-example.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
-import { loraTargets } from '../../src/model/lora.ts';
-import { newLoraConfig, writePeftAdapter } from '../../src/model/peft-adapter.ts';
-import { writeSafetensors } from '../../src/model/safetensors.ts';
+import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import { newLoraConfig, writePeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { writeSafetensors } from '../../src/formats/safetensors.ts';
 import { naiveMpt } from '../model/support/naive-mpt.ts';
 import { hostTensors, randomLora, randomWeights, tinyConfig } from '../model/support/tiny-mpt.ts';
 

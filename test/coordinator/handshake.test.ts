@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { type CoordinatorServer, startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
-import { PROTOCOL_VERSION } from '../../src/coordinator/protocol.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import {
   CoordinatorClient,

@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import type { WorkerLink } from '../../src/coordinator/members.ts';
-import { PROTOCOL_VERSION } from '../../src/coordinator/protocol.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { type PlannedMicroBatch, StepDriver } from '../../src/coordinator/step-driver.ts';
 import { workerId } from '../../src/coordinator/step-ledger.ts';
 import {

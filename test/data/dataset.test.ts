@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadDataset } from '../../src/data/dataset.ts';
-import { type HubOptions, hubOptionsFromEnv, resolveTokenizerJson } from '../../src/data/hf-cache.ts';
+import { type HubOptions, hubOptionsFromEnv, resolveTokenizerJson } from '../../src/hub/hf-cache.ts';
 import { FIXTURES } from './paths.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lora-mpt-data-'));

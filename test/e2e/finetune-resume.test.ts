@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readPeftAdapter } from '../../src/model/peft-adapter.ts';
+import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { startLoraMpt } from '../support/processes.ts';
 import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 

@@ -4,7 +4,7 @@
 // AdamW divides by sqrt(v), so an element whose gradient nearly cancels can move a few 1e-7 apart
 // while the tensor as a whole agrees to ~1e-6: the norm is the measure that means "same adapter".
 import assert from 'node:assert/strict';
-import { readPeftAdapter } from '../../src/model/peft-adapter.ts';
+import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 
 export interface AdapterDifference {
   /** Largest per-tensor ||a - b|| / ||a||. */

@@ -11,8 +11,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openCheckpoint } from '../../../src/model/checkpoint.ts';
-import { hubCacheDir, ModelNotFoundError, resolveModel } from '../../../src/model/hub.ts';
+import { openCheckpoint } from '../../../src/checkpoint/checkpoint.ts';
+import { hubCacheDir, ModelNotFoundError, resolveModel } from '../../../src/hub/models.ts';
 import { FIXTURES } from './fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-hub-'));

@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { SafetensorsReader } from '../../../src/model/safetensors.ts';
-import { TorchBinReader } from '../../../src/model/torch-bin.ts';
-import { loadTorchPickle, PickleSecurityError } from '../../../src/model/torch-pickle.ts';
-import { ZipArchive } from '../../../src/model/torch-zip.ts';
+import { SafetensorsReader } from '../../../src/formats/safetensors.ts';
+import { TorchBinReader } from '../../../src/formats/torch-bin.ts';
+import { loadTorchPickle, PickleSecurityError } from '../../../src/formats/torch-pickle.ts';
+import { ZipArchive } from '../../../src/formats/torch-zip.ts';
 import { craftZip } from './craft-zip.ts';
 import { collect, FIXTURES, sameBits } from './fixtures.ts';
 

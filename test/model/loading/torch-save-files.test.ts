@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { TorchBinReader } from '../../../src/model/torch-bin.ts';
+import { TorchBinReader } from '../../../src/formats/torch-bin.ts';
 import { collect } from './fixtures.ts';
 
 // Files written by real torch.save (tools/reference/make_pickle_fixtures.py), with the values torch holds.

@@ -1,7 +1,7 @@
 // Tiny random MPT checkpoints built in the tests: a config from JSON (through the real parser),
 // seeded weights with activations of order 1, and micro-batches with padding and masked prompts.
-import { type MptConfig, parseMptConfig } from '../../../src/model/config.ts';
-import type { HostTensor } from '../../../src/model/host-tensor.ts';
+import { type MptConfig, parseMptConfig } from '../../../src/checkpoint/config.ts';
+import type { HostTensor } from '../../../src/formats/host-tensor.ts';
 
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -5,9 +5,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../data/rng.ts';
 import { parseMptConfig } from './config.ts';
-import type { HostTensor } from './host-tensor.ts';
-import { linearShape, MPT_LINEARS, modulePath } from './lora.ts';
-import { writeSafetensors } from './safetensors.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
+import { linearShape, MPT_LINEARS, modulePath } from './lora-targets.ts';
+import { writeSafetensors } from '../formats/safetensors.ts';
 
 export interface RandomMptSpec {
   readonly dModel: number;

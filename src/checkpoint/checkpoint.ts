@@ -5,11 +5,11 @@ import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type MptConfig, parseMptConfig } from './config.ts';
-import type { Dtype } from './dtypes.ts';
-import type { HostTensor } from './host-tensor.ts';
-import { SafetensorsReader } from './safetensors.ts';
-import { TorchBinReader } from './torch-bin.ts';
-import { readIndex, type WeightIndex } from './weight-index.ts';
+import type { Dtype } from '../formats/dtypes.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
+import { SafetensorsReader } from '../formats/safetensors.ts';
+import { TorchBinReader } from '../formats/torch-bin.ts';
+import { readIndex, type WeightIndex } from '../formats/weight-index.ts';
 
 export type WeightFormat = 'safetensors' | 'bin';
 
