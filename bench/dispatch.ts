@@ -4,10 +4,13 @@
 // figure is the coordinator's ceiling, not a model's. Prints micro-batches/s and the latency from a
 // worker's report (which returns its credit) to its next micro-batch: p50/p99.
 import { credentials } from '@grpc/grpc-js';
-import { GRPC_CHANNEL_OPTIONS, startCoordinatorServer } from '../src/coordinator/grpc-server.ts';
-import { PROTOCOL_VERSION } from '../src/coordinator/protocol.ts';
-import { type PlannedMicroBatch, StepDriver } from '../src/coordinator/step-driver.ts';
+import { startCoordinatorServer } from '../src/coordinator/grpc-server.ts';
+import { StepDriver } from '../src/coordinator/step-driver.ts';
+import type { MicroBatch } from '../src/data/micro-batch.ts';
+import { silentEvents } from '../src/events/events.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../src/proto/lora_mpt/v1/coordinator.ts';
+import { GRPC_CHANNEL_OPTIONS } from '../src/protocol/channel.ts';
+import { PROTOCOL_VERSION } from '../src/protocol/handshake.ts';
 import { paramLayout } from '../src/train/param-layout.ts';
 import { AdapterReplica } from '../src/train/replica.ts';
 
@@ -16,12 +19,13 @@ const PER_WORKER = 60;
 const ROWS = 4;
 const SEQ = 128;
 
-function plannedStep(count: number): PlannedMicroBatch[] {
+function plannedStep(count: number): MicroBatch[] {
   const ids = new Int32Array(ROWS * SEQ).map((_, i) => (i * 7919) % 50277);
   const labels = ids.map((v, i) => (i % SEQ < 40 ? -100 : v));
   const mask = new Int32Array(ROWS * SEQ).fill(1);
   return Array.from({ length: count }, (_, id) => ({
     id,
+    step: 0,
     rows: ROWS,
     seqLen: SEQ,
     inputIds: ids,
@@ -62,7 +66,7 @@ export async function run(): Promise<void> {
     onCommit: async () => {},
     onEval: async () => {},
     afterStep: async () => {},
-    log: () => {},
+    events: silentEvents,
   });
   const server = await startCoordinatorServer({
     listen: '127.0.0.1:0',
@@ -72,7 +76,7 @@ export async function run(): Promise<void> {
     modelFingerprint: 'fp',
     heartbeatIntervalMs: 5000,
     heartbeatTimeoutMs: 600_000,
-    log: () => {},
+    events: silentEvents,
   });
   const clients: CoordinatorClient[] = [];
   const latencies: number[] = [];

@@ -6,8 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint, type WeightFormat } from '../src/model/checkpoint.ts';
-import { elementCount } from '../src/model/host-tensor.ts';
+import { openCheckpoint, type WeightFormat } from '../src/checkpoint/checkpoint.ts';
+import { elementCount } from '../src/formats/host-tensor.ts';
 import { mptTensors, type StoredDtype, writeSyntheticCheckpoint } from './support/synthetic-checkpoint.ts';
 
 const D_MODEL = 1024;

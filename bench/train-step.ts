@@ -12,9 +12,9 @@ import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseMptConfig } from '../src/checkpoint/config.ts';
+import type { HostTensor } from '../src/formats/host-tensor.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { parseMptConfig } from '../src/model/config.ts';
-import type { HostTensor } from '../src/model/host-tensor.ts';
 import { loadMptModel } from '../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../src/model/train-step.ts';
 

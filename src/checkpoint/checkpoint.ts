@@ -4,12 +4,12 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type MptConfig, parseMptConfig } from './config.ts';
 import type { Dtype } from '../formats/dtypes.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { SafetensorsReader } from '../formats/safetensors.ts';
 import { TorchBinReader } from '../formats/torch-bin.ts';
 import { readIndex, type WeightIndex } from '../formats/weight-index.ts';
+import { type MptConfig, parseMptConfig } from './config.ts';
 
 export type WeightFormat = 'safetensors' | 'bin';
 

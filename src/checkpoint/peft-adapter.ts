@@ -3,11 +3,11 @@
 // PeftModel.from_pretrained loads what lora-mpt trains.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, FieldReader, isJsonObject } from './config-fields.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { PyFloat, type PyJson, pyJsonDumps } from '../formats/py-json.ts';
 import { SafetensorsReader, writeSafetensors } from '../formats/safetensors.ts';
 import { TorchBinReader } from '../formats/torch-bin.ts';
+import { ConfigError, FieldReader, isJsonObject } from './config-fields.ts';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_SAFETENSORS = 'adapter_model.safetensors';

@@ -4,10 +4,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../data/rng.ts';
-import { parseMptConfig } from './config.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
-import { linearShape, MPT_LINEARS, modulePath } from './lora-targets.ts';
 import { writeSafetensors } from '../formats/safetensors.ts';
+import { parseMptConfig } from './config.ts';
+import { linearShape, MPT_LINEARS, modulePath } from './lora-targets.ts';
 
 export interface RandomMptSpec {
   readonly dModel: number;

@@ -3,11 +3,12 @@
 // adapter on the real Alpaca data with a local nats-server, a coordinator and N worker processes —
 // the distributed run of a cluster, on this machine — and prints where the adapter is.
 import { spawn } from 'node:child_process';
-import { copyFile, stat } from 'node:fs/promises';
+import { copyFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
+import { TextSink } from '../events/text-sink.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
@@ -51,19 +52,28 @@ const exists = (p: string) =>
     () => false,
   );
 
-/** Runs `lora-mpt ARGS` as a child, printing its lines with a prefix; resolves with its exit code. */
+/**
+ * Runs `lora-mpt ARGS` as a child that emits JSON events, printed here as readable lines under
+ * `label`; `onEvent` sees each event. Resolves with its exit code.
+ */
 function child(
-  prefix: string,
+  label: string,
   args: readonly string[],
-  onLine?: (line: string) => void,
+  onEvent?: (e: { readonly event?: string; readonly [k: string]: unknown }) => void,
 ): { done: Promise<number | null>; kill(): Promise<void> } {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const stream of [p.stdout, p.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      console.log(line.startsWith('[') ? line : `${prefix} ${line}`);
-      onLine?.(line);
-    });
-  }
+  const p = spawn(process.execPath, [BIN, ...args, '--log_format', 'json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const sink = new TextSink(process.stdout, { label, stepEvery: 5, live: false });
+  createInterface({ input: p.stdout }).on('line', (line) => {
+    sink.write(`${line}\n`);
+    try {
+      onEvent?.(JSON.parse(line) as { event?: string });
+    } catch {
+      // not an event (a stray print): shown as it is, nothing to react to
+    }
+  });
+  createInterface({ input: p.stderr }).on('line', (line) => console.log(`[${label}] ${line}`));
   const done = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
   return { done, kill: () => stopProcess(p, 'SIGTERM') };
 }
@@ -97,6 +107,8 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     await copyFile(f.tokenizer, join(model, 'tokenizer.json'));
   }
   const adapterDir = join(out, 'adapter');
+  // Each demo is a new run: an adapter dir of an earlier demo would resume (or be already finished).
+  await rm(adapterDir, { recursive: true, force: true });
   const training = [
     '--base_model',
     model,
@@ -130,7 +142,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
   if (f.workers === 0) {
-    const ft = child('[finetune]', ['finetune', ...training, '--backend', f.backend]);
+    const ft = child('finetune', ['finetune', ...training, '--backend', f.backend]);
     return (await ft.done) ?? 1;
   }
   const nats = await startLocalNats({ port: -1 });
@@ -140,7 +152,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     portFound = r;
   });
   const coordinator = child(
-    '[coordinator]',
+    'coordinator',
     [
       'coordinator',
       ...training,
@@ -153,9 +165,8 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       '--min_workers',
       String(f.workers),
     ],
-    (line) => {
-      const m = /listening on [\d.]+:(\d+) \(gRPC\)/.exec(line);
-      if (m) portFound(Number(m[1]));
+    (e) => {
+      if (e.event === 'run_started') portFound(Number(e.grpc_port));
     },
   );
   // The coordinator picks a free port and prints it; the workers are started once it has.
@@ -166,7 +177,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     }),
   ]);
   const workers = Array.from({ length: f.workers }, (_, i) =>
-    child(`[worker-${i}]`, [
+    child(`worker-${i}`, [
       'worker',
       '--coordinator',
       `127.0.0.1:${port}`,

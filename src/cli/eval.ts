@@ -2,18 +2,18 @@
 // without a PEFT LoRA adapter, over Alpaca-style data (tokenized and masked exactly as `finetune`
 // does) or over a raw text (every token after the first is predicted).
 import { homedir } from 'node:os';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { buildEvalMicroBatches } from '../data/data-plan.ts';
 import { DataError, loadDataset } from '../data/dataset.ts';
-import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
-import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
-import { evaluateLoss } from '../model/forward.ts';
+import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
+import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
+import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel } from '../model/mpt-model.ts';
-import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';

@@ -1,28 +1,26 @@
-// `lora-mpt finetune`: the seed's finetune.py on one machine. Builds the typed run from flags,
-// prepares data and model, trains (src/train/trainer.ts) and writes the PEFT adapter to output_dir.
+// `lora-mpt finetune`: the seed's finetune.py on one machine. The same step driver as `coordinator`,
+// with one in-process worker computing every micro-batch (src/cli/in-process-worker.ts): no gRPC, no
+// NATS, and by construction the adapter N distributed workers give.
 
-import { mkdir, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
-import { Tokenizer } from '../data/tokenizer.ts';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ADAPTER_SAFETENSORS } from '../checkpoint/peft-adapter.ts';
+import { InProcessCollective } from '../collective/index.ts';
+import { StepDriver } from '../coordinator/step-driver.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import { resolveModel } from '../hub/models.ts';
-import { ADAPTER_CONFIG, ADAPTER_SAFETENSORS, newLoraConfig } from '../checkpoint/peft-adapter.ts';
-import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
-import { checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
-import { MetricsLog } from '../train/metrics-log.ts';
-import { Progress } from '../train/progress.ts';
-import { prepareRunData } from '../train/run-data.ts';
-import { startReplica, writeRunResult } from '../train/run-start.ts';
-import { train } from '../train/trainer.ts';
+import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import type { Command } from './command.ts';
 import { helpText, parseFlags, UsageError } from './flags.ts';
+import { attachInProcessWorker } from './in-process-worker.ts';
+import { eventsFromFlags, logFlags } from './log-flags.ts';
+import { driverOptionsOf, finishRun, prepareRun, runConfigOf } from './run-setup.ts';
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
+
+export const finetuneFlags = { ...trainingFlags, ...logFlags };
 
 const exists = (p: string) =>
   stat(p).then(
@@ -31,10 +29,8 @@ const exists = (p: string) =>
   );
 
 /** Where `--resume_from_checkpoint` points: an exact checkpoint, adapter weights only, or nothing. */
-async function resumeSource(
-  s: TrainingSettings,
-): Promise<{ kind: 'exact' | 'weights'; dir: string } | undefined> {
-  if (s.resumeFromCheckpoint === undefined) return undefined;
+async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
+  if (s.resumeFromCheckpoint === undefined) return { kind: 'init' };
   let dir = s.resumeFromCheckpoint;
   if (dir === 'latest') {
     const all = await listCheckpoints(s.outputDir);
@@ -51,79 +47,66 @@ async function resumeSource(
   );
 }
 
-export async function runFinetune(s: TrainingSettings): Promise<number> {
-  const log = (line: string) => console.log(line);
-  for (const w of s.warnings) console.warn(`warning: ${w}`);
-  const model = await resolveModel(
-    s.baseModel,
-    process.env,
-    'main',
-    hubOptionsFromEnv(process.env, homedir()),
-  );
-  const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
-  if (!tokenizerPath) {
-    throw new UsageError(
-      `--base_model ${s.baseModel}: no tokenizer.json beside the weights (${model.dir}); pass --tokenizer PATH`,
+export async function runFinetune(argv: readonly string[]): Promise<number> {
+  const f = parseFlags(finetuneFlags, argv);
+  const s = trainingSettings(f);
+  const events = eventsFromFlags(f, { label: '', stepEvery: s.loggingSteps });
+  const run = await prepareRun(s, events, {
+    startFrom: () => resumeSource(s),
+    runId: (resumed) => resumed ?? `finetune-${Date.now().toString(36)}`,
+  });
+  const ev = events.child({ run_id: run.runId });
+  const { journal, options } = driverOptionsOf(run, s, ev);
+  if (run.startStep >= run.data.plan.totalSteps) {
+    ev.info('run_already_finished', `${s.outputDir} holds a finished run (step ${run.startStep})`, {
+      step: run.startStep,
+    });
+    await finishRun(
+      run,
+      s,
+      { steps: run.startStep, finished: true, reason: 'already finished' },
+      journal,
+      ev,
     );
+    return 0;
   }
-  const data = await prepareRunData({ ...s, tokenizer: Tokenizer.fromFile(tokenizerPath), log });
-  const loaded = await loadModelCompute(model.dir, s.backend as BackendChoice, s);
-  log(
-    `model: ${model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +
+  const loaded = await loadModelCompute(run.model.dir, s.backend as BackendChoice, s);
+  ev.info(
+    'model_loaded',
+    `model: ${run.model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +
       `LoRA r=${s.loraR} alpha=${s.loraAlpha} on [${s.loraTargetModules.join(', ')}]: ${loaded.layout.specs.length} tensors, ${loaded.layout.size} trainable values`,
+    { backend: loaded.backend, parameters: loaded.parameters, lora_values: loaded.layout.size },
   );
-  const loraConfig = newLoraConfig({
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-    baseModelNameOrPath: s.baseModel,
+  const collective = new InProcessCollective(run.runId);
+  const config = runConfigOf(run, s, { algorithm: 'shard-owner', timeoutMs: 0 });
+  const driver = new StepDriver({
+    ...options,
+    minWorkers: 1,
+    algorithm: config.allReduceAlgorithm,
+    observerId: 'finetune',
+    observeReduce: (step, generation, members, signal) =>
+      collective.observe({ step, generation, members, length: run.layout.size, signal }),
   });
-  await mkdir(s.outputDir, { recursive: true });
-  // A crash mid-write (SIGKILL while saving a checkpoint) leaves only temporaries; clear them.
-  const stale = await removeStaleTemporaries(s.outputDir);
-  if (stale.length > 0)
-    log(`removed ${stale.length} unfinished write(s) of an interrupted run: ${stale.join(', ')}`);
-  const { layout } = loaded;
-  const resume = await resumeSource(s);
-  const { replica, resumed } = await startReplica({
-    from: resume ?? { kind: 'init' },
-    layout,
-    targets: loaded.compute.model.loraTargets,
-    r: s.loraR,
-    seed: s.seed,
-    planFingerprint: data.planFingerprint,
-  });
-  const runId = resumed?.lora_mpt.run_id ?? `finetune-${Date.now().toString(36)}`;
-  if (resume) {
-    log(
-      resumed
-        ? `resuming from ${resume.dir} at step ${resumed.global_step}`
-        : `starting from the adapter weights in ${resume.dir} (no optimizer state: step 0)`,
-    );
-  }
-  const progress = new Progress(process.stdout, s.loggingSteps);
-  const checkpoints = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
-  const result = await train({
+  attachInProcessWorker(driver, {
+    id: 'local',
+    run: config,
+    layout: loaded.layout,
     compute: loaded.compute,
-    replica,
-    data,
-    checkpoints,
-    learningRate: s.learningRate,
-    warmupSteps: s.warmupSteps,
-    maxGradNorm: 1.0,
-    evalSteps: s.evalSteps,
-    progress,
-    metrics: new MetricsLog(join(s.outputDir, 'metrics.jsonl')),
+    modelFingerprint: loaded.fingerprint,
+    collective,
+    events: ev.child({ worker: 'local' }),
   });
-  log(await writeRunResult(s.outputDir, checkpoints, loraConfig, replica));
-  log(
-    `done: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}`,
-  );
-  log(
-    `adapter: ${resolve(s.outputDir, ADAPTER_SAFETENSORS)} (+ ${ADAPTER_CONFIG}); metrics: ${resolve(s.outputDir, 'metrics.jsonl')}`,
-  );
-  return 0;
+  const stop = () => driver.stop('interrupted (SIGTERM/SIGINT)');
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  try {
+    const outcome = await driver.done;
+    await finishRun(run, s, outcome, journal, ev);
+    return outcome.finished ? 0 : 130;
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+  }
 }
 
 export const finetuneCommand: Command = {
@@ -135,11 +118,11 @@ export const finetuneCommand: Command = {
         helpText(
           'lora-mpt finetune --base_model DIR|HUB_ID [flags]',
           'Trains a LoRA adapter with the flags of alpaca-lora / LoRA-MPT finetune.py and writes it in PEFT format.',
-          trainingFlags,
+          finetuneFlags,
         ),
       );
       return 0;
     }
-    return runFinetune(trainingSettings(parseFlags(trainingFlags, argv)));
+    return runFinetune(argv);
   },
 };

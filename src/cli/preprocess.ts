@@ -3,10 +3,10 @@
 // with --json one {"input_ids": [...], "labels": [...]} object per line for other tools.
 import { homedir } from 'node:os';
 import { DataError, loadDataset } from '../data/dataset.ts';
-import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
 import { formatPrompt, loadPromptTemplate } from '../data/prompt-template.ts';
 import { IGNORE_INDEX, supervisedTokens, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';

@@ -4,17 +4,19 @@
 import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
-import { serveMetrics } from '../metrics/http-server.ts';
+import { resolveModel } from '../hub/models.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import { resolveModel } from '../hub/models.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { eventsFromFlags, logFlags } from './log-flags.ts';
+import { serveMetricsOn } from './metrics-port.ts';
 
 export const workerFlags = {
+  ...logFlags,
   coordinator: {
     kind: 'string',
     default: '127.0.0.1:50051',
@@ -35,9 +37,13 @@ export const workerFlags = {
   },
   metrics_port: {
     kind: 'int',
-    default: 9401,
     min: 0,
-    help: 'Port of /metrics and /healthz (0: a free port).',
+    help: 'Port of /metrics and /healthz (0: any free port). Default 9401, or the next free one up to 9464, so several workers share a host.',
+  },
+  metrics_host: {
+    kind: 'string',
+    default: '0.0.0.0',
+    help: 'Address /metrics and /healthz listen on (127.0.0.1 keeps them on this host).',
   },
   give_up_after_ms: {
     kind: 'int',
@@ -63,16 +69,28 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   const id = f.worker_id ?? `${hostname()}-${process.pid}`;
-  const log = (line: string) => console.log(`[${id}] ${line}`);
+  const events = eventsFromFlags(f, { label: id, bindings: { worker: id } });
   const metrics = createTrainingMetrics('worker', { worker: id });
-  const http = await serveMetrics({ registry: metrics.registry, port: f.metrics_port });
+  const http = await serveMetricsOn(metrics.registry, {
+    port: f.metrics_port,
+    defaultPort: 9401,
+    flag: '--metrics_port',
+    host: f.metrics_host,
+  });
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-worker-${id}`,
     maxReconnectAttempts: -1,
   });
-  log(`worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`);
-  if (f.inject_fault !== undefined) log(`fault injection (tests only): ${f.inject_fault}`);
+  events.info(
+    'worker_started',
+    `worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`,
+    {
+      metrics_port: http.port,
+    },
+  );
+  if (f.inject_fault !== undefined)
+    events.warn('fault_injected', `fault injection (tests only): ${f.inject_fault}`);
   try {
     await runWorkerSession({
       coordinator: f.coordinator,
@@ -80,7 +98,7 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
       backend: f.backend,
       maxInFlight: f.max_in_flight,
       nc,
-      log,
+      events,
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
       ...(faults ? { faults } : {}),
       async prepare(run) {
@@ -91,14 +109,21 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
           hubOptionsFromEnv(process.env, homedir()),
         );
         const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);
-        log(`loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`);
+        events.info(
+          'model_loaded',
+          `loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`,
+          {
+            backend: loaded.backend,
+            lora_values: loaded.layout.size,
+          },
+        );
         return loaded;
       },
     });
     return 0;
   } catch (err) {
     if (err instanceof RefusedError) {
-      console.error(`[${id}] ${err.message}`);
+      events.error('session_refused', err.message);
       return 3;
     }
     throw err;

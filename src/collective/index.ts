@@ -15,5 +15,6 @@ export {
   AllReduceTimeoutError,
   type MissingPart,
 } from './errors.ts';
+export { InProcessCollective, type LocalRound } from './in-process.ts';
 export { type ObserveOptions, observeAllReduce } from './observe.ts';
 export type { RoundOptions } from './round-spec.ts';

@@ -2,15 +2,19 @@
 // Checks the handshake, turns stream messages into StepDriver events, sends heartbeats and declares
 // a worker lost when its stream closes or it is silent past the deadline.
 import { Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
+import type { Events } from '../events/events.ts';
 import {
   type CoordinatorMessage,
   CoordinatorService,
   type WorkerMessage,
 } from '../proto/lora_mpt/v1/coordinator.ts';
+import { channelOptions } from '../protocol/channel.ts';
+import { refusalOf } from '../protocol/handshake.ts';
+import { refusedMessage } from '../protocol/messages.ts';
 import type { WorkerLink } from './members.ts';
-import { refusalReason } from '../protocol/handshake.ts';
 import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
+import { deliver } from './worker-messages.ts';
 
 export interface CoordinatorServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -29,33 +33,12 @@ export interface CoordinatorServerOptions {
   readonly microBatchTimeoutMs?: number;
   /** How long a new stream may take to say Hello. */
   readonly helloTimeoutMs?: number;
-  readonly log: (line: string) => void;
+  readonly events: Events;
 }
 
 export interface CoordinatorServer {
   readonly port: number;
   close(): Promise<void>;
-}
-
-/** Channel options both ends set on purpose: StateSync of a large adapter is tens of MiB. */
-export const GRPC_CHANNEL_OPTIONS = {
-  'grpc.max_receive_message_length': 512 * 2 ** 20,
-  'grpc.max_send_message_length': 512 * 2 ** 20,
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-} as const;
-
-/**
- * The same, with the keepalive ping's answer allowed `timeoutMs`. A worker's event loop is blocked
- * for the whole of a micro-batch's compute (tfjs runs on the main thread) and cannot answer or even
- * read a ping meanwhile; with grpc's 5 s a long micro-batch would drop a healthy worker's stream.
- * The coordinator therefore waits as long as its heartbeat deadline, and the worker (whose own
- * ping timer fires first when its loop unblocks) waits as long as the default deadline.
- */
-export function channelOptions(keepaliveTimeoutMs: number) {
-  return { ...GRPC_CHANNEL_OPTIONS, 'grpc.keepalive_timeout_ms': Math.max(5_000, keepaliveTimeoutMs) };
 }
 
 type Call = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
@@ -71,8 +54,8 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         Object.assign(new Error('no Hello'), { code: status.DEADLINE_EXCEEDED, details: 'no Hello' }),
       );
     }, o.helloTimeoutMs ?? 10_000);
-    const refuse = (reason: string) => {
-      call.write({ body: { $case: 'refused', value: { reason } } });
+    const refuse = (reason: string, retryable = false) => {
+      call.write(refusedMessage(reason, retryable));
       call.end();
     };
     call.on('data', (msg: WorkerMessage) => {
@@ -81,10 +64,14 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
       if (id === undefined) {
         clearTimeout(helloTimer);
         if (body.$case !== 'hello') return refuse(`the first message must be Hello, not ${body.$case}`);
-        const reason = refusalReason(body.value, o.runId, driver.members.ids());
-        if (reason) {
-          o.log(`refused worker "${body.value.workerId}": ${reason}`);
-          return refuse(reason);
+        const refusal = refusalOf(body.value, o.runId, driver.members.ids());
+        if (refusal) {
+          o.events.warn('worker_refused', `refused worker "${body.value.workerId}": ${refusal.reason}`, {
+            worker: body.value.workerId,
+            reason: refusal.reason,
+            retryable: refusal.retryable,
+          });
+          return refuse(refusal.reason, refusal.retryable);
         }
         const me = workerId(body.value.workerId);
         id = me;
@@ -97,7 +84,8 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         };
         calls.set(me, call);
         driver.join(link);
-        o.log(`worker ${me} joined (${body.value.capabilities?.backend ?? 'unknown'} backend)`);
+        const backend = body.value.capabilities?.backend ?? 'unknown';
+        o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
         link.send({
           body: {
             $case: 'welcome',
@@ -113,23 +101,8 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         });
         return;
       }
-      driver.members.touch(id);
-      switch (body.$case) {
-        case 'ready':
-          return driver.onReady(id, body.value.modelFingerprint);
-        case 'credit':
-          return driver.onCredit(id, body.value.credits);
-        case 'result':
-          return driver.onResult(id, body.value);
-        case 'reduceResult':
-          return driver.onReduceResult(id, body.value);
-        case 'revoked':
-          return driver.onRevoked(id, body.value);
-        case 'heartbeat':
-          return;
-        case 'hello':
-          return refuse('Hello was already received on this stream');
-      }
+      const wrong = deliver(driver, id, msg);
+      if (wrong !== undefined) refuse(wrong);
     });
     const gone = (why: string) => {
       clearTimeout(helloTimer);

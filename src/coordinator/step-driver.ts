@@ -1,28 +1,28 @@
-// The coordinator's run state machine (DESIGN.md §2-3): admits workers as replicas at step
-// boundaries, deals out each step's micro-batches by credit, starts the all-reduce when the step's
-// ledger is whole, commits when every replica's checksums agree with its own, and survives workers
-// that vanish at any point (their work is requeued; a reduce in flight is retried under a new
-// generation, and nobody has applied anything yet). It owns no sockets: links carry the messages.
+// The run's state machine (DESIGN.md §2-3), the one step loop of lora-mpt: admits workers as
+// replicas at step boundaries, has the dealer hand out each step's micro-batches, starts the
+// all-reduce when the step's ledger is whole, commits when every replica's checksums agree with its
+// own, evaluates every eval_steps, and survives workers that vanish at any point (their work is
+// requeued; a reduce in flight is retried under a new generation, and nobody has applied anything
+// yet). It owns no sockets: links carry the messages (gRPC for `coordinator`, in-process for
+// `finetune`), so N workers and one worker run the very same code.
+import type { MicroBatch } from '../data/micro-batch.ts';
+import type { Events } from '../events/events.ts';
+import type { MicroBatchResult, ReduceResult, Revoked } from '../proto/lora_mpt/v1/coordinator.ts';
 import {
-  type CoordinatorMessage,
+  finishedMessage,
+  floatBytes,
   MicroBatchKind,
-  type MicroBatchResult,
-  type ReduceResult,
-  type Revoked,
-} from '../proto/lora_mpt/v1/coordinator.ts';
+  reduceStartMessage,
+  stateSyncMessage,
+  stepAbortMessage,
+  stepCommitMessage,
+} from '../protocol/messages.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { type FinalGradient, finalizeGradient } from '../train/replica.ts';
+import { Dealer } from './dealer.ts';
 import { Members, type WorkerLink } from './members.ts';
+import { judge } from './reduce-verdict.ts';
 import { StepLedger, type WorkerId } from './step-ledger.ts';
-
-export interface PlannedMicroBatch {
-  readonly id: number;
-  readonly rows: number;
-  readonly seqLen: number;
-  readonly inputIds: Int32Array;
-  readonly labels: Int32Array;
-  readonly attentionMask: Int32Array;
-}
 
 export interface CommitInfo {
   /** The step just committed (0-based); the replica now holds `step + 1` updates. */
@@ -34,6 +34,16 @@ export interface CommitInfo {
   readonly learningRate: number;
   readonly microBatchesByWorker: ReadonlyMap<WorkerId, number>;
   readonly ledger: StepLedger;
+  /** Run totals so far (this process): replica checksum mismatches and requeued micro-batches. */
+  readonly replicaMismatches: number;
+  readonly microBatchesRequeued: number;
+}
+
+/** How the run ended: every step done, or stopped (SIGTERM) before that. */
+export interface RunOutcome {
+  readonly steps: number;
+  readonly finished: boolean;
+  readonly reason: string;
 }
 
 export interface StepDriverOptions {
@@ -44,8 +54,8 @@ export interface StepDriverOptions {
   readonly maxGradNorm: number;
   readonly evalSteps: number;
   readonly replica: AdapterReplica;
-  microBatches(step: number): readonly PlannedMicroBatch[];
-  readonly evalMicroBatches: readonly PlannedMicroBatch[];
+  microBatches(step: number): readonly MicroBatch[];
+  readonly evalMicroBatches: readonly MicroBatch[];
   learningRate(completedSteps: number): number;
   /** Id under which the coordinator observes each all-reduce (members wait for it). */
   readonly observerId: string;
@@ -70,7 +80,7 @@ export interface StepDriverOptions {
   onEval(step: number, loss: number, tokens: number): Promise<void>;
   /** After a step and its evaluation (if one was due): checkpoints. `done` = steps completed. */
   afterStep(done: number): Promise<void>;
-  log(line: string): void;
+  readonly events: Events;
   onMismatch?(worker: WorkerId, what: 'gradient' | 'state'): void;
   /** Micro-batch bookkeeping as it happens (lora_mpt_microbatches_total). */
   onMicroBatches?(event: 'assigned' | 'completed' | 'requeued', count: number): void;
@@ -91,25 +101,35 @@ type Phase =
   | { readonly kind: 'eval'; readonly ledger: StepLedger; readonly afterStep: number }
   | { readonly kind: 'finished' };
 
+/** Is an eval due after `done` steps? The one place the eval cadence is written. */
+export function evalDue(done: number, evalSteps: number, totalSteps: number): boolean {
+  return done % evalSteps === 0 || done >= totalSteps;
+}
+
 export class StepDriver {
   readonly members = new Members();
+  private readonly dealer: Dealer;
   private phase: Phase;
   private generation: number;
   /** Consecutive failed all-reduces of the current step: spaces out retries (NATS may be down). */
   private failedReduces = 0;
-  private finish!: (steps: number) => void;
+  private settle!: (outcome: RunOutcome) => void;
   private fail!: (err: Error) => void;
-  /** Resolves with the number of steps done when the run is over. */
-  readonly done: Promise<number>;
-  private byId = new Map<number, PlannedMicroBatch>();
-  private readonly evalById: ReadonlyMap<number, PlannedMicroBatch>;
-  private waitingSaid = false;
+  /** Resolves when the run is over: finished, or stopped. Rejects when a hook failed. */
+  readonly done: Promise<RunOutcome>;
+  private byId = new Map<number, MicroBatch>();
+  private readonly evalById: ReadonlyMap<number, MicroBatch>;
+  private readonly events: Events;
+  private mismatches = 0;
+  private requeued = 0;
 
   constructor(private readonly o: StepDriverOptions) {
     this.done = new Promise((resolve, reject) => {
-      this.finish = resolve;
+      this.settle = resolve;
       this.fail = reject;
     });
+    this.events = o.events;
+    this.dealer = new Dealer(this.members, o.minWorkers, o.events, (n) => o.onMicroBatches?.('assigned', n));
     this.generation = (o.firstGeneration ?? 1) - 1;
     this.evalById = new Map(o.evalMicroBatches.map((m) => [m.id, m]));
     this.phase = o.replica.step >= o.totalSteps ? { kind: 'finished' } : this.trainPhase(o.replica.step);
@@ -117,6 +137,10 @@ export class StepDriver {
 
   get step(): number {
     return this.o.replica.step;
+  }
+
+  get isFinished(): boolean {
+    return this.phase.kind === 'finished';
   }
 
   private trainPhase(step: number): Phase {
@@ -145,7 +169,7 @@ export class StepDriver {
     }
     m.phase = 'ready';
     this.syncReady();
-    // advance, not dispatch: a step whose micro-batches are all done may be waiting for replicas.
+    // advance, not deal: a step whose micro-batches are all done may be waiting for replicas.
     this.advance();
   }
 
@@ -167,8 +191,10 @@ export class StepDriver {
       // The ledger decides (and records) whether it counts: only from the worker that holds it.
       if (ledger.complete(id, r.id, r.lossSum, r.supervisedTokens)) this.o.onMicroBatches?.('completed', 1);
     } else {
-      this.o.log(
+      this.events.info(
+        'result_ignored',
         `ignored ${isEval ? 'eval' : 'train'} result of micro-batch ${r.id} (step ${r.step}) from ${id}: the run is at ${this.describe()}`,
+        { worker: id, step: r.step, micro_batch: r.id },
       );
     }
     this.advance();
@@ -183,8 +209,12 @@ export class StepDriver {
     if ((p.kind === 'train' || p.kind === 'eval') && r.step === p.ledger.step) {
       const back = p.ledger.revoke(id, r.ids);
       if (back.length > 0) {
-        this.o.onMicroBatches?.('requeued', back.length);
-        this.o.log(`revoked micro-batches ${back.join(', ')} from ${id} before it started them`);
+        this.countRequeued(back.length);
+        this.events.info(
+          'microbatches_revoked',
+          `revoked micro-batches ${back.join(', ')} from ${id} before it started them`,
+          { worker: id, step: p.ledger.step, micro_batches: back },
+        );
       }
       // Deal them before the straggler gets its credits back, so they go to the idle workers.
       this.advance();
@@ -202,8 +232,10 @@ export class StepDriver {
       !p.members.includes(id)
     ) {
       // A result of an aborted generation, an older step, or from a non-member: it proves nothing now.
-      this.o.log(
+      this.events.info(
+        'reduce_result_ignored',
         `ignored reduce result of step ${r.step} generation ${r.generation} from ${id}: the run is at ${this.describe()}`,
+        { worker: id, step: r.step, generation: r.generation },
       );
       return;
     }
@@ -216,7 +248,11 @@ export class StepDriver {
     const m = this.members.get(id);
     if (!m) return;
     this.members.remove(id);
-    this.o.log(`worker ${id} lost: ${why}`);
+    if (this.phase.kind === 'finished') {
+      this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });
+      return;
+    }
+    this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {
       this.requeue(p.ledger, id);
@@ -227,13 +263,20 @@ export class StepDriver {
     this.advance();
   }
 
+  private countRequeued(n: number): void {
+    this.requeued += n;
+    this.o.onMicroBatches?.('requeued', n);
+  }
+
   private requeue(ledger: StepLedger, id: WorkerId): void {
     const { done, assigned } = ledger.heldBy(id);
     const back = ledger.releaseWorker(id);
     if (back.length === 0) return;
-    this.o.onMicroBatches?.('requeued', back.length);
-    this.o.log(
+    this.countRequeued(back.length);
+    this.events.info(
+      'microbatches_requeued',
       `requeued micro-batches ${back.join(', ')} of ${id} (step index ${ledger.step}; computed [${done.join(', ')}], held [${assigned.join(', ')}])`,
+      { worker: id, step: ledger.step, micro_batches: back, computed: done, held: assigned },
     );
   }
 
@@ -247,124 +290,69 @@ export class StepDriver {
     return p.ledger.overdue(ms);
   }
 
-  /** Stops the run (e.g. on SIGTERM): tells every worker and resolves `done`. */
+  /** Stops the run before its end (SIGTERM): tells every worker and resolves `done`. */
   stop(reason: string): void {
-    this.finishRun(reason);
+    this.end({ steps: this.step, finished: this.step >= this.o.totalSteps, reason });
+  }
+
+  /** Ends the run with an error (an in-process worker failed): tells every worker, rejects `done`. */
+  abort(err: Error): void {
+    this.failRun(err);
   }
 
   private syncReady(): void {
     // State moves only between commits: a replica that joins mid-reduce would miss the gradient.
     if (this.phase.kind === 'reduce' || this.phase.kind === 'commit') return;
-    const s = this.o.replica.state;
     for (const m of this.members.inPhase('ready')) {
-      m.link.send({ body: { $case: 'stateSync', value: this.stateSync() } });
+      m.link.send(stateSyncMessage(this.stateSync()));
       m.phase = 'synced';
-      this.o.log(
-        `worker ${m.link.id} is a replica from step ${this.step} (${s.params.length} adapter values)`,
+      this.events.info(
+        'worker_synced',
+        `worker ${m.link.id} is a replica from step ${this.step} (${this.o.replica.layout.size} adapter values)`,
+        { worker: m.link.id, step: this.step },
       );
     }
   }
 
   private stateSync() {
     const s = this.o.replica.state;
-    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
     return {
       step: this.step,
       optimizerSteps: s.step,
       names: this.o.replica.layout.specs.map((x) => x.name),
-      params: bytes(s.params),
-      expAvg: bytes(s.expAvg),
-      expAvgSq: bytes(s.expAvgSq),
+      params: floatBytes(s.params),
+      expAvg: floatBytes(s.expAvg),
+      expAvgSq: floatBytes(s.expAvgSq),
       checksum: this.o.replica.checksum(),
     };
-  }
-
-  private enoughWorkers(): boolean {
-    const n = this.members.inPhase('synced').length;
-    if (n >= this.o.minWorkers) {
-      if (this.waitingSaid) this.o.log(`${n} workers ready: resuming`);
-      this.waitingSaid = false;
-      return true;
-    }
-    if (!this.waitingSaid) {
-      this.o.log(`paused: ${n} of the ${this.o.minWorkers} workers --min_workers asks for are ready`);
-      this.waitingSaid = true;
-    }
-    return false;
-  }
-
-  private dispatch(): void {
-    const p = this.phase;
-    if (p.kind !== 'train' && p.kind !== 'eval') return;
-    if (!this.enoughWorkers()) return;
-    const source = p.kind === 'eval' ? this.evalById : this.byId;
-    const kind =
-      p.kind === 'eval' ? MicroBatchKind.MICRO_BATCH_KIND_EVAL : MicroBatchKind.MICRO_BATCH_KIND_TRAIN;
-    // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
-    let gave = true;
-    while (gave && p.ledger.pending > 0) {
-      gave = false;
-      for (const m of this.members.inPhase('synced')) {
-        if (m.credits <= 0) continue;
-        const id = p.ledger.assignNext(m.link.id);
-        if (id === undefined) break;
-        const mb = source.get(id)!;
-        this.o.onMicroBatches?.('assigned', 1);
-        m.credits -= 1;
-        gave = true;
-        m.link.send({ body: { $case: 'microBatch', value: toWire(mb, p.ledger.step, kind) } });
-      }
-    }
-    if (p.ledger.pending === 0) this.revokeForIdle(p.ledger);
-  }
-
-  /**
-   * The step's tail: nothing is pending, yet a worker is idle while another holds micro-batches
-   * queued behind the one it computes (a straggler). Ask the holder to give back those it has not
-   * started; it keeps (and reports) any it has, so nothing is computed twice.
-   */
-  private revokeForIdle(ledger: StepLedger): void {
-    const synced = this.members.inPhase('synced');
-    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldNow(m.link.id)]));
-    if (!synced.some((m) => m.credits > 0 && holding.get(m.link.id)!.length === 0)) return;
-    for (const m of synced) {
-      const ids = holding.get(m.link.id)!;
-      if (m.revoking || ids.length < 2) continue;
-      m.revoking = true;
-      m.link.send({ body: { $case: 'revoke', value: { step: ledger.step, ids } } });
-    }
   }
 
   private advance(): void {
     const p = this.phase;
     if (p.kind === 'train' && p.ledger.isComplete) this.startReduce(p.ledger);
     else if (p.kind === 'eval' && p.ledger.isComplete) void this.endEval(p.ledger, p.afterStep);
-    else this.dispatch();
+    else if (p.kind === 'train') this.dealer.deal(p.ledger, this.byId, MicroBatchKind.MICRO_BATCH_KIND_TRAIN);
+    else if (p.kind === 'eval')
+      this.dealer.deal(p.ledger, this.evalById, MicroBatchKind.MICRO_BATCH_KIND_EVAL);
   }
 
   private startReduce(ledger: StepLedger): void {
-    if (!this.enoughWorkers()) return;
+    if (!this.dealer.enoughWorkers()) return;
     const members = this.members.inPhase('synced').map((m) => m.link.id);
     const generation = ++this.generation;
     const cancel = new AbortController();
     const phase: Phase = { kind: 'reduce', ledger, generation, members, results: new Map(), cancel };
     this.phase = phase;
     const { tokens } = ledger.totals();
-    for (const id of members) {
-      this.members.get(id)!.link.send({
-        body: {
-          $case: 'reduceStart',
-          value: {
-            step: ledger.step,
-            generation,
-            members: [...members],
-            totalSupervisedTokens: tokens,
-            observers: [this.o.observerId],
-            algorithm: this.o.algorithm,
-          },
-        },
-      });
-    }
+    const start = reduceStartMessage({
+      step: ledger.step,
+      generation,
+      members: [...members],
+      totalSupervisedTokens: tokens,
+      observers: [this.o.observerId],
+      algorithm: this.o.algorithm,
+    });
+    for (const id of members) this.members.get(id)!.link.send(start);
     this.o.observeReduce(ledger.step, generation, members, cancel.signal).then(
       (sum) => {
         if (this.phase !== phase) return;
@@ -382,13 +370,18 @@ export class StepDriver {
   private abortReduce(reason: string): void {
     const p = this.phase;
     if (p.kind !== 'reduce') return;
-    this.o.log(`step ${p.ledger.step} generation ${p.generation} aborted: ${reason}`);
+    this.events.warn(
+      'reduce_aborted',
+      `step ${p.ledger.step} generation ${p.generation} aborted: ${reason}`,
+      {
+        step: p.ledger.step,
+        generation: p.generation,
+        reason,
+      },
+    );
     p.cancel.abort();
-    for (const id of p.members) {
-      this.members.get(id)?.link.send({
-        body: { $case: 'stepAbort', value: { step: p.ledger.step, generation: p.generation, reason } },
-      });
-    }
+    const abort = stepAbortMessage(p.ledger.step, p.generation, reason);
+    for (const id of p.members) this.members.get(id)?.link.send(abort);
     this.phase = { kind: 'train', ledger: p.ledger };
     // Replicas that became ready during the round may join the retry.
     this.syncReady();
@@ -398,7 +391,10 @@ export class StepDriver {
     // 200 ms, doubling to 5 s: a NATS server that is restarting is not hammered with rounds.
     const wait = Math.min(200 * 2 ** this.failedReduces, 5000);
     this.failedReduces++;
-    this.o.log(`retrying step ${ledger.step} under a new generation in ${wait} ms`);
+    this.events.info('reduce_retry', `retrying step ${ledger.step} under a new generation in ${wait} ms`, {
+      step: ledger.step,
+      wait_ms: wait,
+    });
     setTimeout(() => {
       if (this.phase.kind === 'train' && this.phase.ledger === ledger) this.advance();
     }, wait).unref();
@@ -407,34 +403,37 @@ export class StepDriver {
   private maybeCommit(): void {
     const p = this.phase;
     if (p.kind !== 'reduce' || !p.own || p.results.size < p.members.length) return;
-    const failed = [...p.results].filter(([, r]) => r.error !== '');
-    if (failed.length > 0) {
-      this.abortReduce(failed.map(([id, r]) => `${id}: ${r.error}`).join('; '));
-      this.retryReduce(p.ledger);
-      return;
+    const verdict = judge(p.results, { gradient: p.own.checksum, state: this.o.replica.checksum() });
+    switch (verdict.kind) {
+      case 'commit':
+        void this.commit(p);
+        return;
+      case 'failed':
+        this.abortReduce([...verdict.errors].map(([id, e]) => `${id}: ${e}`).join('; '));
+        this.retryReduce(p.ledger);
+        return;
+      case 'gradient-mismatch':
+        for (const id of verdict.workers) this.mismatch(id, 'gradient');
+        this.abortReduce(`reduced-gradient checksum differs on ${verdict.workers.join(', ')}`);
+        this.retryReduce(p.ledger);
+        return;
+      case 'diverged':
+        // A diverged replica computed its micro-batches with wrong weights: repair it, redo its share.
+        for (const id of verdict.workers) this.mismatch(id, 'state');
+        this.abortReduce(`replica state differs from the coordinator's on ${verdict.workers.join(', ')}`);
+        for (const id of verdict.workers) {
+          this.events.info('state_resent', `re-sending the coordinator's state to ${id}`, { worker: id });
+          this.members.get(id)?.link.send(stateSyncMessage(this.stateSync()));
+          this.requeue(p.ledger, id);
+        }
+        this.advance();
+        return;
     }
-    const stateNow = this.o.replica.checksum();
-    const badGrad = [...p.results].filter(([, r]) => r.checksum !== p.own!.checksum).map(([id]) => id);
-    if (badGrad.length > 0) {
-      for (const id of badGrad) this.o.onMismatch?.(id, 'gradient');
-      this.abortReduce(`reduced-gradient checksum differs on ${badGrad.join(', ')}`);
-      this.retryReduce(p.ledger);
-      return;
-    }
-    const diverged = [...p.results].filter(([, r]) => r.stateChecksum !== stateNow).map(([id]) => id);
-    if (diverged.length > 0) {
-      // A diverged replica computed its micro-batches with wrong weights: repair it, redo its share.
-      for (const id of diverged) this.o.onMismatch?.(id, 'state');
-      this.abortReduce(`replica state differs from the coordinator's on ${diverged.join(', ')}`);
-      for (const id of diverged) {
-        this.o.log(`re-sending the coordinator's state to ${id}`);
-        this.members.get(id)?.link.send({ body: { $case: 'stateSync', value: this.stateSync() } });
-        this.requeue(p.ledger, id);
-      }
-      this.advance();
-      return;
-    }
-    void this.commit(p);
+  }
+
+  private mismatch(id: WorkerId, what: 'gradient' | 'state'): void {
+    this.mismatches++;
+    this.o.onMismatch?.(id, what);
   }
 
   private async commit(p: Extract<Phase, { kind: 'reduce' }>): Promise<void> {
@@ -445,14 +444,8 @@ export class StepDriver {
     const { lossSum, tokens, byWorker } = p.ledger.totals();
     p.ledger.audit();
     this.o.replica.apply(p.own!.grad, lr);
-    for (const id of p.members) {
-      this.members.get(id)?.link.send({
-        body: {
-          $case: 'stepCommit',
-          value: { step, generation: p.generation, learningRate: lr, maxGradNorm: this.o.maxGradNorm },
-        },
-      });
-    }
+    const commit = stepCommitMessage(step, p.generation, lr, this.o.maxGradNorm);
+    for (const id of p.members) this.members.get(id)?.link.send(commit);
     try {
       await this.o.onCommit({
         step,
@@ -463,13 +456,15 @@ export class StepDriver {
         learningRate: lr,
         microBatchesByWorker: byWorker,
         ledger: p.ledger,
+        replicaMismatches: this.mismatches,
+        microBatchesRequeued: this.requeued,
       });
     } catch (err) {
       this.failRun(err as Error);
       return;
     }
     const next = this.o.replica.step;
-    if (this.o.evalMicroBatches.length > 0 && (next % this.o.evalSteps === 0 || next >= this.o.totalSteps)) {
+    if (this.o.evalMicroBatches.length > 0 && evalDue(next, this.o.evalSteps, this.o.totalSteps)) {
       this.phase = {
         kind: 'eval',
         afterStep: step,
@@ -495,7 +490,7 @@ export class StepDriver {
       return;
     }
     if (this.o.replica.step >= this.o.totalSteps) {
-      this.finishRun('all steps done');
+      this.end({ steps: this.step, finished: true, reason: 'all steps done' });
       return;
     }
     this.phase = this.trainPhase(this.o.replica.step);
@@ -515,22 +510,19 @@ export class StepDriver {
     await this.nextStep();
   }
 
-  private finishRun(reason: string): void {
-    if (this.phase.kind === 'finished' && reason !== 'all steps done') return;
+  private end(outcome: RunOutcome): void {
+    if (this.phase.kind === 'reduce') this.phase.cancel.abort();
     this.phase = { kind: 'finished' };
-    for (const m of this.members.all()) {
-      m.link.send({ body: { $case: 'finished', value: { steps: this.step, reason } } });
-    }
-    this.finish(this.step);
+    const bye = finishedMessage(outcome.steps, outcome.reason);
+    for (const m of this.members.all()) m.link.send(bye);
+    this.settle(outcome);
   }
 
   private failRun(err: Error): void {
+    if (this.phase.kind === 'reduce') this.phase.cancel.abort();
     this.phase = { kind: 'finished' };
-    for (const m of this.members.all()) {
-      m.link.send({
-        body: { $case: 'finished', value: { steps: this.step, reason: `run failed: ${err.message}` } },
-      });
-    }
+    const bye = finishedMessage(this.step, `run failed: ${err.message}`);
+    for (const m of this.members.all()) m.link.send(bye);
     this.fail(err);
   }
 
@@ -549,21 +541,4 @@ export class StepDriver {
         return p.kind;
     }
   }
-}
-
-function toWire(
-  mb: PlannedMicroBatch,
-  step: number,
-  kind: MicroBatchKind,
-): Extract<CoordinatorMessage['body'], { $case: 'microBatch' }>['value'] {
-  return {
-    id: mb.id,
-    step,
-    kind,
-    rows: mb.rows,
-    seqLen: mb.seqLen,
-    inputIds: Array.from(mb.inputIds),
-    labels: Array.from(mb.labels),
-    attentionMask: Array.from(mb.attentionMask),
-  };
 }

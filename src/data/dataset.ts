@@ -4,7 +4,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
-import { type HubOptions, isHubId, resolveHubDataset } from '../hub/hf-cache.ts';
+import { resolveHubDataset } from '../hub/datasets.ts';
+import { type HubOptions, isHubId } from '../hub/hf-cache.ts';
 import type { AlpacaFields } from './tokenize-example.ts';
 
 export interface AlpacaRecord extends AlpacaFields {

@@ -1,4 +1,5 @@
-// A micro-batch: the unit of work a worker computes (DESIGN §2). Rows are right-padded to a common
+// A micro-batch: the unit of work a worker computes (DESIGN §2), the same object from the data plan
+// to the wire (src/protocol) to the model (a TokenBatch). Rows are right-padded to a common
 // length rounded up to a multiple of 8 (DataCollatorForSeq2Seq(pad_to_multiple_of=8)): input ids with
 // the pad id (0), labels with -100, attention mask 0. Right padding because MPT refuses left padding
 // in training.
@@ -15,8 +16,6 @@ export interface MicroBatch {
   readonly inputIds: Int32Array;
   readonly labels: Int32Array;
   readonly attentionMask: Int32Array;
-  /** Dataset indices of the rows (into the examples the plan was built from), in row order. */
-  readonly exampleIndices: readonly number[];
 }
 
 export interface CollateOptions {
@@ -55,7 +54,6 @@ export function collate(
     inputIds,
     labels,
     attentionMask,
-    exampleIndices: indices,
   };
 }
 

@@ -2,9 +2,9 @@
 // off --val_set_size (seeded), tokenize with alpaca-lora's semantics, fingerprint the result. What
 // the trainer and the coordinator call before buildDataPlan.
 import { createHash } from 'node:crypto';
+import type { HubOptions } from '../hub/hf-cache.ts';
 import { type LoadedDataset, loadDataset } from './dataset.ts';
 import { datasetFingerprint } from './fingerprint.ts';
-import type { HubOptions } from '../hub/hf-cache.ts';
 import type { PromptTemplate } from './prompt-template.ts';
 import { splitTrainVal } from './split.ts';
 import {

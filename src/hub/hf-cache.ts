@@ -1,9 +1,8 @@
 // The local Hugging Face hub cache, laid out as huggingface_hub does it:
 // <hub>/<datasets|models>--<org>--<name>/{refs/main, snapshots/<commit>/...}. Resolves dataset and
-// model ids to snapshot folders, downloading a dataset when the network allows (hub-download.ts).
+// model ids to snapshot folders. Reads only: downloads are hub-download.ts, the choice is datasets.ts/models.ts.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { downloadHubDataset } from './hub-download.ts';
 
 export interface HubOptions {
   /** The hub cache folder (HF_HUB_CACHE, or HF_HOME/hub, or ~/.cache/huggingface/hub). */
@@ -66,29 +65,6 @@ export function cachedSnapshot(hubCache: string, kind: RepoKind, id: string): st
     .filter((p) => statSync(p).isDirectory())
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return all[0];
-}
-
-/** A dataset id's snapshot folder: from the cache, else downloaded into it (unless offline). */
-export async function resolveHubDataset(id: string, o: HubOptions): Promise<string> {
-  const cached = cachedSnapshot(o.hubCache, 'datasets', id);
-  if (cached !== undefined) return cached;
-  const where = repoFolder(o.hubCache, 'datasets', id);
-  const todo =
-    `download it where the network allows (huggingface-cli download --repo-type dataset ${id}) and copy ` +
-    `its cache folder to ${where}, or set HF_HUB_CACHE to the cache that has it, or pass --data_path a ` +
-    'local .json/.jsonl/.parquet file';
-  if (o.offline)
-    throw new Error(
-      `dataset ${id} is not in the Hugging Face cache (${where}) and HF_HUB_OFFLINE is set: ${todo}`,
-    );
-  try {
-    return await downloadHubDataset(id, o, where);
-  } catch (err) {
-    throw new Error(
-      `dataset ${id} is not in the Hugging Face cache (${where}) and could not be downloaded ` +
-        `(${(err as Error).message}): ${todo}`,
-    );
-  }
 }
 
 /**

@@ -3,9 +3,9 @@
 // models--org--name/refs/<revision> → snapshots/<commit>/. Nothing is downloaded (see docs/model-loading.md).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readIndex } from '../formats/weight-index.ts';
 import { type HubOptions, hubCacheDir as hubCacheDirOf, repoFolder } from './hf-cache.ts';
 import { downloadHubModel } from './hub-download.ts';
-import { readIndex } from '../formats/weight-index.ts';
 
 /** The environment variables huggingface_hub honours for its cache, passed in (modules do not read env). */
 export interface HubEnv {

@@ -3,6 +3,7 @@
 // The backward returns dx and the LoRA gradients of this block only; it stops as soon as nothing
 // below needs a gradient (layer 0 never computes dx).
 import * as tf from '@tensorflow/tfjs-core';
+import { MPT_LINEARS, type MptLinearName } from '../checkpoint/lora-targets.ts';
 import {
   type AttentionSaved,
   type AttentionShape,
@@ -23,7 +24,6 @@ import {
   linearForward,
 } from './linear.ts';
 import type { DenseWeights, LinearWeightSource } from './linear-weights.ts';
-import { MPT_LINEARS, type MptLinearName } from '../checkpoint/lora-targets.ts';
 
 export interface BlockWeights {
   readonly norm1: tf.Tensor1D;

@@ -6,13 +6,13 @@ import { AttentionMask } from './attention-mask.ts';
 import { blockForward } from './block.ts';
 import { layerNorm } from './layer-norm.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import { type MicroBatch, shiftedTargets, validateMicroBatch } from './token-batch.ts';
 import type { MptModel } from './mpt-model.ts';
+import { shiftedTargets, type TokenBatch, validateTokenBatch } from './token-batch.ts';
 import { blockEnv } from './train-step.ts';
 
 /** norm_f(blocks(wte[ids])) as [rows·T, D]. The caller owns the result. */
-export function forwardHidden(model: MptModel, batch: MicroBatch): tf.Tensor2D {
-  validateMicroBatch(batch, model.config.vocabSize, model.config.maxSeqLen);
+export function forwardHidden(model: MptModel, batch: TokenBatch): tf.Tensor2D {
+  validateTokenBatch(batch, model.config.vocabSize, model.config.maxSeqLen);
   const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
   try {
     const env = blockEnv(model, batch, mask);
@@ -43,7 +43,7 @@ function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** Logits [rows, T, V] (times logit_scale when the config sets it). The caller owns the result. */
-export function forwardLogits(model: MptModel, batch: MicroBatch): tf.Tensor3D {
+export function forwardLogits(model: MptModel, batch: TokenBatch): tf.Tensor3D {
   const h = forwardHidden(model, batch);
   const logits = outputLogits(model, h);
   h.dispose();
@@ -56,7 +56,7 @@ export function forwardLogits(model: MptModel, batch: MicroBatch): tf.Tensor3D {
  * Logits [n, V] at chosen flat positions (row·T + t) only, e.g. each row's last real token when
  * generating: the vocab GEMM runs for those n rows, not for all rows·T. The caller owns the result.
  */
-export function forwardLogitsAt(model: MptModel, batch: MicroBatch, positions: Int32Array): tf.Tensor2D {
+export function forwardLogitsAt(model: MptModel, batch: TokenBatch, positions: Int32Array): tf.Tensor2D {
   const n = batch.rows * batch.seqLen;
   for (const p of positions) {
     if (!(p >= 0 && p < n)) throw new Error(`forwardLogitsAt: position ${p} is outside [0, ${n})`);
@@ -72,7 +72,7 @@ export function forwardLogitsAt(model: MptModel, batch: MicroBatch, positions: I
 /** Σ token losses over labels != -100 after the shift, and their count; no gradient is formed. */
 export async function evaluateLoss(
   model: MptModel,
-  batch: MicroBatch,
+  batch: TokenBatch,
 ): Promise<{ readonly lossSum: number; readonly supervisedTokens: number }> {
   const targets = shiftedTargets(batch);
   const h = forwardHidden(model, batch);

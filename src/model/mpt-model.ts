@@ -6,14 +6,7 @@
 // step setLoraWeights(map) with the trainer's current host Float32Arrays (PEFT names, A [r, in],
 // B [out, r]); the model copies them to the device and never modifies them.
 import * as tf from '@tensorflow/tfjs-core';
-import { AttentionBiasCache } from './attention-mask.ts';
-import type { ComputeLayout } from './backend.ts';
-import type { BlockLora, BlockWeights } from './block.ts';
 import type { MptConfig } from '../checkpoint/config.ts';
-import type { HostTensor } from '../formats/host-tensor.ts';
-import { transposeHost } from './host-transpose.ts';
-import type { LoraFactors } from './linear.ts';
-import { denseWeightSource, int8WeightSource, type LinearWeightSource } from './linear-weights.ts';
 import {
   type LoraSettings,
   type LoraTarget,
@@ -24,6 +17,13 @@ import {
   type MptLinearName,
   modulePath,
 } from '../checkpoint/lora-targets.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
+import { AttentionBiasCache } from './attention-mask.ts';
+import type { ComputeLayout } from './backend.ts';
+import type { BlockLora, BlockWeights } from './block.ts';
+import { transposeHost } from './host-transpose.ts';
+import type { LoraFactors } from './linear.ts';
+import { denseWeightSource, int8WeightSource, type LinearWeightSource } from './linear-weights.ts';
 import type { VocabChunks } from './loss.ts';
 import { defaultVocabChunk, vocabChunks } from './vocab-chunks.ts';
 

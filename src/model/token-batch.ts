@@ -1,11 +1,11 @@
-// The unit of work the model computes: `rows` sequences of `seqLen` token ids with their labels
-// (-100 = not supervised) and right-padding mask, validated once; and its supervised positions
-// after the one-token shift (position t predicts labels[t + 1]).
+// What the model takes in: `rows` sequences of `seqLen` token ids with their labels (-100 = not
+// supervised) and right-padding mask, validated once; and its supervised positions after the
+// one-token shift (position t predicts labels[t + 1]). A training MicroBatch (src/data) is one;
+// generation passes ids alone.
+import { IGNORE_INDEX } from '../data/tokenize-example.ts';
 import type { Targets } from './loss.ts';
 
-export const IGNORE_INDEX = -100;
-
-export interface MicroBatch {
+export interface TokenBatch {
   readonly rows: number;
   readonly seqLen: number;
   /** [rows, seqLen] row-major token ids. */
@@ -17,7 +17,7 @@ export interface MicroBatch {
 }
 
 /** Throws naming the field, row and position of the first bad value. */
-export function validateMicroBatch(b: MicroBatch, vocabSize: number, maxSeqLen: number): void {
+export function validateTokenBatch(b: TokenBatch, vocabSize: number, maxSeqLen: number): void {
   const n = b.rows * b.seqLen;
   if (!Number.isInteger(b.rows) || b.rows < 1 || !Number.isInteger(b.seqLen) || b.seqLen < 1) {
     throw new Error(`micro-batch: rows (${b.rows}) and seqLen (${b.seqLen}) must be positive integers`);
@@ -53,7 +53,7 @@ export function validateMicroBatch(b: MicroBatch, vocabSize: number, maxSeqLen: 
 }
 
 /** Positions with a target after the shift: row index b·T + t where labels[b][t+1] != -100. */
-export function shiftedTargets(b: MicroBatch): Targets {
+export function shiftedTargets(b: TokenBatch): Targets {
   const labels = b.labels;
   if (labels == null) return { rows: new Int32Array(0), labels: new Int32Array(0) };
   const rows: number[] = [];

@@ -5,6 +5,7 @@
 // Gradient checkpointing keeps only each block's input during the forward and recomputes the block
 // (same dropout masks, derived from DropoutSeed) right before its backward.
 import * as tf from '@tensorflow/tfjs-core';
+import type { MPT_LINEARS } from '../checkpoint/lora-targets.ts';
 import { AttentionMask } from './attention-mask.ts';
 import {
   type BlockEnv,
@@ -18,10 +19,9 @@ import {
 import { type DropoutSeed, dropoutMask } from './dropout.ts';
 import { transposeHost } from './host-transpose.ts';
 import { layerNormBackward, layerNormForward } from './layer-norm.ts';
-import type { MPT_LINEARS } from '../checkpoint/lora-targets.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import { type MicroBatch, shiftedTargets, validateMicroBatch } from './token-batch.ts';
 import type { MptModel } from './mpt-model.ts';
+import { shiftedTargets, type TokenBatch, validateTokenBatch } from './token-batch.ts';
 
 export interface TrainStepOptions {
   /** Recompute each block in the backward instead of keeping its activations. */
@@ -38,7 +38,7 @@ export interface TrainStepResult {
   readonly grads: Map<string, Float32Array>;
 }
 
-export function blockEnv(model: MptModel, batch: MicroBatch, mask: AttentionMask): BlockEnv {
+export function blockEnv(model: MptModel, batch: TokenBatch, mask: AttentionMask): BlockEnv {
   const c = model.config;
   return {
     layout: model.layout,
@@ -83,14 +83,14 @@ function disposeKeep(k: BlockKeep): void {
 /** Runs forward and backward of one micro-batch with the model's current LoRA weights. */
 export async function computeLoraGradients(
   model: MptModel,
-  batch: MicroBatch,
+  batch: TokenBatch,
   options: TrainStepOptions = {},
 ): Promise<TrainStepResult> {
   const c = model.config;
   if (model.lora === null)
     throw new Error('computeLoraGradients: the model has no LoRA adapter (configureLora)');
   if (batch.labels == null) throw new Error('computeLoraGradients: the micro-batch has no labels');
-  validateMicroBatch(batch, c.vocabSize, c.maxSeqLen);
+  validateTokenBatch(batch, c.vocabSize, c.maxSeqLen);
   const pdrop = { attn_pdrop: c.attn.attnPdrop, resid_pdrop: c.residPdrop, emb_pdrop: c.embPdrop };
   for (const [field, p] of Object.entries(pdrop)) {
     // Base-model dropout would change the training loss; MPT checkpoints ship 0 for all three.

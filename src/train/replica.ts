@@ -7,6 +7,9 @@ import { vectorChecksum } from './checksum.ts';
 import { clipByGlobalNorm } from './clip.ts';
 import type { ParamLayout } from './param-layout.ts';
 
+/** Gradient clipping norm: the HF Trainer's max_grad_norm default, which finetune.py keeps. */
+export const MAX_GRAD_NORM = 1.0;
+
 export interface FinalGradient {
   readonly grad: Float32Array;
   /** Global norm before clipping. */

@@ -1,14 +1,14 @@
 // Everything a run needs from its data, built the same way by `finetune` and the coordinator: load
 // and validate rows, format with the prompt template, tokenize with alpaca-lora's masking, split off
 // the validation set, and plan every step's micro-batches (src/data). Logs a one-line summary.
-import { homedir } from 'node:os';
 import { buildDataPlan, buildEvalMicroBatches, type DataPlan } from '../data/data-plan.ts';
 import { planFingerprint } from '../data/fingerprint.ts';
-import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { prepareData } from '../data/prepare.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
+import type { Events } from '../events/events.ts';
+import type { HubOptions } from '../hub/hf-cache.ts';
 
 export interface RunDataOptions {
   readonly dataPath: string;
@@ -25,7 +25,9 @@ export interface RunDataOptions {
   readonly seed: number;
   readonly groupByLength: boolean;
   readonly skipBadRows: boolean;
-  readonly log: (line: string) => void;
+  /** Where a dataset id is looked up (and downloaded to). */
+  readonly hub: HubOptions;
+  readonly events: Events;
 }
 
 export interface RunData {
@@ -53,11 +55,15 @@ export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
     valSetSize: o.valSetSize,
     seed: o.seed,
     skipBadRows: o.skipBadRows,
-    hub: hubOptionsFromEnv(process.env, homedir()),
+    hub: o.hub,
   });
   const { loaded, train, val } = prepared;
   if (loaded.skipped.length > 0) {
-    o.log(`skipped ${loaded.skipped.length} bad rows (--skip_bad_rows), first: ${loaded.skipped[0]!.reason}`);
+    o.events.warn(
+      'warning',
+      `skipped ${loaded.skipped.length} bad rows (--skip_bad_rows), first: ${loaded.skipped[0]!.reason}`,
+      { skipped_rows: loaded.skipped.length },
+    );
   }
   const planOptions = {
     batchSize: o.batchSize,
@@ -68,10 +74,18 @@ export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
     maxSteps: o.maxSteps,
   };
   const plan = buildDataPlan({ examples: train, ...planOptions });
-  o.log(
+  o.events.info(
+    'data_ready',
     `data: ${loaded.records.length} records from ${loaded.files.length} file(s), ${train.length} train / ${val.length} validation, ` +
       `${plan.totalSteps} steps (${plan.stepsPerEpoch}/epoch, ${plan.gradientAccumulationSteps} micro-batches of ${o.microBatchSize} each) ` +
       `[${((Date.now() - t0) / 1000).toFixed(1)} s]`,
+    {
+      records: loaded.records.length,
+      train_examples: train.length,
+      val_examples: val.length,
+      total_steps: plan.totalSteps,
+      steps_per_epoch: plan.stepsPerEpoch,
+    },
   );
   return {
     plan,

@@ -3,8 +3,8 @@
 // seed). Written to a temporary name, fsynced and renamed, so a crash never leaves half a checkpoint.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostTensor } from '../formats/host-tensor.ts';
 import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
+import type { HostTensor } from '../formats/host-tensor.ts';
 import { SafetensorsReader, writeSafetensors } from '../formats/safetensors.ts';
 import { writeDirAtomic } from './atomic-write.ts';
 import { checkpointName } from './checkpoint-dirs.ts';

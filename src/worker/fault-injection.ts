@@ -1,6 +1,12 @@
 // Faults a worker injects into itself, for the fault tests only (docs/faults.md): slow compute, a
 // stall that stops the whole process answering, a corrupted replica, a delayed all-reduce. Parsed
-// once from the hidden `lora-mpt worker --inject_fault` flag; nothing is injected without it.
+// once from the `lora-mpt worker --inject_fault` flag; nothing is injected without it. They wrap the
+// worker's parts (compute, send, reduce, message handling) from outside: ReplicaWorker knows none.
+import type { Events } from '../events/events.ts';
+import type { CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import { MicroBatchKind } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { MicroBatchCompute } from './model-compute.ts';
+import type { ReduceFn, ReplicaWorker, SendFn } from './replica-worker.ts';
 
 export interface FaultPlan {
   /** Extra milliseconds after every micro-batch (awaited: a slow but live straggler). */
@@ -63,4 +69,99 @@ export function parseFaultPlan(spec: string): FaultPlan {
 export function blockForever(): never {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   for (;;) Atomics.wait(cell, 0, 0);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wraps a worker's parts with the faults of `plan`; each fault fires as the plan says, once where it says so. */
+export class FaultInjector {
+  private trainResults = 0;
+  private stalled = false;
+  private delayed = false;
+  private corrupted = false;
+
+  constructor(
+    private readonly plan: FaultPlan,
+    private readonly events: Events,
+  ) {}
+
+  /** slow_ms: every train micro-batch takes that much longer (a live straggler). */
+  compute(inner: MicroBatchCompute): MicroBatchCompute {
+    const ms = this.plan.slowMs;
+    if (!ms) return inner;
+    return {
+      setAdapter: (p) => inner.setAdapter(p),
+      evaluate: (mb) => inner.evaluate(mb),
+      train: async (mb) => {
+        const r = await inner.train(mb);
+        await sleep(ms);
+        return r;
+      },
+    };
+  }
+
+  /**
+   * stall_after_microbatches: after the Nth train result leaves, nothing else does; 300 ms later
+   * (the result reaches the coordinator, as a real hang keeps the socket's buffer) the process blocks.
+   */
+  send(inner: SendFn): SendFn {
+    const n = this.plan.stallAfterMicroBatches;
+    if (n === undefined) return inner;
+    return (msg) => {
+      if (this.stalled) return;
+      inner(msg);
+      const b = msg.body;
+      if (b?.$case !== 'result' || b.value.kind !== MicroBatchKind.MICRO_BATCH_KIND_TRAIN) return;
+      if (++this.trainResults < n) return;
+      this.stalled = true;
+      setTimeout(() => {
+        this.events.warn(
+          'fault_injected',
+          `fault injection: stalled after ${this.trainResults} micro-batches`,
+          {
+            fault: 'stall',
+            micro_batches: this.trainResults,
+          },
+        );
+        // Let the line reach the pipe before the thread stops for good.
+        setTimeout(blockForever, 50);
+      }, 300);
+    };
+  }
+
+  /** delay_reduce=STEP:MS: before its first all-reduce of STEP or later, hold back MS (the round is in flight). */
+  reduce(inner: ReduceFn): ReduceFn {
+    const d = this.plan.delayReduce;
+    if (!d) return inner;
+    return async (round) => {
+      if (round.step >= d.step && !this.delayed) {
+        this.delayed = true;
+        this.events.warn(
+          'fault_injected',
+          `fault injection: holding back from the all-reduce of step ${round.step} generation ${round.generation} for ${d.ms} ms`,
+          { fault: 'delay_reduce', step: round.step, generation: round.generation, ms: d.ms },
+        );
+        await sleep(d.ms);
+        if (round.signal.aborted) throw new Error('aborted while held back (fault injection)');
+      }
+      return inner(round);
+    };
+  }
+
+  /** corrupt_replica_after_step=N: after handling its first commit of step N or later, one adapter value changes. */
+  afterHandle(msg: CoordinatorMessage, worker: ReplicaWorker, compute: MicroBatchCompute): void {
+    const after = this.plan.corruptReplicaAfterStep;
+    const b = msg.body;
+    if (after === undefined || this.corrupted || b?.$case !== 'stepCommit' || b.value.step < after) return;
+    const state = worker.state;
+    if (!state) return;
+    this.corrupted = true;
+    state.params[0] = state.params[0]! + 0.5; // as a bit flip in the replica's memory would
+    compute.setAdapter(state.params);
+    this.events.warn(
+      'fault_injected',
+      `fault injection: corrupted this replica's adapter after step ${b.value.step}`,
+      { fault: 'corrupt_replica', step: b.value.step },
+    );
+  }
 }

@@ -2,31 +2,21 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
-import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import type { MicroBatch } from '../data/micro-batch.ts';
+import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { flatten, type ParamLayout, unflatten } from '../train/param-layout.ts';
 
-/** A micro-batch as the model takes it: ids, labels (-100 unsupervised) and mask, [rows, seqLen]. */
-export interface ComputeBatch {
-  /** Global micro-batch id: seeds LoRA dropout, so any process drops the same inputs. */
-  readonly id: number;
-  readonly rows: number;
-  readonly seqLen: number;
-  readonly inputIds: Int32Array;
-  readonly labels: Int32Array;
-  readonly attentionMask: Int32Array;
-}
-
 export interface MicroBatchCompute {
   /** Sets the LoRA weights (flat, in layout order) used by the following micro-batches. */
   setAdapter(params: Float32Array): void;
   /** Gradient of the SUM of token losses, flat in layout order (a new array the caller may keep). */
-  train(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }>;
-  evaluate(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number }>;
+  train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }>;
+  evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }>;
 }
 
 export interface LoraRunSettings {
@@ -50,7 +40,8 @@ export class ModelCompute implements MicroBatchCompute {
     this.model.setLoraWeights(unflatten(this.layout, params));
   }
 
-  async train(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
+  /** The micro-batch id seeds LoRA dropout, so any process drops the same inputs. */
+  async train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
     const r = await computeLoraGradients(this.model, mb, {
       gradientCheckpointing: this.s.gradientCheckpointing,
       ...(this.s.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
@@ -58,7 +49,7 @@ export class ModelCompute implements MicroBatchCompute {
     return { lossSum: r.lossSum, tokens: r.supervisedTokens, grad: flatten(this.layout, r.grads) };
   }
 
-  async evaluate(mb: ComputeBatch): Promise<{ lossSum: number; tokens: number }> {
+  async evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }> {
     const r = await evaluateLoss(this.model, mb);
     return { lossSum: r.lossSum, tokens: r.supervisedTokens };
   }

@@ -4,15 +4,16 @@
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
 import { credentials } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { channelOptions } from '../coordinator/grpc-server.ts';
-import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import { allReduceSum } from '../collective/index.ts';
+import type { Events } from '../events/events.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import { channelOptions } from '../protocol/channel.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
-import type { AdapterReplica } from '../train/replica.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
-import type { FaultPlan } from './fault-injection.ts';
+import { FaultInjector, type FaultPlan } from './fault-injection.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
-import { ReplicaWorker } from './replica-worker.ts';
+import { type ReduceFn, ReplicaWorker } from './replica-worker.ts';
 
 export interface PreparedModel {
   readonly compute: MicroBatchCompute;
@@ -29,12 +30,11 @@ export interface WorkerSessionOptions {
   readonly nc: NatsConnection;
   /** Loads the base model and LoRA layout the run names. Called again only if the run config changes. */
   prepare(run: RunConfig): Promise<PreparedModel>;
-  log(line: string): void;
+  readonly events: Events;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
   /** Give up after this long without reaching a coordinator (default: never). */
   readonly giveUpAfterMs?: number;
-  readonly afterCommit?: (replica: AdapterReplica, step: number) => void;
   /** Faults to inject (tests only: `lora-mpt worker --inject_fault`). */
   readonly faults?: FaultPlan;
 }
@@ -66,7 +66,14 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         );
       }
       const wait = Math.round(delay * (0.5 + Math.random() / 2));
-      o.log(`coordinator ${o.coordinator}: ${outcome.why}; reconnecting in ${wait} ms`);
+      o.events.info(
+        'reconnecting',
+        `coordinator ${o.coordinator}: ${outcome.why}; reconnecting in ${wait} ms`,
+        {
+          wait_ms: wait,
+          why: outcome.why,
+        },
+      );
       await new Promise((r) => setTimeout(r, wait));
       delay = Math.min(delay * 2, o.backoffMaxMs ?? 10_000);
     }
@@ -81,6 +88,8 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       let settled = false;
       let heartbeat: NodeJS.Timeout | undefined;
       let worker: ReplicaWorker | undefined;
+      let compute: MicroBatchCompute | undefined;
+      let injector: FaultInjector | undefined;
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
@@ -116,25 +125,44 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           intervalMs,
         );
         if (prepared?.key !== runConfigJson) {
-          o.log(`loading base model ${run.baseModel}`);
+          o.events.info('model_loading', `loading base model ${run.baseModel}`, {
+            base_model: run.baseModel,
+          });
           prepared = { key: runConfigJson, model: await o.prepare(run) };
         }
         const model = prepared.model;
         if (model.fingerprint !== fingerprint) {
-          o.log(`warning: base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`);
+          o.events.warn(
+            'warning',
+            `base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`,
+          );
         }
+        const faults = o.faults ? new FaultInjector(o.faults, o.events) : undefined;
+        const natsReduce: ReduceFn = (r) =>
+          allReduceSum({
+            nc: o.nc,
+            runId: run.runId,
+            self: o.workerId,
+            timeoutMs: run.allReduceTimeoutMs,
+            ...r,
+          });
+        compute = faults ? faults.compute(model.compute) : model.compute;
         worker = new ReplicaWorker({
           id: o.workerId,
           run,
           layout: model.layout,
-          compute: model.compute,
-          nc: o.nc,
+          compute,
           maxInFlight: o.maxInFlight,
-          send,
-          log: o.log,
-          afterCommit: o.afterCommit,
-          ...(o.faults ? { faults: o.faults } : {}),
+          send: faults ? faults.send(send) : send,
+          reduce: faults ? faults.reduce(natsReduce) : natsReduce,
+          events: o.events,
+          onFatal: (err) =>
+            settle(() => {
+              call.cancel();
+              reject(err);
+            }),
         });
+        injector = faults;
         send({ body: { $case: 'ready', value: { modelFingerprint: model.fingerprint } } });
       };
       call.on('data', (msg: CoordinatorMessage) => {
@@ -142,7 +170,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         if (!body || settled) return;
         if (body.$case === 'refused') {
           const reason = body.value.reason;
-          if (/already connected/.test(reason)) return retry(`refused: ${reason}`);
+          if (body.value.retryable) return retry(`refused for now: ${reason}`);
           return settle(() => {
             call.cancel();
             reject(new RefusedError(`the coordinator refused this worker: ${reason}`));
@@ -150,7 +178,11 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         }
         if (body.$case === 'welcome') {
           welcomed = true;
-          o.log(`joined run ${body.value.runId} as ${body.value.workerId} at step ${body.value.step}`);
+          o.events.info(
+            'session_joined',
+            `joined run ${body.value.runId} as ${body.value.workerId} at step ${body.value.step}`,
+            { run_id: body.value.runId, step: body.value.step },
+          );
           onWelcome(
             body.value.runConfigJson,
             body.value.modelFingerprint,
@@ -165,7 +197,9 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         }
         if (!worker) return;
         try {
-          if (worker.handle(msg) === 'finished') {
+          const outcome = worker.handle(msg);
+          if (injector && compute) injector.afterHandle(msg, worker, compute);
+          if (outcome === 'finished') {
             settle(() => {
               call.end();
               resolve({ kind: 'finished' });

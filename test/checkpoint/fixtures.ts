@@ -1,9 +1,9 @@
 // Where the golden MPT fixtures (made by tools/reference/make_mpt_fixtures.py) live, and small
 // helpers the loading tests share.
 import { fileURLToPath } from 'node:url';
-import type { HostTensor } from '../../../src/formats/host-tensor.ts';
+import type { HostTensor } from '../../src/formats/host-tensor.ts';
 
-export const FIXTURES = fileURLToPath(new URL('../../fixtures/mpt/', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('../fixtures/mpt/', import.meta.url));
 export const CASES = ['h12-wqkv', 'h6-all', 'h8-clip-bf16'] as const;
 
 export async function collect(it: AsyncIterable<HostTensor>): Promise<Map<string, HostTensor>> {

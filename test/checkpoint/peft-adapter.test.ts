@@ -3,15 +3,15 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loraScaling } from '../../../src/checkpoint/lora-targets.ts';
+import { loraScaling } from '../../src/checkpoint/lora-targets.ts';
 import {
   loraConfigJson,
   newLoraConfig,
   parseLoraConfig,
   readPeftAdapter,
   writePeftAdapter,
-} from '../../../src/checkpoint/peft-adapter.ts';
-import { pyFloatRepr, pyJsonDumps } from '../../../src/formats/py-json.ts';
+} from '../../src/checkpoint/peft-adapter.ts';
+import { pyFloatRepr, pyJsonDumps } from '../../src/formats/py-json.ts';
 import { CASES, FIXTURES, sameBits } from './fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-peft-'));

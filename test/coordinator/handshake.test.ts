@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { type CoordinatorServer, startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
-import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
+import { silentEvents } from '../../src/events/events.ts';
 import {
   CoordinatorClient,
   type CoordinatorMessage,
   type WorkerMessage,
 } from '../../src/proto/lora_mpt/v1/coordinator.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
 
@@ -39,7 +40,7 @@ describe('coordinator handshake', () => {
       onCommit: async () => {},
       onEval: async () => {},
       afterStep: async () => {},
-      log: () => {},
+      events: silentEvents,
     });
     server = await startCoordinatorServer({
       listen: '127.0.0.1:0',
@@ -49,7 +50,7 @@ describe('coordinator handshake', () => {
       modelFingerprint: 'fp-good',
       heartbeatIntervalMs: 1000,
       heartbeatTimeoutMs: 10_000,
-      log: () => {},
+      events: silentEvents,
     });
   });
   after(async () => {

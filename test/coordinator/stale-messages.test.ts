@@ -3,23 +3,27 @@ import { after, describe, it } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import type { WorkerLink } from '../../src/coordinator/members.ts';
-import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
-import { type PlannedMicroBatch, StepDriver } from '../../src/coordinator/step-driver.ts';
+import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import { workerId } from '../../src/coordinator/step-ledger.ts';
+import type { MicroBatch } from '../../src/data/micro-batch.ts';
+import { silentEvents } from '../../src/events/events.ts';
 import {
   CoordinatorClient,
   type CoordinatorMessage,
   MicroBatchKind,
 } from '../../src/proto/lora_mpt/v1/coordinator.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica, finalizeGradient } from '../../src/train/replica.ts';
+import { recordEvents } from '../support/recorded-events.ts';
 
 // The coordinator's side of "messages from an older generation or another run are ignored"
 // (the collective's own frames are covered in test/collective/faults.test.ts).
 
 const layout = paramLayout([{ name: 'a', shape: [4] }]);
-const mb = (id: number): PlannedMicroBatch => ({
+const mb = (id: number): MicroBatch => ({
   id,
+  step: 0,
   rows: 1,
   seqLen: 2,
   inputIds: Int32Array.of(1, 2),
@@ -30,7 +34,7 @@ const mb = (id: number): PlannedMicroBatch => ({
 /** A driver for 2 steps of micro-batches [10, 11] and [20, 21]; the test plays worker and collective. */
 function harness() {
   const replica = new AdapterReplica(layout, Float32Array.of(0.1, 0.2, 0.3, 0.4));
-  const lines: string[] = [];
+  const recorded = recordEvents();
   const rounds: { generation: number; resolve(sum: Float32Array): void; reject(e: Error): void }[] = [];
   const commits: number[] = [];
   const driver = new StepDriver({
@@ -53,7 +57,7 @@ function harness() {
     },
     onEval: async () => {},
     afterStep: async () => {},
-    log: (l) => lines.push(l),
+    events: recorded.events,
   });
   const sent: CoordinatorMessage[] = [];
   const link: WorkerLink = { id: workerId('w0'), send: (m) => sent.push(m), close: () => {} };
@@ -75,7 +79,7 @@ function harness() {
   driver.join(link);
   driver.onReady(link.id, 'fp');
   driver.onCredit(link.id, 2);
-  return { driver, replica, lines, rounds, commits, of, report, link };
+  return { driver, replica, recorded, rounds, commits, of, report, link };
 }
 
 const gradient = () => Float32Array.of(0.5, -0.5, 0.25, 0);
@@ -107,7 +111,7 @@ describe('coordinator ignores stale messages', () => {
     await tick();
     assert.deepEqual(h.of('stepCommit'), [], 'a result of the aborted generation does not commit');
     assert.match(
-      h.lines.join('\n'),
+      h.recorded.texts(),
       new RegExp(`ignored reduce result of step 0 generation ${first.generation}`),
     );
     h.driver.onReduceResult(h.link.id, result(second.generation));
@@ -138,7 +142,13 @@ describe('coordinator ignores stale messages', () => {
     assert.deepEqual(h.commits, [0]);
     assert.match(h.driver.describe(), /^step 1: 0 micro-batches pending/);
     h.report(0, 10); // a late duplicate of step 0
-    assert.match(h.lines.join('\n'), /ignored train result of micro-batch 10 \(step 0\) from w0/);
+    assert.match(h.recorded.texts(), /ignored train result of micro-batch 10 \(step 0\) from w0/);
+    assert.ok(
+      h.recorded.records.some(
+        (r) => r.name === 'result_ignored' && r.fields.micro_batch === 10 && r.fields.worker === 'w0',
+      ),
+      'a result_ignored event names the micro-batch and the worker',
+    );
     assert.equal(h.of('reduceStart').length, 1, 'step 1 is not whole: no all-reduce starts');
   });
 });
@@ -159,7 +169,7 @@ describe('coordinator handshake over gRPC', () => {
       modelFingerprint: 'fp',
       heartbeatIntervalMs: 1000,
       heartbeatTimeoutMs: 5000,
-      log: () => {},
+      events: silentEvents,
     });
     closers.push(() => server.close());
     const client = new CoordinatorClient(`127.0.0.1:${server.port}`, credentials.createInsecure());

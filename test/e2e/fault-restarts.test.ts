@@ -40,7 +40,9 @@ describe('coordinator and NATS faults', () => {
       minWorkers: 2,
     });
     try {
-      await d.coordinator.waitFor(/saved .*checkpoint-2/, 120_000);
+      await d.coordinator.waitForEvent('checkpoint_saved', (e) => /checkpoint-2$/.test(String(e.path)), {
+        ms: 120_000,
+      });
       const t0 = Date.now();
       await d.coordinator.kill('SIGKILL');
       // Keep the newest checkpoint as it was at the kill, for a separate resumed run to compare with.
@@ -63,16 +65,21 @@ describe('coordinator and NATS faults', () => {
         '2',
       ]);
       try {
-        const m = await again.waitFor(/resuming run \S+ from \S+checkpoint-(\d+) at step (\d+)/, 120_000);
-        assert.equal(m[1], m[2]);
-        assert.equal(`checkpoint-${m[1]}`, newest, 'it resumed from the newest checkpoint');
-        for (const w of d.workers) await w.waitFor(/reconnecting in \d+ ms/);
-        await again.waitFor(new RegExp(`ledger of step ${Number(m[2]) + 1}:`), 120_000);
-        recovery(t, `coordinator SIGKILLed -> restarted one committed step ${Number(m[2]) + 1}`, t0);
+        const m = await again.waitForEvent('run_resumed', undefined, { ms: 120_000 });
+        const dir = /checkpoint-(\d+)$/.exec(String(m.from));
+        assert.equal(Number(dir?.[1]), m.step);
+        assert.equal(`checkpoint-${dir?.[1]}`, newest, 'it resumed from the newest checkpoint');
+        for (const w of d.workers) await w.waitForEvent('reconnecting');
+        await again.waitForEvent('step_committed', (e) => e.step === m.step! + 1, { ms: 120_000 });
+        recovery(t, `coordinator SIGKILLed -> restarted one committed step ${m.step! + 1}`, t0);
         assert.equal(await again.exited(), 0, again.output());
         for (const w of d.workers) {
           assert.equal(await w.exited(), 0, w.output());
-          assert.equal(w.output().match(/joined run /g)?.length, 2, 'welcomed by both coordinators');
+          assert.equal(
+            w.events().filter((e) => e.event === 'session_joined').length,
+            2,
+            'welcomed by both coordinators',
+          );
         }
       } finally {
         await again.kill();
@@ -115,17 +122,20 @@ describe('coordinator and NATS faults', () => {
     // w1 holds back from an all-reduce for 3 s: the round is in flight while NATS goes away.
     const w1 = d.startWorker('w1', ['--inject_fault', 'delay_reduce=1:3000']);
     try {
-      const m = await w1.waitFor(/holding back from the all-reduce of step (\d+) generation (\d+)/, 120_000);
+      const m = await w1.waitForEvent('fault_injected', (e) => e.fault === 'delay_reduce', { ms: 120_000 });
       const t0 = Date.now();
       await nats.restart();
-      await d.coordinator.waitFor(new RegExp(`step ${m[1]} generation ${m[2]} aborted`));
-      await d.coordinator.waitFor(new RegExp(`ledger of step ${Number(m[1]) + 1}:`), 120_000);
+      await d.coordinator.waitForEvent(
+        'reduce_aborted',
+        (e) => e.step === m.step && e.generation === m.generation,
+      );
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === m.step! + 1, { ms: 120_000 });
       recovery(t, 'nats-server restarted -> the step in flight committed', t0);
       assert.equal(await d.coordinator.exited(), 0, d.coordinator.output());
       for (const w of d.workers) assert.equal(await w.exited(), 0, w.output());
       const records = stepRecords(out);
       assertLedgersWhole(records, 4);
-      assert.ok(records[Number(m[1])]!.generation > Number(m[2]), 'committed under a later generation');
+      assert.ok(records[m.step!]!.generation > m.generation!, 'committed under a later generation');
     } finally {
       await d.stop();
     }

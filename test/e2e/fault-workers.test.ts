@@ -9,7 +9,6 @@ import {
   recovery,
   splitByWorker,
   stepRecords,
-  waitAfter,
   writeReference,
 } from '../support/fault-run.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
@@ -47,18 +46,18 @@ describe('worker faults', () => {
     // w2 reports 3 micro-batches, then hangs holding the next one; it is killed there.
     const victim = d.startWorker('w2', ['--inject_fault', 'stall_after_microbatches=3']);
     // It is a replica before the others start, so it surely takes part in the run.
-    await victim.waitFor(/replica synced/, 120_000);
+    await victim.waitForEvent('replica_synced', undefined, { ms: 120_000 });
     const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
-      await victim.waitFor(/stalled after 3 micro-batches/, 120_000);
+      await victim.waitForEvent('fault_injected', (e) => e.fault === 'stall' && e.micro_batches === 3, {
+        ms: 120_000,
+      });
       const t0 = Date.now();
       await victim.kill('SIGKILL');
-      const m = await d.coordinator.waitFor(
-        /requeued micro-batches ([\d, ]+) of w2 \(step index (\d+); computed \[([\d, ]*)\], held \[([\d, ]*)\]\)/,
-      );
-      const [ids, stepIndex, computed] = [m[1]!.split(', ').map(Number), Number(m[2]), m[3]!];
-      assert.ok(computed !== '', 'the victim had reported micro-batches of the step it died in');
-      await d.coordinator.waitFor(new RegExp(`ledger of step ${stepIndex + 1}:`));
+      const m = await d.coordinator.waitForEvent('microbatches_requeued', (e) => e.worker === 'w2');
+      const [ids, stepIndex, computed] = [m.micro_batches as number[], m.step!, m.computed as number[]];
+      assert.ok(computed.length > 0, 'the victim had reported micro-batches of the step it died in');
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === stepIndex + 1);
       recovery(t, 'worker SIGKILLed mid-step -> its step committed', t0);
       await exitsCleanly(d.coordinator, w0, w1);
       const records = stepRecords(out);
@@ -87,30 +86,38 @@ describe('worker faults', () => {
     // w2 hangs before sending its part of its first all-reduce from step index 1 on; killed there.
     const victim = d.startWorker('w2', ['--inject_fault', 'delay_reduce=1:600000']);
     // It is a replica before the others start, so it surely takes part in the run.
-    await victim.waitFor(/replica synced/, 120_000);
+    await victim.waitForEvent('replica_synced', undefined, { ms: 120_000 });
     const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
-      const m = await victim.waitFor(
-        /holding back from the all-reduce of step (\d+) generation (\d+)/,
-        120_000,
-      );
-      const [step, generation] = [Number(m[1]), Number(m[2])];
+      const m = await victim.waitForEvent('fault_injected', (e) => e.fault === 'delay_reduce', {
+        ms: 120_000,
+      });
+      const [step, generation] = [m.step!, m.generation!];
       const t0 = Date.now();
       await victim.kill('SIGKILL');
-      await d.coordinator.waitFor(
-        new RegExp(`step ${step} generation ${generation} aborted: member w2 was lost`),
+      await d.coordinator.waitForEvent(
+        'reduce_aborted',
+        (e) => e.step === step && e.generation === generation && e.reason === 'member w2 was lost',
       );
-      await d.coordinator.waitFor(new RegExp(`ledger of step ${step + 1}:`));
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === step + 1);
       recovery(t, 'member SIGKILLed in the all-reduce -> step committed under a new generation', t0);
       await exitsCleanly(d.coordinator, w0, w1);
       for (const w of [w0, w1]) {
-        assert.match(w.output(), new RegExp(`step ${step} generation ${generation} aborted`));
+        assert.ok(
+          w
+            .events()
+            .some((e) => e.event === 'reduce_aborted' && e.step === step && e.generation === generation),
+          `${w.name} left the aborted round`,
+        );
       }
       const records = stepRecords(out);
       assertLedgersWhole(records, 4);
       assert.ok(records[step]!.generation > generation, 'the step committed under a later generation');
       // Survivors applied nothing of the aborted round: their replicas still agree with the coordinator.
-      assert.doesNotMatch(d.coordinator.output(), /replica state differs/);
+      assert.ok(
+        !d.coordinator.events().some((e) => /replica state differs/.test(String(e.reason))),
+        'no replica diverged',
+      );
       assert.equal(records.at(-1)!.replica_mismatches, 0);
     } finally {
       await d.stop();
@@ -129,13 +136,12 @@ describe('worker faults', () => {
       workerFlags: ['--inject_fault', 'slow_ms=500'],
     });
     try {
-      await d.coordinator.waitFor(/ledger of step 1:/, 120_000);
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === 1, { ms: 120_000 });
       const t0 = Date.now();
       const late = d.startWorker('late');
-      const m = await late.waitFor(/replica synced at step (\d+)/, 120_000);
-      const from = Number(m[1]);
+      const from = (await late.waitForEvent('replica_synced', undefined, { ms: 120_000 })).step!;
       assert.ok(from >= 1, 'it joined after step 1 was committed');
-      await d.coordinator.waitFor(/micro-batches .*late:/);
+      await d.coordinator.waitForEvent('step_committed', (e) => 'late' in (e.micro_batches as object));
       recovery(t, 'late worker started -> first step it computed committed', t0);
       await exitsCleanly(d.coordinator, d.workers[0]!, late);
       const records = stepRecords(out);
@@ -172,7 +178,10 @@ describe('worker faults', () => {
         `split ${JSON.stringify([...split])}`,
       );
       // At a step's tail the idle fast workers take what the straggler held but had not started.
-      assert.match(d.coordinator.output(), /revoked micro-batches [\d, ]+ from slow before it started them/);
+      assert.ok(
+        d.coordinator.events().some((e) => e.event === 'microbatches_revoked' && e.worker === 'slow'),
+        'micro-batches the straggler had queued were revoked',
+      );
     } finally {
       await d.stop();
     }
@@ -191,23 +200,27 @@ describe('worker faults', () => {
     // Alive (heartbeats flow while it waits) but 3 s per micro-batch: past the deadline every time.
     const slow = d.startWorker('slow', ['--inject_fault', 'slow_ms=3000']);
     // It is a replica before the others start, so it surely takes part in the run.
-    await slow.waitFor(/replica synced/, 120_000);
+    await slow.waitForEvent('replica_synced', undefined, { ms: 120_000 });
     const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
-      const before = d.coordinator.output().length;
+      const before = d.coordinator.events().length;
       // The run starts (micro-batches are dealt) once a second replica is synced.
-      await Promise.race([w0.waitFor(/replica synced/, 120_000), w1.waitFor(/replica synced/, 120_000)]);
+      await Promise.race([
+        w0.waitForEvent('replica_synced', undefined, { ms: 120_000 }),
+        w1.waitForEvent('replica_synced', undefined, { ms: 120_000 }),
+      ]);
       const t0 = Date.now();
-      await waitAfter(
-        d.coordinator,
-        before,
-        /worker slow lost: micro-batches [\d, ]+ not reported within 2000 ms/,
+      await d.coordinator.waitForEvent(
+        'worker_lost',
+        (e) =>
+          e.worker === 'slow' && /^micro-batches [\d, ]+ not reported within 2000 ms$/.test(String(e.why)),
+        { from: before },
       );
       recovery(t, 'run started -> the slow worker declared lost (2000 ms deadline)', t0);
       await exitsCleanly(d.coordinator, w0, w1);
       assertLedgersWhole(stepRecords(out), 4);
       // The dropped worker was not refused: it reconnects with backoff to be re-synced.
-      await slow.waitFor(/reconnecting in \d+ ms/);
+      await slow.waitForEvent('reconnecting');
     } finally {
       await d.stop();
     }
@@ -225,12 +238,17 @@ describe('worker faults', () => {
     });
     const hung = d.startWorker('hung', ['--inject_fault', 'stall_after_microbatches=2']);
     // It is a replica before the others start, so it surely takes part in the run.
-    await hung.waitFor(/replica synced/, 120_000);
+    await hung.waitForEvent('replica_synced', undefined, { ms: 120_000 });
     const [w0, w1] = [d.startWorker('w0'), d.startWorker('w1')];
     try {
-      await hung.waitFor(/stalled after 2 micro-batches/, 120_000);
+      await hung.waitForEvent('fault_injected', (e) => e.fault === 'stall' && e.micro_batches === 2, {
+        ms: 120_000,
+      });
       const t0 = Date.now();
-      await d.coordinator.waitFor(/worker hung lost: no message for 3000 ms/);
+      await d.coordinator.waitForEvent(
+        'worker_lost',
+        (e) => e.worker === 'hung' && e.why === 'no message for 3000 ms',
+      );
       recovery(t, 'worker stopped answering -> declared lost (3000 ms deadline)', t0);
       await exitsCleanly(d.coordinator, w0, w1);
       assertLedgersWhole(stepRecords(out), 4);
@@ -250,11 +268,16 @@ describe('worker faults', () => {
     });
     const bad = d.startWorker('bad', ['--inject_fault', 'corrupt_replica_after_step=0']);
     try {
-      const m = await bad.waitFor(/corrupted this replica's adapter after step (\d+)/, 120_000);
+      const m = await bad.waitForEvent('fault_injected', (e) => e.fault === 'corrupt_replica', {
+        ms: 120_000,
+      });
       const t0 = Date.now();
-      await d.coordinator.waitFor(/replica state differs from the coordinator's on bad/);
-      await d.coordinator.waitFor(/re-sending the coordinator's state to bad/);
-      await d.coordinator.waitFor(new RegExp(`ledger of step ${Number(m[1]) + 2}:`));
+      await d.coordinator.waitForEvent(
+        'reduce_aborted',
+        (e) => e.reason === "replica state differs from the coordinator's on bad",
+      );
+      await d.coordinator.waitForEvent('state_resent', (e) => e.worker === 'bad');
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === m.step! + 2);
       recovery(t, 'replica corrupted -> detected, re-synced and step committed', t0);
       await exitsCleanly(d.coordinator, d.workers[0]!, bad);
       const records = stepRecords(out);
@@ -276,19 +299,21 @@ describe('worker faults', () => {
       minWorkers: 2,
     });
     try {
-      await d.coordinator.waitFor(/ledger of step 1:/, 120_000);
-      const before = d.coordinator.output().length;
+      await d.coordinator.waitForEvent('step_committed', (e) => e.step === 1, { ms: 120_000 });
+      const before = d.coordinator.events().length;
       await d.workers[1]!.kill('SIGKILL');
-      await waitAfter(d.coordinator, before, /paused: 1 of the 2 workers --min_workers asks for are ready/);
-      const paused = d.coordinator.output().length;
+      await d.coordinator.waitForEvent('run_paused', (e) => e.workers === 1 && e.min_workers === 2, {
+        from: before,
+      });
+      const paused = d.coordinator.events().length;
       const t0 = Date.now();
       const back = d.startWorker('w2');
-      const m = await waitAfter(d.coordinator, paused, /2 workers ready: resuming/, 120_000);
-      assert.doesNotMatch(
-        d.coordinator.output().slice(paused, paused + m.index),
-        /ledger of step/,
-        'no step commits while paused',
-      );
+      const resumed = await d.coordinator.waitForEvent('run_unpaused', (e) => e.workers === 2, {
+        ms: 120_000,
+        from: paused,
+      });
+      const between = d.coordinator.events().slice(paused, d.coordinator.events().indexOf(resumed));
+      assert.ok(!between.some((e) => e.event === 'step_committed'), 'no step commits while paused');
       recovery(t, 'replacement worker started -> run resumed', t0);
       await exitsCleanly(d.coordinator, d.workers[0]!, back);
       assertLedgersWhole(stepRecords(out), 4);

@@ -34,10 +34,13 @@ describe('lora-mpt finetune resume', () => {
   it('ends with the same adapter after SIGKILL at a checkpoint and --resume_from_checkpoint as without', async () => {
     const whole = startLoraMpt('finetune (whole)', flags(run, join(run.dir, 'whole')));
     assert.equal(await whole.exited(), 0, whole.output());
-    assert.match(whole.output(), /adapter: .*adapter_model\.safetensors/);
+    const written = whole.events().find((e) => e.event === 'adapter_written');
+    assert.match(String(written?.path), /adapter_model\.safetensors$/);
 
     const killed = startLoraMpt('finetune (killed)', flags(run, join(run.dir, 'resumed')));
-    await killed.waitFor(/saved .*checkpoint-4/, 120_000);
+    await killed.waitForEvent('checkpoint_saved', (e) => /checkpoint-4$/.test(String(e.path)), {
+      ms: 120_000,
+    });
     await killed.kill('SIGKILL');
     const resumed = startLoraMpt('finetune (resumed)', [
       ...flags(run, join(run.dir, 'resumed')),
@@ -45,7 +48,9 @@ describe('lora-mpt finetune resume', () => {
       'latest',
     ]);
     assert.equal(await resumed.exited(), 0, resumed.output());
-    assert.match(resumed.output(), /resuming from .*checkpoint-4 at step 4/);
+    const resumedAt = resumed.events().find((e) => e.event === 'run_resumed');
+    assert.match(String(resumedAt?.from), /checkpoint-4$/);
+    assert.equal(resumedAt?.step, 4);
 
     const a = await readPeftAdapter(join(run.dir, 'whole'));
     const b = await readPeftAdapter(join(run.dir, 'resumed'));

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { convertToFloat32 } from '../../../src/formats/dtypes.ts';
-import { SafetensorsError, SafetensorsReader, writeSafetensors } from '../../../src/formats/safetensors.ts';
-import { collect, FIXTURES, sameBits } from './fixtures.ts';
+import { convertToFloat32 } from '../../src/formats/dtypes.ts';
+import { SafetensorsError, SafetensorsReader, writeSafetensors } from '../../src/formats/safetensors.ts';
+import { collect, FIXTURES, sameBits } from '../checkpoint/fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-st-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

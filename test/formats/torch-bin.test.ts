@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { SafetensorsReader } from '../../../src/formats/safetensors.ts';
-import { TorchBinReader } from '../../../src/formats/torch-bin.ts';
-import { loadTorchPickle, PickleSecurityError } from '../../../src/formats/torch-pickle.ts';
-import { ZipArchive } from '../../../src/formats/torch-zip.ts';
+import { SafetensorsReader } from '../../src/formats/safetensors.ts';
+import { TorchBinReader } from '../../src/formats/torch-bin.ts';
+import { loadTorchPickle, PickleSecurityError } from '../../src/formats/torch-pickle.ts';
+import { ZipArchive } from '../../src/formats/torch-zip.ts';
+import { collect, FIXTURES, sameBits } from '../checkpoint/fixtures.ts';
 import { craftZip } from './craft-zip.ts';
-import { collect, FIXTURES, sameBits } from './fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-bin-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { TorchBinReader } from '../../../src/formats/torch-bin.ts';
-import { collect } from './fixtures.ts';
+import { TorchBinReader } from '../../src/formats/torch-bin.ts';
+import { collect } from '../checkpoint/fixtures.ts';
 
 // Files written by real torch.save (tools/reference/make_pickle_fixtures.py), with the values torch holds.
-const DIR = fileURLToPath(new URL('../../fixtures/torch-save/', import.meta.url));
+const DIR = fileURLToPath(new URL('../fixtures/torch-save/', import.meta.url));
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as Record<
   string,
   Record<string, number[]>

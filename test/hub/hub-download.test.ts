@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hubOptionsFromEnv } from '../../../src/hub/hf-cache.ts';
-import { modelFiles } from '../../../src/hub/hub-download.ts';
-import { openCheckpoint } from '../../../src/checkpoint/checkpoint.ts';
-import { ModelNotFoundError, resolveModel } from '../../../src/hub/models.ts';
-import { writeRandomMpt } from '../../../src/checkpoint/random-init.ts';
-import { SHARED_TOKENIZER } from '../../support/tiny-run.ts';
+import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { writeRandomMpt } from '../../src/checkpoint/random-init.ts';
+import { hubOptionsFromEnv } from '../../src/hub/hf-cache.ts';
+import { modelFiles } from '../../src/hub/hub-download.ts';
+import { ModelNotFoundError, resolveModel } from '../../src/hub/models.ts';
+import { SHARED_TOKENIZER } from '../support/tiny-run.ts';
 
 // A stand-in for the Hub's HTTP API on loopback, serving a real (tiny, random) MPT checkpoint.
 describe('downloading a model id into the Hugging Face cache', () => {

@@ -11,9 +11,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openCheckpoint } from '../../../src/checkpoint/checkpoint.ts';
-import { hubCacheDir, ModelNotFoundError, resolveModel } from '../../../src/hub/models.ts';
-import { FIXTURES } from './fixtures.ts';
+import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { hubCacheDir, ModelNotFoundError, resolveModel } from '../../src/hub/models.ts';
+import { FIXTURES } from '../checkpoint/fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-hub-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { initLoraWeights, loraScaling, loraTargets, matchesTarget } from '../../src/checkpoint/lora-targets.ts';
+import {
+  initLoraWeights,
+  loraScaling,
+  loraTargets,
+  matchesTarget,
+} from '../../src/checkpoint/lora-targets.ts';
 import { tinyConfig } from './support/tiny-mpt.ts';
 
 const settings = { r: 4, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] as readonly string[] };

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComputeLayout } from '../../src/model/backend.ts';
 import type { MptConfig } from '../../src/checkpoint/config.ts';
+import { type LoraSettings, loraScaling, type MptLinearName } from '../../src/checkpoint/lora-targets.ts';
+import type { ComputeLayout } from '../../src/model/backend.ts';
 import { dropoutMask } from '../../src/model/dropout.ts';
 import { evaluateLoss, forwardLogits, forwardLogitsAt } from '../../src/model/forward.ts';
-import { type LoraSettings, loraScaling, type MptLinearName } from '../../src/checkpoint/lora-targets.ts';
 import { loadMptModel, type MptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepResult } from '../../src/model/train-step.ts';

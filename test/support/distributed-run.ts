@@ -32,8 +32,8 @@ export async function startDistributedRun(o: {
     String(o.minWorkers ?? o.workers.length),
     ...(o.coordinatorFlags ?? []),
   ]);
-  const m = await coordinator.waitFor(/listening on [\d.]+:(\d+) \(gRPC\)/, 120_000);
-  const grpcPort = Number(m[1]);
+  const started = await coordinator.waitForEvent('run_started', undefined, { ms: 120_000 });
+  const grpcPort = Number(started.grpc_port);
   const startWorker = (id: string, extra: readonly string[] = []) =>
     startLoraMpt(id, [
       'worker',

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { type LoraProcess, startLoraMpt } from './processes.ts';
+import { startLoraMpt } from './processes.ts';
 import { runArgs, type TinyRun } from './tiny-run.ts';
 
 /** 4 steps of 6 micro-batches (12 rows, 2 per micro-batch), a checkpoint after every step. */
@@ -82,18 +82,4 @@ export function recovery(t: TestContext, what: string, t0: number): number {
   const ms = Date.now() - t0;
   t.diagnostic(`recovery: ${what}: ${ms} ms`);
   return ms;
-}
-
-/** Waits for `pattern` in what `p` printed after `offset` (an earlier `p.output().length`). */
-export async function waitAfter(p: LoraProcess, offset: number, pattern: RegExp, ms = 60_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const m = pattern.exec(p.output().slice(offset));
-    if (m) return m;
-    if (p.child.exitCode !== null || p.child.signalCode !== null)
-      throw new Error(`${p.name} exited before printing ${pattern}:\n${p.output()}`);
-    if (Date.now() > end)
-      throw new Error(`${p.name} did not print ${pattern} within ${ms} ms:\n${p.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

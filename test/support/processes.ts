@@ -1,18 +1,41 @@
 // Starts real `lora-mpt` processes for integration tests (coordinator, workers, finetune), collects
-// their output, waits for a line to appear, and kills them (SIGKILL for fault tests). Every process a
-// test starts is killed when the test file ends, whatever happened.
+// their output, reads their structured events (JSON lines: the processes' stdout is a pipe, so they
+// emit JSON), waits for an event, and kills them (SIGKILL for fault tests). Every process a test
+// starts is killed when the test file ends, whatever happened.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { EventName } from '../../src/events/events.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
+
+/** One event as a process emitted it (see src/events/names.ts). */
+export interface LoraEvent {
+  readonly event: EventName;
+  readonly level: string;
+  readonly msg: string;
+  readonly step?: number;
+  readonly generation?: number;
+  readonly worker?: string;
+  readonly run_id?: string;
+  readonly [key: string]: unknown;
+}
 
 export interface LoraProcess {
   readonly name: string;
   readonly child: ChildProcess;
   /** Everything printed so far, stdout and stderr interleaved. */
   output(): string;
-  /** Resolves with the first match of `pattern` in the output (waiting for it), or rejects after `ms`. */
-  waitFor(pattern: RegExp, ms?: number): Promise<RegExpExecArray>;
+  /** The events emitted so far, in order. */
+  events(): LoraEvent[];
+  /**
+   * Resolves with the first event named `name` (from index `from` of events() on) for which `where`
+   * holds, waiting for it; rejects when the process exits first or after `ms`.
+   */
+  waitForEvent(
+    name: EventName,
+    where?: (e: LoraEvent) => boolean,
+    o?: { readonly ms?: number; readonly from?: number },
+  ): Promise<LoraEvent>;
   /** Resolves with the exit code (null when killed by a signal). */
   exited(): Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -34,17 +57,37 @@ export function startLoraMpt(
   });
   live.add(child);
   let text = '';
+  let partial = '';
+  const events: LoraEvent[] = [];
   const waiters = new Set<() => void>();
-  const onData = (chunk: Buffer) => {
-    text += chunk.toString();
+  const wake = () => {
     for (const w of waiters) w();
   };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const s = chunk.toString();
+    text += s;
+    partial += s;
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const e = JSON.parse(line) as LoraEvent;
+        if (typeof e.event === 'string') events.push(e);
+      } catch {
+        // not an event line
+      }
+    }
+    wake();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    wake();
+  });
   const exit = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       live.delete(child);
-      for (const w of waiters) w();
+      wake();
       resolve(code);
     });
   });
@@ -52,25 +95,28 @@ export function startLoraMpt(
     name,
     child,
     output: () => text,
-    waitFor(pattern, ms = 60_000) {
+    events: () => events,
+    waitForEvent(eventName, where = () => true, o = {}) {
+      const ms = o.ms ?? 60_000;
+      const from = o.from ?? 0;
       return new Promise((resolve, reject) => {
         const check = () => {
-          const m = pattern.exec(text);
-          if (m) {
+          const hit = events.slice(from).find((e) => e.event === eventName && where(e));
+          if (hit) {
             done();
-            resolve(m);
+            resolve(hit);
           } else if (child.exitCode !== null || child.signalCode !== null) {
             done();
             reject(
               new Error(
-                `${name} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}:\n${text}`,
+                `${name} exited (${child.exitCode ?? child.signalCode}) before the event ${eventName}:\n${text}`,
               ),
             );
           }
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`${name} did not print ${pattern} within ${ms} ms:\n${text}`));
+          reject(new Error(`${name} did not emit the event ${eventName} within ${ms} ms:\n${text}`));
         }, ms);
         const done = () => {
           clearTimeout(timer);

@@ -154,6 +154,8 @@ export interface StateSync {
 export interface Refused {
   /** human-readable: says what was wrong and what to do */
   reason: string;
+  /** true: the same worker may succeed by reconnecting later */
+  retryable: boolean;
 }
 
 export interface Heartbeat {
@@ -1397,13 +1399,16 @@ export const StateSync: MessageFns<StateSync> = {
 };
 
 function createBaseRefused(): Refused {
-  return { reason: "" };
+  return { reason: "", retryable: false };
 }
 
 export const Refused: MessageFns<Refused> = {
   encode(message: Refused, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.reason !== "") {
       writer.uint32(10).string(message.reason);
+    }
+    if (message.retryable !== false) {
+      writer.uint32(16).bool(message.retryable);
     }
     return writer;
   },
@@ -1429,6 +1434,14 @@ export const Refused: MessageFns<Refused> = {
             message.reason = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.retryable = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1442,13 +1455,19 @@ export const Refused: MessageFns<Refused> = {
   },
 
   fromJSON(object: any): Refused {
-    return { reason: isSet(object.reason) ? globalThis.String(object.reason) : "" };
+    return {
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      retryable: isSet(object.retryable) ? globalThis.Boolean(object.retryable) : false,
+    };
   },
 
   toJSON(message: Refused): unknown {
     const obj: any = {};
     if (message.reason !== "") {
       obj.reason = message.reason;
+    }
+    if (message.retryable !== false) {
+      obj.retryable = message.retryable;
     }
     return obj;
   },
@@ -1459,6 +1478,7 @@ export const Refused: MessageFns<Refused> = {
   fromPartial(object: DeepPartial<Refused>): Refused {
     const message = createBaseRefused();
     message.reason = object.reason ?? "";
+    message.retryable = object.retryable ?? false;
     return message;
   },
 };

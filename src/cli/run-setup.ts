@@ -1,0 +1,234 @@
+// How a training run starts and ends, the same for `finetune` and `coordinator` (which differ only
+// in where the workers are): resolve the base model and tokenizer, plan the data, pick the replica
+// to start from, build the step driver's options with the run's journal, and write the result.
+// Nothing here loads the model: the coordinator's process never imports TensorFlow.js.
+
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import {
+  ADAPTER_CONFIG,
+  ADAPTER_SAFETENSORS,
+  type LoraConfig,
+  newLoraConfig,
+} from '../checkpoint/peft-adapter.ts';
+import { RunJournal } from '../coordinator/run-journal.ts';
+import type { RunOutcome, StepDriverOptions } from '../coordinator/step-driver.ts';
+import { Tokenizer } from '../data/tokenizer.ts';
+import type { Events } from '../events/events.ts';
+import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
+import { type ResolvedModel, resolveModel } from '../hub/models.ts';
+import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import { adapterLayout } from '../train/adapter-layout.ts';
+import { removeStaleTemporaries } from '../train/atomic-write.ts';
+import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
+import { linearWarmupLr } from '../train/lr-schedule.ts';
+import { MetricsLog } from '../train/metrics-log.ts';
+import type { ParamLayout } from '../train/param-layout.ts';
+import { type AdapterReplica, MAX_GRAD_NORM } from '../train/replica.ts';
+import type { RunConfig } from '../train/run-config.ts';
+import { prepareRunData, type RunData } from '../train/run-data.ts';
+import { type StartFrom, startReplica, writeRunResult } from '../train/run-start.ts';
+import { UsageError } from './flags.ts';
+import type { TrainingSettings } from './training-settings.ts';
+
+export interface PreparedRun {
+  readonly runId: string;
+  readonly model: ResolvedModel;
+  readonly modelFingerprint: string;
+  readonly layout: ParamLayout;
+  readonly targets: readonly LoraTarget[];
+  readonly data: RunData;
+  readonly replica: AdapterReplica;
+  readonly loraConfig: LoraConfig;
+  readonly keeper: CheckpointKeeper;
+  readonly metricsLog: MetricsLog;
+  /** The step the run starts at (0, or the checkpoint's). */
+  readonly startStep: number;
+}
+
+/**
+ * Everything before the first step. `startFrom` picks the replica given the checkpoints already in
+ * --output_dir (finetune: only what --resume_from_checkpoint says; coordinator: also the newest one).
+ */
+export async function prepareRun(
+  s: TrainingSettings,
+  events: Events,
+  o: {
+    readonly startFrom: (outputDir: string) => Promise<StartFrom>;
+    readonly runId: (resumedRunId: string | undefined) => string;
+  },
+): Promise<PreparedRun> {
+  for (const w of s.warnings) events.warn('warning', w);
+  const model = await resolveModel(
+    s.baseModel,
+    process.env,
+    'main',
+    hubOptionsFromEnv(process.env, homedir()),
+  );
+  const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
+  if (!tokenizerPath) {
+    throw new UsageError(
+      `--base_model ${s.baseModel}: no tokenizer.json beside the weights (${model.dir}); pass --tokenizer PATH`,
+    );
+  }
+  const ckpt = await openCheckpoint(model.dir);
+  const lora = {
+    r: s.loraR,
+    loraAlpha: s.loraAlpha,
+    loraDropout: s.loraDropout,
+    targetModules: s.loraTargetModules,
+  };
+  const { layout, targets } = adapterLayout(ckpt.config, lora);
+  const data = await prepareRunData({
+    ...s,
+    tokenizer: Tokenizer.fromFile(tokenizerPath),
+    hub: hubOptionsFromEnv(process.env, homedir()),
+    events,
+  });
+  await mkdir(s.outputDir, { recursive: true });
+  // A crash mid-write (SIGKILL while saving a checkpoint) leaves only temporaries; clear them.
+  const stale = await removeStaleTemporaries(s.outputDir);
+  if (stale.length > 0) {
+    events.info(
+      'stale_writes_removed',
+      `removed ${stale.length} unfinished write(s) of an interrupted run: ${stale.join(', ')}`,
+      { paths: stale },
+    );
+  }
+  const from = await o.startFrom(s.outputDir);
+  const { replica, resumed } = await startReplica({
+    from,
+    layout,
+    targets,
+    r: s.loraR,
+    seed: s.seed,
+    planFingerprint: data.planFingerprint,
+  });
+  const runId = o.runId(resumed?.lora_mpt.run_id);
+  if (from.kind === 'exact') {
+    events.info('run_resumed', `resuming run ${runId} from ${from.dir} at step ${replica.step}`, {
+      run_id: runId,
+      from: from.dir,
+      step: replica.step,
+    });
+  } else if (from.kind === 'weights') {
+    events.info(
+      'run_resumed',
+      `starting from the adapter weights in ${from.dir} (no optimizer state: step 0)`,
+      {
+        run_id: runId,
+        from: from.dir,
+        step: 0,
+      },
+    );
+  }
+  const loraConfig = newLoraConfig({ ...lora, baseModelNameOrPath: s.baseModel });
+  const keeper = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
+  return {
+    runId,
+    model,
+    modelFingerprint: ckpt.fingerprint,
+    layout,
+    targets,
+    data,
+    replica,
+    loraConfig,
+    keeper,
+    metricsLog: new MetricsLog(join(s.outputDir, 'metrics.jsonl')),
+    startStep: replica.step,
+  };
+}
+
+/** What every worker of the run must agree on (sent in the Welcome; finetune's worker gets it directly). */
+export function runConfigOf(
+  run: PreparedRun,
+  s: TrainingSettings,
+  allReduce: { readonly algorithm: 'shard-owner' | 'ring'; readonly timeoutMs: number },
+): RunConfig {
+  return {
+    runId: run.runId,
+    baseModel: s.baseModel,
+    loraR: s.loraR,
+    loraAlpha: s.loraAlpha,
+    loraDropout: s.loraDropout,
+    loraTargetModules: s.loraTargetModules,
+    seed: s.seed,
+    maxGradNorm: MAX_GRAD_NORM,
+    gradientCheckpointing: s.gradientCheckpointing,
+    load8bit: s.load8bit,
+    allReduceAlgorithm: allReduce.algorithm,
+    allReduceTimeoutMs: allReduce.timeoutMs,
+  };
+}
+
+/** The step driver's options that do not depend on where the workers are, and the run's journal. */
+export function driverOptionsOf(
+  run: PreparedRun,
+  s: TrainingSettings,
+  events: Events,
+  metrics?: TrainingMetrics,
+): {
+  journal: RunJournal;
+  options: Omit<StepDriverOptions, 'observeReduce' | 'minWorkers' | 'algorithm' | 'observerId'>;
+} {
+  const total = run.data.plan.totalSteps;
+  const journal = new RunJournal({
+    plan: run.data.plan,
+    keeper: run.keeper,
+    metricsLog: run.metricsLog,
+    events,
+    startStep: run.startStep,
+    ...(metrics ? { metrics } : {}),
+  });
+  return {
+    journal,
+    options: {
+      runId: run.runId,
+      modelFingerprint: run.modelFingerprint,
+      totalSteps: total,
+      maxGradNorm: MAX_GRAD_NORM,
+      evalSteps: s.evalSteps,
+      replica: run.replica,
+      microBatches: (step) => run.data.plan.microBatchesForStep(step),
+      evalMicroBatches: run.data.evalBatches,
+      learningRate: (done) => linearWarmupLr(s.learningRate, done, s.warmupSteps, total),
+      onCommit: journal.onCommit,
+      onEval: journal.onEval,
+      afterStep: journal.afterStep,
+      events,
+    },
+  };
+}
+
+/** After the driver is done: the adapter (best or last) when the run finished, and what happened. */
+export async function finishRun(
+  run: PreparedRun,
+  s: TrainingSettings,
+  outcome: RunOutcome,
+  journal: RunJournal,
+  events: Events,
+): Promise<void> {
+  const total = run.data.plan.totalSteps;
+  if (!outcome.finished) {
+    events.warn(
+      'run_stopped',
+      `stopped at step ${outcome.steps} of ${total} (${outcome.reason}); the newest checkpoint in ${s.outputDir} resumes it`,
+      { step: outcome.steps, total_steps: total, reason: outcome.reason },
+    );
+    return;
+  }
+  const which = await writeRunResult(s.outputDir, run.keeper, run.loraConfig, run.replica);
+  const adapter = resolve(s.outputDir, ADAPTER_SAFETENSORS);
+  events.info('adapter_written', `${which}; adapter: ${adapter} (+ ${ADAPTER_CONFIG})`, { path: adapter });
+  const ran = outcome.steps - run.startStep;
+  events.info(
+    'run_finished',
+    `done: ${ran} steps in ${journal.seconds.toFixed(0)} s` +
+      (ran > 0 ? `, loss ${journal.firstLoss.toFixed(4)} -> ${journal.lastLoss.toFixed(4)}` : '') +
+      `; metrics: ${resolve(s.outputDir, 'metrics.jsonl')}`,
+    { step: outcome.steps, total_steps: total, path: adapter },
+  );
+}

@@ -1,0 +1,75 @@
+// Who computes what (DESIGN §2): deals a step's (or an evaluation's) pending micro-batches to the
+// replicas by credit, one per worker per round, so a fast worker takes more; at a step's tail asks a
+// straggler to give back the ones it has not started; and says when too few replicas are ready.
+import type { MicroBatch } from '../data/micro-batch.ts';
+import type { Events } from '../events/events.ts';
+import { type MicroBatchKind, microBatchMessage, revokeMessage } from '../protocol/messages.ts';
+import type { Members } from './members.ts';
+import type { StepLedger } from './step-ledger.ts';
+
+export class Dealer {
+  private waitingSaid = false;
+
+  constructor(
+    private readonly members: Members,
+    private readonly minWorkers: number,
+    private readonly events: Events,
+    private readonly onAssigned: (count: number) => void,
+  ) {}
+
+  /** At least --min_workers replicas are ready; says once when the run pauses and when it goes on. */
+  enoughWorkers(): boolean {
+    const n = this.members.inPhase('synced').length;
+    if (n >= this.minWorkers) {
+      if (this.waitingSaid) this.events.info('run_unpaused', `${n} workers ready: resuming`, { workers: n });
+      this.waitingSaid = false;
+      return true;
+    }
+    if (!this.waitingSaid) {
+      this.events.warn(
+        'run_paused',
+        `paused: ${n} of the ${this.minWorkers} workers --min_workers asks for are ready`,
+        { workers: n, min_workers: this.minWorkers },
+      );
+      this.waitingSaid = true;
+    }
+    return false;
+  }
+
+  /** Deals pending micro-batches of `ledger` (looked up in `source`) to workers with credit. */
+  deal(ledger: StepLedger, source: ReadonlyMap<number, MicroBatch>, kind: MicroBatchKind): void {
+    if (!this.enoughWorkers()) return;
+    // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
+    let gave = true;
+    while (gave && ledger.pending > 0) {
+      gave = false;
+      for (const m of this.members.inPhase('synced')) {
+        if (m.credits <= 0) continue;
+        const id = ledger.assignNext(m.link.id);
+        if (id === undefined) break;
+        this.onAssigned(1);
+        m.credits -= 1;
+        gave = true;
+        m.link.send(microBatchMessage(source.get(id)!, ledger.step, kind));
+      }
+    }
+    if (ledger.pending === 0) this.revokeForIdle(ledger);
+  }
+
+  /**
+   * The step's tail: nothing is pending, yet a worker is idle while another holds micro-batches
+   * queued behind the one it computes (a straggler). Ask the holder to give back those it has not
+   * started; it keeps (and reports) any it has, so nothing is computed twice.
+   */
+  private revokeForIdle(ledger: StepLedger): void {
+    const synced = this.members.inPhase('synced');
+    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldNow(m.link.id)]));
+    if (!synced.some((m) => m.credits > 0 && holding.get(m.link.id)!.length === 0)) return;
+    for (const m of synced) {
+      const ids = holding.get(m.link.id)!;
+      if (m.revoking || ids.length < 2) continue;
+      m.revoking = true;
+      m.link.send(revokeMessage(ledger.step, ids));
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// What a run records as it goes, the same for `finetune` and `coordinator`: at each commit the
+// trainer-state history, a metrics.jsonl line, the Prometheus gauges and a `step_committed` event
+// (tokens/s, ETA, who computed what); at each evaluation the same for the eval loss; after each step
+// the checkpoint when one is due. The step driver calls it; nothing else writes these.
+import type { DataPlan } from '../data/data-plan.ts';
+import { formatDuration } from '../events/duration.ts';
+import type { Events } from '../events/events.ts';
+import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import type { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
+import type { MetricsLog } from '../train/metrics-log.ts';
+import type { CommitInfo } from './step-driver.ts';
+
+export interface RunJournalOptions {
+  readonly plan: DataPlan;
+  readonly keeper: CheckpointKeeper;
+  readonly metricsLog: MetricsLog;
+  readonly events: Events;
+  /** The step the run (re)started at: tokens/s and ETA count from there. */
+  readonly startStep: number;
+  readonly metrics?: TrainingMetrics;
+  readonly now?: () => number;
+}
+
+export class RunJournal {
+  private readonly now: () => number;
+  private readonly started: number;
+  private lastCommit: number;
+  private tokensSeen = 0;
+  /** Loss of the first and the latest step this process committed. */
+  firstLoss = Number.NaN;
+  lastLoss = Number.NaN;
+
+  constructor(private readonly o: RunJournalOptions) {
+    this.now = o.now ?? Date.now;
+    this.started = this.now();
+    this.lastCommit = this.started;
+  }
+
+  /** Seconds since this process started the run. */
+  get seconds(): number {
+    return (this.now() - this.started) / 1000;
+  }
+
+  readonly onCommit = async (c: CommitInfo): Promise<void> => {
+    const { plan, keeper } = this.o;
+    const done = c.step + 1;
+    const t = this.now();
+    const stepSeconds = (t - this.lastCommit) / 1000;
+    this.lastCommit = t;
+    this.tokensSeen += plan.microBatchesForStep(c.step).reduce((n, m) => n + m.rows * m.seqLen, 0);
+    const elapsed = (t - this.started) / 1000;
+    const tokensPerSecond = elapsed > 0 ? this.tokensSeen / elapsed : 0;
+    const stepsHere = done - this.o.startStep;
+    const eta = stepsHere > 0 ? (elapsed / stepsHere) * (plan.totalSteps - done) : Number.NaN;
+    if (Number.isNaN(this.firstLoss)) this.firstLoss = c.loss;
+    this.lastLoss = c.loss;
+    const split = [...c.microBatchesByWorker].map(([w, n]) => `${w}:${n}`).join(' ');
+    const ledger = c.ledger.summary();
+    const entry = {
+      step: done,
+      loss: c.loss,
+      learning_rate: c.learningRate,
+      grad_norm: c.gradNorm,
+      epoch: done / plan.stepsPerEpoch,
+      supervised_tokens: c.tokens,
+    };
+    keeper.history.push(entry);
+    const requeued = ledger.requeued.map((r) => `${r.id}@${r.worker}`).join(' ');
+    await this.o.metricsLog.append({
+      ...entry,
+      generation: c.generation,
+      step_seconds: stepSeconds,
+      micro_batches_by_worker: split,
+      tokens_per_second: tokensPerSecond,
+      ledger_planned: ledger.planned,
+      ledger_counted: ledger.counted,
+      ledger_assigned: ledger.assigned,
+      ledger_requeued: requeued,
+      ledger_ignored: ledger.ignored.length,
+      replica_mismatches: c.replicaMismatches,
+      microbatches_requeued: c.microBatchesRequeued,
+    });
+    const m = this.o.metrics;
+    if (m) {
+      m.loss.set(c.loss);
+      m.learningRate.set(c.learningRate);
+      m.gradNorm.set(c.gradNorm);
+      m.step.set(done);
+      m.tokensPerSecond.set(tokensPerSecond);
+    }
+    // The ledger passed its audit (every planned micro-batch counted once): worth a line only when
+    // something was requeued or ignored on the way.
+    const eventful = ledger.requeued.length > 0 || ledger.ignored.length > 0;
+    (eventful ? this.o.events.info : this.o.events.debug)(
+      'ledger_audit',
+      `ledger of step ${done}: ${ledger.counted} of ${ledger.planned} micro-batches counted once (audit ok), ` +
+        `${ledger.assigned} assignments, requeued [${requeued}], ` +
+        `ignored [${ledger.ignored.map((r) => `${r.id}@${r.worker}`).join(' ')}]`,
+      {
+        step: done,
+        planned: ledger.planned,
+        counted: ledger.counted,
+        assigned: ledger.assigned,
+        requeued: ledger.requeued.length,
+        ignored: ledger.ignored.length,
+      },
+    );
+    this.o.events.info(
+      'step_committed',
+      `step ${done}/${plan.totalSteps}  loss ${c.loss.toFixed(4)}  lr ${c.learningRate.toExponential(2)}  ` +
+        `grad_norm ${c.gradNorm.toFixed(3)}  ${tokensPerSecond.toFixed(0)} tok/s  ` +
+        `elapsed ${formatDuration(elapsed)}  eta ${formatDuration(eta)}  micro-batches ${split}`,
+      {
+        step: done,
+        total_steps: plan.totalSteps,
+        generation: c.generation,
+        loss: c.loss,
+        learning_rate: c.learningRate,
+        grad_norm: c.gradNorm,
+        tokens_per_second: tokensPerSecond,
+        eta_seconds: Number.isFinite(eta) ? eta : null,
+        micro_batches: Object.fromEntries(c.microBatchesByWorker),
+      },
+    );
+  };
+
+  readonly onEval = async (step: number, loss: number, tokens: number): Promise<void> => {
+    const done = step + 1;
+    this.o.keeper.recordEval(done, loss, tokens);
+    this.o.metrics?.evalLoss.set(loss);
+    await this.o.metricsLog.append({ step: done, eval_loss: loss, eval_tokens: tokens });
+    this.o.events.info('eval_done', `step ${done}: eval loss ${loss.toFixed(4)} over ${tokens} tokens`, {
+      step: done,
+      eval_loss: loss,
+      eval_tokens: tokens,
+    });
+  };
+
+  readonly afterStep = async (done: number): Promise<void> => {
+    const saved = await this.o.keeper.afterStep(done);
+    if (!saved) return;
+    this.o.metrics?.markCheckpoint();
+    this.o.events.info(
+      'checkpoint_saved',
+      `saved ${saved.path}${saved.pruned.length > 0 ? ` (removed ${saved.pruned.length} older)` : ''}`,
+      { step: done, path: saved.path, pruned: saved.pruned },
+    );
+  };
+}

@@ -1,0 +1,77 @@
+// The messages of the Session stream as both ends build and read them: one function per message
+// the coordinator sends, and the conversion of a micro-batch to and from its wire form.
+import type { MicroBatch } from '../data/micro-batch.ts';
+import {
+  type CoordinatorMessage,
+  MicroBatchKind,
+  type ReduceStart,
+  type StateSync,
+  type MicroBatch as WireMicroBatch,
+} from '../proto/lora_mpt/v1/coordinator.ts';
+
+export { MicroBatchKind };
+
+type Body<C extends NonNullable<CoordinatorMessage['body']>['$case']> = Extract<
+  NonNullable<CoordinatorMessage['body']>,
+  { $case: C }
+>['value'];
+
+const message = <C extends NonNullable<CoordinatorMessage['body']>['$case']>(
+  $case: C,
+  value: Body<C>,
+): CoordinatorMessage => ({ body: { $case, value } as NonNullable<CoordinatorMessage['body']> });
+
+export const microBatchMessage = (mb: MicroBatch, step: number, kind: MicroBatchKind) =>
+  message('microBatch', toWire(mb, step, kind));
+
+export const stateSyncMessage = (s: StateSync) => message('stateSync', s);
+
+export const reduceStartMessage = (r: ReduceStart) => message('reduceStart', r);
+
+export const stepCommitMessage = (
+  step: number,
+  generation: number,
+  learningRate: number,
+  maxGradNorm: number,
+) => message('stepCommit', { step, generation, learningRate, maxGradNorm });
+
+export const stepAbortMessage = (step: number, generation: number, reason: string) =>
+  message('stepAbort', { step, generation, reason });
+
+export const revokeMessage = (step: number, ids: readonly number[]) =>
+  message('revoke', { step, ids: [...ids] });
+
+export const finishedMessage = (steps: number, reason: string) => message('finished', { steps, reason });
+
+export const refusedMessage = (reason: string, retryable: boolean) =>
+  message('refused', { reason, retryable });
+
+export function toWire(mb: MicroBatch, step: number, kind: MicroBatchKind): WireMicroBatch {
+  return {
+    id: mb.id,
+    step,
+    kind,
+    rows: mb.rows,
+    seqLen: mb.seqLen,
+    inputIds: Array.from(mb.inputIds),
+    labels: Array.from(mb.labels),
+    attentionMask: Array.from(mb.attentionMask),
+  };
+}
+
+export function fromWire(mb: WireMicroBatch): MicroBatch {
+  return {
+    id: mb.id,
+    step: mb.step,
+    rows: mb.rows,
+    seqLen: mb.seqLen,
+    inputIds: Int32Array.from(mb.inputIds),
+    labels: Int32Array.from(mb.labels),
+    attentionMask: Int32Array.from(mb.attentionMask),
+  };
+}
+
+/** Float32Array <-> the bytes fields of StateSync (little-endian, as every supported host is). */
+export const floatBytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+export const bytesFloats = (b: Uint8Array) =>
+  new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
