@@ -15,6 +15,7 @@ import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 import { driverOptionsOf, finishRun, prepareRun, runConfigOf } from './run-setup.ts';
+import { stopOnSignals } from './stop-signals.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
@@ -179,16 +180,13 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
-  const stop = () => driver.stop('the coordinator was asked to stop (SIGTERM/SIGINT)');
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  const signals = stopOnSignals((reason) => driver.stop(reason));
   try {
     const outcome = await driver.done;
     await finishRun(run, s, outcome, journal, ev);
-    return outcome.finished ? 0 : 130;
+    return outcome.finished ? 0 : signals.exitCode();
   } finally {
-    process.off('SIGTERM', stop);
-    process.off('SIGINT', stop);
+    signals.dispose();
     clearInterval(gauge);
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();

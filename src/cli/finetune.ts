@@ -17,6 +17,7 @@ import { helpText, parseFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { driverOptionsOf, finishRun, prepareRun, runConfigOf } from './run-setup.ts';
+import { stopOnSignals } from './stop-signals.ts';
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
 
@@ -96,16 +97,13 @@ export async function runFinetune(argv: readonly string[]): Promise<number> {
     collective,
     events: ev.child({ worker: 'local' }),
   });
-  const stop = () => driver.stop('interrupted (SIGTERM/SIGINT)');
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  const signals = stopOnSignals((reason) => driver.stop(reason));
   try {
     const outcome = await driver.done;
     await finishRun(run, s, outcome, journal, ev);
-    return outcome.finished ? 0 : 130;
+    return outcome.finished ? 0 : signals.exitCode();
   } finally {
-    process.off('SIGTERM', stop);
-    process.off('SIGINT', stop);
+    signals.dispose();
   }
 }
 

@@ -213,6 +213,14 @@ export async function finishRun(
 ): Promise<void> {
   const total = run.data.plan.totalSteps;
   if (!outcome.finished) {
+    // Steps committed since the last checkpoint are not lost to a stop (a pod evicted, Ctrl-C).
+    const saved = await run.keeper.saveIfNewer(outcome.steps);
+    if (saved) {
+      events.info('checkpoint_saved', `saved ${saved.path} before stopping`, {
+        step: outcome.steps,
+        path: saved.path,
+      });
+    }
     events.warn(
       'run_stopped',
       `stopped at step ${outcome.steps} of ${total} (${outcome.reason}); the newest checkpoint in ${s.outputDir} resumes it`,

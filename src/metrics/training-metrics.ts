@@ -5,7 +5,6 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export type Role = 'coordinator' | 'worker' | 'finetune';
 export type StepPhase = 'compute' | 'allreduce' | 'commit' | 'idle';
-export type WorkerState = 'joining' | 'active' | 'stalled' | 'lost';
 export type MicroBatchEvent = 'assigned' | 'completed' | 'requeued';
 
 export interface TrainingMetrics {

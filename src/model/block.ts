@@ -104,7 +104,7 @@ export function blockForward(
   // Runs one linear; keeps its input and state for the backward only where it has LoRA.
   const linear = (m: MptLinearName, input: tf.Tensor2D): tf.Tensor2D => {
     const f = lora[m] ?? null;
-    const out = linearForward(env.layout, dense[m], input, f, keep[m] ?? null);
+    const out = linearForward(dense[m], input, f, keep[m] ?? null);
     if (save && f !== null) {
       inputs[m] = input;
       lin[m] = out.saved;

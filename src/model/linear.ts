@@ -44,7 +44,6 @@ function mm(layout: ComputeLayout, a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, 
  * The caller owns y and saved.
  */
 export function linearForward(
-  _layout: ComputeLayout,
   w: DenseWeights,
   x: tf.Tensor2D,
   lora: LoraFactors | null,

@@ -30,11 +30,14 @@ export class CheckpointKeeper {
   private bestMetric: number | null;
   private bestPath: string | null;
   private lastEval: { step: number; loss: number } | undefined;
+  /** The newest checkpoint on disk (the one resumed from, or the last saved). */
+  private lastSaved: number;
 
   constructor(private readonly o: CheckpointKeeperOptions) {
     this.history = [...(o.resumed?.log_history ?? [])];
     this.bestMetric = o.resumed?.best_metric ?? null;
     this.bestPath = o.resumed?.best_model_checkpoint ?? null;
+    this.lastSaved = o.resumed?.global_step ?? 0;
   }
 
   get best(): { loss: number; path: string } | null {
@@ -51,6 +54,15 @@ export class CheckpointKeeper {
   /** Saves checkpoint-<done> when due (every save_steps, and at the end). Returns its path, if saved. */
   async afterStep(done: number): Promise<{ path: string; pruned: string[] } | undefined> {
     if (done % this.o.saveSteps !== 0 && done !== this.o.totalSteps) return undefined;
+    return this.save(done);
+  }
+
+  /** Saves checkpoint-<done> unless the newest checkpoint is already that step (a run stopped early). */
+  async saveIfNewer(done: number): Promise<{ path: string; pruned: string[] } | undefined> {
+    return done > this.lastSaved ? this.save(done) : undefined;
+  }
+
+  private async save(done: number): Promise<{ path: string; pruned: string[] }> {
     const path = join(this.o.outputDir, checkpointName(done));
     const ev = this.lastEval;
     if (ev?.step === done && (this.bestMetric === null || ev.loss < this.bestMetric)) {
@@ -58,6 +70,7 @@ export class CheckpointKeeper {
       this.bestPath = path;
     }
     await saveTrainingCheckpoint(this.o.outputDir, this.o.replica, this.o.loraConfig, this.state(done));
+    this.lastSaved = done;
     const pruned = await pruneCheckpoints(
       this.o.outputDir,
       this.o.saveTotalLimit,

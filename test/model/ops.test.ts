@@ -77,7 +77,7 @@ describeOnBackends('closed-form gradients', () => {
           bt: tf.transpose(b) as tf.Tensor2D,
           scale: s,
         };
-        const f = linearForward(layout, dense, x, lora, keep);
+        const f = linearForward(dense, x, lora, keep);
         const naive = (xx: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor) =>
           tf.add(
             tf.matMul(xx, w, false, true),

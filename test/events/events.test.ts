@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { createEvents } from '../../src/events/events.ts';
+
+/** A stream that keeps what is written; `isTTY` as a terminal or a pipe reports it. */
+function capture(isTTY: boolean): Writable & { isTTY: boolean; text(): string } {
+  let text = '';
+  const w = new Writable({
+    write(chunk, _enc, done) {
+      text += chunk.toString();
+      done();
+    },
+  }) as Writable & { isTTY: boolean; text(): string };
+  w.isTTY = isTTY;
+  w.text = () => text;
+  return w;
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('events', () => {
+  it('writes one JSON object per event with its name, bound fields and readable message', async () => {
+    const out = capture(false);
+    const ev = createEvents({ label: 'coordinator', format: 'json', out, bindings: { run_id: 'r1' } });
+    ev.child({ worker: 'w0' }).warn('worker_lost', 'worker w0 lost: its stream ended', { step: 3 });
+    await tick();
+    const lines = out.text().trim().split('\n');
+    assert.equal(lines.length, 1);
+    const e = JSON.parse(lines[0]!);
+    assert.equal(e.event, 'worker_lost');
+    assert.equal(e.level, 'warn');
+    assert.equal(e.run_id, 'r1');
+    assert.equal(e.worker, 'w0');
+    assert.equal(e.step, 3);
+    assert.equal(e.msg, 'worker w0 lost: its stream ended');
+    assert.match(e.time, /^\d{4}-\d\d-\d\dT/);
+  });
+
+  it('drops events below the level asked for', async () => {
+    const out = capture(false);
+    const ev = createEvents({ label: '', format: 'json', out, level: 'info' });
+    ev.debug('ledger_audit', 'ledger of step 1: ...');
+    ev.info('eval_done', 'step 1: eval loss 1.0');
+    await tick();
+    assert.deepEqual(
+      out
+        .text()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).event),
+      ['eval_done'],
+    );
+  });
+
+  it('prints readable lines with the label, warnings marked, step lines every N steps and the last', async () => {
+    const out = capture(false);
+    const ev = createEvents({ label: 'coordinator', format: 'text', out, stepEvery: 2 });
+    for (let step = 1; step <= 3; step++) {
+      ev.info('step_committed', `step ${step}/3 loss 1.0`, { step, total_steps: 3 });
+    }
+    ev.warn('run_paused', 'paused: 1 of the 2 workers');
+    await tick();
+    assert.equal(
+      out.text(),
+      '[coordinator] step 2/3 loss 1.0\n[coordinator] step 3/3 loss 1.0\n[coordinator] warning: paused: 1 of the 2 workers\n',
+    );
+  });
+
+  it('redraws one live step line on a terminal, above which other events print', async () => {
+    const out = capture(true);
+    const ev = createEvents({ label: '', format: 'text', out, stepEvery: 10 });
+    ev.info('step_committed', 'step 1/3', { step: 1, total_steps: 3 });
+    ev.info('step_committed', 'step 2/3', { step: 2, total_steps: 3 });
+    ev.info('checkpoint_saved', 'saved checkpoint-2');
+    ev.info('step_committed', 'step 3/3', { step: 3, total_steps: 3 });
+    await tick();
+    assert.equal(
+      out.text(),
+      '\r\x1b[2Kstep 1/3\r\x1b[2Kstep 2/3\r\x1b[2Ksaved checkpoint-2\n\r\x1b[2Kstep 3/3\n',
+    );
+  });
+});
