@@ -10,12 +10,11 @@ import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
-import type { Command } from './command.ts';
-import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
-import { driverOptionsOf, finishRun, prepareRun, runConfigOf } from './run-setup.ts';
-import { stopOnSignals } from './stop-signals.ts';
+import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
@@ -72,8 +71,7 @@ export const coordinatorFlags = {
   },
 } as const satisfies FlagSpecs;
 
-export async function runCoordinator(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(coordinatorFlags, argv);
+export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): Promise<number> {
   const s = trainingSettings(f);
   if (f.run_id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(f.run_id)) {
     throw new UsageError(
@@ -101,25 +99,7 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   const metrics = createTrainingMetrics('coordinator', { run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   const total = run.data.plan.totalSteps;
-  if (run.startStep >= total) {
-    // A Job restarted after success, or a user re-running a finished command: nothing to wait for.
-    ev.info(
-      'run_already_finished',
-      `${s.outputDir} holds a finished run (step ${run.startStep} of ${total})`,
-      {
-        step: run.startStep,
-        total_steps: total,
-      },
-    );
-    await finishRun(
-      run,
-      s,
-      { steps: run.startStep, finished: true, reason: 'already finished' },
-      journal,
-      ev,
-    );
-    return 0;
-  }
+  if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
     servers: f.nats.split(','),
@@ -180,13 +160,9 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
-  const signals = stopOnSignals((reason) => driver.stop(reason));
   try {
-    const outcome = await driver.done;
-    await finishRun(run, s, outcome, journal, ev);
-    return outcome.finished ? 0 : signals.exitCode();
+    return await driveToEnd(driver, run, s, journal, ev);
   } finally {
-    signals.dispose();
     clearInterval(gauge);
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();
@@ -195,24 +171,19 @@ export async function runCoordinator(argv: readonly string[]): Promise<number> {
   }
 }
 
-export const coordinatorCommand: Command = {
+export const coordinatorCommand: Command = flagCommand({
   name: 'coordinator',
   summary: 'own a distributed run: data plan, gRPC for workers, checkpoints (no model in this process)',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(
-        helpText(
-          'lora-mpt coordinator --base_model DIR|HUB_ID [training flags] [--listen H:P] [--nats URL] [--min_workers N]',
-          'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag.',
-          coordinatorFlags,
-        ),
-      );
-      return 0;
-    }
-    const code = await runCoordinator(argv);
+  usage:
+    'lora-mpt coordinator --base_model DIR|HUB_ID [training flags] [--listen H:P] [--nats URL] [--min_workers N]',
+  description:
+    'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag.',
+  flags: coordinatorFlags,
+  async run(f) {
+    const code = await runCoordinator(f);
     // Everything is written and closed. A hung worker's half-closed TCP connection (it cannot read
     // our FIN) must not keep a finished coordinator alive: exit if the event loop has not drained.
     setTimeout(() => process.exit(code), 3_000).unref();
     return code;
   },
-};
+});

@@ -9,8 +9,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
 import { TextSink } from '../events/text-sink.ts';
-import type { Command } from './command.ts';
-import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
 
 const SHARED = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
@@ -78,8 +78,7 @@ function child(
   return { done, kill: () => stopProcess(p, 'SIGTERM') };
 }
 
-export async function runDemo(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(demoFlags, argv);
+export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number> {
   for (const [flag, path] of [
     ['--data_path', f.data_path],
     ['--tokenizer', f.tokenizer],
@@ -207,14 +206,10 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   }
 }
 
-export const demoCommand: Command = {
+export const demoCommand: Command = flagCommand({
   name: 'demo',
   summary: 'a small distributed fine-tune on this machine (random-init MPT, real Alpaca data)',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(helpText('lora-mpt demo [--workers N] [--max_steps N]', demoCommand.summary, demoFlags));
-      return 0;
-    }
-    return runDemo(argv);
-  },
-};
+  usage: 'lora-mpt demo [--workers N] [--max_steps N]',
+  flags: demoFlags,
+  run: runDemo,
+});

@@ -14,8 +14,8 @@ import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel } from '../model/mpt-model.ts';
-import type { Command } from './command.ts';
-import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const flags = {
@@ -53,15 +53,13 @@ const DESCRIPTION =
   'Prints the mean cross-entropy over supervised tokens (labels != -100 after the one-token shift), its\n' +
   'perplexity exp(loss) and the token count. Data is tokenized and masked as finetune does it.';
 
-export const evalCommand: Command = {
+export const evalCommand: Command = flagCommand({
   name: 'eval',
   summary: 'Mean loss, perplexity and token count of a model (+ adapter) on data or a text',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(helpText(USAGE, DESCRIPTION, flags));
-      return 0;
-    }
-    const f = parseFlags(flags, argv);
+  usage: USAGE,
+  description: DESCRIPTION,
+  flags,
+  async run(f) {
     if (f.base_model === undefined) throw new UsageError('--base_model is required');
     if ((f.data_path === undefined) === (f.text === undefined)) {
       throw new UsageError('give exactly one of --data_path and --text');
@@ -69,19 +67,12 @@ export const evalCommand: Command = {
     if (!BACKEND_CHOICES.includes(f.backend as BackendChoice)) {
       throw new UsageError(`--backend ${f.backend}: expected one of ${BACKEND_CHOICES.join(', ')}`);
     }
-    try {
-      return await evaluate(f);
-    } catch (err) {
-      if (err instanceof DataError || (err instanceof Error && err.constructor === Error)) {
-        console.error(`lora-mpt eval: ${err.message}`);
-        return 1;
-      }
-      throw err;
-    }
+    // Bad input (data, adapter, model files) is an Error whose message names it: main prints it.
+    return evaluate(f);
   },
-};
+});
 
-type Flags = ReturnType<typeof parseFlags<typeof flags>>;
+type Flags = ParsedFlags<typeof flags>;
 
 /** Raw text as windows of at most `len` tokens, every token a label (the model shifts them). */
 function textExamples(ids: readonly number[], len: number): TokenizedExample[] {

@@ -12,12 +12,11 @@ import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
-import type { Command } from './command.ts';
-import { helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type ParsedFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
-import { driverOptionsOf, finishRun, prepareRun, runConfigOf } from './run-setup.ts';
-import { stopOnSignals } from './stop-signals.ts';
+import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
 
@@ -48,8 +47,7 @@ async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
   );
 }
 
-export async function runFinetune(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(finetuneFlags, argv);
+export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise<number> {
   const s = trainingSettings(f);
   const events = eventsFromFlags(f, { label: '', stepEvery: s.loggingSteps });
   const run = await prepareRun(s, events, {
@@ -58,19 +56,7 @@ export async function runFinetune(argv: readonly string[]): Promise<number> {
   });
   const ev = events.child({ run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev);
-  if (run.startStep >= run.data.plan.totalSteps) {
-    ev.info('run_already_finished', `${s.outputDir} holds a finished run (step ${run.startStep})`, {
-      step: run.startStep,
-    });
-    await finishRun(
-      run,
-      s,
-      { steps: run.startStep, finished: true, reason: 'already finished' },
-      journal,
-      ev,
-    );
-    return 0;
-  }
+  if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const loaded = await loadModelCompute(run.model.dir, s.backend as BackendChoice, s);
   ev.info(
     'model_loaded',
@@ -97,30 +83,15 @@ export async function runFinetune(argv: readonly string[]): Promise<number> {
     collective,
     events: ev.child({ worker: 'local' }),
   });
-  const signals = stopOnSignals((reason) => driver.stop(reason));
-  try {
-    const outcome = await driver.done;
-    await finishRun(run, s, outcome, journal, ev);
-    return outcome.finished ? 0 : signals.exitCode();
-  } finally {
-    signals.dispose();
-  }
+  return driveToEnd(driver, run, s, journal, ev);
 }
 
-export const finetuneCommand: Command = {
+export const finetuneCommand: Command = flagCommand({
   name: 'finetune',
   summary: 'fine-tune an MPT model with LoRA on instruction data, on this machine',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(
-        helpText(
-          'lora-mpt finetune --base_model DIR|HUB_ID [flags]',
-          'Trains a LoRA adapter with the flags of alpaca-lora / LoRA-MPT finetune.py and writes it in PEFT format.',
-          finetuneFlags,
-        ),
-      );
-      return 0;
-    }
-    return runFinetune(argv);
-  },
-};
+  usage: 'lora-mpt finetune --base_model DIR|HUB_ID [flags]',
+  description:
+    'Trains a LoRA adapter with the flags of alpaca-lora / LoRA-MPT finetune.py and writes it in PEFT format.',
+  flags: finetuneFlags,
+  run: runFinetune,
+});

@@ -7,8 +7,8 @@ import { formatPrompt, loadPromptTemplate } from '../data/prompt-template.ts';
 import { IGNORE_INDEX, supervisedTokens, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
-import type { Command } from './command.ts';
-import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const flags = {
@@ -43,31 +43,21 @@ const DESCRIPTION =
   'terminal); masked ones (label -100) are plain. Environment: HF_HUB_CACHE / HF_HOME (hub cache),\n' +
   'HF_ENDPOINT, HF_HUB_OFFLINE, HF_TOKEN, NO_COLOR.';
 
-export const preprocessCommand: Command = {
+export const preprocessCommand: Command = flagCommand({
   name: 'preprocess',
   summary: 'Show the prompt, token ids and supervised tokens of each record (debug a template or mask)',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(helpText(USAGE, DESCRIPTION, flags));
-      return 0;
-    }
-    const f = parseFlags(flags, argv);
+  usage: USAGE,
+  description: DESCRIPTION,
+  flags,
+  async run(f) {
     if (f.base_model === undefined && f.tokenizer === undefined)
       throw new UsageError('--base_model (or --tokenizer) is required');
-    try {
-      return await preprocess(f);
-    } catch (err) {
-      // Bad input (data, template, tokenizer file, cache) is a one-line message; bugs keep their stack.
-      if (err instanceof DataError || (err instanceof Error && err.constructor === Error)) {
-        console.error(`lora-mpt preprocess: ${err.message}`);
-        return 1;
-      }
-      throw err;
-    }
+    // Bad input (data, template, tokenizer file, cache) is an Error whose message names it: main prints it.
+    return preprocess(f);
   },
-};
+});
 
-type Flags = ReturnType<typeof parseFlags<typeof flags>>;
+type Flags = ParsedFlags<typeof flags>;
 
 async function preprocess(f: Flags): Promise<number> {
   const hub = hubOptionsFromEnv(process.env, homedir());

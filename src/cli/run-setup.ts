@@ -15,7 +15,7 @@ import {
   newLoraConfig,
 } from '../checkpoint/peft-adapter.ts';
 import { RunJournal } from '../coordinator/run-journal.ts';
-import type { RunOutcome, StepDriverOptions } from '../coordinator/step-driver.ts';
+import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
@@ -32,6 +32,7 @@ import type { RunConfig } from '../train/run-config.ts';
 import { prepareRunData, type RunData } from '../train/run-data.ts';
 import { type StartFrom, startReplica, writeRunResult } from '../train/run-start.ts';
 import { UsageError } from './flags.ts';
+import { stopOnSignals } from './stop-signals.ts';
 import type { TrainingSettings } from './training-settings.ts';
 
 export interface PreparedRun {
@@ -201,6 +202,54 @@ export function driverOptionsOf(
       events,
     },
   };
+}
+
+/** Runs the driver to its end (SIGTERM/SIGINT stop it), writes the result; resolves with the exit code. */
+export async function driveToEnd(
+  driver: StepDriver,
+  run: PreparedRun,
+  s: TrainingSettings,
+  journal: RunJournal,
+  events: Events,
+): Promise<number> {
+  const signals = stopOnSignals((reason) => driver.stop(reason));
+  try {
+    const outcome = await driver.done;
+    await finishRun(run, s, outcome, journal, events);
+    return outcome.finished ? 0 : signals.exitCode();
+  } finally {
+    signals.dispose();
+  }
+}
+
+/**
+ * A run whose output dir already holds its last step (a Job restarted after success, a command run
+ * again) waits for nothing: the result is (re)written from that checkpoint and the process exits 0.
+ */
+export async function endIfAlreadyFinished(
+  run: PreparedRun,
+  s: TrainingSettings,
+  journal: RunJournal,
+  events: Events,
+): Promise<boolean> {
+  const total = run.data.plan.totalSteps;
+  if (run.startStep < total) return false;
+  events.info(
+    'run_already_finished',
+    `${s.outputDir} holds a finished run (step ${run.startStep} of ${total})`,
+    {
+      step: run.startStep,
+      total_steps: total,
+    },
+  );
+  await finishRun(
+    run,
+    s,
+    { steps: run.startStep, finished: true, reason: 'already finished' },
+    journal,
+    events,
+  );
+  return true;
 }
 
 /** After the driver is done: the adapter (best or last) when the run finished, and what happened. */

@@ -10,8 +10,8 @@ import type { BackendChoice } from '../model/backend.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
-import type { Command } from './command.ts';
-import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
+import { type Command, flagCommand } from './command.ts';
+import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 
@@ -57,8 +57,7 @@ export const workerFlags = {
   },
 } as const satisfies FlagSpecs;
 
-export async function runWorker(argv: readonly string[]): Promise<number> {
-  const f = parseFlags(workerFlags, argv);
+export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<number> {
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
   }
@@ -133,20 +132,11 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
   }
 }
 
-export const workerCommand: Command = {
+export const workerCommand: Command = flagCommand({
   name: 'worker',
   summary: 'join a distributed run: compute micro-batches, all-reduce LoRA gradients over NATS',
-  async run(argv) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(
-        helpText(
-          'lora-mpt worker --coordinator HOST:PORT --nats URL [flags]',
-          'One worker per GPU. The base model path comes from the run (the coordinator --base_model).',
-          workerFlags,
-        ),
-      );
-      return 0;
-    }
-    return runWorker(argv);
-  },
-};
+  usage: 'lora-mpt worker --coordinator HOST:PORT --nats URL [flags]',
+  description: 'One worker per GPU. The base model path comes from the run (the coordinator --base_model).',
+  flags: workerFlags,
+  run: runWorker,
+});
