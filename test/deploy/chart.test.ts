@@ -1,97 +1,248 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import { coordinatorFlags } from '../../src/cli/coordinator.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
 import { createTrainingMetrics } from '../../src/metrics/training-metrics.ts';
+import {
+  chartDir,
+  expandedArgs,
+  find,
+  helm,
+  type JobSpec,
+  type K8sObject,
+  podTemplates,
+  render,
+} from './chart.ts';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const chart = join(root, 'helm', 'lora-mpt');
-const tools = execFileSync(process.execPath, [join(root, 'scripts', 'k8s-tools.mjs')], {
-  encoding: 'utf8',
-}).trim();
-const helm = (...args: string[]) => execFileSync(join(tools, 'helm', 'helm'), args, { encoding: 'utf8' });
-
-interface K8sObject {
-  kind: string;
-  metadata: { name: string };
-  spec?: {
-    template?: {
-      spec: { containers: { args: string[]; resources?: { limits?: Record<string, unknown> } }[] };
-    };
-  };
-}
-
-function render(...set: string[]): K8sObject[] {
-  const text = helm('template', 'demo', chart, ...set.flatMap((s) => ['--set', s]));
-  return parseAllDocuments(text)
-    .map((d) => d.toJS() as K8sObject | null)
-    .filter((o): o is K8sObject => o !== null);
-}
-
+const INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
 const kinds = (objs: K8sObject[]) => objs.map((o) => o.kind).sort();
-const container = (objs: K8sObject[], name: string) =>
-  objs.find((o) => o.metadata.name === name && o.spec?.template)!.spec!.template!.spec.containers[0]!;
+const jobSpec = (objs: K8sObject[], name: string) => find(objs, 'Job', name).spec as unknown as JobSpec;
+const replicatedJobs = (objs: K8sObject[]) =>
+  (
+    find(objs, 'JobSet', 'demo-lora-mpt').spec as {
+      replicatedJobs: { name: string; template: { spec: JobSpec } }[];
+    }
+  ).replicatedJobs;
 
 describe('Helm chart helm/lora-mpt', () => {
   it('passes helm lint', () => {
-    assert.match(helm('lint', chart), /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    assert.match(helm('lint', chartDir), /1 chart\(s\) linted, 0 chart\(s\) failed/);
   });
 
-  it('renders coordinator, GPU workers, a 3-server NATS cluster, storage, dashboard and network policies', () => {
-    const objs = render();
-    assert.deepEqual(kinds(objs), [
+  it('renders a run as a coordinator Job and an Indexed worker Job, with NATS, storage, dashboard and policies', () => {
+    assert.deepEqual(kinds(render()), [
       'ConfigMap',
       'ConfigMap',
-      'Deployment',
+      'ConfigMap',
+      'Job',
+      'Job',
+      'NetworkPolicy',
       'NetworkPolicy',
       'NetworkPolicy',
       'PersistentVolumeClaim',
+      'PodDisruptionBudget',
       'Service',
       'Service',
       'Service',
       'Service',
-      'StatefulSet',
+      'ServiceAccount',
       'StatefulSet',
     ]);
-    assert.equal(container(objs, 'demo-lora-mpt-worker').resources?.limits?.['nvidia.com/gpu'], 1);
-    const nats = objs.find(
-      (o) => o.metadata.name === 'demo-lora-mpt-nats' && o.kind === 'ConfigMap',
-    ) as unknown as {
-      data: { 'nats.conf': string };
-    };
-    assert.equal((nats.data['nats.conf'].match(/nats:\/\/demo-lora-mpt-nats-\d/g) ?? []).length, 3);
+  });
+
+  it('runs one worker pod per GPU: Indexed, parallelism = completions = workers.replicas', () => {
+    const w = jobSpec(render({ set: ['workers.replicas=5'] }), 'demo-lora-mpt-worker');
+    assert.equal(w.completionMode, 'Indexed');
+    assert.equal(w.completions, 5);
+    assert.equal(w.parallelism, 5);
+    const c = w.template.spec.containers[0]!;
+    assert.equal(c.resources?.limits?.['nvidia.com/gpu'], 1);
+    assert.equal(c.env?.find((e) => e.name === 'WORKER_INDEX')?.valueFrom?.fieldRef?.fieldPath, INDEX);
+  });
+
+  it('replaces a failed pod but fails the Job at once on a permanent error, and never restarts a pod that exited 0', () => {
+    const objs = render({ set: ['coordinator.backoffLimit=2', 'workers.backoffLimit=7'] });
+    for (const [name, container, codes, limit] of [
+      ['demo-lora-mpt-coordinator', 'coordinator', [2], 2],
+      ['demo-lora-mpt-worker', 'worker', [2, 3], 7],
+    ] as const) {
+      const j = jobSpec(objs, name);
+      // restartPolicy Never is what the Job API requires of a Job with a podFailurePolicy; a pod
+      // that exits 0 is complete and is not run again.
+      assert.equal(j.template.spec.restartPolicy, 'Never', name);
+      assert.equal(j.backoffLimit, limit, name);
+      assert.equal(j.podReplacementPolicy, 'Failed', name);
+      const [fail, ignore] = j.podFailurePolicy!.rules;
+      assert.deepEqual(fail, {
+        action: 'FailJob',
+        onExitCodes: { containerName: container, operator: 'In', values: codes },
+      });
+      assert.deepEqual(ignore, {
+        action: 'Ignore',
+        onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }],
+      });
+      assert.equal(j.template.spec.containers[0]!.name, container);
+    }
+  });
+
+  it('ends the worker Job with the first worker that finishes where Kubernetes has successPolicy (>= 1.31)', () => {
+    assert.deepEqual(jobSpec(render({ kubeVersion: '1.31.0' }), 'demo-lora-mpt-worker').successPolicy, {
+      rules: [{ succeededCount: 1 }],
+    });
+    assert.equal(jobSpec(render({ kubeVersion: '1.30.4' }), 'demo-lora-mpt-worker').successPolicy, undefined);
+    assert.equal(jobSpec(render(), 'demo-lora-mpt-coordinator').successPolicy, undefined);
   });
 
   it('gives the coordinator and worker arguments that the lora-mpt commands accept', () => {
-    const objs = render('run.training.group_by_length=false', 'coordinator.minWorkers=4');
-    const c = parseFlags(coordinatorFlags, container(objs, 'demo-lora-mpt-coordinator').args.slice(1));
+    const objs = render({
+      set: [
+        'run.training.group_by_length=false',
+        'run.training.learning_rate=2e-4',
+        'run.training.num_epochs=1',
+        'coordinator.minWorkers=4',
+      ],
+    });
+    const coordinator = jobSpec(objs, 'demo-lora-mpt-coordinator').template.spec.containers[0]!;
+    const cArgs = expandedArgs(coordinator, objs);
+    assert.equal(cArgs[0], 'coordinator');
+    const c = parseFlags(coordinatorFlags, cArgs.slice(1));
     assert.equal(c.base_model, '/workspace/models/mpt-7b-instruct');
+    assert.equal(c.output_dir, '/workspace/outputs/lora-mpt');
     assert.deepEqual(c.lora_target_modules, ['Wqkv']);
-    assert.equal(c.learning_rate, 1e-4);
+    assert.equal(c.learning_rate, 2e-4);
+    assert.equal(c.num_epochs, 1);
+    assert.equal(c.batch_size, 128);
     assert.equal(c.group_by_length, false);
     assert.equal(c.min_workers, 4);
     assert.equal(c.nats, 'nats://demo-lora-mpt-nats:4222');
-    const w = parseFlags(workerFlags, container(objs, 'demo-lora-mpt-worker').args.slice(1));
+    const worker = jobSpec(objs, 'demo-lora-mpt-worker').template.spec.containers[0]!;
+    const wArgs = expandedArgs(worker, objs, { [INDEX]: '3' });
+    assert.equal(wArgs[0], 'worker');
+    const w = parseFlags(workerFlags, wArgs.slice(1));
     assert.equal(w.coordinator, 'demo-lora-mpt-coordinator:50051');
-    assert.equal(w.worker_id, '$(POD_NAME)');
+    assert.equal(w.worker_id, 'demo-lora-mpt-worker-3');
     assert.equal(w.backend, 'tensorflow');
   });
 
-  it('adds a ServiceMonitor when asked and uses an external NATS when the bundled one is off', () => {
-    const objs = render(
-      'metrics.serviceMonitor.enabled=true',
-      'nats.enabled=false',
-      'nats.url=nats://bus:4222',
+  it('passes list and number flags from a values file as the CLI reads them', () => {
+    const objs = render({ valuesFiles: ['existing-claim.yaml'], set: ['nats.maxPayload=8388608'] });
+    const c = parseFlags(
+      coordinatorFlags,
+      expandedArgs(jobSpec(objs, 'demo-lora-mpt-coordinator').template.spec.containers[0]!, objs).slice(1),
     );
-    assert.ok(kinds(objs).includes('ServiceMonitor'));
-    assert.ok(!objs.some((o) => o.metadata.name.includes('-nats')));
-    assert.ok(container(objs, 'demo-lora-mpt-worker').args.includes('nats://bus:4222'));
+    assert.deepEqual(c.lora_target_modules, ['Wqkv', 'out_proj']);
+    assert.equal(c.learning_rate, 2e-4);
+    assert.equal(c.train_on_inputs, false);
+    assert.equal(c.val_set_size, 2000);
+    assert.match(find(objs, 'ConfigMap', 'demo-lora-mpt-nats').data!['nats.conf']!, /max_payload: 8388608\n/);
+  });
+
+  it('renders one JobSet instead of the two Jobs when the cluster serves jobset.x-k8s.io/v1alpha2 or when forced', () => {
+    const auto = render({ apiVersions: ['jobset.x-k8s.io/v1alpha2'] });
+    assert.ok(!kinds(auto).includes('Job'));
+    const spec = find(auto, 'JobSet', 'demo-lora-mpt').spec as Record<string, unknown>;
+    assert.deepEqual(spec.successPolicy, { operator: 'All', targetReplicatedJobs: ['coordinator'] });
+    const [coordinator, worker] = replicatedJobs(auto);
+    assert.equal(coordinator!.name, 'coordinator');
+    assert.equal(worker!.template.spec.completionMode, 'Indexed');
+    assert.deepEqual(worker!.template.spec, jobSpec(render(), 'demo-lora-mpt-worker'));
+    assert.ok(kinds(render({ set: ['jobSet.enabled=true'] })).includes('JobSet'));
+    assert.ok(
+      !kinds(render({ set: ['jobSet.enabled=false'], apiVersions: ['jobset.x-k8s.io/v1alpha2'] })).includes(
+        'JobSet',
+      ),
+    );
+    assert.ok(!kinds(render()).includes('JobSet'));
+  });
+
+  it('runs every pod as non-root with a read-only root filesystem, no capabilities and no API token', () => {
+    const pods = podTemplates(render({ set: ['jobSet.enabled=true'] })).concat(podTemplates(render()));
+    assert.equal(pods.length, 6); // NATS, coordinator, worker; as Jobs and as a JobSet
+    for (const { owner, spec } of pods) {
+      assert.equal(spec.automountServiceAccountToken, false, owner);
+      assert.equal(spec.serviceAccountName, 'demo-lora-mpt', owner);
+      assert.deepEqual(
+        spec.securityContext,
+        {
+          runAsNonRoot: true,
+          runAsUser: 1000,
+          runAsGroup: 1000,
+          fsGroup: 1000,
+          fsGroupChangePolicy: 'OnRootMismatch',
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+        owner,
+      );
+      for (const c of spec.containers) {
+        assert.deepEqual(
+          c.securityContext,
+          { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+          `${owner} ${c.name}`,
+        );
+        assert.ok(c.startupProbe, `${owner} ${c.name} has a startupProbe`);
+        const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+        if (c.name !== 'nats')
+          assert.ok(spec.volumes?.find((v) => v.name === tmp?.name)?.emptyDir !== undefined, owner);
+      }
+    }
+    const sa = find(render(), 'ServiceAccount', 'demo-lora-mpt') as unknown as {
+      automountServiceAccountToken: boolean;
+    };
+    assert.equal(sa.automountServiceAccountToken, false);
+  });
+
+  it('schedules workers with the affinity, spread, tolerations, priority and pull secrets it is given', () => {
+    const objs = render({ valuesFiles: ['eight-gpus.yaml'] });
+    const pod = jobSpec(objs, 'demo-lora-mpt-worker').template.spec;
+    assert.equal(jobSpec(objs, 'demo-lora-mpt-worker').parallelism, 8);
+    assert.equal(pod.priorityClassName, 'training-high');
+    assert.deepEqual(pod.imagePullSecrets, [{ name: 'regcred' }, { name: 'mirror-cred' }]);
+    assert.deepEqual(pod.nodeSelector, { 'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-80GB' });
+    assert.equal(pod.tolerations?.length, 2);
+    assert.equal(pod.topologySpreadConstraints?.length, 1);
+    assert.ok(pod.affinity);
+    assert.equal(pod.containers[0]!.image, 'registry.example.com/ml/lora-mpt:0.1.0-gpu');
+    assert.deepEqual(pod.containers[0]!.env?.at(-1), { name: 'HF_HUB_OFFLINE', value: '1' });
+    const coordinator = jobSpec(objs, 'demo-lora-mpt-coordinator').template.spec;
+    assert.equal(coordinator.priorityClassName, 'training-high');
+    assert.equal(coordinator.tolerations, undefined);
+  });
+
+  it('keeps a NATS cluster of three behind a disruption budget, or uses an external NATS', () => {
+    const objs = render();
+    const conf = find(objs, 'ConfigMap', 'demo-lora-mpt-nats').data!['nats.conf']!;
+    assert.equal((conf.match(/nats:\/\/demo-lora-mpt-nats-\d/g) ?? []).length, 3);
+    assert.deepEqual(
+      (find(objs, 'PodDisruptionBudget', 'demo-lora-mpt-nats').spec as { maxUnavailable: number })
+        .maxUnavailable,
+      1,
+    );
+    const ext = render({ valuesFiles: ['external-nats.yaml'] });
+    assert.ok(!ext.some((o) => o.metadata.name.includes('-nats')));
+    assert.ok(
+      jobSpec(ext, 'demo-lora-mpt-worker').template.spec.containers[0]!.args!.includes(
+        'nats://nats.messaging.svc:4222',
+      ),
+    );
+    assert.ok(!kinds(render({ valuesFiles: ['existing-claim.yaml'] })).includes('PodDisruptionBudget'));
+  });
+
+  it('adds a ServiceMonitor over the coordinator and worker Services when asked', () => {
+    const objs = render({ valuesFiles: ['monitoring.yaml'] });
+    const sm = find(objs, 'ServiceMonitor', 'demo-lora-mpt');
+    assert.equal(sm.metadata.labels?.release, 'kube-prometheus-stack');
+    const scraped = objs.filter(
+      (o) =>
+        o.kind === 'Service' &&
+        (o.spec as { ports: { name: string }[] }).ports.some((p) => p.name === 'metrics'),
+    );
+    assert.deepEqual(scraped.map((s) => s.metadata.labels?.['app.kubernetes.io/component']).sort(), [
+      'coordinator',
+      'worker',
+    ]);
   });
 
   it('has a Grafana dashboard that queries only metrics lora-mpt processes expose', async () => {
@@ -100,7 +251,7 @@ describe('Helm chart helm/lora-mpt', () => {
       const text = await createTrainingMetrics(role).registry.metrics();
       for (const m of text.matchAll(/^# TYPE (\S+) /gm)) exposed.add(m[1]!);
     }
-    const dashboard = JSON.parse(readFileSync(join(chart, 'files', 'dashboard.json'), 'utf8')) as {
+    const dashboard = JSON.parse(readFileSync(join(chartDir, 'files', 'dashboard.json'), 'utf8')) as {
       panels: { title: string; targets: { expr: string }[] }[];
     };
     assert.ok(dashboard.panels.length >= 10);
@@ -112,14 +263,5 @@ describe('Helm chart helm/lora-mpt', () => {
         }
       }
     }
-  });
-
-  it('matches the plain manifests in deploy/k8s (generated from it)', () => {
-    execFileSync(process.execPath, [join(root, 'scripts', 'gen-k8s.mjs'), '--check'], { encoding: 'utf8' });
-    const k = execFileSync(join(tools, 'kubectl', 'kubectl'), ['kustomize', join(root, 'deploy', 'k8s')], {
-      encoding: 'utf8',
-    });
-    assert.match(k, /namespace: lora-mpt/);
-    assert.equal((k.match(/^kind: StatefulSet$/gm) ?? []).length, 2);
   });
 });

@@ -1,8 +1,9 @@
+{{- /* Names are cut to 40 characters so "<name>-coordinator" stays a valid Job name (63). */ -}}
 {{- define "lora-mpt.fullname" -}}
 {{- if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -34,4 +35,279 @@ nats://{{ include "lora-mpt.fullname" . }}-nats:4222
 
 {{- define "lora-mpt.claim" -}}
 {{- .Values.storage.existingClaim | default (printf "%s-workspace" (include "lora-mpt.fullname" .)) -}}
+{{- end -}}
+
+{{- define "lora-mpt.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "lora-mpt.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* "true" when the run is rendered as a JobSet (jobSet.enabled, or auto and the API is served). */ -}}
+{{- define "lora-mpt.jobSet" -}}
+{{- $v := .Values.jobSet.enabled -}}
+{{- if or (eq (toString $v) "true") (and (eq (toString $v) "auto") (.Capabilities.APIVersions.Has "jobset.x-k8s.io/v1alpha2")) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- /* A flag value as the lora-mpt CLI reads it: True/False, [a,b], integers without an exponent. */ -}}
+{{- define "lora-mpt.flagValue" -}}
+{{- if kindIs "bool" . -}}
+{{- ternary "True" "False" . -}}
+{{- else if kindIs "slice" . -}}
+{{- printf "[%s]" (join "," .) -}}
+{{- else if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* Pod-level settings shared by every pod of the release. */ -}}
+{{- define "lora-mpt.podSecurityContext" -}}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ .Values.podSecurity.runAsUser }}
+  runAsGroup: {{ .Values.podSecurity.runAsGroup }}
+  fsGroup: {{ .Values.podSecurity.fsGroup }}
+  fsGroupChangePolicy: OnRootMismatch
+  seccompProfile:
+    type: RuntimeDefault
+{{- end -}}
+
+{{- define "lora-mpt.containerSecurityContext" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: [ALL]
+{{- end -}}
+
+{{- define "lora-mpt.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- range . }}
+{{- if kindIs "string" . }}
+  - name: {{ . | quote }}
+{{- else }}
+  - name: {{ .name | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- /* Everything a coordinator or worker pod has besides its container: ServiceAccount without a
+token, pull secrets, priority, security context, the workspace volume and a writable /tmp. */ -}}
+{{- define "lora-mpt.runPodSpec" -}}
+{{- $root := .root -}}
+{{- $c := .component -}}
+restartPolicy: Never
+serviceAccountName: {{ include "lora-mpt.serviceAccountName" $root }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- include "lora-mpt.imagePullSecrets" $root }}
+{{- with $root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{ include "lora-mpt.podSecurityContext" $root }}
+{{- with $c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: workspace
+    persistentVolumeClaim:
+      claimName: {{ include "lora-mpt.claim" $root }}
+  - name: tmp
+    emptyDir: {}
+{{- end -}}
+
+{{- /* Environment of the lora-mpt processes: a writable HOME and the Hugging Face cache on the volume. */ -}}
+{{- define "lora-mpt.env" -}}
+- name: HOME
+  value: /tmp
+- name: HF_HOME
+  value: {{ printf "%s/huggingface" (.root.Values.storage.mountPath | trimSuffix "/") | quote }}
+{{- with .component.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "lora-mpt.probes" -}}
+startupProbe:
+  httpGet: { path: /healthz, port: metrics }
+  {{- toYaml .startupProbe | nindent 2 }}
+livenessProbe:
+  httpGet: { path: /healthz, port: metrics }
+  {{- toYaml .livenessProbe | nindent 2 }}
+{{- end -}}
+
+{{- /*
+How the run's pods fail. restartPolicy is Never (podFailurePolicy requires it), so a failed pod is
+replaced by a new one that the Job counts against backoffLimit, except:
+  - exit code 2 (a bad flag), and for a worker 3 (refused by the coordinator: another run, another
+    protocol version), is permanent: the Job fails at once instead of retrying what cannot work;
+  - a pod disrupted by the cluster (preemption, eviction, node drain: DisruptionTarget) is
+    replaced without counting.
+A pod that exits 0 is done and never started again.
+*/ -}}
+{{- define "lora-mpt.podFailurePolicy" -}}
+podReplacementPolicy: Failed
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: {{ .container }}
+        operator: In
+        values: {{ .exitCodes | toJson }}
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
+{{- end -}}
+
+{{- /* The coordinator's Job spec (plain Job, or a JobSet's replicated job). */ -}}
+{{- define "lora-mpt.coordinatorJobSpec" -}}
+{{- $fullname := include "lora-mpt.fullname" . -}}
+{{- $v := .Values -}}
+completions: 1
+parallelism: 1
+backoffLimit: {{ $v.coordinator.backoffLimit }}
+{{- with $v.run.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ . }}
+{{- end }}
+{{ include "lora-mpt.podFailurePolicy" (dict "container" "coordinator" "exitCodes" (list 2)) }}
+template:
+  metadata:
+    labels:
+      {{- include "lora-mpt.labels" . | nindent 6 }}
+      app.kubernetes.io/component: coordinator
+  spec:
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator) | nindent 4 }}
+    containers:
+      - name: coordinator
+        image: {{ include "lora-mpt.image" . }}
+        imagePullPolicy: {{ $v.image.pullPolicy }}
+        # The run's flags come from the ConfigMap <fullname>-run (one env var per flag), so a
+        # kustomize overlay changes a run by patching that ConfigMap.
+        envFrom:
+          - prefix: FLAG_
+            configMapRef:
+              name: {{ $fullname }}-run
+        env:
+          {{- include "lora-mpt.env" (dict "root" . "component" $v.coordinator) | nindent 10 }}
+        args:
+          - coordinator
+          {{- range $k, $_ := (include "lora-mpt.runFlags" . | fromYaml) }}
+          - "--{{ $k }}=$(FLAG_{{ $k }})"
+          {{- end }}
+          - --listen
+          - "0.0.0.0:{{ $v.coordinator.grpcPort }}"
+          - --nats
+          - {{ include "lora-mpt.natsUrl" . | quote }}
+          - --metrics_port
+          - {{ $v.coordinator.metricsPort | quote }}
+        ports:
+          - { name: grpc, containerPort: {{ $v.coordinator.grpcPort }} }
+          - { name: metrics, containerPort: {{ $v.coordinator.metricsPort }} }
+        readinessProbe:
+          httpGet: { path: /healthz, port: metrics }
+          periodSeconds: 10
+        {{- include "lora-mpt.probes" $v.coordinator | nindent 8 }}
+        resources:
+          {{- toYaml $v.coordinator.resources | nindent 10 }}
+        {{- include "lora-mpt.containerSecurityContext" . | nindent 8 }}
+        volumeMounts:
+          - { name: workspace, mountPath: {{ $v.storage.mountPath }} }
+          - { name: tmp, mountPath: /tmp }
+{{- end -}}
+
+{{- /* The run's flags (name: value as the CLI reads it), the data of the <fullname>-run ConfigMap:
+the paths, the training flags and the coordinator's run policy. */ -}}
+{{- define "lora-mpt.runFlags" -}}
+{{- $flags := dict "base_model" .Values.run.baseModel "data_path" .Values.run.dataPath "output_dir" .Values.run.outputDir -}}
+{{- $_ := set $flags "min_workers" .Values.coordinator.minWorkers -}}
+{{- $_ := set $flags "heartbeat_timeout_ms" .Values.coordinator.heartbeatTimeoutMs -}}
+{{- range $k, $v := .Values.run.training }}
+{{- $_ := set $flags $k $v }}
+{{- end }}
+{{- range $k, $v := $flags }}
+{{ $k }}: {{ include "lora-mpt.flagValue" $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{- /* The workers' Indexed Job spec: completion index i is GPU slot i, worker id <fullname>-worker-i. */ -}}
+{{- define "lora-mpt.workerJobSpec" -}}
+{{- $fullname := include "lora-mpt.fullname" . -}}
+{{- $v := .Values -}}
+completionMode: Indexed
+completions: {{ $v.workers.replicas }}
+parallelism: {{ $v.workers.replicas }}
+backoffLimit: {{ $v.workers.backoffLimit }}
+{{- with $v.run.activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ . }}
+{{- end }}
+{{- if semverCompare ">=1.31-0" .Capabilities.KubeVersion.Version }}
+# A worker exits 0 only when the coordinator says the run is finished: the first one that does
+# completes the Job, and workers still pending or reconnecting are stopped (Kubernetes >= 1.31).
+successPolicy:
+  rules:
+    - succeededCount: 1
+{{- end }}
+{{ include "lora-mpt.podFailurePolicy" (dict "container" "worker" "exitCodes" (list 2 3)) }}
+template:
+  metadata:
+    labels:
+      {{- include "lora-mpt.labels" . | nindent 6 }}
+      app.kubernetes.io/component: worker
+  spec:
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers) | nindent 4 }}
+    containers:
+      - name: worker
+        image: {{ include "lora-mpt.image" . }}
+        imagePullPolicy: {{ $v.image.pullPolicy }}
+        env:
+          - name: WORKER_INDEX
+            valueFrom:
+              fieldRef:
+                fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+          {{- include "lora-mpt.env" (dict "root" . "component" $v.workers) | nindent 10 }}
+        args:
+          - worker
+          - --coordinator
+          - "{{ $fullname }}-coordinator:{{ $v.coordinator.grpcPort }}"
+          - --nats
+          - {{ include "lora-mpt.natsUrl" . | quote }}
+          - --worker_id
+          - "{{ $fullname }}-worker-$(WORKER_INDEX)"
+          - --backend
+          - {{ $v.workers.backend | quote }}
+          - --max_in_flight
+          - {{ $v.workers.maxInFlight | quote }}
+          - --metrics_port
+          - {{ $v.workers.metricsPort | quote }}
+        ports:
+          - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
+        {{- include "lora-mpt.probes" $v.workers | nindent 8 }}
+        resources:
+          {{- toYaml $v.workers.resources | nindent 10 }}
+        {{- include "lora-mpt.containerSecurityContext" . | nindent 8 }}
+        volumeMounts:
+          - { name: workspace, mountPath: {{ $v.storage.mountPath }}, readOnly: true }
+          - { name: tmp, mountPath: /tmp }
 {{- end -}}
