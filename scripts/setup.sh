@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci) and the
-# system programs the tests and the demo start (nats-server). Safe to run again.
+# Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci), the
+# system programs the tests and the demo start (nats-server) and the native `tensorflow` compute
+# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 fi
+bash scripts/setup-tensorflow.sh
 echo "setup: done (node $(node --version), $(nats-server --version))"
