@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../model/random-init.ts';
+import { numThreadsFlag } from './backend-options.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
@@ -42,6 +43,10 @@ export const demoFlags = {
     kind: 'string',
     default: 'auto',
     help: 'Compute backend of the workers: auto, tensorflow, wasm or cpu.',
+  },
+  num_threads: {
+    ...numThreadsFlag,
+    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: TensorFlow default.',
   },
 } as const satisfies FlagSpecs;
 
@@ -129,8 +134,13 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     '--lora_target_modules',
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
+  const compute = [
+    '--backend',
+    f.backend,
+    ...(f.num_threads > 0 ? ['--num_threads', String(f.num_threads)] : []),
+  ];
   if (f.workers === 0) {
-    const ft = child('[finetune]', ['finetune', ...training, '--backend', f.backend]);
+    const ft = child('[finetune]', ['finetune', ...training, ...compute]);
     return (await ft.done) ?? 1;
   }
   const nats = await startLocalNats({ port: -1 });
@@ -176,8 +186,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       `worker-${i}`,
       '--metrics_port',
       '0',
-      '--backend',
-      f.backend,
+      ...compute,
       '--give_up_after_ms',
       '30000',
     ]),

@@ -19,6 +19,7 @@ import { startReplica, writeRunResult } from '../train/run-start.ts';
 import { train } from '../train/trainer.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
+import { backendOptions } from './backend-options.ts';
 import type { Command } from './command.ts';
 import { helpText, parseFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
@@ -67,7 +68,9 @@ export async function runFinetune(s: TrainingSettings): Promise<number> {
     );
   }
   const data = await prepareRunData({ ...s, tokenizer: Tokenizer.fromFile(tokenizerPath), log });
-  const loaded = await loadModelCompute(model.dir, s.backend as BackendChoice, s);
+  const backendOpts = backendOptions(s.numThreads, process.env);
+  const loaded = await loadModelCompute(model.dir, s.backend as BackendChoice, s, backendOpts);
+  log(loaded.backendSummary);
   log(
     `model: ${model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +
       `LoRA r=${s.loraR} alpha=${s.loraAlpha} on [${s.loraTargetModules.join(', ')}]: ${loaded.layout.specs.length} tensors, ${loaded.layout.size} trainable values`,

@@ -6,11 +6,12 @@ import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../data/hf-cache.ts';
 import { serveMetrics } from '../metrics/http-server.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
-import type { BackendChoice } from '../model/backend.ts';
+import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { resolveModel } from '../model/hub.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
+import { backendOptions, numThreadsFlag } from './backend-options.ts';
 import type { Command } from './command.ts';
 import { type FlagSpecs, helpText, parseFlags, UsageError } from './flags.ts';
 
@@ -26,6 +27,7 @@ export const workerFlags = {
     default: 'auto',
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
+  num_threads: numThreadsFlag,
   worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
   max_in_flight: {
     kind: 'int',
@@ -64,6 +66,10 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
   }
   const id = f.worker_id ?? `${hostname()}-${process.pid}`;
   const log = (line: string) => console.log(`[${id}] ${line}`);
+  // Started before joining, so the coordinator is told the backend that runs, not the choice.
+  const backendOpts = backendOptions(f.num_threads, process.env);
+  const backend = await initBackend(f.backend as BackendChoice, backendOpts);
+  log(backend.summary);
   const metrics = createTrainingMetrics('worker', { worker: id });
   const http = await serveMetrics({ registry: metrics.registry, port: f.metrics_port });
   const nc = await connect({
@@ -77,7 +83,7 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
     await runWorkerSession({
       coordinator: f.coordinator,
       workerId: id,
-      backend: f.backend,
+      backend: backend.name,
       maxInFlight: f.max_in_flight,
       nc,
       log,
@@ -90,7 +96,7 @@ export async function runWorker(argv: readonly string[]): Promise<number> {
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
-        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);
+        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run, backendOpts);
         log(`loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`);
         return loaded;
       },

@@ -2,7 +2,7 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
-import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
 import { openCheckpoint } from '../model/checkpoint.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
@@ -69,6 +69,8 @@ export interface LoadedCompute {
   readonly layout: ParamLayout;
   readonly fingerprint: string;
   readonly backend: string;
+  /** Which backend runs and why, for the process's log. */
+  readonly backendSummary: string;
   readonly parameters: number;
 }
 
@@ -77,8 +79,9 @@ export async function loadModelCompute(
   baseModelDir: string,
   backend: BackendChoice,
   s: LoraRunSettings,
+  options: BackendOptions = {},
 ): Promise<LoadedCompute> {
-  const active = await initBackend(backend);
+  const active = await initBackend(backend, options);
   const ckpt = await openCheckpoint(baseModelDir);
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
@@ -98,6 +101,7 @@ export async function loadModelCompute(
     layout,
     fingerprint: ckpt.fingerprint,
     backend: active.name,
+    backendSummary: active.summary,
     parameters,
   };
 }
