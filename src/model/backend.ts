@@ -118,8 +118,7 @@ async function startTensorflow(o: BackendOptions): Promise<{ summary: string } |
     reasons.push(`${name} loaded but the 'tensorflow' backend did not start`);
   }
   // tfjs-node-gpu is optional even where tfjs-node is the answer: name it only when it is there.
-  const told = reasons.filter((r, i) => i > 0 || !r.endsWith('is not installed'));
-  return { failure: `${told.join('; ')} (${SETUP_HINT})` };
+  return { failure: reasons.filter((r, i) => i > 0 || !r.endsWith('is not installed')).join('; ') };
 }
 
 async function startWasm(): Promise<void> {
@@ -144,11 +143,12 @@ export async function initBackend(choice: BackendChoice, o: BackendOptions = {})
     if ('summary' in started) summary = started.summary;
     else if (choice === 'tensorflow') {
       throw new Error(
-        `--backend tensorflow: ${started.failure}. scripts/setup.sh builds @tensorflow/tfjs-node from registries (docs/backends.md); or use --backend wasm`,
+        `--backend tensorflow: ${started.failure}. ${o.disableNative ? 'Unset it' : 'scripts/setup.sh builds @tensorflow/tfjs-node from registries (docs/backends.md)'}, or use --backend wasm`,
       );
     } else {
       await startWasm();
-      summary = `backend wasm (single-threaded SIMD): ${started.failure}`;
+      const hint = o.disableNative ? '' : ` (${SETUP_HINT})`;
+      summary = `backend wasm (single-threaded SIMD): ${started.failure}${hint}`;
     }
   } else if (choice === 'wasm') {
     await startWasm();

@@ -27,7 +27,7 @@ describe('backend selection', () => {
   it('says how to get the binding when --backend tensorflow is asked for where none may load', async () => {
     await assert.rejects(
       initBackend('tensorflow', { disableNative: true }),
-      /--backend tensorflow: native TensorFlow is switched off \(LORA_MPT_DISABLE_NATIVE=1\)\. scripts\/setup\.sh builds @tensorflow\/tfjs-node/,
+      /: --backend tensorflow: native TensorFlow is switched off \(LORA_MPT_DISABLE_NATIVE=1\)\. Unset it, or use --backend wasm$/,
     );
   });
 
