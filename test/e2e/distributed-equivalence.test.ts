@@ -39,12 +39,7 @@ describe('distributed training equals single-process finetune', () => {
   });
 
   it('writes the finetune reference adapter', async () => {
-    const ft = startLoraMpt('finetune', [
-      'finetune',
-      ...training(run, join(run.dir, 'finetune')),
-      '--backend',
-      'wasm',
-    ]);
+    const ft = startLoraMpt('finetune', ['finetune', ...training(run, join(run.dir, 'finetune'))]);
     assert.equal(await ft.exited(), 0, ft.output());
   });
 
