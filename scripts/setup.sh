@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci) and the
-# system programs the tests and the demo start (nats-server). Safe to run again.
+# Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci), the
+# system programs the tests and the demo start (nats-server) and the native `tensorflow` compute
+# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), and the chart
+# validator (scripts/setup-k8s-validate.sh). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +19,12 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
+fi
+bash scripts/setup-tensorflow.sh
+# The strict validator of the Helm chart's objects (a Python venv). Without it the chart-validation
+# tests skip; CI (CI=true) needs it.
+if ! bash scripts/setup-k8s-validate.sh; then
+  [ -n "${CI:-}" ] && exit 1
+  echo "setup: the chart validator did not install; test/deploy skips strict validation"
 fi
 echo "setup: done (node $(node --version), $(nats-server --version))"

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
 import { TextSink } from '../events/text-sink.ts';
+import { numThreadsFlag } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
@@ -43,6 +44,10 @@ export const demoFlags = {
     kind: 'string',
     default: 'auto',
     help: 'Compute backend of the workers: auto, tensorflow, wasm or cpu.',
+  },
+  num_threads: {
+    ...numThreadsFlag,
+    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: TensorFlow default.',
   },
 } as const satisfies FlagSpecs;
 
@@ -140,8 +145,13 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
     '--lora_target_modules',
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
+  const compute = [
+    '--backend',
+    f.backend,
+    ...(f.num_threads > 0 ? ['--num_threads', String(f.num_threads)] : []),
+  ];
   if (f.workers === 0) {
-    const ft = child('finetune', ['finetune', ...training, '--backend', f.backend]);
+    const ft = child('finetune', ['finetune', ...training, ...compute]);
     return (await ft.done) ?? 1;
   }
   const nats = await startLocalNats({ port: -1 });
@@ -186,8 +196,7 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       `worker-${i}`,
       '--metrics_port',
       '0',
-      '--backend',
-      f.backend,
+      ...compute,
       '--give_up_after_ms',
       '30000',
     ]),

@@ -14,6 +14,7 @@ import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel } from '../model/mpt-model.ts';
+import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
@@ -40,6 +41,7 @@ const flags = {
   skip_bad_rows: trainingFlags.skip_bad_rows,
   tokenizer: trainingFlags.tokenizer,
   backend: trainingFlags.backend,
+  num_threads: trainingFlags.num_threads,
   load_8bit: trainingFlags.load_8bit,
   json: {
     kind: 'bool',
@@ -116,7 +118,8 @@ async function evaluate(f: Flags): Promise<number> {
     };
     examples = data.records.map((r) => tokenizeExample(tokenizer, template, r, opts));
   }
-  const backend = await initBackend(f.backend as BackendChoice);
+  const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
+  console.error(backend.summary); // stderr: --json keeps stdout one object
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
     layout: backend.layout,
     load8bit: f.load_8bit,

@@ -12,6 +12,7 @@ import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
+import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type ParsedFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
@@ -57,7 +58,13 @@ export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise
   const ev = events.child({ run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const loaded = await loadModelCompute(run.model.dir, s.backend as BackendChoice, s);
+  const loaded = await loadModelCompute(
+    run.model.dir,
+    s.backend as BackendChoice,
+    s,
+    backendOptions(s.numThreads, process.env),
+  );
+  ev.info('backend_selected', loaded.backendSummary, { backend: loaded.backend });
   ev.info(
     'model_loaded',
     `model: ${run.model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +

@@ -6,10 +6,11 @@ import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
-import type { BackendChoice } from '../model/backend.ts';
+import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
+import { backendOptions, numThreadsFlag } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
@@ -28,6 +29,7 @@ export const workerFlags = {
     default: 'auto',
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
+  num_threads: numThreadsFlag,
   worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
   max_in_flight: {
     kind: 'int',
@@ -69,6 +71,10 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   }
   const id = f.worker_id ?? `${hostname()}-${process.pid}`;
   const events = eventsFromFlags(f, { label: id, bindings: { worker: id } });
+  // Started before joining, so the coordinator is told the backend that runs, not the choice.
+  const backendOpts = backendOptions(f.num_threads, process.env);
+  const backend = await initBackend(f.backend as BackendChoice, backendOpts);
+  events.info('backend_selected', backend.summary, { backend: backend.name });
   const metrics = createTrainingMetrics('worker', { worker: id });
   const http = await serveMetricsOn(metrics.registry, {
     port: f.metrics_port,
@@ -94,7 +100,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     await runWorkerSession({
       coordinator: f.coordinator,
       workerId: id,
-      backend: f.backend,
+      backend: backend.name,
       maxInFlight: f.max_in_flight,
       nc,
       events,
@@ -107,7 +113,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
-        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run);
+        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run, backendOpts);
         events.info(
           'model_loaded',
           `loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`,

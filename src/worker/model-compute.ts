@@ -4,7 +4,7 @@
 
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
-import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
@@ -60,6 +60,8 @@ export interface LoadedCompute {
   readonly layout: ParamLayout;
   readonly fingerprint: string;
   readonly backend: string;
+  /** Which backend runs and why, for the process's log. */
+  readonly backendSummary: string;
   readonly parameters: number;
 }
 
@@ -68,8 +70,9 @@ export async function loadModelCompute(
   baseModelDir: string,
   backend: BackendChoice,
   s: LoraRunSettings,
+  options: BackendOptions = {},
 ): Promise<LoadedCompute> {
-  const active = await initBackend(backend);
+  const active = await initBackend(backend, options);
   const ckpt = await openCheckpoint(baseModelDir);
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
@@ -89,6 +92,7 @@ export async function loadModelCompute(
     layout,
     fingerprint: ckpt.fingerprint,
     backend: active.name,
+    backendSummary: active.summary,
     parameters,
   };
 }

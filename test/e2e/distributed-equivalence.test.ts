@@ -33,12 +33,7 @@ describe('distributed training equals single-process finetune', () => {
   before(async () => {
     run = await tinyRun([200, 320]);
     nats = await startNats({ maxPayload: 64 * 1024 });
-    const ft = startLoraMpt('finetune', [
-      'finetune',
-      ...training(run, join(run.dir, 'finetune')),
-      '--backend',
-      'wasm',
-    ]);
+    const ft = startLoraMpt('finetune', ['finetune', ...training(run, join(run.dir, 'finetune'))]);
     assert.equal(await ft.exited(), 0, ft.output());
   });
   after(async () => {

@@ -99,8 +99,6 @@ describe('coordinator and NATS faults', () => {
     const resumed = startLoraMpt('finetune (resumed)', [
       'finetune',
       ...faultTraining(run, resumedOut),
-      '--backend',
-      'wasm',
       '--resume_from_checkpoint',
       join(resumedOut, newest),
     ]);

@@ -20,7 +20,6 @@ const flags = (run: TinyRun, out: string) => [
     learning_rate: '1e-2',
     lora_dropout: 0.1,
     lora_target_modules: '[Wqkv,down_proj]',
-    backend: 'wasm',
   }),
 ];
 

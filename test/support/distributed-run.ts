@@ -45,8 +45,6 @@ export async function startDistributedRun(o: {
       id,
       '--metrics_port',
       '0',
-      '--backend',
-      'wasm',
       ...(o.workerFlags ?? []),
       ...extra,
     ]);

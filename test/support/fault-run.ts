@@ -28,7 +28,7 @@ export const faultTraining = (run: TinyRun, out: string): string[] =>
 /** The fault-free adapter: single-process finetune (equal to any distributed split, e2e tests). */
 export async function writeReference(run: TinyRun): Promise<string> {
   const out = join(run.dir, 'reference');
-  const ft = startLoraMpt('finetune', ['finetune', ...faultTraining(run, out), '--backend', 'wasm']);
+  const ft = startLoraMpt('finetune', ['finetune', ...faultTraining(run, out)]);
   assert.equal(await ft.exited(), 0, ft.output());
   return out;
 }

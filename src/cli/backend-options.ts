@@ -1,0 +1,33 @@
+// The compute backend's settings, from flags and environment in one place (STYLE: configuration has
+// one source): --num_threads (else TF_NUM_INTRAOP_THREADS), LORA_MPT_DISABLE_NATIVE=1 (run as if no
+// native binding were installed), TF_CPP_MIN_LOG_LEVEL (else 2: TensorFlow's notices silenced).
+import type { BackendOptions } from '../model/backend.ts';
+import { UsageError } from './flags.ts';
+
+export const numThreadsFlag = {
+  kind: 'int',
+  default: 0,
+  min: 0,
+  help: 'TensorFlow intra-op threads of this process (the tensorflow backend; wasm runs one thread). 0: TF_NUM_INTRAOP_THREADS when set, else one per CPU. Several workers on one machine: give each a share of the cores.',
+} as const;
+
+export function backendOptions(numThreads: number, env: NodeJS.ProcessEnv): BackendOptions {
+  const fromEnv = env.TF_NUM_INTRAOP_THREADS;
+  let threads: Pick<BackendOptions, 'numThreads' | 'numThreadsSource'> = {};
+  if (numThreads > 0) threads = { numThreads, numThreadsSource: '--num_threads' };
+  else if (fromEnv !== undefined && fromEnv !== '') {
+    if (!/^\d+$/.test(fromEnv) || Number(fromEnv) < 1) {
+      throw new UsageError(`TF_NUM_INTRAOP_THREADS=${fromEnv}: expected a whole number >= 1`);
+    }
+    threads = { numThreads: Number(fromEnv), numThreadsSource: 'TF_NUM_INTRAOP_THREADS' };
+  }
+  const disable = env.LORA_MPT_DISABLE_NATIVE;
+  if (disable !== undefined && !['', '0', '1'].includes(disable)) {
+    throw new UsageError(`LORA_MPT_DISABLE_NATIVE=${disable}: expected 1 (or 0 / unset)`);
+  }
+  return {
+    ...threads,
+    disableNative: disable === '1',
+    ...(env.TF_CPP_MIN_LOG_LEVEL ? { tfLogLevel: env.TF_CPP_MIN_LOG_LEVEL } : {}),
+  };
+}
