@@ -7,6 +7,7 @@ import { demoCommand } from './demo.ts';
 import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
+import { generateCommand } from './generate.ts';
 import { preprocessCommand } from './preprocess.ts';
 import { workerCommand } from './worker.ts';
 
@@ -18,6 +19,7 @@ export const commands: readonly Command[] = [
   workerCommand,
   preprocessCommand,
   evalCommand,
+  generateCommand,
 ];
 
 function version(): string {

@@ -35,6 +35,9 @@ export type FinishReason = 'stop' | 'length' | 'cancelled';
 export interface DecodeHooks {
   /** After every step: the tokens generated so far (beam search: the leading beam's). */
   readonly onStep?: (tokens: readonly number[]) => void;
+  /** Greedy and sampling: end with finishReason 'stop' when this holds (nothing more can join the
+   * answer). Beam search always runs to its own end. */
+  readonly shouldStop?: (tokens: readonly number[]) => boolean;
   /** Aborting ends the loop after the current step with finishReason 'cancelled'. */
   readonly signal?: AbortSignal;
 }
@@ -75,7 +78,7 @@ async function stepDecode(
     tokens.push(token);
     hooks.onStep?.(tokens);
     const seed = drawn?.seed ?? null;
-    if (token === o.eosTokenId) return { tokens, finishReason: 'stop', seed };
+    if (token === o.eosTokenId || hooks.shouldStop?.(tokens)) return { tokens, finishReason: 'stop', seed };
     if (tokens.length >= o.maxNewTokens) return { tokens, finishReason: 'length', seed };
     await nextTurn();
     if (hooks.signal?.aborted) return { tokens, finishReason: 'cancelled', seed };

@@ -143,6 +143,62 @@ def make_case(case: str, root: str, out_dir: str) -> None:
     print(f"{case}: {len(result['base']) + len(result['adapter'])} runs, {ends} stop at EOS")
 
 
+# The command-line case: a fixture model cannot use the GPT-NeoX tokenizer (its vocabulary has 96
+# ids), so the fixtures carry a byte-level BPE tokenizer without merges whose 95 symbols cover
+# printable ASCII and newline (one token per character) plus <|endoftext|> (id 95, the EOS), and a
+# short template that fits max_seq_len 32.
+CLI_TEMPLATE = dict(
+    description="A short question/answer template for the 32-token fixture models.",
+    prompt_input="Q:{instruction}\nI:{input}\nA:",
+    prompt_no_input="Q:{instruction}\nA:",
+    response_split="A:",
+)
+CLI_CASE = "h6-all"
+CLI_RUNS = [("hi", False, 1), ("hi", True, 1), ("hi", True, 4), ("Why?", True, 4)]
+
+
+def byte_tokenizer():
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    # GPT-2's byte-to-symbol map: printable bytes stand for themselves, the others (newline 10 and
+    # space 32 here) become chr(256 + their rank among the non-printable bytes).
+    symbols = [chr(256 + 10), chr(256 + 32)] + [chr(b) for b in range(33, 126)]
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(symbols)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=False)])
+    assert tok.token_to_id("<|endoftext|>") == 95
+    return tok
+
+
+def make_cli(root: str, out_dir: str) -> None:
+    cli = os.path.join(out_dir, "cli")
+    os.makedirs(cli, exist_ok=True)
+    tok = byte_tokenizer()
+    tok.save(os.path.join(cli, "tokenizer.json"))
+    with open(os.path.join(cli, "template.json"), "w") as f:
+        json.dump(CLI_TEMPLATE, f, indent=2)
+        f.write("\n")
+    case_dir = os.path.join(root, CLI_CASE)
+    models_ = {False: load(case_dir, adapter=False), True: load(case_dir, adapter=True)}
+    runs = []
+    for instruction, adapter, beams in CLI_RUNS:
+        prompt = CLI_TEMPLATE["prompt_no_input"].format(instruction=instruction)
+        ids = tok.encode(prompt).ids
+        model = models_[adapter]
+        out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             max_new_tokens=MAX_NEW, do_sample=False, num_beams=beams, eos_token_id=95,
+                             pad_token_id=95)[0].tolist()
+        # generate.py: tokenizer.decode(sequence) then prompter.get_response: split on the marker, [1], strip.
+        answer = tok.decode(out, skip_special_tokens=True).split(CLI_TEMPLATE["response_split"])[1].strip()
+        runs.append(dict(instruction=instruction, adapter=adapter, num_beams=beams, prompt_ids=ids,
+                         new_tokens=out[len(ids):], answer=answer))
+    with open(os.path.join(cli, "expected.json"), "w") as f:
+        json.dump(dict(case=CLI_CASE, max_new_tokens=MAX_NEW, eos_token_id=95, runs=runs), f, indent=1)
+        f.write("\n")
+    print(f"cli: {[r['answer'] for r in runs]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", default="test/fixtures/mpt")
@@ -153,6 +209,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     for case in CASES:
         make_case(case, args.models, args.out)
+    make_cli(args.models, args.out)
 
 
 if __name__ == "__main__":
