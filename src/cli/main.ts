@@ -8,6 +8,7 @@ import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { generateCommand } from './generate.ts';
+import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
 import { workerCommand } from './worker.ts';
 
@@ -20,6 +21,7 @@ export const commands: readonly Command[] = [
   preprocessCommand,
   evalCommand,
   generateCommand,
+  mergeCommand,
 ];
 
 function version(): string {

@@ -8,7 +8,7 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import type { HubOptions } from '../hub/hf-cache.ts';
 import { type HubEnv, resolveModel } from '../hub/models.ts';
 import type { ComputeLayout } from '../model/backend.ts';
-import { loadMptModel } from '../model/mpt-model.ts';
+import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
 import { GenerationEngine } from './engine.ts';
 
 export interface EngineSource {
@@ -41,16 +41,16 @@ export async function loadEngine(s: EngineSource): Promise<GenerationEngine> {
   const template = loadPromptTemplate(s.promptTemplateName);
   const adapter = s.loraWeights === null ? null : await readPeftAdapter(s.loraWeights);
   const ckpt = await openCheckpoint(resolved.dir);
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: s.layout, load8bit: s.load8bit });
-  try {
-    if (adapter !== null) {
-      model.configureLora(adapter.config);
-      model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
-    }
-  } catch (err) {
-    model.dispose();
-    throw new Error(`--lora_weights ${s.loraWeights}: ${(err as Error).message}`);
-  }
+  const model = await loadModelWithAdapter(
+    ckpt.config,
+    ckpt.tensors(),
+    adapter,
+    `--lora_weights ${s.loraWeights}`,
+    {
+      layout: s.layout,
+      load8bit: s.load8bit,
+    },
+  );
   const name = s.loraWeights === null ? s.baseModel : `${s.baseModel} + ${s.loraWeights}`;
   return new GenerationEngine({ model, tokenizer, template, eosTokenId: eosOf(tokenizer), name });
 }
