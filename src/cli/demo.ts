@@ -9,8 +9,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
 import { TextSink } from '../events/text-sink.ts';
-import { numThreadsFlag } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
+import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
 
