@@ -7,6 +7,7 @@ import { demoCommand } from './demo.ts';
 import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
+import { launchCommand } from './launch.ts';
 import { preprocessCommand } from './preprocess.ts';
 import { workerCommand } from './worker.ts';
 
@@ -14,6 +15,7 @@ import { workerCommand } from './worker.ts';
 export const commands: readonly Command[] = [
   demoCommand,
   finetuneCommand,
+  launchCommand,
   coordinatorCommand,
   workerCommand,
   preprocessCommand,

@@ -93,6 +93,8 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     `worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`,
     {
       metrics_port: http.port,
+      pid: process.pid,
+      cuda_visible_devices: process.env.CUDA_VISIBLE_DEVICES ?? null,
     },
   );
   if (f.inject_fault !== undefined)
