@@ -4,13 +4,6 @@
 import type { BackendOptions } from '../model/backend.ts';
 import { UsageError } from './flags.ts';
 
-export const numThreadsFlag = {
-  kind: 'int',
-  default: 0,
-  min: 0,
-  help: 'TensorFlow intra-op threads of this process (the tensorflow backend; wasm runs one thread). 0: TF_NUM_INTRAOP_THREADS when set, else one per CPU. Several workers on one machine: give each a share of the cores.',
-} as const;
-
 export function backendOptions(numThreads: number, env: NodeJS.ProcessEnv): BackendOptions {
   const fromEnv = env.TF_NUM_INTRAOP_THREADS;
   let threads: Pick<BackendOptions, 'numThreads' | 'numThreadsSource'> = {};

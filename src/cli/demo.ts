@@ -1,21 +1,18 @@
 // `lora-mpt demo`: the README's first command. Makes a small randomly initialised MPT (said plainly:
 // it has learned nothing, so its text is noise; the point is the machinery), then fine-tunes a LoRA
-// adapter on the real Alpaca data with a local nats-server, a coordinator and N worker processes —
-// the distributed run of a cluster, on this machine — and prints where the adapter is.
-import { spawn } from 'node:child_process';
+// adapter on the real Alpaca data with `lora-mpt launch` (a local nats-server, a coordinator and N
+// worker processes: the distributed run of a cluster, on this machine) and prints where the adapter is.
 import { copyFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
-import { TextSink } from '../events/text-sink.ts';
-import { numThreadsFlag } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
-import { startLocalNats, stopProcess } from './local-nats.ts';
+import { numThreadsFlag } from './compute-flags.ts';
+import { finetuneFlags, runFinetune } from './finetune.ts';
+import { type FlagSpecs, type ParsedFlags, parseFlags, UsageError } from './flags.ts';
+import { launchFlags, runLaunch } from './launch.ts';
 
 const SHARED = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
 
 export const demoFlags = {
   output_dir: {
@@ -27,7 +24,7 @@ export const demoFlags = {
     kind: 'int',
     default: 2,
     min: 0,
-    help: 'Worker processes (each one compute backend). 0 runs `lora-mpt finetune` in one process instead.',
+    help: 'Worker processes, started by `lora-mpt launch` with a local nats-server and a coordinator. 0 runs `lora-mpt finetune` in this process instead.',
   },
   max_steps: { kind: 'int', default: 40, min: 1, help: 'Optimizer steps of 16 examples.' },
   data_path: {
@@ -47,7 +44,7 @@ export const demoFlags = {
   },
   num_threads: {
     ...numThreadsFlag,
-    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: TensorFlow default.',
+    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: the CPU cores divided among the workers (finetune: TensorFlow default).',
   },
 } as const satisfies FlagSpecs;
 
@@ -56,32 +53,6 @@ const exists = (p: string) =>
     () => true,
     () => false,
   );
-
-/**
- * Runs `lora-mpt ARGS` as a child that emits JSON events, printed here as readable lines under
- * `label`; `onEvent` sees each event. Resolves with its exit code.
- */
-function child(
-  label: string,
-  args: readonly string[],
-  onEvent?: (e: { readonly event?: string; readonly [k: string]: unknown }) => void,
-): { done: Promise<number | null>; kill(): Promise<void> } {
-  const p = spawn(process.execPath, [BIN, ...args, '--log_format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const sink = new TextSink(process.stdout, { label, stepEvery: 5, live: false });
-  createInterface({ input: p.stdout }).on('line', (line) => {
-    sink.write(`${line}\n`);
-    try {
-      onEvent?.(JSON.parse(line) as { event?: string });
-    } catch {
-      // not an event (a stray print): shown as it is, nothing to react to
-    }
-  });
-  createInterface({ input: p.stderr }).on('line', (line) => console.log(`[${label}] ${line}`));
-  const done = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-  return { done, kill: () => stopProcess(p, 'SIGTERM') };
-}
 
 export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number> {
   for (const [flag, path] of [
@@ -145,74 +116,20 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
     '--lora_target_modules',
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
-  const compute = [
-    '--backend',
-    f.backend,
-    ...(f.num_threads > 0 ? ['--num_threads', String(f.num_threads)] : []),
-  ];
-  if (f.workers === 0) {
-    const ft = child('finetune', ['finetune', ...training, ...compute]);
-    return (await ft.done) ?? 1;
+  // A demo is read by a person: readable lines even when its output goes to a file or a pipe.
+  const compute = ['--backend', f.backend, '--num_threads', String(f.num_threads), '--log_format', 'text'];
+  const code =
+    f.workers === 0
+      ? await runFinetune(parseFlags(finetuneFlags, [...training, ...compute]))
+      : await runLaunch(
+          parseFlags(launchFlags, [...training, ...compute, '--nproc_per_node', String(f.workers)]),
+        );
+  if (code === 0) {
+    console.log(
+      `demo: done. The adapter is in ${adapterDir} (PEFT format: adapter_model.safetensors + adapter_config.json)`,
+    );
   }
-  const nats = await startLocalNats({ port: -1 });
-  console.log(`demo: nats-server on ${nats.url}; a coordinator and ${f.workers} worker process(es)`);
-  let portFound: (port: number) => void = () => {};
-  const portSeen = new Promise<number>((r) => {
-    portFound = r;
-  });
-  const coordinator = child(
-    'coordinator',
-    [
-      'coordinator',
-      ...training,
-      '--listen',
-      '127.0.0.1:0',
-      '--nats',
-      nats.url,
-      '--metrics_port',
-      '0',
-      '--min_workers',
-      String(f.workers),
-    ],
-    (e) => {
-      if (e.event === 'run_started') portFound(Number(e.grpc_port));
-    },
-  );
-  // The coordinator picks a free port and prints it; the workers are started once it has.
-  const port = await Promise.race([
-    portSeen,
-    coordinator.done.then((code) => {
-      throw new Error(`the coordinator exited (${code}) before listening`);
-    }),
-  ]);
-  const workers = Array.from({ length: f.workers }, (_, i) =>
-    child(`worker-${i}`, [
-      'worker',
-      '--coordinator',
-      `127.0.0.1:${port}`,
-      '--nats',
-      nats.url,
-      '--worker_id',
-      `worker-${i}`,
-      '--metrics_port',
-      '0',
-      ...compute,
-      '--give_up_after_ms',
-      '30000',
-    ]),
-  );
-  try {
-    const code = (await coordinator.done) ?? 1;
-    await Promise.all(workers.map((w) => w.done));
-    if (code === 0)
-      console.log(
-        `demo: done. The adapter is in ${adapterDir} (PEFT format: adapter_model.safetensors + adapter_config.json)`,
-      );
-    return code;
-  } finally {
-    await Promise.all(workers.map((w) => w.kill()));
-    await nats.stop();
-  }
+  return code;
 }
 
 export const demoCommand: Command = flagCommand({

@@ -16,6 +16,7 @@ import { evaluateLoss } from '../model/forward.ts';
 import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
+import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
@@ -41,7 +42,7 @@ const flags = {
   skip_bad_rows: trainingFlags.skip_bad_rows,
   tokenizer: trainingFlags.tokenizer,
   backend: trainingFlags.backend,
-  num_threads: trainingFlags.num_threads,
+  num_threads: numThreadsFlag,
   load_8bit: trainingFlags.load_8bit,
   json: {
     kind: 'bool',

@@ -14,6 +14,7 @@ import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
+import { numThreadsFlag } from './compute-flags.ts';
 import { type ParsedFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
@@ -21,7 +22,7 @@ import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfi
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
 
-export const finetuneFlags = { ...trainingFlags, ...logFlags };
+export const finetuneFlags = { ...trainingFlags, num_threads: numThreadsFlag, ...logFlags };
 
 const exists = (p: string) =>
   stat(p).then(
@@ -62,7 +63,7 @@ export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise
     run.model.dir,
     s.backend as BackendChoice,
     s,
-    backendOptions(s.numThreads, process.env),
+    backendOptions(f.num_threads, process.env),
   );
   ev.info('backend_selected', loaded.backendSummary, { backend: loaded.backend });
   ev.info(

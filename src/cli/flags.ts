@@ -126,3 +126,19 @@ export function helpText(usage: string, description: string, specs: FlagSpecs): 
   }
   return lines.join('\n');
 }
+
+/**
+ * The command line that parses back to `values` under `specs` (only the flags `specs` names): how
+ * one command hands its flags to another (`launch` to its coordinator). Unset optional flags are left out.
+ */
+export function flagArgs(specs: FlagSpecs, values: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  for (const [name, spec] of Object.entries(specs)) {
+    const v = values[name];
+    if (v === undefined) continue;
+    if (spec.kind === 'bool') out.push(v ? `--${name}` : `--${name}=False`);
+    else if (spec.kind === 'list') out.push(`--${name}`, `[${(v as readonly string[]).join(',')}]`);
+    else out.push(`--${name}=${String(v)}`);
+  }
+  return out;
+}

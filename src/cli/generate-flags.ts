@@ -1,7 +1,7 @@
 // The flags of `lora-mpt generate`: generate.py's (load_8bit, base_model, lora_weights,
 // prompt_template, server_name, share_gradio) with the same spellings, lora-mpt's usual model flags,
 // the one-shot mode, and the decoding settings, with the page's defaults (generate.py's evaluate()).
-import { numThreadsFlag } from './backend-options.ts';
+import { numThreadsFlag } from './compute-flags.ts';
 import type { FlagSpecs } from './flags.ts';
 import { logFlags } from './log-flags.ts';
 import { trainingFlags } from './training-flags.ts';

@@ -8,6 +8,7 @@ import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { generateCommand } from './generate.ts';
+import { launchCommand } from './launch.ts';
 import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
 import { workerCommand } from './worker.ts';
@@ -16,6 +17,7 @@ import { workerCommand } from './worker.ts';
 export const commands: readonly Command[] = [
   demoCommand,
   finetuneCommand,
+  launchCommand,
   coordinatorCommand,
   workerCommand,
   preprocessCommand,

@@ -1,7 +1,6 @@
 // The flags of `lora-mpt finetune` (and of `coordinator`, which takes the same training flags):
 // every flag of the seed's finetune.py / alpaca-lora's finetune.py with the same spelling, default
 // and list syntax, plus lora-mpt's own extras. `--help` prints these texts.
-import { numThreadsFlag } from './backend-options.ts';
 import type { FlagSpecs } from './flags.ts';
 
 export const trainingFlags = {
@@ -110,7 +109,6 @@ export const trainingFlags = {
     default: 'auto',
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
-  num_threads: numThreadsFlag,
   gradient_checkpointing: {
     kind: 'bool',
     default: false,

@@ -27,7 +27,6 @@ export interface TrainingSettings {
   readonly maxSteps: number;
   readonly seed: number;
   readonly backend: string;
-  readonly numThreads: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
   readonly evalSteps: number;
@@ -92,7 +91,6 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     maxSteps: f.max_steps,
     seed: f.seed,
     backend: f.backend,
-    numThreads: f.num_threads,
     gradientCheckpointing: f.gradient_checkpointing,
     load8bit: f.load_8bit,
     evalSteps: f.eval_steps,

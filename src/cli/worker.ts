@@ -10,8 +10,9 @@ import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
-import { backendOptions, numThreadsFlag } from './backend-options.ts';
+import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
+import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
@@ -92,6 +93,8 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     `worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`,
     {
       metrics_port: http.port,
+      pid: process.pid,
+      cuda_visible_devices: process.env.CUDA_VISIBLE_DEVICES ?? null,
     },
   );
   if (f.inject_fault !== undefined)

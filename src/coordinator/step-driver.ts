@@ -377,6 +377,7 @@ export class StepDriver {
         step: p.ledger.step,
         generation: p.generation,
         reason,
+        members: [...p.members],
       },
     );
     p.cancel.abort();

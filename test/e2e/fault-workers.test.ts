@@ -95,14 +95,18 @@ describe('worker faults', () => {
       const [step, generation] = [m.step!, m.generation!];
       const t0 = Date.now();
       await victim.kill('SIGKILL');
-      await d.coordinator.waitForEvent(
+      const aborted = await d.coordinator.waitForEvent(
         'reduce_aborted',
         (e) => e.step === step && e.generation === generation && e.reason === 'member w2 was lost',
       );
       await d.coordinator.waitForEvent('step_committed', (e) => e.step === step + 1);
       recovery(t, 'member SIGKILLed in the all-reduce -> step committed under a new generation', t0);
       await exitsCleanly(d.coordinator, w0, w1);
-      for (const w of [w0, w1]) {
+      // Every survivor that was a member of the aborted round left it (one that became a replica
+      // during the round was not in it, and joins the retry).
+      const members = aborted.members as string[];
+      assert.ok(members.includes('w2') && members.length >= 2, `members ${members.join(', ')}`);
+      for (const w of [w0, w1].filter((x) => members.includes(x.name))) {
         assert.ok(
           w
             .events()

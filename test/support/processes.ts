@@ -84,8 +84,9 @@ export function startLoraMpt(
     text += chunk.toString();
     wake();
   });
+  // 'close', not 'exit': by then stdout and stderr are drained, so events() holds every event.
   const exit = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       live.delete(child);
       wake();
       resolve(code);

@@ -1,0 +1,10 @@
+// The flag of every command that runs the model on this machine (finetune, worker, eval, demo).
+// Kept apart from src/cli/backend-options.ts, which reaches into src/model: the coordinator's
+// flags must not (test/architecture/layers.test.ts).
+
+export const numThreadsFlag = {
+  kind: 'int',
+  default: 0,
+  min: 0,
+  help: 'TensorFlow intra-op threads of this process (the tensorflow backend; wasm runs one thread). 0: TF_NUM_INTRAOP_THREADS when set, else one per CPU. Several workers on one machine: give each a share of the cores.',
+} as const;

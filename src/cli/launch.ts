@@ -1,0 +1,202 @@
+// `lora-mpt launch`: one multi-GPU machine without Kubernetes, as torchrun does it. Starts a local
+// nats-server (unless --nats names one), the coordinator, and --nproc_per_node workers, worker i on
+// GPU i (CUDA_VISIBLE_DEVICES), prints everyone's events as readable lines (or passes the JSON on),
+// restarts a worker that fails (up to --max_restarts), and ends with the coordinator's exit code.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { TextSink } from '../events/text-sink.ts';
+import { type Command, flagCommand } from './command.ts';
+import { numThreadsFlag } from './compute-flags.ts';
+import { type FlagSpecs, flagArgs, type ParsedFlags, UsageError } from './flags.ts';
+import { startLocalNats, stopProcess } from './local-nats.ts';
+import { logFlags } from './log-flags.ts';
+import { trainingFlags } from './training-flags.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
+
+export const launchFlags = {
+  ...trainingFlags,
+  nproc_per_node: {
+    kind: 'int',
+    default: 1,
+    min: 1,
+    help: 'Worker processes on this machine, one per GPU: worker i sees GPU i (the i-th entry of CUDA_VISIBLE_DEVICES when it is set).',
+  },
+  nats: {
+    kind: 'string',
+    help: 'NATS server URL(s) to use. Default: a nats-server started on a free loopback port for this run.',
+  },
+  num_threads: {
+    ...numThreadsFlag,
+    help: 'TensorFlow intra-op threads of each worker. 0: the CPU cores divided among the workers (at least 1).',
+  },
+  max_restarts: {
+    kind: 'int',
+    default: 3,
+    min: 0,
+    help: 'Times a worker that exits with an error is started again (it rejoins and is re-synced) before the run is stopped.',
+  },
+  log_format: logFlags.log_format,
+} as const satisfies FlagSpecs;
+
+interface Child {
+  readonly process: ChildProcess;
+  readonly done: Promise<number | null>;
+}
+
+/** Which GPU worker `i` of `n` gets: the i-th of CUDA_VISIBLE_DEVICES when set, else i. */
+export function deviceOf(i: number, n: number, visible: string | undefined): string {
+  if (visible === undefined || visible.trim() === '') return String(i);
+  const ids = visible
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (n > ids.length) {
+    throw new UsageError(
+      `--nproc_per_node ${n}: CUDA_VISIBLE_DEVICES=${visible} lists ${ids.length} GPU(s); start at most ${ids.length} workers`,
+    );
+  }
+  return ids[i]!;
+}
+
+export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<number> {
+  const json = f.log_format === 'json' || (f.log_format === 'auto' && !process.stdout.isTTY);
+  const n = f.nproc_per_node;
+  const devices = Array.from({ length: n }, (_, i) => deviceOf(i, n, process.env.CUDA_VISIBLE_DEVICES));
+  const threads = f.num_threads > 0 ? f.num_threads : Math.max(1, Math.floor(availableParallelism() / n));
+  const say = (text: string) =>
+    json
+      ? console.log(JSON.stringify({ level: 'info', event: 'launch', msg: text }))
+      : console.log(`[launch] ${text}`);
+
+  const start = (
+    label: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = {},
+    onEvent?: (e: Record<string, unknown>) => void,
+  ): Child => {
+    const p = spawn(process.execPath, [BIN, ...args, '--log_format', 'json'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const sink = json
+      ? undefined
+      : new TextSink(process.stdout, { label, stepEvery: f.logging_steps, live: false });
+    createInterface({ input: p.stdout! }).on('line', (line) => {
+      if (sink) sink.write(`${line}\n`);
+      else console.log(line);
+      try {
+        onEvent?.(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line that is not an event: shown, nothing to react to
+      }
+    });
+    createInterface({ input: p.stderr! }).on('line', (line) => console.error(`[${label}] ${line}`));
+    return { process: p, done: new Promise((r) => p.once('exit', (code) => r(code))) };
+  };
+
+  const nats = f.nats === undefined ? await startLocalNats({ port: -1 }) : undefined;
+  const natsUrl = f.nats ?? nats!.url;
+  say(
+    `${nats ? `nats-server on ${natsUrl}` : `NATS at ${natsUrl}`}; a coordinator and ${n} worker(s) on GPU(s) ${devices.join(', ')}, ${threads} thread(s) each`,
+  );
+  let port: (p: number) => void = () => {};
+  const listening = new Promise<number>((r) => {
+    port = r;
+  });
+  const coordinator = start(
+    'coordinator',
+    [
+      'coordinator',
+      ...flagArgs(trainingFlags, f),
+      '--listen',
+      '127.0.0.1:0',
+      '--nats',
+      natsUrl,
+      '--metrics_port',
+      '0',
+      '--min_workers',
+      String(n),
+    ],
+    {},
+    (e) => {
+      if (e.event === 'run_started') port(Number(e.grpc_port));
+    },
+  );
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    coordinator.process.kill('SIGTERM');
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const workers: Child[] = [];
+  try {
+    const grpcPort = await Promise.race([
+      listening,
+      coordinator.done.then((code) => code), // finished at once (already done) or failed
+    ]);
+    if (grpcPort === null || coordinator.process.exitCode !== null) return (await coordinator.done) ?? 1;
+    const worker = async (i: number): Promise<void> => {
+      for (let restarts = 0; ; restarts++) {
+        const w = start(
+          `worker-${i}`,
+          [
+            'worker',
+            '--coordinator',
+            `127.0.0.1:${grpcPort}`,
+            '--nats',
+            natsUrl,
+            '--worker_id',
+            `worker-${i}`,
+            '--metrics_port',
+            '0',
+            '--backend',
+            f.backend,
+            '--num_threads',
+            String(threads),
+            '--give_up_after_ms',
+            '60000',
+          ],
+          { CUDA_VISIBLE_DEVICES: devices[i]! },
+        );
+        workers[i] = w;
+        const code = await w.done;
+        if (code === 0 || stopping || coordinator.process.exitCode !== null) return;
+        if (restarts >= f.max_restarts) {
+          say(
+            `worker-${i} failed ${restarts + 1} time(s) (exit ${code}): stopping the run (--max_restarts ${f.max_restarts})`,
+          );
+          stop();
+          return;
+        }
+        say(
+          `worker-${i} exited with ${code}: starting it again (${restarts + 1} of --max_restarts ${f.max_restarts})`,
+        );
+      }
+    };
+    const running = devices.map((_, i) => worker(i));
+    const code = (await coordinator.done) ?? 1;
+    await Promise.all(running);
+    return code;
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    await Promise.all(workers.map((w) => stopProcess(w.process, 'SIGTERM')));
+    await stopProcess(coordinator.process, 'SIGTERM');
+    await nats?.stop();
+  }
+}
+
+export const launchCommand: Command = flagCommand({
+  name: 'launch',
+  summary:
+    'run a distributed fine-tune on this machine: local NATS, the coordinator, one worker per GPU (like torchrun)',
+  usage: 'lora-mpt launch --nproc_per_node N --base_model DIR|HUB_ID [training flags]',
+  description:
+    "Starts a local nats-server (or uses --nats), `lora-mpt coordinator` with the training flags, and N `lora-mpt worker` processes, worker i on GPU i. Stops them all on SIGTERM/SIGINT; exits with the coordinator's code.",
+  flags: launchFlags,
+  run: runLaunch,
+});
