@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../data/rng.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
+import { PyFloat, type PyJson, pyJsonDumps } from '../formats/py-json.ts';
 import { writeSafetensors } from '../formats/safetensors.ts';
 import { parseMptConfig } from './config.ts';
 import { linearShape, MPT_LINEARS, modulePath } from './lora-targets.ts';
@@ -57,6 +58,20 @@ export function mptConfigJson(s: RandomMptSpec): Record<string, unknown> {
   };
 }
 
+/**
+ * config.json as transformers writes it: fields MptConfig types as float stay floats ("0.0", "1.0"),
+ * since transformers 5 refuses an int there (StrictDataclassFieldValidationError on embedding_fraction).
+ */
+function configJsonText(json: Record<string, unknown>): string {
+  const floats = (o: Record<string, unknown>, keys: readonly string[]) =>
+    Object.fromEntries(
+      Object.entries(o).map(([k, v]) => [k, keys.includes(k) && typeof v === 'number' ? new PyFloat(v) : v]),
+    );
+  const attn = json.attn_config as Record<string, unknown>; // MptAttentionConfig types attn_pdrop as int
+  const top = floats(json, ['resid_pdrop', 'emb_pdrop', 'embedding_fraction', 'layer_norm_epsilon']);
+  return `${pyJsonDumps({ ...top, attn_config: attn } as PyJson)}\n`;
+}
+
 /** Standard normal draws from the seeded generator (Box-Muller). */
 function normals(rng: Rng, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
@@ -102,6 +117,6 @@ export async function writeRandomMpt(dir: string, spec: RandomMptSpec): Promise<
     }
   }
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(json, null, 2)}\n`);
+  await writeFile(join(dir, 'config.json'), configJsonText(json));
   await writeSafetensors(join(dir, 'model.safetensors'), tensors);
 }

@@ -16,6 +16,8 @@ export interface CachedAttentionShape {
 
 /** [rows·t, D] (one of Q, K, V, heads side by side) → [rows·H, t, hd]. The caller owns the result. */
 export function splitHeadsOf(x: tf.Tensor2D, rows: number, t: number, h: number, hd: number): tf.Tensor3D {
+  // One position per row (decoding): the head split is a plain reshape, no transpose to run.
+  if (t === 1) return tf.reshape(x, [rows * h, 1, hd]);
   return tf.tidy(
     () =>
       tf.reshape(tf.transpose(tf.reshape(x, [rows, t, h, hd]), [0, 2, 1, 3]), [
@@ -52,16 +54,18 @@ export function cachedAttention(
   k: tf.Tensor3D,
   v: tf.Tensor3D,
   s: CachedAttentionShape,
-  bias: Float32Array,
+  /** [1, H, q, Tk] (cachedAttentionBias uploaded once per step, shared by the layers). */
+  bias: tf.Tensor4D,
 ): tf.Tensor2D {
   const { rows, q, nHeads: h, headDim: hd } = s;
   const tk = k.shape[1];
   return tf.tidy(() => {
     const qh = splitHeadsOf(tf.mul(q2d, s.scale) as tf.Tensor2D, rows, q, h, hd);
     const scores = tf.reshape(tf.matMul(qh, k, false, true), [rows, h, q, tk]);
-    const biased = tf.add(scores, tf.tensor4d(bias, [1, h, q, tk]));
+    const biased = tf.add(scores, bias);
     const probs = tf.reshape(tf.softmax(biased), [rows * h, q, tk]) as tf.Tensor3D;
     const ctx = tf.matMul(probs, v);
+    if (q === 1) return tf.reshape(ctx, [rows, h * hd]) as tf.Tensor2D;
     return tf.reshape(tf.transpose(tf.reshape(ctx, [rows, h, q, hd]), [0, 2, 1, 3]), [
       rows * q,
       h * hd,

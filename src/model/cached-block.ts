@@ -18,7 +18,7 @@ import type { MptModel } from './mpt-model.ts';
 /** How the new positions of this forward attend: the prompt (empty cache) or positions after it. */
 export type CachedStep =
   | { readonly kind: 'prefill'; readonly mask: AttentionMask }
-  | { readonly kind: 'extend'; readonly bias: Float32Array };
+  | { readonly kind: 'extend'; readonly bias: tf.Tensor4D };
 
 /** y [rows·q, D] = block l of x [rows·q, D]; appends this block's new K, V to the cache. The caller
  * owns y; x is not disposed. */

@@ -90,6 +90,15 @@ export function extend(model: MptModel, cache: KvCache, tokens: Int32Array): tf.
   checkRoom(model, position + 1);
   const c = model.config;
   const slopes = c.attn.alibi ? alibiSlopes(c.nHeads, c.attn.alibiBiasMax) : null;
-  const bias = cachedAttentionBias(slopes, c.nHeads, 1, position + 1);
-  return run(model, cache, embedAt(model, tokens, position, 1), rows, 1, { kind: 'extend', bias });
+  const bias = tf.tensor4d(cachedAttentionBias(slopes, c.nHeads, 1, position + 1), [
+    1,
+    c.nHeads,
+    1,
+    position + 1,
+  ]);
+  try {
+    return run(model, cache, embedAt(model, tokens, position, 1), rows, 1, { kind: 'extend', bias });
+  } finally {
+    bias.dispose();
+  }
 }
