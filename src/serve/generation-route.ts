@@ -49,40 +49,45 @@ function parse(kind: RouteKind, body: unknown, context: number): ParsedRequest {
   return parsePageRequest(body, context);
 }
 
-/** What the route streams as the generation goes: OpenAI deltas of the stable text, or the page's
- * whole current answer. Returns the function to call at each step. */
-function streamer(kind: RouteKind, res: ServerResponse, ids: ResponseIds) {
-  let sent = '';
-  let first = true;
-  return (stable: string, current: string) => {
-    if (kind === 'page') {
-      sendEvent(res, { text: current });
+/** What a streaming route sends as the generation goes and at its end: OpenAI deltas of the stable
+ * text (beam search: everything at the end, since its leading beam can still change), or the page's
+ * whole current answer at every step. */
+class Streamer {
+  private sent = '';
+  private first = true;
+
+  constructor(
+    private readonly kind: RouteKind,
+    private readonly res: ServerResponse,
+    private readonly ids: ResponseIds,
+    private readonly p: ParsedRequest,
+  ) {}
+
+  /** The hook for the engine, or undefined when nothing goes out before the end. */
+  get onText(): ((stable: string, current: string) => void) | undefined {
+    if (this.kind === 'page') return (_stable, current) => sendEvent(this.res, { text: current });
+    if (this.p.decoding.numBeams > 1) return undefined;
+    return (stable) => this.delta(stable);
+  }
+
+  private delta(text: string): void {
+    if (this.kind === 'page' || text.length <= this.sent.length || !text.startsWith(this.sent)) return;
+    sendEvent(this.res, chunk(this.kind, this.ids, text.slice(this.sent.length), null, this.first));
+    this.sent = text;
+    this.first = false;
+  }
+
+  finish(r: GenerationResult, ms: number): void {
+    if (this.kind === 'page') {
+      sendEvent(this.res, { done: true, ...pageSummary(r, ms) });
+      endEventStream(this.res, false);
       return;
     }
-    if (stable.length <= sent.length) return;
-    sendEvent(res, chunk(kind, ids, stable.slice(sent.length), null, first));
-    sent = stable;
-    first = false;
-    return;
-  };
-}
-
-function finishStream(
-  kind: RouteKind,
-  res: ServerResponse,
-  ids: ResponseIds,
-  p: ParsedRequest,
-  r: GenerationResult,
-  ms: number,
-) {
-  if (kind === 'page') {
-    sendEvent(res, { done: true, ...pageSummary(r, ms) });
-    endEventStream(res, false);
-    return;
+    this.delta(r.text);
+    sendEvent(this.res, chunk(this.kind, this.ids, '', r.finishReason, this.first));
+    if (this.p.includeUsage) sendEvent(this.res, usageChunk(this.kind, this.ids, r));
+    endEventStream(this.res);
   }
-  sendEvent(res, chunk(kind, ids, '', r.finishReason));
-  if (p.includeUsage) sendEvent(res, usageChunk(kind, ids, r));
-  endEventStream(res);
 }
 
 function pageSummary(r: GenerationResult, ms: number) {
@@ -118,7 +123,8 @@ export async function handleGeneration(
   });
   const client = parsed.user ?? req.socket.remoteAddress ?? 'unknown';
   if (parsed.stream) startEventStream(res);
-  const onText = parsed.stream ? streamer(kind, res, ids) : undefined;
+  const stream = parsed.stream ? new Streamer(kind, res, ids, parsed) : null;
+  const onText = stream?.onText;
   let started = 0;
   try {
     const result = await ctx.queue.run(client, abort.signal, () => {
@@ -148,7 +154,7 @@ export async function handleGeneration(
       },
     );
     if (result.finishReason === 'cancelled') return; // nobody to answer
-    if (parsed.stream) finishStream(kind, res, ids, parsed, result, ms);
+    if (stream !== null) stream.finish(result, ms);
     else if (kind === 'page') sendJson(res, 200, pageSummary(result, ms));
     else sendJson(res, 200, wholeResponse(kind, ids, result));
   } catch (err) {

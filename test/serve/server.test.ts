@@ -132,6 +132,27 @@ describe('lora-mpt generate (server)', () => {
     assert.equal(text, whole.choices[0].message.content);
   });
 
+  it('streams a beam search answer whole at the end (its leading beam can still change before)', async () => {
+    const body = {
+      messages: [{ role: 'user', content: 'Name a colour.' }],
+      max_tokens: 8,
+      temperature: 0,
+      num_beams: 3,
+    };
+    const whole = await json(await post('/v1/chat/completions', body));
+    const { events, done } = await readSse(await post('/v1/chat/completions', { ...body, stream: true }));
+    assert.ok(done);
+    const chunks = events as {
+      choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
+    }[];
+    assert.equal(chunks[0]?.choices[0]?.delta.role, 'assistant');
+    assert.equal(
+      chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''),
+      whole.choices[0].message.content,
+    );
+    assert.equal(chunks.at(-1)?.choices[0]?.finish_reason, whole.choices[0].finish_reason);
+  });
+
   it('answers 400 naming the field for bad JSON, bad values and a prompt longer than the context', async () => {
     const cases: [string, unknown, string | null, RegExp][] = [
       ['/v1/completions', '{"prompt": "a",', null, /not valid JSON/],
