@@ -4,6 +4,7 @@
 // the distributed run of a cluster, on this machine — and prints where the adapter is.
 import { spawn } from 'node:child_process';
 import { copyFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,7 @@ export const demoFlags = {
   },
   num_threads: {
     ...numThreadsFlag,
-    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: TensorFlow default.',
+    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: the cores shared out, one share per worker.',
   },
 } as const satisfies FlagSpecs;
 
@@ -134,11 +135,9 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     '--lora_target_modules',
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
-  const compute = [
-    '--backend',
-    f.backend,
-    ...(f.num_threads > 0 ? ['--num_threads', String(f.num_threads)] : []),
-  ];
+  // Workers on one machine split its cores rather than each taking all of them (docs/backends.md).
+  const threads = f.num_threads || Math.max(1, Math.floor(availableParallelism() / Math.max(1, f.workers)));
+  const compute = ['--backend', f.backend, '--num_threads', String(threads)];
   if (f.workers === 0) {
     const ft = child('[finetune]', ['finetune', ...training, ...compute]);
     return (await ft.done) ?? 1;
