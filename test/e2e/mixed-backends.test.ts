@@ -60,7 +60,7 @@ describe('a cluster of wasm and tensorflow workers', { skip: skipWithoutTensorfl
       assert.match(wasm.output(), /backend wasm \(single-threaded SIMD\): --backend wasm/);
       assert.match(
         native.output(),
-        /backend tensorflow \(@tensorflow\/tfjs-node [\d.]+, libtensorflow [\d.]+, 1 intra-op thread from --num_threads\)/,
+        /backend tensorflow \(@tensorflow\/tfjs-node(?:-gpu)? [\d.]+, libtensorflow [\d.]+, 1 intra-op thread from --num_threads[,)]/,
       );
       for (const id of ['w-wasm', 'w-tensorflow'])
         assert.match(d.coordinator.output(), new RegExp(`micro-batches .*${id}:`));
