@@ -2,10 +2,9 @@
 // step time, tokens/s and achieved GFLOP/s against the same process's plain-matmul peak; then the same
 // step in PyTorch + PEFT (tools/reference/bench_train_step.py, one thread) when /opt/refpy exists.
 //
-// FLOPs per step (docs/wasm-performance.md), N = B·T tokens, n_l = supervised rows, L layers:
-//   fwd = 2·N·12·L·D² + 2·N·4·r·D·L (LoRA) + 4·B·T²·D·L (QKᵀ, PV) + 2·n_l·V·D
-//   bwd = 2·N·(12L−3)·D² + 2·(LoRA fwd) + 2·(attention fwd) + 2·n_l·V·D
-// "exec" counts the logits of the n_l rows actually computed; "std" counts all N rows (n_l = N).
+// FLOPs per step: trainStepFlops (src/model/flops.ts, the count behind the workers' MFU; formula
+// there). "exec" counts the logits of the n_l supervised rows actually computed; "std" counts all
+// N = B·T rows (n_l = N), as PyTorch computes them.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -15,7 +14,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseMptConfig } from '../src/checkpoint/config.ts';
 import type { HostTensor } from '../src/formats/host-tensor.ts';
 import { initBackend } from '../src/model/backend.ts';
+import { flopsModelOf, trainStepFlops } from '../src/model/flops.ts';
 import { loadMptModel } from '../src/model/mpt-model.ts';
+import { measureMatmulPeak } from '../src/model/peak-flops.ts';
 import { computeLoraGradients } from '../src/model/train-step.ts';
 
 const MID = { d: 512, h: 8, l: 4, v: 50432, t: 256, b: 4, r: 8, promptFraction: 0.4 };
@@ -40,34 +41,9 @@ function normal(n: number, std: number, r: () => number): Float32Array {
   return out;
 }
 
-export function flops(nl: number): number {
-  const { d, l, v, t, b, r } = MID;
-  const n = b * t;
-  const lora = 2 * n * 4 * r * d * l;
-  const attn = 4 * b * t * t * d * l;
-  const fwd = 2 * n * 12 * l * d * d + lora + attn + 2 * nl * v * d;
-  const bwd = 2 * n * (12 * l - 3) * d * d + 2 * lora + 2 * attn + 2 * nl * v * d;
-  return fwd + bwd;
-}
-
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
-}
-
-function matmulPeak(): number {
-  const a = tf.randomNormal([1024, 512]);
-  const w = tf.randomNormal([512, 2048]);
-  const times: number[] = [];
-  for (let i = 0; i < 6; i++) {
-    const t0 = performance.now();
-    const c = tf.matMul(a, w);
-    c.dataSync();
-    c.dispose();
-    times.push(performance.now() - t0);
-  }
-  tf.dispose([a, w]);
-  return (2 * 1024 * 512 * 2048) / (median(times.slice(1)) * 1e6);
 }
 
 function midModelTensors(): HostTensor[] {
@@ -159,6 +135,8 @@ export async function run(): Promise<void> {
   );
   const model = await loadMptModel(config, midModelTensors(), { layout: backend.layout });
   const targets = model.configureLora({ r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] });
+  const flops = (logitRows: number) =>
+    trainStepFlops(flopsModelOf(config, r, targets), { rows: b, seqLen: t, logitRows });
   const lr = rand(3);
   const lora = new Map<string, Float32Array>();
   for (const x of targets) {
@@ -175,7 +153,7 @@ export async function run(): Promise<void> {
   const peaks: number[] = [];
   let supervised = 0;
   for (let i = 0; i < STEPS; i++) {
-    peaks.push(matmulPeak());
+    peaks.push(measureMatmulPeak(5) / 1e9);
     const t0 = performance.now();
     const res = await computeLoraGradients(model, batch);
     ours.push(performance.now() - t0);
