@@ -5,7 +5,7 @@
 import type { DataPlan } from '../data/data-plan.ts';
 import { formatDuration } from '../events/duration.ts';
 import type { Events } from '../events/events.ts';
-import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import type { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
 import type { MetricsLog } from '../train/metrics-log.ts';
 import type { CommitInfo } from './step-driver.ts';
@@ -17,7 +17,7 @@ export interface RunJournalOptions {
   readonly events: Events;
   /** The step the run (re)started at: tokens/s and ETA count from there. */
   readonly startStep: number;
-  readonly metrics?: TrainingMetrics;
+  readonly metrics?: CoordinatorMetrics;
   readonly now?: () => number;
 }
 
@@ -80,14 +80,15 @@ export class RunJournal {
       replica_mismatches: c.replicaMismatches,
       microbatches_requeued: c.microBatchesRequeued,
     });
-    const m = this.o.metrics;
-    if (m) {
-      m.loss.set(c.loss);
-      m.learningRate.set(c.learningRate);
-      m.gradNorm.set(c.gradNorm);
-      m.step.set(done);
-      m.tokensPerSecond.set(tokensPerSecond);
-    }
+    this.o.metrics?.committed({
+      step: done,
+      loss: c.loss,
+      learningRate: c.learningRate,
+      gradNorm: c.gradNorm,
+      tokensPerSecond,
+      etaSeconds: eta,
+      stepSeconds,
+    });
     // The ledger passed its audit (every planned micro-batch counted once): worth a line only when
     // something was requeued or ignored on the way.
     const eventful = ledger.requeued.length > 0 || ledger.ignored.length > 0;
@@ -127,7 +128,7 @@ export class RunJournal {
   readonly onEval = async (step: number, loss: number, tokens: number): Promise<void> => {
     const done = step + 1;
     this.o.keeper.recordEval(done, loss, tokens);
-    this.o.metrics?.evalLoss.set(loss);
+    this.o.metrics?.evaluated(loss);
     await this.o.metricsLog.append({ step: done, eval_loss: loss, eval_tokens: tokens });
     this.o.events.info('eval_done', `step ${done}: eval loss ${loss.toFixed(4)} over ${tokens} tokens`, {
       step: done,
@@ -139,7 +140,7 @@ export class RunJournal {
   readonly afterStep = async (done: number): Promise<void> => {
     const saved = await this.o.keeper.afterStep(done);
     if (!saved) return;
-    this.o.metrics?.markCheckpoint();
+    this.o.metrics?.checkpointed();
     this.o.events.info(
       'checkpoint_saved',
       `saved ${saved.path}${saved.pruned.length > 0 ? ` (removed ${saved.pruned.length} older)` : ''}`,

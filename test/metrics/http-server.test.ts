@@ -31,14 +31,20 @@ describe('process metrics endpoint', () => {
       registry: new Registry(),
       port: 0,
       host: '127.0.0.1',
-      pages: { '/api/status': () => ({ contentType: 'application/json', body: JSON.stringify({ calls: ++calls }) }) },
+      pages: {
+        '/api/status': () => ({ contentType: 'application/json', body: JSON.stringify({ calls: ++calls }) }),
+      },
     });
     try {
       const base = `http://127.0.0.1:${server.port}`;
       const res = await fetch(`${base}/api/status?x=1`);
       assert.equal(res.headers.get('content-type'), 'application/json');
       assert.deepEqual(await res.json(), { calls: 1 });
-      assert.deepEqual(await (await fetch(`${base}/api/status`)).json(), { calls: 2 }, 'rendered per request');
+      assert.deepEqual(
+        await (await fetch(`${base}/api/status`)).json(),
+        { calls: 2 },
+        'rendered per request',
+      );
       const missing = await fetch(`${base}/nope`);
       assert.equal(missing.status, 404);
       assert.match(await missing.text(), /\/metrics, \/healthz, \/api\/status/);
