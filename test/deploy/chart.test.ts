@@ -247,6 +247,18 @@ describe('Helm chart helm/lora-mpt', () => {
     ]);
   });
 
+  it('adds a PrometheusRule with exactly the promtool-tested alert rules when asked, none by default', () => {
+    assert.ok(!kinds(render()).includes('PrometheusRule'));
+    const rule = find(render({ valuesFiles: ['monitoring.yaml'] }), 'PrometheusRule', 'demo-lora-mpt');
+    assert.equal(rule.metadata.labels?.release, 'kube-prometheus-stack');
+    const groups = (rule.spec as { groups: { rules: unknown[] }[] }).groups;
+    assert.deepEqual(
+      groups.flatMap((g) => g.rules),
+      alertRules(),
+      'expressions, durations, labels and annotations as in files/alerts.yaml',
+    );
+  });
+
   it('has a dashboard and alert rules that query only metric names src/metrics declares', async () => {
     // Fast and static; test/e2e/observability.test.ts evaluates each expression against a real run.
     const declared = new Set<string>();
