@@ -26,6 +26,11 @@ export class RunJournal {
   private readonly started: number;
   private lastCommit: number;
   private tokensSeen = 0;
+  /**
+   * The first commit of this process: throughput and ETA are measured from it, so the wait for
+   * workers and their model load (minutes for MPT-7B) does not count as training time.
+   */
+  private pace: { readonly t: number; readonly done: number; readonly tokens: number } | undefined;
   /** Loss of the first and the latest step this process committed. */
   firstLoss = Number.NaN;
   lastLoss = Number.NaN;
@@ -49,9 +54,19 @@ export class RunJournal {
     this.lastCommit = t;
     this.tokensSeen += plan.microBatchesForStep(c.step).reduce((n, m) => n + m.rows * m.seqLen, 0);
     const elapsed = (t - this.started) / 1000;
-    const tokensPerSecond = elapsed > 0 ? this.tokensSeen / elapsed : 0;
-    const stepsHere = done - this.o.startStep;
-    const eta = stepsHere > 0 ? (elapsed / stepsHere) * (plan.totalSteps - done) : Number.NaN;
+    const first = this.pace === undefined;
+    this.pace ??= { t, done, tokens: this.tokensSeen };
+    const paceSeconds = (t - this.pace.t) / 1000;
+    const paceSteps = done - this.pace.done;
+    // Until a second commit there is no pace yet but the first step's, waiting included.
+    const tokensPerSecond =
+      paceSteps > 0 && paceSeconds > 0
+        ? (this.tokensSeen - this.pace.tokens) / paceSeconds
+        : elapsed > 0
+          ? this.tokensSeen / elapsed
+          : 0;
+    const secondsPerStep = paceSteps > 0 ? paceSeconds / paceSteps : elapsed / (done - this.o.startStep);
+    const eta = secondsPerStep * (plan.totalSteps - done);
     if (Number.isNaN(this.firstLoss)) this.firstLoss = c.loss;
     this.lastLoss = c.loss;
     const split = [...c.microBatchesByWorker].map(([w, n]) => `${w}:${n}`).join(' ');
@@ -87,7 +102,8 @@ export class RunJournal {
       gradNorm: c.gradNorm,
       tokensPerSecond,
       etaSeconds: eta,
-      stepSeconds,
+      // The first commit here has no committed step before it to measure from.
+      stepSeconds: first ? Number.NaN : stepSeconds,
     });
     // The ledger passed its audit (every planned micro-batch counted once): worth a line only when
     // something was requeued or ignored on the way.

@@ -23,7 +23,7 @@ export interface CommittedStep {
   readonly tokensPerSecond: number;
   /** NaN when not known yet. */
   readonly etaSeconds: number;
-  /** Wall time since the previous commit (or since the run started here). */
+  /** Wall time since the previous commit; NaN for the first commit of this process. */
   readonly stepSeconds: number;
 }
 
@@ -67,7 +67,7 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
   );
   const tokensPerSecond = gauge(
     'lora_mpt_tokens_per_second',
-    'Input tokens per second since this coordinator started the run (all workers together)',
+    'Input tokens per second of all workers together, from the first step this coordinator committed on',
   );
   const eta = gauge(
     'lora_mpt_eta_seconds',
@@ -142,6 +142,7 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
       tokensPerSecond.set(c.tokensPerSecond);
       if (Number.isFinite(c.etaSeconds)) eta.set(c.etaSeconds);
       lastCommit.set(now() / 1000);
+      if (!Number.isFinite(c.stepSeconds)) return;
       stepDuration.observe(c.stepSeconds);
       durations.push(c.stepSeconds);
       if (durations.length > RECENT_STEPS) durations.shift();
