@@ -39,11 +39,11 @@ export const coordinatorFlags = {
   metrics_port: {
     kind: 'int',
     min: 0,
-    help: 'Port of /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
+    help: 'Port of the status page (/, data at /api/status), /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
   },
   metrics_host: {
     kind: 'string',
-    help: 'Address /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
+    help: 'Address the status page, /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
   },
   run_id: {
     kind: 'string',
