@@ -7,6 +7,7 @@
 //   bwd = 2·N·(12L−3)·D² + 2·(LoRA fwd) + 2·(attention fwd) + 2·n_l·V·D
 // "exec" counts the logits of the n_l rows actually computed; "std" counts all N rows (n_l = N).
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
+import { trainStepFlops } from '../../src/model/flops.ts';
 
 export interface StepShape {
   readonly d: number;
@@ -41,13 +42,19 @@ export function normal(n: number, std: number, r: () => number): Float32Array {
 }
 
 export function stepFlops(s: StepShape, nl: number): number {
-  const { d, l, v, t, b, r } = s;
-  const n = b * t;
-  const lora = 2 * n * 4 * r * d * l;
-  const attn = 4 * b * t * t * d * l;
-  const fwd = 2 * n * 12 * l * d * d + lora + attn + 2 * nl * v * d;
-  const bwd = 2 * n * (12 * l - 3) * d * d + 2 * lora + 2 * attn + 2 * nl * v * d;
-  return fwd + bwd;
+  // The same count the workers' MFU uses (src/model/flops.ts; formula there), r on Wqkv.
+  const wqkv = { inFeatures: s.d, outFeatures: 3 * s.d };
+  return trainStepFlops(
+    {
+      dModel: s.d,
+      nLayers: s.l,
+      ffnWidth: 4 * s.d,
+      vocabSize: s.v,
+      loraRank: s.r,
+      loraTargets: Array.from({ length: s.l }, () => wqkv),
+    },
+    { rows: s.b, seqLen: s.t, logitRows: nl },
+  );
 }
 
 export function midModelTensors(s: StepShape): HostTensor[] {

@@ -7,8 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { observeAllReduce } from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
+import { RunStatus } from '../coordinator/run-status.ts';
+import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
-import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import { tapEvents } from '../events/tap.ts';
+import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
@@ -36,11 +39,11 @@ export const coordinatorFlags = {
   metrics_port: {
     kind: 'int',
     min: 0,
-    help: 'Port of /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
+    help: 'Port of the status page (/, data at /api/status), /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
   },
   metrics_host: {
     kind: 'string',
-    help: 'Address /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
+    help: 'Address the status page, /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
   },
   run_id: {
     kind: 'string',
@@ -82,7 +85,12 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     throw new UsageError(`--allreduce_algorithm ${f.allreduce_algorithm}: expected shard-owner or ring`);
   }
   const algorithm = f.allreduce_algorithm;
-  const events = eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps });
+  // The status page (/) shows the events the log does, from the first one on.
+  const status = new RunStatus();
+  const events = tapEvents(
+    eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps }),
+    status.record,
+  );
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
@@ -96,9 +104,16 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
   const ev = events.child({ run_id: run.runId });
-  const metrics = createTrainingMetrics('coordinator', { run_id: run.runId });
-  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   const total = run.data.plan.totalSteps;
+  status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
+  const metrics = createCoordinatorMetrics(run.runId);
+  metrics.started({
+    step: run.startStep,
+    totalSteps: total,
+    minWorkers: f.min_workers,
+    saveSteps: s.saveSteps,
+  });
+  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
@@ -127,10 +142,13 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         timeoutMs: config.allReduceTimeoutMs,
         algorithm,
         signal,
+        onReport: (r) => metrics.allReduce.record(r),
       }),
-    onMismatch: () => metrics.replicaMismatches.inc(),
-    onMicroBatches: (event, n) => metrics.microBatches.inc({ event }, n),
+    onMismatch: () => metrics.mismatch(),
+    onMicroBatches: (event, n) => metrics.microBatches(event, n),
+    onWorkerLost: () => metrics.workerLost(),
   });
+  metrics.countWorkers((state) => driver.members.count(state));
   const listenHost = f.listen.replace(/:\d+$/, '');
   const server = await startCoordinatorServer({
     listen: f.listen,
@@ -148,22 +166,17 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     defaultPort: 9400,
     flag: '--metrics_port',
     host: f.metrics_host ?? listenHost.replace(/^\[(.*)\]$/, '$1'),
+    pages: statusPages(status, driver),
   });
-  const gauge = setInterval(() => {
-    for (const st of ['loading', 'ready', 'synced'] as const)
-      metrics.workers.set({ state: st }, driver.members.count(st));
-  }, 1000);
-  gauge.unref();
   ev.info(
     'run_started',
-    `run ${run.runId}: listening on ${listenHost}:${server.port} (gRPC), metrics on :${http.port}, ` +
+    `run ${run.runId}: listening on ${listenHost}:${server.port} (gRPC), status page and metrics on :${http.port} (/, /metrics), ` +
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
   try {
     return await driveToEnd(driver, run, s, journal, ev);
   } finally {
-    clearInterval(gauge);
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();
     await http.close();

@@ -20,7 +20,7 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { type ResolvedModel, resolveModel } from '../hub/models.ts';
-import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
@@ -170,7 +170,7 @@ export function driverOptionsOf(
   run: PreparedRun,
   s: TrainingSettings,
   events: Events,
-  metrics?: TrainingMetrics,
+  metrics?: CoordinatorMetrics,
 ): {
   journal: RunJournal;
   options: Omit<StepDriverOptions, 'observeReduce' | 'minWorkers' | 'algorithm' | 'observerId'>;

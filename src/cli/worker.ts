@@ -5,8 +5,9 @@ import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
-import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import { createWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { backendMemory } from '../model/backend-memory.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
@@ -16,6 +17,7 @@ import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { peakTflopsFlag, resolvePeak } from './peak-flops.ts';
 
 export const workerFlags = {
   ...logFlags,
@@ -31,6 +33,7 @@ export const workerFlags = {
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
   num_threads: numThreadsFlag,
+  peak_tflops: peakTflopsFlag,
   worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
   max_in_flight: {
     kind: 'int',
@@ -76,7 +79,13 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   const backendOpts = backendOptions(f.num_threads, process.env);
   const backend = await initBackend(f.backend as BackendChoice, backendOpts);
   events.info('backend_selected', backend.summary, { backend: backend.name });
-  const metrics = createTrainingMetrics('worker', { worker: id });
+  const metrics = createWorkerMetrics(id, backendMemory);
+  const peak = resolvePeak(f.peak_tflops, process.env);
+  metrics.peak(peak.flopsPerSecond, peak.source);
+  events.info('peak_flops', `MFU is measured against ${peak.text}`, {
+    peak_flops: peak.flopsPerSecond,
+    source: peak.source,
+  });
   const http = await serveMetricsOn(metrics.registry, {
     port: f.metrics_port,
     defaultPort: 9401,
@@ -109,6 +118,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
       events,
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
       ...(faults ? { faults } : {}),
+      observer: metrics,
       async prepare(run) {
         const model = await resolveModel(
           run.baseModel,

@@ -84,6 +84,8 @@ export interface StepDriverOptions {
   onMismatch?(worker: WorkerId, what: 'gradient' | 'state'): void;
   /** Micro-batch bookkeeping as it happens (lora_mpt_microbatches_total). */
   onMicroBatches?(event: 'assigned' | 'completed' | 'requeued', count: number): void;
+  /** A worker was lost mid-run (lora_mpt_workers_lost_total); not called for one leaving a finished run. */
+  onWorkerLost?(worker: WorkerId): void;
 }
 
 type Phase =
@@ -253,6 +255,7 @@ export class StepDriver {
       return;
     }
     this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
+    this.o.onWorkerLost?.(id);
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {
       this.requeue(p.ledger, id);

@@ -13,6 +13,7 @@ export type EventName =
   | 'data_ready'
   | 'model_loaded'
   | 'backend_selected'
+  | 'peak_flops'
   | 'stale_writes_removed'
   | 'warning'
   // steps

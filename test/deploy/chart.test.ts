@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { coordinatorFlags } from '../../src/cli/coordinator.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
-import { createTrainingMetrics } from '../../src/metrics/training-metrics.ts';
+import { processRegistry } from '../../src/metrics/registry.ts';
+import { alertRules, dashboardExpressions } from '../support/dashboard.ts';
 import {
   chartDir,
   expandedArgs,
@@ -245,22 +247,41 @@ describe('Helm chart helm/lora-mpt', () => {
     ]);
   });
 
-  it('has a Grafana dashboard that queries only metrics lora-mpt processes expose', async () => {
-    const exposed = new Set<string>();
-    for (const role of ['coordinator', 'worker'] as const) {
-      const text = await createTrainingMetrics(role).registry.metrics();
-      for (const m of text.matchAll(/^# TYPE (\S+) /gm)) exposed.add(m[1]!);
+  it('adds a PrometheusRule with exactly the promtool-tested alert rules when asked, none by default', () => {
+    assert.ok(!kinds(render()).includes('PrometheusRule'));
+    const rule = find(render({ valuesFiles: ['monitoring.yaml'] }), 'PrometheusRule', 'demo-lora-mpt');
+    assert.equal(rule.metadata.labels?.release, 'kube-prometheus-stack');
+    const groups = (rule.spec as { groups: { rules: unknown[] }[] }).groups;
+    assert.deepEqual(
+      groups.flatMap((g) => g.rules),
+      alertRules(),
+      'expressions, durations, labels and annotations as in files/alerts.yaml',
+    );
+  });
+
+  it('has a dashboard and alert rules that query only metric names src/metrics declares', async () => {
+    // Fast and static; test/e2e/observability.test.ts evaluates each expression against a real run.
+    const declared = new Set<string>();
+    for (const m of (await processRegistry('worker', {}).metrics()).matchAll(/^# TYPE (\S+) /gm)) {
+      declared.add(m[1]!);
     }
-    const dashboard = JSON.parse(readFileSync(join(chartDir, 'files', 'dashboard.json'), 'utf8')) as {
-      panels: { title: string; targets: { expr: string }[] }[];
-    };
-    assert.ok(dashboard.panels.length >= 10);
-    for (const p of dashboard.panels) {
-      for (const t of p.targets) {
-        for (const m of t.expr.matchAll(/lora_mpt_[a-z_]+/g)) {
-          const name = m[0].replace(/_(bucket|sum|count)$/, '');
-          assert.ok(exposed.has(name), `panel "${p.title}" queries ${m[0]}, which no process exposes`);
-        }
+    const metricsDir = fileURLToPath(new URL('../../src/metrics/', import.meta.url));
+    for (const file of readdirSync(metricsDir)) {
+      for (const m of readFileSync(join(metricsDir, file), 'utf8').matchAll(/'(lora_mpt_[a-z_]+)'/g))
+        declared.add(m[1]!);
+    }
+    const queried = [
+      ...dashboardExpressions().map((e) => ({ where: `panel "${e.panel}"`, expr: e.expr })),
+      ...alertRules().map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })),
+    ];
+    assert.ok(queried.length >= 20);
+    for (const { where, expr } of queried) {
+      for (const m of expr.matchAll(/lora_mpt_[a-z_]+/g)) {
+        const name = m[0].replace(/_(bucket|sum|count)$/, '');
+        assert.ok(
+          declared.has(name) || declared.has(m[0]),
+          `${where} queries ${m[0]}, which src/metrics does not declare`,
+        );
       }
     }
   });
