@@ -10,10 +10,11 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)   # unpacks helm/kubectl for the chart tests
-# test/e2e/observability.test.ts: a real Prometheus (promtool comes with it) and headless Chromium,
-# driven by the npm devDependency playwright-core (which downloads no browser of its own).
+# test/e2e/observability.test.ts: a real Prometheus (promtool comes with it); the status page and
+# `lora-mpt generate`'s page are tested in headless Chromium, driven by the npm devDependency
+# playwright-core (which downloads no browser of its own).
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   echo "setup: installing ${need_apt[*]} with apt-get"

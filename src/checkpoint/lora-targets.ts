@@ -13,6 +13,10 @@ export interface LoraSettings {
   /** A list (suffix match on the dotted module name) or one regex (full match), as in PEFT. */
   readonly targetModules: readonly string[] | string;
   readonly useRslora?: boolean;
+  /** PEFT's layers_to_transform: only these block indices get LoRA (absent/null: all). */
+  readonly layersToTransform?: readonly number[] | null;
+  /** PEFT's exclude_modules: a list (suffix match) or one regex (full match) left without LoRA. */
+  readonly excludeModules?: readonly string[] | string | null;
 }
 
 export interface LoraTarget {
@@ -76,7 +80,9 @@ export function loraTargets(config: MptConfig, s: LoraSettings): LoraTarget[] {
   for (let layer = 0; layer < config.nLayers; layer++) {
     for (const module of MPT_LINEARS) {
       const path = modulePath(layer, module);
+      if (s.excludeModules != null && matchesTarget(path, s.excludeModules)) continue;
       if (!matchesTarget(path, s.targetModules)) continue;
+      if (s.layersToTransform != null && !s.layersToTransform.includes(layer)) continue;
       const { inF, outF } = linearShape(config, module);
       const prefix = `base_model.model.${path}`;
       out.push({

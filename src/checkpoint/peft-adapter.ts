@@ -214,7 +214,12 @@ export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   }
   const config = parseLoraConfig(json, configPath);
   const tensors = await readTensors(dir);
-  checkPairs(dir, config.r, tensors);
+  // With a rank_pattern the ranks differ per module; using the adapter is refused by that field's
+  // name (adapter-support.ts), not here by a shape that only looks wrong.
+  const rankPattern = config.extra.rank_pattern;
+  const patterned =
+    typeof rankPattern === 'object' && rankPattern !== null && Object.keys(rankPattern).length > 0;
+  if (!patterned) checkPairs(dir, config.r, tensors);
   return { config, tensors };
 }
 

@@ -13,6 +13,7 @@ import { StepDriver } from '../coordinator/step-driver.ts';
 import { tapEvents } from '../events/tap.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
+import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
@@ -75,7 +76,7 @@ export const coordinatorFlags = {
 } as const satisfies FlagSpecs;
 
 export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): Promise<number> {
-  const s = trainingSettings(f);
+  const s = await adoptResumedLora(trainingSettings(f));
   if (f.run_id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(f.run_id)) {
     throw new UsageError(
       `--run_id ${f.run_id}: use 1-64 letters, digits, "-" or "_" (it names NATS subjects)`,

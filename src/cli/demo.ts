@@ -1,7 +1,8 @@
 // `lora-mpt demo`: the README's first command. Makes a small randomly initialised MPT (said plainly:
 // it has learned nothing, so its text is noise; the point is the machinery), then fine-tunes a LoRA
 // adapter on the real Alpaca data with `lora-mpt launch` (a local nats-server, a coordinator and N
-// worker processes: the distributed run of a cluster, on this machine) and prints where the adapter is.
+// worker processes: the distributed run of a cluster, on this machine), prints where the adapter is,
+// and asks it one Alpaca instruction through `lora-mpt generate`'s engine (src/cli/demo-answer.ts).
 import { copyFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
+import { askAdapter } from './demo-answer.ts';
 import { finetuneFlags, runFinetune } from './finetune.ts';
 import { type FlagSpecs, type ParsedFlags, parseFlags, UsageError } from './flags.ts';
 import { launchFlags, runLaunch } from './launch.ts';
@@ -127,12 +129,12 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       : await runLaunch(
           parseFlags(launchFlags, [...training, ...compute, '--nproc_per_node', String(f.workers)]),
         );
-  if (code === 0) {
-    console.log(
-      `demo: done. The adapter is in ${adapterDir} (PEFT format: adapter_model.safetensors + adapter_config.json)`,
-    );
-  }
-  return code;
+  if (code !== 0) return code;
+  console.log(
+    `demo: done. The adapter is in ${adapterDir} (PEFT format: adapter_model.safetensors + adapter_config.json)`,
+  );
+  await askAdapter({ baseModel: model, adapter: adapterDir, backend: f.backend });
+  return 0;
 }
 
 export const demoCommand: Command = flagCommand({

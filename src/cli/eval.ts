@@ -13,7 +13,7 @@ import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
-import { loadMptModel } from '../model/mpt-model.ts';
+import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
@@ -121,15 +121,17 @@ async function evaluate(f: Flags): Promise<number> {
   }
   const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
   console.error(backend.summary); // stderr: --json keeps stdout one object
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
-    layout: backend.layout,
-    load8bit: f.load_8bit,
-  });
-  if (f.lora_weights !== undefined) {
-    const adapter = await readPeftAdapter(f.lora_weights);
-    model.configureLora(adapter.config);
-    model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
-  }
+  const adapter = f.lora_weights === undefined ? null : await readPeftAdapter(f.lora_weights);
+  const model = await loadModelWithAdapter(
+    ckpt.config,
+    ckpt.tensors(),
+    adapter,
+    `--lora_weights ${f.lora_weights}`,
+    {
+      layout: backend.layout,
+      load8bit: f.load_8bit,
+    },
+  );
   let lossSum = 0;
   let tokens = 0;
   for (const mb of buildEvalMicroBatches(examples, f.micro_batch_size)) {

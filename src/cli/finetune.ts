@@ -12,6 +12,7 @@ import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
+import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
@@ -50,7 +51,7 @@ async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
 }
 
 export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise<number> {
-  const s = trainingSettings(f);
+  const s = await adoptResumedLora(trainingSettings(f));
   const events = eventsFromFlags(f, { label: '', stepEvery: s.loggingSteps });
   const run = await prepareRun(s, events, {
     startFrom: () => resumeSource(s),

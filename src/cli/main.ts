@@ -7,7 +7,9 @@ import { demoCommand } from './demo.ts';
 import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
+import { generateCommand } from './generate.ts';
 import { launchCommand } from './launch.ts';
+import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
 import { workerCommand } from './worker.ts';
 
@@ -20,6 +22,8 @@ export const commands: readonly Command[] = [
   workerCommand,
   preprocessCommand,
   evalCommand,
+  generateCommand,
+  mergeCommand,
 ];
 
 function version(): string {

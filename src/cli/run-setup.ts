@@ -100,20 +100,29 @@ export async function prepareRun(
     );
   }
   const from = await o.startFrom(s.outputDir);
-  const { replica, resumed } = await startReplica({
+  const { replica, resumed, scheduleChanged } = await startReplica({
     from,
     layout,
     targets,
     r: s.loraR,
     seed: s.seed,
-    planFingerprint: data.planFingerprint,
+    plan: {
+      fingerprint: data.planFingerprint,
+      datasetFingerprint: data.datasetFingerprint,
+      flags: data.planFlags,
+      totalSteps: data.plan.totalSteps,
+    },
   });
   const runId = o.runId(resumed?.lora_mpt.run_id);
   if (from.kind === 'exact') {
-    events.info('run_resumed', `resuming run ${runId} from ${from.dir} at step ${replica.step}`, {
+    const extended = scheduleChanged
+      ? `, schedule now ${data.plan.totalSteps} steps (${scheduleChanged})`
+      : '';
+    events.info('run_resumed', `resuming run ${runId} from ${from.dir} at step ${replica.step}${extended}`, {
       run_id: runId,
       from: from.dir,
       step: replica.step,
+      ...(scheduleChanged ? { schedule_changed: scheduleChanged, total_steps: data.plan.totalSteps } : {}),
     });
   } else if (from.kind === 'weights') {
     events.info(

@@ -39,23 +39,27 @@ export const trainingFlags = {
     min: 0,
     help: 'Examples held out for evaluation (seeded split, seed 42). 0: no validation set.',
   },
-  lora_r: { kind: 'int', default: 8, min: 1, help: 'LoRA rank r.' },
-  lora_alpha: {
+  // The four LoRA flags have no declared default: when --resume_from_checkpoint names an adapter,
+  // its adapter_config.json supplies them (a flag given that disagrees is an error); otherwise the
+  // defaults below apply (LORA_DEFAULTS in training-settings.ts).
+  lora_r: {
     kind: 'int',
-    default: 16,
     min: 1,
-    help: 'LoRA alpha; the update is scaled by lora_alpha / lora_r.',
+    help: 'LoRA rank r (default: 8, or the r of the adapter --resume_from_checkpoint names).',
+  },
+  lora_alpha: {
+    kind: 'float',
+    min: 0,
+    help: "LoRA alpha, a number as in PEFT (16, 16.0, 8.5); the update is scaled by lora_alpha / lora_r (default: 16, or the resumed adapter's).",
   },
   lora_dropout: {
     kind: 'float',
-    default: 0.05,
     min: 0,
-    help: 'Dropout on the input of LoRA A during training.',
+    help: "Dropout on the input of LoRA A during training (default: 0.05, or the resumed adapter's).",
   },
   lora_target_modules: {
     kind: 'list',
-    default: ['Wqkv'],
-    help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj]. (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have; the default here is PEFT's MPT default.)",
+    help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj] (default: [Wqkv], PEFT's MPT default, or the resumed adapter's). (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have.)",
   },
   train_on_inputs: {
     kind: 'bool',

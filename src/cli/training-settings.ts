@@ -36,8 +36,25 @@ export interface TrainingSettings {
   readonly loggingSteps: number;
   readonly skipBadRows: boolean;
   readonly tokenizer: string | undefined;
+  /** The LoRA flags the user gave (the others hold LORA_DEFAULTS until an adapter supplies them). */
+  readonly loraGiven: LoraFlagValues;
   readonly warnings: readonly string[];
 }
+
+export interface LoraFlagValues {
+  readonly loraR?: number;
+  readonly loraAlpha?: number;
+  readonly loraDropout?: number;
+  readonly loraTargetModules?: readonly string[];
+}
+
+/** finetune.py's defaults for the LoRA flags (target modules: PEFT's MPT default). */
+export const LORA_DEFAULTS = {
+  loraR: 8,
+  loraAlpha: 16,
+  loraDropout: 0.05,
+  loraTargetModules: ['Wqkv'],
+} as const;
 
 export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): TrainingSettings {
   if (!f.base_model) {
@@ -50,8 +67,17 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
       `--micro_batch_size ${f.micro_batch_size} is larger than --batch_size ${f.batch_size}`,
     );
   }
-  if (f.lora_dropout >= 1) throw new UsageError(`--lora_dropout ${f.lora_dropout} must be below 1`);
-  if (f.lora_target_modules.length === 0) throw new UsageError('--lora_target_modules is empty; try [Wqkv]');
+  if (f.lora_dropout !== undefined && f.lora_dropout >= 1)
+    throw new UsageError(`--lora_dropout ${f.lora_dropout} must be below 1`);
+  if (f.lora_target_modules?.length === 0) throw new UsageError('--lora_target_modules is empty; try [Wqkv]');
+  if (f.lora_alpha !== undefined && !(f.lora_alpha > 0))
+    throw new UsageError(`--lora_alpha ${f.lora_alpha} must be above 0`);
+  const loraGiven: LoraFlagValues = {
+    ...(f.lora_r !== undefined ? { loraR: f.lora_r } : {}),
+    ...(f.lora_alpha !== undefined ? { loraAlpha: f.lora_alpha } : {}),
+    ...(f.lora_dropout !== undefined ? { loraDropout: f.lora_dropout } : {}),
+    ...(f.lora_target_modules !== undefined ? { loraTargetModules: f.lora_target_modules } : {}),
+  };
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
   }
@@ -79,10 +105,8 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     learningRate: f.learning_rate,
     cutoffLen: f.cutoff_len,
     valSetSize: f.val_set_size,
-    loraR: f.lora_r,
-    loraAlpha: f.lora_alpha,
-    loraDropout: f.lora_dropout,
-    loraTargetModules: f.lora_target_modules,
+    ...LORA_DEFAULTS,
+    ...loraGiven,
     trainOnInputs: f.train_on_inputs,
     addEosToken: f.add_eos_token,
     groupByLength: f.group_by_length,
@@ -100,6 +124,7 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     loggingSteps: f.logging_steps,
     skipBadRows: f.skip_bad_rows,
     tokenizer: f.tokenizer,
+    loraGiven,
     warnings,
   };
 }

@@ -18,9 +18,20 @@ export function datasetFingerprint(examples: readonly TokenizedExample[]): strin
   return h.digest('hex');
 }
 
-/** sha256 (hex) of the dataset fingerprint and every option that shapes the plan. */
-export function planFingerprint(datasetSha: string, o: Omit<DataPlanOptions, 'examples'>): string {
-  const flags = {
+/** Every option that shapes the plan, as a checkpoint records it (trainer_state.json). */
+export interface PlanFlags {
+  readonly batchSize: number;
+  readonly microBatchSize: number;
+  readonly numEpochs: number;
+  readonly seed: number;
+  readonly groupByLength: boolean;
+  readonly maxSteps: number;
+  readonly padToMultipleOf: number;
+  readonly padTokenId: number;
+}
+
+export function planFlagsOf(o: Omit<DataPlanOptions, 'examples'>): PlanFlags {
+  return {
     batchSize: o.batchSize,
     microBatchSize: o.microBatchSize,
     numEpochs: o.numEpochs,
@@ -30,5 +41,56 @@ export function planFingerprint(datasetSha: string, o: Omit<DataPlanOptions, 'ex
     padToMultipleOf: o.padToMultipleOf ?? 8,
     padTokenId: o.padTokenId ?? 0,
   };
-  return createHash('sha256').update(datasetSha).update(JSON.stringify(flags)).digest('hex');
+}
+
+/** sha256 (hex) of the dataset fingerprint and every option that shapes the plan. */
+export function planFingerprint(datasetSha: string, o: Omit<DataPlanOptions, 'examples'>): string {
+  return createHash('sha256')
+    .update(datasetSha)
+    .update(JSON.stringify(planFlagsOf(o)))
+    .digest('hex');
+}
+
+/** The command-line flag of each plan option (the padding ones are fixed by lora-mpt). */
+const FLAG_OF: Readonly<Record<keyof PlanFlags, string>> = {
+  batchSize: '--batch_size',
+  microBatchSize: '--micro_batch_size',
+  numEpochs: '--num_epochs',
+  seed: '--seed',
+  groupByLength: '--group_by_length',
+  maxSteps: '--max_steps',
+  padToMultipleOf: 'padding to a multiple of (a lora-mpt version change)',
+  padTokenId: 'the padding token id (a lora-mpt version change)',
+};
+
+/** Options that only say how long the run is: a plan's first N steps do not depend on them. */
+const SCHEDULE: readonly (keyof PlanFlags)[] = ['numEpochs', 'maxSteps'];
+
+/**
+ * Why a checkpoint of plan `saved` cannot continue as plan `now`, naming each flag that differs with
+ * both values; null when only the schedule's length differs (every step of the saved plan is the same
+ * step of the new one, so the run continues on the same data in the same order).
+ */
+export function planMismatch(
+  saved: { readonly datasetSha: string; readonly flags: PlanFlags },
+  now: { readonly datasetSha: string; readonly flags: PlanFlags },
+): string | null {
+  const reasons: string[] = [];
+  if (saved.datasetSha !== now.datasetSha) {
+    reasons.push(
+      `the tokenized data differ (dataset ${saved.datasetSha.slice(0, 12)} then, ${now.datasetSha.slice(0, 12)} now: --data_path, --val_set_size, --cutoff_len, --prompt_template_name, --train_on_inputs, --add_eos_token or the tokenizer changed)`,
+    );
+  }
+  for (const key of Object.keys(FLAG_OF) as (keyof PlanFlags)[]) {
+    if (SCHEDULE.includes(key) || saved.flags[key] === now.flags[key]) continue;
+    reasons.push(`${FLAG_OF[key]} was ${saved.flags[key]}, now ${now.flags[key]}`);
+  }
+  return reasons.length === 0 ? null : reasons.join('; ');
+}
+
+/** "--max_steps 5 (was 3)"-style words for the schedule flags that changed. */
+export function scheduleChange(saved: PlanFlags, now: PlanFlags): string {
+  return SCHEDULE.filter((k) => saved[k] !== now[k])
+    .map((k) => `${FLAG_OF[k]} ${now[k]} (was ${saved[k]})`)
+    .join(', ');
 }

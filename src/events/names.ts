@@ -42,4 +42,9 @@ export type EventName =
   | 'reconnecting'
   | 'model_loading'
   | 'replica_synced'
-  | 'fault_injected';
+  | 'fault_injected'
+  // generate (the inference server and one-shot answers)
+  | 'server_listening'
+  | 'generation_started'
+  | 'generation_finished'
+  | 'request_refused';

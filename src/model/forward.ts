@@ -31,7 +31,7 @@ export function forwardHidden(model: MptModel, batch: TokenBatch): tf.Tensor2D {
 }
 
 /** h [n, D] → logits [n, V] through the tied output layer (times logit_scale). Caller owns it. */
-function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
+export function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const parts = model.vocab.w.map((w, c) => {
       const wt = model.vocab.wt?.[c];

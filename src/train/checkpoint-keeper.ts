@@ -4,6 +4,7 @@
 // pruning to save_total_limit without ever pruning the best.
 import { join } from 'node:path';
 import type { LoraConfig } from '../checkpoint/peft-adapter.ts';
+import type { PlanFlags } from '../data/fingerprint.ts';
 import { checkpointName, pruneCheckpoints } from './checkpoint-dirs.ts';
 import type { AdapterReplica } from './replica.ts';
 import type { RunData } from './run-data.ts';
@@ -19,6 +20,7 @@ export interface CheckpointKeeperOptions {
   readonly replica: AdapterReplica;
   readonly runId: string;
   readonly planFingerprint: string;
+  readonly planFlags?: PlanFlags;
   readonly datasetFingerprint: string;
   readonly seed: number;
   /** The state of the checkpoint a run resumed from: its history and best carry on. */
@@ -90,6 +92,7 @@ export class CheckpointKeeper {
       lora_mpt: {
         run_id: this.o.runId,
         plan_fingerprint: this.o.planFingerprint,
+        ...(this.o.planFlags ? { plan_flags: this.o.planFlags } : {}),
         dataset_fingerprint: this.o.datasetFingerprint,
         seed: this.o.seed,
         optimizer_steps: this.o.replica.state.step,
@@ -124,6 +127,7 @@ export function checkpointKeeperFor(
     replica: run.replica,
     runId: run.runId,
     planFingerprint: data.planFingerprint,
+    planFlags: data.planFlags,
     datasetFingerprint: data.datasetFingerprint,
     seed: s.seed,
     ...(run.resumed ? { resumed: run.resumed } : {}),

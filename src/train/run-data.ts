@@ -2,7 +2,7 @@
 // and validate rows, format with the prompt template, tokenize with alpaca-lora's masking, split off
 // the validation set, and plan every step's micro-batches (src/data). Logs a one-line summary.
 import { buildDataPlan, buildEvalMicroBatches, type DataPlan } from '../data/data-plan.ts';
-import { planFingerprint } from '../data/fingerprint.ts';
+import { type PlanFlags, planFingerprint, planFlagsOf } from '../data/fingerprint.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { prepareData } from '../data/prepare.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
@@ -39,6 +39,8 @@ export interface RunData {
   readonly datasetFingerprint: string;
   /** Changes with the data or any flag that shapes the plan: a resume must match it. */
   readonly planFingerprint: string;
+  /** The options behind planFingerprint, recorded in checkpoints to explain a mismatch. */
+  readonly planFlags: PlanFlags;
 }
 
 const EOS_TOKEN_ID = 0; // GPT-NeoX <|endoftext|>: bos = eos = unk = 0 for MPT (mpt-peft-facts §6)
@@ -95,5 +97,6 @@ export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
     skippedRows: loaded.skipped.length,
     datasetFingerprint: prepared.fingerprint,
     planFingerprint: planFingerprint(prepared.fingerprint, planOptions),
+    planFlags: planFlagsOf(planOptions),
   };
 }

@@ -5,6 +5,7 @@
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import { initLoraWeights } from '../checkpoint/lora-targets.ts';
 import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
+import { type PlanFlags, planMismatch, scheduleChange } from '../data/fingerprint.ts';
 import type { CheckpointKeeper } from './checkpoint-keeper.ts';
 import { writeFinalAdapter } from './final-adapter.ts';
 import { flatten, type ParamLayout } from './param-layout.ts';
@@ -20,6 +21,47 @@ export interface StartedReplica {
   readonly replica: AdapterReplica;
   /** The trainer state of the checkpoint resumed from (exact resume only). */
   readonly resumed?: TrainerState;
+  /** Set when the checkpoint continues under a longer (or shorter) schedule: which flags changed. */
+  readonly scheduleChanged?: string;
+}
+
+/** This run's plan, to compare with a checkpoint's. */
+export interface PlanIdentity {
+  readonly fingerprint: string;
+  readonly datasetFingerprint: string;
+  readonly flags: PlanFlags;
+  readonly totalSteps: number;
+}
+
+/**
+ * Whether checkpoint `ck` (at its step) can continue as this run: the same plan, or the same data
+ * and flags with only --num_epochs/--max_steps changed and the checkpoint's step still inside the
+ * new schedule. Returns the schedule change (or null); throws naming every flag that differs.
+ */
+function checkPlan(dir: string, state: TrainerState, plan: PlanIdentity): string | null {
+  const saved = state.lora_mpt;
+  if (saved.plan_fingerprint === plan.fingerprint) return null;
+  if (saved.plan_flags === undefined) {
+    throw new Error(
+      `${dir} was written for other data or flags (plan ${saved.plan_fingerprint.slice(0, 12)}, now ${plan.fingerprint.slice(0, 12)}); resume with the run's original --data_path, batch sizes, epochs, seed and cutoff, or use another --output_dir`,
+    );
+  }
+  const why = planMismatch(
+    { datasetSha: saved.dataset_fingerprint, flags: saved.plan_flags },
+    { datasetSha: plan.datasetFingerprint, flags: plan.flags },
+  );
+  if (why !== null) {
+    throw new Error(
+      `${dir} cannot continue as this run: ${why}. Resume with the run's own flags, or use another --output_dir`,
+    );
+  }
+  const change = scheduleChange(saved.plan_flags, plan.flags);
+  if (state.global_step > plan.totalSteps) {
+    throw new Error(
+      `${dir} is at step ${state.global_step}, past the ${plan.totalSteps} steps of the new schedule (${change}); a run can only be extended`,
+    );
+  }
+  return change;
 }
 
 export async function startReplica(o: {
@@ -28,19 +70,15 @@ export async function startReplica(o: {
   readonly targets: readonly LoraTarget[];
   readonly r: number;
   readonly seed: number;
-  readonly planFingerprint: string;
+  readonly plan: PlanIdentity;
 }): Promise<StartedReplica> {
   const { layout } = o;
   if (o.from.kind === 'exact') {
     const ck = await loadTrainingCheckpoint(o.from.dir, layout);
-    if (ck.state.lora_mpt.plan_fingerprint !== o.planFingerprint) {
-      throw new Error(
-        `${o.from.dir} was written for other data or flags (plan ${ck.state.lora_mpt.plan_fingerprint.slice(0, 12)}, now ${o.planFingerprint.slice(0, 12)}); resume with the run's original --data_path, batch sizes, epochs, seed and cutoff, or use another --output_dir`,
-      );
-    }
+    const change = checkPlan(o.from.dir, ck.state, o.plan);
     const replica = new AdapterReplica(layout, ck.params);
     replica.restore({ ...ck, step: ck.state.lora_mpt.optimizer_steps });
-    return { replica, resumed: ck.state };
+    return { replica, resumed: ck.state, ...(change ? { scheduleChanged: change } : {}) };
   }
   if (o.from.kind === 'weights') {
     const adapter = await readPeftAdapter(o.from.dir);

@@ -12,6 +12,9 @@ import { flatten, type ParamLayout, unflatten } from './param-layout.ts';
 import type { AdapterReplica } from './replica.ts';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
+
+import type { PlanFlags } from '../data/fingerprint.ts';
+
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 
 export interface LogEntry {
@@ -31,6 +34,8 @@ export interface TrainerState {
     readonly run_id: string;
     readonly plan_fingerprint: string;
     readonly dataset_fingerprint: string;
+    /** The plan's options (absent in checkpoints of older lora-mpt versions). */
+    readonly plan_flags?: PlanFlags;
     readonly seed: number;
     /** AdamW updates applied (equals global_step; kept for the optimizer file's sake). */
     readonly optimizer_steps: number;

@@ -17,6 +17,8 @@ export const LAYERS = [
   'data', // datasets, prompt templates, tokenizer, data plan, micro-batches
   'checkpoint', // MPT config, checkpoints, LoRA targets, PEFT adapter files
   'model', // MPT + LoRA math in TensorFlow.js
+  'generate', // decoding: KV-cached greedy, beam search and sampling; the generation engine
+  'serve', // the HTTP server of `generate`: web page, OpenAI-compatible API, fair queue
   'train', // replica, AdamW, schedules, training checkpoints
   'protocol', // the coordinator <-> worker wire contract
   'coordinator', // the step driver, dealer, ledger, gRPC server

@@ -1,0 +1,153 @@
+// What lora-mpt does with every field PEFT 0.21 writes into adapter_config.json: implement it, accept
+// it because it cannot change an adapter's math on MPT, or refuse it by name — never compute a
+// different model than PEFT would. Implemented: use_rslora, layers_to_transform (+ layers_pattern
+// "blocks"), exclude_modules, use_dora (evaluation and generation: merged into the base weights).
+// For training (a resumed adapter) DoRA, rsLoRA, layers_to_transform and exclude_modules are
+// refused. A field this table does not know is accepted only at a neutral value
+// (null, false, {}, []): a newer PEFT's switched-on feature is refused rather than ignored.
+import type { LoraConfig } from './peft-adapter.ts';
+
+export type AdapterUse = 'inference' | 'training';
+
+export interface AdapterFeatures {
+  readonly useDora: boolean;
+  /** Only these block indices carry LoRA (null: every block). */
+  readonly layersToTransform: readonly number[] | null;
+  /** Modules left without LoRA even where target_modules matches (PEFT's rule: list = suffix, string = regex). */
+  readonly excludeModules: readonly string[] | string | null;
+}
+
+/** Fields that only describe the adapter or steer PEFT's initialisation or bookkeeping. */
+const NO_EFFECT = new Set([
+  'auto_mapping',
+  'base_model_name_or_path',
+  'revision',
+  'inference_mode',
+  'peft_version',
+  'lora_dropout', // dropout: training only, and lora-mpt trains with it
+  'ensure_weight_tying', // only acts with trainable_token_indices / modules_to_save (refused)
+  'qalora_group_size', // only acts with use_qalora (refused)
+  'megatron_core', // a module path, only used with megatron_config (refused)
+  'runtime_config', // PEFT runtime switches (ephemeral GPU offload), not the math
+  // initialisation settings of init_lora_weights values that are refused below
+  'loftq_config',
+  'eva_config',
+  'corda_config',
+  'lora_ga_config',
+  'kasa_config',
+  'monteclora_config',
+  'velora_config',
+  'arrow_config',
+]);
+
+const MODELLED = new Set([
+  'r',
+  'lora_alpha',
+  'target_modules',
+  'use_rslora',
+  'bias',
+  'fan_in_fan_out',
+  'task_type',
+  'peft_type',
+]);
+
+/** Fields that change the model PEFT builds, refused unless at their neutral value, and why. */
+const REFUSED: Readonly<Record<string, string>> = {
+  alora_invocation_tokens: 'activated LoRA (aLoRA) applies only after its invocation tokens',
+  alpha_pattern: 'per-module lora_alpha (alpha_pattern) is not implemented',
+  rank_pattern: 'per-module ranks (rank_pattern) are not implemented',
+  layer_replication: 'layer replication builds a deeper model than the base checkpoint',
+  lora_bias: 'LoRA biases (lora_bias) are not implemented',
+  megatron_config: 'Megatron parallel layers do not exist in MPT',
+  modules_to_save:
+    'modules_to_save stores whole trained modules (e.g. a new head) that lora-mpt does not load',
+  target_parameters: 'LoRA on bare parameters (target_parameters) is not implemented',
+  trainable_token_indices: 'trainable token embeddings are not implemented',
+  use_bdlora: 'block-diagonal LoRA is not implemented',
+  use_qalora: 'QA-LoRA (use_qalora) is not implemented',
+};
+
+const isNeutral = (v: unknown) =>
+  v === null ||
+  v === undefined ||
+  v === false ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+
+function intList(v: unknown, field: string, source: string): readonly number[] {
+  const list = typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(list) || !list.every((x) => Number.isInteger(x) && x >= 0)) {
+    throw new Error(`${source}: ${field} must be a layer index or a list of them, got ${JSON.stringify(v)}`);
+  }
+  return list as number[];
+}
+
+/** The adapter's features for `use`, or an error naming the field lora-mpt cannot honour. */
+export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string): AdapterFeatures {
+  const fail = (field: string, why: string): never => {
+    throw new Error(
+      `${source}: ${field} ${JSON.stringify(c.extra[field])}: ${why}; lora-mpt refuses it rather than compute a different model`,
+    );
+  };
+  const x = c.extra;
+  if (c.taskType !== 'CAUSAL_LM' && c.taskType !== '') {
+    throw new Error(
+      `${source}: task_type ${JSON.stringify(c.taskType)}: only CAUSAL_LM adapters apply to MPT's language model`,
+    );
+  }
+  for (const [field, why] of Object.entries(REFUSED)) if (!isNeutral(x[field])) fail(field, why);
+  const init = x.init_lora_weights ?? true;
+  if (init !== true && init !== false && init !== 'gaussian') {
+    fail(
+      'init_lora_weights',
+      'this initialisation rewrites the base weights (PiSSA/OLoRA/CorDA/EVA/LoftQ...); convert the adapter with PEFT (path_initial_model_for_weight_conversion) first',
+    );
+  }
+  const useDora = x.use_dora === true;
+  if (useDora && use === 'training')
+    fail('use_dora', 'training DoRA is not implemented (evaluation, generation and merge are)');
+  if (use === 'training') {
+    // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules only.
+    if (c.useRslora) {
+      throw new Error(
+        `${source}: use_rslora true: training with rsLoRA scaling is not implemented (evaluation, generation and merge are); lora-mpt refuses it rather than train with another scaling`,
+      );
+    }
+    for (const field of ['layers_to_transform', 'exclude_modules'] as const) {
+      if (!isNeutral(x[field])) {
+        fail(
+          field,
+          'training an adapter on chosen layers or modules only is not implemented (evaluation, generation and merge are)',
+        );
+      }
+    }
+  }
+  let layersToTransform: readonly number[] | null = null;
+  if (!isNeutral(x.layers_to_transform)) {
+    layersToTransform = intList(x.layers_to_transform, 'layers_to_transform', source);
+    const pattern = x.layers_pattern;
+    const ok =
+      isNeutral(pattern) ||
+      pattern === 'blocks' ||
+      (Array.isArray(pattern) && pattern.every((p) => p === 'blocks'));
+    if (!ok) fail('layers_pattern', 'MPT numbers its layers under "blocks" (transformer.blocks.<i>)');
+  }
+  const ex = x.exclude_modules;
+  let excludeModules: readonly string[] | string | null = null;
+  if (!isNeutral(ex)) {
+    if (typeof ex === 'string') excludeModules = ex;
+    else if (Array.isArray(ex) && ex.every((e) => typeof e === 'string')) excludeModules = ex as string[];
+    else fail('exclude_modules', 'expected a list of module names or one regex');
+  }
+  for (const [field, v] of Object.entries(x)) {
+    const known =
+      NO_EFFECT.has(field) ||
+      MODELLED.has(field) ||
+      field in REFUSED ||
+      ['init_lora_weights', 'use_dora', 'layers_to_transform', 'layers_pattern', 'exclude_modules'].includes(
+        field,
+      );
+    if (!known && !isNeutral(v)) fail(field, 'this field is unknown to lora-mpt (a newer PEFT?)');
+  }
+  return { useDora, layersToTransform, excludeModules };
+}

@@ -1,0 +1,124 @@
+// One loaded model (+ adapter) that answers requests: builds the prompt (the Alpaca template for an
+// instruction, or raw text), tokenizes it, checks it fits the context, decodes with the KV cache and
+// reports the answer as the seed's generate.py shows it. Requests may run concurrently (each has its
+// own cache; the weights are read-only), but callers queue them (src/serve/fair-queue.ts).
+import { formatPrompt, type PromptTemplate } from '../data/prompt-template.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
+import type { MptModel } from '../model/mpt-model.ts';
+import { type AnswerText, instructionAnswer, rawAnswer } from './answer-text.ts';
+import { type DecodingOptions, decode, type FinishReason } from './decode.ts';
+import { cachedLogits } from './logits-source.ts';
+
+export type PromptSpec =
+  | { readonly kind: 'instruction'; readonly instruction: string; readonly input: string }
+  | { readonly kind: 'raw'; readonly text: string };
+
+export type DecodingRequest = Omit<DecodingOptions, 'eosTokenId'>;
+
+export interface GenerationResult {
+  /** The answer (instruction: after the response marker, trimmed; raw: the new text). */
+  readonly text: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly finishReason: FinishReason;
+  /** The sampling seed (null unless sampling). */
+  readonly seed: number | null;
+  /** max_new_tokens was lowered so that prompt + answer fit max_seq_len. */
+  readonly limitedByContext: boolean;
+}
+
+export interface GenerationHooks {
+  /** After each step: the stable answer so far (each call's text extends the previous one's) and,
+   * for what a page shows, the whole current answer (beam search: the leading beam's). */
+  readonly onText?: (stable: string, current: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** An empty prompt, or one that leaves no room for an answer (the message names both lengths). */
+export class PromptTooLongError extends Error {
+  override name = 'PromptTooLongError';
+}
+
+export interface EngineParts {
+  readonly model: MptModel;
+  readonly tokenizer: Tokenizer;
+  readonly template: PromptTemplate;
+  /** Decoding stops at this token (GPT-NeoX: <|endoftext|>); null: only at max_new_tokens. */
+  readonly eosTokenId: number | null;
+  /** What the model is called in API answers, e.g. the --base_model (+ adapter) given. */
+  readonly name: string;
+}
+
+export class GenerationEngine {
+  constructor(readonly parts: EngineParts) {}
+
+  get name(): string {
+    return this.parts.name;
+  }
+
+  get contextLength(): number {
+    return this.parts.model.config.maxSeqLen;
+  }
+
+  /** Frees the model's tensors. */
+  dispose(): void {
+    this.parts.model.dispose();
+  }
+
+  /** The text the model reads for `prompt`. */
+  promptText(prompt: PromptSpec): string {
+    return prompt.kind === 'raw'
+      ? prompt.text
+      : formatPrompt(this.parts.template, prompt.instruction, prompt.input);
+  }
+
+  /** The prompt's token ids; PromptTooLongError when it leaves no room for an answer. */
+  promptIds(prompt: PromptSpec): number[] {
+    const ids = this.parts.tokenizer.encode(this.promptText(prompt));
+    const context = this.contextLength;
+    if (ids.length === 0)
+      throw new PromptTooLongError('the prompt is empty: give an instruction or a prompt');
+    if (ids.length >= context) {
+      throw new PromptTooLongError(
+        `the prompt has ${ids.length} tokens and the model's context (max_seq_len) is ${context}, which leaves no room for an answer: shorten the instruction or input`,
+      );
+    }
+    return ids;
+  }
+
+  async generate(
+    prompt: PromptSpec,
+    decoding: DecodingRequest,
+    hooks: GenerationHooks = {},
+  ): Promise<GenerationResult> {
+    const { model, tokenizer, template, eosTokenId } = this.parts;
+    const ids = this.promptIds(prompt);
+    const context = model.config.maxSeqLen;
+    const maxNewTokens = Math.min(decoding.maxNewTokens, context - ids.length);
+    const answer: AnswerText =
+      prompt.kind === 'raw' ? rawAnswer(tokenizer) : instructionAnswer(tokenizer, template, ids);
+    const source = cachedLogits(model);
+    try {
+      const out = await decode(
+        source,
+        Int32Array.from(ids),
+        { ...decoding, maxNewTokens, eosTokenId },
+        {
+          onStep: (tokens) => hooks.onText?.(answer.stable(tokens), answer.full(tokens)),
+          shouldStop: (tokens) => answer.ended(tokens),
+          ...(hooks.signal ? { signal: hooks.signal } : {}),
+        },
+      );
+      return {
+        text: answer.full(out.tokens),
+        promptTokens: ids.length,
+        completionTokens: out.tokens.length,
+        finishReason: out.finishReason,
+        seed: out.seed,
+        limitedByContext: maxNewTokens < decoding.maxNewTokens,
+      };
+    } finally {
+      source.dispose();
+    }
+  }
+}

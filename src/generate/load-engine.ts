@@ -1,0 +1,56 @@
+// Builds a GenerationEngine from what a user names: a base model (directory or cached Hub id, also a
+// merged model written by `lora-mpt merge`), optionally a PEFT adapter directory (made by lora-mpt
+// or by Python PEFT), a prompt template and the tokenizer beside the weights.
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
+import { loadPromptTemplate } from '../data/prompt-template.ts';
+import { Tokenizer } from '../data/tokenizer.ts';
+import type { HubOptions } from '../hub/hf-cache.ts';
+import { type HubEnv, resolveModel } from '../hub/models.ts';
+import type { ComputeLayout } from '../model/backend.ts';
+import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
+import { GenerationEngine } from './engine.ts';
+
+export interface EngineSource {
+  readonly baseModel: string;
+  readonly loraWeights: string | null;
+  readonly load8bit: boolean;
+  /** '' = alpaca. */
+  readonly promptTemplateName: string;
+  /** tokenizer.json to use instead of the one beside the weights. */
+  readonly tokenizer: string | null;
+  readonly layout: ComputeLayout;
+  readonly hubEnv: HubEnv;
+  readonly hubOptions: HubOptions;
+}
+
+/** The EOS of GPT-NeoX tokenizers (MPT's): <|endoftext|>, as the seed's finetune.py appends it. */
+function eosOf(tokenizer: Tokenizer): number | null {
+  return tokenizer.tokenToId('<|endoftext|>') ?? null;
+}
+
+export async function loadEngine(s: EngineSource): Promise<GenerationEngine> {
+  const resolved = await resolveModel(s.baseModel, s.hubEnv, 'main', s.hubOptions);
+  const tokenizerPath = s.tokenizer ?? resolved.tokenizerJson;
+  if (tokenizerPath === null) {
+    throw new Error(
+      `--base_model ${s.baseModel}: no tokenizer.json beside the weights; pass --tokenizer PATH`,
+    );
+  }
+  const tokenizer = Tokenizer.fromFile(tokenizerPath);
+  const template = loadPromptTemplate(s.promptTemplateName);
+  const adapter = s.loraWeights === null ? null : await readPeftAdapter(s.loraWeights);
+  const ckpt = await openCheckpoint(resolved.dir);
+  const model = await loadModelWithAdapter(
+    ckpt.config,
+    ckpt.tensors(),
+    adapter,
+    `--lora_weights ${s.loraWeights}`,
+    {
+      layout: s.layout,
+      load8bit: s.load8bit,
+    },
+  );
+  const name = s.loraWeights === null ? s.baseModel : `${s.baseModel} + ${s.loraWeights}`;
+  return new GenerationEngine({ model, tokenizer, template, eosTokenId: eosOf(tokenizer), name });
+}

@@ -1,0 +1,71 @@
+// Where decoding gets next-token logits from: the model with a KV cache (each new token costs one
+// position), or without one (every step runs the whole sequence again: the bench's baseline and an
+// independent check of the cache). Rows are host Float32Arrays [V], one per running sequence.
+import type * as tf from '@tensorflow/tfjs-core';
+import { extend, newKvCache, prefill } from '../model/cached-forward.ts';
+import { forwardLogitsAt } from '../model/forward.ts';
+import type { KvCache } from '../model/kv-cache.ts';
+import type { MptModel } from '../model/mpt-model.ts';
+
+export interface LogitsSource {
+  /** Logits after the prompt: one row. */
+  start(prompt: Int32Array): Promise<Float32Array[]>;
+  /** Row i continues the sequence of row parents[i] of the previous step with tokens[i]. */
+  next(parents: Int32Array, tokens: Int32Array): Promise<Float32Array[]>;
+  /** Frees what the source holds on the device (the cache); the model stays the caller's. */
+  dispose(): void;
+}
+
+async function hostRows(logits: tf.Tensor2D): Promise<Float32Array[]> {
+  const [rows, v] = logits.shape;
+  const data = (await logits.data()) as Float32Array;
+  logits.dispose();
+  return Array.from({ length: rows }, (_, r) => data.subarray(r * v, (r + 1) * v));
+}
+
+const isIdentity = (parents: Int32Array, rows: number) =>
+  parents.length === rows && parents.every((p, i) => p === i);
+
+export function cachedLogits(model: MptModel): LogitsSource {
+  let cache: KvCache | null = newKvCache(model);
+  const live = (): KvCache => {
+    if (cache === null) throw new Error('the logits source was disposed');
+    return cache;
+  };
+  return {
+    start: (prompt) => hostRows(prefill(model, live(), prompt)),
+    next(parents, tokens) {
+      const c = live();
+      if (!isIdentity(parents, c.rows)) c.select(parents);
+      return hostRows(extend(model, c, tokens));
+    },
+    dispose() {
+      cache?.dispose();
+      cache = null;
+    },
+  };
+}
+
+export function uncachedLogits(model: MptModel): LogitsSource {
+  let histories: number[][] = [];
+  const run = (): Promise<Float32Array[]> => {
+    const rows = histories.length;
+    const seqLen = (histories[0] as number[]).length;
+    const inputIds = Int32Array.from(histories.flat());
+    const positions = Int32Array.from({ length: rows }, (_, r) => r * seqLen + seqLen - 1);
+    return hostRows(forwardLogitsAt(model, { rows, seqLen, inputIds }, positions));
+  };
+  return {
+    start(prompt) {
+      histories = [Array.from(prompt)];
+      return run();
+    },
+    next(parents, tokens) {
+      histories = Array.from(parents, (p, i) => [...(histories[p] as number[]), tokens[i] as number]);
+      return run();
+    },
+    dispose() {
+      histories = [];
+    },
+  };
+}

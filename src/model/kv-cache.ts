@@ -1,0 +1,85 @@
+// The keys and values every attention layer has seen so far, so that decoding one more token runs
+// the model over that one position only: per layer K and V as [rows·H, T, hd] device tensors (rows =
+// sequences decoded together, e.g. beams). The cache owns its tensors; dispose() frees them.
+import * as tf from '@tensorflow/tfjs-core';
+
+interface LayerKv {
+  k: tf.Tensor3D;
+  v: tf.Tensor3D;
+}
+
+export class KvCache {
+  private layers: (LayerKv | null)[];
+  private rowCount = 0;
+
+  constructor(
+    readonly nLayers: number,
+    readonly nHeads: number,
+  ) {
+    this.layers = Array.from({ length: nLayers }, () => null);
+  }
+
+  /** Positions cached so far (the same for every layer once a forward has gone through them all). */
+  get length(): number {
+    return this.layers[this.nLayers - 1]?.k.shape[1] ?? 0;
+  }
+
+  /** Sequences held (0 before the first forward). */
+  get rows(): number {
+    return this.rowCount;
+  }
+
+  /** Layer `l`'s K and V, or null before anything was appended. Owned by the cache. */
+  layer(l: number): { readonly k: tf.Tensor3D; readonly v: tf.Tensor3D } | null {
+    return this.layers[l] ?? null;
+  }
+
+  /** Appends new keys and values [rows·H, q, hd] to layer `l`; takes ownership of `k` and `v` (which
+   * must survive any enclosing tf.tidy: tf.keep them). */
+  append(l: number, k: tf.Tensor3D, v: tf.Tensor3D): void {
+    const old = this.layers[l];
+    if (old === null || old === undefined) {
+      this.layers[l] = { k, v };
+      this.rowCount = k.shape[0] / this.nHeads;
+      return;
+    }
+    if (old.k.shape[0] !== k.shape[0]) {
+      throw new Error(`KvCache: layer ${l} holds ${old.k.shape[0]} head rows, got ${k.shape[0]}`);
+    }
+    // keep: a caller's tf.tidy must not free what the cache now owns.
+    this.layers[l] = { k: tf.keep(tf.concat([old.k, k], 1)), v: tf.keep(tf.concat([old.v, v], 1)) };
+    tf.dispose([old.k, old.v, k, v]);
+  }
+
+  /**
+   * Keeps, as row i, the old row `from[i]` (a beam search's survivors; repeating a row duplicates it,
+   * e.g. one prompt expanded to every beam). The number of rows becomes from.length.
+   */
+  select(from: Int32Array): void {
+    const h = this.nHeads;
+    for (const r of from) {
+      if (!(r >= 0 && r < this.rowCount)) throw new Error(`KvCache.select: row ${r} of ${this.rowCount}`);
+    }
+    const idx = new Int32Array(from.length * h);
+    for (let i = 0; i < from.length; i++)
+      for (let j = 0; j < h; j++) idx[i * h + j] = (from[i] as number) * h + j;
+    const indices = tf.tensor1d(idx, 'int32');
+    this.layers = this.layers.map((kv) => {
+      if (kv === null) return null;
+      const next = {
+        k: tf.keep(tf.gather(kv.k, indices) as tf.Tensor3D),
+        v: tf.keep(tf.gather(kv.v, indices) as tf.Tensor3D),
+      };
+      tf.dispose([kv.k, kv.v]);
+      return next;
+    });
+    indices.dispose();
+    this.rowCount = from.length;
+  }
+
+  dispose(): void {
+    for (const kv of this.layers) if (kv !== null) tf.dispose([kv.k, kv.v]);
+    this.layers = this.layers.map(() => null);
+    this.rowCount = 0;
+  }
+}

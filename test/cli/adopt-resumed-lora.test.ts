@@ -1,0 +1,72 @@
+// --resume_from_checkpoint with adapters Python PEFT 0.21 saved: the LoRA settings come from their
+// adapter_config.json; a flag that disagrees names both values; DoRA and rsLoRA adapters, which the
+// trainer cannot continue, are refused by the field's name (not resumed as plain LoRA).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { adoptResumedLora } from '../../src/cli/adopt-resumed-lora.ts';
+import { parseFlags } from '../../src/cli/flags.ts';
+import { trainingFlags } from '../../src/cli/training-flags.ts';
+import { trainingSettings } from '../../src/cli/training-settings.ts';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const settings = (...extra: string[]) =>
+  trainingSettings(
+    parseFlags(trainingFlags, ['--base_model', 'm', '--output_dir', '/nonexistent', ...extra]),
+  );
+
+describe('LoRA settings of a resumed adapter', () => {
+  it('keeps finetune.py defaults when nothing is resumed', async () => {
+    const s = await adoptResumedLora(settings());
+    assert.deepEqual([s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules], [8, 16, 0.05, ['Wqkv']]);
+  });
+
+  it("takes r, alpha, dropout and targets from a PEFT adapter's config", async () => {
+    const s = await adoptResumedLora(
+      settings('--resume_from_checkpoint', `${FIXTURES}mpt/h6-all/adapter_init`),
+    );
+    assert.deepEqual([s.loraR, s.loraAlpha, s.loraDropout], [4, 16, 0]);
+    assert.deepEqual([...s.loraTargetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
+  });
+
+  it('accepts flags that agree (targets in any order) and refuses one that does not, naming both values', async () => {
+    const dir = `${FIXTURES}mpt/h6-all/adapter_init`;
+    const agree = settings(
+      '--resume_from_checkpoint',
+      dir,
+      '--lora_r',
+      '4',
+      '--lora_target_modules',
+      '[out_proj,Wqkv,up_proj,down_proj]',
+    );
+    assert.equal((await adoptResumedLora(agree)).loraR, 4);
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--lora_alpha', '32')),
+      /--lora_alpha 32 conflicts with lora_alpha 16 in .*adapter_init\/adapter_config\.json/,
+    );
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--lora_target_modules', '[Wqkv]')),
+      /--lora_target_modules \["Wqkv"\] conflicts with target_modules/,
+    );
+  });
+
+  it('refuses to continue training a DoRA or rsLoRA adapter, by the field name', async () => {
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/dora-h6`)),
+      /use_dora true: training DoRA is not implemented/,
+    );
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/lora-rslora-h8`)),
+      /use_rslora true: training with rsLoRA/,
+    );
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/layers-h12`)),
+      /layers_to_transform \[1\]: training an adapter on chosen layers/,
+    );
+  });
+
+  it('reads --lora_alpha as a number, as PEFT does', () => {
+    assert.equal(settings('--lora_alpha', '8.5').loraAlpha, 8.5);
+    assert.equal(settings('--lora_alpha', '16.0').loraAlpha, 16);
+  });
+});

@@ -1,0 +1,140 @@
+// Adapters Python PEFT 0.21 made with more than plain LoRA (tools/reference/make_adapter_fixtures.py):
+// DoRA, layers_to_transform, exclude_modules, rsLoRA load with PEFT's logits, and merge into PEFT's
+// merge_and_unload weights; adapters with fields lora-mpt does not implement are refused by the
+// field's name instead of computing a different model.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { adapterFeatures } from '../../src/checkpoint/adapter-support.ts';
+import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { mergedTensors, mergePlan } from '../../src/checkpoint/merge-adapter.ts';
+import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { SafetensorsReader } from '../../src/formats/safetensors.ts';
+import { layoutFor } from '../../src/model/backend.ts';
+import { forwardLogits } from '../../src/model/forward.ts';
+import { loadModelWithAdapter } from '../../src/model/model-with-adapter.ts';
+import { describeOnBackends } from './support/backends.ts';
+import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
+
+const ADAPTERS = fileURLToPath(new URL('../fixtures/adapters/', import.meta.url));
+const MODELS = fileURLToPath(new URL('../fixtures/mpt/', import.meta.url));
+
+interface Variant {
+  readonly variant: string;
+  readonly base: string;
+  readonly supported: boolean;
+}
+const VARIANTS: Variant[] = readdirSync(ADAPTERS)
+  .sort()
+  .map((d) => JSON.parse(readFileSync(join(ADAPTERS, d, 'variant.json'), 'utf8')) as Variant);
+
+async function readAll(path: string): Promise<Map<string, Float32Array>> {
+  const r = await SafetensorsReader.open(path);
+  try {
+    const out = new Map<string, Float32Array>();
+    for await (const t of r.tensors()) out.set(t.name, t.data);
+    return out;
+  } finally {
+    await r.close();
+  }
+}
+
+function batchOf(base: string) {
+  const inputs = JSON.parse(readFileSync(join(MODELS, base, 'inputs.json'), 'utf8')) as Record<
+    string,
+    number[][]
+  >;
+  const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
+  const rows = inputs.input_ids?.length ?? 0;
+  return {
+    rows,
+    seqLen: flat('input_ids').length / rows,
+    inputIds: flat('input_ids'),
+    attentionMask: flat('attention_mask'),
+  };
+}
+
+describeOnBackends('PEFT adapter variants', (backend) => {
+  for (const v of VARIANTS.filter((x) => x.supported)) {
+    it(`${v.variant}: logits equal PEFT's`, async () => {
+      const ckpt = await openCheckpoint(join(MODELS, v.base));
+      const adapter = await readPeftAdapter(join(ADAPTERS, v.variant));
+      const model = await loadModelWithAdapter(ckpt.config, ckpt.tensors(), adapter, v.variant, {
+        layout: layoutFor(backend),
+      });
+      const logits = forwardLogits(model, batchOf(v.base));
+      const got = logits.dataSync() as Float32Array;
+      logits.dispose();
+      model.dispose();
+      const want = (await readAll(join(ADAPTERS, v.variant, 'expected_logits.safetensors'))).get(
+        'logits',
+      ) as Float32Array;
+      const err = maxAbsDiff(got, want) / maxAbs(want);
+      assert.ok(err < 1e-4, `relative error ${err}`);
+    });
+  }
+});
+
+describe('merging PEFT adapters', () => {
+  for (const v of VARIANTS.filter((x) => x.supported)) {
+    it(`${v.variant}: merged weights equal PEFT's merge_and_unload`, async () => {
+      const ckpt = await openCheckpoint(join(MODELS, v.base));
+      const adapter = await readPeftAdapter(join(ADAPTERS, v.variant));
+      const plan = mergePlan(ckpt.config, adapter, 'inference', v.variant);
+      const want = await readAll(join(ADAPTERS, v.variant, 'merged_weights.safetensors'));
+      assert.deepEqual([...plan.keys()].sort(), [...want.keys()].sort());
+      let checked = 0;
+      for await (const t of mergedTensors(ckpt.tensors(), plan)) {
+        const w = want.get(t.name);
+        if (w === undefined) continue;
+        const err = maxAbsDiff(t.data, w) / maxAbs(w);
+        assert.ok(err < 1e-6, `${t.name}: relative error ${err}`);
+        checked++;
+      }
+      assert.equal(checked, want.size);
+    });
+  }
+});
+
+describe('adapter_config fields lora-mpt does not implement', () => {
+  const field: Readonly<Record<string, string>> = {
+    'rank-pattern-h6': 'rank_pattern',
+    'alpha-pattern-h6': 'alpha_pattern',
+    'modules-to-save-h6': 'modules_to_save',
+    'lora-bias-h6': 'lora_bias',
+  };
+  for (const v of VARIANTS.filter((x) => !x.supported)) {
+    it(`${v.variant}: refused by the field's name`, async () => {
+      const ckpt = await openCheckpoint(join(MODELS, v.base));
+      const adapter = await readPeftAdapter(join(ADAPTERS, v.variant));
+      await assert.rejects(
+        loadModelWithAdapter(ckpt.config, ckpt.tensors(), adapter, v.variant, { layout: 'plain-2d' }),
+        new RegExp(`${v.variant}: ${field[v.variant]} .*refuses it`),
+      );
+    });
+  }
+
+  it('refuses to train a DoRA adapter, naming use_dora', async () => {
+    const adapter = await readPeftAdapter(join(ADAPTERS, 'dora-h6'));
+    assert.throws(
+      () => adapterFeatures(adapter.config, 'training', 'dora-h6'),
+      /use_dora true: training DoRA/,
+    );
+    assert.equal(adapterFeatures(adapter.config, 'inference', 'dora-h6').useDora, true);
+  });
+
+  it('refuses initialisations that rewrite the base weights, and unknown switched-on fields', async () => {
+    const adapter = await readPeftAdapter(join(ADAPTERS, 'exclude-h6'));
+    const pissa = { ...adapter.config, extra: { ...adapter.config.extra, init_lora_weights: 'pissa' } };
+    assert.throws(() => adapterFeatures(pissa, 'inference', 'a'), /init_lora_weights "pissa"/);
+    const future = { ...adapter.config, extra: { ...adapter.config.extra, use_new_trick: true } };
+    assert.throws(
+      () => adapterFeatures(future, 'inference', 'a'),
+      /use_new_trick true: this field is unknown/,
+    );
+    const harmless = { ...adapter.config, extra: { ...adapter.config.extra, use_new_trick: false } };
+    assert.doesNotThrow(() => adapterFeatures(harmless, 'inference', 'a'));
+  });
+});

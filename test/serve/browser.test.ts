@@ -1,0 +1,152 @@
+// The web page of `lora-mpt generate` in real headless Chromium (Debian's `chromium`, driven by
+// playwright-core): type an instruction, submit, watch the answer stream in, read the final answer
+// (the same as the API gives for the same settings); then the same at phone width, where every
+// control must fit the screen. Screenshots are kept in test-artifacts/ (git-ignored).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { type LoraProcess, startLoraMpt } from '../support/processes.ts';
+import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+
+function chromiumPath(): string {
+  for (const name of ['chromium', 'chromium-browser']) {
+    try {
+      return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
+    } catch {
+      // try the next name
+    }
+  }
+  throw new Error('no chromium on PATH: install the Debian package (scripts/setup.sh does)');
+}
+
+let run: TinyRun;
+let server: LoraProcess;
+let url: string;
+let browser: Browser;
+
+before(async () => {
+  run = await tinyRun([0, 1], {
+    dModel: 32,
+    nHeads: 4,
+    nLayers: 2,
+    vocabSize: 50432,
+    maxSeqLen: 512,
+    seed: 3,
+  });
+  server = startLoraMpt('generate', [
+    'generate',
+    '--base_model',
+    run.model,
+    '--port',
+    '0',
+    '--backend',
+    'wasm',
+  ]);
+  url = (await server.waitForEvent('server_listening', undefined, { ms: 120_000 })).url as string;
+  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox'] });
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.kill('SIGTERM');
+  run?.cleanup();
+});
+
+/** Fills the form, submits, and returns every distinct text the Output box showed, in order. */
+async function ask(
+  page: Page,
+  instruction: string,
+  o: { beams: number; maxTokens: number },
+): Promise<string[]> {
+  await page.fill('#instruction', instruction);
+  await page.fill('#num_beams', String(o.beams));
+  await page.fill('#max_new_tokens', String(o.maxTokens));
+  await page.check('#stream');
+  // Record each value the output takes, from inside the page, as it changes (page code as text: the
+  // tests compile without the DOM's types).
+  await page.evaluate(`(() => {
+    const out = document.getElementById('output');
+    const seen = (window.seen = []);
+    new MutationObserver(() => { if (seen.at(-1) !== out.value) seen.push(out.value); })
+      .observe(out, { attributes: true, attributeFilter: ['data-updates'] });
+  })()`);
+  await page.click('#submit');
+  await page.waitForFunction("/tokens in/.test(document.getElementById('status').textContent)", null, {
+    timeout: 120_000,
+  });
+  return (await page.evaluate('window.seen')) as string[];
+}
+
+describe('the generate page in headless Chromium', () => {
+  it('streams the answer into the Output box as it is generated', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(url);
+    assert.equal(await page.inputValue('#temperature'), '0.1');
+    assert.equal(await page.inputValue('#num_beams'), '4');
+    const seen = await ask(page, 'Tell me about alpacas.', { beams: 1, maxTokens: 40 });
+    const final = await page.inputValue('#output');
+    assert.ok(seen.length >= 5, `the output changed ${seen.length} times`);
+    assert.equal(seen.at(-1), final);
+    // Streamed text grows: each shown answer (greedy) starts with the one before, trimmed.
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok((seen[i] as string).startsWith((seen[i - 1] as string).trimEnd()), `step ${i}`);
+    }
+    const api = (await (
+      await fetch(new URL('/api/generate', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ instruction: 'Tell me about alpacas.', num_beams: 1, max_new_tokens: 40 }),
+      })
+    ).json()) as { text: string };
+    assert.equal(final, api.text);
+    assert.match((await page.textContent('#status')) ?? '', /\d+ tokens in [\d.]+ s/);
+    await page.screenshot({ path: `${ARTIFACTS}generate-page.png`, fullPage: true });
+    await page.close();
+  });
+
+  it('is usable at phone width: every control fits and a request goes through', async () => {
+    const width = 390;
+    const page = await browser.newPage({ viewport: { width, height: 844 }, isMobile: true, hasTouch: true });
+    await page.goto(url);
+    const overflow = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+    assert.ok(overflow <= width, `the page is ${overflow}px wide on a ${width}px screen`);
+    for (const id of [
+      'instruction',
+      'input',
+      'temperature',
+      'top_p',
+      'top_k',
+      'num_beams',
+      'max_new_tokens',
+      'stream',
+      'submit',
+      'output',
+    ]) {
+      const box = await page.locator(`#${id}`).boundingBox();
+      assert.ok(box !== null, `#${id} is not shown`);
+      assert.ok(box.x >= 0 && box.x + box.width <= width, `#${id} spans ${box.x}..${box.x + box.width}`);
+    }
+    const submit = await page.locator('#submit').boundingBox();
+    assert.ok(submit !== null && submit.height >= 40, 'the Submit button is big enough to tap');
+    const seen = await ask(page, 'Name three colours.', { beams: 2, maxTokens: 12 });
+    assert.ok(seen.length >= 2, `the output changed ${seen.length} times`);
+    await page.screenshot({ path: `${ARTIFACTS}generate-page-phone.png`, fullPage: true });
+    await page.close();
+  });
+
+  it('shows the server’s refusal when the instruction does not fit', async () => {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.fill('#instruction', 'word '.repeat(600));
+    await page.click('#submit');
+    await page.waitForSelector('#status.error');
+    assert.match((await page.textContent('#status')) ?? '', /max_seq_len\) is 512/);
+    await page.close();
+  });
+});

@@ -1,0 +1,138 @@
+// Request validation of the generate server: every bad field is named, OpenAI's and generate.py's
+// defaults and meanings are kept (temperature 0 = greedy; the page never samples unless asked).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BadRequestError } from '../../src/serve/request-fields.ts';
+import { parseChatRequest, parseCompletionRequest, parsePageRequest } from '../../src/serve/requests.ts';
+
+function refused(fn: () => unknown, param: string | null, message: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof BadRequestError, String(e));
+    assert.equal(e.param, param);
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe('OpenAI completion requests', () => {
+  it('reads OpenAI defaults: sampling at temperature 1, 16 tokens', () => {
+    const r = parseCompletionRequest({ model: 'x', prompt: 'Hello' }, 2048);
+    assert.deepEqual(r.prompt, { kind: 'raw', text: 'Hello' });
+    assert.equal(r.decoding.doSample, true);
+    assert.equal(r.decoding.temperature, 1);
+    assert.equal(r.decoding.maxNewTokens, 16);
+    assert.equal(r.stream, false);
+  });
+
+  it('decodes greedily at temperature 0 and with beams', () => {
+    assert.equal(parseCompletionRequest({ prompt: 'a', temperature: 0 }, 64).decoding.doSample, false);
+    const beams = parseCompletionRequest({ prompt: 'a', temperature: 0, num_beams: 4 }, 64).decoding;
+    assert.equal(beams.numBeams, 4);
+    assert.equal(beams.doSample, false);
+  });
+
+  it('names the field of every bad value', () => {
+    refused(() => parseCompletionRequest([], 64), null, /JSON object/);
+    refused(() => parseCompletionRequest({}, 64), 'prompt', /non-empty string/);
+    refused(() => parseCompletionRequest({ prompt: ['a', 'b'] }, 64), 'prompt', /one prompt/);
+    refused(
+      () => parseCompletionRequest({ prompt: 'a', temperature: 3 }, 64),
+      'temperature',
+      /\[0, 2\], got 3/,
+    );
+    refused(() => parseCompletionRequest({ prompt: 'a', temperature: '1' }, 64), 'temperature', /got "1"/);
+    refused(() => parseCompletionRequest({ prompt: 'a', top_p: 0 }, 64), 'top_p', /\(0, 1\]/);
+    refused(() => parseCompletionRequest({ prompt: 'a', max_tokens: 65 }, 64), 'max_tokens', /\[1, 64\]/);
+    refused(() => parseCompletionRequest({ prompt: 'a', max_tokens: 1.5 }, 64), 'max_tokens', /whole number/);
+    refused(() => parseCompletionRequest({ prompt: 'a', num_beams: 2 }, 64), 'num_beams', /temperature to 0/);
+    refused(() => parseCompletionRequest({ prompt: 'a', n: 2 }, 64), 'n', /one choice/);
+    refused(() => parseCompletionRequest({ prompt: 'a', stop: ['\n'] }, 64), 'stop', /not implemented/);
+    refused(() => parseCompletionRequest({ prompt: 'a', stream: 'yes' }, 64), 'stream', /true or false/);
+    refused(() => parseCompletionRequest({ prompt: 'a', tempreature: 1 }, 64), 'tempreature', /unrecognized/);
+    refused(
+      () => parseCompletionRequest({ prompt: 'a', stream_options: { include_usage: true } }, 64),
+      'stream_options',
+      /stream: true/,
+    );
+  });
+
+  it('accepts the neutral values OpenAI clients send by default', () => {
+    const r = parseCompletionRequest(
+      {
+        prompt: 'a',
+        n: 1,
+        stop: null,
+        presence_penalty: 0,
+        frequency_penalty: 0,
+        logprobs: null,
+        user: 'u1',
+      },
+      64,
+    );
+    assert.equal(r.user, 'u1');
+  });
+});
+
+describe('OpenAI chat requests', () => {
+  it('makes the one user message the Alpaca instruction, "input" its Input', () => {
+    const r = parseChatRequest(
+      { messages: [{ role: 'user', content: 'Translate.' }], input: 'Bonjour', temperature: 0 },
+      2048,
+    );
+    assert.deepEqual(r.prompt, { kind: 'instruction', instruction: 'Translate.', input: 'Bonjour' });
+    assert.equal(r.decoding.maxNewTokens, 128);
+  });
+
+  it('names what is wrong with the messages', () => {
+    refused(() => parseChatRequest({ messages: [] }, 64), 'messages', /non-empty array/);
+    refused(
+      () =>
+        parseChatRequest(
+          {
+            messages: [
+              { role: 'user', content: 'a' },
+              { role: 'user', content: 'b' },
+            ],
+          },
+          64,
+        ),
+      'messages',
+      /one instruction/,
+    );
+    refused(
+      () => parseChatRequest({ messages: [{ role: 'system', content: 'a' }] }, 64),
+      'messages[0].role',
+      /"user"/,
+    );
+    refused(
+      () => parseChatRequest({ messages: [{ role: 'user', content: ' ' }] }, 64),
+      'messages[0].content',
+      /non-empty/,
+    );
+    refused(
+      () => parseChatRequest({ messages: [{ role: 'user', content: 'a', extra: 1 }] }, 64),
+      'extra',
+      /unrecognized/,
+    );
+  });
+});
+
+describe("the page's requests (generate.py's fields)", () => {
+  it("has generate.py's defaults: 4 beams, 128 tokens, no sampling", () => {
+    const r = parsePageRequest({ instruction: 'Tell me about alpacas.' }, 2048);
+    assert.equal(r.decoding.numBeams, 4);
+    assert.equal(r.decoding.maxNewTokens, 128);
+    assert.equal(r.decoding.doSample, false);
+    assert.equal(r.decoding.topK, 40);
+    assert.equal(r.decoding.topP, 0.75);
+  });
+
+  it('samples only when asked, with one beam', () => {
+    const r = parsePageRequest({ instruction: 'a', sample: true, num_beams: 1, temperature: 0.7 }, 64);
+    assert.equal(r.decoding.doSample, true);
+    assert.equal(r.decoding.temperature, 0.7);
+    refused(() => parsePageRequest({ instruction: 'a', sample: true }, 64), 'num_beams', /Beams to 1/);
+    refused(() => parsePageRequest({ instruction: ' ' }, 64), 'instruction', /empty/);
+    refused(() => parsePageRequest({ instruction: 'a', top_k: -1 }, 64), 'top_k', /\[0, 1000\]/);
+  });
+});
