@@ -8,19 +8,23 @@ import { connect } from '@nats-io/transport-node';
 import { observeAllReduce } from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
+import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import { coordinatorSendLimit } from '../protocol/channel.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
+import { coordinatorSecurityFlags, serverSecurityOf, warnIfInsecure } from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
 export const coordinatorFlags = {
   ...trainingFlags,
   ...logFlags,
+  ...coordinatorSecurityFlags,
   listen: {
     kind: 'string',
     default: '0.0.0.0:50051',
@@ -56,7 +60,19 @@ export const coordinatorFlags = {
     kind: 'int',
     default: 0,
     min: 0,
-    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. Must cover --max_in_flight micro-batch computes. 0: off.',
+    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms.',
+  },
+  max_workers: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    help: 'Most workers connected at once; further Hellos are refused (the worker retries later).',
+  },
+  max_credits_per_worker: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    help: 'Most micro-batches one worker may hold at once, whatever --max_in_flight it declares.',
   },
   allreduce_algorithm: {
     kind: 'string',
@@ -82,7 +98,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     throw new UsageError(`--allreduce_algorithm ${f.allreduce_algorithm}: expected shard-owner or ring`);
   }
   const algorithm = f.allreduce_algorithm;
+  const security = serverSecurityOf(f, process.env);
   const events = eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps });
+  warnIfInsecure(security, events, 'coordinator');
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
@@ -97,6 +115,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   });
   const ev = events.child({ run_id: run.runId });
   const metrics = createTrainingMetrics('coordinator', { run_id: run.runId });
+  const guard = createSecurityMetrics(metrics.registry);
   const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   const total = run.data.plan.totalSteps;
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
@@ -129,6 +148,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         signal,
       }),
     onMismatch: () => metrics.replicaMismatches.inc(),
+    onRefusedResult: (_worker, dropped) =>
+      guard.refusedResults.inc({ outcome: dropped ? 'dropped' : 'reset' }),
+    onGradientOutlier: (o) => guard.gradientOutliers.inc({ worker: o.worker }),
     onMicroBatches: (event, n) => metrics.microBatches.inc({ event }, n),
   });
   const listenHost = f.listen.replace(/:\d+$/, '');
@@ -141,6 +163,11 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     heartbeatIntervalMs: Math.min(5000, Math.floor(f.heartbeat_timeout_ms / 4)),
     heartbeatTimeoutMs: f.heartbeat_timeout_ms,
     microBatchTimeoutMs: f.microbatch_timeout_ms,
+    security,
+    maxSendBytes: coordinatorSendLimit(run.layout.size),
+    maxWorkers: f.max_workers,
+    maxCreditsPerWorker: f.max_credits_per_worker,
+    onAuthFailure: () => guard.authFailures.inc(),
     events: ev,
   });
   const http = await serveMetricsOn(metrics.registry, {

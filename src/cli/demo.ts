@@ -173,6 +173,7 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       '0',
       '--min_workers',
       String(f.workers),
+      '--insecure', // a demo on one machine's loopback: plaintext, said loudly by both processes
     ],
     (e) => {
       if (e.event === 'run_started') portFound(Number(e.grpc_port));
@@ -194,6 +195,7 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       nats.url,
       '--worker_id',
       `worker-${i}`,
+      '--insecure',
       '--metrics_port',
       '0',
       ...compute,
