@@ -21,10 +21,12 @@ export interface FaultPlan {
   readonly nanGradientAt?: number;
   /** Every train gradient is multiplied by this (finite, but far from the other workers'). */
   readonly scaleGradient?: number;
+  /** After this many train micro-batches, computes never finish while heartbeats flow (a hoarder). */
+  readonly holdAfterMicroBatches?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -35,6 +37,7 @@ export function parseFaultPlan(spec: string): FaultPlan {
     delayReduce?: { step: number; ms: number };
     nanGradientAt?: number;
     scaleGradient?: number;
+    holdAfterMicroBatches?: number;
   } = {};
   const whole = (key: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`--inject_fault ${key}=${v}: expected a whole number`);
@@ -54,6 +57,9 @@ export function parseFaultPlan(spec: string): FaultPlan {
         break;
       case 'corrupt_replica_after_step':
         plan.corruptReplicaAfterStep = whole(key, value);
+        break;
+      case 'hold_after_microbatches':
+        plan.holdAfterMicroBatches = whole(key, value);
         break;
       case 'scale_gradient':
         if (!Number.isFinite(Number(value)) || value.trim() === '')
@@ -108,12 +114,20 @@ export class FaultInjector {
     const ms = this.plan.slowMs;
     const nanAt = this.plan.nanGradientAt;
     const scale = this.plan.scaleGradient;
-    if (!ms && nanAt === undefined && scale === undefined) return inner;
+    const holdAfter = this.plan.holdAfterMicroBatches;
+    if (!ms && nanAt === undefined && scale === undefined && holdAfter === undefined) return inner;
     let trained = 0;
     return {
       setAdapter: (p) => inner.setAdapter(p),
       evaluate: (mb) => inner.evaluate(mb),
       train: async (mb) => {
+        if (holdAfter !== undefined && trained >= holdAfter) {
+          this.events.warn('fault_injected', `fault injection: holding micro-batch ${mb.id} for good`, {
+            fault: 'hold',
+            micro_batch: mb.id,
+          });
+          return new Promise<never>(() => {});
+        }
         const r = await inner.train(mb);
         if (ms) await sleep(ms);
         if (scale !== undefined) for (let i = 0; i < r.grad.length; i++) r.grad[i]! *= scale;
