@@ -105,11 +105,15 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
       const existing = await listCheckpoints(outputDir);
-      const dir =
-        s.resumeFromCheckpoint === 'latest' || (s.resumeFromCheckpoint === undefined && existing.length > 0)
-          ? existing.at(-1)?.path
-          : s.resumeFromCheckpoint;
-      return dir ? { kind: 'exact', dir } : { kind: 'init' };
+      // The newest checkpoint that loads: one a crash or a full disk left unreadable is skipped.
+      if (
+        s.resumeFromCheckpoint === 'latest' ||
+        (s.resumeFromCheckpoint === undefined && existing.length > 0)
+      )
+        return existing.length > 0
+          ? { kind: 'newest', dirs: existing.map((c) => c.path).reverse() }
+          : { kind: 'init' };
+      return s.resumeFromCheckpoint ? { kind: 'exact', dir: s.resumeFromCheckpoint } : { kind: 'init' };
     },
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });

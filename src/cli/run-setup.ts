@@ -100,8 +100,14 @@ export async function prepareRun(
     );
   }
   const from = await o.startFrom(s.outputDir);
-  const { replica, resumed } = await startReplica({
+  const {
+    replica,
+    resumed,
+    dir: resumedFrom,
+  } = await startReplica({
     from,
+    onSkipped: (dir, why) =>
+      events.warn('checkpoint_skipped', `skipped ${dir}, which cannot be read: ${why}`, { path: dir, why }),
     layout,
     targets,
     r: s.loraR,
@@ -109,10 +115,10 @@ export async function prepareRun(
     planFingerprint: data.planFingerprint,
   });
   const runId = o.runId(resumed?.lora_mpt.run_id);
-  if (from.kind === 'exact') {
-    events.info('run_resumed', `resuming run ${runId} from ${from.dir} at step ${replica.step}`, {
+  if (resumedFrom !== undefined) {
+    events.info('run_resumed', `resuming run ${runId} from ${resumedFrom} at step ${replica.step}`, {
       run_id: runId,
-      from: from.dir,
+      from: resumedFrom,
       step: replica.step,
     });
   } else if (from.kind === 'weights') {

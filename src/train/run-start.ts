@@ -13,6 +13,8 @@ import { adapterTensors, loadTrainingCheckpoint, type TrainerState } from './tra
 
 export type StartFrom =
   | { readonly kind: 'exact'; readonly dir: string }
+  /** The first of `dirs` (newest first) that loads; unreadable ones are skipped (onSkipped says why). */
+  | { readonly kind: 'newest'; readonly dirs: readonly string[] }
   | { readonly kind: 'weights'; readonly dir: string }
   | { readonly kind: 'init' };
 
@@ -20,6 +22,13 @@ export interface StartedReplica {
   readonly replica: AdapterReplica;
   /** The trainer state of the checkpoint resumed from (exact resume only). */
   readonly resumed?: TrainerState;
+  /** The checkpoint resumed from (exact and newest). */
+  readonly dir?: string;
+}
+
+/** A checkpoint written for other data or flags: not a damaged file, so never skipped. */
+export class PlanMismatchError extends Error {
+  override name = 'PlanMismatchError';
 }
 
 export async function startReplica(o: {
@@ -29,18 +38,33 @@ export async function startReplica(o: {
   readonly r: number;
   readonly seed: number;
   readonly planFingerprint: string;
+  /** A checkpoint of `newest` that could not be read, and why. */
+  readonly onSkipped?: (dir: string, why: string) => void;
 }): Promise<StartedReplica> {
   const { layout } = o;
+  if (o.from.kind === 'newest') {
+    const why: string[] = [];
+    for (const dir of o.from.dirs) {
+      try {
+        return await startReplica({ ...o, from: { kind: 'exact', dir } });
+      } catch (err) {
+        if (err instanceof PlanMismatchError) throw err;
+        why.push((err as Error).message);
+        o.onSkipped?.(dir, (err as Error).message);
+      }
+    }
+    throw new Error(`no checkpoint could be read: ${why.join('; ')}; move them aside to start over`);
+  }
   if (o.from.kind === 'exact') {
     const ck = await loadTrainingCheckpoint(o.from.dir, layout);
     if (ck.state.lora_mpt.plan_fingerprint !== o.planFingerprint) {
-      throw new Error(
+      throw new PlanMismatchError(
         `${o.from.dir} was written for other data or flags (plan ${ck.state.lora_mpt.plan_fingerprint.slice(0, 12)}, now ${o.planFingerprint.slice(0, 12)}); resume with the run's original --data_path, batch sizes, epochs, seed and cutoff, or use another --output_dir`,
       );
     }
     const replica = new AdapterReplica(layout, ck.params);
     replica.restore({ ...ck, step: ck.state.lora_mpt.optimizer_steps });
-    return { replica, resumed: ck.state };
+    return { replica, resumed: ck.state, dir: o.from.dir };
   }
   if (o.from.kind === 'weights') {
     const adapter = await readPeftAdapter(o.from.dir);
