@@ -35,6 +35,12 @@ export type EventName =
   | 'reduce_aborted'
   | 'reduce_retry'
   | 'state_resent'
+  // defences (docs/security.md)
+  | 'insecure_transport'
+  | 'auth_refused'
+  | 'result_refused'
+  | 'gradient_outlier'
+  | 'checkpoint_skipped'
   // a worker's side
   | 'worker_started'
   | 'session_joined'

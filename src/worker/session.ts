@@ -2,14 +2,15 @@
 // model the run names (once, kept across reconnects), reports Ready, and feeds the stream to a
 // ReplicaWorker. When the coordinator goes away (restart, network) it reconnects with exponential
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
-import { credentials } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { allReduceSum } from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
 import type { FlopsModel } from '../model/flops.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
-import { channelOptions } from '../protocol/channel.ts';
+import { clientChannelOptions } from '../protocol/channel.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import { type ClientSecurity, clientCredentials } from '../protocol/transport.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
 import { FaultInjector, type FaultPlan } from './fault-injection.ts';
@@ -28,6 +29,8 @@ export interface PreparedModel {
 export interface WorkerSessionOptions {
   /** host:port of the coordinator's gRPC endpoint. */
   readonly coordinator: string;
+  /** TLS and token, or plaintext (`--insecure`). */
+  readonly security: ClientSecurity;
   readonly workerId: string;
   readonly backend: string;
   readonly maxInFlight: number;
@@ -54,7 +57,11 @@ type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: bo
 
 export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
   // 60 s: the coordinator's default heartbeat deadline; a micro-batch longer than that is lost anyway.
-  const client = new CoordinatorClient(o.coordinator, credentials.createInsecure(), channelOptions(60_000));
+  const client = new CoordinatorClient(
+    o.coordinator,
+    clientCredentials(o.security),
+    clientChannelOptions(60_000),
+  );
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
@@ -228,7 +235,15 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           retry(`dropped the session to be re-synced: ${(err as Error).message}`);
         }
       });
-      call.on('error', (err) => retry(`stream error: ${err.message}`));
+      call.on('error', (err: Error & { code?: number }) => {
+        // A credential the coordinator refuses will not become valid by waiting.
+        if (err.code === status.UNAUTHENTICATED) {
+          return settle(() =>
+            reject(new RefusedError(`the coordinator refused this worker's credential: ${err.message}`)),
+          );
+        }
+        retry(`stream error: ${err.message}`);
+      });
       call.on('end', () => retry('the coordinator ended the stream'));
     });
   }

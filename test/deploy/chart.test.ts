@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -7,6 +8,7 @@ import { coordinatorFlags } from '../../src/cli/coordinator.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
 import { processRegistry } from '../../src/metrics/registry.ts';
+import { checkRunToken } from '../../src/protocol/credentials.ts';
 import { alertRules, dashboardExpressions } from '../support/dashboard.ts';
 import {
   chartDir,
@@ -46,6 +48,7 @@ describe('Helm chart helm/lora-mpt', () => {
       'NetworkPolicy',
       'PersistentVolumeClaim',
       'PodDisruptionBudget',
+      'Secret',
       'Service',
       'Service',
       'Service',
@@ -127,6 +130,39 @@ describe('Helm chart helm/lora-mpt', () => {
     assert.equal(w.coordinator, 'demo-lora-mpt-coordinator:50051');
     assert.equal(w.worker_id, 'demo-lora-mpt-worker-3');
     assert.equal(w.backend, 'tensorflow');
+    // Never --insecure: mutual TLS, the worker's own certificate (its id as common name), the token.
+    assert.equal(c.insecure, false);
+    assert.equal(w.insecure, false);
+    assert.equal(c.tls_client_ca, '/etc/lora-mpt/auth/ca.crt');
+    assert.equal(c.run_token_file, '/etc/lora-mpt/auth/run-token');
+    assert.equal(w.tls_cert, '/etc/lora-mpt/auth/demo-lora-mpt-worker-3.crt');
+    assert.equal(w.token_file, '/etc/lora-mpt/auth/run-token');
+    assert.equal(c.metrics_host, '0.0.0.0');
+    assert.equal(w.metrics_host, '0.0.0.0');
+  });
+
+  it('makes the run credentials: a CA, the coordinator certificate for its Service, one per worker id', () => {
+    const objs = render({ set: ['workers.replicas=3'] });
+    const data = find(objs, 'Secret', 'demo-lora-mpt-auth').data as Record<string, string>;
+    const pem = (k: string) => Buffer.from(data[k]!, 'base64').toString();
+    const ca = new X509Certificate(pem('ca.crt'));
+    assert.ok(ca.ca);
+    const server = new X509Certificate(pem('coordinator.crt'));
+    assert.ok(server.checkIssued(ca) && server.verify(ca.publicKey));
+    assert.equal(server.checkHost('demo-lora-mpt-coordinator'), 'demo-lora-mpt-coordinator');
+    for (let i = 0; i < 3; i++) {
+      const leaf = new X509Certificate(pem(`demo-lora-mpt-worker-${i}.crt`));
+      assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey), `worker ${i}`);
+      assert.equal(leaf.subject, `CN=demo-lora-mpt-worker-${i}`);
+      assert.ok(leaf.checkPrivateKey(createPrivateKey(pem(`demo-lora-mpt-worker-${i}.key`))));
+    }
+    assert.equal(checkRunToken(pem('run-token'), 'run-token'), pem('run-token'));
+    const own = render({ set: ['auth.existingSecret=mine'] });
+    assert.ok(!own.some((o) => o.kind === 'Secret' && o.metadata.name === 'demo-lora-mpt-auth'));
+    const volumes = jobSpec(own, 'demo-lora-mpt-worker').template.spec.volumes as {
+      secret?: { secretName: string };
+    }[];
+    assert.ok(volumes.some((v) => v.secret?.secretName === 'mine'));
   });
 
   it('passes list and number flags from a values file as the CLI reads them', () => {

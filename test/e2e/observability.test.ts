@@ -80,7 +80,7 @@ describe('observability of a distributed run', needsTools, () => {
         learning_rate: '1e-3',
       }),
       ...['--listen', '127.0.0.1:0', '--nats', nats.url, '--min_workers', '2'],
-      ...['--metrics_port', String(ports.coordinator), '--metrics_host', '127.0.0.1'],
+      ...['--metrics_port', String(ports.coordinator), '--metrics_host', '127.0.0.1', '--insecure'],
     ]);
     const started = await coordinator.waitForEvent('run_started', undefined, { ms: 120_000 });
     runId = String(started.run_id);
@@ -94,7 +94,7 @@ describe('observability of a distributed run', needsTools, () => {
         startLoraMpt(id, [
           'worker',
           ...['--coordinator', `127.0.0.1:${started.grpc_port}`, '--nats', nats.url, '--worker_id', id],
-          ...['--metrics_port', String(ports[id]), '--metrics_host', '127.0.0.1'],
+          ...['--metrics_port', String(ports[id]), '--metrics_host', '127.0.0.1', '--insecure'],
         ]),
       );
     }

@@ -66,6 +66,7 @@ describe('run lifecycle', () => {
       nats.url,
       '--metrics_port',
       '0',
+      '--insecure',
     ]);
     assert.equal(await again.exited(), 0, again.output());
     assert.ok(again.events().some((e) => e.event === 'run_already_finished' && e.step === 3));
@@ -112,6 +113,7 @@ describe('run lifecycle', () => {
         '127.0.0.1:1',
         '--give_up_after_ms',
         '1000',
+        '--insecure',
       ]),
     );
     const started = await Promise.all(workers.map((w) => w.waitForEvent('worker_started')));
@@ -132,9 +134,17 @@ describe('run lifecycle', () => {
       taken,
       '--give_up_after_ms',
       '3000',
+      '--insecure',
     ]);
     await holder.waitForEvent('worker_started');
-    const clash = startLoraMpt('clash', ['worker', '--nats', nats.url, '--metrics_port', taken]);
+    const clash = startLoraMpt('clash', [
+      'worker',
+      '--nats',
+      nats.url,
+      '--metrics_port',
+      taken,
+      '--insecure',
+    ]);
     assert.equal(await clash.exited(), 2, clash.output());
     assert.match(clash.output(), new RegExp(`--metrics_port ${taken}: .* is already in use`));
     await holder.kill();
