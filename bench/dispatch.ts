@@ -6,7 +6,7 @@
 import { credentials } from '@grpc/grpc-js';
 import { startCoordinatorServer } from '../src/coordinator/grpc-server.ts';
 import { StepDriver } from '../src/coordinator/step-driver.ts';
-import type { MicroBatch } from '../src/data/micro-batch.ts';
+import { type MicroBatch, supervisedTokens } from '../src/data/micro-batch.ts';
 import { silentEvents } from '../src/events/events.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../src/proto/lora_mpt/v1/coordinator.ts';
 import { GRPC_CHANNEL_OPTIONS } from '../src/protocol/channel.ts';
@@ -40,6 +40,7 @@ const pct = (xs: number[], p: number) =>
 export async function run(): Promise<void> {
   const total = WORKERS * PER_WORKER;
   const step = plannedStep(total);
+  const tokensPerMicroBatch = supervisedTokens(step[0]!);
   const layout = paramLayout([{ name: 'w', shape: [8, 8] }]);
   let ledgerDone: () => void = () => {};
   const complete = new Promise<void>((r) => {
@@ -75,6 +76,7 @@ export async function run(): Promise<void> {
     runConfigJson: '{}',
     modelFingerprint: 'fp',
     heartbeatIntervalMs: 5000,
+    security: { kind: 'insecure' },
     heartbeatTimeoutMs: 600_000,
     events: silentEvents,
   });
@@ -111,7 +113,14 @@ export async function run(): Promise<void> {
             call.write({
               body: {
                 $case: 'result',
-                value: { id: mb.id, step: mb.step, kind: mb.kind, lossSum: 1, supervisedTokens: 1 },
+                value: {
+                  id: mb.id,
+                  step: mb.step,
+                  kind: mb.kind,
+                  lossSum: 1,
+                  supervisedTokens: tokensPerMicroBatch,
+                  gradNorm: 1,
+                },
               },
             });
           }

@@ -1,148 +1,76 @@
-// One LoRA training step (forward + backward, r=8 on Wqkv) of a mid-size MPT on the wasm backend:
-// step time, tokens/s and achieved GFLOP/s against the same process's plain-matmul peak; then the same
-// step in PyTorch + PEFT (tools/reference/bench_train_step.py, one thread) when /opt/refpy exists.
-//
-// FLOPs per step (docs/wasm-performance.md), N = B·T tokens, n_l = supervised rows, L layers:
-//   fwd = 2·N·12·L·D² + 2·N·4·r·D·L (LoRA) + 4·B·T²·D·L (QKᵀ, PV) + 2·n_l·V·D
-//   bwd = 2·N·(12L−3)·D² + 2·(LoRA fwd) + 2·(attention fwd) + 2·n_l·V·D
-// "exec" counts the logits of the n_l rows actually computed; "std" counts all N rows (n_l = N).
+// One LoRA training step (forward + backward, r=8 on Wqkv) of a mid-size MPT (bench/support/mid-mpt.ts):
+// ours on `tensorflow` at 1 and 2 intra-op threads and on `wasm` (one thread), and PyTorch + PEFT at
+// 1 and 2 threads (tools/reference/bench_train_step.py, when /opt/refpy exists), same shapes and
+// masking. Every configuration is a child process that runs one step per request; the rounds
+// interleave them, so on a shared machine all see the same load. Two shapes: the mid one (T=256,
+// micro-batch 4) and the seed's (cutoff 512, micro-batch 4). Reported: tokens/s, the ratio to
+// PyTorch at equal threads (median of per-round ratios), and the step's GFLOP/s against the matmul
+// peak measured in the same process, at the same threads, in the same rounds.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
-import { parseMptConfig } from '../src/checkpoint/config.ts';
-import type { HostTensor } from '../src/formats/host-tensor.ts';
-import { initBackend } from '../src/model/backend.ts';
-import { loadMptModel } from '../src/model/mpt-model.ts';
-import { computeLoraGradients } from '../src/model/train-step.ts';
+import { MID, type StepShape, stepFlops } from './support/mid-mpt.ts';
 
-const MID = { d: 512, h: 8, l: 4, v: 50432, t: 256, b: 4, r: 8, promptFraction: 0.4 };
-const STEPS = 5;
+const ROUNDS = 5;
 const PYTHON = '/opt/refpy/bin/python';
+const OURS = fileURLToPath(new URL('./support/train-step-peer.ts', import.meta.url));
+const TORCH = fileURLToPath(new URL('../tools/reference/bench_train_step.py', import.meta.url));
 
-function rand(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+type Reply = Record<string, unknown>;
 
-/** N(0, std) values (sum of 4 uniforms, rescaled: cheap and close enough for a benchmark). */
-function normal(n: number, std: number, r: () => number): Float32Array {
-  const out = new Float32Array(n);
-  const k = std * Math.sqrt(3);
-  for (let i = 0; i < n; i++) out[i] = (r() + r() + r() + r() - 2) * k;
-  return out;
-}
-
-export function flops(nl: number): number {
-  const { d, l, v, t, b, r } = MID;
-  const n = b * t;
-  const lora = 2 * n * 4 * r * d * l;
-  const attn = 4 * b * t * t * d * l;
-  const fwd = 2 * n * 12 * l * d * d + lora + attn + 2 * nl * v * d;
-  const bwd = 2 * n * (12 * l - 3) * d * d + 2 * lora + 2 * attn + 2 * nl * v * d;
-  return fwd + bwd;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-function matmulPeak(): number {
-  const a = tf.randomNormal([1024, 512]);
-  const w = tf.randomNormal([512, 2048]);
-  const times: number[] = [];
-  for (let i = 0; i < 6; i++) {
-    const t0 = performance.now();
-    const c = tf.matMul(a, w);
-    c.dataSync();
-    c.dispose();
-    times.push(performance.now() - t0);
-  }
-  tf.dispose([a, w]);
-  return (2 * 1024 * 512 * 2048) / (median(times.slice(1)) * 1e6);
-}
-
-function midModelTensors(): HostTensor[] {
-  const { d, l, v } = MID;
-  const r = rand(1);
-  const out: HostTensor[] = [{ name: 'transformer.wte.weight', shape: [v, d], data: normal(v * d, 0.02, r) }];
-  out.push({ name: 'transformer.norm_f.weight', shape: [d], data: new Float32Array(d).fill(1) });
-  for (let i = 0; i < l; i++) {
-    const p = `transformer.blocks.${i}`;
-    out.push({ name: `${p}.norm_1.weight`, shape: [d], data: new Float32Array(d).fill(1) });
-    out.push({ name: `${p}.norm_2.weight`, shape: [d], data: new Float32Array(d).fill(1) });
-    out.push({ name: `${p}.attn.Wqkv.weight`, shape: [3 * d, d], data: normal(3 * d * d, 0.02, r) });
-    out.push({ name: `${p}.attn.out_proj.weight`, shape: [d, d], data: normal(d * d, 0.02, r) });
-    out.push({ name: `${p}.ffn.up_proj.weight`, shape: [4 * d, d], data: normal(4 * d * d, 0.02, r) });
-    out.push({ name: `${p}.ffn.down_proj.weight`, shape: [d, 4 * d], data: normal(4 * d * d, 0.02, r) });
-  }
-  return out;
-}
-
-function midBatch() {
-  const { b, t, v, promptFraction } = MID;
-  const r = rand(2);
-  const inputIds = Int32Array.from({ length: b * t }, () => Math.floor(r() * v));
-  const labels = Int32Array.from(inputIds);
-  const prompt = Math.floor(promptFraction * t);
-  for (let row = 0; row < b; row++) labels.fill(-100, row * t, row * t + prompt);
-  return { rows: b, seqLen: t, inputIds, labels };
-}
-
-/** The PyTorch + PEFT step in a child process that runs one step per request, so its steps can be
- * interleaved with ours: on a shared machine both then see the same load, and the per-round ratio
- * is what gets reported. */
-class PytorchPeer {
+/** A child process answering one JSON line per request line; its first line says it is ready. */
+class Peer {
   private readonly lines: string[] = [];
   private wake: (() => void) | null = null;
+  ready: Reply = {};
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+  private constructor(
+    readonly name: string,
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly stderr: () => string,
+  ) {
     createInterface({ input: child.stdout }).on('line', (l) => {
+      if (!l.startsWith('{')) return;
       this.lines.push(l);
       this.wake?.();
     });
+    child.once('exit', () => this.wake?.());
   }
 
-  static async start(): Promise<{ peer: PytorchPeer; threads: number } | string> {
-    if (!existsSync(PYTHON)) return `${PYTHON} not found`;
-    const script = fileURLToPath(new URL('../tools/reference/bench_train_step.py', import.meta.url));
-    const { d, h, l, v, t, b, r, promptFraction } = MID;
-    const args = [script, `--d=${d}`, `--h=${h}`, `--l=${l}`, `--v=${v}`, `--t=${t}`, `--b=${b}`, `--r=${r}`];
-    const child = spawn(PYTHON, [...args, `--prompt_fraction=${promptFraction}`, '--threads=1', '--serve']);
-    let stderr = '';
+  /** Starts `cmd args`; resolves with the peer once it is ready, or with why it did not start. */
+  static async start(name: string, cmd: string, args: readonly string[]): Promise<Peer | string> {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
     child.stderr.on('data', (c: Buffer) => {
-      stderr = (stderr + c.toString()).slice(-2000);
+      err = (err + c.toString()).slice(-2000);
     });
-    const peer = new PytorchPeer(child);
-    const ready = await peer.next().catch(() => null);
-    if (ready === null) return `bench_train_step.py failed: ${stderr}`;
-    return { peer, threads: (JSON.parse(ready) as { threads: number }).threads };
+    const peer = new Peer(name, child, () => err);
+    try {
+      peer.ready = await peer.next();
+      return peer;
+    } catch {
+      return `${name} did not start: ${peer.stderr().trim().split('\n').slice(-2).join(' ')}`;
+    }
   }
 
-  private next(): Promise<string> {
+  private next(): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const poll = () => {
         const line = this.lines.shift();
-        if (line !== undefined) resolve(line);
-        else if (this.child.exitCode !== null) reject(new Error('peer exited'));
+        if (line !== undefined) resolve(JSON.parse(line) as Reply);
+        else if (this.child.exitCode !== null || this.child.signalCode !== null)
+          reject(new Error(`${this.name} exited: ${this.stderr()}`));
         else this.wake = poll;
       };
-      this.child.once('exit', () => this.wake?.());
       poll();
     });
   }
 
-  async step(): Promise<number> {
-    this.child.stdin.write('step\n');
-    return (JSON.parse(await this.next()) as { ms: number }).ms;
+  request(what: string): Promise<Reply> {
+    this.child.stdin.write(`${what}\n`);
+    return this.next();
   }
 
   stop(): void {
@@ -150,84 +78,126 @@ class PytorchPeer {
   }
 }
 
+interface Config {
+  readonly name: string;
+  readonly ours: boolean;
+  readonly threads: number;
+  readonly start: () => Promise<Peer | string>;
+}
+
+function configs(s: StepShape): Config[] {
+  const ours = (backend: string, threads: number): Config => ({
+    name: `ours ${backend} ${threads}t`,
+    ours: true,
+    threads,
+    start: () =>
+      Peer.start(`ours ${backend} ${threads}t`, process.execPath, [
+        '--import',
+        'tsx',
+        OURS,
+        backend,
+        String(threads),
+        String(s.t),
+        String(s.b),
+      ]),
+  });
+  const torch = (threads: number): Config => ({
+    name: `PyTorch+PEFT ${threads}t`,
+    ours: false,
+    threads,
+    start: async () => {
+      if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+      const { d, h, l, v, t, b, r, promptFraction } = s;
+      const shape = [`--d=${d}`, `--h=${h}`, `--l=${l}`, `--v=${v}`, `--t=${t}`, `--b=${b}`, `--r=${r}`];
+      const rest = [`--prompt_fraction=${promptFraction}`, `--threads=${threads}`, '--serve'];
+      return Peer.start(`PyTorch ${threads}t`, PYTHON, [TORCH, ...shape, ...rest]);
+    },
+  });
+  return [ours('tensorflow', 1), ours('tensorflow', 2), ours('wasm', 1), torch(1), torch(2)];
+}
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const f0 = (x: number) => x.toFixed(0);
+
+async function runShape(s: StepShape, label: string, extras: boolean): Promise<void> {
+  const tokens = s.b * s.t;
+  console.log(
+    `\n## ${label}: D=${s.d}, H=${s.h}, L=${s.l}, V=${s.v}, T=${s.t}, micro-batch ${s.b}, LoRA r=${s.r} on Wqkv, first ${s.promptFraction * 100}% of each row unsupervised`,
+  );
+  const live: {
+    c: Config;
+    peer: Peer;
+    ms: number[];
+    peaks: number[];
+    square: number[];
+    supervised: number;
+  }[] = [];
+  for (const c of configs(s)) {
+    const peer = await c.start(); // one at a time: warm-ups do not compete
+    if (typeof peer === 'string') console.log(`  ${c.name}: skipped, ${peer}`);
+    else {
+      live.push({ c, peer, ms: [], peaks: [], square: [], supervised: 0 });
+      if (c.ours) console.log(`  ${c.name}: ${String(peer.ready.summary)} (${String(peer.ready.layout)})`);
+    }
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of live) {
+      if (p.c.ours) {
+        const peak = await p.peer.request('peak');
+        p.peaks.push(peak.shaped as number);
+        p.square.push(peak.square as number);
+      }
+      const step = await p.peer.request('step');
+      p.ms.push(step.ms as number);
+      if (p.c.ours) p.supervised = step.supervised as number;
+    }
+  }
+  const torchMs = new Map(live.filter((p) => !p.c.ours).map((p) => [p.c.threads, p.ms]));
+  console.log(`  load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores after ${ROUNDS} rounds`);
+  console.log(
+    '  | run | step ms (median; all) | tokens/s | vs PyTorch same threads | GFLOP/s exec (all rows) | matmul peak GFLOP/s (step GEMM / 2048²) | step / peak |',
+  );
+  console.log('  |---|---|---|---|---|---|---|');
+  for (const p of live) {
+    const ms = median(p.ms);
+    const tps = tokens / (ms / 1000);
+    const theirs = torchMs.get(p.c.threads);
+    let vs = '';
+    if (p.c.ours && theirs !== undefined && p.c.threads <= 2) {
+      const ratios = p.ms.map((o, i) => (theirs[i] as number) / o);
+      vs = `**${median(ratios).toFixed(2)}x** (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+    }
+    const all = stepFlops(s, tokens) / (ms * 1e6);
+    let gf = `${all.toFixed(1)} (all rows)`;
+    let peak = '';
+    let frac = '';
+    if (p.c.ours) {
+      const exec = stepFlops(s, p.supervised) / (ms * 1e6);
+      const best = Math.max(...p.peaks, ...p.square);
+      gf = `${exec.toFixed(1)} (${all.toFixed(1)})`;
+      peak = `${f0(Math.max(...p.peaks))} / ${f0(Math.max(...p.square))}`;
+      frac = `${f0((100 * exec) / best)}%`;
+    }
+    console.log(
+      `  | ${p.c.name} | ${f0(ms)} (${p.ms.map(f0).join(', ')}) | ${tps.toFixed(0)} | ${vs} | ${gf} | ${peak} | ${frac} |`,
+    );
+  }
+  const n = live[0]?.supervised ?? 0;
+  console.log(
+    `  FLOPs per step: ${(stepFlops(s, n) / 1e9).toFixed(1)} G executed (logits of the ${n} supervised rows), ${(stepFlops(s, tokens) / 1e9).toFixed(1)} G counting every row as PyTorch computes them; peak = best of the rounds' medians, step / peak uses the higher of the two GEMMs`,
+  );
+  if (extras) {
+    for (const p of live.filter((x) => x.c.ours)) {
+      const e = await p.peer.request('extras');
+      console.log(
+        `  ${p.c.name}: one step with gradient checkpointing ${f0(e.checkpointMs as number)} ms, with load_8bit ${f0(e.load8bitMs as number)} ms; ${String(e.numTensors)} live tensors after`,
+      );
+    }
+  }
+  for (const p of live) p.peer.stop();
+}
+
 export async function run(): Promise<void> {
-  const backend = await initBackend('wasm');
-  const { d, h, l, v, t, b, r } = MID;
-  const config = parseMptConfig(
-    { d_model: d, n_heads: h, n_layers: l, vocab_size: v, max_seq_len: 2048, expansion_ratio: 4 },
-    'bench mid config',
-  );
-  const model = await loadMptModel(config, midModelTensors(), { layout: backend.layout });
-  const targets = model.configureLora({ r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] });
-  const lr = rand(3);
-  const lora = new Map<string, Float32Array>();
-  for (const x of targets) {
-    lora.set(x.aName, normal(r * x.inFeatures, 1 / Math.sqrt(x.inFeatures), lr));
-    lora.set(x.bName, normal(x.outFeatures * r, 0.01, lr));
-  }
-  model.setLoraWeights(lora);
-  const batch = midBatch();
-  const started = await PytorchPeer.start();
-  const peer = typeof started === 'string' ? null : started.peer;
-  await computeLoraGradients(model, batch); // warm-up: XNNPACK packs the weights
-  const ours: number[] = [];
-  const theirs: number[] = [];
-  const peaks: number[] = [];
-  let supervised = 0;
-  for (let i = 0; i < STEPS; i++) {
-    peaks.push(matmulPeak());
-    const t0 = performance.now();
-    const res = await computeLoraGradients(model, batch);
-    ours.push(performance.now() - t0);
-    supervised = res.supervisedTokens;
-    if (peer !== null) theirs.push(await peer.step());
-  }
-  peer?.stop();
-  const ms = median(ours);
-  // The best of the interleaved measurements: a peak, and robust to a round that other jobs slowed.
-  const peak = Math.max(...peaks);
-  const tokens = b * t;
-  const exec = flops(supervised) / (ms * 1e6);
-  const std = flops(tokens) / (ms * 1e6);
-  const load = loadavg()[0]?.toFixed(1);
-  console.log(
-    `mid MPT (D=${d}, H=${h}, L=${l}, V=${v}, T=${t}, micro-batch ${b}, LoRA r=${r} on Wqkv, ${supervised}/${tokens} supervised); load average ${load} on ${cpus().length} cores`,
-  );
-  console.log(
-    `  ours: ${backend.name} (${backend.layout}), 1 thread; steps ms ${ours.map((x) => x.toFixed(0)).join(', ')}`,
-  );
-  console.log(`  step ${ms.toFixed(0)} ms median, ${(tokens / (ms / 1000)).toFixed(1)} tokens/s`);
-  console.log(
-    `  ${(flops(supervised) / 1e9).toFixed(1)} GFLOP executed → ${exec.toFixed(1)} GFLOP/s (${((100 * exec) / peak).toFixed(0)}% of the ${peak.toFixed(1)} GFLOP/s plain-matMul peak, best of ${peaks.length} interleaved); ${std.toFixed(1)} GFLOP/s on the all-rows count (${(flops(tokens) / 1e9).toFixed(1)} GFLOP)`,
-  );
-  console.log(
-    `  tf.memory(): ${tf.memory().numTensors} tensors, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB`,
-  );
-  const t1 = performance.now();
-  await computeLoraGradients(model, batch, { gradientCheckpointing: true });
-  console.log(`  one step with gradient checkpointing: ${(performance.now() - t1).toFixed(0)} ms`);
-  model.dispose();
-  const q = await loadMptModel(config, midModelTensors(), { layout: backend.layout, load8bit: true });
-  q.configureLora({ r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] });
-  q.setLoraWeights(lora);
-  await computeLoraGradients(q, batch);
-  const t2 = performance.now();
-  await computeLoraGradients(q, batch);
-  console.log(
-    `  one step with load_8bit (int8 weights dequantized per block): ${(performance.now() - t2).toFixed(0)} ms`,
-  );
-  q.dispose();
-  if (typeof started === 'string') {
-    console.log(`  PyTorch + PEFT peer skipped: ${started}`);
-    return;
-  }
-  const ratios = ours.map((o, i) => (theirs[i] as number) / o);
-  const pt = median(theirs);
-  console.log(
-    `  PyTorch + PEFT, ${started.threads} thread, same shapes and masking, steps interleaved with ours: ms ${theirs.map((x) => x.toFixed(0)).join(', ')}`,
-  );
-  console.log(`  PyTorch step ${pt.toFixed(0)} ms median, ${(tokens / (pt / 1000)).toFixed(1)} tokens/s`);
-  console.log(
-    `  ratio ours/PyTorch speed per core: ${median(ratios).toFixed(2)} (median of per-round ratios ${ratios.map((x) => x.toFixed(2)).join(', ')})`,
-  );
+  await runShape(MID, 'mid MPT, T=256', true);
+  await runShape({ ...MID, t: 512 }, "the seed's cutoff_len 512", false);
 }

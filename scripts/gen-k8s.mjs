@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run gen:k8s`: renders the Helm chart with its default values into
+// `npm run gen:k8s`: renders the Helm chart with its default values (credentials from the Secret
+// lora-mpt-auth rather than generated) into
 // deploy/k8s/base/lora-mpt.yaml, the plain manifests of the kustomize base (one source: the chart).
 // Rendered for Kubernetes 1.31, the oldest version with the Job successPolicy the workers' Job
 // uses. With --check it fails when the committed file differs from a fresh render (a test runs it).
@@ -22,6 +23,10 @@ const rendered = execFileSync(
     'lora-mpt',
     '--kube-version',
     '1.31.0',
+    // The chart makes random credentials at install; plain manifests name a Secret the user makes
+    // with `lora-mpt certs` (deploy/k8s/base/kustomization.yaml), so this render is reproducible.
+    '--set',
+    'auth.existingSecret=lora-mpt-auth',
   ],
   { encoding: 'utf8' },
 );

@@ -5,7 +5,7 @@ Core objects (Job, Service, ...) are checked by kubernetes-validate against the 
 each Kubernetes version given with -k. Custom resources have no schema there, so:
   - JobSet (jobset.x-k8s.io/v1alpha2): the envelope against the JobSet models of the
     kubeflow-trainer-api package, and each replicated Job template as a batch/v1 Job, per version;
-  - ServiceMonitor (monitoring.coreos.com/v1): against the models of
+  - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1): against the models of
     cloudcoil-models-prometheus-operator.
 An object of any other kind fails: nothing passes unchecked. Runs in the virtual environment that
 scripts/setup-k8s-validate.sh makes. Prints one line per object and version; exits 1 on a failure.
@@ -116,9 +116,16 @@ def check_service_monitor(obj, _version):
     return check_model(ServiceMonitor, obj)
 
 
+def check_prometheus_rule(obj, _version):
+    from cloudcoil.models.prometheus_operator.v1 import PrometheusRule
+
+    return check_model(PrometheusRule, obj)
+
+
 CUSTOM = {
     ("jobset.x-k8s.io/v1alpha2", "JobSet"): check_jobset,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): check_service_monitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
 }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci), the
-# system programs the tests and the demo start (nats-server) and the native `tensorflow` compute
+# system programs the tests and the demo start (nats-server; prometheus with promtool and chromium
+# for the observability test) and the native `tensorflow` compute
 # backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), and the chart
 # validator (scripts/setup-k8s-validate.sh). Safe to run again.
 set -euo pipefail
@@ -9,13 +10,17 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)   # unpacks helm/kubectl for the chart tests
-# the browser test of `lora-mpt generate`'s page (playwright-core drives it; it downloads nothing)
+# test/e2e/observability.test.ts: a real Prometheus (promtool comes with it); the status page and
+# `lora-mpt generate`'s page are tested in headless Chromium, driven by the npm devDependency
+# playwright-core (which downloads no browser of its own).
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   echo "setup: installing ${need_apt[*]} with apt-get"
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # --no-install-recommends: prometheus would pull in node-exporter, chromium a desktop's worth.
+  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

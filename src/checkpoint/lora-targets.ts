@@ -5,7 +5,7 @@ import type { MptConfig } from './config.ts';
 export type MptLinearName = 'Wqkv' | 'out_proj' | 'up_proj' | 'down_proj';
 export const MPT_LINEARS: readonly MptLinearName[] = ['Wqkv', 'out_proj', 'up_proj', 'down_proj'];
 
-/** The LoRA fields this code reads; PEFT's LoraConfig (src/model/peft-adapter.ts) fits this shape. */
+/** The LoRA fields this code reads; PEFT's LoraConfig (src/checkpoint/peft-adapter.ts) fits this shape. */
 export interface LoraSettings {
   readonly r: number;
   readonly loraAlpha: number;

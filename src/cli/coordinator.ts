@@ -7,8 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { observeAllReduce } from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
+import { RunStatus } from '../coordinator/run-status.ts';
+import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
-import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import { tapEvents } from '../events/tap.ts';
+import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
+import { createSecurityMetrics } from '../metrics/security-metrics.ts';
+import { coordinatorSendLimit } from '../protocol/channel.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -16,12 +21,14 @@ import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
+import { coordinatorSecurityFlags, serverSecurityOf, warnIfInsecure } from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
 export const coordinatorFlags = {
   ...trainingFlags,
   ...logFlags,
+  ...coordinatorSecurityFlags,
   listen: {
     kind: 'string',
     default: '0.0.0.0:50051',
@@ -37,11 +44,11 @@ export const coordinatorFlags = {
   metrics_port: {
     kind: 'int',
     min: 0,
-    help: 'Port of /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
+    help: 'Port of the status page (/, data at /api/status), /metrics and /healthz (0: any free port). Default 9400, or the next free one when another process holds it.',
   },
   metrics_host: {
     kind: 'string',
-    help: 'Address /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
+    help: 'Address the status page, /metrics and /healthz listen on. Default: the --listen host (0.0.0.0 in the Helm chart, so Prometheus can scrape it).',
   },
   run_id: {
     kind: 'string',
@@ -57,7 +64,19 @@ export const coordinatorFlags = {
     kind: 'int',
     default: 0,
     min: 0,
-    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. Must cover --max_in_flight micro-batch computes. 0: off.',
+    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms.',
+  },
+  max_workers: {
+    kind: 'int',
+    default: 256,
+    min: 1,
+    help: 'Most workers connected at once; further Hellos are refused (the worker retries later).',
+  },
+  max_credits_per_worker: {
+    kind: 'int',
+    default: 8,
+    min: 1,
+    help: 'Most micro-batches one worker may hold at once, whatever --max_in_flight it declares.',
   },
   allreduce_algorithm: {
     kind: 'string',
@@ -83,23 +102,42 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     throw new UsageError(`--allreduce_algorithm ${f.allreduce_algorithm}: expected shard-owner or ring`);
   }
   const algorithm = f.allreduce_algorithm;
-  const events = eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps });
+  const security = serverSecurityOf(f, process.env);
+  // The status page (/) shows the events the log does, from the first one on.
+  const status = new RunStatus();
+  const events = tapEvents(
+    eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps }),
+    status.record,
+  );
+  warnIfInsecure(security, events, 'coordinator');
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
       const existing = await listCheckpoints(outputDir);
-      const dir =
-        s.resumeFromCheckpoint === 'latest' || (s.resumeFromCheckpoint === undefined && existing.length > 0)
-          ? existing.at(-1)?.path
-          : s.resumeFromCheckpoint;
-      return dir ? { kind: 'exact', dir } : { kind: 'init' };
+      // The newest checkpoint that loads: one a crash or a full disk left unreadable is skipped.
+      if (
+        s.resumeFromCheckpoint === 'latest' ||
+        (s.resumeFromCheckpoint === undefined && existing.length > 0)
+      )
+        return existing.length > 0
+          ? { kind: 'newest', dirs: existing.map((c) => c.path).reverse() }
+          : { kind: 'init' };
+      return s.resumeFromCheckpoint ? { kind: 'exact', dir: s.resumeFromCheckpoint } : { kind: 'init' };
     },
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
   const ev = events.child({ run_id: run.runId });
-  const metrics = createTrainingMetrics('coordinator', { run_id: run.runId });
-  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   const total = run.data.plan.totalSteps;
+  status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
+  const metrics = createCoordinatorMetrics(run.runId);
+  const guard = createSecurityMetrics(metrics.registry);
+  metrics.started({
+    step: run.startStep,
+    totalSteps: total,
+    minWorkers: f.min_workers,
+    saveSteps: s.saveSteps,
+  });
+  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
@@ -128,10 +166,16 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         timeoutMs: config.allReduceTimeoutMs,
         algorithm,
         signal,
+        onReport: (r) => metrics.allReduce.record(r),
       }),
-    onMismatch: () => metrics.replicaMismatches.inc(),
-    onMicroBatches: (event, n) => metrics.microBatches.inc({ event }, n),
+    onMismatch: () => metrics.mismatch(),
+    onMicroBatches: (event, n) => metrics.microBatches(event, n),
+    onWorkerLost: () => metrics.workerLost(),
+    onRefusedResult: (_worker, dropped) =>
+      guard.refusedResults.inc({ outcome: dropped ? 'dropped' : 'reset' }),
+    onGradientOutlier: (o) => guard.gradientOutliers.inc({ worker: o.worker }),
   });
+  metrics.countWorkers((state) => driver.members.count(state));
   const listenHost = f.listen.replace(/:\d+$/, '');
   const server = await startCoordinatorServer({
     listen: f.listen,
@@ -142,6 +186,11 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     heartbeatIntervalMs: Math.min(5000, Math.floor(f.heartbeat_timeout_ms / 4)),
     heartbeatTimeoutMs: f.heartbeat_timeout_ms,
     microBatchTimeoutMs: f.microbatch_timeout_ms,
+    security,
+    maxSendBytes: coordinatorSendLimit(run.layout.size),
+    maxWorkers: f.max_workers,
+    maxCreditsPerWorker: f.max_credits_per_worker,
+    onAuthFailure: () => guard.authFailures.inc(),
     events: ev,
   });
   const http = await serveMetricsOn(metrics.registry, {
@@ -149,22 +198,17 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     defaultPort: 9400,
     flag: '--metrics_port',
     host: f.metrics_host ?? listenHost.replace(/^\[(.*)\]$/, '$1'),
+    pages: statusPages(status, driver),
   });
-  const gauge = setInterval(() => {
-    for (const st of ['loading', 'ready', 'synced'] as const)
-      metrics.workers.set({ state: st }, driver.members.count(st));
-  }, 1000);
-  gauge.unref();
   ev.info(
     'run_started',
-    `run ${run.runId}: listening on ${listenHost}:${server.port} (gRPC), metrics on :${http.port}, ` +
+    `run ${run.runId}: listening on ${listenHost}:${server.port} (gRPC), status page and metrics on :${http.port} (/, /metrics), ` +
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
   try {
     return await driveToEnd(driver, run, s, journal, ev);
   } finally {
-    clearInterval(gauge);
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();
     await http.close();

@@ -4,6 +4,7 @@
 // worker processes: the distributed run of a cluster, on this machine), prints where the adapter is,
 // and asks it one Alpaca instruction through `lora-mpt generate`'s engine (src/cli/demo-answer.ts).
 import { copyFile, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomMpt } from '../checkpoint/random-init.ts';
@@ -46,7 +47,7 @@ export const demoFlags = {
   },
   num_threads: {
     ...numThreadsFlag,
-    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: the CPU cores divided among the workers (finetune: TensorFlow default).',
+    help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: the cores shared out, one share per worker.',
   },
 } as const satisfies FlagSpecs;
 
@@ -118,8 +119,10 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
     '--lora_target_modules',
     '[Wqkv,out_proj,up_proj,down_proj]',
   ];
+  // Workers on one machine split its cores rather than each taking all of them (docs/backends.md).
+  const threads = f.num_threads || Math.max(1, Math.floor(availableParallelism() / Math.max(1, f.workers)));
   // A demo is read by a person: readable lines even when its output goes to a file or a pipe.
-  const compute = ['--backend', f.backend, '--num_threads', String(f.num_threads), '--log_format', 'text'];
+  const compute = ['--backend', f.backend, '--num_threads', String(threads), '--log_format', 'text'];
   const code =
     f.workers === 0
       ? await runFinetune(parseFlags(finetuneFlags, [...training, ...compute]))

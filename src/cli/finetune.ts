@@ -34,12 +34,13 @@ const exists = (p: string) =>
 /** Where `--resume_from_checkpoint` points: an exact checkpoint, adapter weights only, or nothing. */
 async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
   if (s.resumeFromCheckpoint === undefined) return { kind: 'init' };
-  let dir = s.resumeFromCheckpoint;
+  const dir = s.resumeFromCheckpoint;
   if (dir === 'latest') {
     const all = await listCheckpoints(s.outputDir);
     if (all.length === 0)
       throw new UsageError(`--resume_from_checkpoint latest: no checkpoint-<step> in ${s.outputDir}`);
-    dir = all[all.length - 1]!.path;
+    // The newest that loads (an unreadable one is skipped, and said so).
+    return { kind: 'newest', dirs: all.map((c) => c.path).reverse() };
   }
   if (await exists(join(dir, TRAINER_STATE_FILE))) return { kind: 'exact', dir };
   if ((await exists(join(dir, ADAPTER_SAFETENSORS))) || (await exists(join(dir, 'adapter_model.bin')))) {

@@ -56,6 +56,8 @@ export function attachInProcessWorker(
         }
       }),
     close: (why) => fail(new Error(`the step driver closed the in-process worker: ${why}`)),
+    // One process has no second try: the same micro-batch computes the same values again.
+    drop: (why) => fail(new Error(`the step driver reset the in-process worker: ${why}`)),
   };
   driver.join(link);
   toDriver({ body: { $case: 'ready', value: { modelFingerprint: o.modelFingerprint } } });

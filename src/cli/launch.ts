@@ -3,10 +3,13 @@
 // GPU i (CUDA_VISIBLE_DEVICES), prints everyone's events as readable lines (or passes the JSON on),
 // restarts a worker that fails (up to --max_restarts), and ends with the coordinator's exit code.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { TextSink } from '../events/text-sink.ts';
+import { writeRunCredentials } from './certs.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, flagArgs, type ParsedFlags, UsageError } from './flags.ts';
@@ -97,6 +100,13 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
     return { process: p, done: new Promise((r) => p.once('exit', (code) => r(code))) };
   };
 
+  // Mutual TLS and tokens on loopback too: a run's credentials made for this launch, removed after it.
+  const credsDir = mkdtempSync(join(tmpdir(), 'lora-mpt-launch-'));
+  const creds = writeRunCredentials(credsDir, {
+    hosts: ['127.0.0.1', 'localhost'],
+    workers: devices.map((_, i) => `worker-${i}`),
+    days: 7,
+  });
   const nats = f.nats === undefined ? await startLocalNats({ port: -1 }) : undefined;
   const natsUrl = f.nats ?? nats!.url;
   say(
@@ -119,6 +129,14 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
       '0',
       '--min_workers',
       String(n),
+      '--tls_cert',
+      creds.coordinatorCert,
+      '--tls_key',
+      creds.coordinatorKey,
+      '--tls_client_ca',
+      creds.ca,
+      '--run_token_file',
+      creds.runToken,
     ],
     {},
     (e) => {
@@ -151,6 +169,14 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             natsUrl,
             '--worker_id',
             `worker-${i}`,
+            '--tls_ca',
+            creds.ca,
+            '--tls_cert',
+            creds.workers.get(`worker-${i}`)!.cert,
+            '--tls_key',
+            creds.workers.get(`worker-${i}`)!.key,
+            '--token_file',
+            creds.workers.get(`worker-${i}`)!.token,
             '--metrics_port',
             '0',
             '--backend',
@@ -187,6 +213,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
     await Promise.all(workers.map((w) => stopProcess(w.process, 'SIGTERM')));
     await stopProcess(coordinator.process, 'SIGTERM');
     await nats?.stop();
+    rmSync(credsDir, { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,7 @@
 // `lora-mpt <command> [flags]`: dispatches to the sub-commands and turns usage mistakes into a
 // one-line error and exit code 2.
 import { readFileSync } from 'node:fs';
+import { certsCommand } from './certs.ts';
 import type { Command } from './command.ts';
 import { coordinatorCommand } from './coordinator.ts';
 import { demoCommand } from './demo.ts';
@@ -24,6 +25,7 @@ export const commands: readonly Command[] = [
   evalCommand,
   generateCommand,
   mergeCommand,
+  certsCommand,
 ];
 
 function version(): string {

@@ -2,7 +2,7 @@
 // port the user did not pick is the default or the next free one of a small range; a port the user
 // did pick is used or refused with an error naming the flag.
 import type { Registry } from 'prom-client';
-import { type MetricsServer, serveMetrics } from '../metrics/http-server.ts';
+import { type MetricsServer, type MetricsServerOptions, serveMetrics } from '../metrics/http-server.ts';
 import { UsageError } from './flags.ts';
 
 /** How many ports after the default a process on a crowded host tries (one per GPU is plenty). */
@@ -15,12 +15,18 @@ export async function serveMetricsOn(
     readonly defaultPort: number;
     readonly flag: string;
     readonly host: string;
+    readonly pages?: MetricsServerOptions['pages'];
   },
 ): Promise<MetricsServer> {
   const inUse = (err: unknown) => (err as { code?: unknown }).code === 'EADDRINUSE';
   if (o.port !== undefined) {
     try {
-      return await serveMetrics({ registry, port: o.port, host: o.host });
+      return await serveMetrics({
+        registry,
+        port: o.port,
+        host: o.host,
+        ...(o.pages ? { pages: o.pages } : {}),
+      });
     } catch (err) {
       if (!inUse(err)) throw err;
       throw new UsageError(
@@ -30,7 +36,7 @@ export async function serveMetricsOn(
   }
   for (let port = o.defaultPort; port < o.defaultPort + DEFAULT_PORT_SPAN; port++) {
     try {
-      return await serveMetrics({ registry, port, host: o.host });
+      return await serveMetrics({ registry, port, host: o.host, ...(o.pages ? { pages: o.pages } : {}) });
     } catch (err) {
       if (!inUse(err)) throw err;
     }

@@ -20,7 +20,7 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { type ResolvedModel, resolveModel } from '../hub/models.ts';
-import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
@@ -100,8 +100,15 @@ export async function prepareRun(
     );
   }
   const from = await o.startFrom(s.outputDir);
-  const { replica, resumed, scheduleChanged } = await startReplica({
+  const {
+    replica,
+    resumed,
+    dir: resumedFrom,
+    scheduleChanged,
+  } = await startReplica({
     from,
+    onSkipped: (dir, why) =>
+      events.warn('checkpoint_skipped', `skipped ${dir}, which cannot be read: ${why}`, { path: dir, why }),
     layout,
     targets,
     r: s.loraR,
@@ -114,16 +121,20 @@ export async function prepareRun(
     },
   });
   const runId = o.runId(resumed?.lora_mpt.run_id);
-  if (from.kind === 'exact') {
+  if (resumedFrom !== undefined) {
     const extended = scheduleChanged
       ? `, schedule now ${data.plan.totalSteps} steps (${scheduleChanged})`
       : '';
-    events.info('run_resumed', `resuming run ${runId} from ${from.dir} at step ${replica.step}${extended}`, {
-      run_id: runId,
-      from: from.dir,
-      step: replica.step,
-      ...(scheduleChanged ? { schedule_changed: scheduleChanged, total_steps: data.plan.totalSteps } : {}),
-    });
+    events.info(
+      'run_resumed',
+      `resuming run ${runId} from ${resumedFrom} at step ${replica.step}${extended}`,
+      {
+        run_id: runId,
+        from: resumedFrom,
+        step: replica.step,
+        ...(scheduleChanged ? { schedule_changed: scheduleChanged, total_steps: data.plan.totalSteps } : {}),
+      },
+    );
   } else if (from.kind === 'weights') {
     events.info(
       'run_resumed',
@@ -179,7 +190,7 @@ export function driverOptionsOf(
   run: PreparedRun,
   s: TrainingSettings,
   events: Events,
-  metrics?: TrainingMetrics,
+  metrics?: CoordinatorMetrics,
 ): {
   journal: RunJournal;
   options: Omit<StepDriverOptions, 'observeReduce' | 'minWorkers' | 'algorithm' | 'observerId'>;

@@ -1,12 +1,15 @@
 // `lora-mpt worker`: one per GPU. Joins the coordinator's run over gRPC, loads the base model the run
 // names on its own disk, computes the micro-batches it is dealt and all-reduces LoRA gradients over
 // NATS. Reconnects with backoff when the coordinator restarts; exits 0 when the run is finished.
+import { X509Certificate } from 'node:crypto';
 import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
-import { createTrainingMetrics } from '../metrics/training-metrics.ts';
+import { createWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { backendMemory } from '../model/backend-memory.ts';
+import type { ClientSecurity } from '../protocol/transport.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
@@ -16,9 +19,12 @@ import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { peakTflopsFlag, resolvePeak } from './peak-flops.ts';
+import { clientSecurityOf, warnIfInsecure, workerSecurityFlags } from './security-flags.ts';
 
 export const workerFlags = {
   ...logFlags,
+  ...workerSecurityFlags,
   coordinator: {
     kind: 'string',
     default: '127.0.0.1:50051',
@@ -31,7 +37,11 @@ export const workerFlags = {
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
   num_threads: numThreadsFlag,
-  worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
+  peak_tflops: peakTflopsFlag,
+  worker_id: {
+    kind: 'string',
+    help: "Unique id of this worker. Default: the id its credential names (a worker token's, or --tls_cert's common name), else host name and process id. A coordinator with TLS names the worker by its credential and refuses another id.",
+  },
   max_in_flight: {
     kind: 'int',
     default: 2,
@@ -45,8 +55,8 @@ export const workerFlags = {
   },
   metrics_host: {
     kind: 'string',
-    default: '0.0.0.0',
-    help: 'Address /metrics and /healthz listen on (127.0.0.1 keeps them on this host).',
+    default: '127.0.0.1',
+    help: 'Address /metrics and /healthz listen on. Default 127.0.0.1 (this host only); the Helm chart passes 0.0.0.0 so Prometheus can scrape the pod.',
   },
   give_up_after_ms: {
     kind: 'int',
@@ -70,13 +80,21 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const id = f.worker_id ?? `${hostname()}-${process.pid}`;
+  const security = clientSecurityOf(f, process.env);
+  const id = f.worker_id ?? credentialId(security) ?? `${hostname()}-${process.pid}`;
   const events = eventsFromFlags(f, { label: id, bindings: { worker: id } });
+  warnIfInsecure(security, events, 'worker');
   // Started before joining, so the coordinator is told the backend that runs, not the choice.
   const backendOpts = backendOptions(f.num_threads, process.env);
   const backend = await initBackend(f.backend as BackendChoice, backendOpts);
   events.info('backend_selected', backend.summary, { backend: backend.name });
-  const metrics = createTrainingMetrics('worker', { worker: id });
+  const metrics = createWorkerMetrics(id, backendMemory);
+  const peak = resolvePeak(f.peak_tflops, process.env);
+  metrics.peak(peak.flopsPerSecond, peak.source);
+  events.info('peak_flops', `MFU is measured against ${peak.text}`, {
+    peak_flops: peak.flopsPerSecond,
+    source: peak.source,
+  });
   const http = await serveMetricsOn(metrics.registry, {
     port: f.metrics_port,
     defaultPort: 9401,
@@ -102,6 +120,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   try {
     await runWorkerSession({
       coordinator: f.coordinator,
+      security,
       workerId: id,
       backend: backend.name,
       maxInFlight: f.max_in_flight,
@@ -109,6 +128,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
       events,
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
       ...(faults ? { faults } : {}),
+      observer: metrics,
       async prepare(run) {
         const model = await resolveModel(
           run.baseModel,
@@ -139,6 +159,16 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     await http.close();
     await nc.close();
   }
+}
+
+/** The worker id a credential names: a worker token's id, else the client certificate's common name. */
+function credentialId(s: ClientSecurity): string | undefined {
+  if (s.kind === 'insecure') return undefined;
+  const dot = s.token.lastIndexOf('.');
+  if (dot > 0) return s.token.slice(0, dot);
+  if (!s.cert) return undefined;
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(s.cert).subject);
+  return cn?.[1];
 }
 
 export const workerCommand: Command = flagCommand({

@@ -4,6 +4,7 @@
 import { AllReduceInputError } from './errors.ts';
 import { RingAllReduce } from './ring.ts';
 import { Round } from './round.ts';
+import { runReported } from './round-report.ts';
 import { type RoundOptions, roundSpec } from './round-spec.ts';
 import { ShardOwnerAllReduce } from './shard-owner.ts';
 
@@ -42,10 +43,13 @@ export async function allReduceSum(o: AllReduceOptions): Promise<Float32Array> {
     throw new AllReduceInputError(`self ${o.self} is an observer, not a member: call observeAllReduce`);
   }
   const round = new Round(spec);
+  const name = effectiveAlgorithm(o.algorithm, spec.members.length);
   const algorithm =
-    effectiveAlgorithm(o.algorithm, spec.members.length) === 'ring'
-      ? new RingAllReduce(round, o.data)
-      : new ShardOwnerAllReduce(round, o.data);
-  await round.run(() => algorithm.start());
+    name === 'ring' ? new RingAllReduce(round, o.data) : new ShardOwnerAllReduce(round, o.data);
+  await runReported(round, () => algorithm.start(), {
+    algorithm: name,
+    role: 'member',
+    onReport: o.onReport,
+  });
   return algorithm.result;
 }

@@ -17,4 +17,5 @@ export {
 } from './errors.ts';
 export { InProcessCollective, type LocalRound } from './in-process.ts';
 export { type ObserveOptions, observeAllReduce } from './observe.ts';
+export type { RoundReport, RoundReporter } from './round-report.ts';
 export type { RoundOptions } from './round-spec.ts';

@@ -6,6 +6,7 @@ import { ChunkSet } from './chunk-set.ts';
 import { AllReduceInputError, type MissingPart } from './errors.ts';
 import { copyFloats, FrameKind } from './frame.ts';
 import { Round } from './round.ts';
+import { runReported } from './round-report.ts';
 import { type RoundOptions, roundSpec } from './round-spec.ts';
 import { dataSubject } from './subjects.ts';
 
@@ -38,7 +39,8 @@ export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array>
   };
   // Who sends the final bytes of `shard` on the subjects we listen to.
   let sender: (shard: number) => string;
-  if (effectiveAlgorithm(o.algorithm, n) === 'ring') {
+  const algorithm = effectiveAlgorithm(o.algorithm, n);
+  if (algorithm === 'ring') {
     // The link from the last member to the first carries every final shard except shard 1, which
     // member 0 completes and sends to member 1 (ring.ts).
     sender = (shard) => (shard === 1 ? members[0]! : members[n - 1]!);
@@ -57,8 +59,9 @@ export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array>
   }
   round.missingData = (): MissingPart[] =>
     received.missing().map(([shard, chunks]) => ({ member: sender(shard), phase: 'gather', shard, chunks }));
-  await round.run(() => {
+  const start = () => {
     if (received.complete) round.complete();
-  });
+  };
+  await runReported(round, start, { algorithm, role: 'observer', onReport: o.onReport });
   return result;
 }

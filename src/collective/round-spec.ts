@@ -2,6 +2,7 @@
 // into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AllReduceInputError } from './errors.ts';
+import type { RoundReporter } from './round-report.ts';
 import { checkToken, type RoundKey } from './subjects.ts';
 
 /** Options common to members and observers of a round. */
@@ -20,6 +21,8 @@ export interface RoundOptions {
   readonly maxPayload?: number;
   /** Aborts the round (rejects with AllReduceCancelledError and tells the peers). */
   readonly signal?: AbortSignal;
+  /** Told what the round cost (bytes, seconds), once, however it ends. */
+  readonly onReport?: RoundReporter;
 }
 
 export interface RoundSpec {

@@ -25,6 +25,9 @@ export class Round {
   readonly isMember: boolean;
   /** Frames dropped because their header named another run, step, generation or sender. */
   ignoredFrames = 0;
+  /** Bytes this participant published (frames, control included) and NATS delivered to it. */
+  bytesSent = 0;
+  bytesReceived = 0;
   /** Set by the algorithm: the data it still waits for, reported on timeout. */
   missingData: () => MissingPart[] = () => [];
 
@@ -134,6 +137,7 @@ export class Round {
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
         if (this.settled) return;
+        this.bytesReceived += msg?.data.length ?? 0;
         if (err) {
           this.fail(new AllReduceDisconnectedError(key, `subscription ${subject} failed (${err.message})`));
           return;
@@ -202,6 +206,7 @@ export class Round {
       },
       payload,
     );
+    this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
   }
 
@@ -210,7 +215,9 @@ export class Round {
     const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
     const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
     const payload = text === undefined ? undefined : new TextEncoder().encode(text);
-    nc.publish(ctlSubject(key, selfIndex), encodeFrame({ ...header, ...rest }, payload));
+    const frame = encodeFrame({ ...header, ...rest }, payload);
+    this.bytesSent += frame.length;
+    nc.publish(ctlSubject(key, selfIndex), frame);
   }
 
   /** What the round still waits for: readies before the barrier, then the algorithm's data. */

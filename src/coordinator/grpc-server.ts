@@ -1,17 +1,21 @@
 // The coordinator's gRPC endpoint: one bidirectional Session stream per worker (proto/lora_mpt/v1).
-// Checks the handshake, turns stream messages into StepDriver events, sends heartbeats and declares
-// a worker lost when its stream closes or it is silent past the deadline.
-import { Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
+// Checks the stream's credential before reading anything (docs/security.md), then the handshake,
+// turns stream messages into StepDriver events, sends heartbeats and declares a worker lost when its
+// stream closes, it is silent past the deadline, or it holds a micro-batch past the deadline.
+import { Server, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import type { Events } from '../events/events.ts';
 import {
   type CoordinatorMessage,
   CoordinatorService,
   type WorkerMessage,
 } from '../proto/lora_mpt/v1/coordinator.ts';
-import { channelOptions } from '../protocol/channel.ts';
-import { refusalOf } from '../protocol/handshake.ts';
+import { COORDINATOR_MESSAGE_MAX, serverChannelOptions } from '../protocol/channel.ts';
+import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts';
+import { joinedId, refusalOf } from '../protocol/handshake.ts';
 import { refusedMessage } from '../protocol/messages.ts';
-import type { WorkerLink } from './members.ts';
+import { peerText } from '../protocol/peer-text.ts';
+import { type ServerSecurity, serverCredentials } from '../protocol/transport.ts';
+import { DEFAULT_MAX_CREDITS, type WorkerLink } from './members.ts';
 import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
 import { deliver } from './worker-messages.ts';
@@ -28,11 +32,22 @@ export interface CoordinatorServerOptions {
   readonly heartbeatTimeoutMs: number;
   /**
    * A worker that has not reported a micro-batch this long after it was dealt is lost, even while
-   * its heartbeats flow (a hung device call). 0: no such deadline.
+   * its heartbeats flow (a hung device call, a peer hoarding work). 0 or absent: derived from the
+   * run's measured micro-batch times, at least the heartbeat deadline.
    */
   readonly microBatchTimeoutMs?: number;
-  /** How long a new stream may take to say Hello. */
+  /** How long a new stream may take to say Hello; a connection with no stream is closed as fast. */
   readonly helloTimeoutMs?: number;
+  /** TLS and tokens, or plaintext (`--insecure`). */
+  readonly security: ServerSecurity;
+  /** Largest message the coordinator sends (sized from the run's adapter; default 512 MiB). */
+  readonly maxSendBytes?: number;
+  /** Most workers at once; more Hellos are refused (retryable). Default 256. */
+  readonly maxWorkers?: number;
+  /** Most micro-batches one worker may hold, whatever it declares. Default 8. */
+  readonly maxCreditsPerWorker?: number;
+  /** Streams refused for want of a valid credential (lora_mpt_auth_failures_total). */
+  onAuthFailure?(why: string): void;
   readonly events: Events;
 }
 
@@ -43,17 +58,49 @@ export interface CoordinatorServer {
 
 type Call = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 
+/**
+ * Ends a stream with a status the client sees at once. (grpc-js sends the status from the stream's
+ * 'error' event; `destroy` would drop it, and the client would only notice at its next keepalive.)
+ */
+function endWithStatus(call: Call, code: status, details: string): void {
+  if (call.writableEnded || call.destroyed) return;
+  call.emit('error', Object.assign(new Error(details), { code, details }));
+}
+
 export async function startCoordinatorServer(o: CoordinatorServerOptions): Promise<CoordinatorServer> {
   const { driver } = o;
   const calls = new Map<WorkerId, Call>();
 
+  /** The worker id the stream's credential names, or undefined after refusing the stream. */
+  function authenticate(call: Call): { credentialId?: string } | undefined {
+    const sec = o.security;
+    if (sec.kind === 'insecure') return {};
+    const auth = call.metadata.get(AUTH_METADATA_KEY)[0];
+    const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+    const verdict = verifyCredential(
+      typeof auth === 'string' ? auth : undefined,
+      sec.runToken,
+      sec.clientCa && typeof cn === 'string' ? cn : undefined,
+    );
+    if (verdict.ok) return { credentialId: verdict.workerId };
+    const peer = peerText(call.getPeer(), 64);
+    o.events.warn('auth_refused', `refused a stream from ${peer}: ${verdict.why}`, {
+      peer,
+      why: verdict.why,
+    });
+    o.onAuthFailure?.(verdict.why);
+    // Nothing was read from it and nothing is written but the status: no Welcome, no state, no data.
+    endWithStatus(call, status.UNAUTHENTICATED, verdict.why);
+    return undefined;
+  }
+
   function session(call: Call): void {
+    const auth = authenticate(call);
+    if (!auth) return;
     let id: WorkerId | undefined;
     const helloTimer = setTimeout(() => {
-      call.destroy(
-        Object.assign(new Error('no Hello'), { code: status.DEADLINE_EXCEEDED, details: 'no Hello' }),
-      );
-    }, o.helloTimeoutMs ?? 10_000);
+      endWithStatus(call, status.DEADLINE_EXCEEDED, 'no Hello');
+    }, helloTimeoutMs);
     const refuse = (reason: string, retryable = false) => {
       call.write(refusedMessage(reason, retryable));
       call.end();
@@ -64,27 +111,39 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
       if (id === undefined) {
         clearTimeout(helloTimer);
         if (body.$case !== 'hello') return refuse(`the first message must be Hello, not ${body.$case}`);
-        const refusal = refusalOf(body.value, o.runId, driver.members.ids());
+        const rules = {
+          dropped: driver.dropped,
+          maxWorkers: o.maxWorkers ?? 256,
+          ...(auth.credentialId === undefined ? {} : { credentialId: auth.credentialId }),
+        };
+        const refusal = refusalOf(body.value, o.runId, driver.members.ids(), rules);
         if (refusal) {
-          o.events.warn('worker_refused', `refused worker "${body.value.workerId}": ${refusal.reason}`, {
-            worker: body.value.workerId,
+          const who = peerText(joinedId(body.value, rules));
+          o.events.warn('worker_refused', `refused worker "${who}": ${refusal.reason}`, {
+            worker: who,
             reason: refusal.reason,
             retryable: refusal.retryable,
           });
           return refuse(refusal.reason, refusal.retryable);
         }
-        const me = workerId(body.value.workerId);
+        const me = workerId(joinedId(body.value, rules));
         id = me;
+        const declared = body.value.capabilities?.maxInFlight || DEFAULT_MAX_CREDITS;
         const link: WorkerLink = {
           id: me,
           send: (m) => {
             if (!call.writableEnded) call.write(m);
           },
           close: (why) => refuse(why),
+          drop: (why) => {
+            calls.delete(me);
+            endWithStatus(call, status.UNAVAILABLE, why);
+          },
+          maxCredits: Math.min(declared, o.maxCreditsPerWorker ?? 8),
         };
         calls.set(me, call);
         driver.join(link);
-        const backend = body.value.capabilities?.backend ?? 'unknown';
+        const backend = peerText(body.value.capabilities?.backend ?? 'unknown', 32);
         o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
         link.send({
           body: {
@@ -119,12 +178,17 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     call.on('close', () => gone('its stream closed'));
   }
 
-  const server = new Server(channelOptions(o.heartbeatTimeoutMs));
+  const helloTimeoutMs = o.helloTimeoutMs ?? 10_000;
+  const server = new Server(
+    serverChannelOptions({
+      keepaliveTimeoutMs: o.heartbeatTimeoutMs,
+      maxSendBytes: o.maxSendBytes ?? COORDINATOR_MESSAGE_MAX,
+      idleMs: helloTimeoutMs,
+    }),
+  );
   server.addService(CoordinatorService, { session });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(o.listen, ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(o.listen, serverCredentials(o.security), (err, p) => (err ? reject(err) : resolve(p))),
   );
 
   const beat = setInterval(() => {
@@ -137,15 +201,14 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
       const call = calls.get(id);
       calls.delete(id);
       driver.lose(id, why);
-      call?.destroy(Object.assign(new Error(why), { code: status.UNAVAILABLE, details: why }));
+      if (call) endWithStatus(call, status.UNAVAILABLE, why);
     };
     for (const m of driver.members.silentFor(o.heartbeatTimeoutMs)) {
       drop(m.link.id, `no message for ${o.heartbeatTimeoutMs} ms`);
     }
-    if (o.microBatchTimeoutMs) {
-      for (const [id, ids] of driver.overdueWorkers(o.microBatchTimeoutMs)) {
-        drop(id, `micro-batches ${ids.join(', ')} not reported within ${o.microBatchTimeoutMs} ms`);
-      }
+    const deadline = driver.microBatchDeadline(o.heartbeatTimeoutMs, o.microBatchTimeoutMs);
+    for (const [id, ids] of driver.overdueWorkers(deadline)) {
+      drop(id, `micro-batches ${ids.join(', ')} not reported within ${deadline} ms`);
     }
   }, o.heartbeatIntervalMs);
   beat.unref();

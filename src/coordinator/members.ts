@@ -7,9 +7,16 @@ import type { WorkerId } from './step-ledger.ts';
 export interface WorkerLink {
   readonly id: WorkerId;
   send(msg: CoordinatorMessage): void;
-  /** Ends the stream with a reason the worker prints. */
+  /** Ends the stream with a refusal the worker prints and exits on (it may not come back). */
   close(reason: string): void;
+  /** Ends the stream so that the worker reconnects and is re-synced (a fresh replica). */
+  drop(reason: string): void;
+  /** Most micro-batches this worker may hold at once (its credit cap); default DEFAULT_MAX_CREDITS. */
+  readonly maxCredits?: number;
 }
+
+/** A worker that declares no --max_in_flight may hold this many micro-batches. */
+export const DEFAULT_MAX_CREDITS = 2;
 
 export type MemberPhase = 'loading' | 'ready' | 'synced';
 
@@ -18,6 +25,8 @@ export interface Member {
   phase: MemberPhase;
   /** Micro-batches the worker can take now. */
   credits: number;
+  /** Credits plus held micro-batches never exceed this (a peer cannot hoard the step's work). */
+  readonly maxCredits: number;
   /** Last time anything arrived from it (ms). */
   lastSeen: number;
   /** A Revoke was sent and its answer has not come yet. */
@@ -30,7 +39,14 @@ export class Members {
   constructor(private readonly now: () => number = Date.now) {}
 
   add(link: WorkerLink): Member {
-    const m: Member = { link, phase: 'loading', credits: 0, lastSeen: this.now(), revoking: false };
+    const m: Member = {
+      link,
+      phase: 'loading',
+      credits: 0,
+      maxCredits: link.maxCredits ?? DEFAULT_MAX_CREDITS,
+      lastSeen: this.now(),
+      revoking: false,
+    };
     this.byId.set(link.id, m);
     return m;
   }
@@ -49,6 +65,11 @@ export class Members {
 
   ids(): ReadonlySet<string> {
     return new Set(this.byId.keys());
+  }
+
+  /** Gives `m` `n` more credits, never beyond its cap less the micro-batches it holds now. */
+  grant(m: Member, n: number, held: number): void {
+    m.credits = Math.max(0, Math.min(m.credits + n, m.maxCredits - held));
   }
 
   touch(id: WorkerId): void {

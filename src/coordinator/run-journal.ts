@@ -5,7 +5,7 @@
 import type { DataPlan } from '../data/data-plan.ts';
 import { formatDuration } from '../events/duration.ts';
 import type { Events } from '../events/events.ts';
-import type { TrainingMetrics } from '../metrics/training-metrics.ts';
+import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import type { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
 import type { MetricsLog } from '../train/metrics-log.ts';
 import type { CommitInfo } from './step-driver.ts';
@@ -17,7 +17,7 @@ export interface RunJournalOptions {
   readonly events: Events;
   /** The step the run (re)started at: tokens/s and ETA count from there. */
   readonly startStep: number;
-  readonly metrics?: TrainingMetrics;
+  readonly metrics?: CoordinatorMetrics;
   readonly now?: () => number;
 }
 
@@ -26,6 +26,11 @@ export class RunJournal {
   private readonly started: number;
   private lastCommit: number;
   private tokensSeen = 0;
+  /**
+   * The first commit of this process: throughput and ETA are measured from it, so the wait for
+   * workers and their model load (minutes for MPT-7B) does not count as training time.
+   */
+  private pace: { readonly t: number; readonly done: number; readonly tokens: number } | undefined;
   /** Loss of the first and the latest step this process committed. */
   firstLoss = Number.NaN;
   lastLoss = Number.NaN;
@@ -49,9 +54,19 @@ export class RunJournal {
     this.lastCommit = t;
     this.tokensSeen += plan.microBatchesForStep(c.step).reduce((n, m) => n + m.rows * m.seqLen, 0);
     const elapsed = (t - this.started) / 1000;
-    const tokensPerSecond = elapsed > 0 ? this.tokensSeen / elapsed : 0;
-    const stepsHere = done - this.o.startStep;
-    const eta = stepsHere > 0 ? (elapsed / stepsHere) * (plan.totalSteps - done) : Number.NaN;
+    const first = this.pace === undefined;
+    this.pace ??= { t, done, tokens: this.tokensSeen };
+    const paceSeconds = (t - this.pace.t) / 1000;
+    const paceSteps = done - this.pace.done;
+    // Until a second commit there is no pace yet but the first step's, waiting included.
+    const tokensPerSecond =
+      paceSteps > 0 && paceSeconds > 0
+        ? (this.tokensSeen - this.pace.tokens) / paceSeconds
+        : elapsed > 0
+          ? this.tokensSeen / elapsed
+          : 0;
+    const secondsPerStep = paceSteps > 0 ? paceSeconds / paceSteps : elapsed / (done - this.o.startStep);
+    const eta = secondsPerStep * (plan.totalSteps - done);
     if (Number.isNaN(this.firstLoss)) this.firstLoss = c.loss;
     this.lastLoss = c.loss;
     const split = [...c.microBatchesByWorker].map(([w, n]) => `${w}:${n}`).join(' ');
@@ -80,14 +95,16 @@ export class RunJournal {
       replica_mismatches: c.replicaMismatches,
       microbatches_requeued: c.microBatchesRequeued,
     });
-    const m = this.o.metrics;
-    if (m) {
-      m.loss.set(c.loss);
-      m.learningRate.set(c.learningRate);
-      m.gradNorm.set(c.gradNorm);
-      m.step.set(done);
-      m.tokensPerSecond.set(tokensPerSecond);
-    }
+    this.o.metrics?.committed({
+      step: done,
+      loss: c.loss,
+      learningRate: c.learningRate,
+      gradNorm: c.gradNorm,
+      tokensPerSecond,
+      etaSeconds: eta,
+      // The first commit here has no committed step before it to measure from.
+      stepSeconds: first ? Number.NaN : stepSeconds,
+    });
     // The ledger passed its audit (every planned micro-batch counted once): worth a line only when
     // something was requeued or ignored on the way.
     const eventful = ledger.requeued.length > 0 || ledger.ignored.length > 0;
@@ -127,7 +144,7 @@ export class RunJournal {
   readonly onEval = async (step: number, loss: number, tokens: number): Promise<void> => {
     const done = step + 1;
     this.o.keeper.recordEval(done, loss, tokens);
-    this.o.metrics?.evalLoss.set(loss);
+    this.o.metrics?.evaluated(loss);
     await this.o.metricsLog.append({ step: done, eval_loss: loss, eval_tokens: tokens });
     this.o.events.info('eval_done', `step ${done}: eval loss ${loss.toFixed(4)} over ${tokens} tokens`, {
       step: done,
@@ -139,7 +156,7 @@ export class RunJournal {
   readonly afterStep = async (done: number): Promise<void> => {
     const saved = await this.o.keeper.afterStep(done);
     if (!saved) return;
-    this.o.metrics?.markCheckpoint();
+    this.o.metrics?.checkpointed();
     this.o.events.info(
       'checkpoint_saved',
       `saved ${saved.path}${saved.pruned.length > 0 ? ` (removed ${saved.pruned.length} older)` : ''}`,

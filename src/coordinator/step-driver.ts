@@ -5,6 +5,8 @@
 // requeued; a reduce in flight is retried under a new generation, and nobody has applied anything
 // yet). It owns no sockets: links carry the messages (gRPC for `coordinator`, in-process for
 // `finetune`), so N workers and one worker run the very same code.
+
+import { AllReduceProtocolError } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
 import type { MicroBatchResult, ReduceResult, Revoked } from '../proto/lora_mpt/v1/coordinator.ts';
@@ -17,11 +19,15 @@ import {
   stepAbortMessage,
   stepCommitMessage,
 } from '../protocol/messages.ts';
+import { peerText } from '../protocol/peer-text.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import { Dealer } from './dealer.ts';
+import { type GradientOutlier, gradientOutliers } from './gradient-outliers.ts';
 import { Members, type WorkerLink } from './members.ts';
+import { MicroBatchTimes } from './microbatch-deadline.ts';
 import { judge } from './reduce-verdict.ts';
+import { checkResult } from './result-check.ts';
 import { StepLedger, type WorkerId } from './step-ledger.ts';
 
 export interface CommitInfo {
@@ -84,7 +90,18 @@ export interface StepDriverOptions {
   onMismatch?(worker: WorkerId, what: 'gradient' | 'state'): void;
   /** Micro-batch bookkeeping as it happens (lora_mpt_microbatches_total). */
   onMicroBatches?(event: 'assigned' | 'completed' | 'requeued', count: number): void;
+  /** A worker was lost mid-run (lora_mpt_workers_lost_total); not called for one leaving a finished run. */
+  onWorkerLost?(worker: WorkerId): void;
+  /** A worker's result or all-reduce data was refused (non-finite, miscounted); `dropped`: for good. */
+  onRefusedResult?(worker: WorkerId, dropped: boolean): void;
+  /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
+  onGradientOutlier?(outlier: GradientOutlier, step: number): void;
 }
+
+/** Refused results a worker may produce: the first costs its session (it reconnects), this many its place. */
+export const OFFENCES_BEFORE_DROP = 2;
+/** Consecutive non-finite reduced sums nobody can be blamed for before the run stops with an error. */
+const MAX_UNATTRIBUTED_NONFINITE = 3;
 
 type Phase =
   | { readonly kind: 'train'; readonly ledger: StepLedger }
@@ -122,6 +139,14 @@ export class StepDriver {
   private readonly events: Events;
   private mismatches = 0;
   private requeued = 0;
+  /** Refused results per worker id over the run; OFFENCES_BEFORE_DROP drops the worker for good. */
+  private readonly offences = new Map<string, number>();
+  /** Worker ids dropped for good: their Hello is refused for the rest of the run. */
+  readonly dropped = new Set<string>();
+  /** Generation and worker of blames already acted on (one round's blame arrives from several members). */
+  private readonly blamed = new Set<string>();
+  private unattributedNonFinite = 0;
+  private readonly times = new MicroBatchTimes();
 
   constructor(private readonly o: StepDriverOptions) {
     this.done = new Promise((resolve, reject) => {
@@ -176,20 +201,29 @@ export class StepDriver {
   onCredit(id: WorkerId, credits: number): void {
     const m = this.members.get(id);
     if (!m) return;
-    m.credits += credits;
+    this.members.grant(m, credits, this.held(id));
     this.advance();
   }
 
   onResult(id: WorkerId, r: MicroBatchResult): void {
     const m = this.members.get(id);
     if (!m) return;
-    m.credits += 1; // a result returns the credit its micro-batch used
     const p = this.phase;
     const isEval = r.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL;
     if (isEval ? p.kind === 'eval' : p.kind === 'train' && r.step === p.ledger.step) {
       const ledger = (p as Extract<Phase, { kind: 'train' | 'eval' }>).ledger;
+      const mb = (isEval ? this.evalById : this.byId).get(r.id);
+      const checked = mb && checkResult(mb, r, !isEval);
+      if (checked && !checked.ok) {
+        this.refuse(id, checked.why);
+        return;
+      }
+      const dealt = ledger.assignedAt(r.id, id);
       // The ledger decides (and records) whether it counts: only from the worker that holds it.
-      if (ledger.complete(id, r.id, r.lossSum, r.supervisedTokens)) this.o.onMicroBatches?.('completed', 1);
+      if (ledger.complete(id, r.id, r.lossSum, checked ? checked.tokens : r.supervisedTokens, r.gradNorm)) {
+        this.o.onMicroBatches?.('completed', 1);
+        if (dealt !== undefined) this.times.record(Date.now() - dealt);
+      }
     } else {
       this.events.info(
         'result_ignored',
@@ -197,7 +231,22 @@ export class StepDriver {
         { worker: id, step: r.step, micro_batch: r.id },
       );
     }
+    this.members.grant(m, 1, this.held(id)); // a result returns the credit its micro-batch used
     this.advance();
+  }
+
+  /** Micro-batches `id` holds now (dealt, not reported) in the current step or evaluation. */
+  private held(id: WorkerId): number {
+    const p = this.phase;
+    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldNow(id).length : 0;
+  }
+
+  /**
+   * How long a worker may hold a micro-batch (from being dealt) before it is lost: `fixedMs` when
+   * set, else derived from this run's measured micro-batch times, at least `floorMs`.
+   */
+  microBatchDeadline(floorMs: number, fixedMs?: number): number {
+    return fixedMs !== undefined && fixedMs > 0 ? fixedMs : this.times.deadline(floorMs);
   }
 
   /** A worker gave back micro-batches it had not started: deal them again. */
@@ -218,13 +267,19 @@ export class StepDriver {
       }
       // Deal them before the straggler gets its credits back, so they go to the idle workers.
       this.advance();
-      m.credits += back.length;
+      this.members.grant(m, back.length, this.held(id));
     }
     this.advance();
   }
 
   onReduceResult(id: WorkerId, r: ReduceResult): void {
     const p = this.phase;
+    // A member found another's all-reduce data bad (non-finite, forged, contradictory). It may
+    // answer after the round was already aborted (our own observer heard its abort first).
+    if (r.blame !== '' && this.members.get(id)?.phase === 'synced' && r.step === this.currentStep()) {
+      this.blame(r.blame, r.generation, `${id} reports: ${peerText(r.error, 512)}`);
+      if (this.phase !== p) return;
+    }
     if (
       p.kind !== 'reduce' ||
       r.generation !== p.generation ||
@@ -243,6 +298,42 @@ export class StepDriver {
     this.maybeCommit();
   }
 
+  private currentStep(): number | undefined {
+    const p = this.phase;
+    return p.kind === 'train' || p.kind === 'reduce' ? p.ledger.step : undefined;
+  }
+
+  /** Acts once per (generation, worker) on a blame for bad all-reduce data. */
+  private blame(worker: string, generation: number, why: string): void {
+    const key = `${generation}:${worker}`;
+    if (this.blamed.has(key) || !this.members.has(worker)) return;
+    this.blamed.add(key);
+    this.refuse(worker as WorkerId, `its all-reduce data of generation ${generation} was refused (${why})`);
+  }
+
+  /**
+   * A worker sent what cannot be counted. Its micro-batches of the step go back to the queue (its
+   * accumulator may hold the bad values) and its session ends: the first time it reconnects and is
+   * re-synced with a zeroed accumulator; the OFFENCES_BEFORE_DROP-th time it is dropped from the run.
+   */
+  private refuse(id: WorkerId, why: string): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    const n = (this.offences.get(id) ?? 0) + 1;
+    this.offences.set(id, n);
+    const dropped = n >= OFFENCES_BEFORE_DROP;
+    if (dropped) this.dropped.add(id);
+    this.events.warn(
+      'result_refused',
+      `refused a result of worker ${id} (${n} of ${OFFENCES_BEFORE_DROP}): ${why}; ${dropped ? 'dropped from the run' : 'its session is reset'}`,
+      { worker: id, step: this.step, why, offences: n, dropped },
+    );
+    this.o.onRefusedResult?.(id, dropped);
+    this.lose(id, `result refused: ${why}`);
+    if (dropped) m.link.close(`dropped from run ${this.o.runId}: ${why} (${n} refused results)`);
+    else m.link.drop(`result refused: ${why}; reconnect to be re-synced`);
+  }
+
   /** The worker's stream ended or it missed its heartbeat deadline. */
   lose(id: WorkerId, why: string): void {
     const m = this.members.get(id);
@@ -253,6 +344,7 @@ export class StepDriver {
       return;
     }
     this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
+    this.o.onWorkerLost?.(id);
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {
       this.requeue(p.ledger, id);
@@ -356,13 +448,22 @@ export class StepDriver {
     this.o.observeReduce(ledger.step, generation, members, cancel.signal).then(
       (sum) => {
         if (this.phase !== phase) return;
-        phase.own = finalizeGradient(sum, tokens, this.o.maxGradNorm);
+        const own = finalizeGradient(sum, tokens, this.o.maxGradNorm);
+        if (!Number.isFinite(own.norm)) {
+          this.nonFiniteSum(ledger, own.norm);
+          return;
+        }
+        phase.own = own;
         this.maybeCommit();
       },
       (err: Error) => {
         if (this.phase !== phase) return;
         this.abortReduce(`the coordinator's replica did not receive the reduced gradient: ${err.message}`);
-        this.retryReduce(ledger);
+        // Our own observer refused a member's bytes (non-finite, forged, contradictory): no one else to trust.
+        if (err instanceof AllReduceProtocolError && this.members.has(err.member))
+          this.blame(err.member, generation, err.message);
+        const now = this.phase as Phase;
+        if (now.kind === 'train' && now.ledger === ledger) this.retryReduce(ledger);
       },
     );
   }
@@ -388,6 +489,24 @@ export class StepDriver {
     this.syncReady();
   }
 
+  /**
+   * The reduced sum is not finite although every contribution passed the members' checks (finite
+   * values that overflow when added). Never committed: retried, and the run stops after a few.
+   */
+  private nonFiniteSum(ledger: StepLedger, norm: number): void {
+    this.unattributedNonFinite++;
+    this.abortReduce(`the reduced gradient is not finite (norm ${norm})`);
+    if (this.unattributedNonFinite >= MAX_UNATTRIBUTED_NONFINITE) {
+      this.failRun(
+        new Error(
+          `step ${ledger.step}: the reduced gradient was not finite ${this.unattributedNonFinite} times in a row; nothing was committed (check the learning rate and the data)`,
+        ),
+      );
+      return;
+    }
+    this.retryReduce(ledger);
+  }
+
   private retryReduce(ledger: StepLedger): void {
     // 200 ms, doubling to 5 s: a NATS server that is restarting is not hammered with rounds.
     const wait = Math.min(200 * 2 ** this.failedReduces, 5000);
@@ -410,7 +529,7 @@ export class StepDriver {
         void this.commit(p);
         return;
       case 'failed':
-        this.abortReduce([...verdict.errors].map(([id, e]) => `${id}: ${e}`).join('; '));
+        this.abortReduce([...verdict.errors].map(([id, e]) => `${id}: ${peerText(e, 512)}`).join('; '));
         this.retryReduce(p.ledger);
         return;
       case 'gradient-mismatch':
@@ -432,6 +551,17 @@ export class StepDriver {
     }
   }
 
+  private reportOutliers(ledger: StepLedger): void {
+    for (const o of gradientOutliers(ledger.gradientSizes())) {
+      this.events.warn(
+        'gradient_outlier',
+        `worker ${o.worker}'s gradients in step ${ledger.step} are ${(o.perToken / o.othersPerToken).toPrecision(3)}x the other workers' (norm per token ${o.perToken.toPrecision(3)} vs ${o.othersPerToken.toPrecision(3)})`,
+        { worker: o.worker, step: ledger.step, per_token: o.perToken, others_per_token: o.othersPerToken },
+      );
+      this.o.onGradientOutlier?.(o, ledger.step);
+    }
+  }
+
   private mismatch(id: WorkerId, what: 'gradient' | 'state'): void {
     this.mismatches++;
     this.o.onMismatch?.(id, what);
@@ -440,6 +570,8 @@ export class StepDriver {
   private async commit(p: Extract<Phase, { kind: 'reduce' }>): Promise<void> {
     this.phase = { kind: 'commit' };
     this.failedReduces = 0;
+    this.unattributedNonFinite = 0;
+    this.reportOutliers(p.ledger);
     const step = p.ledger.step;
     const lr = this.o.learningRate(this.o.replica.step);
     const { lossSum, tokens, byWorker } = p.ledger.totals();

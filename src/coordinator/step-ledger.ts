@@ -9,7 +9,13 @@ export const workerId = (s: string) => s as WorkerId;
 export type MicroBatchState =
   | { readonly kind: 'pending' }
   | { readonly kind: 'assigned'; readonly worker: WorkerId; readonly at: number }
-  | { readonly kind: 'done'; readonly worker: WorkerId; readonly lossSum: number; readonly tokens: number };
+  | {
+      readonly kind: 'done';
+      readonly worker: WorkerId;
+      readonly lossSum: number;
+      readonly tokens: number;
+      readonly gradNorm: number;
+    };
 
 export type LedgerEvent =
   | { readonly kind: 'assigned' | 'requeued'; readonly id: number; readonly worker: WorkerId }
@@ -60,7 +66,7 @@ export class StepLedger {
    * Records a result. Accepted only from the worker the micro-batch is assigned to; a late report
    * from a worker declared lost, or a duplicate, is ignored (and recorded). Returns whether it counted.
    */
-  complete(worker: WorkerId, id: number, lossSum: number, tokens: number): boolean {
+  complete(worker: WorkerId, id: number, lossSum: number, tokens: number, gradNorm = 0): boolean {
     const s = this.states.get(id);
     const ignore = (why: string) => {
       this.events.push({ kind: 'ignored', id, worker, why });
@@ -69,9 +75,15 @@ export class StepLedger {
     if (!s) return ignore(`not part of step ${this.step}`);
     if (s.kind !== 'assigned') return ignore(`micro-batch is ${s.kind}`);
     if (s.worker !== worker) return ignore(`assigned to ${s.worker}`);
-    this.setState(id, { kind: 'done', worker, lossSum, tokens });
+    this.setState(id, { kind: 'done', worker, lossSum, tokens, gradNorm });
     this.events.push({ kind: 'completed', id, worker, tokens });
     return true;
+  }
+
+  /** When micro-batch `id` was dealt to `worker`, if it holds it now. */
+  assignedAt(id: number, worker: WorkerId): number | undefined {
+    const s = this.states.get(id);
+    return s?.kind === 'assigned' && s.worker === worker ? s.at : undefined;
   }
 
   /** What `worker` has in this step: micro-batches it reported (done) and ones it still holds. */
@@ -171,6 +183,16 @@ export class StepLedger {
       byWorker.set(s.worker, (byWorker.get(s.worker) ?? 0) + 1);
     }
     return { lossSum, tokens, byWorker };
+  }
+
+  /** Per worker, gradient norm / supervised tokens of each counted micro-batch (outlier report). */
+  gradientSizes(): Map<WorkerId, number[]> {
+    const out = new Map<WorkerId, number[]>();
+    for (const s of this.states.values()) {
+      if (s.kind !== 'done' || s.tokens === 0) continue;
+      out.set(s.worker, [...(out.get(s.worker) ?? []), s.gradNorm / s.tokens]);
+    }
+    return out;
   }
 
   /** What happened to this step's micro-batches, for logs and metrics.jsonl (after `audit`). */

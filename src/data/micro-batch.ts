@@ -63,3 +63,17 @@ export function paddingOf(mb: MicroBatch): number {
   for (const m of mb.attentionMask) real += m;
   return mb.rows * mb.seqLen - real;
 }
+
+/**
+ * Supervised tokens of a micro-batch as the loss counts them: after the one-token shift (position t
+ * predicts labels[t + 1]), every label at t >= 1 of a row that is not -100. The coordinator counts
+ * them from the labels it holds rather than trusting a worker's report.
+ */
+export function supervisedTokens(mb: Pick<MicroBatch, 'rows' | 'seqLen' | 'labels'>): number {
+  let n = 0;
+  for (let r = 0; r < mb.rows; r++) {
+    const row = r * mb.seqLen;
+    for (let t = 1; t < mb.seqLen; t++) if (mb.labels[row + t] !== IGNORE_INDEX) n++;
+  }
+  return n;
+}

@@ -13,6 +13,7 @@ export type EventName =
   | 'data_ready'
   | 'model_loaded'
   | 'backend_selected'
+  | 'peak_flops'
   | 'stale_writes_removed'
   | 'warning'
   // steps
@@ -34,6 +35,12 @@ export type EventName =
   | 'reduce_aborted'
   | 'reduce_retry'
   | 'state_resent'
+  // defences (docs/security.md)
+  | 'insecure_transport'
+  | 'auth_refused'
+  | 'result_refused'
+  | 'gradient_outlier'
+  | 'checkpoint_skipped'
   // a worker's side
   | 'worker_started'
   | 'session_joined'

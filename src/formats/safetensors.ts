@@ -1,8 +1,10 @@
 // The safetensors format: u64 little-endian header length, JSON header, raw little-endian data.
 // Reader: validates the header against every format rule and reads tensors one at a time through a
 // file handle (never the whole file). Writer: what PEFT/transformers write (F32, {"format":"pt"}).
+
 import { type FileHandle, open } from 'node:fs/promises';
 import { DTYPE_BYTES, type Dtype, isDtype } from './dtypes.ts';
+import { readingFile } from './file-error.ts';
 import { elementCount, type HostTensor } from './host-tensor.ts';
 import { readExactly, readFloat32 } from './tensor-bytes.ts';
 
@@ -119,7 +121,11 @@ export class SafetensorsReader {
     private readonly fh: FileHandle,
   ) {}
 
-  static async open(path: string): Promise<SafetensorsReader> {
+  static open(path: string): Promise<SafetensorsReader> {
+    return readingFile(path, () => SafetensorsReader.openNamed(path));
+  }
+
+  private static async openNamed(path: string): Promise<SafetensorsReader> {
     const fh = await open(path, 'r');
     try {
       const size = (await fh.stat()).size;
@@ -148,16 +154,18 @@ export class SafetensorsReader {
     return e;
   }
 
-  async read(entry: SafetensorsEntry): Promise<HostTensor> {
-    const count = elementCount(entry.shape);
-    const data = await readFloat32(
-      this.fh,
-      this.header.dataStart + entry.begin,
-      entry.dtype,
-      count,
-      this.path,
-    );
-    return { name: entry.name, shape: entry.shape, data };
+  read(entry: SafetensorsEntry): Promise<HostTensor> {
+    return readingFile(this.path, async () => {
+      const count = elementCount(entry.shape);
+      const data = await readFloat32(
+        this.fh,
+        this.header.dataStart + entry.begin,
+        entry.dtype,
+        count,
+        this.path,
+      );
+      return { name: entry.name, shape: entry.shape, data };
+    });
   }
 
   async *tensors(): AsyncGenerator<HostTensor> {

@@ -2,6 +2,7 @@
 // the restricted unpickler, then each tensor's bytes by file offset from its storage entry, one tensor
 // at a time, converted to float32.
 import { DTYPE_BYTES } from './dtypes.ts';
+import { readingFile } from './file-error.ts';
 import { elementCount, type HostTensor } from './host-tensor.ts';
 import { readFloat32 } from './tensor-bytes.ts';
 import { loadTorchPickle, PickleFormatError, type TensorRef } from './torch-pickle.ts';
@@ -36,7 +37,11 @@ export class TorchBinReader {
     private readonly prefix: string,
   ) {}
 
-  static async open(path: string): Promise<TorchBinReader> {
+  static open(path: string): Promise<TorchBinReader> {
+    return readingFile(path, () => TorchBinReader.openNamed(path));
+  }
+
+  private static async openNamed(path: string): Promise<TorchBinReader> {
     const zip = await ZipArchive.open(path);
     try {
       const pkl = [...zip.entries.keys()].find((n) => n.endsWith('data.pkl') && n.split('/').length === 2);
@@ -66,7 +71,11 @@ export class TorchBinReader {
     }
   }
 
-  async read(entry: TorchBinEntry): Promise<HostTensor> {
+  read(entry: TorchBinEntry): Promise<HostTensor> {
+    return readingFile(this.path, () => this.readNamed(entry));
+  }
+
+  private async readNamed(entry: TorchBinEntry): Promise<HostTensor> {
     const { storage, offset, shape, stride } = entry.ref;
     const where = `${this.path}: tensor "${entry.name}"`;
     const zipEntry = this.zip.entry(`${this.prefix}data/${storage.key}`);

@@ -1,5 +1,6 @@
 // The small HTTP server every process runs for Prometheus and Kubernetes probes: GET /metrics in
-// the Prometheus text format, GET /healthz answering 200 while `healthy()` holds, 503 otherwise.
+// the Prometheus text format, GET /healthz answering 200 while `healthy()` holds, 503 otherwise,
+// and any pages the process adds (the coordinator's status page and its JSON).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -15,11 +16,18 @@ export interface MetricsServerOptions {
   readonly host?: string;
   /** Liveness: return a reason string when unhealthy, undefined when healthy. */
   readonly unhealthyReason?: () => string | undefined;
+  /** More GET paths (e.g. `/`, `/api/status`): each answers 200 with what its function returns. */
+  readonly pages?: Readonly<Record<string, () => Page>>;
+}
+
+export interface Page {
+  readonly contentType: string;
+  readonly body: string;
 }
 
 export async function serveMetrics(opts: MetricsServerOptions): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
     } else if (path === '/metrics') {
@@ -33,8 +41,21 @@ export async function serveMetrics(opts: MetricsServerOptions): Promise<MetricsS
       res
         .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
         .end(reason ? `${reason}\n` : 'ok\n');
+    } else if (opts.pages?.[path]) {
+      const render = opts.pages[path];
+      try {
+        const page = render();
+        res.writeHead(200, { 'content-type': page.contentType, 'cache-control': 'no-store' }).end(page.body);
+      } catch (err) {
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`${path} failed: ${(err as Error).message}\n`);
+      }
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('try /metrics or /healthz\n');
+      const paths = ['/metrics', '/healthz', ...Object.keys(opts.pages ?? {})];
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end(`${path}: not here; try ${paths.join(', ')}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {

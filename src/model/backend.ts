@@ -28,8 +28,8 @@ export interface ActiveBackend {
   readonly name: string;
   readonly layout: ComputeLayout;
   /** One line for the logs: which backend runs and why, e.g. "backend tensorflow (@tensorflow/tfjs-node
-   * 4.22.0, libtensorflow 2.16.2, 2 intra-op threads: --num_threads)" or "backend wasm (single-threaded
-   * SIMD): @tensorflow/tfjs-node is not installed (run scripts/setup.sh)". */
+   * 4.22.0, libtensorflow 2.16.2, 2 intra-op threads from --num_threads)" or "backend wasm
+   * (single-threaded SIMD): @tensorflow/tfjs-node is not installed (run scripts/setup.sh)". */
   readonly summary: string;
 }
 
@@ -69,10 +69,13 @@ async function tryImport(name: string): Promise<string | null> {
 }
 
 /** The runtime's settings go in through its environment, before the binding loads (the C++ side reads
- * TF_NUM_INTRAOP_THREADS when it creates its context, TF_CPP_MIN_LOG_LEVEL when it logs). */
+ * TF_NUM_INTRAOP_THREADS when it creates its context, TF_CPP_MIN_LOG_LEVEL when it logs). The thread
+ * count is always written, TensorFlow's own default included, so the log line states what runs. */
 function prepareNativeEnv(o: BackendOptions): void {
   process.env.TF_CPP_MIN_LOG_LEVEL = o.tfLogLevel ?? '2';
-  if ((o.numThreads ?? 0) > 0) process.env.TF_NUM_INTRAOP_THREADS = String(o.numThreads);
+  process.env.TF_NUM_INTRAOP_THREADS = String(
+    (o.numThreads ?? 0) > 0 ? o.numThreads : availableParallelism(),
+  );
 }
 
 function describeNative(binding: string, o: BackendOptions): string {

@@ -2,6 +2,7 @@
 // welcome, and the refusal a mismatched worker gets. A refusal says what is wrong and what to do, and
 // whether waiting can fix it (`retryable`): the worker decides on that field, never on the text.
 import type { Hello } from '../proto/lora_mpt/v1/coordinator.ts';
+import { peerText } from './peer-text.ts';
 
 /** Bump when a proto change is not backward compatible. */
 export const PROTOCOL_VERSION = 1;
@@ -12,8 +13,26 @@ export interface Refusal {
   readonly retryable: boolean;
 }
 
+export interface AdmissionRules {
+  /** Worker ids dropped from the run (refused results): refused for good. */
+  readonly dropped?: ReadonlySet<string>;
+  /** Most workers at once (connected ones count); beyond it a Hello is refused until one leaves. */
+  readonly maxWorkers?: number;
+  /** The worker id the stream's credential names (client certificate or token); the Hello must agree. */
+  readonly credentialId?: string;
+}
+
+/** The worker id a Hello joins as: the credential's when there is one, else the Hello's own. */
+export const joinedId = (hello: Hello, rules: AdmissionRules = {}): string =>
+  rules.credentialId ?? hello.workerId;
+
 /** Why this Hello is refused, or undefined when the worker may join. */
-export function refusalOf(hello: Hello, runId: string, connected: ReadonlySet<string>): Refusal | undefined {
+export function refusalOf(
+  hello: Hello,
+  runId: string,
+  connected: ReadonlySet<string>,
+  rules: AdmissionRules = {},
+): Refusal | undefined {
   const final = (reason: string): Refusal => ({ reason, retryable: false });
   if (hello.protocolVersion !== PROTOCOL_VERSION) {
     return final(
@@ -22,15 +41,33 @@ export function refusalOf(hello: Hello, runId: string, connected: ReadonlySet<st
   }
   if (hello.runId !== '' && hello.runId !== runId) {
     return final(
-      `this coordinator runs "${runId}", not "${hello.runId}"; point the worker at its own run's coordinator`,
+      `this coordinator runs "${runId}", not "${peerText(hello.runId, 64)}"; point the worker at its own run's coordinator`,
     );
   }
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(hello.workerId)) {
-    return final(`worker id "${hello.workerId}" is not 1-128 characters of letters, digits, ".", "_" or "-"`);
+  const cred = rules.credentialId;
+  if (cred !== undefined && hello.workerId !== '' && hello.workerId !== cred) {
+    return final(
+      `this worker's credential is for worker "${peerText(cred)}" but its Hello says "${peerText(hello.workerId)}"; use --worker_id ${peerText(cred)} or leave it out`,
+    );
   }
-  if (connected.has(hello.workerId)) {
+  const id = joinedId(hello, rules);
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) {
+    return final(`worker id "${peerText(id)}" is not 1-128 characters of letters, digits, ".", "_" or "-"`);
+  }
+  if (rules.dropped?.has(id)) {
+    return final(
+      `worker "${id}" was dropped from run ${runId} for refused results; check its device and restart it in a new run`,
+    );
+  }
+  if (connected.has(id)) {
     return {
-      reason: `worker id "${hello.workerId}" is already connected; give every worker its own id (the pod name)`,
+      reason: `worker id "${id}" is already connected; give every worker its own id (the pod name)`,
+      retryable: true,
+    };
+  }
+  if (rules.maxWorkers !== undefined && connected.size >= rules.maxWorkers) {
+    return {
+      reason: `the run already has ${connected.size} workers, the most --max_workers allows; try again when one leaves`,
       retryable: true,
     };
   }

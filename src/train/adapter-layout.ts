@@ -1,4 +1,4 @@
-// The flat layout of a run's trainable state: every LoRA A and B of the model (src/model/lora.ts,
+// The flat layout of a run's trainable state: every LoRA A and B of the model (src/checkpoint/lora-targets.ts,
 // pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in.
 import type { MptConfig } from '../checkpoint/config.ts';
 import { type LoraSettings, type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';

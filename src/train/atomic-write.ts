@@ -71,6 +71,18 @@ export async function writeDirAtomic(path: string, fill: (dir: string) => Promis
   }
 }
 
+/**
+ * Removes a directory so that a crash never leaves half of it under its name: renamed to a
+ * temporary name first (atomic), then deleted. A crash in between leaves a temporary, which
+ * removeStaleTemporaries clears.
+ */
+export async function removeDirAtomic(path: string): Promise<void> {
+  const old = tempName(path, 'old');
+  await rename(path, old);
+  await fsyncPath(dirname(path));
+  await rm(old, { recursive: true, force: true });
+}
+
 /** Leftovers of writes interrupted by a crash (temporary names this module creates). */
 export async function removeStaleTemporaries(dir: string): Promise<string[]> {
   const stale = (await readdir(dir)).filter((n) => /^\..+\.(tmp|old)-\d+-[0-9a-f]{8}$/.test(n));

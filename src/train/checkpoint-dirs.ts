@@ -1,7 +1,8 @@
 // `OUTPUT_DIR/checkpoint-<step>/` bookkeeping: which checkpoints exist, the newest one to resume
 // from, and pruning to `save_total_limit` the way the HF Trainer does (the best one is never pruned).
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { removeDirAtomic } from './atomic-write.ts';
 
 export const checkpointName = (step: number) => `checkpoint-${step}`;
 
@@ -40,6 +41,7 @@ export async function pruneCheckpoints(
   const excess = all.length - limit;
   if (excess <= 0) return [];
   const victims = all.filter((c) => c.path !== keepPath).slice(0, excess);
-  for (const v of victims) await rm(v.path, { recursive: true, force: true });
+  // Renamed away before deletion: a crash mid-delete never leaves half a checkpoint under its name.
+  for (const v of victims) await removeDirAtomic(v.path);
   return victims.map((v) => v.path);
 }

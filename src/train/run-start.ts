@@ -14,6 +14,8 @@ import { adapterTensors, loadTrainingCheckpoint, type TrainerState } from './tra
 
 export type StartFrom =
   | { readonly kind: 'exact'; readonly dir: string }
+  /** The first of `dirs` (newest first) that loads; unreadable ones are skipped (onSkipped says why). */
+  | { readonly kind: 'newest'; readonly dirs: readonly string[] }
   | { readonly kind: 'weights'; readonly dir: string }
   | { readonly kind: 'init' };
 
@@ -23,6 +25,13 @@ export interface StartedReplica {
   readonly resumed?: TrainerState;
   /** Set when the checkpoint continues under a longer (or shorter) schedule: which flags changed. */
   readonly scheduleChanged?: string;
+  /** The checkpoint resumed from (exact and newest). */
+  readonly dir?: string;
+}
+
+/** A checkpoint written for other data or flags: not a damaged file, so never skipped. */
+export class PlanMismatchError extends Error {
+  override name = 'PlanMismatchError';
 }
 
 /** This run's plan, to compare with a checkpoint's. */
@@ -42,7 +51,7 @@ function checkPlan(dir: string, state: TrainerState, plan: PlanIdentity): string
   const saved = state.lora_mpt;
   if (saved.plan_fingerprint === plan.fingerprint) return null;
   if (saved.plan_flags === undefined) {
-    throw new Error(
+    throw new PlanMismatchError(
       `${dir} was written for other data or flags (plan ${saved.plan_fingerprint.slice(0, 12)}, now ${plan.fingerprint.slice(0, 12)}); resume with the run's original --data_path, batch sizes, epochs, seed and cutoff, or use another --output_dir`,
     );
   }
@@ -51,13 +60,13 @@ function checkPlan(dir: string, state: TrainerState, plan: PlanIdentity): string
     { datasetSha: plan.datasetFingerprint, flags: plan.flags },
   );
   if (why !== null) {
-    throw new Error(
+    throw new PlanMismatchError(
       `${dir} cannot continue as this run: ${why}. Resume with the run's own flags, or use another --output_dir`,
     );
   }
   const change = scheduleChange(saved.plan_flags, plan.flags);
   if (state.global_step > plan.totalSteps) {
-    throw new Error(
+    throw new PlanMismatchError(
       `${dir} is at step ${state.global_step}, past the ${plan.totalSteps} steps of the new schedule (${change}); a run can only be extended`,
     );
   }
@@ -71,14 +80,29 @@ export async function startReplica(o: {
   readonly r: number;
   readonly seed: number;
   readonly plan: PlanIdentity;
+  /** A checkpoint of `newest` that could not be read, and why. */
+  readonly onSkipped?: (dir: string, why: string) => void;
 }): Promise<StartedReplica> {
   const { layout } = o;
+  if (o.from.kind === 'newest') {
+    const why: string[] = [];
+    for (const dir of o.from.dirs) {
+      try {
+        return await startReplica({ ...o, from: { kind: 'exact', dir } });
+      } catch (err) {
+        if (err instanceof PlanMismatchError) throw err;
+        why.push((err as Error).message);
+        o.onSkipped?.(dir, (err as Error).message);
+      }
+    }
+    throw new Error(`no checkpoint could be read: ${why.join('; ')}; move them aside to start over`);
+  }
   if (o.from.kind === 'exact') {
     const ck = await loadTrainingCheckpoint(o.from.dir, layout);
     const change = checkPlan(o.from.dir, ck.state, o.plan);
     const replica = new AdapterReplica(layout, ck.params);
     replica.restore({ ...ck, step: ck.state.lora_mpt.optimizer_steps });
-    return { replica, resumed: ck.state, ...(change ? { scheduleChanged: change } : {}) };
+    return { replica, resumed: ck.state, dir: o.from.dir, ...(change ? { scheduleChanged: change } : {}) };
   }
   if (o.from.kind === 'weights') {
     const adapter = await readPeftAdapter(o.from.dir);

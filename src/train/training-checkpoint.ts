@@ -4,6 +4,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
+import { readingFile } from '../formats/file-error.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { SafetensorsReader, writeSafetensors } from '../formats/safetensors.ts';
 import { writeDirAtomic } from './atomic-write.ts';
@@ -85,9 +86,24 @@ export interface LoadedCheckpoint {
 
 /** Reads a checkpoint written by saveTrainingCheckpoint; names every missing or mismatched piece. */
 export async function loadTrainingCheckpoint(dir: string, layout: ParamLayout): Promise<LoadedCheckpoint> {
-  const state = JSON.parse(await readFile(join(dir, TRAINER_STATE_FILE), 'utf8')) as TrainerState;
-  if (typeof state.global_step !== 'number' || !state.lora_mpt) {
-    throw new Error(`${join(dir, TRAINER_STATE_FILE)} is not a lora-mpt trainer state`);
+  const statePath = join(dir, TRAINER_STATE_FILE);
+  const state = await readingFile(
+    statePath,
+    async () => JSON.parse(await readFile(statePath, 'utf8')) as TrainerState,
+  );
+  const lm = state?.lora_mpt;
+  if (
+    typeof state !== 'object' ||
+    state === null ||
+    typeof state.global_step !== 'number' ||
+    typeof lm !== 'object' ||
+    lm === null ||
+    typeof lm.plan_fingerprint !== 'string' ||
+    typeof lm.optimizer_steps !== 'number'
+  ) {
+    throw new Error(
+      `${statePath} is not a lora-mpt trainer state (global_step, lora_mpt.plan_fingerprint, lora_mpt.optimizer_steps)`,
+    );
   }
   const adapter = await readPeftAdapter(dir);
   const params = flatten(layout, new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));

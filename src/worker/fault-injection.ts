@@ -17,10 +17,16 @@ export interface FaultPlan {
   readonly corruptReplicaAfterStep?: number;
   /** Before its first all-reduce of `step` (0-based) or later, wait `ms` (the round is in flight). */
   readonly delayReduce?: { readonly step: number; readonly ms: number };
+  /** The Nth train micro-batch of each session returns an all-NaN gradient (a faulty device). */
+  readonly nanGradientAt?: number;
+  /** Every train gradient is multiplied by this (finite, but far from the other workers'). */
+  readonly scaleGradient?: number;
+  /** After this many train micro-batches, computes never finish while heartbeats flow (a hoarder). */
+  readonly holdAfterMicroBatches?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -29,6 +35,9 @@ export function parseFaultPlan(spec: string): FaultPlan {
     stallAfterMicroBatches?: number;
     corruptReplicaAfterStep?: number;
     delayReduce?: { step: number; ms: number };
+    nanGradientAt?: number;
+    scaleGradient?: number;
+    holdAfterMicroBatches?: number;
   } = {};
   const whole = (key: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`--inject_fault ${key}=${v}: expected a whole number`);
@@ -48,6 +57,17 @@ export function parseFaultPlan(spec: string): FaultPlan {
         break;
       case 'corrupt_replica_after_step':
         plan.corruptReplicaAfterStep = whole(key, value);
+        break;
+      case 'hold_after_microbatches':
+        plan.holdAfterMicroBatches = whole(key, value);
+        break;
+      case 'scale_gradient':
+        if (!Number.isFinite(Number(value)) || value.trim() === '')
+          throw new Error(`--inject_fault scale_gradient=${value}: expected a number`);
+        plan.scaleGradient = Number(value);
+        break;
+      case 'nan_gradient_at':
+        plan.nanGradientAt = whole(key, value);
         break;
       case 'delay_reduce': {
         const m = /^(\d+):(\d+)$/.exec(value);
@@ -85,16 +105,40 @@ export class FaultInjector {
     private readonly events: Events,
   ) {}
 
-  /** slow_ms: every train micro-batch takes that much longer (a live straggler). */
+  /**
+   * slow_ms: every train micro-batch takes that much longer (a live straggler). nan_gradient_at=N:
+   * the Nth train micro-batch of this session (the injector is made per session) has an all-NaN
+   * gradient, its loss unchanged: only the gradient tells.
+   */
   compute(inner: MicroBatchCompute): MicroBatchCompute {
     const ms = this.plan.slowMs;
-    if (!ms) return inner;
+    const nanAt = this.plan.nanGradientAt;
+    const scale = this.plan.scaleGradient;
+    const holdAfter = this.plan.holdAfterMicroBatches;
+    if (!ms && nanAt === undefined && scale === undefined && holdAfter === undefined) return inner;
+    let trained = 0;
     return {
       setAdapter: (p) => inner.setAdapter(p),
       evaluate: (mb) => inner.evaluate(mb),
       train: async (mb) => {
+        if (holdAfter !== undefined && trained >= holdAfter) {
+          this.events.warn('fault_injected', `fault injection: holding micro-batch ${mb.id} for good`, {
+            fault: 'hold',
+            micro_batch: mb.id,
+          });
+          return new Promise<never>(() => {});
+        }
         const r = await inner.train(mb);
-        await sleep(ms);
+        if (ms) await sleep(ms);
+        if (scale !== undefined) for (let i = 0; i < r.grad.length; i++) r.grad[i]! *= scale;
+        if (++trained === nanAt) {
+          r.grad.fill(Number.NaN);
+          this.events.warn(
+            'fault_injected',
+            `fault injection: an all-NaN gradient for micro-batch ${mb.id} (train micro-batch ${trained} of this session)`,
+            { fault: 'nan_gradient', micro_batch: mb.id },
+          );
+        }
         return r;
       },
     };

@@ -5,6 +5,7 @@
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
+import { type FlopsModel, flopsModelOf } from '../model/flops.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
@@ -63,6 +64,8 @@ export interface LoadedCompute {
   /** Which backend runs and why, for the process's log. */
   readonly backendSummary: string;
   readonly parameters: number;
+  /** The model's FLOPs count (src/model/flops.ts), for the worker's MFU. */
+  readonly flops: FlopsModel;
 }
 
 /** Starts the backend and loads `baseModelDir` with the run's LoRA targets. */
@@ -85,7 +88,7 @@ export async function loadModelCompute(
     targetModules: s.loraTargetModules,
   };
   model.configureLora(lora);
-  const { layout } = adapterLayout(ckpt.config, lora);
+  const { layout, targets } = adapterLayout(ckpt.config, lora);
   const parameters = ckpt.tensorInfo.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   return {
     compute: new ModelCompute(model, layout, s),
@@ -94,5 +97,6 @@ export async function loadModelCompute(
     backend: active.name,
     backendSummary: active.summary,
     parameters,
+    flops: flopsModelOf(ckpt.config, s.loraR, targets),
   };
 }

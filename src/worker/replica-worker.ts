@@ -3,6 +3,7 @@
 // accumulator when the step is whole, reports checksums, and applies AdamW only when the coordinator
 // commits. Transport-free: `send` carries its answers and `reduce` is the collective (NATS for a
 // `lora-mpt worker`, in-process for `finetune`); the session owns the stream.
+import { AllReduceProtocolError } from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
 import {
   type CoordinatorMessage,
@@ -14,6 +15,7 @@ import {
 } from '../proto/lora_mpt/v1/coordinator.ts';
 import { bytesFloats, fromWire } from '../protocol/messages.ts';
 import type { AdamWState } from '../train/adamw.ts';
+import { globalNorm } from '../train/clip.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import { AdapterReplica, type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import type { RunConfig } from '../train/run-config.ts';
@@ -164,12 +166,13 @@ export class ReplicaWorker {
         const batch = fromWire(mb);
         if (mb.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL) {
           const r = await this.o.compute.evaluate(batch);
-          this.report(mb, r.lossSum, r.tokens);
+          this.report(mb, r.lossSum, r.tokens, 0);
         } else {
           const r = await this.o.compute.train(batch);
           const acc = this.accumulator;
           for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grad[i]!;
-          this.report(mb, r.lossSum, r.tokens);
+          // The coordinator refuses a non-finite norm (and counts the tokens itself).
+          this.report(mb, r.lossSum, r.tokens, globalNorm(r.grad));
         }
       }
     } catch (err) {
@@ -182,11 +185,11 @@ export class ReplicaWorker {
     }
   }
 
-  private report(mb: WireMicroBatch, lossSum: number, tokens: number): void {
+  private report(mb: WireMicroBatch, lossSum: number, tokens: number, gradNorm: number): void {
     this.o.send({
       body: {
         $case: 'result',
-        value: { id: mb.id, step: mb.step, kind: mb.kind, lossSum, supervisedTokens: tokens },
+        value: { id: mb.id, step: mb.step, kind: mb.kind, lossSum, supervisedTokens: tokens, gradNorm },
       },
     });
   }
@@ -194,11 +197,17 @@ export class ReplicaWorker {
   private async reduce(r: ReduceStart): Promise<void> {
     const replica = this.replica;
     if (!replica) return;
-    const answer = (fields: { checksum: string; gradNorm: number; error: string }) =>
+    const answer = (fields: { checksum: string; gradNorm: number; error: string; blame?: string }) =>
       this.o.send({
         body: {
           $case: 'reduceResult',
-          value: { step: r.step, generation: r.generation, stateChecksum: replica.checksum(), ...fields },
+          value: {
+            step: r.step,
+            generation: r.generation,
+            stateChecksum: replica.checksum(),
+            blame: '',
+            ...fields,
+          },
         },
       });
     const abort = new AbortController();
@@ -215,10 +224,21 @@ export class ReplicaWorker {
         signal: abort.signal,
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
+      if (!Number.isFinite(final.norm)) {
+        // Never applied: the coordinator aborts the step (its own copy is just as non-finite).
+        answer({
+          checksum: '',
+          gradNorm: 0,
+          error: `the reduced gradient is not finite (norm ${final.norm})`,
+        });
+        return;
+      }
       this.pending = { step: r.step, generation: r.generation, final };
       answer({ checksum: final.checksum, gradNorm: final.norm, error: '' });
     } catch (err) {
-      answer({ checksum: '', gradNorm: 0, error: (err as Error).message });
+      // A peer's data failed a check (non-finite, forged, contradictory): name it to the coordinator.
+      const blame = err instanceof AllReduceProtocolError ? err.member : '';
+      answer({ checksum: '', gradNorm: 0, error: (err as Error).message.slice(0, 2048), blame });
     }
   }
 

@@ -2,16 +2,19 @@
 // model the run names (once, kept across reconnects), reports Ready, and feeds the stream to a
 // ReplicaWorker. When the coordinator goes away (restart, network) it reconnects with exponential
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
-import { credentials } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { allReduceSum } from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
+import type { FlopsModel } from '../model/flops.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
-import { channelOptions } from '../protocol/channel.ts';
+import { clientChannelOptions } from '../protocol/channel.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import { type ClientSecurity, clientCredentials } from '../protocol/transport.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
 import { FaultInjector, type FaultPlan } from './fault-injection.ts';
+import { type Instrumented, instrument, type WorkerObserver } from './instrument.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
 import { type ReduceFn, ReplicaWorker } from './replica-worker.ts';
 
@@ -19,11 +22,15 @@ export interface PreparedModel {
   readonly compute: MicroBatchCompute;
   readonly layout: ParamLayout;
   readonly fingerprint: string;
+  /** The model's FLOPs count (for MFU); without it micro-batches count 0 FLOPs. */
+  readonly flops?: FlopsModel;
 }
 
 export interface WorkerSessionOptions {
   /** host:port of the coordinator's gRPC endpoint. */
   readonly coordinator: string;
+  /** TLS and token, or plaintext (`--insecure`). */
+  readonly security: ClientSecurity;
   readonly workerId: string;
   readonly backend: string;
   readonly maxInFlight: number;
@@ -37,6 +44,8 @@ export interface WorkerSessionOptions {
   readonly giveUpAfterMs?: number;
   /** Faults to inject (tests only: `lora-mpt worker --inject_fault`). */
   readonly faults?: FaultPlan;
+  /** Where this worker's measurements go (its /metrics); see instrument.ts. */
+  readonly observer?: WorkerObserver;
 }
 
 /** The coordinator refused this worker for a reason waiting will not fix. */
@@ -48,7 +57,11 @@ type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: bo
 
 export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
   // 60 s: the coordinator's default heartbeat deadline; a micro-batch longer than that is lost anyway.
-  const client = new CoordinatorClient(o.coordinator, credentials.createInsecure(), channelOptions(60_000));
+  const client = new CoordinatorClient(
+    o.coordinator,
+    clientCredentials(o.security),
+    clientChannelOptions(60_000),
+  );
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
@@ -78,6 +91,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       delay = Math.min(delay * 2, o.backoffMaxMs ?? 10_000);
     }
   } finally {
+    o.observer?.enterPhase('idle');
     client.close();
   }
 
@@ -90,10 +104,12 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       let worker: ReplicaWorker | undefined;
       let compute: MicroBatchCompute | undefined;
       let injector: FaultInjector | undefined;
+      let measured: Instrumented | undefined;
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
         clearInterval(heartbeat);
+        o.observer?.enterPhase('idle');
         // The next session gets a fresh replica; this one must not keep computing or reducing.
         worker?.close();
         fn();
@@ -145,8 +161,16 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
             ...r,
+            ...(o.observer ? { onReport: (report) => o.observer?.allReduce.record(report) } : {}),
           });
         compute = faults ? faults.compute(model.compute) : model.compute;
+        let reduce = faults ? faults.reduce(natsReduce) : natsReduce;
+        if (o.observer) {
+          // Outside the faults: an injected slow compute is slow compute, as the worker sees it.
+          measured = instrument({ compute, reduce }, { observer: o.observer, flops: model.flops });
+          compute = measured.compute;
+          reduce = measured.reduce;
+        }
         worker = new ReplicaWorker({
           id: o.workerId,
           run,
@@ -154,7 +178,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           compute,
           maxInFlight: o.maxInFlight,
           send: faults ? faults.send(send) : send,
-          reduce: faults ? faults.reduce(natsReduce) : natsReduce,
+          reduce,
           events: o.events,
           onFatal: (err) =>
             settle(() => {
@@ -178,6 +202,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         }
         if (body.$case === 'welcome') {
           welcomed = true;
+          o.observer?.joinedRun(body.value.runId);
           o.events.info(
             'session_joined',
             `joined run ${body.value.runId} as ${body.value.workerId} at step ${body.value.step}`,
@@ -198,6 +223,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         if (!worker) return;
         try {
           const outcome = worker.handle(msg);
+          measured?.afterHandle(msg);
           if (injector && compute) injector.afterHandle(msg, worker, compute);
           if (outcome === 'finished') {
             settle(() => {
@@ -209,7 +235,15 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           retry(`dropped the session to be re-synced: ${(err as Error).message}`);
         }
       });
-      call.on('error', (err) => retry(`stream error: ${err.message}`));
+      call.on('error', (err: Error & { code?: number }) => {
+        // A credential the coordinator refuses will not become valid by waiting.
+        if (err.code === status.UNAUTHENTICATED) {
+          return settle(() =>
+            reject(new RefusedError(`the coordinator refused this worker's credential: ${err.message}`)),
+          );
+        }
+        retry(`stream error: ${err.message}`);
+      });
       call.on('end', () => retry('the coordinator ended the stream'));
     });
   }

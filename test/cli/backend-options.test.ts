@@ -32,9 +32,13 @@ describe('backend options from flags and environment', () => {
   });
 
   it('a worker with LORA_MPT_DISABLE_NATIVE=1 refuses --backend tensorflow and names the switch', async () => {
-    const w = startLoraMpt('worker', ['worker', '--backend', 'tensorflow', '--metrics_port', '0'], {
-      LORA_MPT_DISABLE_NATIVE: '1',
-    });
+    const w = startLoraMpt(
+      'worker',
+      ['worker', '--backend', 'tensorflow', '--metrics_port', '0', '--insecure'],
+      {
+        LORA_MPT_DISABLE_NATIVE: '1',
+      },
+    );
     assert.notEqual(await w.exited(), 0);
     assert.match(
       w.output(),

@@ -49,6 +49,7 @@ describe('coordinator handshake', () => {
       runConfigJson: '{"runId":"run-h"}',
       modelFingerprint: 'fp-good',
       heartbeatIntervalMs: 1000,
+      security: { kind: 'insecure' },
       heartbeatTimeoutMs: 10_000,
       events: silentEvents,
     });

@@ -12,6 +12,7 @@ const ok = (over: Partial<ReduceResult> = {}): ReduceResult => ({
   gradNorm: 1,
   stateChecksum: 's',
   error: '',
+  blame: '',
   ...over,
 });
 const results = (entries: Record<string, ReduceResult>) =>

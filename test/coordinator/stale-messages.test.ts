@@ -60,7 +60,7 @@ function harness() {
     events: recorded.events,
   });
   const sent: CoordinatorMessage[] = [];
-  const link: WorkerLink = { id: workerId('w0'), send: (m) => sent.push(m), close: () => {} };
+  const link: WorkerLink = { id: workerId('w0'), send: (m) => sent.push(m), close: () => {}, drop: () => {} };
   /** Generations of the ReduceStart or StepCommit messages sent so far. */
   const of = (c: 'reduceStart' | 'stepCommit') =>
     sent.flatMap((m) =>
@@ -75,6 +75,7 @@ function harness() {
       kind: MicroBatchKind.MICRO_BATCH_KIND_TRAIN,
       lossSum: 1,
       supervisedTokens: 1,
+      gradNorm: 1,
     });
   driver.join(link);
   driver.onReady(link.id, 'fp');
@@ -104,6 +105,7 @@ describe('coordinator ignores stale messages', () => {
       gradNorm: final.norm,
       stateChecksum: state,
       error: '',
+      blame: '',
     });
     h.rounds[1]!.resolve(gradient());
     await tick();
@@ -137,6 +139,7 @@ describe('coordinator ignores stale messages', () => {
       gradNorm: final.norm,
       stateChecksum: h.replica.checksum(),
       error: '',
+      blame: '',
     });
     await tick(10);
     assert.deepEqual(h.commits, [0]);
@@ -168,6 +171,7 @@ describe('coordinator handshake over gRPC', () => {
       runConfigJson: '{}',
       modelFingerprint: 'fp',
       heartbeatIntervalMs: 1000,
+      security: { kind: 'insecure' },
       heartbeatTimeoutMs: 5000,
       events: silentEvents,
     });

@@ -19,7 +19,7 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   default: {},
   jobset: { valuesFiles: ['jobset.yaml'] },
   'external NATS': { valuesFiles: ['external-nats.yaml'] },
-  'ServiceMonitor and dashboard': { valuesFiles: ['monitoring.yaml'] },
+  'ServiceMonitor, PrometheusRule and dashboard': { valuesFiles: ['monitoring.yaml'] },
   '8 workers with affinity, tolerations, priorityClass, imagePullSecrets': {
     valuesFiles: ['eight-gpus.yaml'],
   },
@@ -133,7 +133,7 @@ describe('the strict validator (scripts/k8s-validate.py)', () => {
   };
 
   it(
-    'rejects an unknown field in a core object, a JobSet, a Job template inside it and a ServiceMonitor',
+    'rejects an unknown field in a core object, a JobSet, a Job template inside it, a ServiceMonitor and a PrometheusRule',
     needsValidator,
     () => {
       const cases = [
@@ -154,11 +154,15 @@ describe('the strict validator (scripts/k8s-validate.py)', () => {
         mutated('ServiceMonitor', 'demo-lora-mpt', (o) => {
           (o.spec as { endpoints: Record<string, unknown>[] }).endpoints[0]!.scrapeInterval = '5s';
         }),
+        mutated('PrometheusRule', 'demo-lora-mpt', (o) => {
+          (o.spec as { groups: { rules: Record<string, unknown>[] }[] }).groups[0]!.rules[0]!.forDuration =
+            '5m';
+        }),
       ];
       for (const text of cases) {
         const r = validate(validator(), text, ['1.32']);
         assert.ok(!r.ok, `accepted:\n${text}`);
-        assert.match(r.output, /clusterIp|sucessPolicy|restartPolicyy|scrapeInterval/);
+        assert.match(r.output, /clusterIp|sucessPolicy|restartPolicyy|scrapeInterval|forDuration/);
       }
     },
   );

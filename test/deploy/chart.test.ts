@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { coordinatorFlags } from '../../src/cli/coordinator.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
-import { createTrainingMetrics } from '../../src/metrics/training-metrics.ts';
+import { processRegistry } from '../../src/metrics/registry.ts';
+import { checkRunToken } from '../../src/protocol/credentials.ts';
+import { alertRules, dashboardExpressions } from '../support/dashboard.ts';
 import {
   chartDir,
   expandedArgs,
@@ -44,6 +48,7 @@ describe('Helm chart helm/lora-mpt', () => {
       'NetworkPolicy',
       'PersistentVolumeClaim',
       'PodDisruptionBudget',
+      'Secret',
       'Service',
       'Service',
       'Service',
@@ -125,6 +130,39 @@ describe('Helm chart helm/lora-mpt', () => {
     assert.equal(w.coordinator, 'demo-lora-mpt-coordinator:50051');
     assert.equal(w.worker_id, 'demo-lora-mpt-worker-3');
     assert.equal(w.backend, 'tensorflow');
+    // Never --insecure: mutual TLS, the worker's own certificate (its id as common name), the token.
+    assert.equal(c.insecure, false);
+    assert.equal(w.insecure, false);
+    assert.equal(c.tls_client_ca, '/etc/lora-mpt/auth/ca.crt');
+    assert.equal(c.run_token_file, '/etc/lora-mpt/auth/run-token');
+    assert.equal(w.tls_cert, '/etc/lora-mpt/auth/demo-lora-mpt-worker-3.crt');
+    assert.equal(w.token_file, '/etc/lora-mpt/auth/run-token');
+    assert.equal(c.metrics_host, '0.0.0.0');
+    assert.equal(w.metrics_host, '0.0.0.0');
+  });
+
+  it('makes the run credentials: a CA, the coordinator certificate for its Service, one per worker id', () => {
+    const objs = render({ set: ['workers.replicas=3'] });
+    const data = find(objs, 'Secret', 'demo-lora-mpt-auth').data as Record<string, string>;
+    const pem = (k: string) => Buffer.from(data[k]!, 'base64').toString();
+    const ca = new X509Certificate(pem('ca.crt'));
+    assert.ok(ca.ca);
+    const server = new X509Certificate(pem('coordinator.crt'));
+    assert.ok(server.checkIssued(ca) && server.verify(ca.publicKey));
+    assert.equal(server.checkHost('demo-lora-mpt-coordinator'), 'demo-lora-mpt-coordinator');
+    for (let i = 0; i < 3; i++) {
+      const leaf = new X509Certificate(pem(`demo-lora-mpt-worker-${i}.crt`));
+      assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey), `worker ${i}`);
+      assert.equal(leaf.subject, `CN=demo-lora-mpt-worker-${i}`);
+      assert.ok(leaf.checkPrivateKey(createPrivateKey(pem(`demo-lora-mpt-worker-${i}.key`))));
+    }
+    assert.equal(checkRunToken(pem('run-token'), 'run-token'), pem('run-token'));
+    const own = render({ set: ['auth.existingSecret=mine'] });
+    assert.ok(!own.some((o) => o.kind === 'Secret' && o.metadata.name === 'demo-lora-mpt-auth'));
+    const volumes = jobSpec(own, 'demo-lora-mpt-worker').template.spec.volumes as {
+      secret?: { secretName: string };
+    }[];
+    assert.ok(volumes.some((v) => v.secret?.secretName === 'mine'));
   });
 
   it('passes list and number flags from a values file as the CLI reads them', () => {
@@ -245,22 +283,41 @@ describe('Helm chart helm/lora-mpt', () => {
     ]);
   });
 
-  it('has a Grafana dashboard that queries only metrics lora-mpt processes expose', async () => {
-    const exposed = new Set<string>();
-    for (const role of ['coordinator', 'worker'] as const) {
-      const text = await createTrainingMetrics(role).registry.metrics();
-      for (const m of text.matchAll(/^# TYPE (\S+) /gm)) exposed.add(m[1]!);
+  it('adds a PrometheusRule with exactly the promtool-tested alert rules when asked, none by default', () => {
+    assert.ok(!kinds(render()).includes('PrometheusRule'));
+    const rule = find(render({ valuesFiles: ['monitoring.yaml'] }), 'PrometheusRule', 'demo-lora-mpt');
+    assert.equal(rule.metadata.labels?.release, 'kube-prometheus-stack');
+    const groups = (rule.spec as { groups: { rules: unknown[] }[] }).groups;
+    assert.deepEqual(
+      groups.flatMap((g) => g.rules),
+      alertRules(),
+      'expressions, durations, labels and annotations as in files/alerts.yaml',
+    );
+  });
+
+  it('has a dashboard and alert rules that query only metric names src/metrics declares', async () => {
+    // Fast and static; test/e2e/observability.test.ts evaluates each expression against a real run.
+    const declared = new Set<string>();
+    for (const m of (await processRegistry('worker', {}).metrics()).matchAll(/^# TYPE (\S+) /gm)) {
+      declared.add(m[1]!);
     }
-    const dashboard = JSON.parse(readFileSync(join(chartDir, 'files', 'dashboard.json'), 'utf8')) as {
-      panels: { title: string; targets: { expr: string }[] }[];
-    };
-    assert.ok(dashboard.panels.length >= 10);
-    for (const p of dashboard.panels) {
-      for (const t of p.targets) {
-        for (const m of t.expr.matchAll(/lora_mpt_[a-z_]+/g)) {
-          const name = m[0].replace(/_(bucket|sum|count)$/, '');
-          assert.ok(exposed.has(name), `panel "${p.title}" queries ${m[0]}, which no process exposes`);
-        }
+    const metricsDir = fileURLToPath(new URL('../../src/metrics/', import.meta.url));
+    for (const file of readdirSync(metricsDir)) {
+      for (const m of readFileSync(join(metricsDir, file), 'utf8').matchAll(/'(lora_mpt_[a-z_]+)'/g))
+        declared.add(m[1]!);
+    }
+    const queried = [
+      ...dashboardExpressions().map((e) => ({ where: `panel "${e.panel}"`, expr: e.expr })),
+      ...alertRules().map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })),
+    ];
+    assert.ok(queried.length >= 20);
+    for (const { where, expr } of queried) {
+      for (const m of expr.matchAll(/lora_mpt_[a-z_]+/g)) {
+        const name = m[0].replace(/_(bucket|sum|count)$/, '');
+        assert.ok(
+          declared.has(name) || declared.has(m[0]),
+          `${where} queries ${m[0]}, which src/metrics does not declare`,
+        );
       }
     }
   });

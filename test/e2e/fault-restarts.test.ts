@@ -63,6 +63,7 @@ describe('coordinator and NATS faults', () => {
         '0',
         '--min_workers',
         '2',
+        '--insecure',
       ]);
       try {
         const m = await again.waitForEvent('run_resumed', undefined, { ms: 120_000 });

@@ -13,6 +13,7 @@ import {
 } from '../support/fault-run.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
 import type { LoraProcess } from '../support/processes.ts';
+import { scrapeValue } from '../support/scrape.ts';
 import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
 // Real processes (coordinator, workers, nats-server), real SIGKILLs. Every run must end with the
@@ -56,6 +57,11 @@ describe('worker faults', () => {
       await victim.kill('SIGKILL');
       const m = await d.coordinator.waitForEvent('microbatches_requeued', (e) => e.worker === 'w2');
       const [ids, stepIndex, computed] = [m.micro_batches as number[], m.step!, m.computed as number[]];
+      // Counted before the event was emitted: the coordinator's /metrics says so now.
+      const port = Number(d.coordinator.events().find((e) => e.event === 'run_started')!.metrics_port);
+      assert.equal(await scrapeValue(port, 'lora_mpt_workers_lost_total'), 1);
+      const requeued = await scrapeValue(port, 'lora_mpt_microbatches_total', { event: 'requeued' });
+      assert.ok(requeued! >= ids.length, `lora_mpt_microbatches_total{event="requeued"} ${requeued}`);
       assert.ok(computed.length > 0, 'the victim had reported micro-batches of the step it died in');
       await d.coordinator.waitForEvent('step_committed', (e) => e.step === stepIndex + 1);
       recovery(t, 'worker SIGKILLed mid-step -> its step committed', t0);
@@ -281,6 +287,8 @@ describe('worker faults', () => {
         (e) => e.reason === "replica state differs from the coordinator's on bad",
       );
       await d.coordinator.waitForEvent('state_resent', (e) => e.worker === 'bad');
+      const port = Number(d.coordinator.events().find((e) => e.event === 'run_started')!.metrics_port);
+      assert.equal(await scrapeValue(port, 'lora_mpt_replica_mismatches_total'), 1, 'counted on /metrics');
       await d.coordinator.waitForEvent('step_committed', (e) => e.step === m.step! + 2);
       recovery(t, 'replica corrupted -> detected, re-synced and step committed', t0);
       await exitsCleanly(d.coordinator, d.workers[0]!, bad);

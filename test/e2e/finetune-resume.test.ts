@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
@@ -30,6 +31,15 @@ describe('lora-mpt finetune resume', () => {
   });
   after(() => run?.cleanup());
 
+  const sameAdapter = async (dirA: string, dirB: string) => {
+    const a = await readPeftAdapter(dirA);
+    const b = await readPeftAdapter(dirB);
+    assert.deepEqual([...a.tensors.keys()], [...b.tensors.keys()]);
+    for (const [name, t] of a.tensors) {
+      assert.deepEqual(Buffer.from(b.tensors.get(name)!.data.buffer), Buffer.from(t.data.buffer), name);
+    }
+  };
+
   it('ends with the same adapter after SIGKILL at a checkpoint and --resume_from_checkpoint as without', async () => {
     const whole = startLoraMpt('finetune (whole)', flags(run, join(run.dir, 'whole')));
     assert.equal(await whole.exited(), 0, whole.output());
@@ -51,11 +61,32 @@ describe('lora-mpt finetune resume', () => {
     assert.match(String(resumedAt?.from), /checkpoint-4$/);
     assert.equal(resumedAt?.step, 4);
 
-    const a = await readPeftAdapter(join(run.dir, 'whole'));
-    const b = await readPeftAdapter(join(run.dir, 'resumed'));
-    assert.deepEqual([...a.tensors.keys()], [...b.tensors.keys()]);
-    for (const [name, t] of a.tensors) {
-      assert.deepEqual(Buffer.from(b.tensors.get(name)!.data.buffer), Buffer.from(t.data.buffer), name);
-    }
+    await sameAdapter(join(run.dir, 'whole'), join(run.dir, 'resumed'));
+  });
+
+  it('skips unreadable newest checkpoints, saying which file and why, and resumes from the newest valid one', async () => {
+    // The whole run's checkpoints 4 and 6 (save_total_limit 2); 6 damaged, an empty 8 beside them.
+    const out = join(run.dir, 'damaged');
+    for (const c of ['checkpoint-4', 'checkpoint-6'])
+      cpSync(join(run.dir, 'whole', c), join(out, c), { recursive: true });
+    writeFileSync(join(out, 'checkpoint-6', 'trainer_state.json'), '{"global_step": 6, "log_hist');
+    mkdirSync(join(out, 'checkpoint-8'));
+    const resumed = startLoraMpt('finetune (damaged)', [
+      ...flags(run, out),
+      '--resume_from_checkpoint',
+      'latest',
+    ]);
+    assert.equal(await resumed.exited(), 0, resumed.output());
+    const skipped = resumed.events().filter((e) => e.event === 'checkpoint_skipped');
+    assert.deepEqual(
+      skipped.map((e) => /checkpoint-\d+$/.exec(String(e.path))?.[0]),
+      ['checkpoint-8', 'checkpoint-6'],
+    );
+    for (const e of skipped)
+      assert.match(String(e.why), /checkpoint-\d+\/trainer_state\.json/, 'names the file');
+    const from = resumed.events().find((e) => e.event === 'run_resumed');
+    assert.match(String(from?.from), /checkpoint-4$/);
+    await sameAdapter(join(run.dir, 'whole'), out);
+    rmSync(out, { recursive: true, force: true });
   });
 });

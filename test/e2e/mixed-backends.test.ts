@@ -61,7 +61,7 @@ describe('a cluster of wasm and tensorflow workers', { skip: skipWithoutTensorfl
       assert.match(said(wasm), /backend wasm \(single-threaded SIMD\): --backend wasm/);
       assert.match(
         said(native),
-        /backend tensorflow \(@tensorflow\/tfjs-node [\d.]+, libtensorflow [\d.]+, 1 intra-op thread from --num_threads\)/,
+        /backend tensorflow \(@tensorflow\/tfjs-node(?:-gpu)? [\d.]+, libtensorflow [\d.]+, 1 intra-op thread from --num_threads[,)]/,
       );
       const computed = new Set(
         d.coordinator

@@ -66,6 +66,7 @@ describe('run lifecycle', () => {
       nats.url,
       '--metrics_port',
       '0',
+      '--insecure',
     ]);
     assert.equal(await again.exited(), 0, again.output());
     assert.ok(again.events().some((e) => e.event === 'run_already_finished' && e.step === 3));
@@ -110,14 +111,16 @@ describe('run lifecycle', () => {
         nats.url,
         '--coordinator',
         '127.0.0.1:1',
+        // Both must be alive when the second binds its port: they wait for a coordinator meanwhile.
         '--give_up_after_ms',
-        '1000',
+        '120000',
+        '--insecure',
       ]),
     );
     const started = await Promise.all(workers.map((w) => w.waitForEvent('worker_started')));
     const ports = started.map((e) => e.metrics_port);
     assert.notEqual(ports[0], ports[1], `metrics ports ${ports.join(', ')}`);
-    for (const w of workers) await w.exited();
+    for (const w of workers) await w.kill();
     // A port the user names and cannot have is an error naming the flag.
     const taken = String(ports[0]);
     const holder = startLoraMpt('holder', [
@@ -132,9 +135,17 @@ describe('run lifecycle', () => {
       taken,
       '--give_up_after_ms',
       '3000',
+      '--insecure',
     ]);
     await holder.waitForEvent('worker_started');
-    const clash = startLoraMpt('clash', ['worker', '--nats', nats.url, '--metrics_port', taken]);
+    const clash = startLoraMpt('clash', [
+      'worker',
+      '--nats',
+      nats.url,
+      '--metrics_port',
+      taken,
+      '--insecure',
+    ]);
     assert.equal(await clash.exited(), 2, clash.output());
     assert.match(clash.output(), new RegExp(`--metrics_port ${taken}: .* is already in use`));
     await holder.kill();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createEvents } from '../../src/events/events.ts';
+import { type TappedEvent, tapEvents } from '../../src/events/tap.ts';
 
 /** A stream that keeps what is written; `isTTY` as a terminal or a pipe reports it. */
 function capture(isTTY: boolean): Writable & { isTTY: boolean; text(): string } {
@@ -78,6 +79,25 @@ describe('events', () => {
     assert.equal(
       out.text(),
       '\r\x1b[2Kstep 1/3\r\x1b[2Kstep 2/3\r\x1b[2Ksaved checkpoint-2\n\r\x1b[2Kstep 3/3\n',
+    );
+  });
+
+  it('hands every event, with the fields bound by child(), to a tap as well as to its sink', async () => {
+    const out = capture(false);
+    const tapped: TappedEvent[] = [];
+    const ev = tapEvents(createEvents({ label: '', format: 'json', out, level: 'info' }), (e) =>
+      tapped.push(e),
+    );
+    ev.child({ run_id: 'r1' }).child({ worker: 'w0' }).warn('worker_lost', 'w0 lost', { step: 4 });
+    ev.debug('ledger_audit', 'below the log level');
+    await tick();
+    assert.equal(out.text().trim().split('\n').length, 1, 'the sink still filters by level');
+    assert.deepEqual(
+      tapped.map((e) => [e.level, e.event, e.msg, e.fields]),
+      [
+        ['warn', 'worker_lost', 'w0 lost', { run_id: 'r1', worker: 'w0', step: 4 }],
+        ['debug', 'ledger_audit', 'below the log level', {}],
+      ],
     );
   });
 });

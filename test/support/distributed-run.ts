@@ -18,6 +18,11 @@ export async function startDistributedRun(o: {
   minWorkers?: number;
   coordinatorFlags?: readonly string[];
   workerFlags?: readonly string[];
+  /** TLS and tokens (test/support/certs.ts); default --insecure on both sides. */
+  secure?: {
+    readonly coordinator: readonly string[];
+    worker(id: string): readonly string[];
+  };
 }): Promise<DistributedRun> {
   const coordinator = startLoraMpt('coordinator', [
     'coordinator',
@@ -30,6 +35,7 @@ export async function startDistributedRun(o: {
     '0',
     '--min_workers',
     String(o.minWorkers ?? o.workers.length),
+    ...(o.secure ? o.secure.coordinator : ['--insecure']),
     ...(o.coordinatorFlags ?? []),
   ]);
   const started = await coordinator.waitForEvent('run_started', undefined, { ms: 120_000 });
@@ -45,6 +51,7 @@ export async function startDistributedRun(o: {
       id,
       '--metrics_port',
       '0',
+      ...(o.secure ? o.secure.worker(id) : ['--insecure']),
       ...(o.workerFlags ?? []),
       ...extra,
     ]);

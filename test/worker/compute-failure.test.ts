@@ -95,6 +95,7 @@ describe('a micro-batch whose compute throws', () => {
       runConfigJson: JSON.stringify(run),
       modelFingerprint: 'fp',
       heartbeatIntervalMs: 500,
+      security: { kind: 'insecure' },
       heartbeatTimeoutMs: 10_000,
       events: recorded.events,
     });
@@ -102,6 +103,7 @@ describe('a micro-batch whose compute throws', () => {
       await assert.rejects(
         runWorkerSession({
           coordinator: `127.0.0.1:${server.port}`,
+          security: { kind: 'insecure' },
           workerId: 'w0',
           backend: 'test',
           maxInFlight: 1,

@@ -135,6 +135,15 @@ volumes:
       claimName: {{ include "lora-mpt.claim" $root }}
   - name: tmp
     emptyDir: {}
+  - name: auth
+    secret:
+      secretName: {{ include "lora-mpt.authSecret" $root }}
+      defaultMode: 0400
+{{- end -}}
+
+{{- /* The Secret with the run's gRPC credentials (templates/auth.yaml, or auth.existingSecret). */ -}}
+{{- define "lora-mpt.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "lora-mpt.fullname" .)) -}}
 {{- end -}}
 
 {{- /* Environment of the lora-mpt processes: a writable HOME and the Hugging Face cache on the volume. */ -}}
@@ -222,6 +231,16 @@ template:
           - {{ include "lora-mpt.natsUrl" . | quote }}
           - --metrics_port
           - {{ $v.coordinator.metricsPort | quote }}
+          - --metrics_host
+          - "0.0.0.0"
+          - --tls_cert
+          - /etc/lora-mpt/auth/coordinator.crt
+          - --tls_key
+          - /etc/lora-mpt/auth/coordinator.key
+          - --tls_client_ca
+          - /etc/lora-mpt/auth/ca.crt
+          - --run_token_file
+          - /etc/lora-mpt/auth/run-token
         ports:
           - { name: grpc, containerPort: {{ $v.coordinator.grpcPort }} }
           - { name: metrics, containerPort: {{ $v.coordinator.metricsPort }} }
@@ -235,6 +254,7 @@ template:
         volumeMounts:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }} }
           - { name: tmp, mountPath: /tmp }
+          - { name: auth, mountPath: /etc/lora-mpt/auth, readOnly: true }
 {{- end -}}
 
 {{- /* The run's flags (name: value as the CLI reads it), the data of the <fullname>-run ConfigMap:
@@ -301,6 +321,18 @@ template:
           - {{ $v.workers.maxInFlight | quote }}
           - --metrics_port
           - {{ $v.workers.metricsPort | quote }}
+          - --metrics_host
+          - "0.0.0.0"
+          # Mutual TLS: the certificate's common name is this worker's id; the run token proves
+          # membership of this run.
+          - --tls_ca
+          - /etc/lora-mpt/auth/ca.crt
+          - --tls_cert
+          - "/etc/lora-mpt/auth/{{ $fullname }}-worker-$(WORKER_INDEX).crt"
+          - --tls_key
+          - "/etc/lora-mpt/auth/{{ $fullname }}-worker-$(WORKER_INDEX).key"
+          - --token_file
+          - /etc/lora-mpt/auth/run-token
         ports:
           - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
         {{- include "lora-mpt.probes" $v.workers | nindent 8 }}
@@ -310,4 +342,5 @@ template:
         volumeMounts:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }}, readOnly: true }
           - { name: tmp, mountPath: /tmp }
+          - { name: auth, mountPath: /etc/lora-mpt/auth, readOnly: true }
 {{- end -}}

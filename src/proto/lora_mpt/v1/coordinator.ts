@@ -186,7 +186,10 @@ export interface MicroBatchResult {
   kind: MicroBatchKind;
   /** sum of token losses over supervised tokens */
   lossSum: number;
+  /** the coordinator counts them from the labels itself and compares */
   supervisedTokens: number;
+  /** L2 norm of this micro-batch's gradient (train); must be finite */
+  gradNorm: number;
 }
 
 export interface ReduceStart {
@@ -211,6 +214,8 @@ export interface ReduceResult {
   stateChecksum: string;
   /** non-empty: this worker's all-reduce failed (checksum empty) */
   error: string;
+  /** non-empty: the member whose all-reduce data failed a check */
+  blame: string;
 }
 
 export interface StepCommit {
@@ -1859,7 +1864,7 @@ export const MicroBatch: MessageFns<MicroBatch> = {
 };
 
 function createBaseMicroBatchResult(): MicroBatchResult {
-  return { id: 0, step: 0, kind: 0, lossSum: 0, supervisedTokens: 0 };
+  return { id: 0, step: 0, kind: 0, lossSum: 0, supervisedTokens: 0, gradNorm: 0 };
 }
 
 export const MicroBatchResult: MessageFns<MicroBatchResult> = {
@@ -1878,6 +1883,9 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     }
     if (message.supervisedTokens !== 0) {
       writer.uint32(32).uint64(message.supervisedTokens);
+    }
+    if (message.gradNorm !== 0) {
+      writer.uint32(49).double(message.gradNorm);
     }
     return writer;
   },
@@ -1935,6 +1943,14 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
             message.supervisedTokens = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.gradNorm = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1962,6 +1978,11 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
         : isSet(object.supervised_tokens)
         ? globalThis.Number(object.supervised_tokens)
         : 0,
+      gradNorm: isSet(object.gradNorm)
+        ? globalThis.Number(object.gradNorm)
+        : isSet(object.grad_norm)
+        ? globalThis.Number(object.grad_norm)
+        : 0,
     };
   },
 
@@ -1982,6 +2003,9 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     if (message.supervisedTokens !== 0) {
       obj.supervisedTokens = Math.round(message.supervisedTokens);
     }
+    if (message.gradNorm !== 0) {
+      obj.gradNorm = floatToJson(message.gradNorm);
+    }
     return obj;
   },
 
@@ -1995,6 +2019,7 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
     message.kind = object.kind ?? 0;
     message.lossSum = object.lossSum ?? 0;
     message.supervisedTokens = object.supervisedTokens ?? 0;
+    message.gradNorm = object.gradNorm ?? 0;
     return message;
   },
 };
@@ -2155,7 +2180,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
 };
 
 function createBaseReduceResult(): ReduceResult {
-  return { step: 0, generation: 0, checksum: "", gradNorm: 0, stateChecksum: "", error: "" };
+  return { step: 0, generation: 0, checksum: "", gradNorm: 0, stateChecksum: "", error: "", blame: "" };
 }
 
 export const ReduceResult: MessageFns<ReduceResult> = {
@@ -2177,6 +2202,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     }
     if (message.error !== "") {
       writer.uint32(50).string(message.error);
+    }
+    if (message.blame !== "") {
+      writer.uint32(58).string(message.blame);
     }
     return writer;
   },
@@ -2242,6 +2270,14 @@ export const ReduceResult: MessageFns<ReduceResult> = {
             message.error = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.blame = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2270,6 +2306,7 @@ export const ReduceResult: MessageFns<ReduceResult> = {
         ? globalThis.String(object.state_checksum)
         : "",
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      blame: isSet(object.blame) ? globalThis.String(object.blame) : "",
     };
   },
 
@@ -2293,6 +2330,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.blame !== "") {
+      obj.blame = message.blame;
+    }
     return obj;
   },
 
@@ -2307,6 +2347,7 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     message.gradNorm = object.gradNorm ?? 0;
     message.stateChecksum = object.stateChecksum ?? "";
     message.error = object.error ?? "";
+    message.blame = object.blame ?? "";
     return message;
   },
 };

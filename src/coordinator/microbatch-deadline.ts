@@ -1,0 +1,34 @@
+// The default micro-batch deadline (docs/faults.md, docs/security.md): derived from how long this
+// run's micro-batches actually take from being dealt to being reported, so a peer that takes
+// credits and never reports cannot hold the step for longer than a few honest micro-batches would.
+// deadline = max(floor, DEADLINE_FACTOR x the 90th percentile of the last SAMPLES times).
+
+export const DEADLINE_FACTOR = 10;
+const SAMPLES = 64;
+
+export class MicroBatchTimes {
+  private readonly times: number[] = [];
+
+  /** One micro-batch from deal to report, in ms. */
+  record(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    this.times.push(ms);
+    if (this.times.length > SAMPLES) this.times.shift();
+  }
+
+  /** 90th percentile of the recorded times (undefined before the first). */
+  p90(): number | undefined {
+    if (this.times.length === 0) return undefined;
+    const s = [...this.times].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(0.9 * s.length))]!;
+  }
+
+  /**
+   * The deadline in ms: `floorMs` (the heartbeat deadline) until a time is measured, then
+   * max(floorMs, DEADLINE_FACTOR x p90).
+   */
+  deadline(floorMs: number): number {
+    const p = this.p90();
+    return p === undefined ? floorMs : Math.max(floorMs, Math.ceil(DEADLINE_FACTOR * p));
+  }
+}

@@ -1,0 +1,43 @@
+// Metrics of the defences in docs/security.md, on a process's own registry beside its training
+// metrics: what was refused and why, so an attack or a faulty device shows on the dashboard.
+import { Counter, type Registry } from 'prom-client';
+
+export interface SecurityMetrics {
+  /** Streams refused for want of a valid credential (coordinator). */
+  readonly authFailures: Counter;
+  /** Micro-batch results or all-reduce data refused (non-finite, miscounted), by what followed. */
+  readonly refusedResults: Counter<'outcome'>;
+  /** Workers whose gradients in a committed step were far from the others'. */
+  readonly gradientOutliers: Counter<'worker'>;
+  /** All-reduce frames refused: failed authentication, conflicting copies, non-finite values. */
+  readonly refusedFrames: Counter<'reason'>;
+}
+
+export function createSecurityMetrics(registry: Registry): SecurityMetrics {
+  const registers = [registry];
+  return {
+    authFailures: new Counter({
+      name: 'lora_mpt_auth_failures_total',
+      help: "gRPC streams refused for want of a valid credential (no, wrong or another run's token)",
+      registers,
+    }),
+    refusedResults: new Counter({
+      name: 'lora_mpt_refused_results_total',
+      help: 'Worker results refused (non-finite loss or gradient, wrong token count, bad all-reduce data); outcome=reset|dropped',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    gradientOutliers: new Counter({
+      name: 'lora_mpt_gradient_outliers_total',
+      help: "Committed steps in which a worker's gradient norm per token was far from the other workers'",
+      labelNames: ['worker'],
+      registers,
+    }),
+    refusedFrames: new Counter({
+      name: 'lora_mpt_allreduce_frames_refused_total',
+      help: 'All-reduce frames refused: reason=auth (HMAC check failed), conflict (a second copy with other bytes), nonfinite',
+      labelNames: ['reason'],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,72 @@
+// Model FLOPs of one micro-batch of MPT + LoRA as this code computes it: the count behind MFU (the
+// worker's lora_mpt_model_flops_total) and the train-step benchmark. Matmuls only (2 FLOPs per
+// multiply-add); norms, softmax and element-wise work are left out, as in the usual MFU count.
+//
+// N = B·T tokens, L layers, D = d_model, P = Σ in·out of a block's frozen Linears (12·D² with the
+// 4× FFN), n_l = positions whose logits are computed (the supervised ones), V = vocabulary:
+//   fwd = 2·N·L·P  +  Σ_targets 2·N·r·(in+out)  +  4·B·T²·D·L  +  2·n_l·V·D
+//   bwd = 2·N·(L·P − 3·D²)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
+// The backward computes input gradients only (frozen weights get none), and not the first block's
+// Wqkv input gradient (nothing below it is trained): hence L·P − 3·D².
+
+import type { MptConfig } from '../checkpoint/config.ts';
+import { ffnWidth, type LoraTarget } from '../checkpoint/lora-targets.ts';
+
+/** What the count needs of a model and its adapter. */
+export interface FlopsModel {
+  readonly dModel: number;
+  readonly nLayers: number;
+  /** FFN width (4·d_model in MPT-7B). */
+  readonly ffnWidth: number;
+  readonly vocabSize: number;
+  readonly loraRank: number;
+  /** In and out features of every LoRA-wrapped Linear, all layers. */
+  readonly loraTargets: readonly Pick<LoraTarget, 'inFeatures' | 'outFeatures'>[];
+}
+
+export interface FlopsBatch {
+  readonly rows: number;
+  readonly seqLen: number;
+  /** Positions whose logits are computed: the supervised tokens. */
+  readonly logitRows: number;
+}
+
+export function flopsModelOf(
+  config: MptConfig,
+  loraRank: number,
+  targets: FlopsModel['loraTargets'],
+): FlopsModel {
+  return {
+    dModel: config.dModel,
+    nLayers: config.nLayers,
+    ffnWidth: ffnWidth(config),
+    vocabSize: config.vocabSize,
+    loraRank,
+    loraTargets: targets,
+  };
+}
+
+function parts(m: FlopsModel, b: FlopsBatch) {
+  const d = m.dModel;
+  const n = b.rows * b.seqLen;
+  const perBlock = 4 * d * d + 2 * d * m.ffnWidth;
+  const dense = 2 * n * m.nLayers * perBlock;
+  const lora = m.loraTargets.reduce((s, t) => s + 2 * n * m.loraRank * (t.inFeatures + t.outFeatures), 0);
+  const attention = 4 * b.rows * b.seqLen * b.seqLen * d * m.nLayers;
+  const logits = 2 * b.logitRows * m.vocabSize * d;
+  const denseBackward = 2 * n * (m.nLayers * perBlock - 3 * d * d);
+  return { dense, lora, attention, logits, denseBackward };
+}
+
+/** Forward FLOPs of one micro-batch (an evaluation micro-batch costs this). */
+export function forwardFlops(m: FlopsModel, b: FlopsBatch): number {
+  const p = parts(m, b);
+  return p.dense + p.lora + p.attention + p.logits;
+}
+
+/** Forward + backward FLOPs of one training micro-batch. */
+export function trainStepFlops(m: FlopsModel, b: FlopsBatch): number {
+  const p = parts(m, b);
+  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits;
+  return forwardFlops(m, b) + backward;
+}
