@@ -16,8 +16,14 @@ import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { refusedFrameReporter } from './refused-frames.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
-import { coordinatorSecurityFlags, serverSecurityOf, warnIfInsecure } from './security-flags.ts';
+import {
+  coordinatorSecurityFlags,
+  natsSecurityOf,
+  serverSecurityOf,
+  warnIfInsecure,
+} from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
@@ -99,6 +105,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   }
   const algorithm = f.allreduce_algorithm;
   const security = serverSecurityOf(f, process.env);
+  const natsSecurity = natsSecurityOf(f, process.env);
   const events = eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps });
   warnIfInsecure(security, events, 'coordinator');
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
@@ -118,8 +125,12 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
   const ev = events.child({ run_id: run.runId });
+  // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
+  // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
+  const frameKey = randomBytes(32);
   const metrics = createTrainingMetrics('coordinator', { run_id: run.runId });
   const guard = createSecurityMetrics(metrics.registry);
+  const refusedFrame = refusedFrameReporter(guard, ev);
   const { journal, options } = driverOptionsOf(run, s, ev, metrics);
   const total = run.data.plan.totalSteps;
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
@@ -127,6 +138,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-coordinator-${run.runId}`,
+    ...natsSecurity,
     maxReconnectAttempts: -1,
   });
   const driver = new StepDriver({
@@ -150,6 +162,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         timeoutMs: config.allReduceTimeoutMs,
         algorithm,
         signal,
+        frameKey,
+        onRefusedFrame: refusedFrame,
       }),
     onMismatch: () => metrics.replicaMismatches.inc(),
     onRefusedResult: (_worker, dropped) =>
@@ -172,6 +186,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     maxWorkers: f.max_workers,
     maxCreditsPerWorker: f.max_credits_per_worker,
     onAuthFailure: () => guard.authFailures.inc(),
+    frameKey,
     events: ev,
   });
   const http = await serveMetricsOn(metrics.registry, {

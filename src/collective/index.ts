@@ -17,4 +17,4 @@ export {
 } from './errors.ts';
 export { InProcessCollective, type LocalRound } from './in-process.ts';
 export { type ObserveOptions, observeAllReduce } from './observe.ts';
-export type { RoundOptions } from './round-spec.ts';
+export type { RefusedFrame, RoundOptions } from './round-spec.ts';

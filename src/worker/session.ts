@@ -4,7 +4,7 @@
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
 import { status } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { allReduceSum } from '../collective/index.ts';
+import { allReduceSum, type RoundOptions } from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
 import { clientChannelOptions } from '../protocol/channel.ts';
@@ -40,6 +40,8 @@ export interface WorkerSessionOptions {
   readonly giveUpAfterMs?: number;
   /** Faults to inject (tests only: `lora-mpt worker --inject_fault`). */
   readonly faults?: FaultPlan;
+  /** An all-reduce frame was refused (forged, conflicting, non-finite): metrics and events. */
+  readonly onRefusedFrame?: RoundOptions['onRefusedFrame'];
 }
 
 /** The coordinator refused this worker for a reason waiting will not fix. */
@@ -124,7 +126,12 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           },
         },
       });
-      const onWelcome = async (runConfigJson: string, fingerprint: string, intervalMs: number) => {
+      const onWelcome = async (
+        runConfigJson: string,
+        fingerprint: string,
+        intervalMs: number,
+        frameKey: Uint8Array,
+      ) => {
         const run = parseRunConfig(runConfigJson);
         // Beat from the Welcome on: loading a large base model takes longer than the deadline.
         heartbeat = setInterval(
@@ -151,6 +158,9 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             runId: run.runId,
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
+            // The run's key from the Welcome: every frame is made and checked with it.
+            ...(frameKey.length > 0 ? { frameKey } : {}),
+            ...(o.onRefusedFrame ? { onRefusedFrame: o.onRefusedFrame } : {}),
             ...r,
           });
         compute = faults ? faults.compute(model.compute) : model.compute;
@@ -194,6 +204,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             body.value.runConfigJson,
             body.value.modelFingerprint,
             body.value.heartbeatIntervalMs,
+            body.value.frameKey,
           ).catch((err: Error) =>
             settle(() => {
               call.cancel();
