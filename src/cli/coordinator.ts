@@ -66,7 +66,7 @@ export const coordinatorFlags = {
     kind: 'int',
     default: 0,
     min: 0,
-    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms.',
+    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms; 10x --heartbeat_timeout_ms until a first micro-batch is measured.',
   },
   max_workers: {
     kind: 'int',
