@@ -25,6 +25,11 @@ export const certsFlags = {
     default: [],
     help: 'Worker ids to make a client certificate (<id>.crt, <id>.key; common name = id) and a worker token (<id>.token) for.',
   },
+  nats_hosts: {
+    kind: 'list',
+    default: [],
+    help: "Names of the run's NATS server: nats.crt/nats.key are made for them (with nats-ca.crt, the CA workers check it with). Empty: none.",
+  },
   days: { kind: 'int', default: 365, min: 1, help: 'Validity of the certificates, in days.' },
 } as const satisfies FlagSpecs;
 
@@ -34,6 +39,8 @@ export interface RunCredentials {
   readonly coordinatorCert: string;
   readonly coordinatorKey: string;
   readonly runToken: string;
+  /** The password of the run's NATS user. */
+  readonly natsPassword: string;
   /** Per worker id: its certificate, key and worker token files. */
   readonly workers: ReadonlyMap<
     string,
@@ -46,7 +53,12 @@ const write = (path: string, text: string, secret: boolean) =>
 
 export function writeRunCredentials(
   dir: string,
-  o: { readonly hosts: readonly string[]; readonly workers: readonly string[]; readonly days: number },
+  o: {
+    readonly hosts: readonly string[];
+    readonly workers: readonly string[];
+    readonly days: number;
+    readonly natsHosts?: readonly string[];
+  },
 ): RunCredentials {
   mkdirSync(dir, { recursive: true });
   const caCert = join(dir, 'ca.crt');
@@ -72,6 +84,19 @@ export function writeRunCredentials(
   });
   write(join(dir, 'coordinator.crt'), server.cert, false);
   write(join(dir, 'coordinator.key'), server.key, true);
+  const natsPassword = join(dir, 'nats-password');
+  if (!existsSync(natsPassword)) write(natsPassword, `${newRunToken()}\n`, true);
+  if (o.natsHosts && o.natsHosts.length > 0) {
+    const nats = makeLeaf(ca, {
+      commonName: 'lora-mpt-nats',
+      days: o.days,
+      hosts: o.natsHosts,
+      usage: 'server',
+    });
+    write(join(dir, 'nats.crt'), nats.cert, false);
+    write(join(dir, 'nats.key'), nats.key, true);
+    write(join(dir, 'nats-ca.crt'), ca.cert, false);
+  }
   const workers = new Map<string, { cert: string; key: string; token: string }>();
   for (const id of o.workers) {
     const token = mintWorkerToken(runToken, id); // checks the id
@@ -92,6 +117,7 @@ export function writeRunCredentials(
     coordinatorCert: join(dir, 'coordinator.crt'),
     coordinatorKey: join(dir, 'coordinator.key'),
     runToken: tokenFile,
+    natsPassword,
     workers,
   };
 }
@@ -101,12 +127,18 @@ async function runCerts(f: ParsedFlags<typeof certsFlags>): Promise<number> {
     throw new UsageError('--hosts: name at least one host the workers reach the coordinator by');
   let c: RunCredentials;
   try {
-    c = writeRunCredentials(f.out, { hosts: f.hosts, workers: f.workers, days: f.days });
+    c = writeRunCredentials(f.out, {
+      hosts: f.hosts,
+      workers: f.workers,
+      days: f.days,
+      natsHosts: f.nats_hosts,
+    });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   console.log(
-    `wrote ${c.dir}: ca.crt ca.key coordinator.crt coordinator.key run-token` +
+    `wrote ${c.dir}: ca.crt ca.key coordinator.crt coordinator.key run-token nats-password` +
+      (f.nats_hosts.length > 0 ? ' nats.crt nats.key nats-ca.crt' : '') +
       [...c.workers.keys()].map((id) => ` ${id}.crt ${id}.key ${id}.token`).join(''),
   );
   console.log(

@@ -20,8 +20,14 @@ import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { refusedFrameReporter } from './refused-frames.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
-import { coordinatorSecurityFlags, serverSecurityOf, warnIfInsecure } from './security-flags.ts';
+import {
+  coordinatorSecurityFlags,
+  natsSecurityOf,
+  serverSecurityOf,
+  warnIfInsecure,
+} from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
 
@@ -64,7 +70,7 @@ export const coordinatorFlags = {
     kind: 'int',
     default: 0,
     min: 0,
-    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms.',
+    help: 'A worker that has not reported a micro-batch this long after it was dealt is lost (its work goes to the others), even while its heartbeats flow. 0 (default): derived from the run: 10x the 90th percentile of its measured micro-batch times (deal to report), at least --heartbeat_timeout_ms; 10x --heartbeat_timeout_ms until a first micro-batch is measured.',
   },
   max_workers: {
     kind: 'int',
@@ -103,6 +109,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   }
   const algorithm = f.allreduce_algorithm;
   const security = serverSecurityOf(f, process.env);
+  const natsSecurity = natsSecurityOf(f, process.env);
   // The status page (/) shows the events the log does, from the first one on.
   const status = new RunStatus();
   const events = tapEvents(
@@ -127,10 +134,14 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
   const ev = events.child({ run_id: run.runId });
+  // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
+  // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
+  const frameKey = randomBytes(32);
   const total = run.data.plan.totalSteps;
   status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
   const metrics = createCoordinatorMetrics(run.runId);
   const guard = createSecurityMetrics(metrics.registry);
+  const refusedFrame = refusedFrameReporter(guard, ev);
   metrics.started({
     step: run.startStep,
     totalSteps: total,
@@ -143,6 +154,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-coordinator-${run.runId}`,
+    ...natsSecurity,
     maxReconnectAttempts: -1,
   });
   const driver = new StepDriver({
@@ -167,6 +179,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         algorithm,
         signal,
         onReport: (r) => metrics.allReduce.record(r),
+        frameKey,
+        onRefusedFrame: refusedFrame,
       }),
     onMismatch: () => metrics.mismatch(),
     onMicroBatches: (event, n) => metrics.microBatches(event, n),
@@ -191,6 +205,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     maxWorkers: f.max_workers,
     maxCreditsPerWorker: f.max_credits_per_worker,
     onAuthFailure: () => guard.authFailures.inc(),
+    frameKey,
     events: ev,
   });
   const http = await serveMetricsOn(metrics.registry, {

@@ -3,7 +3,7 @@
 // GPU i (CUDA_VISIBLE_DEVICES), prints everyone's events as readable lines (or passes the JSON on),
 // restarts a worker that fails (up to --max_restarts), and ends with the coordinator's exit code.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,9 +15,12 @@ import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, flagArgs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
 import { logFlags } from './log-flags.ts';
+import { natsSecurityFlags } from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
+/** The NATS user of a run launch starts its own nats-server for. */
+const LOCAL_NATS_USER = 'lora-mpt';
 
 export const launchFlags = {
   ...trainingFlags,
@@ -29,8 +32,9 @@ export const launchFlags = {
   },
   nats: {
     kind: 'string',
-    help: 'NATS server URL(s) to use. Default: a nats-server started on a free loopback port for this run.',
+    help: "NATS server URL(s) to use, with --nats_user, --nats_password_file and --nats_ca. Default: a nats-server started on a free loopback port for this run, with TLS and the run's own user.",
   },
+  ...natsSecurityFlags,
   num_threads: {
     ...numThreadsFlag,
     help: 'TensorFlow intra-op threads of each worker. 0: the CPU cores divided among the workers (at least 1).',
@@ -106,9 +110,34 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
     hosts: ['127.0.0.1', 'localhost'],
     workers: devices.map((_, i) => `worker-${i}`),
     days: 7,
+    natsHosts: ['127.0.0.1', 'localhost'],
   });
-  const nats = f.nats === undefined ? await startLocalNats({ port: -1 }) : undefined;
+  // The local NATS serves TLS and one user allowed only the run's subjects (docs/security.md).
+  const nats =
+    f.nats === undefined
+      ? await startLocalNats({
+          port: -1,
+          tls: { certFile: join(credsDir, 'nats.crt'), keyFile: join(credsDir, 'nats.key') },
+          users: [
+            {
+              user: LOCAL_NATS_USER,
+              password: readFileSync(creds.natsPassword, 'utf8').trim(),
+              subjects: ['lora.>'],
+            },
+          ],
+        })
+      : undefined;
   const natsUrl = f.nats ?? nats!.url;
+  const natsArgs = nats
+    ? [
+        '--nats_user',
+        LOCAL_NATS_USER,
+        '--nats_password_file',
+        creds.natsPassword,
+        '--nats_ca',
+        join(credsDir, 'nats-ca.crt'),
+      ]
+    : flagArgs(natsSecurityFlags, f);
   say(
     `${nats ? `nats-server on ${natsUrl}` : `NATS at ${natsUrl}`}; a coordinator and ${n} worker(s) on GPU(s) ${devices.join(', ')}, ${threads} thread(s) each`,
   );
@@ -137,6 +166,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
       creds.ca,
       '--run_token_file',
       creds.runToken,
+      ...natsArgs,
     ],
     {},
     (e) => {
@@ -177,6 +207,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             creds.workers.get(`worker-${i}`)!.key,
             '--token_file',
             creds.workers.get(`worker-${i}`)!.token,
+            ...natsArgs,
             '--metrics_port',
             '0',
             '--backend',

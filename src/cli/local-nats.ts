@@ -12,6 +12,8 @@ export interface LocalNatsOptions {
   readonly maxPayload?: number;
   /** Monitoring endpoint port (/varz), when wanted. */
   readonly httpPort?: number;
+  readonly users?: readonly NatsUser[];
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 export interface LocalNats {
@@ -21,15 +23,41 @@ export interface LocalNats {
   stop(): Promise<void>;
 }
 
-/** A nats-server config file: client `listen` address, optional max_payload and monitoring `http`. */
+/** A NATS user and the subjects it may publish and subscribe to (nothing else). */
+export interface NatsUser {
+  readonly user: string;
+  readonly password: string;
+  /** Subject patterns, e.g. `lora.<run id>.>`: the run's subjects only. */
+  readonly subjects: readonly string[];
+}
+
+/**
+ * A nats-server config file: client `listen` address, optional max_payload and monitoring `http`,
+ * users allowed only their subjects (docs/security.md: a NATS client that is not a member of the
+ * run can neither read nor publish its gradients), and TLS with a server certificate.
+ */
 export function natsConfig(o: {
   listen: string;
   maxPayload?: number | undefined;
   http?: string | undefined;
+  users?: readonly NatsUser[] | undefined;
+  tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
 }): string {
+  const q = JSON.stringify;
   const lines = [`listen: ${o.listen}`];
   if (o.maxPayload) lines.push(`max_payload: ${o.maxPayload}`);
   if (o.http !== undefined) lines.push(`http: ${o.http}`);
+  if (o.tls) lines.push(`tls {`, `  cert_file: ${q(o.tls.certFile)}`, `  key_file: ${q(o.tls.keyFile)}`, `}`);
+  if (o.users) {
+    lines.push('authorization {', '  users = [');
+    for (const u of o.users) {
+      const subjects = `[${u.subjects.map((x) => q(x)).join(', ')}]`;
+      lines.push(
+        `    { user: ${q(u.user)}, password: ${q(u.password)}, permissions: { publish: ${subjects}, subscribe: ${subjects} } }`,
+      );
+    }
+    lines.push('  ]', '}');
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -76,6 +104,8 @@ export async function startLocalNats(o: LocalNatsOptions): Promise<LocalNats> {
       listen: `127.0.0.1:${o.port}`,
       maxPayload: o.maxPayload,
       http: o.httpPort === undefined ? undefined : `127.0.0.1:${o.httpPort}`,
+      users: o.users,
+      tls: o.tls,
     }),
   );
   const child = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });

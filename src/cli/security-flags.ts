@@ -11,14 +11,68 @@ import { type FlagSpecs, UsageError } from './flags.ts';
 export const RUN_TOKEN_ENV = 'LORA_MPT_RUN_TOKEN';
 /** Environment variable holding a worker's token when --token_file is not given. */
 export const WORKER_TOKEN_ENV = 'LORA_MPT_TOKEN';
+/** Environment variable holding the NATS password when --nats_password_file is not given. */
+export const NATS_PASSWORD_ENV = 'LORA_MPT_NATS_PASSWORD';
+
+/** NATS credentials and TLS: both processes connect to NATS the same way. */
+export const natsSecurityFlags = {
+  nats_user: {
+    kind: 'string',
+    help: "NATS user name (the server config allows it only the run's subjects).",
+  },
+  nats_password_file: {
+    kind: 'string',
+    help: `File holding the NATS password of --nats_user. Default: $${NATS_PASSWORD_ENV}.`,
+  },
+  nats_ca: {
+    kind: 'string',
+    help: "PEM CA of the NATS server's certificate: the connection is TLS, the server verified.",
+  },
+} as const satisfies FlagSpecs;
+
+/** How to connect to NATS, as @nats-io/transport-node's connect options. */
+export interface NatsSecurity {
+  readonly user?: string;
+  readonly pass?: string;
+  readonly tls?: { readonly caFile: string };
+}
+
+/**
+ * The NATS connection's credentials and TLS. Without --insecure a user, a password and a CA are
+ * required: gradients are the run's data, and a NATS client that is not a member must neither read
+ * nor publish them.
+ */
+export function natsSecurityOf(
+  f: {
+    readonly nats_user?: string | undefined;
+    readonly nats_password_file?: string | undefined;
+    readonly nats_ca?: string | undefined;
+    readonly insecure: boolean;
+  },
+  vars: NodeJS.ProcessEnv,
+): NatsSecurity {
+  if (f.insecure) {
+    conflicts(f, ['nats_user', 'nats_password_file', 'nats_ca']);
+    return {};
+  }
+  if (f.nats_user === undefined || f.nats_ca === undefined) {
+    throw new UsageError(
+      'NATS needs --nats_user, a password (--nats_password_file or $LORA_MPT_NATS_PASSWORD) and --nats_ca (TLS); --insecure runs without, for tests and demos only',
+    );
+  }
+  readPem('nats_ca', f.nats_ca);
+  const pass = readToken('nats_password_file', f.nats_password_file, NATS_PASSWORD_ENV, vars);
+  return { user: f.nats_user, pass, tls: { caFile: f.nats_ca } };
+}
 
 const insecure = {
   kind: 'bool',
   default: false,
-  help: 'Plaintext gRPC with no credentials: anyone who reaches the port can join the run, read its data and steer its training. For a laptop demo and tests only; said loudly at start.',
+  help: 'Plaintext gRPC and NATS with no credentials: anyone who reaches the ports can join the run, read its data and gradients and steer its training. For a laptop demo and tests only; said loudly at start.',
 } as const;
 
 export const coordinatorSecurityFlags = {
+  ...natsSecurityFlags,
   tls_cert: {
     kind: 'string',
     help: 'PEM certificate (chain) of the gRPC endpoint (lora-mpt certs writes coordinator.crt).',
@@ -36,6 +90,7 @@ export const coordinatorSecurityFlags = {
 } as const satisfies FlagSpecs;
 
 export const workerSecurityFlags = {
+  ...natsSecurityFlags,
   tls_ca: {
     kind: 'string',
     help: "PEM CA that signed the coordinator's certificate (lora-mpt certs writes ca.crt).",
@@ -168,7 +223,7 @@ export function warnIfInsecure(security: { readonly kind: string }, events: Even
   if (security.kind !== 'insecure') return;
   events.warn(
     'insecure_transport',
-    `INSECURE: --insecure: this ${role} speaks plaintext gRPC with no credentials; anyone who reaches it can join the run, read its data and steer its training. Use TLS and tokens (lora-mpt certs) outside tests and demos`,
+    `INSECURE: --insecure: this ${role} speaks plaintext gRPC and NATS with no credentials; anyone who reaches them can join the run, read its data and gradients and steer its training. Use TLS, tokens and NATS users (lora-mpt certs) outside tests and demos`,
     { role },
   );
 }

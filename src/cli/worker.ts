@@ -6,6 +6,7 @@ import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
+import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { createWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { backendMemory } from '../model/backend-memory.ts';
@@ -20,7 +21,8 @@ import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 import { peakTflopsFlag, resolvePeak } from './peak-flops.ts';
-import { clientSecurityOf, warnIfInsecure, workerSecurityFlags } from './security-flags.ts';
+import { refusedFrameReporter } from './refused-frames.ts';
+import { clientSecurityOf, natsSecurityOf, warnIfInsecure, workerSecurityFlags } from './security-flags.ts';
 
 export const workerFlags = {
   ...logFlags,
@@ -81,6 +83,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     throw new UsageError((err as Error).message);
   }
   const security = clientSecurityOf(f, process.env);
+  const natsSecurity = natsSecurityOf(f, process.env);
   const id = f.worker_id ?? credentialId(security) ?? `${hostname()}-${process.pid}`;
   const events = eventsFromFlags(f, { label: id, bindings: { worker: id } });
   warnIfInsecure(security, events, 'worker');
@@ -95,6 +98,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     peak_flops: peak.flopsPerSecond,
     source: peak.source,
   });
+  const guard = createSecurityMetrics(metrics.registry);
   const http = await serveMetricsOn(metrics.registry, {
     port: f.metrics_port,
     defaultPort: 9401,
@@ -104,6 +108,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-worker-${id}`,
+    ...natsSecurity,
     maxReconnectAttempts: -1,
   });
   events.info(
@@ -129,6 +134,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
       ...(f.give_up_after_ms > 0 ? { giveUpAfterMs: f.give_up_after_ms } : {}),
       ...(faults ? { faults } : {}),
       observer: metrics,
+      onRefusedFrame: refusedFrameReporter(guard, events),
       async prepare(run) {
         const model = await resolveModel(
           run.baseModel,

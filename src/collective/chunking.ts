@@ -1,7 +1,7 @@
 // How a gradient vector is cut: into one shard per member (contiguous, sizes differing by at most one
 // element), and each shard into chunks that fit one NATS message under the server's max_payload.
 import { AllReduceInputError } from './errors.ts';
-import { HEADER_BYTES } from './frame.ts';
+import { FRAME_OVERHEAD } from './frame.ts';
 
 /** Elements [lo, hi) of the whole vector. */
 export interface Span {
@@ -9,12 +9,12 @@ export interface Span {
   readonly hi: number;
 }
 
-/** Float32 elements per message so that header + payload <= maxPayload. */
+/** Float32 elements per message so that header + payload + tag <= maxPayload. */
 export function chunkElements(maxPayload: number): number {
-  const n = Math.floor((maxPayload - HEADER_BYTES) / 4);
+  const n = Math.floor((maxPayload - FRAME_OVERHEAD) / 4);
   if (!Number.isSafeInteger(n) || n < 1) {
     throw new AllReduceInputError(
-      `maxPayload ${maxPayload} leaves no room for data after the ${HEADER_BYTES}-byte frame header; ` +
+      `maxPayload ${maxPayload} leaves no room for data after the ${FRAME_OVERHEAD}-byte frame header and tag; ` +
         'raise max_payload on the NATS server',
     );
   }

@@ -1,10 +1,19 @@
 // The binary frame every all-reduce message carries: a 44-byte little-endian header naming the
-// round (run-id hash, step, generation), the sender, shard and chunk, then raw float32 payload.
-// Receivers drop frames whose header is not their round, so stale traffic is filtered by content too.
+// round (run-id hash, step, generation), the sender, shard and chunk, then raw float32 payload, then
+// a 32-byte HMAC-SHA256 of header and payload under the run's frame key (handed to each member over
+// its authenticated gRPC session). Receivers drop frames whose header is not their round, so stale
+// traffic is filtered by content too, and frames whose tag does not verify (docs/security.md).
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const HEADER_BYTES = 44;
+/** HMAC-SHA256 tag after the payload. */
+export const TAG_BYTES = 32;
+/** Bytes of a frame besides its payload. */
+export const FRAME_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 const MAGIC = 0x52414d4c; // "LMAR" on the wire
-const VERSION = 1;
+const VERSION = 2;
+/** Tags made without a key (tests, benchmarks): checkable, but anyone can make them. */
+const NO_KEY = new Uint8Array(32);
 
 export const FrameKind = {
   ready: 1,
@@ -49,10 +58,23 @@ export function runHash(runId: string): number {
   return h >>> 0;
 }
 
-/** Header plus payload in one buffer (payload: float32 elements, or UTF-8 text for abort). */
-export function encodeFrame(h: FrameHeader, payload?: Float32Array | Uint8Array): Uint8Array {
+const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
+  createHmac('sha256', key ?? NO_KEY)
+    .update(signed)
+    .digest();
+
+/**
+ * Header, payload (float32 elements, or UTF-8 text for abort) and tag in one buffer. `key`: the
+ * run's frame key; without one the tag proves nothing (tests and benchmarks only).
+ */
+export function encodeFrame(
+  h: FrameHeader,
+  payload?: Float32Array | Uint8Array,
+  key?: Uint8Array,
+): Uint8Array {
   const bytes = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : undefined;
-  const out = new Uint8Array(HEADER_BYTES + (bytes?.length ?? 0));
+  const signedLength = HEADER_BYTES + (bytes?.length ?? 0);
+  const out = new Uint8Array(signedLength + TAG_BYTES);
   const v = new DataView(out.buffer);
   v.setUint32(0, MAGIC, true);
   v.setUint8(4, VERSION);
@@ -70,12 +92,25 @@ export function encodeFrame(h: FrameHeader, payload?: Float32Array | Uint8Array)
   ];
   for (const [i, x] of fields.entries()) v.setUint32(8 + 4 * i, x, true);
   if (bytes) out.set(bytes, HEADER_BYTES);
+  out.set(tagOf(key, out.subarray(0, signedLength)), signedLength);
   return out;
+}
+
+/** Whether `msg`'s tag is the HMAC of its header and payload under `key` (constant time). */
+export function verifyFrame(msg: Uint8Array, key: Uint8Array | undefined): boolean {
+  if (msg.length < FRAME_OVERHEAD) return false;
+  const signedLength = msg.length - TAG_BYTES;
+  return timingSafeEqual(tagOf(key, msg.subarray(0, signedLength)), msg.subarray(signedLength));
+}
+
+/** The frame's tag (identifies its exact bytes: two copies of a chunk must have the same one). */
+export function frameTag(msg: Uint8Array): Uint8Array {
+  return msg.subarray(msg.length - TAG_BYTES);
 }
 
 /** The header of `msg`, or undefined when it is not a frame of this protocol version. */
 export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
-  if (msg.length < HEADER_BYTES) return undefined;
+  if (msg.length < FRAME_OVERHEAD) return undefined;
   const v = new DataView(msg.buffer, msg.byteOffset, HEADER_BYTES);
   if (v.getUint32(0, true) !== MAGIC || v.getUint8(4) !== VERSION) return undefined;
   const kind = v.getUint8(5);
@@ -95,9 +130,9 @@ export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
   };
 }
 
-/** The payload bytes after the header (a view, not a copy). */
+/** The payload bytes between header and tag (a view, not a copy). */
 export function framePayload(msg: Uint8Array): Uint8Array {
-  return msg.subarray(HEADER_BYTES);
+  return msg.subarray(HEADER_BYTES, msg.length - TAG_BYTES);
 }
 
 /** Copies payload bytes into `dst` at element `at`; the message buffer may be unaligned for float32. */

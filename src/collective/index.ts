@@ -18,4 +18,4 @@ export {
 export { InProcessCollective, type LocalRound } from './in-process.ts';
 export { type ObserveOptions, observeAllReduce } from './observe.ts';
 export type { RoundReport, RoundReporter } from './round-report.ts';
-export type { RoundOptions } from './round-spec.ts';
+export type { RefusedFrame, RoundOptions } from './round-spec.ts';

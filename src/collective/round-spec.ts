@@ -23,7 +23,17 @@ export interface RoundOptions {
   readonly signal?: AbortSignal;
   /** Told what the round cost (bytes, seconds), once, however it ends. */
   readonly onReport?: RoundReporter;
+  /**
+   * The run's frame key (the coordinator hands it out over authenticated gRPC): every frame carries
+   * an HMAC under it, and frames whose tag does not verify are dropped. Absent: tags anyone can make
+   * (tests and benchmarks). Every participant of a round must use the same key.
+   */
+  readonly frameKey?: Uint8Array;
+  /** A frame was refused: forged (`auth`), a second copy with other bytes, or non-finite values. */
+  readonly onRefusedFrame?: (reason: RefusedFrame, claimedSender: string, round: RoundKey) => void;
 }
+
+export type RefusedFrame = 'auth' | 'conflict' | 'nonfinite';
 
 export interface RoundSpec {
   readonly nc: NatsConnection;
@@ -37,6 +47,8 @@ export interface RoundSpec {
   readonly timeoutMs: number;
   readonly maxPayload: number;
   readonly signal: AbortSignal | undefined;
+  readonly frameKey: Uint8Array | undefined;
+  readonly onRefusedFrame: RoundOptions['onRefusedFrame'];
 }
 
 const U32 = 2 ** 32;
@@ -105,5 +117,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     timeoutMs: o.timeoutMs,
     maxPayload,
     signal: o.signal,
+    frameKey: o.frameKey,
+    onRefusedFrame: o.onRefusedFrame,
   };
 }

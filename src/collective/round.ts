@@ -12,7 +12,16 @@ import {
   AllReduceTimeoutError,
   type MissingPart,
 } from './errors.ts';
-import { decodeFrame, encodeFrame, type FrameHeader, FrameKind, framePayload, runHash } from './frame.ts';
+import {
+  decodeFrame,
+  encodeFrame,
+  type FrameHeader,
+  FrameKind,
+  framePayload,
+  frameTag,
+  runHash,
+  verifyFrame,
+} from './frame.ts';
 import type { RoundSpec } from './round-spec.ts';
 import { ctlSubject } from './subjects.ts';
 
@@ -28,6 +37,10 @@ export class Round {
   /** Bytes this participant published (frames, control included) and NATS delivered to it. */
   bytesSent = 0;
   bytesReceived = 0;
+  /** Frames dropped because their tag did not verify under the run's frame key (forged). */
+  forgedFrames = 0;
+  /** Tag of the first copy of each data chunk, by kind, sender, shard and chunk. */
+  private readonly tags = new Map<string, Uint8Array>();
   /** Set by the algorithm: the data it still waits for, reported on timeout. */
   missingData: () => MissingPart[] = () => [];
 
@@ -155,9 +168,20 @@ export class Round {
           this.ignoredFrames++;
           return;
         }
+        // Not made with the run's key: dropped and counted, never acted on. (Aborting the round
+        // would let anyone who can publish stall every round; the genuine frame still counts.)
+        if (!verifyFrame(msg.data, this.spec.frameKey)) {
+          this.forgedFrames++;
+          this.spec.onRefusedFrame?.('auth', participants[h.from]!, key);
+          return;
+        }
         const payload = framePayload(msg.data);
         try {
-          if (kind !== 'ctl') this.checkLayout(h, payload, length);
+          if (kind !== 'ctl') {
+            this.checkLayout(h, payload, length);
+            if (!this.firstCopy(h, frameTag(msg.data))) return;
+            this.checkFinite(h, payload);
+          }
           handler(h, payload);
         } catch (e) {
           this.fail(this.asRoundError(e as Error), true);
@@ -165,6 +189,43 @@ export class Round {
       },
     });
     this.subs.push(sub);
+  }
+
+  /**
+   * Whether this is the first copy of its chunk (the second of the same bytes is ignored). A second
+   * copy with other bytes, both made with the run's key, is a protocol error naming the sender.
+   */
+  private firstCopy(h: FrameHeader, tag: Uint8Array): boolean {
+    const id = `${h.kind}:${h.from}:${h.shard}:${h.chunk}`;
+    const first = this.tags.get(id);
+    if (!first) {
+      this.tags.set(id, tag.slice());
+      return true;
+    }
+    if (Buffer.compare(first, tag) === 0) return false;
+    const member = this.spec.participants[h.from]!;
+    this.spec.onRefusedFrame?.('conflict', member, this.spec.key);
+    throw new AllReduceProtocolError(
+      this.spec.key,
+      member,
+      `sent two different copies of shard ${h.shard} chunk ${h.chunk}`,
+    );
+  }
+
+  /** NaN or Inf in a contribution or a reduced chunk: a protocol error naming the sender. */
+  private checkFinite(h: FrameHeader, payload: Uint8Array): void {
+    const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    for (let i = 0; i < payload.byteLength; i += 4) {
+      if (!Number.isFinite(v.getFloat32(i, true))) {
+        const member = this.spec.participants[h.from]!;
+        this.spec.onRefusedFrame?.('nonfinite', member, this.spec.key);
+        throw new AllReduceProtocolError(
+          this.spec.key,
+          member,
+          `sent a non-finite value (${v.getFloat32(i, true)}) in shard ${h.shard} chunk ${h.chunk}`,
+        );
+      }
+    }
   }
 
   private checkLayout(h: FrameHeader, payload: Uint8Array, length: number): void {
@@ -205,6 +266,7 @@ export class Round {
         totalLength: this.spec.length,
       },
       payload,
+      this.spec.frameKey,
     );
     this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
@@ -215,7 +277,7 @@ export class Round {
     const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
     const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
     const payload = text === undefined ? undefined : new TextEncoder().encode(text);
-    const frame = encodeFrame({ ...header, ...rest }, payload);
+    const frame = encodeFrame({ ...header, ...rest }, payload, this.spec.frameKey);
     this.bytesSent += frame.length;
     nc.publish(ctlSubject(key, selfIndex), frame);
   }

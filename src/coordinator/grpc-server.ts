@@ -46,6 +46,8 @@ export interface CoordinatorServerOptions {
   readonly maxWorkers?: number;
   /** Most micro-batches one worker may hold, whatever it declares. Default 8. */
   readonly maxCreditsPerWorker?: number;
+  /** The run's all-reduce frame key, handed to each authenticated worker in its Welcome. */
+  readonly frameKey?: Uint8Array;
   /** Streams refused for want of a valid credential (lora_mpt_auth_failures_total). */
   onAuthFailure?(why: string): void;
   readonly events: Events;
@@ -155,6 +157,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
               modelFingerprint: o.modelFingerprint,
               step: driver.step,
               heartbeatIntervalMs: o.heartbeatIntervalMs,
+              frameKey: Buffer.from(o.frameKey ?? new Uint8Array(0)),
             },
           },
         });

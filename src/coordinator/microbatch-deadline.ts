@@ -1,9 +1,12 @@
 // The default micro-batch deadline (docs/faults.md, docs/security.md): derived from how long this
 // run's micro-batches actually take from being dealt to being reported, so a peer that takes
 // credits and never reports cannot hold the step for longer than a few honest micro-batches would.
-// deadline = max(floor, DEADLINE_FACTOR x the 90th percentile of the last SAMPLES times).
+// deadline = max(floor, DEADLINE_FACTOR x the 90th percentile of the last SAMPLES times), and
+// UNMEASURED_FACTOR x floor until a first micro-batch was measured (the first ones of a large model
+// may take long, and nothing says yet how long).
 
 export const DEADLINE_FACTOR = 10;
+export const UNMEASURED_FACTOR = 10;
 const SAMPLES = 64;
 
 export class MicroBatchTimes {
@@ -24,11 +27,11 @@ export class MicroBatchTimes {
   }
 
   /**
-   * The deadline in ms: `floorMs` (the heartbeat deadline) until a time is measured, then
-   * max(floorMs, DEADLINE_FACTOR x p90).
+   * The deadline in ms: UNMEASURED_FACTOR x `floorMs` (the heartbeat deadline) until a time is
+   * measured, then max(floorMs, DEADLINE_FACTOR x p90).
    */
   deadline(floorMs: number): number {
     const p = this.p90();
-    return p === undefined ? floorMs : Math.max(floorMs, Math.ceil(DEADLINE_FACTOR * p));
+    return p === undefined ? UNMEASURED_FACTOR * floorMs : Math.max(floorMs, Math.ceil(DEADLINE_FACTOR * p));
   }
 }

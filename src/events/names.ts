@@ -41,6 +41,7 @@ export type EventName =
   | 'result_refused'
   | 'gradient_outlier'
   | 'checkpoint_skipped'
+  | 'allreduce_frame_refused'
   // a worker's side
   | 'worker_started'
   | 'session_joined'

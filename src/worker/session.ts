@@ -4,7 +4,7 @@
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
 import { status } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { allReduceSum } from '../collective/index.ts';
+import { allReduceSum, type RoundOptions } from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
 import type { FlopsModel } from '../model/flops.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
@@ -46,6 +46,8 @@ export interface WorkerSessionOptions {
   readonly faults?: FaultPlan;
   /** Where this worker's measurements go (its /metrics); see instrument.ts. */
   readonly observer?: WorkerObserver;
+  /** An all-reduce frame was refused (forged, conflicting, non-finite): metrics and events. */
+  readonly onRefusedFrame?: RoundOptions['onRefusedFrame'];
 }
 
 /** The coordinator refused this worker for a reason waiting will not fix. */
@@ -133,7 +135,12 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           },
         },
       });
-      const onWelcome = async (runConfigJson: string, fingerprint: string, intervalMs: number) => {
+      const onWelcome = async (
+        runConfigJson: string,
+        fingerprint: string,
+        intervalMs: number,
+        frameKey: Uint8Array,
+      ) => {
         const run = parseRunConfig(runConfigJson);
         // Beat from the Welcome on: loading a large base model takes longer than the deadline.
         heartbeat = setInterval(
@@ -160,6 +167,9 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             runId: run.runId,
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
+            // The run's key from the Welcome: every frame is made and checked with it.
+            ...(frameKey.length > 0 ? { frameKey } : {}),
+            ...(o.onRefusedFrame ? { onRefusedFrame: o.onRefusedFrame } : {}),
             ...r,
             ...(o.observer ? { onReport: (report) => o.observer?.allReduce.record(report) } : {}),
           });
@@ -212,6 +222,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             body.value.runConfigJson,
             body.value.modelFingerprint,
             body.value.heartbeatIntervalMs,
+            body.value.frameKey,
           ).catch((err: Error) =>
             settle(() => {
               call.cancel();

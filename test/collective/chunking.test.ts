@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { FRAME_OVERHEAD } from '../../src/collective/frame.ts';
 import { allReduceSum, observeAllReduce } from '../../src/collective/index.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
 import { bytesOf, connectMembers, memberIds, randomGradients, worstErrorRatio } from './members.ts';
@@ -46,9 +47,9 @@ describe('all-reduce above max_payload', () => {
       assert.ok(worstErrorRatio(results[0]!, xs) <= 1);
       assert.ok(Math.max(...sizes) <= MAX_PAYLOAD, `a message of ${Math.max(...sizes)} bytes`);
       // Published bytes (DESIGN §4): shard-owner n·G (reduce-scatter (n-1)·G, fan-out G), ring 2(n-1)·G,
-      // plus one 44-byte header per message. Every one of them crossed the server under 64 KiB.
+      // plus one 44-byte header and a 32-byte tag per message. Every one crossed the server under 64 KiB.
       const G = 4 * length;
-      const published = sizes.reduce((a, b) => a + b, 0) - 44 * sizes.length;
+      const published = sizes.reduce((a, b) => a + b, 0) - FRAME_OVERHEAD * sizes.length;
       assert.equal(published, algorithm === 'ring' ? 2 * (n - 1) * G : n * G);
       assert.ok(sizes.length >= published / MAX_PAYLOAD);
     });

@@ -5,10 +5,13 @@ import { AllReduceInputError } from '../../src/collective/errors.ts';
 import {
   decodeFrame,
   encodeFrame,
+  FRAME_OVERHEAD,
   FrameKind,
   framePayload,
   HEADER_BYTES,
   runHash,
+  TAG_BYTES,
+  verifyFrame,
 } from '../../src/collective/frame.ts';
 
 const header = {
@@ -28,7 +31,7 @@ describe('all-reduce frame', () => {
   it('round-trips every header field and the payload bytes', () => {
     const payload = new Float32Array([1.5, -2, 3e-30]);
     const msg = encodeFrame(header, payload);
-    assert.equal(msg.length, HEADER_BYTES + 12);
+    assert.equal(msg.length, HEADER_BYTES + 12 + TAG_BYTES);
     assert.deepEqual(decodeFrame(msg), header);
     assert.deepEqual(new Float32Array(framePayload(msg).slice().buffer), payload);
   });
@@ -43,6 +46,19 @@ describe('all-reduce frame', () => {
     }
   });
 
+  it('carries an HMAC of header and payload that only the key verifies', () => {
+    const key = new Uint8Array(32).fill(7);
+    const msg = encodeFrame(header, new Float32Array([1, 2]), key);
+    assert.equal(verifyFrame(msg, key), true);
+    assert.equal(verifyFrame(msg, new Uint8Array(32).fill(8)), false, 'another key');
+    assert.equal(verifyFrame(encodeFrame(header, new Float32Array([1, 2])), key), false, 'no key');
+    for (const at of [12, HEADER_BYTES, msg.length - 1]) {
+      const bad = msg.slice();
+      bad[at]! ^= 1;
+      assert.equal(verifyFrame(bad, key), false, `byte ${at} altered`);
+    }
+  });
+
   it('tells run ids apart by hash', () => {
     assert.notEqual(runHash('run-a'), runHash('run-b'));
     assert.equal(runHash('run-a'), runHash('run-a'));
@@ -53,7 +69,7 @@ describe('vector layout', () => {
   it('cuts any length into contiguous shards and chunks that fit max_payload', () => {
     const maxPayload = 4096;
     const size = chunkElements(maxPayload);
-    assert.ok(HEADER_BYTES + 4 * size <= maxPayload && HEADER_BYTES + 4 * (size + 1) > maxPayload);
+    assert.ok(FRAME_OVERHEAD + 4 * size <= maxPayload && FRAME_OVERHEAD + 4 * (size + 1) > maxPayload);
     for (const [length, shards] of [
       [0, 3],
       [2, 5],
@@ -77,6 +93,6 @@ describe('vector layout', () => {
   });
 
   it('refuses a max_payload with no room for data', () => {
-    assert.throws(() => chunkElements(HEADER_BYTES + 3), AllReduceInputError);
+    assert.throws(() => chunkElements(FRAME_OVERHEAD + 3), AllReduceInputError);
   });
 });

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEADLINE_FACTOR, MicroBatchTimes } from '../../src/coordinator/microbatch-deadline.ts';
+import {
+  DEADLINE_FACTOR,
+  MicroBatchTimes,
+  UNMEASURED_FACTOR,
+} from '../../src/coordinator/microbatch-deadline.ts';
 
 describe('default micro-batch deadline', () => {
-  it('is the floor until a micro-batch was measured', () => {
-    assert.equal(new MicroBatchTimes().deadline(3000), 3000);
+  it('is generous until a micro-batch was measured', () => {
+    assert.equal(new MicroBatchTimes().deadline(3000), UNMEASURED_FACTOR * 3000);
   });
 
   it('grows with the measured times, never below the floor', () => {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
 import { coordinatorFlags } from '../../src/cli/coordinator.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
@@ -163,6 +166,63 @@ describe('Helm chart helm/lora-mpt', () => {
       secret?: { secretName: string };
     }[];
     assert.ok(volumes.some((v) => v.secret?.secretName === 'mine'));
+  });
+
+  it("runs a NATS whose config serves only the run's user, over TLS, on lora.> only", async () => {
+    const objs = render({ set: ['nats.replicas=1'] });
+    const data = find(objs, 'Secret', 'demo-lora-mpt-auth').data as Record<string, string>;
+    const secret = (k: string) => Buffer.from(data[k]!, 'base64').toString();
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-chart-nats-'));
+    for (const k of ['nats.crt', 'nats.key', 'nats-ca.crt']) writeFileSync(join(dir, k), secret(k));
+    const conf = find(objs, 'ConfigMap', 'demo-lora-mpt-nats')
+      .data!['nats.conf']!.replaceAll('/etc/nats-tls/', `${dir}/`)
+      .replace('port: 4222', 'port: -1')
+      .replace('http: 8222', 'http: 127.0.0.1:-1');
+    writeFileSync(join(dir, 'nats.conf'), conf);
+    // The chart's own config file, with the password from the Secret in the environment, as the pod runs it.
+    const server = spawn('nats-server', ['-c', join(dir, 'nats.conf')], {
+      env: { ...process.env, NATS_PASSWORD: secret('nats-password') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let log = '';
+        server.stderr.on('data', (b: Buffer) => {
+          log += b.toString();
+          const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log);
+          if (m && /Server is ready/.test(log)) resolve(Number(m[1]));
+        });
+        server.once('exit', (code) => reject(new Error(`nats-server exited ${code}:\n${log}`)));
+      });
+      const tls = { caFile: join(dir, 'nats-ca.crt'), servername: 'demo-lora-mpt-nats' } as {
+        caFile: string;
+      };
+      const servers = `nats://127.0.0.1:${port}`;
+      const nc = await connect({ servers, tls, user: 'lora-mpt', pass: secret('nats-password') });
+      const errors: string[] = [];
+      nc.subscribe('other.>', {
+        callback: (err) => {
+          if (err) errors.push(err.message);
+        },
+      });
+      const got = new Promise<string>((resolve) =>
+        nc.subscribe('lora.run.x', { callback: (_e, m) => resolve(m.string()) }),
+      );
+      nc.publish('lora.run.x', 'ok');
+      assert.equal(await got, 'ok');
+      await nc.flush();
+      await nc.close();
+      assert.match(errors.join(' '), /Permissions Violation/i);
+      await assert.rejects(
+        connect({ servers, tls, user: 'lora-mpt', pass: 'wrong', maxReconnectAttempts: 0 }),
+      );
+      await assert.rejects(
+        connect({ servers, user: 'lora-mpt', pass: secret('nats-password'), maxReconnectAttempts: 0 }),
+      );
+    } finally {
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('passes list and number flags from a values file as the CLI reads them', () => {

@@ -3,9 +3,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import { connect } from '@nats-io/transport-node';
 import type { RunCredentials } from '../../src/cli/certs.ts';
+import { encodeFrame, FrameKind, runHash } from '../../src/collective/frame.ts';
+import { ctlSubject, dataSubject, type RoundKey } from '../../src/collective/subjects.ts';
 import { assertSameAdapter } from '../support/adapters.ts';
-import { attemptSession, channel, secureFlags, testCredentials } from '../support/certs.ts';
+import { attemptSession, channel, natsUsers, secureFlags, testCredentials } from '../support/certs.ts';
 import { startDistributedRun } from '../support/distributed-run.ts';
 import { assertLedgersWhole, faultTraining, stepRecords, writeReference } from '../support/fault-run.ts';
 import { scrape } from '../support/metrics.ts';
@@ -13,20 +16,46 @@ import { type NatsServer, startNats } from '../support/nats.ts';
 import { startLoraMpt } from '../support/processes.ts';
 import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
+const RUN = 'secure-run';
+
+/** A frame of `round` in member `from`'s name, made without the run's frame key: huge values, or an abort. */
+function forgedFrame(round: RoundKey, kind: FrameKind, from: number, shard: number): Uint8Array {
+  const header = {
+    kind,
+    runHash: runHash(round.runId),
+    step: round.step,
+    generation: round.generation,
+    from,
+    shard,
+    chunk: 0,
+    chunkCount: 1,
+    offset: 0,
+    totalLength: 0,
+  };
+  return kind === FrameKind.abort
+    ? encodeFrame(header, new TextEncoder().encode('forged abort'))
+    : encodeFrame(header, new Float32Array(16).fill(1e6));
+}
+
 // Real processes, real TLS on loopback (docs/security.md): a run over mutual TLS with tokens ends
 // with the fault-free adapter, and every stream without a valid credential gets nothing at all.
-describe('authenticated gRPC', () => {
+describe('authenticated gRPC and NATS', () => {
   let run: TinyRun;
   let nats: NatsServer;
   let reference: string;
   let creds: RunCredentials;
   let otherRun: RunCredentials;
+  let users: ReturnType<typeof natsUsers>;
   before(async () => {
     run = await tinyRun([200, 320]);
-    nats = await startNats({ maxPayload: 64 * 1024 });
     reference = await writeReference(run);
     creds = testCredentials(join(run.dir, 'creds'), ['w0', 'w1', 'intruder']);
     otherRun = testCredentials(join(run.dir, 'other-run'), ['w0']);
+    // The run's members may use lora.secure-run.> only; `other` is another run's user; `leaked` has
+    // this run's NATS subjects (a leaked NATS password) but never joined over gRPC: no frame key.
+    users = natsUsers(creds, RUN, ['coordinator', 'w0', 'w1', 'intruder', 'leaked']);
+    const other = { user: 'other', password: 'other-password', subjects: ['lora.other-run.>'] };
+    nats = await startNats({ maxPayload: 64 * 1024, users: [...users.users, other], tls: users.tls });
   });
   after(async () => {
     await nats?.stop();
@@ -40,10 +69,49 @@ describe('authenticated gRPC', () => {
     const secure = secureFlags(creds);
     const d = await startDistributedRun({
       natsUrl: nats.url,
-      trainingFlags: faultTraining(run, out),
+      trainingFlags: [...faultTraining(run, out), '--run_id', RUN],
       workers: [],
       minWorkers: 2,
       secure,
+    });
+    const tlsNats = { servers: nats.url, tls: { caFile: creds.ca } };
+    const pw = (u: string) => users.users.find((x) => x.user === u)!.password;
+    // Not a member: no user, no TLS, or another run's user reading everything.
+    await assert.rejects(connect({ ...tlsNats, maxReconnectAttempts: 0 }), /Authorization Violation/i);
+    await assert.rejects(connect({ servers: nats.url, user: 'w0', pass: pw('w0'), maxReconnectAttempts: 0 }));
+    const reader = await connect({ ...tlsNats, user: 'other', pass: 'other-password' });
+    let read = 0;
+    const readerErrors: string[] = [];
+    reader.subscribe('lora.>', {
+      callback: (err) => {
+        if (err) readerErrors.push(err.message);
+        else read++;
+      },
+    });
+    // A leaked NATS credential without the frame key: forges data and abort frames in the members'
+    // names for every round it sees start.
+    const forger = await connect({ ...tlsNats, user: 'leaked', pass: pw('leaked') });
+    const forged = new Set<string>();
+    forger.subscribe(`lora.${RUN}.*.*.ctl.*`, {
+      callback: (_e, msg) => {
+        const [, , s, g] = msg.subject.split('.');
+        const round = { runId: RUN, step: Number(s!.slice(1)), generation: Number(g!.slice(1)) };
+        if (forged.has(`${s}${g}`)) return;
+        forged.add(`${s}${g}`);
+        for (const from of [0, 1]) {
+          forger.publish(ctlSubject(round, from), forgedFrame(round, FrameKind.abort, from, 0));
+          for (const shard of [0, 1]) {
+            forger.publish(
+              dataSubject(round, 'so-rs', shard, from),
+              forgedFrame(round, FrameKind.shardReduce, from, shard),
+            );
+            forger.publish(
+              dataSubject(round, 'so-ag', shard, shard),
+              forgedFrame(round, FrameKind.shardGather, shard, shard),
+            );
+          }
+        }
+      },
     });
     const started = await d.coordinator.waitForEvent('run_started');
     const address = `127.0.0.1:${d.grpcPort}`;
@@ -106,7 +174,31 @@ describe('authenticated gRPC', () => {
       // w0: its certificate names it, the run token proves membership; w1: its own worker token.
       const a = d.startWorker('w0', ['--token_file', creds.runToken]);
       const b = d.startWorker('w1');
+      // Forged frames are refused (counted, said once per round) and change nothing.
+      const refused = await d.coordinator.waitForEvent('allreduce_frame_refused', undefined, { ms: 120_000 });
+      assert.equal(refused.reason, 'auth');
+      const counted = await scrape(Number(started.metrics_port), 'lora_mpt_allreduce_frames_refused_total', {
+        reason: 'auth',
+      });
+      assert.ok((counted ?? 0) > 0, `counted ${counted}`);
       for (const p of [d.coordinator, a, b]) assert.equal(await p.exited(), 0, `${p.name}:\n${p.output()}`);
+      assert.ok(forged.size > 0, 'the forger saw rounds start and forged frames for them');
+      const refusals = [d.coordinator, a, b].flatMap((p) =>
+        p.events().filter((e) => e.event === 'allreduce_frame_refused'),
+      );
+      assert.ok(
+        refusals.every((e) => e.reason === 'auth'),
+        'only forgeries were refused',
+      );
+      assert.ok(
+        ![d.coordinator, a, b].some((p) =>
+          p.events().some((e) => e.event === 'reduce_aborted' && /forged/.test(String(e.reason))),
+        ),
+        'no forged abort was taken',
+      );
+      await Promise.all([reader.close(), forger.close()]);
+      assert.equal(read, 0, "another run's NATS user read none of this run's frames");
+      assert.match(readerErrors.join(' '), /Permissions Violation/i);
       assert.ok(!d.coordinator.events().some((e) => e.event === 'insecure_transport'));
       const records = stepRecords(out);
       assertLedgersWhole(records, 4);
@@ -121,14 +213,15 @@ describe('authenticated gRPC', () => {
 
   it('will not run without credentials unless told --insecure, and then says so loudly', async () => {
     const out = join(run.dir, 'no-creds');
-    const args = ['coordinator', ...faultTraining(run, out), '--listen', '127.0.0.1:0', '--nats', nats.url];
+    const plain = await startNats();
+    const args = ['coordinator', ...faultTraining(run, out), '--listen', '127.0.0.1:0', '--nats', plain.url];
     const refused = startLoraMpt('coordinator (no credentials)', [...args, '--metrics_port', '0']);
     assert.equal(await refused.exited(), 2, refused.output());
     assert.match(refused.output(), /--tls_cert and --tls_key/);
     const worker = startLoraMpt('worker (no credentials)', [
       'worker',
       '--nats',
-      nats.url,
+      plain.url,
       '--metrics_port',
       '0',
     ]);
@@ -140,6 +233,7 @@ describe('authenticated gRPC', () => {
       assert.equal(e.level, 'warn');
     } finally {
       await insecure.kill();
+      await plain.stop();
     }
   });
 });

@@ -1,8 +1,12 @@
 // A run's credentials for tests, made by the product's own `lora-mpt certs` code, and a gRPC client
 // that tries a Session the way an intruder would: it sends a Hello and records everything that
 // comes back (a refused stream must get nothing but its error status).
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type ChannelCredentials, credentials, Metadata } from '@grpc/grpc-js';
 import { type RunCredentials, writeRunCredentials } from '../../src/cli/certs.ts';
+import type { NatsUser } from '../../src/cli/local-nats.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 
@@ -10,8 +14,33 @@ export function testCredentials(dir: string, workers: readonly string[]): RunCre
   return writeRunCredentials(dir, { hosts: ['localhost', '127.0.0.1'], workers, days: 1 });
 }
 
-/** Flags for startDistributedRun's `secure`: mutual TLS, each worker with its own cert and worker token. */
+/**
+ * NATS users for a run: `coordinator` and each worker, allowed only `lora.<runId>.>`, each with a
+ * random password written to `<dir>/<user>.nats-password`; the server's TLS certificate is the
+ * coordinator's (valid for 127.0.0.1).
+ */
+export function natsUsers(c: RunCredentials, runId: string, users: readonly string[]) {
+  const list: NatsUser[] = users.map((user) => ({
+    user,
+    password: randomBytes(18).toString('base64url'),
+    subjects: [`lora.${runId}.>`],
+  }));
+  for (const u of list) writeFileSync(passwordFile(c, u.user), `${u.password}\n`, { mode: 0o600 });
+  return { users: list, tls: { certFile: c.coordinatorCert, keyFile: c.coordinatorKey } };
+}
+
+const passwordFile = (c: RunCredentials, user: string) => join(c.dir, `${user}.nats-password`);
+
+/** Flags for startDistributedRun's `secure`: mutual TLS, each worker with its own cert and worker token, NATS users and TLS. */
 export function secureFlags(c: RunCredentials) {
+  const nats = (user: string) => [
+    '--nats_user',
+    user,
+    '--nats_password_file',
+    passwordFile(c, user),
+    '--nats_ca',
+    c.ca,
+  ];
   return {
     coordinator: [
       '--tls_cert',
@@ -22,11 +51,22 @@ export function secureFlags(c: RunCredentials) {
       c.ca,
       '--run_token_file',
       c.runToken,
+      ...nats('coordinator'),
     ],
     worker: (id: string) => {
       const w = c.workers.get(id);
       if (!w) throw new Error(`no credentials made for worker ${id}`);
-      return ['--tls_ca', c.ca, '--tls_cert', w.cert, '--tls_key', w.key, '--token_file', w.token];
+      return [
+        '--tls_ca',
+        c.ca,
+        '--tls_cert',
+        w.cert,
+        '--tls_key',
+        w.key,
+        '--token_file',
+        w.token,
+        ...nats(id),
+      ];
     },
   };
 }

@@ -2,7 +2,7 @@
 // answers, otherwise a `nats-server` child process on a random loopback port. Always cleaned up.
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { natsConfig, startLocalNats } from '../../src/cli/local-nats.ts';
+import { type NatsUser, natsConfig, startLocalNats } from '../../src/cli/local-nats.ts';
 
 export interface NatsServer {
   /** `nats://host:port`, ready for connections. */
@@ -24,6 +24,10 @@ export interface NatsOptions {
   readonly prefer?: 'container' | 'process';
   /** Serve the monitoring endpoint on this loopback port; 0 picks a free one. Default: off. */
   readonly httpPort?: number;
+  /** Users and the subjects each may use (then nobody else may connect). */
+  readonly users?: readonly NatsUser[];
+  /** TLS with this server certificate (e.g. coordinator.crt of `lora-mpt certs`, valid for 127.0.0.1). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 function containerRuntimeLikely(): boolean {
@@ -86,6 +90,8 @@ async function startProcess(opts: NatsOptions): Promise<NatsServer> {
       port,
       ...(opts.maxPayload ? { maxPayload: opts.maxPayload } : {}),
       ...(httpPort === undefined ? {} : { httpPort }),
+      ...(opts.users ? { users: opts.users } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     });
   // -1 asks nats-server for a random free port; restarts reuse the bound one.
   let server = await start(-1);
@@ -104,6 +110,8 @@ async function startProcess(opts: NatsOptions): Promise<NatsServer> {
 }
 
 export async function startNats(opts: NatsOptions = {}): Promise<NatsServer> {
-  const prefer = opts.prefer ?? (containerRuntimeLikely() ? 'container' : 'process');
+  // Users and TLS name files on this machine: a local process.
+  const local = opts.users !== undefined || opts.tls !== undefined;
+  const prefer = opts.prefer ?? (local || !containerRuntimeLikely() ? 'process' : 'container');
   return prefer === 'container' ? startContainer(opts) : startProcess(opts);
 }

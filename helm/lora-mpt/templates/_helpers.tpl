@@ -141,6 +141,16 @@ volumes:
       defaultMode: 0400
 {{- end -}}
 
+{{- /* NATS as the run's user, over TLS checked against nats-ca.crt. */ -}}
+{{- define "lora-mpt.natsAuthArgs" -}}
+- --nats_user
+- {{ .Values.auth.natsUser | quote }}
+- --nats_password_file
+- /etc/lora-mpt/auth/nats-password
+- --nats_ca
+- /etc/lora-mpt/auth/nats-ca.crt
+{{- end -}}
+
 {{- /* The Secret with the run's gRPC credentials (templates/auth.yaml, or auth.existingSecret). */ -}}
 {{- define "lora-mpt.authSecret" -}}
 {{- .Values.auth.existingSecret | default (printf "%s-auth" (include "lora-mpt.fullname" .)) -}}
@@ -241,6 +251,7 @@ template:
           - /etc/lora-mpt/auth/ca.crt
           - --run_token_file
           - /etc/lora-mpt/auth/run-token
+          {{- include "lora-mpt.natsAuthArgs" . | nindent 10 }}
         ports:
           - { name: grpc, containerPort: {{ $v.coordinator.grpcPort }} }
           - { name: metrics, containerPort: {{ $v.coordinator.metricsPort }} }
@@ -333,6 +344,7 @@ template:
           - "/etc/lora-mpt/auth/{{ $fullname }}-worker-$(WORKER_INDEX).key"
           - --token_file
           - /etc/lora-mpt/auth/run-token
+          {{- include "lora-mpt.natsAuthArgs" . | nindent 10 }}
         ports:
           - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
         {{- include "lora-mpt.probes" $v.workers | nindent 8 }}

@@ -128,6 +128,8 @@ export interface Welcome {
   /** the next step to compute */
   step: number;
   heartbeatIntervalMs: number;
+  /** the run's key for the HMAC of every all-reduce frame (NATS) */
+  frameKey: Buffer;
 }
 
 export interface Ready {
@@ -977,7 +979,15 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { runId: "", workerId: "", runConfigJson: "", modelFingerprint: "", step: 0, heartbeatIntervalMs: 0 };
+  return {
+    runId: "",
+    workerId: "",
+    runConfigJson: "",
+    modelFingerprint: "",
+    step: 0,
+    heartbeatIntervalMs: 0,
+    frameKey: Buffer.alloc(0),
+  };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -999,6 +1009,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(48).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.frameKey.length !== 0) {
+      writer.uint32(58).bytes(message.frameKey);
     }
     return writer;
   },
@@ -1064,6 +1077,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.frameKey = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1104,6 +1125,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      frameKey: isSet(object.frameKey)
+        ? Buffer.from(bytesFromBase64(object.frameKey))
+        : isSet(object.frame_key)
+        ? Buffer.from(bytesFromBase64(object.frame_key))
+        : Buffer.alloc(0),
     };
   },
 
@@ -1127,6 +1153,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
+    if (message.frameKey.length !== 0) {
+      obj.frameKey = base64FromBytes(message.frameKey);
+    }
     return obj;
   },
 
@@ -1141,6 +1170,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.modelFingerprint = object.modelFingerprint ?? "";
     message.step = object.step ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.frameKey = object.frameKey ?? Buffer.alloc(0);
     return message;
   },
 };
