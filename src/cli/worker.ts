@@ -12,7 +12,7 @@ import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { numThreadsFlag } from './compute-flags.ts';
+import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
@@ -31,6 +31,7 @@ export const workerFlags = {
     help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
   },
   num_threads: numThreadsFlag,
+  device_memory_gb: deviceMemoryFlag,
   worker_id: { kind: 'string', help: 'Unique id of this worker (default: host name, then process id).' },
   max_in_flight: {
     kind: 'int',
@@ -116,7 +117,17 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
-        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run, backendOpts);
+        // The micro-batch shape is not part of the run config: the check counts weights and LoRA
+        // state, not activations.
+        const budget = { microBatchSize: 0, cutoffLen: 0, memoryGib: f.device_memory_gb };
+        const loaded = await loadModelCompute(
+          model.dir,
+          f.backend as BackendChoice,
+          run,
+          budget,
+          backendOpts,
+        );
+        if (loaded.memoryNote !== null) events.warn('warning', loaded.memoryNote);
         events.info(
           'model_loaded',
           `loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`,
