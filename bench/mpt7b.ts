@@ -65,6 +65,7 @@ async function child(dir: string, runs: readonly [number, number, boolean, numbe
   );
   const loadSeconds = (performance.now() - t0) / 1000;
   const rssAfterLoad = process.memoryUsage().rss;
+  console.error(`loaded in ${loadSeconds.toFixed(1)} s, RSS ${gib(rssAfterLoad)} GiB`);
   const params = new Float32Array(loaded.layout.size);
   for (let i = 0; i < params.length; i++) params[i] = ((i * 2654435761) % 1000) / 1e5 - 0.005;
   loaded.compute.setAdapter(params);
@@ -79,6 +80,7 @@ async function child(dir: string, runs: readonly [number, number, boolean, numbe
       const a = performance.now();
       await compute.train({ ...mb, id: i });
       seconds.push((performance.now() - a) / 1000);
+      console.error(`${rows}x${seqLen} step ${i + 1}/${count}: ${seconds[i]?.toFixed(1)} s`);
     }
     const plan = planMemory(config, {
       layout: 'batched',
