@@ -20,11 +20,11 @@ const STAMP = 'lora-mpt-bench.complete';
 const CHECKPOINT_BYTES = 13.3e9;
 const LORA = { loraR: 8, loraAlpha: 16, loraDropout: 0, loraTargetModules: ['Wqkv'], seed: 1 } as const;
 
-function cacheRoot(): string {
+export function cacheRoot(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'lora-mpt');
 }
 
-async function ensureCheckpoint(dir: string, format: 'bin' | 'safetensors'): Promise<void> {
+export async function ensureCheckpoint(dir: string, format: 'bin' | 'safetensors'): Promise<void> {
   if (existsSync(join(dir, STAMP))) return;
   mkdirSync(dir, { recursive: true });
   const fs = statfsSync(dir);
