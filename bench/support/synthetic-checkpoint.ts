@@ -33,22 +33,29 @@ export function mptTensors(d: number, layers: number, vocab: number): SyntheticT
 const count = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const bytesOf = (t: SyntheticTensor, dt: StoredDtype) => count(t.shape) * (dt === 'F32' ? 4 : 2);
 
-/** Deterministic pseudo-random contents, produced in chunks so the writer never holds a whole tensor. */
+/** Deterministic pseudo-random contents (xorshift32, uniform in ±0.05), produced in chunks so the
+ * writer never holds a whole tensor; bf16 is the top half of each float32, as torch truncates. */
 function* chunks(t: SyntheticTensor, dt: StoredDtype, seed: number): Generator<Buffer> {
   const n = count(t.shape);
   const per = 1 << 20;
   let x = seed >>> 0 || 1;
+  const f = new Float32Array(per);
+  const bits = new Uint32Array(f.buffer);
   for (let at = 0; at < n; at += per) {
     const m = Math.min(per, n - at);
-    const f = new Float32Array(m);
     for (let i = 0; i < m; i++) {
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
       f[i] = ((x >>> 0) / 2 ** 32 - 0.5) * 0.1;
     }
-    if (dt === 'F32') yield Buffer.from(f.buffer);
-    else yield Buffer.from(new Uint16Array(new Uint32Array(f.buffer).map((b) => b >>> 16)).buffer);
+    if (dt === 'F32') {
+      yield Buffer.from(f.slice(0, m).buffer);
+    } else {
+      const h = new Uint16Array(m);
+      for (let i = 0; i < m; i++) h[i] = (bits[i] as number) >>> 16;
+      yield Buffer.from(h.buffer);
+    }
   }
 }
 
@@ -127,8 +134,18 @@ function localHeader(name: string, size: number, crc: number): Buffer {
   return Buffer.concat([h, n]);
 }
 
+const ZIP32_MAX = 0xffffffff;
+
+/** Offsets past 4 GiB go in a zip64 extra field (id 1), as torch.save writes multi-GB shards. */
 function centralHeader(name: string, size: number, crc: number, offset: number): Buffer {
   const n = Buffer.from(name);
+  const big = offset >= ZIP32_MAX;
+  const extra = Buffer.alloc(big ? 12 : 0);
+  if (big) {
+    extra.writeUInt16LE(1, 0);
+    extra.writeUInt16LE(8, 2);
+    extra.writeBigUInt64LE(BigInt(offset), 4);
+  }
   const h = Buffer.alloc(46);
   h.writeUInt32LE(0x02014b50, 0);
   h.writeUInt16LE(20, 4);
@@ -137,8 +154,9 @@ function centralHeader(name: string, size: number, crc: number, offset: number):
   h.writeUInt32LE(size, 20);
   h.writeUInt32LE(size, 24);
   h.writeUInt16LE(n.length, 28);
-  h.writeUInt32LE(offset, 42);
-  return Buffer.concat([h, n]);
+  h.writeUInt16LE(extra.length, 30);
+  h.writeUInt32LE(big ? ZIP32_MAX : offset, 42);
+  return Buffer.concat([h, n, extra]);
 }
 
 function* binBytes(tensors: readonly SyntheticTensor[], dt: StoredDtype, archive: string): Generator<Buffer> {
@@ -166,8 +184,26 @@ function* binBytes(tensors: readonly SyntheticTensor[], dt: StoredDtype, archive
   end.writeUInt16LE(central.length, 8);
   end.writeUInt16LE(central.length, 10);
   end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(at, 16);
+  end.writeUInt32LE(Math.min(at, ZIP32_MAX), 16);
   yield cd;
+  if (at >= ZIP32_MAX) {
+    // zip64 end of central directory record + locator, before the classic end record.
+    const z = Buffer.alloc(56);
+    z.writeUInt32LE(0x06064b50, 0);
+    z.writeBigUInt64LE(44n, 4);
+    z.writeUInt16LE(45, 12);
+    z.writeUInt16LE(45, 14);
+    z.writeBigUInt64LE(BigInt(central.length), 24);
+    z.writeBigUInt64LE(BigInt(central.length), 32);
+    z.writeBigUInt64LE(BigInt(cd.length), 40);
+    z.writeBigUInt64LE(BigInt(at), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(at + cd.length), 8);
+    loc.writeUInt32LE(1, 16);
+    yield z;
+    yield loc;
+  }
   yield end;
 }
 

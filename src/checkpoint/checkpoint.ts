@@ -119,12 +119,13 @@ async function fingerprint(
   return h.digest('hex');
 }
 
-/** Opens `dir` (config.json + weights); throws naming the file and what is wrong. */
-export async function openCheckpoint(dir: string, options: OpenCheckpointOptions = {}): Promise<Checkpoint> {
+/** Reads and validates `dir`/config.json only (no weight file is opened): what the memory check
+ * needs before anything large is read. */
+export async function readCheckpointConfig(dir: string): Promise<{ config: MptConfig; bytes: Buffer }> {
   const configPath = join(dir, 'config.json');
-  let configBytes: Buffer;
+  let bytes: Buffer;
   try {
-    configBytes = await readFile(configPath);
+    bytes = await readFile(configPath);
   } catch {
     throw new Error(
       `${configPath}: not found; a checkpoint directory holds config.json and the weight files`,
@@ -132,11 +133,16 @@ export async function openCheckpoint(dir: string, options: OpenCheckpointOptions
   }
   let json: unknown;
   try {
-    json = JSON.parse(configBytes.toString('utf8'));
+    json = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
-  const config = parseMptConfig(json, configPath);
+  return { config: parseMptConfig(json, configPath), bytes };
+}
+
+/** Opens `dir` (config.json + weights); throws naming the file and what is wrong. */
+export async function openCheckpoint(dir: string, options: OpenCheckpointOptions = {}): Promise<Checkpoint> {
+  const { config, bytes: configBytes } = await readCheckpointConfig(dir);
   const { format, index, files } = await findWeights(dir, options.format);
 
   // Read every file's table of contents now (headers / pickles: small) to fail early and to know

@@ -8,3 +8,10 @@ export const numThreadsFlag = {
   min: 0,
   help: 'TensorFlow intra-op threads of this process (the tensorflow backend; wasm runs one thread). 0: TF_NUM_INTRAOP_THREADS when set, else one per CPU. Several workers on one machine: give each a share of the cores.',
 } as const;
+
+export const deviceMemoryFlag = {
+  kind: 'float',
+  default: 0,
+  min: 0,
+  help: 'GiB of memory the model may use, for the check before loading (a GPU: its memory, which tfjs-node-gpu does not report). 0: what this machine has available (MemAvailable, or the cgroup limit).',
+} as const;

@@ -2,7 +2,7 @@
 // without a PEFT LoRA adapter, over Alpaca-style data (tokenized and masked exactly as `finetune`
 // does) or over a raw text (every token after the first is predicted).
 import { homedir } from 'node:os';
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { buildEvalMicroBatches } from '../data/data-plan.ts';
 import { DataError, loadDataset } from '../data/dataset.ts';
@@ -14,9 +14,10 @@ import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
 import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
+import { checkModelMemory } from '../worker/memory-check.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { numThreadsFlag } from './compute-flags.ts';
+import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
@@ -43,6 +44,7 @@ const flags = {
   tokenizer: trainingFlags.tokenizer,
   backend: trainingFlags.backend,
   num_threads: numThreadsFlag,
+  device_memory_gb: deviceMemoryFlag,
   load_8bit: trainingFlags.load_8bit,
   json: {
     kind: 'bool',
@@ -101,6 +103,20 @@ async function evaluate(f: Flags): Promise<number> {
     );
   }
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
+  const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
+  console.error(backend.summary); // stderr: --json keeps stdout one object
+  // Before any weight file is opened: LoRA state is counted at r = 8 on Wqkv when an adapter is given.
+  const { config } = await readCheckpointConfig(resolved.dir);
+  const note = checkModelMemory(config, backend, {
+    microBatchSize: f.micro_batch_size,
+    cutoffLen: f.cutoff_len,
+    load8bit: f.load_8bit,
+    gradientCheckpointing: false,
+    lora: { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] },
+    memoryGib: f.device_memory_gb,
+    training: false,
+  });
+  if (note !== null) console.error(note);
   const ckpt = await openCheckpoint(resolved.dir);
   const cutoff = Math.min(f.cutoff_len, ckpt.config.maxSeqLen);
   let examples: TokenizedExample[];
@@ -119,8 +135,6 @@ async function evaluate(f: Flags): Promise<number> {
     };
     examples = data.records.map((r) => tokenizeExample(tokenizer, template, r, opts));
   }
-  const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
-  console.error(backend.summary); // stderr: --json keeps stdout one object
   const adapter = f.lora_weights === undefined ? null : await readPeftAdapter(f.lora_weights);
   const model = await loadModelWithAdapter(
     ckpt.config,

@@ -11,11 +11,11 @@ import type { BackendChoice } from '../model/backend.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
-import { loadModelCompute } from '../worker/model-compute.ts';
+import { checkBeforeLoading, loadModelCompute, type MemoryBudget } from '../worker/model-compute.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { numThreadsFlag } from './compute-flags.ts';
+import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type ParsedFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
@@ -23,7 +23,12 @@ import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfi
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
 
-export const finetuneFlags = { ...trainingFlags, num_threads: numThreadsFlag, ...logFlags };
+export const finetuneFlags = {
+  ...trainingFlags,
+  num_threads: numThreadsFlag,
+  device_memory_gb: deviceMemoryFlag,
+  ...logFlags,
+};
 
 const exists = (p: string) =>
   stat(p).then(
@@ -54,20 +59,26 @@ async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
 export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise<number> {
   const s = await adoptResumedLora(trainingSettings(f));
   const events = eventsFromFlags(f, { label: '', stepEvery: s.loggingSteps });
+  const budget: MemoryBudget = {
+    microBatchSize: s.microBatchSize,
+    cutoffLen: s.cutoffLen,
+    memoryGib: f.device_memory_gb,
+  };
+  const backendOpts = backendOptions(f.num_threads, process.env);
   const run = await prepareRun(s, events, {
     startFrom: () => resumeSource(s),
     runId: (resumed) => resumed ?? `finetune-${Date.now().toString(36)}`,
+    // Before the checkpoint's weight files are opened, let alone read.
+    beforeOpening: async (dir) => {
+      await checkBeforeLoading(dir, s.backend as BackendChoice, s, budget, backendOpts);
+    },
   });
   const ev = events.child({ run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const loaded = await loadModelCompute(
-    run.model.dir,
-    s.backend as BackendChoice,
-    s,
-    backendOptions(f.num_threads, process.env),
-  );
+  const loaded = await loadModelCompute(run.model.dir, s.backend as BackendChoice, s, budget, backendOpts);
   ev.info('backend_selected', loaded.backendSummary, { backend: loaded.backend });
+  if (loaded.memoryNote !== null) ev.warn('warning', loaded.memoryNote);
   ev.info(
     'model_loaded',
     `model: ${run.model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +

@@ -60,6 +60,9 @@ export async function prepareRun(
   o: {
     readonly startFrom: (outputDir: string) => Promise<StartFrom>;
     readonly runId: (resumedRunId: string | undefined) => string;
+    /** Runs on the resolved model directory before any weight file is opened (finetune: the memory
+     * check, src/worker/memory-check.ts; the coordinator loads no model and passes none). */
+    readonly beforeOpening?: (modelDir: string) => Promise<void>;
   },
 ): Promise<PreparedRun> {
   for (const w of s.warnings) events.warn('warning', w);
@@ -69,6 +72,7 @@ export async function prepareRun(
     'main',
     hubOptionsFromEnv(process.env, homedir()),
   );
+  await o.beforeOpening?.(model.dir);
   const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
   if (!tokenizerPath) {
     throw new UsageError(

@@ -16,7 +16,7 @@ import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { numThreadsFlag } from './compute-flags.ts';
+import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
@@ -40,6 +40,7 @@ export const workerFlags = {
   },
   num_threads: numThreadsFlag,
   peak_tflops: peakTflopsFlag,
+  device_memory_gb: deviceMemoryFlag,
   worker_id: {
     kind: 'string',
     help: "Unique id of this worker. Default: the id its credential names (a worker token's, or --tls_cert's common name), else host name and process id. A coordinator with TLS names the worker by its credential and refuses another id.",
@@ -142,7 +143,17 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
-        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run, backendOpts);
+        // The micro-batch shape is not part of the run config: the check counts weights and LoRA
+        // state, not activations.
+        const budget = { microBatchSize: 0, cutoffLen: 0, memoryGib: f.device_memory_gb };
+        const loaded = await loadModelCompute(
+          model.dir,
+          f.backend as BackendChoice,
+          run,
+          budget,
+          backendOpts,
+        );
+        if (loaded.memoryNote !== null) events.warn('warning', loaded.memoryNote);
         events.info(
           'model_loaded',
           `loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`,

@@ -2,7 +2,7 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
 import { type FlopsModel, flopsModelOf } from '../model/flops.ts';
@@ -11,6 +11,7 @@ import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { flatten, type ParamLayout, unflatten } from '../train/param-layout.ts';
+import { checkModelMemory } from './memory-check.ts';
 
 export interface MicroBatchCompute {
   /** Sets the LoRA weights (flat, in layout order) used by the following micro-batches. */
@@ -66,27 +67,65 @@ export interface LoadedCompute {
   readonly parameters: number;
   /** The model's FLOPs count (src/model/flops.ts), for the worker's MFU. */
   readonly flops: FlopsModel;
+  /** Set when the memory check could not run (a GPU without --device_memory_gb), for the log. */
+  readonly memoryNote: string | null;
 }
 
-/** Starts the backend and loads `baseModelDir` with the run's LoRA targets. */
+/** The micro-batch shape and memory budget of the check before loading (src/worker/memory-check.ts). */
+export interface MemoryBudget {
+  /** 0 where not known before the first micro-batch (a cluster worker). */
+  readonly microBatchSize: number;
+  readonly cutoffLen: number;
+  /** --device_memory_gb; 0 = what the machine has available. */
+  readonly memoryGib: number;
+}
+
+function loraOf(s: LoraRunSettings) {
+  return {
+    r: s.loraR,
+    loraAlpha: s.loraAlpha,
+    loraDropout: s.loraDropout,
+    targetModules: s.loraTargetModules,
+  };
+}
+
+/** Starts the backend and checks that `baseModelDir` (its config.json only) fits the memory this
+ * process has; throws MemoryError naming the numbers and the flags that would fit. */
+export async function checkBeforeLoading(
+  baseModelDir: string,
+  backend: BackendChoice,
+  s: LoraRunSettings,
+  budget: MemoryBudget,
+  options: BackendOptions = {},
+): Promise<string | null> {
+  const active = await initBackend(backend, options);
+  const { config } = await readCheckpointConfig(baseModelDir);
+  return checkModelMemory(config, active, {
+    ...budget,
+    load8bit: s.load8bit,
+    gradientCheckpointing: s.gradientCheckpointing,
+    lora: loraOf(s),
+    training: true,
+  });
+}
+
+/** Starts the backend, checks the memory (before any weight file is opened) and loads `baseModelDir`
+ * with the run's LoRA targets. */
 export async function loadModelCompute(
   baseModelDir: string,
   backend: BackendChoice,
   s: LoraRunSettings,
+  budget: MemoryBudget,
   options: BackendOptions = {},
 ): Promise<LoadedCompute> {
+  const memoryNote = await checkBeforeLoading(baseModelDir, backend, s, budget, options);
   const active = await initBackend(backend, options);
   const ckpt = await openCheckpoint(baseModelDir);
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
     load8bit: s.load8bit,
   });
-  const lora = {
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-  };
+  const lora = loraOf(s);
   model.configureLora(lora);
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const parameters = ckpt.tensorInfo.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -98,5 +137,6 @@ export async function loadModelCompute(
     backendSummary: active.summary,
     parameters,
     flops: flopsModelOf(ckpt.config, s.loraR, targets),
+    memoryNote,
   };
 }

@@ -1,0 +1,42 @@
+// `npm run bench -- memory-table`: what fits where. MPT-7B with LoRA r=8 on Wqkv, planned by the same
+// code as the check every command runs before loading (src/model/memory-plan.ts), against GPUs of
+// 24, 40, 80 and 141 GiB (the batched layout, as on tensorflow and tfjs-node-gpu): the GPU holds the
+// tensors, the host the JavaScript side; a CPU backend needs both in RAM. No model is loaded.
+import { parseMptConfig } from '../src/checkpoint/config.ts';
+import { GIB, gib, type MemorySettings, planMemory } from '../src/model/memory-plan.ts';
+import { MPT_7B_CONFIG } from './support/mpt-7b-config.ts';
+
+const GPUS = [24, 40, 80, 141];
+
+export async function run(): Promise<void> {
+  const config = parseMptConfig(MPT_7B_CONFIG, 'MPT-7B config.json');
+  const base = {
+    layout: 'batched',
+    training: true,
+    lora: { r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ['Wqkv'] },
+  } as const;
+  const gpus = GPUS.map((g) => `${g} GiB GPU`).join(' | ');
+  console.log(
+    `| weights | checkpointing | micro-batch x cutoff | activations + working, GiB | GPU memory, GiB | host memory, GiB | ${gpus} | CPU backend: RAM, GiB |`,
+  );
+  console.log(`|---|---|---|---|---|---|${GPUS.map(() => '---').join('|')}|---|`);
+  for (const load8bit of [false, true]) {
+    for (const gradientCheckpointing of [false, true]) {
+      for (const [mb, t] of [
+        [1, 256],
+        [4, 256],
+        [4, 512],
+        [16, 512],
+        [4, 2048],
+        [16, 2048],
+      ] as const) {
+        const s: MemorySettings = { ...base, load8bit, gradientCheckpointing, microBatchSize: mb, seqLen: t };
+        const p = planMemory(config, s);
+        const fits = GPUS.map((g) => (p.device <= g * GIB ? 'fits' : '—'));
+        console.log(
+          `| ${load8bit ? 'int8' : 'f32'} | ${gradientCheckpointing ? 'on' : 'off'} | ${mb} x ${t} | ${gib(p.activations + p.working)} | ${gib(p.device)} | ${gib(p.host)} | ${fits.join(' | ')} | ${gib(p.total)} |`,
+        );
+      }
+    }
+  }
+}
