@@ -1,6 +1,7 @@
 // What the memory check compares the plan with, per backend: RAM on CPU backends, capped at the wasm
 // heap on wasm, and on a GPU the device only through --device_memory_gb (tfjs-node-gpu reports none).
 import assert from 'node:assert/strict';
+import { totalmem } from 'node:os';
 import { describe, it } from 'node:test';
 import { GIB } from '../../src/model/memory-plan.ts';
 import { checkModelMemory, MemoryError, memoryBudgets } from '../../src/worker/memory-check.ts';
@@ -39,13 +40,11 @@ describe('memory budgets', () => {
       memoryBudgets(gpu, 0).map((b) => b.pool),
       ['host'],
     );
-    assert.deepEqual(
-      memoryBudgets(gpu, 80).map((b) => [b.pool, b.bytes / GIB]),
-      [
-        ['device', 80],
-        ['host', (memoryBudgets(gpu, 0)[0]?.bytes ?? 0) / GIB],
-      ],
-    );
+    const [device, host] = memoryBudgets(gpu, 80);
+    assert.deepEqual([device?.pool, device?.bytes], ['device', 80 * GIB]);
+    // The host part is what the machine has free now (it moves as other processes run).
+    assert.equal(host?.pool, 'host');
+    assert.ok((host?.bytes ?? 0) > 0 && (host?.bytes ?? 0) <= totalmem(), `host ${host?.bytes}`);
   });
 
   it('says when the GPU memory went unchecked, and refuses MPT-7B in f32 on a 24 GiB GPU', () => {
