@@ -49,23 +49,27 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
     }),
   );
   chmodSync(dir, 0o755);
-  const container = await hardenedContainer()
-    .withBindMounts([{ source: conf, target: '/etc/nats/test.conf', mode: 'ro' }])
-    .withEntrypoint(['nats-server'])
-    .withCommand(['-c', '/etc/nats/test.conf'])
-    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
-    .start()
-    .catch((err: Error) => {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    });
+  const launch = () =>
+    hardenedContainer()
+      .withBindMounts([{ source: conf, target: '/etc/nats/test.conf', mode: 'ro' }])
+      .withEntrypoint(['nats-server'])
+      .withCommand(['-c', '/etc/nats/test.conf'])
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+      .start();
+  let container = await launch().catch((err: Error) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     kind: 'container',
     ...(httpPort === undefined ? {} : { monitorUrl: `http://127.0.0.1:${httpPort}` }),
+    // A new container on the same port: testcontainers' restart() waits for the log line among
+    // logs podman 4.3 does not always return after a restart.
     restart: async () => {
-      await container.restart({ timeout: 0 });
+      await container.stop({ timeout: 0, remove: true, removeVolumes: true });
+      container = await launch();
     },
     stop: async () => {
       await container.stop({ remove: true, removeVolumes: true });
