@@ -79,7 +79,9 @@ COPY --from=build /app/node_modules /app/node_modules
 # gpu: the dynamic loader finds the CUDA libraries of the nvidia-* wheels (TensorFlow dlopens them).
 RUN nvidia=/app/node_modules/@tensorflow/tfjs-node-gpu/deps/nvidia; \
     if [ -d "$nvidia" ]; then ls -d "$nvidia"/*/lib > /etc/ld.so.conf.d/lora-mpt-cuda.conf && ldconfig; fi
-ENV NODE_ENV=production HOME=/tmp
+# NVIDIA's container runtime mounts only the driver capabilities an image asks for (unset: utility,
+# no CUDA); the GPU node's device plugin sets NVIDIA_VISIBLE_DEVICES. Harmless on a CPU node.
+ENV NODE_ENV=production HOME=/tmp NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin

@@ -94,7 +94,8 @@ describe(`the lora-mpt image (${LORA_MPT_IMAGE}) runs a distributed training as 
     assert.deepEqual([...computed].sort(), ['w0', 'w1']);
     for (const w of all.slice(1)) {
       const backend = w.events().find((e) => e.event === 'backend_selected');
-      assert.match(backend?.msg ?? '', /^backend tensorflow \(@tensorflow\/tfjs-node /, w.name);
+      assert.match(backend?.msg ?? '', /^backend tensorflow \(@tensorflow\/tfjs-node(-gpu)? /, w.name);
+      t.diagnostic(`${w.name}: ${backend?.msg}`);
     }
   });
 });
