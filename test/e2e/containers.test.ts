@@ -7,6 +7,7 @@ import { containerEngine } from '../support/container-engine.ts';
 import {
   containersLeft,
   LORA_MPT_IMAGE,
+  type Mount,
   requireImage,
   startLoraMptContainer,
 } from '../support/containers.ts';
@@ -54,19 +55,24 @@ describe(`the lora-mpt image (${LORA_MPT_IMAGE}) runs a distributed training as 
     run?.cleanup();
   });
 
+  // The container user (UID 1000) reads the run's folder and writes only the output folder.
+  const outputFolder = (name: string) => {
+    const out = join(run.dir, name);
+    mkdirSync(out);
+    chmodSync(out, 0o777);
+    chmodSync(run.dir, 0o755);
+    const mounts: Mount[] = [
+      { source: run.dir, target: run.dir, mode: 'ro' },
+      { source: out, target: out, mode: 'rw' },
+    ];
+    return { out, mounts };
+  };
+
   it('gives the adapter of single-process finetune within 1e-5, and leaves no container behind', async (t) => {
     t.diagnostic(`engine: ${'absent' in engine ? '-' : `${engine.name} at ${engine.host}`}`);
     nats = await startNats({ maxPayload: 64 * 1024 });
     assert.equal(nats.kind, 'container', 'NATS runs in a container where an engine answers');
-    // The container user (UID 1000) reads the run's folder and writes only the output folder.
-    const out = join(run.dir, 'containers');
-    mkdirSync(out);
-    chmodSync(out, 0o777);
-    chmodSync(run.dir, 0o755);
-    const mounts = [
-      { source: run.dir, target: run.dir, mode: 'ro' as const },
-      { source: out, target: out, mode: 'rw' as const },
-    ];
+    const { out, mounts } = outputFolder('containers');
     const d = await startDistributedRun(
       { natsUrl: nats.url, trainingFlags: training(run, out), workers: ['w0', 'w1'] },
       (name, args) => startLoraMptContainer(name, args, mounts),
@@ -97,5 +103,23 @@ describe(`the lora-mpt image (${LORA_MPT_IMAGE}) runs a distributed training as 
       assert.match(backend?.msg ?? '', /^backend tensorflow \(@tensorflow\/tfjs-node(-gpu)? /, w.name);
       t.diagnostic(`${w.name}: ${backend?.msg}`);
     }
+  });
+
+  it('runs `lora-mpt launch` (its own nats-server, coordinator, 2 workers) in one container to the same adapter', async () => {
+    const { out, mounts } = outputFolder('launch');
+    const launch = startLoraMptContainer(
+      'launch',
+      ['launch', '--nproc_per_node', '2', ...training(run, out), '--log_format', 'json'],
+      mounts,
+    );
+    try {
+      assert.equal(await launch.exited(), 0, launch.output());
+    } finally {
+      await launch.kill();
+    }
+    assert.deepEqual(await containersLeft(), []);
+    const started = launch.events().filter((e) => e.event === 'worker_started');
+    assert.deepEqual(started.map((e) => e.worker).sort(), ['worker-0', 'worker-1']);
+    await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
   });
 });
