@@ -7,7 +7,7 @@
 # package's deps/nvidia, beside libtensorflow. The NVIDIA driver (libcuda) is the host's.
 #   scripts/setup-tensorflow-gpu.sh [--without-cuda-libs]
 # --without-cuda-libs: the addon only, where CUDA 12.3 and cuDNN 8.9 come from elsewhere (a CUDA base
-# image, the system); ~2.7 GB less to download.
+# image, the system); 1.8 GB less to download.
 # The GPU image runs it (Dockerfile, VARIANT=gpu); on a GPU machine without containers run it after
 # scripts/setup.sh. The loader tries tfjs-node-gpu before tfjs-node (src/model/backend.ts), so once
 # built it is the backend of every lora-mpt process using this node_modules; without a GPU it computes
@@ -114,10 +114,13 @@ fi
 rm -rf "$PKG/build"
 
 # --- CUDA 12 libraries: deps/nvidia/<lib>/lib, on libtensorflow's RUNPATH ($ORIGIN/../nvidia/...) -----
+# The wheels are kept in the cache (pip download skips those already there with the right hash).
 if [ "$cuda_libs" = 1 ]; then
-  echo "setup-tensorflow-gpu: installing the CUDA 12 libraries of tensorflow[and-cuda]==$TF_VERSION (2.7 GB of wheels)"
-  python3 -m pip install -q --no-deps --only-binary=:all: --require-hashes --target "$PKG/deps" \
-    -r "$CUDA_REQUIREMENTS" || fail "pip could not install $CUDA_REQUIREMENTS"
+  echo "setup-tensorflow-gpu: installing the CUDA 12 libraries of tensorflow[and-cuda]==$TF_VERSION (1.8 GB of wheels, kept in $CACHE/cuda-wheels; 2.8 GB installed)"
+  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux1_x86_64 --require-hashes \
+    -r "$CUDA_REQUIREMENTS" -d "$CACHE/cuda-wheels" || fail "pip could not download $CUDA_REQUIREMENTS"
+  python3 -m pip install -q --no-index --find-links "$CACHE/cuda-wheels" --no-deps --require-hashes \
+    --target "$PKG/deps" -r "$CUDA_REQUIREMENTS" || fail "pip could not install $CUDA_REQUIREMENTS"
 fi
 
 # The addon loads and computes (on the GPU where one is visible, else on the CPU).
