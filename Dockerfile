@@ -11,7 +11,7 @@
 #         `tensorflow[and-cuda]` (the nvidia-* wheels); the GPU driver comes from the host.
 # Compilers stay in the build stage. Downloads (npm tarballs, wheels) sit in build cache mounts, so a
 # rebuild without layers does not fetch them again. scripts/build-image.sh builds this with podman.
-#   docker build -t lora-mpt .                          docker build --build-arg VARIANT=gpu -t lora-mpt:gpu .
+#   docker build -t lora-mpt .        docker build --build-arg VARIANT=gpu -t lora-mpt:gpu .
 ARG NODE_VERSION=20.20.2
 ARG NODE_SHA512=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
 ARG NPM_VERSION=10.9.9
