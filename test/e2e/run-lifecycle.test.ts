@@ -133,13 +133,19 @@ describe('run lifecycle', () => {
       '127.0.0.1:1',
       '--metrics_port',
       taken,
+      // It holds the port through the test: it waits for a coordinator that never comes.
       '--give_up_after_ms',
-      '3000',
+      '120000',
       '--insecure',
     ]);
     await holder.waitForEvent('worker_started');
+    // Given up soon if the port were free after all: then the test fails on the exit code, never hangs.
     const clash = startLoraMpt('clash', [
       'worker',
+      '--coordinator',
+      '127.0.0.1:1',
+      '--give_up_after_ms',
+      '5000',
       '--nats',
       nats.url,
       '--metrics_port',

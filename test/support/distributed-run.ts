@@ -1,17 +1,22 @@
-// Runs a whole distributed training for tests: a real nats-server, one `lora-mpt coordinator` and N
-// `lora-mpt worker` processes on loopback, and returns when the coordinator exits. Fault tests use
-// the returned handles to kill or restart parts mid-run.
+// Runs a whole distributed training for tests: one `lora-mpt coordinator` and N `lora-mpt worker`s
+// beside a real NATS server, on loopback, as processes or (with a starter from containers.ts) as
+// containers on the host network. Fault tests use the returned handles to kill or restart parts
+// mid-run.
+import type { LoraCommand } from './lora-output.ts';
 import { type LoraProcess, startLoraMpt } from './processes.ts';
 
-export interface DistributedRun {
-  readonly coordinator: LoraProcess;
-  readonly workers: LoraProcess[];
+/** Starts `lora-mpt <args>` named `name`: startLoraMpt, or a container starter. */
+export type LoraStarter<C extends LoraCommand> = (name: string, args: readonly string[]) => C;
+
+export interface DistributedRun<C extends LoraCommand = LoraProcess> {
+  readonly coordinator: C;
+  readonly workers: C[];
   readonly grpcPort: number;
-  startWorker(id: string, extra?: readonly string[]): LoraProcess;
+  startWorker(id: string, extra?: readonly string[]): C;
   stop(): Promise<void>;
 }
 
-export async function startDistributedRun(o: {
+export interface DistributedRunOptions {
   natsUrl: string;
   trainingFlags: readonly string[];
   workers: readonly string[];
@@ -23,8 +28,18 @@ export async function startDistributedRun(o: {
     readonly coordinator: readonly string[];
     worker(id: string): readonly string[];
   };
-}): Promise<DistributedRun> {
-  const coordinator = startLoraMpt('coordinator', [
+}
+
+export function startDistributedRun(o: DistributedRunOptions): Promise<DistributedRun<LoraProcess>>;
+export function startDistributedRun<C extends LoraCommand>(
+  o: DistributedRunOptions,
+  start: LoraStarter<C>,
+): Promise<DistributedRun<C>>;
+export async function startDistributedRun(
+  o: DistributedRunOptions,
+  start: LoraStarter<LoraCommand> = startLoraMpt,
+): Promise<DistributedRun<LoraCommand>> {
+  const coordinator = start('coordinator', [
     'coordinator',
     ...o.trainingFlags,
     '--listen',
@@ -41,7 +56,7 @@ export async function startDistributedRun(o: {
   const started = await coordinator.waitForEvent('run_started', undefined, { ms: 120_000 });
   const grpcPort = Number(started.grpc_port);
   const startWorker = (id: string, extra: readonly string[] = []) =>
-    startLoraMpt(id, [
+    start(id, [
       'worker',
       '--coordinator',
       `127.0.0.1:${grpcPort}`,

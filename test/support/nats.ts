@@ -1,8 +1,15 @@
-// Gives a test a real NATS server: a container through testcontainers where a container runtime
-// answers, otherwise a `nats-server` child process on a random loopback port. Always cleaned up.
-import { existsSync } from 'node:fs';
+// Gives a test a real NATS server: where a container engine answers (container-engine.ts), a
+// container of the lora-mpt image running its nats-server (Debian's, as in the chart's image) on the
+// host network; otherwise a `nats-server` child process. Either way on a free loopback port, and
+// always cleaned up.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Wait } from 'testcontainers';
 import { type NatsUser, natsConfig, startLocalNats } from '../../src/cli/local-nats.ts';
+import { containerEngine } from './container-engine.ts';
+import { hardenedContainer, requireImage } from './containers.ts';
 
 export interface NatsServer {
   /** `nats://host:port`, ready for connections. */
@@ -12,7 +19,7 @@ export interface NatsServer {
   readonly kind: 'container' | 'process';
   /** `http://host:port` of the monitoring endpoint (/varz, /connz), when `httpPort` was given. */
   readonly monitorUrl?: string;
-  /** Kill and restart on the same port (for fault tests). Process servers only. */
+  /** Kill and restart on the same port (for fault tests). */
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -30,43 +37,47 @@ export interface NatsOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
-function containerRuntimeLikely(): boolean {
-  if (process.env.DOCKER_HOST) return true;
-  return ['/var/run/docker.sock', `/run/user/${process.getuid?.() ?? 0}/podman/podman.sock`].some(existsSync);
-}
-
 async function startContainer(opts: NatsOptions): Promise<NatsServer> {
-  const { GenericContainer, Wait } = await import('testcontainers');
-  const container = await new GenericContainer('nats:2.10-alpine')
-    .withCopyContentToContainer([
-      {
-        content: natsConfig({
-          listen: '0.0.0.0:4222',
-          maxPayload: opts.maxPayload,
-          http: opts.httpPort === undefined ? undefined : '0.0.0.0:8222',
-        }),
-        target: '/etc/nats/test.conf',
-      },
-    ])
-    .withCommand(['-c', '/etc/nats/test.conf'])
-    .withExposedPorts(...(opts.httpPort === undefined ? [4222] : [4222, 8222]))
-    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
-    .start();
-  const port = container.getMappedPort(4222);
-  const monitorUrl =
-    opts.httpPort === undefined
-      ? undefined
-      : `http://${container.getHost()}:${container.getMappedPort(8222)}`;
+  await requireImage();
+  const port = await freePort();
+  const httpPort = opts.httpPort === 0 ? await freePort() : opts.httpPort;
+  // The root filesystem is read-only: the configuration comes in as a read-only bind mount.
+  const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-nats-'));
+  const conf = join(dir, 'nats.conf');
+  writeFileSync(
+    conf,
+    natsConfig({
+      listen: `127.0.0.1:${port}`,
+      maxPayload: opts.maxPayload,
+      http: httpPort === undefined ? undefined : `127.0.0.1:${httpPort}`,
+    }),
+  );
+  chmodSync(dir, 0o755);
+  const launch = () =>
+    hardenedContainer()
+      .withBindMounts([{ source: conf, target: '/etc/nats/test.conf', mode: 'ro' }])
+      .withEntrypoint(['nats-server'])
+      .withCommand(['-c', '/etc/nats/test.conf'])
+      .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
+      .start();
+  let container = await launch().catch((err: Error) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   return {
-    url: `nats://${container.getHost()}:${port}`,
+    url: `nats://127.0.0.1:${port}`,
     port,
     kind: 'container',
-    ...(monitorUrl ? { monitorUrl } : {}),
+    ...(httpPort === undefined ? {} : { monitorUrl: `http://127.0.0.1:${httpPort}` }),
+    // A new container on the same port: testcontainers' restart() waits for the log line among
+    // logs podman 4.3 does not always return after a restart.
     restart: async () => {
-      await container.restart();
+      await container.stop({ timeout: 0, remove: true, removeVolumes: true });
+      container = await launch();
     },
     stop: async () => {
-      await container.stop();
+      await container.stop({ remove: true, removeVolumes: true });
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -110,8 +121,8 @@ async function startProcess(opts: NatsOptions): Promise<NatsServer> {
 }
 
 export async function startNats(opts: NatsOptions = {}): Promise<NatsServer> {
-  // Users and TLS name files on this machine: a local process.
+  // Users and TLS name files on this machine: a local process (its config points at them).
   const local = opts.users !== undefined || opts.tls !== undefined;
-  const prefer = opts.prefer ?? (local || !containerRuntimeLikely() ? 'process' : 'container');
+  const prefer = opts.prefer ?? (local || 'absent' in (await containerEngine()) ? 'process' : 'container');
   return prefer === 'container' ? startContainer(opts) : startProcess(opts);
 }
