@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadDataset } from '../../src/data/dataset.ts';
+import { Rng } from '../../src/data/rng.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
 import { SafetensorsReader, writeSafetensors } from '../../src/formats/safetensors.ts';
 import { TorchBinReader } from '../../src/formats/torch-bin.ts';
@@ -17,16 +18,10 @@ import { SHARED_ALPACA, SHARED_TOKENIZER } from '../support/tiny-run.ts';
 // a few seconds in all. Each mutated input either parses or fails with an Error whose message
 // names the file it came from; nothing else (no crash of another kind, no hang, no silent garbage).
 
-/** mulberry32 */
+/** Uniform [0, 1) draws from the project's seeded generator: the same on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.nextU32() / 2 ** 32;
 }
 
 /** One of: flip bits, overwrite a run with random bytes, truncate, insert bytes, or zero a run. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Rng } from '../../src/data/rng.ts';
 import { removeStaleTemporaries } from '../../src/train/atomic-write.ts';
 import { listCheckpoints } from '../../src/train/checkpoint-dirs.ts';
 import { loadTrainingCheckpoint } from '../../src/train/training-checkpoint.ts';
@@ -14,16 +15,10 @@ const WRITER = fileURLToPath(new URL('../support/checkpoint-writer.ts', import.m
 const KILLS = 100;
 const BLOCKS = 4; // 4M adapter values: 49 MB per checkpoint (weights + two AdamW moments)
 
-/** mulberry32: the same kill times on every run. */
+/** Uniform [0, 1) draws from the project's seeded generator: the same on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.nextU32() / 2 ** 32;
 }
 
 /** Starts the writer, waits until it writes, SIGKILLs it after `delayMs`; resolves with what it said. */
