@@ -10,8 +10,8 @@ import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { createTrainingMetrics } from '../metrics/training-metrics.ts';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
 import type { ClientSecurity } from '../protocol/transport.ts';
+import { loadThreadedCompute, type ThreadedCompute } from '../worker/compute-thread.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
-import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import { backendOptions, numThreadsFlag } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -110,6 +110,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   );
   if (f.inject_fault !== undefined)
     events.warn('fault_injected', `fault injection (tests only): ${f.inject_fault}`);
+  let thread: ThreadedCompute | undefined;
   try {
     await runWorkerSession({
       coordinator: f.coordinator,
@@ -129,7 +130,16 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
-        const loaded = await loadModelCompute(model.dir, f.backend as BackendChoice, run, backendOpts);
+        // On a worker_thread: heartbeats and keepalive flow while a micro-batch computes.
+        await thread?.close();
+        const loaded = await loadThreadedCompute(
+          model.dir,
+          f.backend as BackendChoice,
+          run,
+          backendOpts,
+          faults?.blockComputeMs ? { blockFirstTrainMs: faults.blockComputeMs } : {},
+        );
+        thread = loaded;
         events.info(
           'model_loaded',
           `loaded ${model.dir} on ${loaded.backend}: ${loaded.layout.size} LoRA values`,
@@ -149,6 +159,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     }
     throw err;
   } finally {
+    await thread?.close();
     await http.close();
     await nc.close();
   }
