@@ -64,7 +64,7 @@ export const coordinatorFlags = {
     kind: 'int',
     default: 60_000,
     min: 1000,
-    help: 'A worker silent this long is lost; its micro-batches go to the others. Must exceed the longest micro-batch compute: a worker computes on its main thread and cannot send heartbeats meanwhile (docs/faults.md).',
+    help: 'A worker silent this long is lost; its micro-batches go to the others. Workers compute on a worker thread and keep sending heartbeats during a micro-batch, so this need not exceed the longest micro-batch (docs/faults.md).',
   },
   microbatch_timeout_ms: {
     kind: 'int',

@@ -11,8 +11,8 @@ import { createWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { backendMemory } from '../model/backend-memory.ts';
 import type { ClientSecurity } from '../protocol/transport.ts';
+import { loadThreadedCompute, type ThreadedCompute } from '../worker/compute-thread.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
-import { loadModelCompute } from '../worker/model-compute.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -123,6 +123,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   );
   if (f.inject_fault !== undefined)
     events.warn('fault_injected', `fault injection (tests only): ${f.inject_fault}`);
+  let thread: ThreadedCompute | undefined;
   try {
     await runWorkerSession({
       coordinator: f.coordinator,
@@ -143,16 +144,20 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
           'main',
           hubOptionsFromEnv(process.env, homedir()),
         );
+        // On a worker_thread: heartbeats and keepalive flow while a micro-batch computes.
+        await thread?.close();
         // The micro-batch shape is not part of the run config: the check counts weights and LoRA
         // state, not activations.
         const budget = { microBatchSize: 0, cutoffLen: 0, memoryGib: f.device_memory_gb };
-        const loaded = await loadModelCompute(
+        const loaded = await loadThreadedCompute(
           model.dir,
           f.backend as BackendChoice,
           run,
           budget,
           backendOpts,
+          faults?.blockComputeMs ? { blockFirstTrainMs: faults.blockComputeMs } : {},
         );
+        thread = loaded;
         if (loaded.memoryNote !== null) events.warn('warning', loaded.memoryNote);
         events.info(
           'model_loaded',
@@ -173,6 +178,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     }
     throw err;
   } finally {
+    await thread?.close();
     await http.close();
     await nc.close();
   }

@@ -209,9 +209,10 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     for (const m of driver.members.silentFor(o.heartbeatTimeoutMs)) {
       drop(m.link.id, `no message for ${o.heartbeatTimeoutMs} ms`);
     }
-    const deadline = driver.microBatchDeadline(o.heartbeatTimeoutMs, o.microBatchTimeoutMs);
+    const deadline = (id: WorkerId) =>
+      driver.microBatchDeadline(id, o.heartbeatTimeoutMs, o.microBatchTimeoutMs);
     for (const [id, ids] of driver.overdueWorkers(deadline)) {
-      drop(id, `micro-batches ${ids.join(', ')} not reported within ${deadline} ms`);
+      drop(id, `micro-batches ${ids.join(', ')} not reported within ${deadline(id)} ms`);
     }
   }, o.heartbeatIntervalMs);
   beat.unref();

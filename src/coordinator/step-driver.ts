@@ -146,7 +146,8 @@ export class StepDriver {
   /** Generation and worker of blames already acted on (one round's blame arrives from several members). */
   private readonly blamed = new Set<string>();
   private unattributedNonFinite = 0;
-  private readonly times = new MicroBatchTimes();
+  /** Each worker's measured micro-batch times (deal to report): its own default deadline. */
+  private readonly times = new Map<WorkerId, MicroBatchTimes>();
 
   constructor(private readonly o: StepDriverOptions) {
     this.done = new Promise((resolve, reject) => {
@@ -222,7 +223,11 @@ export class StepDriver {
       // The ledger decides (and records) whether it counts: only from the worker that holds it.
       if (ledger.complete(id, r.id, r.lossSum, checked ? checked.tokens : r.supervisedTokens, r.gradNorm)) {
         this.o.onMicroBatches?.('completed', 1);
-        if (dealt !== undefined) this.times.record(Date.now() - dealt);
+        if (dealt !== undefined) {
+          const t = this.times.get(id) ?? new MicroBatchTimes();
+          t.record(Date.now() - dealt);
+          this.times.set(id, t);
+        }
       }
     } else {
       this.events.info(
@@ -242,11 +247,13 @@ export class StepDriver {
   }
 
   /**
-   * How long a worker may hold a micro-batch (from being dealt) before it is lost: `fixedMs` when
-   * set, else derived from this run's measured micro-batch times, at least `floorMs`.
+   * How long worker `id` may hold a micro-batch (from being dealt) before it is lost: `fixedMs` when
+   * set, else derived from its own measured micro-batch times (a slow but honest GPU gets more
+   * time, a worker that took work fast and then hoards gets little), at least `floorMs`.
    */
-  microBatchDeadline(floorMs: number, fixedMs?: number): number {
-    return fixedMs !== undefined && fixedMs > 0 ? fixedMs : this.times.deadline(floorMs);
+  microBatchDeadline(id: WorkerId, floorMs: number, fixedMs?: number): number {
+    if (fixedMs !== undefined && fixedMs > 0) return fixedMs;
+    return (this.times.get(id) ?? new MicroBatchTimes()).deadline(floorMs);
   }
 
   /** A worker gave back micro-batches it had not started: deal them again. */
@@ -376,7 +383,7 @@ export class StepDriver {
    * Workers holding a micro-batch of the current step or evaluation for longer than `ms` since it
    * was dealt (queued ones count: the deadline must cover max_in_flight computes), with the ids.
    */
-  overdueWorkers(ms: number): Map<WorkerId, number[]> {
+  overdueWorkers(ms: number | ((worker: WorkerId) => number)): Map<WorkerId, number[]> {
     const p = this.phase;
     if (p.kind !== 'train' && p.kind !== 'eval') return new Map();
     return p.ledger.overdue(ms);

@@ -128,12 +128,14 @@ export class StepLedger {
     return back;
   }
 
-  /** Micro-batches assigned longer than `ms` ago, by worker (stall detection). */
-  overdue(ms: number): Map<WorkerId, number[]> {
+  /** Micro-batches assigned longer than `ms` (or that worker's `ms(worker)`) ago, by worker (stall detection). */
+  overdue(ms: number | ((worker: WorkerId) => number)): Map<WorkerId, number[]> {
     const out = new Map<WorkerId, number[]>();
-    const limit = this.now() - ms;
+    const now = this.now();
     for (const [id, s] of this.states) {
-      if (s.kind === 'assigned' && s.at < limit) out.set(s.worker, [...(out.get(s.worker) ?? []), id]);
+      if (s.kind !== 'assigned') continue;
+      const limit = typeof ms === 'number' ? ms : ms(s.worker);
+      if (s.at < now - limit) out.set(s.worker, [...(out.get(s.worker) ?? []), id]);
     }
     return out;
   }

@@ -16,8 +16,9 @@ export const GRPC_CHANNEL_OPTIONS = {
 } as const;
 
 /**
- * Keepalive pings whose answer may take `keepaliveTimeoutMs` (at least grpc's 5 s): a peer whose
- * event loop is busy answers late, and the heartbeat deadline is what declares a worker lost.
+ * Keepalive pings whose answer may take `keepaliveTimeoutMs` (at least grpc's 5 s): the heartbeat
+ * deadline, not the transport, declares a worker lost (a worker computes on a worker_thread, so
+ * its event loop answers; a busy machine may still answer late).
  */
 const keepalive = (keepaliveTimeoutMs: number) => ({
   ...GRPC_CHANNEL_OPTIONS,

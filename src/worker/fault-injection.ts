@@ -23,10 +23,12 @@ export interface FaultPlan {
   readonly scaleGradient?: number;
   /** After this many train micro-batches, computes never finish while heartbeats flow (a hoarder). */
   readonly holdAfterMicroBatches?: number;
+  /** The first train micro-batch blocks the compute thread this long (a long device call). */
+  readonly blockComputeMs?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -38,6 +40,7 @@ export function parseFaultPlan(spec: string): FaultPlan {
     nanGradientAt?: number;
     scaleGradient?: number;
     holdAfterMicroBatches?: number;
+    blockComputeMs?: number;
   } = {};
   const whole = (key: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`--inject_fault ${key}=${v}: expected a whole number`);
@@ -57,6 +60,9 @@ export function parseFaultPlan(spec: string): FaultPlan {
         break;
       case 'corrupt_replica_after_step':
         plan.corruptReplicaAfterStep = whole(key, value);
+        break;
+      case 'block_compute_ms':
+        plan.blockComputeMs = whole(key, value);
         break;
       case 'hold_after_microbatches':
         plan.holdAfterMicroBatches = whole(key, value);
