@@ -37,7 +37,8 @@ answers() { curl -fsS --max-time 2 --unix-socket "$sock" http://d/_ping >/dev/nu
 if ! answers; then
   mkdir -p "$(dirname "$sock")"
   # --time=0: the service stays until stopped (--stop), not 5 s after its last request.
-  setsid podman system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
+  # From /: the service (and conmon under it) must not depend on this checkout's folder staying there.
+  (cd / && exec setsid podman system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null) &
   echo $! >"$pidfile"
   for _ in $(seq 50); do answers && break; sleep 0.2; done
   answers || { echo "setup-containers: podman system service did not answer on $sock (log: $log)" >&2; exit 1; }
