@@ -92,7 +92,10 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   const backendOpts = backendOptions(f.num_threads, process.env);
   const backend = await initBackend(f.backend as BackendChoice, backendOpts);
   events.info('backend_selected', backend.summary, { backend: backend.name });
-  const metrics = createWorkerMetrics(id, backendMemory);
+  // The model's tensors live on the compute thread: its last report, until it has one.
+  // The model's tensors live on the compute thread: its last report, until it has one.
+  let thread: ThreadedCompute | undefined;
+  const metrics = createWorkerMetrics(id, () => thread?.memory() ?? backendMemory());
   const peak = resolvePeak(f.peak_tflops, process.env);
   metrics.peak(peak.flopsPerSecond, peak.source);
   events.info('peak_flops', `MFU is measured against ${peak.text}`, {
@@ -123,7 +126,6 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   );
   if (f.inject_fault !== undefined)
     events.warn('fault_injected', `fault injection (tests only): ${f.inject_fault}`);
-  let thread: ThreadedCompute | undefined;
   try {
     await runWorkerSession({
       coordinator: f.coordinator,

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { BackendChoice, BackendOptions } from '../model/backend.ts';
+import { backendMemory } from '../model/backend-memory.ts';
 import {
   type LoraRunSettings,
   loadModelCompute,
@@ -60,9 +61,9 @@ try {
         compute.setAdapter(m.params);
       } else if (m.type === 'train') {
         const r = await compute.train(m.mb);
-        port.postMessage({ id: m.id, result: r }, [r.grad.buffer as ArrayBuffer]);
+        port.postMessage({ id: m.id, result: r, memory: backendMemory() }, [r.grad.buffer as ArrayBuffer]);
       } else {
-        port.postMessage({ id: m.id, result: await compute.evaluate(m.mb) });
+        port.postMessage({ id: m.id, result: await compute.evaluate(m.mb), memory: backendMemory() });
       }
     } catch (err) {
       port.postMessage({ id: m.id, error: (err as Error).message });
@@ -76,7 +77,9 @@ try {
       backendSummary: loaded.backendSummary,
       parameters: loaded.parameters,
       memoryNote: loaded.memoryNote,
+      flops: loaded.flops,
     },
+    memory: backendMemory(),
   });
 } catch (err) {
   port.postMessage({ failed: (err as Error).message });

@@ -6,6 +6,8 @@
 import { Worker } from 'node:worker_threads';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { BackendChoice, BackendOptions } from '../model/backend.ts';
+import type { BackendMemoryNow } from '../model/backend-memory.ts';
+import type { FlopsModel } from '../model/flops.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import type { ComputeRequest, ComputeThreadData } from './compute-thread-main.ts';
 import type { LoraRunSettings, MemoryBudget, MicroBatchCompute } from './model-compute.ts';
@@ -19,6 +21,10 @@ export interface ThreadedCompute {
   readonly parameters: number;
   /** Set when the memory check could not run (a GPU without --device_memory_gb), for the log. */
   readonly memoryNote: string | null;
+  /** The model's FLOPs count (src/model/flops.ts), for the worker's MFU. */
+  readonly flops: FlopsModel;
+  /** The compute thread's backend memory as of its last answer (its tensors live there). */
+  memory(): BackendMemoryNow;
   /** Stops the thread. */
   close(): Promise<void>;
 }
@@ -28,7 +34,7 @@ const MAIN = new URL('./compute-thread-main.ts', import.meta.url).href;
 const BOOT = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(MAIN)}); })`;
 
 type Reply =
-  | { readonly id: number; readonly result: unknown }
+  | { readonly id: number; readonly result: unknown; readonly memory?: BackendMemoryNow }
   | { readonly id: number; readonly error: string };
 
 export function loadThreadedCompute(
@@ -44,6 +50,7 @@ export function loadThreadedCompute(
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   let next = 0;
   let dead: Error | undefined;
+  let latest: BackendMemoryNow = { tensors: 0, tensorBytes: 0 };
   const fail = (err: Error) => {
     dead ??= err;
     for (const p of pending.values()) p.reject(dead);
@@ -71,7 +78,12 @@ export function loadThreadedCompute(
     });
     thread.on(
       'message',
-      (m: Reply | { loaded: Omit<ThreadedCompute, 'compute' | 'close'> } | { failed: string }) => {
+      (
+        m:
+          | Reply
+          | { loaded: Omit<ThreadedCompute, 'compute' | 'close' | 'memory'>; memory: BackendMemoryNow }
+          | { failed: string },
+      ) => {
         if ('failed' in m) {
           reject(new Error(m.failed));
           void thread.terminate();
@@ -87,14 +99,23 @@ export function loadThreadedCompute(
             train: (mb: MicroBatch) => request({ type: 'train', mb }),
             evaluate: (mb: MicroBatch) => request({ type: 'evaluate', mb }),
           };
-          resolve({ ...m.loaded, compute, close: () => thread.terminate().then(() => undefined) });
+          latest = m.memory;
+          resolve({
+            ...m.loaded,
+            compute,
+            memory: () => latest,
+            close: () => thread.terminate().then(() => undefined),
+          });
           return;
         }
         const p = pending.get(m.id);
         if (!p) return;
         pending.delete(m.id);
         if ('error' in m) p.reject(new Error(m.error));
-        else p.resolve(m.result);
+        else {
+          if (m.memory) latest = m.memory;
+          p.resolve(m.result);
+        }
       },
     );
   });
