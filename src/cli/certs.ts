@@ -157,7 +157,7 @@ export const certsCommand: Command = flagCommand({
   summary: 'make a CA, the coordinator and worker certificates, the run token and worker tokens',
   usage: 'lora-mpt certs --out DIR --hosts [NAME,...] --workers [ID,...]',
   description:
-    'Writes what a run needs for authenticated gRPC (docs/security.md): ca.crt/ca.key, coordinator.crt/.key (valid for --hosts), <id>.crt/.key and <id>.token per worker, and run-token. Prints the flags that use them.',
+    'Writes what a run needs for authenticated gRPC and NATS (docs/security.md): ca.crt/ca.key, coordinator.crt/.key (valid for --hosts), <id>.crt/.key and <id>.token per worker, run-token, nats-password, and with --nats_hosts nats.crt/.key and nats-ca.crt. Prints the flags that use them.',
   flags: certsFlags,
   run: runCerts,
 });

@@ -40,10 +40,17 @@ export class Dealer {
   deal(ledger: StepLedger, source: ReadonlyMap<number, MicroBatch>, kind: MicroBatchKind): void {
     if (!this.enoughWorkers()) return;
     // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
+    // Workers holding fewest first (idle ones before busy ones): what a straggler gave back goes to
+    // an idle worker, not to another busy one that would be asked to give it back again.
     let gave = true;
     while (gave && ledger.pending > 0) {
       gave = false;
-      for (const m of this.members.inPhase('synced')) {
+      const byLoad = this.members
+        .inPhase('synced')
+        .map((m) => ({ m, held: ledger.heldNow(m.link.id).length }))
+        .sort((a, b) => a.held - b.held)
+        .map((x) => x.m);
+      for (const m of byLoad) {
         if (m.credits <= 0) continue;
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;

@@ -4,8 +4,11 @@
 import type { Hello } from '../proto/lora_mpt/v1/coordinator.ts';
 import { peerText } from './peer-text.ts';
 
-/** Bump when a proto change is not backward compatible. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bump when a proto change is not backward compatible. 2: all-reduce frames carry an HMAC under
+ * the Welcome's frame key, results carry a gradient norm the coordinator checks (docs/security.md).
+ */
+export const PROTOCOL_VERSION = 2;
 
 export interface Refusal {
   readonly reason: string;

@@ -91,7 +91,9 @@ describe('coordinator handshake', () => {
     const { done } = session(hello('old', PROTOCOL_VERSION + 1));
     assert.match(
       reason(await done),
-      /protocol version 2 does not match the coordinator's 1; run the same lora-mpt version/,
+      new RegExp(
+        `protocol version ${PROTOCOL_VERSION + 1} does not match the coordinator's ${PROTOCOL_VERSION}; run the same lora-mpt version`,
+      ),
     );
   });
 
