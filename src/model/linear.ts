@@ -50,7 +50,8 @@ export function linearForward(
   keep: tf.Tensor2D | null,
 ): { readonly y: tf.Tensor2D; readonly saved: LinearSaved } {
   return tidyResult((): { readonly y: tf.Tensor2D; readonly saved: LinearSaved } => {
-    const base: tf.Tensor2D = w.wt !== null ? tf.matMul(x, w.wt) : tf.matMul(x, w.w, false, true);
+    const raw: tf.Tensor2D = w.wt !== null ? tf.matMul(x, w.wt) : tf.matMul(x, w.w, false, true);
+    const base = w.rowScale === null ? raw : (tf.mul(raw, w.rowScale) as tf.Tensor2D);
     if (lora === null) return { y: base, saved: { u: null, dropped: null } };
     const dropped = keep === null ? x : (tf.mul(x, keep) as tf.Tensor2D);
     const u: tf.Tensor2D = tf.matMul(dropped, lora.at);
@@ -79,7 +80,8 @@ export function linearBackward(
   needDx: boolean,
 ): { readonly dx: tf.Tensor2D | null; readonly grads: LinearGrads | null } {
   return tidyResult((): { readonly dx: tf.Tensor2D | null; readonly grads: LinearGrads | null } => {
-    const base: tf.Tensor2D | null = needDx ? (tf.matMul(dy, w.w) as tf.Tensor2D) : null;
+    const dyScaled = w.rowScale === null || !needDx ? dy : (tf.mul(dy, w.rowScale) as tf.Tensor2D);
+    const base: tf.Tensor2D | null = needDx ? (tf.matMul(dyScaled, w.w) as tf.Tensor2D) : null;
     if (lora === null) return { dx: base, grads: null };
     if (saved?.u == null) throw new Error('linearBackward: LoRA layer without saved forward state');
     const input = saved.dropped ?? x;

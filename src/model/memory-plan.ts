@@ -104,9 +104,12 @@ export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
   const parameters = linearValues + normValues + embValues;
 
   // load_8bit: int8 values + one f32 scale per row on the host; each block's four linears are
-  // dequantized (a host array and a device tensor per copy) for the span of its forward or backward.
+  // converted to float32 (a host array and a device tensor per copy, plus the scales on the device)
+  // for the span of its forward or backward.
   const linearsHost = s.load8bit ? linearValues + linearRows * F32 + copies * blockLinearValues * F32 : 0;
-  const linearsDevice = (s.load8bit ? blockLinearValues : linearValues) * copies * F32;
+  const linearsDevice = s.load8bit
+    ? (blockLinearValues * copies + blockRows) * F32
+    : linearValues * copies * F32;
   const frozenLinears = linearsHost + linearsDevice;
   // wte stays on the host (embedding and label rows are gathered there) and is uploaded as the vocab
   // chunks of the output layer (plus their transposes in plain-2d).

@@ -55,10 +55,10 @@ describe('memory plan of a small MPT', () => {
   });
 
   it('with load_8bit keeps int8 values + a scale per row, and one dequantized block', () => {
-    // 98 304 bytes of int8, 2·576 rows x 4 bytes of scales, one block (49 152 values) dequantized
-    // on the host and on the device.
+    // 98 304 bytes of int8, 2·576 rows x 4 bytes of scales, one block (49 152 values) as float32
+    // on the host and on the device, and that block's 576 scales on the device.
     const p = planMemory(small, { ...settings, load8bit: true });
-    assert.equal(p.frozenLinears, 98_304 + 1_152 * 4 + 2 * 49_152 * 4);
+    assert.equal(p.frozenLinears, 98_304 + 1_152 * 4 + 2 * 49_152 * 4 + 576 * 4);
   });
 
   it('doubles the weights in the plain-2d layout (W and Wᵀ)', () => {

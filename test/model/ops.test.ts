@@ -69,7 +69,11 @@ describeOnBackends('closed-form gradients', () => {
           [n, inF],
         );
         const dy = randn([n, outF], 10) as tf.Tensor2D;
-        const dense = { w, wt: layout === 'plain-2d' ? (tf.transpose(w) as tf.Tensor2D) : null };
+        const dense = {
+          w,
+          wt: layout === 'plain-2d' ? (tf.transpose(w) as tf.Tensor2D) : null,
+          rowScale: null,
+        };
         const lora = {
           a,
           at: tf.transpose(a) as tf.Tensor2D,
@@ -89,6 +93,27 @@ describeOnBackends('closed-form gradients', () => {
         close(back.dx as tf.Tensor, dx as tf.Tensor, 1e-5, 'dx');
         close(back.grads?.dA as tf.Tensor, dA as tf.Tensor, 1e-5, 'dA');
         close(tf.transpose(back.grads?.dBt as tf.Tensor), dB as tf.Tensor, 1e-5, 'dB');
+      });
+    });
+
+    it(`a linear handed int8-style weights (values + per-row scales) equals autodiff of W = diag(scale)·values (${layout})`, () => {
+      tf.tidy(() => {
+        const [n, inF, outF] = [7, 8, 6];
+        const x = randn([n, inF], 11) as tf.Tensor2D;
+        const values = tf.round(tf.mul(randn([outF, inF], 12), 40)) as tf.Tensor2D;
+        const scales = tf.abs(randn([1, outF], 13)) as tf.Tensor2D;
+        const dy = randn([n, outF], 14) as tf.Tensor2D;
+        const dense = {
+          w: values,
+          wt: layout === 'plain-2d' ? (tf.transpose(values) as tf.Tensor2D) : null,
+          rowScale: scales,
+        };
+        const weight = tf.mul(values, tf.transpose(scales)); // row o of W times scale[o]
+        const naive = (xx: tf.Tensor) => tf.matMul(xx, weight, false, true);
+        const f = linearForward(dense, x, null, null);
+        close(f.y, naive(x), 1e-5, 'forward');
+        const back = linearBackward(layout, dense, dy, x, null, f.saved, null, true);
+        close(back.dx as tf.Tensor, tf.grad(naive)(x, dy), 1e-5, 'dx');
       });
     });
 
