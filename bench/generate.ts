@@ -1,5 +1,6 @@
-// Generation speed: greedy decoding of 128 new tokens after a 64-token prompt by a mid-size MPT
-// (d_model 512, 8 heads, 4 layers, GPT-NeoX vocabulary 50432) with a LoRA adapter (r=8 on Wqkv), on
+// Generation speed: decoding 128 new tokens after a 64-token prompt by a mid-size MPT (d_model 512,
+// 8 heads, 4 layers, GPT-NeoX vocabulary 50432) with a LoRA adapter (r=8 on Wqkv), greedy and with
+// generate.py's default of 4 beams, on
 // the tensorflow and wasm backends, with the KV cache (each new token costs one position) and without
 // it (every step re-runs the whole sequence); and transformers' `generate` on the same checkpoint,
 // adapter and thread count (tools/reference/bench_generate.py) when /opt/refpy exists. Prints figures;
@@ -39,6 +40,7 @@ async function timeDecode(
   model: MptModel,
   prompt: Int32Array,
   make: (m: MptModel) => LogitsSource,
+  numBeams: number,
 ): Promise<Timing> {
   const source = make(model);
   const t0 = performance.now();
@@ -48,7 +50,7 @@ async function timeDecode(
     prompt,
     {
       maxNewTokens: NEW,
-      numBeams: 1,
+      numBeams,
       doSample: false,
       temperature: 1,
       topK: 0,
@@ -72,7 +74,7 @@ const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.flo
 const rate = (ms: number) => (NEW / (ms / 1000)).toFixed(1);
 
 /** transformers' generate on the same files: {cache: true/false → ms (median), ids}. */
-async function peer(model: string, adapter: string, prompt: Int32Array, threads: number) {
+async function peer(model: string, adapter: string, prompt: Int32Array, threads: number, beams: number) {
   const child: ChildProcess = spawn(
     PYTHON,
     [
@@ -87,6 +89,8 @@ async function peer(model: string, adapter: string, prompt: Int32Array, threads:
       String(NEW),
       '--threads',
       String(threads),
+      '--beams',
+      String(beams),
       '--runs',
       String(CACHED_RUNS),
     ],
@@ -142,7 +146,7 @@ export async function run(): Promise<void> {
     const prompt = Int32Array.from({ length: PROMPT }, () => 1 + rng.below(SPEC.vocabSize - 1));
     const adapter = await readPeftAdapter(adapterDir);
     console.log(
-      `MPT d_model ${SPEC.dModel}, ${SPEC.nHeads} heads, ${SPEC.nLayers} layers, vocab ${SPEC.vocabSize}; LoRA r=8 on Wqkv; greedy, prompt ${PROMPT} tokens, ${NEW} new tokens; load average ${loadavg()[0]?.toFixed(1)}`,
+      `MPT d_model ${SPEC.dModel}, ${SPEC.nHeads} heads, ${SPEC.nLayers} layers, vocab ${SPEC.vocabSize}; LoRA r=8 on Wqkv; prompt ${PROMPT} tokens, ${NEW} new tokens (no EOS); load average ${loadavg()[0]?.toFixed(1)}`,
     );
     const python = existsSync(PYTHON);
     if (!python)
@@ -150,7 +154,7 @@ export async function run(): Promise<void> {
         `(${PYTHON} is absent: no transformers comparison; tools/reference/README.md says how to make it)`,
       );
     console.log(
-      'backend | threads | cached tok/s (first token ms) | uncached tok/s | cache speed-up | transformers cached / uncached tok/s | ours/transformers (cached) | same tokens',
+      'backend | threads | decoding | cached tok/s (first token ms) | uncached tok/s | cache speed-up | transformers cached / uncached tok/s | ours/transformers (cached) | same tokens',
     );
     for (const name of ['tensorflow', 'wasm'] as const) {
       let backend: Awaited<ReturnType<typeof initBackend>>;
@@ -166,24 +170,28 @@ export async function run(): Promise<void> {
       const model = await loadModelWithAdapter(ckpt.config, ckpt.tensors(), adapter, adapterDir, {
         layout: backend.layout,
       });
-      await timeDecode(model, prompt, cachedLogits); // warm-up
-      const cached: Timing[] = [];
-      for (let i = 0; i < CACHED_RUNS; i++) cached.push(await timeDecode(model, prompt, cachedLogits));
-      const best = cached.sort((a, b) => a.ms - b.ms)[Math.floor(CACHED_RUNS / 2)] as Timing;
-      const uncached = await timeDecode(model, prompt, uncachedLogits);
-      model.dispose();
-      let theirs = '(no /opt/refpy)';
-      let ratio = '-';
-      let same = sameTokens(best.ids, uncached.ids) === 'yes' ? 'cache = no cache' : 'cache ≠ no cache!';
-      if (python) {
-        const p = await peer(modelDir, adapterDir, prompt, threads);
-        theirs = `${rate(p.cachedMs)} / ${rate(p.uncachedMs)}`;
-        ratio = (p.cachedMs / best.ms).toFixed(2);
-        same += `; vs transformers: ${sameTokens(best.ids, p.ids)}`;
+      await timeDecode(model, prompt, cachedLogits, 1); // warm-up
+      for (const beams of [1, 4]) {
+        const cached: Timing[] = [];
+        for (let i = 0; i < CACHED_RUNS; i++)
+          cached.push(await timeDecode(model, prompt, cachedLogits, beams));
+        const best = cached.sort((a, b) => a.ms - b.ms)[Math.floor(CACHED_RUNS / 2)] as Timing;
+        const uncached = await timeDecode(model, prompt, uncachedLogits, beams);
+        let theirs = '(no /opt/refpy)';
+        let ratio = '-';
+        let same = sameTokens(best.ids, uncached.ids) === 'yes' ? 'cache = no cache' : 'cache ≠ no cache!';
+        if (python) {
+          const p = await peer(modelDir, adapterDir, prompt, threads, beams);
+          theirs = `${rate(p.cachedMs)} / ${rate(p.uncachedMs)}`;
+          ratio = (p.cachedMs / best.ms).toFixed(2);
+          same += `; vs transformers: ${sameTokens(best.ids, p.ids)}`;
+        }
+        const decoding = beams === 1 ? 'greedy' : `${beams} beams`;
+        console.log(
+          `${name} | ${threads} | ${decoding} | ${rate(best.ms)} (${best.firstMs.toFixed(0)}) | ${rate(uncached.ms)} | ${(uncached.ms / best.ms).toFixed(1)}x | ${theirs} | ${ratio} | ${same}`,
+        );
       }
-      console.log(
-        `${name} | ${threads} | ${rate(best.ms)} (${best.firstMs.toFixed(0)}) | ${rate(uncached.ms)} | ${(uncached.ms / best.ms).toFixed(1)}x | ${theirs} | ${ratio} | ${same}`,
-      );
+      model.dispose();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

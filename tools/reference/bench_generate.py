@@ -1,4 +1,4 @@
-"""Transformers peer of bench/generate.ts: greedy `generate` of --new tokens after a given prompt with
+"""Transformers peer of bench/generate.ts: greedy (or --beams N beam search) `generate` of --new tokens after a given prompt with
 HF transformers' native MptForCausalLM (+ a PEFT adapter), float32, eager attention, with or without
 the KV cache, on --threads threads. Prints one JSON line per run: {"cache", "ms", "tokens", "ids"}.
 
@@ -21,6 +21,7 @@ def main() -> None:
     ap.add_argument("--prompt", required=True, help="comma-separated token ids")
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--beams", type=int, default=1)
     ap.add_argument("--cache", choices=["on", "off", "both"], default="both")
     ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
@@ -34,7 +35,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=a.new,
-                                 min_new_tokens=a.new, do_sample=False, num_beams=1, use_cache=use_cache,
+                                 min_new_tokens=a.new, do_sample=False, num_beams=a.beams, use_cache=use_cache,
                                  pad_token_id=0)
         ms = (time.perf_counter() - t0) * 1000
         return ms, out[0, ids.shape[1]:].tolist()
