@@ -8,12 +8,17 @@ import type { MptModel } from '../model/mpt-model.ts';
 import { type AnswerText, instructionAnswer, rawAnswer } from './answer-text.ts';
 import { type DecodingOptions, decode, type FinishReason } from './decode.ts';
 import { cachedLogits } from './logits-source.ts';
+import { firstStop, withStopStrings } from './stop-strings.ts';
 
 export type PromptSpec =
   | { readonly kind: 'instruction'; readonly instruction: string; readonly input: string }
   | { readonly kind: 'raw'; readonly text: string };
 
-export type DecodingRequest = Omit<DecodingOptions, 'eosTokenId'>;
+export interface DecodingRequest extends Omit<DecodingOptions, 'eosTokenId'> {
+  /** The answer ends before the first of these (OpenAI's `stop`); none when absent or empty.
+   * Greedy and sampling stop decoding there; beam search runs to its own end, then is cut. */
+  readonly stopStrings?: readonly string[];
+}
 
 export interface GenerationResult {
   /** The answer (instruction: after the response marker, trimmed; raw: the new text). */
@@ -92,28 +97,32 @@ export class GenerationEngine {
     hooks: GenerationHooks = {},
   ): Promise<GenerationResult> {
     const { model, tokenizer, template, eosTokenId } = this.parts;
+    const { stopStrings = [], ...options } = decoding;
     const ids = this.promptIds(prompt);
     const context = model.config.maxSeqLen;
     const maxNewTokens = Math.min(decoding.maxNewTokens, context - ids.length);
-    const answer: AnswerText =
+    const uncut: AnswerText =
       prompt.kind === 'raw' ? rawAnswer(tokenizer) : instructionAnswer(tokenizer, template, ids);
+    const answer = withStopStrings(uncut, stopStrings);
     const source = cachedLogits(model);
     try {
       const out = await decode(
         source,
         Int32Array.from(ids),
-        { ...decoding, maxNewTokens, eosTokenId },
+        { ...options, maxNewTokens, eosTokenId },
         {
           onStep: (tokens) => hooks.onText?.(answer.stable(tokens), answer.full(tokens)),
           shouldStop: (tokens) => answer.ended(tokens),
           ...(hooks.signal ? { signal: hooks.signal } : {}),
         },
       );
+      // Beam search does not stop at a stop string; its answer cut at one ended there all the same.
+      const cut = out.finishReason === 'length' && firstStop(uncut.full(out.tokens), stopStrings) >= 0;
       return {
         text: answer.full(out.tokens),
         promptTokens: ids.length,
         completionTokens: out.tokens.length,
-        finishReason: out.finishReason,
+        finishReason: cut ? 'stop' : out.finishReason,
         seed: out.seed,
         limitedByContext: maxNewTokens < decoding.maxNewTokens,
       };

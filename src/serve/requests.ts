@@ -1,7 +1,8 @@
 // The three request bodies the server takes, validated into one shape: OpenAI's /v1/completions
 // (raw prompt) and /v1/chat/completions (one user message, the Alpaca template applied), and the web
 // page's /api/generate (generate.py's fields). OpenAI semantics: temperature 0 decodes greedily,
-// above 0 samples; the extensions num_beams (beam search, needs temperature 0) and top_k exist too.
+// above 0 samples; the extensions num_beams (beam search, needs temperature 0) and top_k exist too;
+// `stop` ends the answer before the first of up to 4 strings.
 // The page follows generate.py: beam search when Beams > 1, greedy otherwise, sampling only when
 // its "Sample" box is ticked (generate.py never samples).
 import { TRANSFORMERS_DEFAULTS } from '../generate/decode.ts';
@@ -19,6 +20,8 @@ export interface ParsedRequest {
 }
 
 const MAX_BEAMS = 8;
+/** OpenAI's limit on stop strings. */
+const MAX_STOP_STRINGS = 4;
 
 /** generate.py's evaluate() defaults (../shared/docs/mpt-peft-facts.md §4.8), the page's too. */
 export const PAGE_DEFAULTS = {
@@ -34,7 +37,6 @@ function unsupportedOpenAiFields(f: RequestFields): void {
   f.raw('model'); // any name: this server holds one model
   f.neutral('n', [1], 'one choice per request');
   f.neutral('best_of', [1], 'one choice per request');
-  f.neutral('stop', [[]], 'stop sequences are not implemented (decoding stops at EOS)');
   f.neutral('echo', [false], 'the prompt is not echoed');
   f.neutral('logprobs', [false, 0], 'log-probabilities are not returned');
   f.neutral('top_logprobs', [0], 'log-probabilities are not returned');
@@ -44,6 +46,35 @@ function unsupportedOpenAiFields(f: RequestFields): void {
   f.neutral('suffix', [''], 'suffixes are not implemented');
 }
 
+/** OpenAI's `stop`: one string or an array of up to 4 non-empty ones; null or [] means none. */
+function stopStrings(f: RequestFields): readonly string[] {
+  const v = f.raw('stop');
+  if (v === undefined) return [];
+  if (typeof v === 'string') {
+    if (v === '')
+      throw new BadRequestError('stop', 'stop must not be empty: leave it out for no stop string');
+    return [v];
+  }
+  if (!Array.isArray(v)) {
+    throw new BadRequestError(
+      'stop',
+      `stop must be a string or an array of up to ${MAX_STOP_STRINGS} strings, got ${JSON.stringify(v)}`,
+    );
+  }
+  if (v.length > MAX_STOP_STRINGS) {
+    throw new BadRequestError('stop', `stop holds at most ${MAX_STOP_STRINGS} strings, got ${v.length}`);
+  }
+  for (const [i, s] of v.entries()) {
+    if (typeof s !== 'string' || s === '') {
+      throw new BadRequestError(
+        `stop[${i}]`,
+        `stop[${i}] must be a non-empty string, got ${JSON.stringify(s)}`,
+      );
+    }
+  }
+  return v as string[];
+}
+
 /** OpenAI decoding fields → decoding options (maxTokens already read). */
 function openAiDecoding(f: RequestFields, maxNewTokens: number): DecodingRequest {
   const temperature = f.number('temperature', 1, 0, 2);
@@ -51,6 +82,7 @@ function openAiDecoding(f: RequestFields, maxNewTokens: number): DecodingRequest
   const topK = f.integer('top_k', 0, 0, 1_000_000);
   const numBeams = f.integer('num_beams', 1, 1, MAX_BEAMS);
   const seed = f.raw('seed') === undefined ? null : f.integer('seed', 0, 0, 2 ** 31 - 1);
+  const stop = stopStrings(f);
   if (numBeams > 1 && temperature > 0) {
     throw new BadRequestError(
       'num_beams',
@@ -65,6 +97,7 @@ function openAiDecoding(f: RequestFields, maxNewTokens: number): DecodingRequest
     topK,
     topP,
     seed,
+    stopStrings: stop,
     ...TRANSFORMERS_DEFAULTS,
   };
 }

@@ -46,7 +46,6 @@ describe('OpenAI completion requests', () => {
     refused(() => parseCompletionRequest({ prompt: 'a', max_tokens: 1.5 }, 64), 'max_tokens', /whole number/);
     refused(() => parseCompletionRequest({ prompt: 'a', num_beams: 2 }, 64), 'num_beams', /temperature to 0/);
     refused(() => parseCompletionRequest({ prompt: 'a', n: 2 }, 64), 'n', /one choice/);
-    refused(() => parseCompletionRequest({ prompt: 'a', stop: ['\n'] }, 64), 'stop', /not implemented/);
     refused(() => parseCompletionRequest({ prompt: 'a', stream: 'yes' }, 64), 'stream', /true or false/);
     refused(() => parseCompletionRequest({ prompt: 'a', tempreature: 1 }, 64), 'tempreature', /unrecognized/);
     refused(
@@ -54,6 +53,19 @@ describe('OpenAI completion requests', () => {
       'stream_options',
       /stream: true/,
     );
+  });
+
+  it('reads stop as one string or up to 4, null and [] meaning none', () => {
+    const stop = (v: unknown) => parseCompletionRequest({ prompt: 'a', stop: v }, 64).decoding.stopStrings;
+    assert.deepEqual(stop('\n'), ['\n']);
+    assert.deepEqual(stop(['a', 'bc', 'd', 'e']), ['a', 'bc', 'd', 'e']);
+    assert.deepEqual(stop(null), []);
+    assert.deepEqual(stop([]), []);
+    refused(() => stop(['a', 'b', 'c', 'd', 'e']), 'stop', /at most 4 strings, got 5/);
+    refused(() => stop(''), 'stop', /not be empty/);
+    refused(() => stop(7), 'stop', /a string or an array/);
+    refused(() => stop(['a', '']), 'stop[1]', /non-empty string, got ""/);
+    refused(() => stop(['a', 3]), 'stop[1]', /non-empty string, got 3/);
   });
 
   it('accepts the neutral values OpenAI clients send by default', () => {
