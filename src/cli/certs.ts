@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeyAndCert, makeCa, makeLeaf } from '../protocol/certificates.ts';
-import { checkRunToken, mintWorkerToken, newRunToken } from '../protocol/credentials.ts';
+import { checkRunToken, mintWorkerToken, newNatsPassword, newRunToken } from '../protocol/credentials.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 
@@ -85,7 +85,7 @@ export function writeRunCredentials(
   write(join(dir, 'coordinator.crt'), server.cert, false);
   write(join(dir, 'coordinator.key'), server.key, true);
   const natsPassword = join(dir, 'nats-password');
-  if (!existsSync(natsPassword)) write(natsPassword, `${newRunToken()}\n`, true);
+  if (!existsSync(natsPassword)) write(natsPassword, `${newNatsPassword()}\n`, true);
   if (o.natsHosts && o.natsHosts.length > 0) {
     const nats = makeLeaf(ca, {
       commonName: 'lora-mpt-nats',

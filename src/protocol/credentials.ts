@@ -18,6 +18,14 @@ const WORKER_ID = /^[A-Za-z0-9._-]{1,128}$/;
 /** A fresh run token: 32 random bytes, base64url (no '.', so it never parses as a worker token). */
 export const newRunToken = (): string => randomBytes(32).toString('base64url');
 
+/**
+ * A fresh NATS password: "n" + 48 hex digits (192 random bits). It starts with a letter and holds
+ * only letters and digits because nats-server reads `password: $NATS_PASSWORD` (the chart's and the
+ * manifests' config) by parsing the variable's value as a config value: one that starts with a digit
+ * may be taken for a number ("3e7…", "2G…") and the server refuses to start.
+ */
+export const newNatsPassword = (): string => `n${randomBytes(24).toString('hex')}`;
+
 /** Refuses a run token too short to be a secret (one typed by hand, an empty file). */
 export function checkRunToken(token: string, where: string): string {
   const t = token.trim();

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   checkRunToken,
   mintWorkerToken,
+  newNatsPassword,
   newRunToken,
   verifyCredential,
 } from '../../src/protocol/credentials.ts';
@@ -47,5 +48,17 @@ describe('stream credentials', () => {
   it('refuses a run token that is too short to be a secret, naming where it came from', () => {
     assert.throws(() => checkRunToken('hunter2', '--run_token_file t'), /--run_token_file t/);
     assert.equal(checkRunToken(`${run}\n`, 'x'), run);
+  });
+});
+
+describe('NATS passwords', () => {
+  it('start with a letter and hold only letters and digits, so nats-server reads them from its environment as strings', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const p = newNatsPassword();
+      assert.match(p, /^[A-Za-z][A-Za-z0-9]{40,}$/);
+      seen.add(p);
+    }
+    assert.equal(seen.size, 500);
   });
 });
