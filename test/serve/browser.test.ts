@@ -8,8 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { hasChromium, launchChromium } from '../support/chromium.ts';
-import { type LoraProcess, startLoraMpt } from '../support/processes.ts';
-import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+import { type GenerateServer, startGenerateServer } from './support/generate-server.ts';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
@@ -17,39 +16,21 @@ const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 const needsChromium =
   hasChromium || process.env.CI ? {} : { skip: 'chromium not installed: run bash scripts/setup.sh' };
 
-let run: TinyRun;
-let server: LoraProcess;
+let generate: GenerateServer | undefined;
 let url: string;
 let browser: Browser;
 
 before(async () => {
   if (!hasChromium && !process.env.CI) return;
-  run = await tinyRun([0, 1], {
-    dModel: 32,
-    nHeads: 4,
-    nLayers: 2,
-    vocabSize: 50432,
-    maxSeqLen: 512,
-    seed: 3,
-  });
-  server = startLoraMpt('generate', [
-    'generate',
-    '--base_model',
-    run.model,
-    '--port',
-    '0',
-    '--backend',
-    'wasm',
-  ]);
-  url = (await server.waitForEvent('server_listening', undefined, { ms: 120_000 })).url as string;
+  generate = await startGenerateServer(512, 3);
+  url = generate.url;
   browser = await launchChromium();
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 
 after(async () => {
   await browser?.close();
-  await server?.kill('SIGTERM');
-  run?.cleanup();
+  await generate?.close();
 });
 
 /** Fills the form, submits, and returns every distinct text the Output box showed, in order. */

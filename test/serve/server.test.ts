@@ -4,12 +4,12 @@
 // generation, seeded sampling. The model is a small random MPT with the real GPT-NeoX tokenizer.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type LoraProcess, startLoraMpt } from '../support/processes.ts';
-import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
+import type { LoraProcess } from '../support/processes.ts';
+import { type GenerateServer, startGenerateServer } from './support/generate-server.ts';
 import { readSse } from './support/sse.ts';
 
 const CONTEXT = 1024;
-let run: TinyRun;
+let generate: GenerateServer;
 let server: LoraProcess;
 let url: string;
 
@@ -29,41 +29,22 @@ async function json(res: Response): Promise<Answer> {
 }
 
 before(async () => {
-  run = await tinyRun([0, 1], {
-    dModel: 32,
-    nHeads: 4,
-    nLayers: 2,
-    vocabSize: 50432,
-    maxSeqLen: CONTEXT,
-    seed: 5,
-  });
-  server = startLoraMpt('generate', [
-    'generate',
-    '--base_model',
-    run.model,
-    '--port',
-    '0',
-    '--backend',
-    'wasm',
-  ]);
-  const listening = await server.waitForEvent('server_listening', undefined, { ms: 120_000 });
-  url = listening.url as string;
+  generate = await startGenerateServer(CONTEXT, 5);
+  server = generate.process;
+  url = generate.url;
 });
 
-after(async () => {
-  await server.kill('SIGTERM');
-  run.cleanup();
-});
+after(() => generate.close());
 
 describe('lora-mpt generate (server)', () => {
   it('answers /healthz and /v1/models', async () => {
     const health = await json(await fetch(new URL('/healthz', url)));
     assert.equal(health.status, 'ok');
-    assert.equal(health.model, run.model);
+    assert.equal(health.model, generate.model);
     const models = await json(await fetch(new URL('/v1/models', url)));
     assert.deepEqual(
       models.data.map((m: { id: string }) => m.id),
-      [run.model],
+      [generate.model],
     );
   });
 

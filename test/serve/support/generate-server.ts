@@ -5,6 +5,8 @@ import { type TinyRun, tinyRun } from '../../support/tiny-run.ts';
 
 export interface GenerateServer {
   readonly url: string;
+  /** The --base_model directory (what /healthz and /v1/models name). */
+  readonly model: string;
   readonly process: LoraProcess;
   /** Stops the server and removes the model. */
   close(): Promise<void>;
@@ -32,6 +34,7 @@ export async function startGenerateServer(maxSeqLen: number, seed: number): Prom
   const listening = await process.waitForEvent('server_listening', undefined, { ms: 120_000 });
   return {
     url: listening.url as string,
+    model: run.model,
     process,
     async close() {
       await process.kill('SIGTERM');
