@@ -75,7 +75,7 @@ describe('observability of a distributed run', needsTools, () => {
         max_steps: 60,
         cutoff_len: 64,
         val_set_size: 16,
-        eval_steps: 20,
+        eval_steps: 10,
         save_steps: 20,
         learning_rate: '1e-3',
       }),
@@ -113,10 +113,16 @@ describe('observability of a distributed run', needsTools, () => {
 
   it('shows the run on the coordinator status page in Chromium while it trains', async () => {
     // A string, not a function: it runs in the page as written (no transpiler helpers).
-    await page.waitForFunction('Number(document.getElementById("step")?.textContent) >= 3', undefined, {
-      timeout: 180_000,
-      polling: 500,
-    });
+    // After the first evaluation (step 10 of 60), so the chart has both curves.
+    const drawn = 'Number(document.getElementById("eval-line")?.dataset.points) >= 1';
+    await page.waitForFunction(
+      `Number(document.getElementById("step")?.textContent) >= 10 && ${drawn}`,
+      undefined,
+      {
+        timeout: 180_000,
+        polling: 500,
+      },
+    );
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'status-page.png'), fullPage: true });
     const text = async (selector: string) => (await page.locator(selector).textContent()) ?? '';
@@ -127,6 +133,8 @@ describe('observability of a distributed run', needsTools, () => {
       step: Number(await text('#step')),
       total: Number(await text('#total-steps')),
       loss: Number(await text('#loss')),
+      evalLoss: Number(await text('#eval-loss')),
+      evalPoints: Number(await page.locator('#eval-line').getAttribute('data-points')),
       tps: await text('#tps'),
       eta: await text('#eta'),
       lossPoints: Number(await line.getAttribute('data-points')),
@@ -152,9 +160,16 @@ describe('observability of a distributed run', needsTools, () => {
       Math.abs(shown.loss - Number(event.loss)) < 1e-4,
       `page loss ${shown.loss}, event ${event.loss}`,
     );
+    const evals = coordinator.events().filter((e) => e.event === 'eval_done' && e.step! <= shown.step);
+    assert.equal(shown.evalPoints, evals.length, 'one eval point per evaluation so far');
+    const lastEval = Number(evals.at(-1)?.eval_loss);
+    assert.ok(
+      Math.abs(shown.evalLoss - lastEval) < 1e-4,
+      `page eval loss ${shown.evalLoss}, event ${lastEval}`,
+    );
     assert.match(shown.tps, /^\d+$/);
     assert.match(shown.eta, /\d+s$/);
-    assert.ok(shown.lossPoints >= 3, `${shown.lossPoints} loss points`);
+    assert.ok(shown.lossPoints >= 10, `${shown.lossPoints} loss points`);
     assert.equal(shown.drawn.length, shown.lossPoints, 'one drawn point per committed step');
     for (const p of shown.drawn) {
       const [x, y] = p.split(',').map(Number);
