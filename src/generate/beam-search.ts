@@ -5,7 +5,9 @@
 // non-finished continue. It stops when no running beam can beat the worst finished one (the
 // early_stopping=False heuristic), when early_stopping=True and num_beams are finished, or at the
 // length limit. Scores are float32 sums, as torch keeps them. A pure state machine: the caller
-// feeds log-probability rows and moves its KV cache rows as `step` says.
+// scores the running beams (beamCandidates: log-softmax + each beam's score, the best `keep` over all
+// beams) and moves its KV cache rows as `step` says.
+import type { BeamCandidates } from './beam-candidates.ts';
 
 export interface BeamSearchSettings {
   readonly numBeams: number;
@@ -33,26 +35,6 @@ interface Candidate extends Hypothesis {
 
 const f32 = Math.fround;
 const PENALTY = -1e9;
-
-/** The k largest entries of nb rows of V scores (each plus its row's offset), best first; ties go to
- * the lower flat index, as a stable descending sort. */
-function topK(rows: readonly Float32Array[], offsets: readonly number[], k: number) {
-  const best: { flat: number; score: number }[] = [];
-  const v = (rows[0] as Float32Array).length;
-  for (let b = 0; b < rows.length; b++) {
-    const row = rows[b] as Float32Array;
-    const off = offsets[b] as number;
-    for (let t = 0; t < v; t++) {
-      const score = f32((row[t] as number) + off);
-      if (best.length === k && score <= (best[k - 1] as { score: number }).score) continue;
-      let at = best.length;
-      while (at > 0 && (best[at - 1] as { score: number }).score < score) at--;
-      best.splice(at, 0, { flat: b * v + t, score });
-      if (best.length > k) best.pop();
-    }
-  }
-  return best;
-}
 
 /** Indices of the n best of `scores` (stable: the earlier index wins a tie). */
 function bestIndices(scores: readonly number[], n: number): number[] {
@@ -101,28 +83,34 @@ export class BeamSearch {
     return (this.finished[0] as Slot).tokens;
   }
 
+  /** Each running beam's summed log-probability (the offsets `beamCandidates` adds). */
+  get scores(): Float32Array {
+    return Float32Array.from(this.running, (h) => h.score);
+  }
+
+  /** How many continuations a step needs: 2·num_beams (transformers keeps that many). */
+  get keep(): number {
+    return Math.max(2, 1 + (this.s.eosTokenId === null ? 0 : 1)) * this.s.numBeams;
+  }
+
   /**
-   * One step from the log-softmax rows of the running beams (row i = beam i). Returns, for the next
-   * step, each new beam's parent row and its new token; the search is `done` afterwards or not.
+   * One step from the best `keep` continuations of the running beams (best first). Returns, for the
+   * next step, each new beam's parent row and its new token; the search is `done` afterwards or not.
    */
-  step(logProbs: readonly Float32Array[]): { readonly parents: Int32Array; readonly tokens: Int32Array } {
+  step(best: BeamCandidates): { readonly parents: Int32Array; readonly tokens: Int32Array } {
     const { numBeams: nb, eosTokenId: eos, lengthPenalty: lp, earlyStopping } = this.s;
     if (this.finishedAll) throw new Error('BeamSearch.step: the search is over');
-    if (logProbs.length !== nb) throw new Error(`BeamSearch.step: ${logProbs.length} rows for ${nb} beams`);
-    const v = (logProbs[0] as Float32Array).length;
-    const keep = Math.max(2, 1 + (eos === null ? 0 : 1)) * nb;
+    const v = best.vocab;
+    if (best.flat.length !== Math.min(this.keep, nb * v))
+      throw new Error(`BeamSearch.step: ${best.flat.length} candidates, expected ${this.keep}`);
     const atLimit = this.generated + 1 >= this.s.maxNewTokens;
-    const candidates: Candidate[] = topK(
-      logProbs,
-      this.running.map((h) => h.score),
-      keep,
-    ).map(({ flat, score }) => {
+    const candidates: Candidate[] = Array.from(best.flat, (flat, i) => {
       const parent = Math.floor(flat / v);
       const token = flat % v;
       return {
         parent,
         tokens: [...(this.running[parent] as Hypothesis).tokens, token],
-        score,
+        score: best.scores[i] as number,
         hits: token === eos || atLimit,
       };
     });

@@ -4,9 +4,10 @@
 // or when the caller's signal aborts; between steps it yields to the event loop so a server stays
 // responsive and notices disconnects.
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { beamCandidates } from './beam-candidates.ts';
 import { BeamSearch } from './beam-search.ts';
-import type { LogitsSource } from './logits-source.ts';
-import { argmax, logSoftmax, warpLogits } from './logits-warpers.ts';
+import { hostRows, type LogitsSource } from './logits-source.ts';
+import { argmax, warpLogits } from './logits-warpers.ts';
 import { requestRng, sampleToken } from './sample.ts';
 
 export interface DecodingOptions {
@@ -71,9 +72,9 @@ async function stepDecode(
 ): Promise<DecodeResult> {
   const drawn = o.doSample ? requestRng(o.seed) : null;
   const tokens: number[] = [];
-  let rows = await source.start(prompt);
+  let logits = source.start(prompt);
   for (;;) {
-    const row = rows[0] as Float32Array;
+    const row = (await hostRows(logits))[0] as Float32Array;
     const token = drawn === null ? argmax(row) : sampleToken(warpLogits(row, o), drawn.rng);
     tokens.push(token);
     hooks.onStep?.(tokens);
@@ -82,7 +83,7 @@ async function stepDecode(
     if (tokens.length >= o.maxNewTokens) return { tokens, finishReason: 'length', seed };
     await nextTurn();
     if (hooks.signal?.aborted) return { tokens, finishReason: 'cancelled', seed };
-    rows = await source.next(Int32Array.of(0), Int32Array.of(token));
+    logits = source.next(Int32Array.of(0), Int32Array.of(token));
   }
 }
 
@@ -93,16 +94,15 @@ async function beamDecode(
   hooks: DecodeHooks,
 ): Promise<DecodeResult> {
   const search = new BeamSearch(o);
-  const first = logSoftmax((await source.start(prompt))[0] as Float32Array);
-  // The prompt is the same in every beam: one forward, its row repeated.
-  let rows: Float32Array[] = Array.from({ length: o.numBeams }, () => first);
+  // The prompt is the same in every beam: one forward, its row standing for each.
+  let logits = source.start(prompt);
   for (;;) {
-    const next = search.step(rows);
+    const next = search.step(await beamCandidates(logits, search.scores, search.keep));
     hooks.onStep?.(search.done ? search.best : search.leader);
     if (search.done) break;
     await nextTurn();
     if (hooks.signal?.aborted) return { tokens: search.leader, finishReason: 'cancelled', seed: null };
-    rows = (await source.next(next.parents, next.tokens)).map(logSoftmax);
+    logits = source.next(next.parents, next.tokens);
   }
   const tokens = search.best;
   const finishReason = tokens.length > 0 && tokens[tokens.length - 1] === o.eosTokenId ? 'stop' : 'length';

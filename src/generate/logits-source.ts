@@ -1,6 +1,7 @@
 // Where decoding gets next-token logits from: the model with a KV cache (each new token costs one
 // position), or without one (every step runs the whole sequence again: the bench's baseline and an
-// independent check of the cache). Rows are host Float32Arrays [V], one per running sequence.
+// independent check of the cache). Logits stay on the device as [rows, V], one row per running
+// sequence, so that beam search can score them there; greedy and sampling read them with `hostRows`.
 import type * as tf from '@tensorflow/tfjs-core';
 import { extend, newKvCache, prefill } from '../model/cached-forward.ts';
 import { forwardLogitsAt } from '../model/forward.ts';
@@ -8,19 +9,24 @@ import type { KvCache } from '../model/kv-cache.ts';
 import type { MptModel } from '../model/mpt-model.ts';
 
 export interface LogitsSource {
-  /** Logits after the prompt: one row. */
-  start(prompt: Int32Array): Promise<Float32Array[]>;
-  /** Row i continues the sequence of row parents[i] of the previous step with tokens[i]. */
-  next(parents: Int32Array, tokens: Int32Array): Promise<Float32Array[]>;
+  /** Logits after the prompt: [1, V]. The caller owns (disposes) them. */
+  start(prompt: Int32Array): tf.Tensor2D;
+  /** Row i continues the sequence of row parents[i] of the previous step with tokens[i]. The
+   * caller owns the [parents.length, V] logits. */
+  next(parents: Int32Array, tokens: Int32Array): tf.Tensor2D;
   /** Frees what the source holds on the device (the cache); the model stays the caller's. */
   dispose(): void;
 }
 
-async function hostRows(logits: tf.Tensor2D): Promise<Float32Array[]> {
+/** The rows of `logits` on the host, one Float32Array [V] each; disposes `logits`. */
+export async function hostRows(logits: tf.Tensor2D): Promise<Float32Array[]> {
   const [rows, v] = logits.shape;
-  const data = (await logits.data()) as Float32Array;
-  logits.dispose();
-  return Array.from({ length: rows }, (_, r) => data.subarray(r * v, (r + 1) * v));
+  try {
+    const data = (await logits.data()) as Float32Array;
+    return Array.from({ length: rows }, (_, r) => data.subarray(r * v, (r + 1) * v));
+  } finally {
+    logits.dispose();
+  }
 }
 
 const isIdentity = (parents: Int32Array, rows: number) =>
@@ -33,11 +39,11 @@ export function cachedLogits(model: MptModel): LogitsSource {
     return cache;
   };
   return {
-    start: (prompt) => hostRows(prefill(model, live(), prompt)),
+    start: (prompt) => prefill(model, live(), prompt),
     next(parents, tokens) {
       const c = live();
       if (!isIdentity(parents, c.rows)) c.select(parents);
-      return hostRows(extend(model, c, tokens));
+      return extend(model, c, tokens);
     },
     dispose() {
       cache?.dispose();
@@ -48,12 +54,12 @@ export function cachedLogits(model: MptModel): LogitsSource {
 
 export function uncachedLogits(model: MptModel): LogitsSource {
   let histories: number[][] = [];
-  const run = (): Promise<Float32Array[]> => {
+  const run = (): tf.Tensor2D => {
     const rows = histories.length;
     const seqLen = (histories[0] as number[]).length;
     const inputIds = Int32Array.from(histories.flat());
     const positions = Int32Array.from({ length: rows }, (_, r) => r * seqLen + seqLen - 1);
-    return hostRows(forwardLogitsAt(model, { rows, seqLen, inputIds }, positions));
+    return forwardLogitsAt(model, { rows, seqLen, inputIds }, positions);
   };
   return {
     start(prompt) {

@@ -51,18 +51,6 @@ function applyTopP(scores: Float32Array, topP: number): void {
   }
 }
 
-/** log(softmax(row)) as float32 values, as torch's log_softmax. */
-export function logSoftmax(row: Float32Array): Float32Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const logSum = Math.log(sum);
-  const out = new Float32Array(row.length);
-  for (let i = 0; i < row.length; i++) out[i] = (row[i] as number) - max - logSum;
-  return out;
-}
-
 /** Index of the largest entry (the first one on ties, as torch.argmax). */
 export function argmax(row: Float32Array): number {
   let best = 0;

@@ -32,13 +32,14 @@ export function forwardHidden(model: MptModel, batch: TokenBatch): tf.Tensor2D {
 
 /** h [n, D] → logits [n, V] through the tied output layer (times logit_scale). Caller owns it. */
 export function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => {
+  return tf.tidy((): tf.Tensor2D => {
     const parts = model.vocab.w.map((w, c) => {
       const wt = model.vocab.wt?.[c];
       return wt !== undefined ? tf.matMul(h, wt) : tf.matMul(h, w, false, true);
     });
-    const all = parts.length === 1 ? (parts[0] as tf.Tensor2D) : tf.concat(parts, 1);
-    return tf.mul(all, model.config.logitScale ?? 1) as tf.Tensor2D;
+    const all = parts.length === 1 ? (parts[0] as tf.Tensor2D) : (tf.concat(parts, 1) as tf.Tensor2D);
+    const scale = model.config.logitScale ?? 1;
+    return scale === 1 ? all : (tf.mul(all, scale) as tf.Tensor2D);
   });
 }
 
