@@ -60,7 +60,18 @@ describe('a conversation on /v1/chat/completions (real server)', () => {
     );
   });
 
-  it('puts a system message in place of the preamble', async () => {
+  it('puts a system message in place of the preamble (the example of docs/generate.md)', async () => {
+    await assertSameAnswer(
+      [
+        { role: 'system', content: 'You are a terse llama expert.' },
+        { role: 'user', content: 'Tell me about alpacas.' },
+        { role: 'assistant', content: 'Alpacas are camelids from South America.' },
+        { role: 'user', content: 'What do they eat?' },
+      ],
+      'You are a terse llama expert.\n\n' +
+        '### Instruction:\nTell me about alpacas.\n\n### Response:\nAlpacas are camelids from South America.\n\n' +
+        '### Instruction:\nWhat do they eat?\n\n### Response:\n',
+    );
     await assertSameAnswer(
       [
         { role: 'system', content: 'You are a terse llama expert.' },
