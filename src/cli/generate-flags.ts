@@ -1,6 +1,7 @@
 // The flags of `lora-mpt generate`: generate.py's (load_8bit, base_model, lora_weights,
-// prompt_template, server_name, share_gradio) with the same spellings, lora-mpt's usual model flags,
-// the one-shot mode, and the decoding settings, with the page's defaults (generate.py's evaluate()).
+// prompt_template, server_name, share_gradio) with the same spellings, the server's API key, lora-mpt's
+// usual model flags, the one-shot mode, and the decoding settings, with the page's defaults (generate.py's evaluate()).
+import { apiKeyFlags } from './api-key-flags.ts';
 import { numThreadsFlag } from './compute-flags.ts';
 import type { FlagSpecs } from './flags.ts';
 import { logFlags } from './log-flags.ts';
@@ -28,9 +29,10 @@ export const generateFlags = {
   server_name: {
     kind: 'string',
     default: '127.0.0.1',
-    help: 'Address to listen on. generate.py always listens on 0.0.0.0; here that must be asked for (--server_name 0.0.0.0): the server has no authentication.',
+    help: 'Address to listen on. generate.py always listens on 0.0.0.0; here that must be asked for (--server_name 0.0.0.0), and an address beyond loopback (other than 127.0.0.1, ::1, localhost) needs an API key (--api_key_file or $LORA_MPT_API_KEY) or --insecure.',
   },
   port: { kind: 'int', default: 7860, min: 0, help: 'Port of the web page and the API (0: any free port).' },
+  ...apiKeyFlags,
   share_gradio: {
     kind: 'bool',
     default: false,

@@ -9,6 +9,7 @@ import { loadEngine } from '../generate/load-engine.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { serve } from '../serve/server.ts';
+import { type ServerAccess, serverAccessOf, warnIfOpen } from './api-key-flags.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type ParsedFlags, UsageError } from './flags.ts';
@@ -19,12 +20,13 @@ import { stopOnSignals } from './stop-signals.ts';
 type Flags = ParsedFlags<typeof generateFlags>;
 
 const USAGE =
-  'lora-mpt generate --base_model M [--lora_weights A] [--load_8bit] [--prompt_template_name T] [--server_name 127.0.0.1] [--port 7860] [--instruction "..."]';
+  'lora-mpt generate --base_model M [--lora_weights A] [--load_8bit] [--prompt_template_name T] [--server_name 127.0.0.1] [--port 7860] [--api_key_file F] [--instruction "..."]';
 const DESCRIPTION =
   "Serves generate.py's web page (Instruction, Input, Temperature, Top p, Top k, Beams, Max tokens,\n" +
   'Stream output) at http://SERVER_NAME:PORT/, plus POST /v1/completions and /v1/chat/completions\n' +
   '(OpenAI-compatible, JSON or SSE streaming; chat applies the Alpaca template), GET /v1/models and\n' +
   "GET /healthz. Decoding is transformers' generate: greedy, beam search (Beams > 1) or sampling.\n" +
+  'With an API key (--api_key_file or $LORA_MPT_API_KEY) the API requires Authorization: Bearer.\n' +
   'With --instruction it prints one answer and exits. See docs/generate.md.';
 
 function oneShotEvents(f: Flags): Events {
@@ -36,7 +38,7 @@ function oneShotEvents(f: Flags): Events {
   return createEvents({ label: 'generate', format, level: f.log_level as 'info', out: process.stderr });
 }
 
-function checkFlags(f: Flags): { baseModel: string; template: string } {
+function checkFlags(f: Flags): { baseModel: string; template: string; access: ServerAccess | null } {
   const baseModel = f.base_model ?? process.env.BASE_MODEL;
   if (baseModel === undefined || baseModel === '') {
     throw new UsageError(
@@ -69,7 +71,9 @@ function checkFlags(f: Flags): { baseModel: string; template: string } {
         '--stream prints tokens as they come: use it with --num_beams 1 (beam search knows its answer only at the end)',
       );
   }
-  return { baseModel, template: f.prompt_template ?? f.prompt_template_name };
+  // One-shot mode serves nothing, so it needs no key.
+  const access = f.instruction === undefined ? serverAccessOf(f, process.env) : null;
+  return { baseModel, template: f.prompt_template ?? f.prompt_template_name, access };
 }
 
 async function load(
@@ -142,15 +146,16 @@ export const generateCommand: Command = flagCommand({
   description: DESCRIPTION,
   flags: generateFlags,
   async run(f) {
-    const { baseModel, template } = checkFlags(f);
-    const oneShot = f.instruction !== undefined;
-    const events = oneShot ? oneShotEvents(f) : eventsFromFlags(f, { label: 'generate' });
+    const { baseModel, template, access } = checkFlags(f);
+    const events = access === null ? oneShotEvents(f) : eventsFromFlags(f, { label: 'generate' });
+    if (access !== null) warnIfOpen(access, f.server_name, events);
     const engine = await load(f, baseModel, template, events);
-    if (oneShot) return answerOnce(f, engine, events);
+    if (access === null) return answerOnce(f, engine, events);
     const server = await serve(engine, {
       host: f.server_name,
       port: f.port,
       maxWaiting: f.max_queue,
+      apiKey: access.apiKey,
       events,
     });
     // Serves until SIGTERM/SIGINT; exits 128 + the signal's number, as the training commands do.

@@ -1,9 +1,9 @@
 // The text a user sees for a list of generated tokens. For an instruction (the prompt template
 // applied) it is the seed's `prompter.get_response(decode(prompt + new))`: what follows the
-// template's response marker, trimmed, up to a second marker. For a raw completion it is the decoded
-// new tokens. `stable` is the part that later tokens can no longer change (no partial marker, no
-// half of a multi-byte character, no trailing space): streamed deltas are cut from it, so their
-// concatenation always equals the final text.
+// template's response marker (the prompt's last one: a conversation has one per exchange), trimmed,
+// up to the next. For a raw completion it is the decoded new tokens. `stable` is the part that later
+// tokens can no longer change (no partial marker, no half of a multi-byte character, no trailing
+// space): streamed deltas are cut from it, so their concatenation always equals the final text.
 import type { PromptTemplate } from '../data/prompt-template.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 
@@ -38,18 +38,21 @@ export function instructionAnswer(
   promptIds: readonly number[],
 ): AnswerText {
   // The same rule as getResponse (src/data/prompt-template.ts): split on the marker, case-insensitive.
+  // A conversation's prompt holds one marker per exchange: the answer follows the prompt's last one
+  // (for one instruction, the first, as getResponse).
   const marker = new RegExp(template.responseSplit, 'gi');
+  const at = Math.max(1, tokenizer.decode(promptIds).split(marker).length - 1);
   const parts = (tokens: readonly number[]) => tokenizer.decode([...promptIds, ...tokens]).split(marker);
   return {
-    full: (tokens) => (parts(tokens)[1] ?? '').trim(),
+    full: (tokens) => (parts(tokens)[at] ?? '').trim(),
     stable(tokens) {
       const p = parts(tokens);
-      if (p.length > 2) return (p[1] as string).trim();
-      let body = withoutBrokenTail(p[1] ?? '');
+      if (p.length > at + 1) return (p[at] as string).trim();
+      let body = withoutBrokenTail(p[at] ?? '');
       body = body.slice(0, body.length - partialMarker(body, template.responseSplit));
       return body.trim();
     },
-    ended: (tokens) => parts(tokens).length > 2,
+    ended: (tokens) => parts(tokens).length > at + 1,
   };
 }
 

@@ -1,7 +1,8 @@
 // One loaded model (+ adapter) that answers requests: builds the prompt (the Alpaca template for an
-// instruction, or raw text), tokenizes it, checks it fits the context, decodes with the KV cache and
+// instruction or a conversation, or raw text), tokenizes it, checks it fits the context, decodes with the KV cache and
 // reports the answer as the seed's generate.py shows it. Requests may run concurrently (each has its
 // own cache; the weights are read-only), but callers queue them (src/serve/fair-queue.ts).
+import { type Conversation, formatConversation } from '../data/conversation.ts';
 import { formatPrompt, type PromptTemplate } from '../data/prompt-template.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import type { MptModel } from '../model/mpt-model.ts';
@@ -12,6 +13,7 @@ import { firstStop, withStopStrings } from './stop-strings.ts';
 
 export type PromptSpec =
   | { readonly kind: 'instruction'; readonly instruction: string; readonly input: string }
+  | ({ readonly kind: 'conversation' } & Conversation)
   | { readonly kind: 'raw'; readonly text: string };
 
 export interface DecodingRequest extends Omit<DecodingOptions, 'eosTokenId'> {
@@ -72,12 +74,13 @@ export class GenerationEngine {
 
   /** The text the model reads for `prompt`. */
   promptText(prompt: PromptSpec): string {
-    return prompt.kind === 'raw'
-      ? prompt.text
-      : formatPrompt(this.parts.template, prompt.instruction, prompt.input);
+    if (prompt.kind === 'raw') return prompt.text;
+    if (prompt.kind === 'conversation') return formatConversation(this.parts.template, prompt);
+    return formatPrompt(this.parts.template, prompt.instruction, prompt.input);
   }
 
-  /** The prompt's token ids; PromptTooLongError when it leaves no room for an answer. */
+  /** The prompt's token ids; PromptTooLongError when it leaves no room for an answer,
+   * NoTurnStructureError for a conversation the template cannot hold. */
   promptIds(prompt: PromptSpec): number[] {
     const ids = this.parts.tokenizer.encode(this.promptText(prompt));
     const context = this.contextLength;

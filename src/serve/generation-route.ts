@@ -3,6 +3,7 @@
 // SSE deltas, or the page's events (the whole current answer each step, then a summary).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { NoTurnStructureError } from '../data/conversation.ts';
 import type { Events } from '../events/events.ts';
 import { type GenerationEngine, type GenerationResult, PromptTooLongError } from '../generate/engine.ts';
 import { CancelledWhileWaitingError, type FairQueue, QueueFullError } from './fair-queue.ts';
@@ -38,9 +39,12 @@ const PROMPT_FIELD: Readonly<Record<RouteKind, string>> = {
   page: 'instruction',
 };
 
-/** A prompt that does not fit is the request's fault: a 400 naming the prompt's field. */
+/** A prompt that does not fit (the context, or the template's turns) is the request's fault: a 400
+ * naming the prompt's field. */
 function asRequestError(kind: RouteKind, err: unknown): unknown {
-  return err instanceof PromptTooLongError ? new BadRequestError(PROMPT_FIELD[kind], err.message) : err;
+  return err instanceof PromptTooLongError || err instanceof NoTurnStructureError
+    ? new BadRequestError(PROMPT_FIELD[kind], err.message)
+    : err;
 }
 
 function parse(kind: RouteKind, body: unknown, context: number): ParsedRequest {

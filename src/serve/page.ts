@@ -2,6 +2,8 @@
 // defaults (Instruction, Input, Temperature 0.1, Top p 0.75, Top k 40, Beams 4, Max tokens 128,
 // Stream output), plus a "Sample" box generate.py lacks (it never samples). One self-contained HTML
 // file, no external assets; it posts to /api/generate and, when streaming, shows each step's answer.
+// When the server has an API key the page asks for it (an "API key" field, kept in sessionStorage)
+// and sends it as `Authorization: Bearer`; the page itself holds no secret.
 import { PAGE_DEFAULTS } from './requests.ts';
 
 const escapeHtml = (s: string) =>
@@ -20,7 +22,7 @@ h1{font-size:1.5rem;margin:0 0 4px}
 @media (max-width:720px){.grid{grid-template-columns:1fr}}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:12px}
 label{display:block;font-weight:600;margin:8px 0 4px}
-textarea{width:100%;font:inherit;padding:8px;border:1px solid #d0d7de;border-radius:6px;resize:vertical}
+textarea,input[type=password]{width:100%;font:inherit;padding:8px;border:1px solid #d0d7de;border-radius:6px;resize:vertical}
 .slider{display:grid;grid-template-columns:1fr 5.5em;gap:8px;align-items:center}
 .slider input[type=range]{width:100%;min-height:32px}
 .slider output{text-align:right;font-variant-numeric:tabular-nums}
@@ -40,6 +42,9 @@ function slider(id: string, label: string, min: number, max: number, step: numbe
 
 const SCRIPT = `
 const form = document.getElementById('form');
+const keyBox = document.getElementById('api_key');
+const KEY_SLOT = 'lora-mpt-api-key';
+if (keyBox) keyBox.value = sessionStorage.getItem(KEY_SLOT) || '';
 const output = document.getElementById('output');
 const status = document.getElementById('status');
 const button = document.getElementById('submit');
@@ -60,9 +65,18 @@ form.addEventListener('submit', async (ev) => {
     top_k: Number(v('top_k').value), num_beams: Number(v('num_beams').value),
     max_new_tokens: Number(v('max_new_tokens').value), stream: v('stream').checked, sample: v('sample').checked,
   };
+  const headers = { 'content-type': 'application/json' };
+  if (keyBox) {
+    sessionStorage.setItem(KEY_SLOT, keyBox.value.trim());
+    headers.authorization = 'Bearer ' + keyBox.value.trim();
+  }
   button.disabled = true; output.value = ''; say('Generating…');
   try {
-    const res = await fetch('api/generate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch('api/generate', { method: 'POST', headers, body: JSON.stringify(body) });
+    if (res.status === 401) {
+      if (keyBox) keyBox.focus();
+      throw new Error('The server refused the API key: enter the key it was started with in the API key field.');
+    }
     if (!res.ok) { const e = await res.json(); throw new Error(e.error.message); }
     if (!body.stream) { const d = await res.json(); output.value = d.text; say(summary(d)); return; }
     const reader = res.body.getReader();
@@ -91,7 +105,16 @@ form.addEventListener('submit', async (ev) => {
 });
 `;
 
-export function pageHtml(o: { readonly modelName: string; readonly context: number }): string {
+/** The password box of a server with an API key (the browser may offer to remember it). */
+const KEY_FIELD = `<label for="api_key">API key</label>
+<input type="password" id="api_key" name="api_key" autocomplete="current-password" placeholder="this server requires a key" required>`;
+
+export function pageHtml(o: {
+  readonly modelName: string;
+  readonly context: number;
+  /** The server requires an API key: ask for it. */
+  readonly needsKey: boolean;
+}): string {
   const d = PAGE_DEFAULTS;
   const maxTokens = Math.min(2000, o.context);
   return `<!doctype html>
@@ -108,6 +131,7 @@ export function pageHtml(o: { readonly modelName: string; readonly context: numb
 <p class="model">${escapeHtml(o.modelName)} · context ${o.context} tokens</p>
 <div class="grid">
 <form id="form" class="card">
+${o.needsKey ? KEY_FIELD : ''}
 <label for="instruction">Instruction</label>
 <textarea id="instruction" name="instruction" rows="2" placeholder="Tell me about alpacas." required></textarea>
 <label for="input">Input</label>

@@ -1,5 +1,5 @@
 // The three request bodies the server takes, validated into one shape: OpenAI's /v1/completions
-// (raw prompt) and /v1/chat/completions (one user message, the Alpaca template applied), and the web
+// (raw prompt) and /v1/chat/completions (messages, the Alpaca template applied per turn), and the web
 // page's /api/generate (generate.py's fields). OpenAI semantics: temperature 0 decodes greedily,
 // above 0 samples; the extensions num_beams (beam search, needs temperature 0) and top_k exist too;
 // `stop` ends the answer before the first of up to 4 strings.
@@ -7,6 +7,7 @@
 // its "Sample" box is ticked (generate.py never samples).
 import { TRANSFORMERS_DEFAULTS } from '../generate/decode.ts';
 import type { DecodingRequest, PromptSpec } from '../generate/engine.ts';
+import { parseChatMessages } from './chat-messages.ts';
 import { BadRequestError, RequestFields } from './request-fields.ts';
 
 export interface ParsedRequest {
@@ -138,30 +139,25 @@ export function parseCompletionRequest(body: unknown, context: number): ParsedRe
   return { ...parsed, includeUsage };
 }
 
-/** One user message becomes the Alpaca instruction (`input`, an extension, its Input). */
+/**
+ * One user message becomes the Alpaca instruction (`input`, an extension, its Input); a conversation
+ * (several messages, or a system message) one turn of the template per exchange (chat-messages.ts,
+ * src/data/conversation.ts).
+ */
 export function parseChatRequest(body: unknown, context: number): ParsedRequest {
   const f = RequestFields.of(body);
-  const messages = f.raw('messages');
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw new BadRequestError('messages', 'messages must be a non-empty array');
-  }
-  if (messages.length > 1) {
+  const conversation = parseChatMessages(f.raw('messages'));
+  const input = f.string('input', '');
+  const single = conversation.system === null && conversation.messages.length === 1;
+  if (input !== '' && !single) {
     throw new BadRequestError(
-      'messages',
-      `the Alpaca template holds one instruction: send one {"role": "user"} message, not ${messages.length} (use the "input" field for context)`,
+      'input',
+      "input fills the template's Input of a single instruction: send one user message (and no system message) with it, or put the context in the messages",
     );
   }
-  const m = RequestFields.of(messages[0]);
-  const role = m.string('role');
-  if (role !== 'user')
-    throw new BadRequestError('messages[0].role', `expected "user", got ${JSON.stringify(role)}`);
-  const content = m.raw('content');
-  if (typeof content !== 'string' || content.trim() === '') {
-    throw new BadRequestError('messages[0].content', 'the instruction must be a non-empty string');
-  }
-  m.raw('name');
-  m.done();
-  const input = f.string('input', '');
+  const prompt: PromptSpec = single
+    ? { kind: 'instruction', instruction: conversation.messages[0] as string, input }
+    : { kind: 'conversation', ...conversation };
   const newer =
     f.raw('max_completion_tokens') === undefined ? null : f.integer('max_completion_tokens', 1, 1, context);
   const maxTokens = newer ?? f.integer('max_tokens', Math.min(128, context), 1, context);
@@ -170,7 +166,7 @@ export function parseChatRequest(body: unknown, context: number): ParsedRequest 
   const stream = f.boolean('stream', false);
   const includeUsage = streamOptions(f, stream);
   const parsed: ParsedRequest = {
-    prompt: { kind: 'instruction', instruction: content, input },
+    prompt,
     decoding,
     stream,
     user: user(f),

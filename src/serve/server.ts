@@ -1,10 +1,12 @@
 // The HTTP server of `lora-mpt generate`: the web page at /, its /api/generate, OpenAI-compatible
-// POST /v1/completions and /v1/chat/completions (JSON or SSE), GET /v1/models and GET /healthz.
+// POST /v1/completions and /v1/chat/completions (JSON or SSE), GET /v1/models and GET /healthz; with
+// an API key, everything but the page and /healthz needs `Authorization: Bearer <key>`.
 // Generations run one at a time through a fair queue; a client that disconnects cancels its own.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Events } from '../events/events.ts';
 import type { GenerationEngine } from '../generate/engine.ts';
+import { ApiKey, sendUnauthorized } from './api-key.ts';
 import { FairQueue } from './fair-queue.ts';
 import { handleGeneration, type RouteContext, type RouteKind } from './generation-route.ts';
 import { sendError, sendJson } from './http-io.ts';
@@ -16,6 +18,8 @@ export interface ServeOptions {
   readonly port: number;
   /** Requests that may wait while one runs; more are refused with 429. */
   readonly maxWaiting: number;
+  /** The key every API request must send as `Authorization: Bearer`; null: none. */
+  readonly apiKey: string | null;
   readonly events: Events;
 }
 
@@ -32,9 +36,20 @@ const POSTS: Readonly<Record<string, RouteKind>> = {
   '/api/generate': 'page',
 };
 
-function route(ctx: RouteContext, page: string, started: number) {
+/** What a key guards: the model's API. The page (it holds no secret) and /healthz (probes) stay open. */
+const needsKey = (path: string) => POSTS[path] !== undefined || path === '/v1/models';
+
+function route(ctx: RouteContext, page: string, started: number, key: ApiKey | null) {
   return (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (key !== null && needsKey(path) && !key.admits(req)) {
+      ctx.events.warn('request_refused', `${req.method} ${path}: 401 missing or wrong API key`, {
+        status: 401,
+        path,
+        client: req.socket.remoteAddress ?? 'unknown',
+      });
+      return sendUnauthorized(res);
+    }
     const kind = POSTS[path];
     if (kind !== undefined) {
       if (req.method !== 'POST')
@@ -82,8 +97,13 @@ function route(ctx: RouteContext, page: string, started: number) {
 
 export async function serve(engine: GenerationEngine, o: ServeOptions): Promise<RunningServer> {
   const ctx: RouteContext = { engine, queue: new FairQueue(o.maxWaiting), events: o.events };
-  const page = pageHtml({ modelName: engine.name, context: engine.contextLength });
-  const server: Server = createServer(route(ctx, page, Math.floor(Date.now() / 1000)));
+  const page = pageHtml({
+    modelName: engine.name,
+    context: engine.contextLength,
+    needsKey: o.apiKey !== null,
+  });
+  const key = o.apiKey === null ? null : new ApiKey(o.apiKey);
+  const server: Server = createServer(route(ctx, page, Math.floor(Date.now() / 1000), key));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -99,7 +119,12 @@ export async function serve(engine: GenerationEngine, o: ServeOptions): Promise<
   const port = (server.address() as AddressInfo).port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   const url = `http://${host}:${port}/`;
-  o.events.info('server_listening', `serving ${engine.name} on ${url}`, { url, host: o.host, port });
+  o.events.info('server_listening', `serving ${engine.name} on ${url}`, {
+    url,
+    host: o.host,
+    port,
+    api_key: o.apiKey !== null,
+  });
   return {
     url,
     port,

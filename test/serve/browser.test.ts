@@ -1,7 +1,8 @@
 // The web page of `lora-mpt generate` in real headless Chromium (Debian's `chromium`, driven by
 // playwright-core): type an instruction, submit, watch the answer stream in, read the final answer
 // (the same as the API gives for the same settings); then the same at phone width, where every
-// control must fit the screen. Screenshots are kept in test-artifacts/ (git-ignored).
+// control must fit the screen; and a server with an API key, whose page asks for it.
+// Screenshots are kept in test-artifacts/ (git-ignored).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
@@ -17,12 +18,17 @@ const needsChromium =
   hasChromium || process.env.CI ? {} : { skip: 'chromium not installed: run bash scripts/setup.sh' };
 
 let generate: GenerateServer | undefined;
+let keyed: GenerateServer | undefined;
+const KEY = 'page-test-key-7';
 let url: string;
 let browser: Browser;
 
 before(async () => {
   if (!hasChromium && !process.env.CI) return;
-  generate = await startGenerateServer(512, 3);
+  [generate, keyed] = await Promise.all([
+    startGenerateServer(512, 3),
+    startGenerateServer(256, 3, { env: { LORA_MPT_API_KEY: KEY } }),
+  ]);
   url = generate.url;
   browser = await launchChromium();
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -30,7 +36,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await generate?.close();
+  await Promise.all([generate?.close(), keyed?.close()]);
 });
 
 /** Fills the form, submits, and returns every distinct text the Output box showed, in order. */
@@ -123,5 +129,27 @@ describe('the generate page in headless Chromium', needsChromium, () => {
     await page.waitForSelector('#status.error');
     assert.match((await page.textContent('#status')) ?? '', /max_seq_len\) is 512/);
     await page.close();
+  });
+
+  it('asks for the API key of a server that has one, says when it is wrong, and keeps it for the tab', async () => {
+    const page = await browser.newPage();
+    await page.goto((keyed as GenerateServer).url);
+    assert.ok(await page.isVisible('#api_key'), 'the page shows an API key field');
+    assert.equal(await page.getAttribute('#api_key', 'type'), 'password');
+    await page.fill('#api_key', 'not-the-key');
+    await page.fill('#instruction', 'Name a colour.');
+    await page.click('#submit');
+    await page.waitForSelector('#status.error');
+    assert.match((await page.textContent('#status')) ?? '', /refused the API key/);
+    await page.fill('#api_key', KEY);
+    const seen = await ask(page, 'Name a colour.', { beams: 1, maxTokens: 6 });
+    assert.ok(seen.length >= 1, 'the answer arrived');
+    await page.reload();
+    assert.equal(await page.inputValue('#api_key'), KEY, 'kept in sessionStorage');
+    await page.close();
+    const plain = await browser.newPage();
+    await plain.goto(url);
+    assert.equal(await plain.locator('#api_key').count(), 0, 'no key, no field');
+    await plain.close();
   });
 });

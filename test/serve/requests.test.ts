@@ -95,36 +95,91 @@ describe('OpenAI chat requests', () => {
     assert.equal(r.decoding.maxNewTokens, 128);
   });
 
-  it('names what is wrong with the messages', () => {
-    refused(() => parseChatRequest({ messages: [] }, 64), 'messages', /non-empty array/);
-    refused(
-      () =>
-        parseChatRequest(
+  it('makes a conversation of several messages or a system message, in order', () => {
+    const r = parseChatRequest(
+      {
+        messages: [
+          { role: 'system', content: 'Answer briefly.' },
+          { role: 'user', content: 'Hi.', name: 'ann' },
+          { role: 'assistant', content: 'Hello.' },
           {
-            messages: [
-              { role: 'user', content: 'a' },
-              { role: 'user', content: 'b' },
+            role: 'user',
+            content: [
+              { type: 'text', text: 'Who' },
+              { type: 'text', text: 'are you?' },
             ],
           },
-          64,
-        ),
-      'messages',
-      /one instruction/,
+        ],
+      },
+      64,
+    );
+    assert.deepEqual(r.prompt, {
+      kind: 'conversation',
+      system: 'Answer briefly.',
+      messages: ['Hi.', 'Hello.', 'Who\nare you?'],
+    });
+    const s = parseChatRequest(
+      {
+        messages: [
+          { role: 'system', content: 'S.' },
+          { role: 'user', content: 'U.' },
+        ],
+      },
+      64,
+    );
+    assert.deepEqual(s.prompt, { kind: 'conversation', system: 'S.', messages: ['U.'] });
+  });
+
+  it('names what is wrong with the messages', () => {
+    const chat =
+      (...messages: unknown[]) =>
+      () =>
+        parseChatRequest({ messages }, 64);
+    const u = { role: 'user', content: 'a' };
+    const a = { role: 'assistant', content: 'b' };
+    const sys = { role: 'system', content: 's' };
+    refused(() => parseChatRequest({ messages: [] }, 64), 'messages', /non-empty array/);
+    refused(chat(u, u), 'messages[1].role', /"user": expected "assistant" after a "user" message/);
+    refused(chat(u, a, a, u), 'messages[2].role', /expected "user" after an "assistant"/);
+    refused(chat(a, u), 'messages[0].role', /expected "system" or "user" first/);
+    refused(chat(sys, a, u), 'messages[1].role', /expected "user" after a "system"/);
+    refused(chat(u, a, sys, u), 'messages[2].role', /"system" message may only come first/);
+    refused(
+      chat(u, a, { role: 'tool', content: 'x' }),
+      'messages[2].role',
+      /"system", "user" or "assistant", got "tool"/,
+    );
+    refused(chat(u, { content: 'x' }), 'messages[1].role', /got null/);
+    refused(chat(u, a), 'messages[1].role', /must end with a "user" message/);
+    refused(chat({ role: 'system', content: 'a' }), 'messages[0].role', /"user"/);
+    refused(chat({ role: 'user', content: ' ' }), 'messages[0].content', /non-empty/);
+    refused(
+      chat(u, { role: 'assistant', content: '' }, u),
+      'messages[1].content',
+      /non-empty string, got ""/,
+    );
+    refused(chat(u, { role: 'assistant', content: 7 }, u), 'messages[1].content', /non-empty string .*got 7/);
+    refused(chat(sys, { role: 'user' }), 'messages[1].content', /got null/);
+    refused(
+      chat(u, a, { role: 'user', content: [{ type: 'image_url', image_url: {} }] }),
+      'messages[2].content[0].type',
+      /only "text" parts/,
+    );
+    refused(chat(u, 'hi'), 'messages[1]', /must be an object/);
+    refused(chat({ role: 'user', content: 'a', extra: 1 }), 'extra', /unrecognized/);
+  });
+
+  it('takes "input" with a single user message only', () => {
+    const u = { role: 'user', content: 'a' };
+    refused(
+      () => parseChatRequest({ messages: [u, { role: 'assistant', content: 'b' }, u], input: 'x' }, 64),
+      'input',
+      /one user message/,
     );
     refused(
-      () => parseChatRequest({ messages: [{ role: 'system', content: 'a' }] }, 64),
-      'messages[0].role',
-      /"user"/,
-    );
-    refused(
-      () => parseChatRequest({ messages: [{ role: 'user', content: ' ' }] }, 64),
-      'messages[0].content',
-      /non-empty/,
-    );
-    refused(
-      () => parseChatRequest({ messages: [{ role: 'user', content: 'a', extra: 1 }] }, 64),
-      'extra',
-      /unrecognized/,
+      () => parseChatRequest({ messages: [{ role: 'system', content: 's' }, u], input: 'x' }, 64),
+      'input',
+      /no system message/,
     );
   });
 });

@@ -12,8 +12,13 @@ export interface GenerateServer {
   close(): Promise<void>;
 }
 
-/** Starts the server on a model with `maxSeqLen` positions and random weights from `seed`. */
-export async function startGenerateServer(maxSeqLen: number, seed: number): Promise<GenerateServer> {
+/** Starts the server on a model with `maxSeqLen` positions and random weights from `seed`; `extra`
+ * adds flags and environment variables. */
+export async function startGenerateServer(
+  maxSeqLen: number,
+  seed: number,
+  extra: { readonly args?: readonly string[]; readonly env?: NodeJS.ProcessEnv } = {},
+): Promise<GenerateServer> {
   const run: TinyRun = await tinyRun([0, 1], {
     dModel: 32,
     nHeads: 4,
@@ -22,15 +27,11 @@ export async function startGenerateServer(maxSeqLen: number, seed: number): Prom
     maxSeqLen,
     seed,
   });
-  const process = startLoraMpt('generate', [
+  const process = startLoraMpt(
     'generate',
-    '--base_model',
-    run.model,
-    '--port',
-    '0',
-    '--backend',
-    'wasm',
-  ]);
+    ['generate', '--base_model', run.model, '--port', '0', '--backend', 'wasm', ...(extra.args ?? [])],
+    extra.env,
+  );
   const listening = await process.waitForEvent('server_listening', undefined, { ms: 120_000 });
   return {
     url: listening.url as string,
