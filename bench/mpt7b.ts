@@ -18,7 +18,14 @@ import { mptTensors, writeSyntheticCheckpoint } from './support/synthetic-checkp
 
 const STAMP = 'lora-mpt-bench.complete';
 const CHECKPOINT_BYTES = 13.3e9;
-const LORA = { loraR: 8, loraAlpha: 16, loraDropout: 0, loraTargetModules: ['Wqkv'], seed: 1 } as const;
+const LORA = {
+  loraR: 8,
+  loraAlpha: 16,
+  loraDropout: 0,
+  loraTargetModules: ['Wqkv'],
+  useRslora: false,
+  seed: 1,
+} as const;
 
 export function cacheRoot(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'lora-mpt');

@@ -107,12 +107,8 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
   if (useDora && use === 'training')
     fail('use_dora', 'training DoRA is not implemented (evaluation, generation and merge are)');
   if (use === 'training') {
-    // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules only.
-    if (c.useRslora) {
-      throw new Error(
-        `${source}: use_rslora true: training with rsLoRA scaling is not implemented (evaluation, generation and merge are); lora-mpt refuses it rather than train with another scaling`,
-      );
-    }
+    // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules and
+    // --use_rslora only.
     for (const field of ['layers_to_transform', 'exclude_modules'] as const) {
       if (!isNeutral(x[field])) {
         fail(

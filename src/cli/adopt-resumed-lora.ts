@@ -1,7 +1,7 @@
 // `--resume_from_checkpoint DIR` where DIR holds an adapter (a checkpoint-<step> or an adapter
 // directory, also one Python PEFT saved): the LoRA settings come from its adapter_config.json, as
-// PEFT's from_pretrained takes them, so a resumed adapter keeps its rank, alpha, dropout and
-// targets. A LoRA flag given on the command line that disagrees is an error naming both values.
+// PEFT's from_pretrained takes them, so a resumed adapter keeps its rank, alpha, dropout, targets
+// and rsLoRA scaling. A LoRA flag given on the command line that disagrees is an error naming both values.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { adapterFeatures } from '../checkpoint/adapter-support.ts';
@@ -61,11 +61,14 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
     conflict('lora_dropout', given.loraDropout, 'lora_dropout', config.loraDropout, path);
   if (given.loraTargetModules !== undefined && !sameSet(given.loraTargetModules, config.targetModules))
     conflict('lora_target_modules', given.loraTargetModules, 'target_modules', config.targetModules, path);
+  if (given.useRslora !== undefined && given.useRslora !== config.useRslora)
+    conflict('use_rslora', given.useRslora, 'use_rslora', config.useRslora, path);
   return {
     ...s,
     loraR: config.r,
     loraAlpha: config.loraAlpha,
     loraDropout: config.loraDropout,
     loraTargetModules: [...config.targetModules],
+    useRslora: config.useRslora,
   };
 }

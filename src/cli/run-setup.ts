@@ -85,6 +85,7 @@ export async function prepareRun(
     loraAlpha: s.loraAlpha,
     loraDropout: s.loraDropout,
     targetModules: s.loraTargetModules,
+    useRslora: s.useRslora,
   };
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({
@@ -180,6 +181,7 @@ export function runConfigOf(
     loraAlpha: s.loraAlpha,
     loraDropout: s.loraDropout,
     loraTargetModules: s.loraTargetModules,
+    useRslora: s.useRslora,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,

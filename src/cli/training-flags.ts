@@ -52,6 +52,10 @@ export const trainingFlags = {
     min: 0,
     help: "LoRA alpha, a number as in PEFT (16, 16.0, 8.5); the update is scaled by lora_alpha / lora_r (default: 16, or the resumed adapter's).",
   },
+  use_rslora: {
+    kind: 'bool',
+    help: "PEFT's use_rslora (rank-stabilized LoRA): scale the update by lora_alpha / sqrt(lora_r) instead of lora_alpha / lora_r; written to adapter_config.json (default: false, or the resumed adapter's).",
+  },
   lora_dropout: {
     kind: 'float',
     min: 0,

@@ -19,6 +19,8 @@ export interface TrainingSettings {
   readonly loraAlpha: number;
   readonly loraDropout: number;
   readonly loraTargetModules: readonly string[];
+  /** PEFT's use_rslora: scale alpha/sqrt(r) instead of alpha/r. */
+  readonly useRslora: boolean;
   readonly trainOnInputs: boolean;
   readonly addEosToken: boolean;
   readonly groupByLength: boolean;
@@ -46,6 +48,7 @@ export interface LoraFlagValues {
   readonly loraAlpha?: number;
   readonly loraDropout?: number;
   readonly loraTargetModules?: readonly string[];
+  readonly useRslora?: boolean;
 }
 
 /** finetune.py's defaults for the LoRA flags (target modules: PEFT's MPT default). */
@@ -54,6 +57,7 @@ export const LORA_DEFAULTS = {
   loraAlpha: 16,
   loraDropout: 0.05,
   loraTargetModules: ['Wqkv'],
+  useRslora: false,
 } as const;
 
 export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): TrainingSettings {
@@ -77,6 +81,7 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     ...(f.lora_alpha !== undefined ? { loraAlpha: f.lora_alpha } : {}),
     ...(f.lora_dropout !== undefined ? { loraDropout: f.lora_dropout } : {}),
     ...(f.lora_target_modules !== undefined ? { loraTargetModules: f.lora_target_modules } : {}),
+    ...(f.use_rslora !== undefined ? { useRslora: f.use_rslora } : {}),
   };
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);

@@ -7,8 +7,9 @@ import { peerText } from './peer-text.ts';
 /**
  * Bump when a proto change is not backward compatible. 2: all-reduce frames carry an HMAC under
  * the Welcome's frame key, results carry a gradient norm the coordinator checks (docs/security.md).
+ * 3: the Welcome's run config carries useRslora (an older worker would train with alpha/r instead).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export interface Refusal {
   readonly reason: string;

@@ -10,6 +10,8 @@ export interface RunConfig {
   readonly loraAlpha: number;
   readonly loraDropout: number;
   readonly loraTargetModules: readonly string[];
+  /** PEFT's use_rslora: the LoRA update scaled by alpha/sqrt(r), not alpha/r. */
+  readonly useRslora: boolean;
   readonly seed: number;
   readonly maxGradNorm: number;
   readonly gradientCheckpointing: boolean;
@@ -46,6 +48,7 @@ export function parseRunConfig(json: string): RunConfig {
       'a list of strings',
       (v) => Array.isArray(v) && v.every(isStr),
     ),
+    useRslora: need(o, 'useRslora', 'true or false', isBool),
     seed: need(o, 'seed', 'a number', isNum),
     maxGradNorm: need(o, 'maxGradNorm', 'a number', isNum),
     gradientCheckpointing: need(o, 'gradientCheckpointing', 'true or false', isBool),

@@ -26,6 +26,7 @@ export interface LoraRunSettings {
   readonly loraAlpha: number;
   readonly loraDropout: number;
   readonly loraTargetModules: readonly string[];
+  readonly useRslora: boolean;
   readonly seed: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
@@ -86,6 +87,7 @@ function loraOf(s: LoraRunSettings) {
     loraAlpha: s.loraAlpha,
     loraDropout: s.loraDropout,
     targetModules: s.loraTargetModules,
+    useRslora: s.useRslora,
   };
 }
 

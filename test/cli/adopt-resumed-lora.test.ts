@@ -1,6 +1,7 @@
 // --resume_from_checkpoint with adapters Python PEFT 0.21 saved: the LoRA settings come from their
-// adapter_config.json; a flag that disagrees names both values; DoRA and rsLoRA adapters, which the
-// trainer cannot continue, are refused by the field's name (not resumed as plain LoRA).
+// adapter_config.json (rsLoRA included); a flag that disagrees names both values; DoRA adapters and
+// adapters on chosen layers, which the trainer cannot continue, are refused by the field's name (not
+// resumed as plain LoRA).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,10 @@ const settings = (...extra: string[]) =>
 describe('LoRA settings of a resumed adapter', () => {
   it('keeps finetune.py defaults when nothing is resumed', async () => {
     const s = await adoptResumedLora(settings());
-    assert.deepEqual([s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules], [8, 16, 0.05, ['Wqkv']]);
+    assert.deepEqual(
+      [s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules, s.useRslora],
+      [8, 16, 0.05, ['Wqkv'], false],
+    );
   });
 
   it("takes r, alpha, dropout and targets from a PEFT adapter's config", async () => {
@@ -50,14 +54,29 @@ describe('LoRA settings of a resumed adapter', () => {
     );
   });
 
-  it('refuses to continue training a DoRA or rsLoRA adapter, by the field name', async () => {
+  it("takes PEFT's use_rslora from an rsLoRA adapter; --use_rslora must agree", async () => {
+    const dir = `${FIXTURES}adapters/lora-rslora-h8`;
+    const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
+    assert.deepEqual([s.loraR, s.loraAlpha, s.useRslora], [4, 8, true]);
+    assert.equal(
+      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_rslora'))).useRslora,
+      true,
+    );
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_rslora=False')),
+      /--use_rslora false conflicts with use_rslora true in .*lora-rslora-h8\/adapter_config\.json/,
+    );
+    const plain = `${FIXTURES}mpt/h6-all/adapter_init`;
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', plain, '--use_rslora')),
+      /--use_rslora true conflicts with use_rslora false/,
+    );
+  });
+
+  it('refuses to continue training a DoRA adapter or one on chosen layers, by the field name', async () => {
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/dora-h6`)),
       /use_dora true: training DoRA is not implemented/,
-    );
-    await assert.rejects(
-      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/lora-rslora-h8`)),
-      /use_rslora true: training with rsLoRA/,
     );
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/layers-h12`)),

@@ -1,7 +1,8 @@
 // A finished `lora-mpt finetune` run extended from its last checkpoint with a larger --max_steps (the
 // same data and flags, a longer schedule), run again unchanged (exits at once), refused with any other
 // plan flag changed (the message names the flag and both values); an adapter resumed takes its LoRA
-// settings from its adapter_config.json, and a conflicting LoRA flag is refused naming both values.
+// settings from its adapter_config.json, and a conflicting LoRA flag is refused naming both values;
+// rsLoRA (--use_rslora) trains with alpha/sqrt(r), written as PEFT's use_rslora and resumed as such.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -118,5 +119,57 @@ describe('extending and resuming finetune runs', () => {
     });
     assert.equal(clash.code, 2);
     assert.match(clash.p.output(), /--lora_r 16 conflicts with r 4 in .*adapter_config\.json/);
+  });
+
+  it('trains rsLoRA with alpha/sqrt(r): the same adapter as plain LoRA whose alpha/r is that number', async () => {
+    // r 4: rsLoRA alpha 8 scales by 8/sqrt(4) = 4, plain LoRA alpha 16 by 16/4 = 4 (both exact), so the
+    // two runs must train bit-identical A and B; PEFT's rsLoRA scale itself is checked by eval
+    // against PEFT's losses (test/cli/eval.test.ts, fixture lora-rslora-h8).
+    const { lora_alpha: _a, ...noAlpha } = base;
+    const rs = join(run.dir, 'rslora');
+    const rsRun = await finetune('rslora', run, rs, {
+      ...noAlpha,
+      lora_alpha: 8,
+      use_rslora: true,
+      max_steps: 2,
+    });
+    assert.equal(rsRun.code, 0, rsRun.p.output());
+    const plain = join(run.dir, 'plain16');
+    const plainRun = await finetune('plain16', run, plain, { ...noAlpha, lora_alpha: 16, max_steps: 2 });
+    assert.equal(plainRun.code, 0, plainRun.p.output());
+    const a = await readPeftAdapter(rs);
+    const b = await readPeftAdapter(plain);
+    assert.equal(a.config.useRslora, true);
+    assert.equal(a.config.loraAlpha, 8);
+    assert.equal(b.config.useRslora, false);
+    assert.equal(JSON.parse(readFileSync(join(rs, 'adapter_config.json'), 'utf8')).use_rslora, true);
+    assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
+    let moved = false;
+    for (const [name, t] of a.tensors) {
+      const other = b.tensors.get(name)?.data as Float32Array;
+      assert.deepEqual(t.data, other, name);
+      moved ||= name.includes('lora_B') && t.data.some((v) => v !== 0);
+    }
+    assert.ok(moved, 'training changed lora_B');
+
+    // Resumed without LoRA flags, the adapter stays rsLoRA; a contrary flag names both values.
+    const more = await finetune('rslora-more', run, join(run.dir, 'rslora-more'), {
+      ...noAlpha,
+      max_steps: 1,
+      resume_from_checkpoint: rs,
+    });
+    assert.equal(more.code, 0, more.p.output());
+    assert.equal((await readPeftAdapter(join(run.dir, 'rslora-more'))).config.useRslora, true);
+    const clash = await finetune('rslora-clash', run, join(run.dir, 'rslora-clash'), {
+      ...noAlpha,
+      max_steps: 1,
+      use_rslora: false,
+      resume_from_checkpoint: rs,
+    });
+    assert.equal(clash.code, 2);
+    assert.match(
+      clash.p.output(),
+      /--use_rslora false conflicts with use_rslora true in .*adapter_config\.json/,
+    );
   });
 });

@@ -35,6 +35,7 @@ const run: RunConfig = {
   loraAlpha: 1,
   loraDropout: 0,
   loraTargetModules: ['Wqkv'],
+  useRslora: false,
   seed: 1,
   maxGradNorm: 1,
   gradientCheckpointing: false,
