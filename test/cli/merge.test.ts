@@ -90,8 +90,12 @@ describe('lora-mpt merge', () => {
     ]);
     const index = JSON.parse(readFileSync(join(merged, 'model.safetensors.index.json'), 'utf8'));
     assert.equal(Object.keys(index.weight_map).length, 14);
+    // The base's config.json, byte for byte, with transformers 5's `dtype` of the float32 base added
+    // in its sorted place (as save_pretrained writes it).
+    const config = readFileSync(join(merged, 'config.json'), 'utf8');
+    assert.equal(JSON.parse(config).dtype, 'float32');
     assert.equal(
-      readFileSync(join(merged, 'config.json'), 'utf8'),
+      config.replace('  "dtype": "float32",\n', ''),
       readFileSync(join(H6, 'config.json'), 'utf8'),
     );
     const want = (await readAll(join(H6, 'expected.safetensors'))).get('logits') as Float32Array;
