@@ -77,17 +77,17 @@ export function mergePlan(
 }
 
 /**
- * W [out, in] plus the entry's update, in place, in float32 as PEFT computes it on the CPU (adapter
- * weights are float32 even on a bf16/fp16 base): delta = f32(f32(B·A)·s), W' = f32(W + delta); DoRA:
- * factor = f32(m / ‖W'‖_row), W'' = f32(factor·W'). B·A is summed in float64 (float32 products are
- * exact there) and rounded once, what torch's sgemm nearly always gives. A bf16/fp16 output is rounded
- * from these float32 values once, by the writer.
+ * W [out, in] plus the entry's update, in place, in float32 step by step as PEFT computes it on the
+ * CPU (adapter weights are float32 even on a bf16/fp16 base): (B·A)[o,i] summed over k = 0..r-1 with a
+ * float32 rounding after each fused multiply-add (what torch's sgemm does: equal on every element of
+ * the committed adapters), delta = f32(B·A · s), W' = f32(W + delta); DoRA: factor = f32(m / ‖W'‖_row),
+ * W'' = f32(factor·W'). A bf16/fp16 output is rounded from these float32 values once, by the writer.
  */
 export function mergeWeight(w: Float32Array, e: MergeEntry): void {
   const { inFeatures: inF, outFeatures: outF } = e.target;
   const { a, b, r, scale } = e;
   const s = Math.fround(scale);
-  const row = new Float64Array(inF);
+  const row = new Float32Array(inF); // each store rounds the exact b·a + acc to float32: a fused step
   for (let o = 0; o < outF; o++) {
     row.fill(0);
     for (let k = 0; k < r; k++) {
@@ -99,7 +99,7 @@ export function mergeWeight(w: Float32Array, e: MergeEntry): void {
     const base = o * inF;
     let norm2 = 0;
     for (let i = 0; i < inF; i++) {
-      const delta = Math.fround(Math.fround(row[i] as number) * s);
+      const delta = Math.fround((row[i] as number) * s);
       const v = Math.fround((w[base + i] as number) + delta);
       w[base + i] = v;
       norm2 += v * v;
