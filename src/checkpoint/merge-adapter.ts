@@ -76,15 +76,22 @@ export function mergePlan(
   return plan;
 }
 
-/** W [out, in] plus the entry's update, in place (float32 values, as torch holds them). */
+/**
+ * W [out, in] plus the entry's update, in place, in float32 step by step as PEFT computes it on the
+ * CPU (adapter weights are float32 even on a bf16/fp16 base): (B·A)[o,i] summed over k = 0..r-1 with a
+ * float32 rounding after each fused multiply-add (what torch's sgemm does: equal on every element of
+ * the committed adapters), delta = f32(B·A · s), W' = f32(W + delta); DoRA: factor = f32(m / ‖W'‖_row),
+ * W'' = f32(factor·W'). A bf16/fp16 output is rounded from these float32 values once, by the writer.
+ */
 export function mergeWeight(w: Float32Array, e: MergeEntry): void {
   const { inFeatures: inF, outFeatures: outF } = e.target;
   const { a, b, r, scale } = e;
-  const row = new Float64Array(inF);
+  const s = Math.fround(scale);
+  const row = new Float32Array(inF); // each store rounds the exact b·a + acc to float32: a fused step
   for (let o = 0; o < outF; o++) {
     row.fill(0);
     for (let k = 0; k < r; k++) {
-      const bk = (b[o * r + k] as number) * scale;
+      const bk = b[o * r + k] as number;
       if (bk === 0) continue;
       const aRow = k * inF;
       for (let i = 0; i < inF; i++) row[i] = (row[i] as number) + bk * (a[aRow + i] as number);
@@ -92,12 +99,13 @@ export function mergeWeight(w: Float32Array, e: MergeEntry): void {
     const base = o * inF;
     let norm2 = 0;
     for (let i = 0; i < inF; i++) {
-      const v = Math.fround((w[base + i] as number) + Math.fround(row[i] as number));
+      const delta = Math.fround((row[i] as number) * s);
+      const v = Math.fround((w[base + i] as number) + delta);
       w[base + i] = v;
       norm2 += v * v;
     }
     if (e.magnitude !== null) {
-      const factor = (e.magnitude[o] as number) / Math.fround(Math.sqrt(norm2));
+      const factor = Math.fround((e.magnitude[o] as number) / Math.fround(Math.sqrt(norm2)));
       for (let i = 0; i < inF; i++) w[base + i] = Math.fround((w[base + i] as number) * factor);
     }
   }

@@ -3,7 +3,8 @@
 // would pass max_shard_size; a tensor bigger than the limit gets a shard of its own. One shard is
 // `model.safetensors`; several are `model-0000i-of-0000n.safetensors` with
 // `model.safetensors.index.json` ({"metadata": {"total_size"}, "weight_map"}).
-import { float32Bytes, type PlannedTensor } from '../formats/safetensors-file-writer.ts';
+import type { FloatDtype } from '../formats/dtypes.ts';
+import { type PlannedTensor, tensorBytes } from '../formats/safetensors-file-writer.ts';
 
 export interface ShardPlan {
   readonly files: readonly { readonly file: string; readonly tensors: readonly PlannedTensor[] }[];
@@ -33,13 +34,18 @@ export function parseShardSize(text: string): number {
   return bytes;
 }
 
-export function planShards(tensors: readonly PlannedTensor[], maxShardSize: number): ShardPlan {
+/** Shards for `tensors` stored as `dtype` (its real byte sizes, as save_pretrained counts them). */
+export function planShards(
+  tensors: readonly PlannedTensor[],
+  maxShardSize: number,
+  dtype: FloatDtype,
+): ShardPlan {
   const shards: PlannedTensor[][] = [];
   let current: PlannedTensor[] = [];
   let currentSize = 0;
   let totalSize = 0;
   for (const t of tensors) {
-    const size = float32Bytes(t.shape);
+    const size = tensorBytes(t.shape, dtype);
     totalSize += size;
     if (size > maxShardSize) {
       shards.push([t]);

@@ -1,13 +1,17 @@
 // Writes a base checkpoint with an adapter merged in as a directory transformers loads with
-// `from_pretrained`: float32 safetensors cut as save_pretrained cuts them (+ the index when there are
-// several), the base's config.json, and the tokenizer files. Tensors stream through one at a time.
+// `from_pretrained`: safetensors in the chosen dtype (merged in float32, rounded once to nearest even
+// on the way out, as PEFT's bf16/fp16 merge does) cut as save_pretrained cuts them (+ the index when
+// there are several), the base's config.json with its dtype set, and the tokenizer files. Tensors stream through one at a time.
 // Written into a sibling temporary directory and renamed into place, so a failed merge leaves no
 // half-written model behind.
-import { copyFile, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { FloatDtype } from '../formats/dtypes.ts';
 import { SafetensorsFileWriter } from '../formats/safetensors-file-writer.ts';
 import type { Checkpoint } from './checkpoint.ts';
+import { configWithDtype } from './config-dtype.ts';
 import { type MergePlan, mergedTensors } from './merge-adapter.ts';
+import { TORCH_DTYPE_NAME } from './merged-dtype.ts';
 import { planShards, SAFETENSORS_INDEX, shardIndexJson } from './shard-plan.ts';
 
 /** Files beside the weights that go along when present (tokenizer, generation defaults). */
@@ -23,6 +27,7 @@ export const COMPANION_FILES = [
 
 export interface MergedCheckpoint {
   readonly dir: string;
+  readonly dtype: FloatDtype;
   readonly weightFiles: readonly string[];
   readonly totalSize: number;
   readonly mergedWeights: number;
@@ -39,14 +44,18 @@ async function emptyOrAbsent(dir: string): Promise<boolean> {
 }
 
 /**
- * Merges `plan` into `ckpt` and writes the result to `outDir` (absent or empty). `companions` maps a
- * file name in the output to its source path (tokenizer.json etc.).
+ * Merges `plan` into `ckpt` and writes the result to `outDir` (absent or empty) as `dtype`. `companions`
+ * maps a file name in the output to its source path (tokenizer.json etc.).
  */
 export async function writeMergedCheckpoint(
   ckpt: Checkpoint,
   plan: MergePlan,
   outDir: string,
-  o: { readonly maxShardSize: number; readonly companions: ReadonlyMap<string, string> },
+  o: {
+    readonly dtype: FloatDtype;
+    readonly maxShardSize: number;
+    readonly companions: ReadonlyMap<string, string>;
+  },
 ): Promise<MergedCheckpoint> {
   if (!(await emptyOrAbsent(outDir))) {
     throw new Error(`--output_dir ${outDir} is not empty: name a new directory (nothing is overwritten)`);
@@ -54,6 +63,7 @@ export async function writeMergedCheckpoint(
   const shards = planShards(
     ckpt.tensorInfo.map((t) => ({ name: t.name, shape: t.shape })),
     o.maxShardSize,
+    o.dtype,
   );
   const tmp = join(dirname(outDir), `.${basename(outDir)}.partial-${process.pid}`);
   await rm(tmp, { recursive: true, force: true });
@@ -64,6 +74,7 @@ export async function writeMergedCheckpoint(
     let writer = await SafetensorsFileWriter.create(
       join(tmp, (files[0] as { file: string }).file),
       files[0]?.tensors ?? [],
+      o.dtype,
     );
     let inFile = 0;
     for await (const t of mergedTensors(ckpt.tensors(), plan)) {
@@ -73,7 +84,7 @@ export async function writeMergedCheckpoint(
         inFile = 0;
         const next = files[f];
         if (next === undefined) throw new Error(`${ckpt.dir}: more tensors than its table of contents lists`);
-        writer = await SafetensorsFileWriter.create(join(tmp, next.file), next.tensors);
+        writer = await SafetensorsFileWriter.create(join(tmp, next.file), next.tensors, o.dtype);
       }
       await writer.write(t);
       inFile++;
@@ -81,7 +92,9 @@ export async function writeMergedCheckpoint(
     await writer.close();
     const index = shardIndexJson(shards);
     if (index !== null) await writeFile(join(tmp, SAFETENSORS_INDEX), index);
-    await copyFile(join(ckpt.dir, 'config.json'), join(tmp, 'config.json'));
+    const configPath = join(ckpt.dir, 'config.json');
+    const config = configWithDtype(await readFile(configPath, 'utf8'), TORCH_DTYPE_NAME[o.dtype], configPath);
+    await writeFile(join(tmp, 'config.json'), config);
     for (const [name, from] of o.companions) await copyFile(from, join(tmp, name));
     if (await emptyOrAbsent(outDir)) await rmdir(outDir).catch(() => undefined);
     await mkdir(dirname(outDir), { recursive: true });
@@ -92,6 +105,7 @@ export async function writeMergedCheckpoint(
   }
   return {
     dir: outDir,
+    dtype: o.dtype,
     weightFiles: shards.files.map((s) => s.file),
     totalSize: shards.totalSize,
     mergedWeights: plan.size,

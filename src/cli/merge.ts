@@ -1,11 +1,17 @@
 // `lora-mpt merge`: a base model with a PEFT adapter (LoRA or DoRA, from lora-mpt or Python PEFT)
-// folded in, written as a plain transformers checkpoint (sharded float32 safetensors + index +
-// config.json + tokenizer) that `from_pretrained`, `lora-mpt eval` and `lora-mpt generate` load.
+// folded in, written as a plain transformers checkpoint (sharded safetensors in the base's dtype or
+// --dtype + index + config.json + tokenizer) that `from_pretrained`, `lora-mpt eval` and `lora-mpt generate` load.
 import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { mergePlan } from '../checkpoint/merge-adapter.ts';
+import {
+  DTYPE_CHOICES,
+  isDtypeChoice,
+  resolveMergedDtype,
+  TORCH_DTYPE_NAME,
+} from '../checkpoint/merged-dtype.ts';
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { parseShardSize } from '../checkpoint/shard-plan.ts';
 import { COMPANION_FILES, writeMergedCheckpoint } from '../checkpoint/write-merged.ts';
@@ -24,6 +30,13 @@ const flags = {
   output_dir: {
     kind: 'string',
     help: 'Where the merged model goes: a new or empty directory (nothing is overwritten). Required.',
+  },
+  dtype: {
+    kind: 'string',
+    default: 'auto',
+    help:
+      "Dtype of the written weights: auto (the base checkpoint's own: bfloat16 for MPT-7B; float32 when its tensors are mixed), float32, bfloat16 or float16. " +
+      'Adapters are merged in float32 and each result rounded once to nearest-even, as PEFT merges on a bf16/fp16 base; unadapted tensors are converted the same way (bit for bit when already in that dtype).',
   },
   max_shard_size: {
     kind: 'string',
@@ -45,14 +58,19 @@ const isFile = (p: string) =>
 export const mergeCommand: Command = flagCommand({
   name: 'merge',
   summary: 'Fold a PEFT adapter into the base weights: a checkpoint transformers, eval and generate load',
-  usage: 'lora-mpt merge --base_model M --lora_weights A --output_dir D [--max_shard_size 5GB]',
+  usage:
+    'lora-mpt merge --base_model M --lora_weights A --output_dir D [--dtype auto] [--max_shard_size 5GB]',
   description:
     "Writes W + (alpha/r)·B·A for every adapted Linear (DoRA: rescaled by the magnitude vector), as PEFT's\n" +
-    'merge_and_unload, in float32 safetensors shards with their index, config.json and the tokenizer files.',
+    "merge_and_unload, in safetensors shards of the base's dtype (--dtype) with their index, config.json\n" +
+    '(its dtype set) and the tokenizer files.',
   flags,
   async run(f) {
     for (const name of ['base_model', 'lora_weights', 'output_dir'] as const) {
       if (f[name] === undefined) throw new UsageError(`--${name} is required`);
+    }
+    if (!isDtypeChoice(f.dtype)) {
+      throw new UsageError(`--dtype "${f.dtype}": expected one of ${DTYPE_CHOICES.join(', ')}`);
     }
     let maxShardSize: number;
     try {
@@ -78,10 +96,15 @@ export const mergeCommand: Command = flagCommand({
     else if (!companions.has('tokenizer.json') && resolved.tokenizerJson !== null) {
       companions.set('tokenizer.json', resolved.tokenizerJson);
     }
-    const out = await writeMergedCheckpoint(ckpt, plan, f.output_dir as string, { maxShardSize, companions });
+    const { dtype, reason } = resolveMergedDtype(f.dtype, ckpt.tensorInfo);
+    const out = await writeMergedCheckpoint(ckpt, plan, f.output_dir as string, {
+      dtype,
+      maxShardSize,
+      companions,
+    });
     const mb = (out.totalSize / 1e6).toFixed(1);
     console.log(
-      `merged ${out.mergedWeights} weights of ${f.lora_weights} into ${resolved.dir}: ${out.weightFiles.length} file(s), ${mb} MB float32, in ${out.dir}`,
+      `merged ${out.mergedWeights} weights of ${f.lora_weights} into ${resolved.dir}: ${out.weightFiles.length} file(s), ${mb} MB ${TORCH_DTYPE_NAME[dtype]} (${reason}), in ${out.dir}`,
     );
     if (!companions.has('tokenizer.json')) {
       console.log(

@@ -87,3 +87,58 @@ export function convertToFloat32(
       return;
   }
 }
+
+/** The float dtypes lora-mpt writes (merged checkpoints). */
+export type FloatDtype = 'F32' | 'BF16' | 'F16';
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/**
+ * float32 value → bfloat16 bits, rounded to nearest, ties to even (torch's `.to(torch.bfloat16)`):
+ * add 0x7fff plus the kept part's lowest bit, then drop the low 16 bits. NaN stays a quiet NaN.
+ */
+export function floatToBf16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const bits = u32Scratch[0] as number;
+  if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) return (bits >>> 16) | 0x40;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * float32 value → float16 bits, rounded to nearest, ties to even (torch's `.to(torch.float16)`):
+ * beyond the largest half (65504, plus half an ulp) → ±Infinity; below 2^-14 → subnormals.
+ */
+export function floatToHalfBits(x: number): number {
+  f32Scratch[0] = x;
+  const bits = u32Scratch[0] as number;
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+  const e = exp - 127 + 15; // the half's biased exponent
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half (or zero): the value in units of 2^-24, rounded half to even.
+    if (e < -10) return sign; // below half of the smallest subnormal: rounds to zero
+    const m = mant | 0x800000; // with the implicit bit
+    const shift = 14 - e; // 14..24
+    const q = m >>> shift;
+    const rest = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    return sign | (q + (rest > half || (rest === half && (q & 1) === 1) ? 1 : 0));
+  }
+  const q = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa steps the exponent, up to Infinity: both are the right result.
+  return sign | (q + (rest > 0x1000 || (rest === 0x1000 && (q & 1) === 1) ? 1 : 0));
+}
+
+/** float32 values → little-endian bytes of `dtype` (a copy; bf16/f16 rounded to nearest even). */
+export function convertFromFloat32(data: Float32Array, dtype: FloatDtype): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint16Array(data.length);
+  const round = dtype === 'BF16' ? floatToBf16Bits : floatToHalfBits;
+  for (let i = 0; i < data.length; i++) out[i] = round(data[i] as number);
+  return new Uint8Array(out.buffer);
+}

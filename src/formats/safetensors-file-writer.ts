@@ -1,8 +1,10 @@
-// Writes one float32 safetensors file tensor by tensor, so a multi-gigabyte shard never sits in
+// Writes one safetensors file (float32, bfloat16 or float16; float32 tensors in, rounded on the way
+// out) tensor by tensor, so a multi-gigabyte shard never sits in
 // memory: the header (every name, shape and byte range) goes first from the plan, then each
 // tensor's data in the plan's order as it arrives. safetensors readers accept any data order as
 // long as the ranges tile the buffer, which they do here. fsynced on close.
 import { type FileHandle, open } from 'node:fs/promises';
+import { convertFromFloat32, DTYPE_BYTES, type FloatDtype } from './dtypes.ts';
 import { elementCount, type HostTensor } from './host-tensor.ts';
 import { SafetensorsError } from './safetensors.ts';
 
@@ -11,8 +13,9 @@ export interface PlannedTensor {
   readonly shape: readonly number[];
 }
 
-/** Bytes of a float32 tensor of this shape. */
-export const float32Bytes = (shape: readonly number[]) => elementCount(shape) * 4;
+/** Bytes of a tensor of this shape stored as `dtype`. */
+export const tensorBytes = (shape: readonly number[], dtype: FloatDtype) =>
+  elementCount(shape) * DTYPE_BYTES[dtype];
 
 export class SafetensorsFileWriter {
   private next = 0;
@@ -21,11 +24,13 @@ export class SafetensorsFileWriter {
     private readonly path: string,
     private readonly fh: FileHandle,
     private readonly plan: readonly PlannedTensor[],
+    private readonly dtype: FloatDtype,
   ) {}
 
   static async create(
     path: string,
     plan: readonly PlannedTensor[],
+    dtype: FloatDtype = 'F32',
     metadata: Readonly<Record<string, string>> = { format: 'pt' },
   ): Promise<SafetensorsFileWriter> {
     const names = new Set<string>();
@@ -34,9 +39,9 @@ export class SafetensorsFileWriter {
     for (const t of plan) {
       if (names.has(t.name)) throw new SafetensorsError(`${path}: tensor "${t.name}" planned twice`);
       names.add(t.name);
-      const end = at + float32Bytes(t.shape);
+      const end = at + tensorBytes(t.shape, dtype);
       parts.push(
-        `${JSON.stringify(t.name)}:${JSON.stringify({ dtype: 'F32', shape: t.shape, data_offsets: [at, end] })}`,
+        `${JSON.stringify(t.name)}:${JSON.stringify({ dtype, shape: t.shape, data_offsets: [at, end] })}`,
       );
       at = end;
     }
@@ -47,10 +52,11 @@ export class SafetensorsFileWriter {
     json.copy(prefix, 8);
     const fh = await open(path, 'w');
     await fh.write(prefix);
-    return new SafetensorsFileWriter(path, fh, plan);
+    return new SafetensorsFileWriter(path, fh, plan, dtype);
   }
 
-  /** Appends the next planned tensor; its name and shape must be the plan's. */
+  /** Appends the next planned tensor (float32 values, stored as the file's dtype); its name and shape
+   * must be the plan's. */
   async write(t: HostTensor): Promise<void> {
     const want = this.plan[this.next];
     if (want === undefined) throw new SafetensorsError(`${this.path}: "${t.name}" is not in the plan`);
@@ -63,7 +69,7 @@ export class SafetensorsFileWriter {
         `${this.path}: expected "${want.name}" [${want.shape}] next, got "${t.name}" [${t.shape}] (${t.data.length} values)`,
       );
     }
-    await this.fh.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    await this.fh.write(convertFromFloat32(t.data, this.dtype));
     this.next++;
   }
 

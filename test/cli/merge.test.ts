@@ -2,10 +2,12 @@
 // safetensors, their index, config.json and the tokenizer; its logits equal PEFT's base + adapter
 // (the committed fixtures); `lora-mpt eval` and `lora-mpt generate` take it as a base model and give
 // what base + adapter gives. tools/reference/check_merged.py checks the same directory with
-// transformers' from_pretrained (run by hand: CI has no Python).
+// transformers' from_pretrained (run by hand: CI has no Python). `--dtype`: on the bf16 fixture model
+// the written bf16/f16 weights are PEFT's own half-precision merge bit for bit
+// (test/fixtures/merge-dtype, made by tools/reference/make_merge_dtype_fixtures.py).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -17,11 +19,19 @@ import { initBackend } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
 import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { maxAbs, maxAbsDiff } from '../model/support/tiny-mpt.ts';
+import {
+  differingHalfElements,
+  type RawTensor,
+  readRawSafetensors,
+  readRawShards,
+} from '../support/raw-safetensors.ts';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const H6 = join(FIXTURES, 'mpt/h6-all');
+const H8 = join(FIXTURES, 'mpt/h8-clip-bf16');
+const PEFT_HALF = join(FIXTURES, 'merge-dtype');
 const CLI = join(FIXTURES, 'generate/cli');
 const work = mkdtempSync(join(tmpdir(), 'lora-mpt-merge-'));
 
@@ -90,8 +100,12 @@ describe('lora-mpt merge', () => {
     ]);
     const index = JSON.parse(readFileSync(join(merged, 'model.safetensors.index.json'), 'utf8'));
     assert.equal(Object.keys(index.weight_map).length, 14);
+    // The base's config.json, byte for byte, with transformers 5's `dtype` of the float32 base added
+    // in its sorted place (as save_pretrained writes it).
+    const config = readFileSync(join(merged, 'config.json'), 'utf8');
+    assert.equal(JSON.parse(config).dtype, 'float32');
     assert.equal(
-      readFileSync(join(merged, 'config.json'), 'utf8'),
+      config.replace('  "dtype": "float32",\n', ''),
       readFileSync(join(H6, 'config.json'), 'utf8'),
     );
     const want = (await readAll(join(H6, 'expected.safetensors'))).get('logits') as Float32Array;
@@ -197,6 +211,159 @@ describe('lora-mpt merge', () => {
         '5 parsecs',
       ),
       (e: { code: number; stderr: string }) => e.code === 2 && /max_shard_size "5 parsecs"/.test(e.stderr),
+    );
+  });
+});
+
+const weightFiles = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => /^model.*\.safetensors$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+
+/** Asserts `dir`'s weights hold every tensor of the PEFT fixture with the same dtype tag and bits. */
+function assertPeftBits(dir: string, fixture: string, dtype: string): Map<string, RawTensor> {
+  const got = readRawShards(weightFiles(dir));
+  const differing: string[] = [];
+  for (const [name, want] of readRawSafetensors(join(PEFT_HALF, fixture))) {
+    const t = got.get(name);
+    assert.ok(t !== undefined, `${dir} lacks ${name}`);
+    assert.equal(t.dtype, dtype, name);
+    assert.deepEqual(t.shape, want.shape, name);
+    const n = differingHalfElements(t.bytes, want.bytes);
+    if (n > 0) differing.push(`${name}: ${n} of ${want.bytes.length / 2}`);
+  }
+  assert.deepEqual(differing, [], `elements that differ from PEFT's merge (${fixture})`);
+  return got;
+}
+
+describe('lora-mpt merge --dtype', () => {
+  const rslora = join(FIXTURES, 'adapters/lora-rslora-h8');
+  const auto = join(work, 'h8-auto');
+
+  it('writes a bf16 base as bf16 by default: PEFT’s bf16 merge bit for bit, config dtype bfloat16', async () => {
+    await lora('merge', '--base_model', H8, '--lora_weights', rslora, '--output_dir', auto);
+    assert.deepEqual(readdirSync(auto).sort(), ['config.json', 'model.safetensors']);
+    assertPeftBits(auto, 'lora-rslora-h8.bf16.safetensors', 'BF16');
+    assert.equal(JSON.parse(readFileSync(join(auto, 'config.json'), 'utf8')).dtype, 'bfloat16');
+  });
+
+  it('copies the tensors the adapter does not touch from a bf16 base bit for bit', () => {
+    const base = readRawShards(weightFiles(H8));
+    const adapted = new Set(
+      JSON.parse(readFileSync(join(rslora, 'variant.json'), 'utf8')).merged_weights as string[],
+    );
+    const got = readRawSafetensors(join(auto, 'model.safetensors'));
+    let copied = 0;
+    for (const [name, t] of base) {
+      if (adapted.has(name)) continue;
+      assert.ok(got.get(name)?.bytes.equals(t.bytes), name);
+      copied++;
+    }
+    assert.equal(copied, base.size - 4);
+  });
+
+  it('cuts --dtype bfloat16 shards by bf16 sizes, with PEFT’s bits', async () => {
+    const out = join(work, 'h8-bf16-sharded');
+    const limit = 20_000;
+    await lora(
+      'merge',
+      '--base_model',
+      H8,
+      '--lora_weights',
+      rslora,
+      '--output_dir',
+      out,
+      '--dtype',
+      'bfloat16',
+      '--max_shard_size',
+      `${limit}B`,
+    );
+    const peft = readRawSafetensors(join(PEFT_HALF, 'lora-rslora-h8.bf16.safetensors'));
+    const peftBytes = [...peft.values()].reduce((n, t) => n + t.bytes.length, 0);
+    const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8'));
+    assert.equal(index.metadata.total_size, peftBytes);
+    const files = weightFiles(out);
+    for (const f of files) {
+      const bytes = [...readRawSafetensors(f).values()].reduce((n, t) => n + t.bytes.length, 0);
+      assert.ok(bytes <= limit, `${f}: ${bytes} bytes of tensors`);
+    }
+    // float32 sizes (twice the bytes) would need at least this many files.
+    assert.ok(files.length < Math.ceil((2 * peftBytes) / limit), `${files.length} files`);
+    assertPeftBits(out, 'lora-rslora-h8.bf16.safetensors', 'BF16');
+  });
+
+  it('writes --dtype float16 as PEFT’s float16 merge bit for bit', async () => {
+    const out = join(work, 'h8-f16');
+    await lora(
+      'merge',
+      '--base_model',
+      H8,
+      '--lora_weights',
+      rslora,
+      '--output_dir',
+      out,
+      '--dtype',
+      'float16',
+    );
+    assertPeftBits(out, 'lora-rslora-h8.f16.safetensors', 'F16');
+    assert.equal(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).dtype, 'float16');
+  });
+
+  it('merges DoRA + rsLoRA on a bf16 base into PEFT’s bf16 DoRA weights', async () => {
+    const out = join(work, 'h8-dora-bf16');
+    const dora = join(FIXTURES, 'adapters/dora-rslora-h8');
+    await lora('merge', '--base_model', H8, '--lora_weights', dora, '--output_dir', out);
+    assertPeftBits(out, 'dora-rslora-h8.bf16.safetensors', 'BF16');
+  });
+
+  it('gives a bf16 model with the logits of PEFT’s bf16 merged model, which eval loads', async () => {
+    const want = (await readAll(join(PEFT_HALF, 'lora-rslora-h8.bf16-logits.safetensors'))).get(
+      'logits',
+    ) as Float32Array;
+    const got = await logitsOf(auto, 'h8-clip-bf16');
+    const err = maxAbsDiff(got, want) / maxAbs(want);
+    assert.ok(err < 1e-5, `relative error ${err} against PEFT's bf16 merged model`);
+    // eval takes the merged directory as it takes PEFT's own bf16 weights beside the base's config.
+    const peftDir = join(work, 'h8-peft-bf16');
+    mkdirSync(peftDir);
+    copyFileSync(join(H8, 'config.json'), join(peftDir, 'config.json'));
+    copyFileSync(join(PEFT_HALF, 'lora-rslora-h8.bf16.safetensors'), join(peftDir, 'model.safetensors'));
+    const score = async (dir: string) =>
+      JSON.parse(
+        (
+          await lora(
+            'eval',
+            '--base_model',
+            dir,
+            '--text',
+            'Q:hi\nA:bf16 weights',
+            '--json',
+            '--backend',
+            'wasm',
+            '--tokenizer',
+            join(CLI, 'tokenizer.json'),
+          )
+        ).stdout,
+      ).loss as number;
+    assert.equal(await score(auto), await score(peftDir));
+  });
+
+  it('refuses an unknown --dtype, listing the choices', async () => {
+    await assert.rejects(
+      lora(
+        'merge',
+        '--base_model',
+        H8,
+        '--lora_weights',
+        rslora,
+        '--output_dir',
+        join(work, 'z'),
+        '--dtype',
+        'int8',
+      ),
+      (e: { code: number; stderr: string }) =>
+        e.code === 2 && /--dtype "int8".*auto, float32, bfloat16, float16/.test(e.stderr),
     );
   });
 });
