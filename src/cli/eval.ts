@@ -9,6 +9,8 @@ import { DataError, loadDataset } from '../data/dataset.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { createEvents } from '../events/events.ts';
+import { loadProgress } from '../events/load-progress.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
@@ -144,6 +146,11 @@ async function evaluate(f: Flags): Promise<number> {
     {
       layout: backend.layout,
       load8bit: f.load_8bit,
+      // stderr, as the backend line: --json keeps stdout one object
+      onTensor: loadProgress(
+        createEvents({ label: '', format: 'text', out: process.stderr }),
+        f.base_model as string,
+      ),
     },
   );
   let lossSum = 0;

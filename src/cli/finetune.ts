@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ADAPTER_SAFETENSORS } from '../checkpoint/peft-adapter.ts';
 import { InProcessCollective } from '../collective/index.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
+import { loadProgress } from '../events/load-progress.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
@@ -76,7 +77,14 @@ export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise
   const ev = events.child({ run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const loaded = await loadModelCompute(run.model.dir, s.backend as BackendChoice, s, budget, backendOpts);
+  const loaded = await loadModelCompute(
+    run.model.dir,
+    s.backend as BackendChoice,
+    s,
+    budget,
+    backendOpts,
+    loadProgress(ev, run.model.dir),
+  );
   ev.info('backend_selected', loaded.backendSummary, { backend: loaded.backend });
   if (loaded.memoryNote !== null) ev.warn('warning', loaded.memoryNote);
   ev.info(

@@ -3,6 +3,7 @@
 // and exits (events then go to stderr, so stdout holds the answer only).
 import { homedir } from 'node:os';
 import { createEvents, type Events } from '../events/events.ts';
+import { loadProgress } from '../events/load-progress.ts';
 import { TRANSFORMERS_DEFAULTS } from '../generate/decode.ts';
 import type { GenerationEngine } from '../generate/engine.ts';
 import { loadEngine } from '../generate/load-engine.ts';
@@ -93,6 +94,7 @@ async function load(
     layout: backend.layout,
     hubEnv: { ...process.env, HOME: homedir() },
     hubOptions: hubOptionsFromEnv(process.env, homedir()),
+    onTensor: loadProgress(events, baseModel),
   });
   events.info(
     'model_loaded',

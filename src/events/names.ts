@@ -11,6 +11,7 @@ export type EventName =
   | 'run_paused'
   | 'run_unpaused'
   | 'data_ready'
+  | 'model_loading'
   | 'model_loaded'
   | 'backend_selected'
   | 'peak_flops'

@@ -22,6 +22,8 @@ export interface EngineSource {
   readonly layout: ComputeLayout;
   readonly hubEnv: HubEnv;
   readonly hubOptions: HubOptions;
+  /** Load progress (LoadOptions.onTensor). */
+  readonly onTensor?: (loaded: number, expected: number) => void;
 }
 
 /** The EOS of GPT-NeoX tokenizers (MPT's): <|endoftext|>, as the seed's finetune.py appends it. */
@@ -49,6 +51,7 @@ export async function loadEngine(s: EngineSource): Promise<GenerationEngine> {
     {
       layout: s.layout,
       load8bit: s.load8bit,
+      ...(s.onTensor ? { onTensor: s.onTensor } : {}),
     },
   );
   const name = s.loraWeights === null ? s.baseModel : `${s.baseModel} + ${s.loraWeights}`;

@@ -33,6 +33,8 @@ export interface LoadOptions {
   readonly load8bit?: boolean;
   /** Vocab columns per chunk of the output layer; default from the layout and d_model. */
   readonly vocabChunk?: number;
+  /** Called after each weight tensor is taken in (a 7B checkpoint loads for minutes: progress). */
+  readonly onTensor?: (loaded: number, expected: number) => void;
 }
 
 export class MptModel {
@@ -213,6 +215,8 @@ export async function loadMptModel(
         const make = options.load8bit ? int8WeightSource : denseWeightSource;
         linears.set(t.name, make(layout, t.data, outF, inF));
       }
+      // (wpe, which few checkpoints have, is not among the expected tensors)
+      options.onTensor?.(Math.min(seen.size, expected.size), expected.size);
     }
     const missing = [...expected.keys()].filter((k) => !seen.has(k));
     if (missing.length > 0) {

@@ -112,13 +112,14 @@ export async function checkBeforeLoading(
 }
 
 /** Starts the backend, checks the memory (before any weight file is opened) and loads `baseModelDir`
- * with the run's LoRA targets. */
+ * with the run's LoRA targets; `onTensor` hears of each weight tensor loaded (progress). */
 export async function loadModelCompute(
   baseModelDir: string,
   backend: BackendChoice,
   s: LoraRunSettings,
   budget: MemoryBudget,
   options: BackendOptions = {},
+  onTensor?: (loaded: number, expected: number) => void,
 ): Promise<LoadedCompute> {
   const memoryNote = await checkBeforeLoading(baseModelDir, backend, s, budget, options);
   const active = await initBackend(backend, options);
@@ -126,6 +127,7 @@ export async function loadModelCompute(
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
     load8bit: s.load8bit,
+    ...(onTensor ? { onTensor } : {}),
   });
   const lora = loraOf(s);
   model.configureLora(lora);

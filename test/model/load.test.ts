@@ -21,6 +21,23 @@ describe('loading MPT weights', () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
+  it('reports each weight tensor taken in, ending at all of them (load progress)', async () => {
+    const all = tensors();
+    const calls: [number, number][] = [];
+    const model = await loadMptModel(config, all, {
+      layout: 'plain-2d',
+      onTensor: (loaded, expected) => calls.push([loaded, expected]),
+    });
+    model.dispose();
+    // tinyConfig: wte, norm_f, and 6 tensors in each of its blocks (2 norms, 4 linears)
+    const expected = 2 + 6 * config.nLayers;
+    assert.equal(all.filter((t) => t.name !== 'lm_head.weight').length, expected);
+    assert.deepEqual(
+      calls,
+      Array.from({ length: expected }, (_, i) => [i + 1, expected]),
+    );
+  });
+
   it('names a tensor of the wrong shape', async () => {
     const bad = tensors().map((t) =>
       t.name.endsWith('0.attn.out_proj.weight') ? { ...t, shape: [12, 48] } : t,
