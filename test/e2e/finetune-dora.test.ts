@@ -105,6 +105,15 @@ describe('finetune --use_dora', () => {
     );
 
     const { use_dora: _d, ...noDora } = flags;
+    // From its own checkpoint (trainer state with the magnitudes' AdamW moments), one step further.
+    const extended = await finetune('dora-extend', run, out, {
+      ...flags,
+      max_steps: 3,
+      resume_from_checkpoint: 'latest',
+    });
+    assert.equal(extended.code, 0, extended.p.output());
+    assert.ok(extended.p.events().some((e) => e.event === 'run_resumed' && e.step === 2));
+    assert.equal((await readPeftAdapter(out)).tensors.size, 3 * 8);
     const more = await finetune('dora-more', run, join(run.dir, 'dora-more'), {
       ...noDora,
       max_steps: 1,

@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { initialMagnitudes } from '../../src/checkpoint/dora-init.ts';
+import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
 import { SafetensorsReader } from '../../src/formats/safetensors.ts';
@@ -138,4 +140,19 @@ describeOnBackends('DoRA training parity with PEFT', (backend) => {
     assert.equal(tf.memory().numTensors, before);
     c.model.dispose();
   });
+});
+
+describe('DoRA initial magnitudes', () => {
+  for (const name of CASES) {
+    it(`${name}: are PEFT's ‖W‖ per row`, async () => {
+      const info = JSON.parse(readFileSync(join(ROOT, name, 'case.json'), 'utf8')) as CaseInfo;
+      const ckpt = await openCheckpoint(join(MODELS, info.base));
+      const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
+      const expected = await readAll(join(ROOT, name, 'expected.safetensors'));
+      const targets = loraTargets(ckpt.config, { ...adapter.config, useDora: true });
+      const got = await initialMagnitudes(targets, (n) => ckpt.readTensor(n));
+      assert.equal(got.size, targets.length);
+      for (const [k, m] of got) assert.ok(rel(m, expected.get(`init:${k}`) as Float32Array) < 1e-6, k);
+    });
+  }
 });
