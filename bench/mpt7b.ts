@@ -24,6 +24,7 @@ const LORA = {
   loraDropout: 0,
   loraTargetModules: ['Wqkv'],
   useRslora: false,
+  useDora: false,
   seed: 1,
 } as const;
 

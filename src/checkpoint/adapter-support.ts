@@ -1,9 +1,8 @@
 // What lora-mpt does with every field PEFT 0.21 writes into adapter_config.json: implement it, accept
 // it because it cannot change an adapter's math on MPT, or refuse it by name — never compute a
 // different model than PEFT would. Implemented: use_rslora, layers_to_transform (+ layers_pattern
-// "blocks"), exclude_modules, use_dora (evaluation and generation: merged into the base weights).
-// For training (a resumed adapter) DoRA, rsLoRA, layers_to_transform and exclude_modules are
-// refused. A field this table does not know is accepted only at a neutral value
+// "blocks"), exclude_modules, use_dora (training; evaluation and generation merge it into the base
+// weights). For training (a resumed adapter) layers_to_transform and exclude_modules are refused. A field this table does not know is accepted only at a neutral value
 // (null, false, {}, []): a newer PEFT's switched-on feature is refused rather than ignored.
 import type { LoraConfig } from './peft-adapter.ts';
 
@@ -104,11 +103,9 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
     );
   }
   const useDora = x.use_dora === true;
-  if (useDora && use === 'training')
-    fail('use_dora', 'training DoRA is not implemented (evaluation, generation and merge are)');
   if (use === 'training') {
-    // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules and
-    // --use_rslora only.
+    // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules,
+    // --use_rslora and --use_dora only.
     for (const field of ['layers_to_transform', 'exclude_modules'] as const) {
       if (!isNeutral(x[field])) {
         fail(

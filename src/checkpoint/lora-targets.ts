@@ -13,6 +13,8 @@ export interface LoraSettings {
   /** A list (suffix match on the dotted module name) or one regex (full match), as in PEFT. */
   readonly targetModules: readonly string[] | string;
   readonly useRslora?: boolean;
+  /** PEFT's use_dora: each target also learns a magnitude per output row (lora_magnitude_vector). */
+  readonly useDora?: boolean;
   /** PEFT's layers_to_transform: only these block indices get LoRA (absent/null: all). */
   readonly layersToTransform?: readonly number[] | null;
   /** PEFT's exclude_modules: a list (suffix match) or one regex (full match) left without LoRA. */
@@ -29,6 +31,8 @@ export interface LoraTarget {
   /** PEFT saved key of A ([r, in]) and B ([out, r]). */
   readonly aName: string;
   readonly bName: string;
+  /** PEFT saved key of DoRA's magnitude ([out]); only used with use_dora. */
+  readonly magnitudeName: string;
 }
 
 export function modulePath(layer: number, module: MptLinearName): string {
@@ -93,6 +97,7 @@ export function loraTargets(config: MptConfig, s: LoraSettings): LoraTarget[] {
         outFeatures: outF,
         aName: `${prefix}.lora_A.weight`,
         bName: `${prefix}.lora_B.weight`,
+        magnitudeName: `${prefix}.lora_magnitude_vector`,
       });
     }
   }

@@ -25,10 +25,13 @@ export type MergePlan = ReadonlyMap<string, MergeEntry>;
 
 /** LoraSettings of an adapter, with the features its config switches on. */
 export function adapterSettings(adapter: PeftAdapter, f: AdapterFeatures): LoraSettings {
-  return { ...adapter.config, layersToTransform: f.layersToTransform, excludeModules: f.excludeModules };
+  return {
+    ...adapter.config,
+    useDora: f.useDora,
+    layersToTransform: f.layersToTransform,
+    excludeModules: f.excludeModules,
+  };
 }
-
-const magnitudeName = (t: LoraTarget) => `base_model.model.${t.path}.lora_magnitude_vector`;
 
 /**
  * Checks that the adapter's tensors are exactly those its config implies for this model (naming the
@@ -60,9 +63,9 @@ export function mergePlan(
     }
     let magnitude: Float32Array | null = null;
     if (features.useDora) {
-      magnitude = get(magnitudeName(t));
+      magnitude = get(t.magnitudeName);
       if (magnitude.length !== t.outFeatures)
-        throw new Error(`${source}: ${magnitudeName(t)} must have ${t.outFeatures} values`);
+        throw new Error(`${source}: ${t.magnitudeName} must have ${t.outFeatures} values`);
     }
     plan.set(`${t.path}.weight`, { target: t, a, b, r, scale, magnitude });
   }

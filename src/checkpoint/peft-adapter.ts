@@ -91,6 +91,7 @@ export interface NewLoraConfig {
   readonly targetModules: readonly string[] | string;
   readonly baseModelNameOrPath: string | null;
   readonly useRslora?: boolean;
+  readonly useDora?: boolean;
 }
 
 /** A config as `LoraConfig(task_type="CAUSAL_LM", …)` would have it, PEFT's defaults elsewhere. */
@@ -105,7 +106,7 @@ export function newLoraConfig(c: NewLoraConfig): LoraConfig {
     fanInFanOut: false,
     baseModelNameOrPath: c.baseModelNameOrPath,
     taskType: 'CAUSAL_LM',
-    extra: PEFT_DEFAULTS,
+    extra: c.useDora ? { ...PEFT_DEFAULTS, use_dora: true } : PEFT_DEFAULTS,
   };
 }
 

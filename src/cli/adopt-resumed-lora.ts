@@ -1,7 +1,7 @@
 // `--resume_from_checkpoint DIR` where DIR holds an adapter (a checkpoint-<step> or an adapter
 // directory, also one Python PEFT saved): the LoRA settings come from its adapter_config.json, as
 // PEFT's from_pretrained takes them, so a resumed adapter keeps its rank, alpha, dropout, targets
-// and rsLoRA scaling. A LoRA flag given on the command line that disagrees is an error naming both values.
+// rsLoRA scaling and DoRA. A LoRA flag given on the command line that disagrees is an error naming both values.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { adapterFeatures } from '../checkpoint/adapter-support.ts';
@@ -46,7 +46,7 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
   } catch (err) {
     throw new UsageError(`--resume_from_checkpoint ${dir}: ${(err as Error).message}`);
   }
-  adapterFeatures(config, 'training', path);
+  const { useDora } = adapterFeatures(config, 'training', path);
   if (typeof config.targetModules === 'string') {
     throw new UsageError(
       `${path}: target_modules is the regex ${JSON.stringify(config.targetModules)}; lora-mpt trains with a list of module names (--lora_target_modules)`,
@@ -63,6 +63,8 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
     conflict('lora_target_modules', given.loraTargetModules, 'target_modules', config.targetModules, path);
   if (given.useRslora !== undefined && given.useRslora !== config.useRslora)
     conflict('use_rslora', given.useRslora, 'use_rslora', config.useRslora, path);
+  if (given.useDora !== undefined && given.useDora !== useDora)
+    conflict('use_dora', given.useDora, 'use_dora', useDora, path);
   return {
     ...s,
     loraR: config.r,
@@ -70,5 +72,6 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
     loraDropout: config.loraDropout,
     loraTargetModules: [...config.targetModules],
     useRslora: config.useRslora,
+    useDora,
   };
 }

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { initialMagnitudes } from '../checkpoint/dora-init.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import {
   ADAPTER_CONFIG,
@@ -86,6 +87,7 @@ export async function prepareRun(
     loraDropout: s.loraDropout,
     targetModules: s.loraTargetModules,
     useRslora: s.useRslora,
+    useDora: s.useDora,
   };
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({
@@ -118,6 +120,7 @@ export async function prepareRun(
     targets,
     r: s.loraR,
     seed: s.seed,
+    ...(s.useDora ? { initialMagnitudes: () => initialMagnitudes(targets, (n) => ckpt.readTensor(n)) } : {}),
     plan: {
       fingerprint: data.planFingerprint,
       datasetFingerprint: data.datasetFingerprint,
@@ -182,6 +185,7 @@ export function runConfigOf(
     loraDropout: s.loraDropout,
     loraTargetModules: s.loraTargetModules,
     useRslora: s.useRslora,
+    useDora: s.useDora,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,

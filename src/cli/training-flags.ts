@@ -56,6 +56,10 @@ export const trainingFlags = {
     kind: 'bool',
     help: "PEFT's use_rslora (rank-stabilized LoRA): scale the update by lora_alpha / sqrt(lora_r) instead of lora_alpha / lora_r; written to adapter_config.json (default: false, or the resumed adapter's).",
   },
+  use_dora: {
+    kind: 'bool',
+    help: "PEFT's use_dora (DoRA, weight-decomposed LoRA): each LoRA Linear also learns a magnitude per output row (lora_magnitude_vector, started at the base weight's row norms), and its weight becomes magnitude ⊙ (W + update) / ‖W + update‖ per row; written to adapter_config.json (default: false, or the resumed adapter's).",
+  },
   lora_dropout: {
     kind: 'float',
     min: 0,

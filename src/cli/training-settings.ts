@@ -21,6 +21,8 @@ export interface TrainingSettings {
   readonly loraTargetModules: readonly string[];
   /** PEFT's use_rslora: scale alpha/sqrt(r) instead of alpha/r. */
   readonly useRslora: boolean;
+  /** PEFT's use_dora: train a magnitude per output row of every LoRA Linear too. */
+  readonly useDora: boolean;
   readonly trainOnInputs: boolean;
   readonly addEosToken: boolean;
   readonly groupByLength: boolean;
@@ -49,6 +51,7 @@ export interface LoraFlagValues {
   readonly loraDropout?: number;
   readonly loraTargetModules?: readonly string[];
   readonly useRslora?: boolean;
+  readonly useDora?: boolean;
 }
 
 /** finetune.py's defaults for the LoRA flags (target modules: PEFT's MPT default). */
@@ -58,6 +61,7 @@ export const LORA_DEFAULTS = {
   loraDropout: 0.05,
   loraTargetModules: ['Wqkv'],
   useRslora: false,
+  useDora: false,
 } as const;
 
 export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): TrainingSettings {
@@ -82,6 +86,7 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     ...(f.lora_dropout !== undefined ? { loraDropout: f.lora_dropout } : {}),
     ...(f.lora_target_modules !== undefined ? { loraTargetModules: f.lora_target_modules } : {}),
     ...(f.use_rslora !== undefined ? { useRslora: f.use_rslora } : {}),
+    ...(f.use_dora !== undefined ? { useDora: f.use_dora } : {}),
   };
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);

@@ -68,9 +68,10 @@ export function savedValuesPerBlock(config: MptConfig, s: MemorySettings, loraMo
   if (config.attn.qkLn) v += 2 * (n * d + n);
   for (const m of MPT_LINEARS) {
     if (!loraModules.has(m)) continue;
-    const { inF } = linearShape(config, m);
+    const { inF, outF } = linearShape(config, m);
     v += n * inF + n * r; // the layer input and u = x·Aᵀ
     if (dropout) v += 2 * n * inF; // drop(x) and the keep mask
+    if (s.lora.useDora) v += n * outF; // DoRA's z = x_d·Wᵀ + s·u·Bᵀ, for the magnitude's gradient
   }
   return v;
 }
@@ -84,7 +85,9 @@ function workingValuesPerBlock(config: MptConfig, s: MemorySettings): number {
   const n = s.microBatchSize * s.seqLen;
   const d = config.dModel;
   const f = ffnWidth(config);
-  return 5 * s.microBatchSize * config.nHeads * s.seqLen * s.seqLen + 12 * n * d + 2 * n * f;
+  // DoRA: c⊙dy and (with dropout) x_d·Wᵀ or (c−1)⊙dy, two [N, out] of the widest linear (up_proj).
+  const dora = s.lora.useDora ? 2 * n * Math.max(3 * d, f) : 0;
+  return 5 * s.microBatchSize * config.nHeads * s.seqLen * s.seqLen + 12 * n * d + 2 * n * f + dora;
 }
 
 export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
@@ -117,9 +120,12 @@ export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
   const embedding = embValues * F32 + embeddingDevice;
 
   const targets = loraTargets(config, s.lora);
-  const trainable = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0);
+  const magnitudes = s.lora.useDora ? targets.reduce((a, t) => a + t.outFeatures, 0) : 0;
+  const trainable = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0) + magnitudes;
   // Host: replica weights, AdamW m and v, the step's accumulated gradient, one micro-batch's flat
-  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ.
+  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ, and DoRA's c and 1/n ([1, out] each, as
+  // many values as its magnitudes twice). DoRA's norm, computed in 16 MB row blocks before each step's
+  // forward, never coincides with the activations.
   const loraHost = (s.training ? 6 : 0) * trainable * F32;
   const loraState = loraHost + 2 * trainable * F32;
 

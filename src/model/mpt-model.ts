@@ -4,7 +4,8 @@
 //
 // LoRA API: configureLora(settings) once → the targets (PEFT names and shapes); then before every
 // step setLoraWeights(map) with the trainer's current host Float32Arrays (PEFT names, A [r, in],
-// B [out, r]); the model copies them to the device and never modifies them.
+// B [out, r]; with DoRA also the magnitudes [out]); the model copies them to the device and never
+// modifies them. DoRA's per-row norm ‖W + s·B·A‖ is computed there once per step (src/model/dora-norm.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { MptConfig } from '../checkpoint/config.ts';
 import {
@@ -21,6 +22,7 @@ import type { HostTensor } from '../formats/host-tensor.ts';
 import { AttentionBiasCache } from './attention-mask.ts';
 import type { ComputeLayout } from './backend.ts';
 import type { BlockLora, BlockWeights } from './block.ts';
+import { doraFactors } from './dora-norm.ts';
 import { transposeHost } from './host-transpose.ts';
 import type { LoraFactors } from './linear.ts';
 import { denseWeightSource, int8WeightSource, type LinearWeightSource } from './linear-weights.ts';
@@ -102,13 +104,27 @@ export class MptModel {
           `LoRA weights: ${t.aName} must have ${s.r}x${t.inFeatures} and ${t.bName} ${t.outFeatures}x${s.r} values`,
         );
       }
+      let magnitude: Float32Array | null = null;
+      if (s.useDora) {
+        magnitude = weights.get(t.magnitudeName) ?? null;
+        if (magnitude === null) throw new Error(`LoRA weights: missing ${t.magnitudeName} (use_dora)`);
+        if (magnitude.length !== t.outFeatures)
+          throw new Error(`LoRA weights: ${t.magnitudeName} must have ${t.outFeatures} values`);
+      }
       const layer = next.get(t.layer) ?? {};
-      layer[t.module] = {
+      const f = {
         a: tf.tensor2d(a, [s.r, t.inFeatures]),
         at: tf.tensor2d(transposeHost(a, s.r, t.inFeatures), [t.inFeatures, s.r]),
         b: tf.tensor2d(b, [t.outFeatures, s.r]),
         bt: tf.tensor2d(transposeHost(b, t.outFeatures, s.r), [s.r, t.outFeatures]),
         scale,
+      };
+      layer[t.module] = {
+        ...f,
+        dora:
+          magnitude === null
+            ? null
+            : doraFactors(this.blocks[t.layer]!.linears[t.module], f.a, f.b, scale, magnitude),
       };
       next.set(t.layer, layer);
     }
@@ -150,7 +166,11 @@ export class MptModel {
 
   private disposeFactors(): void {
     for (const layer of this.factors.values()) {
-      for (const f of Object.values(layer)) if (f !== undefined) tf.dispose([f.a, f.at, f.b, f.bt]);
+      for (const f of Object.values(layer)) {
+        if (f === undefined) continue;
+        tf.dispose([f.a, f.at, f.b, f.bt]);
+        if (f.dora !== null) tf.dispose([f.dora.c, f.dora.invNorm]);
+      }
     }
     this.factors = new Map();
   }

@@ -34,7 +34,8 @@ export interface TrainStepResult {
   /** Σ of the token cross-entropies over the supervised positions. */
   readonly lossSum: number;
   readonly supervisedTokens: number;
-  /** d lossSum / d tensor, keyed by PEFT saved name, in PEFT shapes (A [r, in], B [out, r]). */
+  /** d lossSum / d tensor, keyed by PEFT saved name, in PEFT shapes (A [r, in], B [out, r], DoRA's
+   * magnitude [out]). */
   readonly grads: Map<string, Float32Array>;
 }
 
@@ -101,13 +102,7 @@ export async function computeLoraGradients(
   const targets = shiftedTargets(batch);
   if (targets.rows.length === 0) {
     // Nothing supervised (e.g. every label -100 after truncation): the sum is 0 and so is its gradient.
-    const grads = new Map<string, Float32Array>();
-    const r = model.lora.r;
-    for (const t of model.loraTargets) {
-      grads.set(t.aName, new Float32Array(r * t.inFeatures));
-      grads.set(t.bName, new Float32Array(t.outFeatures * r));
-    }
-    return { lossSum: 0, supervisedTokens: 0, grads };
+    return { lossSum: 0, supervisedTokens: 0, grads: zeroGradsOf(model, new Map()) };
   }
   const n = batch.rows * batch.seqLen;
   const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
@@ -173,7 +168,7 @@ export async function computeLoraGradients(
     for (const s of saved) if (s != null) disposeBlockSaved(s);
     for (const k of keeps) if (k !== undefined) disposeKeep(k);
     for (const t of blockInputs) if (t !== undefined && !t.isDisposed) t.dispose();
-    for (const { g } of collected) tf.dispose([g.dA, g.dBt]);
+    for (const { g } of collected) tf.dispose([g.dA, g.dBt, ...(g.dM === null ? [] : [g.dM])]);
     mask.dispose();
   }
 }
@@ -192,12 +187,21 @@ async function readResults(
     const [dA, dBt] = (await Promise.all([g.dA.data(), g.dBt.data()])) as [Float32Array, Float32Array];
     grads.set(t.aName, Float32Array.from(dA));
     grads.set(t.bName, transposeHost(dBt, r, t.outFeatures));
+    if (g.dM !== null) grads.set(t.magnitudeName, Float32Array.from((await g.dM.data()) as Float32Array));
   }
-  // Targets in blocks the gradient never reached (none below the lowest LoRA block) are zero.
+  const lossSumValue = (await lossSum.data())[0] as number;
+  return { lossSum: lossSumValue, supervisedTokens, grads: zeroGradsOf(model, grads) };
+}
+
+/** `grads` completed with zeros for every trainable tensor it lacks (targets in blocks the gradient
+ * never reached: none below the lowest LoRA block). */
+function zeroGradsOf(model: MptModel, grads: Map<string, Float32Array>): Map<string, Float32Array> {
+  const r = model.lora?.r ?? 0;
+  const dora = model.lora?.useDora === true;
   for (const t of model.loraTargets) {
     if (!grads.has(t.aName)) grads.set(t.aName, new Float32Array(r * t.inFeatures));
     if (!grads.has(t.bName)) grads.set(t.bName, new Float32Array(t.outFeatures * r));
+    if (dora && !grads.has(t.magnitudeName)) grads.set(t.magnitudeName, new Float32Array(t.outFeatures));
   }
-  const lossSumValue = (await lossSum.data())[0] as number;
-  return { lossSum: lossSumValue, supervisedTokens, grads };
+  return grads;
 }

@@ -1,5 +1,6 @@
 // The flat layout of a run's trainable state: every LoRA A and B of the model (src/checkpoint/lora-targets.ts,
-// pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in.
+// pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in — then, with DoRA,
+// the target's lora_magnitude_vector [out].
 import type { MptConfig } from '../checkpoint/config.ts';
 import { type LoraSettings, type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
 import { type ParamLayout, paramLayout } from './param-layout.ts';
@@ -12,6 +13,7 @@ export function adapterLayout(
   const specs = targets.flatMap((t) => [
     { name: t.aName, shape: [lora.r, t.inFeatures] },
     { name: t.bName, shape: [t.outFeatures, lora.r] },
+    ...(lora.useDora ? [{ name: t.magnitudeName, shape: [t.outFeatures] }] : []),
   ]);
   return { layout: paramLayout(specs), targets };
 }

@@ -12,6 +12,8 @@ export interface RunConfig {
   readonly loraTargetModules: readonly string[];
   /** PEFT's use_rslora: the LoRA update scaled by alpha/sqrt(r), not alpha/r. */
   readonly useRslora: boolean;
+  /** PEFT's use_dora: every LoRA Linear also trains a magnitude per output row. */
+  readonly useDora: boolean;
   readonly seed: number;
   readonly maxGradNorm: number;
   readonly gradientCheckpointing: boolean;
@@ -49,6 +51,7 @@ export function parseRunConfig(json: string): RunConfig {
       (v) => Array.isArray(v) && v.every(isStr),
     ),
     useRslora: need(o, 'useRslora', 'true or false', isBool),
+    useDora: need(o, 'useDora', 'true or false', isBool),
     seed: need(o, 'seed', 'a number', isNum),
     maxGradNorm: need(o, 'maxGradNorm', 'a number', isNum),
     gradientCheckpointing: need(o, 'gradientCheckpointing', 'true or false', isBool),

@@ -80,6 +80,8 @@ export async function startReplica(o: {
   readonly r: number;
   readonly seed: number;
   readonly plan: PlanIdentity;
+  /** DoRA: the starting magnitudes (‖W‖ per row, src/checkpoint/dora-init.ts), read only for a fresh start. */
+  readonly initialMagnitudes?: () => Promise<ReadonlyMap<string, Float32Array>>;
   /** A checkpoint of `newest` that could not be read, and why. */
   readonly onSkipped?: (dir: string, why: string) => void;
 }): Promise<StartedReplica> {
@@ -113,7 +115,9 @@ export async function startReplica(o: {
       ),
     };
   }
-  return { replica: new AdapterReplica(layout, flatten(layout, initLoraWeights(o.targets, o.r, o.seed))) };
+  const init = initLoraWeights(o.targets, o.r, o.seed);
+  for (const [name, m] of (await o.initialMagnitudes?.()) ?? []) init.set(name, m);
+  return { replica: new AdapterReplica(layout, flatten(layout, init)) };
 }
 
 /** Writes the run's adapter into outputDir; returns a line saying which weights it is. */

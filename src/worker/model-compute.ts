@@ -27,6 +27,7 @@ export interface LoraRunSettings {
   readonly loraDropout: number;
   readonly loraTargetModules: readonly string[];
   readonly useRslora: boolean;
+  readonly useDora: boolean;
   readonly seed: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
@@ -88,6 +89,7 @@ function loraOf(s: LoraRunSettings) {
     loraDropout: s.loraDropout,
     targetModules: s.loraTargetModules,
     useRslora: s.useRslora,
+    useDora: s.useDora,
   };
 }
 

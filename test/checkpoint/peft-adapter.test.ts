@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loraScaling } from '../../src/checkpoint/lora-targets.ts';
 import {
   loraConfigJson,
@@ -83,6 +84,20 @@ describe('PEFT adapter files', () => {
     const peftRs = text(join(FIXTURES, 'h8-clip-bf16', 'adapter_init', 'adapter_config.json'));
     const want = (JSON.parse(peftRs) as { target_modules: string[] }).target_modules;
     assert.equal(loraConfigJson({ ...rs, targetModules: want }), peftRs);
+    const peftDora = text(
+      fileURLToPath(
+        new URL('../fixtures/dora-train/dora-h12-wqkv/adapter/adapter_config.json', import.meta.url),
+      ),
+    );
+    const dora = newLoraConfig({
+      r: 4,
+      loraAlpha: 8,
+      loraDropout: 0,
+      targetModules: ['Wqkv'],
+      baseModelNameOrPath: 'test/fixtures/mpt/h12-wqkv',
+      useDora: true,
+    });
+    assert.equal(loraConfigJson(dora), peftDora);
   });
 
   it('refuses configs it cannot honour, naming the field', () => {

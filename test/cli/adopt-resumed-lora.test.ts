@@ -20,8 +20,8 @@ describe('LoRA settings of a resumed adapter', () => {
   it('keeps finetune.py defaults when nothing is resumed', async () => {
     const s = await adoptResumedLora(settings());
     assert.deepEqual(
-      [s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules, s.useRslora],
-      [8, 16, 0.05, ['Wqkv'], false],
+      [s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules, s.useRslora, s.useDora],
+      [8, 16, 0.05, ['Wqkv'], false, false],
     );
   });
 
@@ -73,11 +73,27 @@ describe('LoRA settings of a resumed adapter', () => {
     );
   });
 
-  it('refuses to continue training a DoRA adapter or one on chosen layers, by the field name', async () => {
-    await assert.rejects(
-      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/dora-h6`)),
-      /use_dora true: training DoRA is not implemented/,
+  it("takes PEFT's use_dora from a DoRA adapter; --use_dora must agree", async () => {
+    const dir = `${FIXTURES}adapters/dora-h6`;
+    const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
+    assert.deepEqual([s.loraR, s.loraAlpha, s.useDora], [4, 8, true]);
+    assert.equal(
+      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_dora'))).useDora,
+      true,
     );
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_dora=False')),
+      /--use_dora false conflicts with use_dora true in .*dora-h6\/adapter_config\.json/,
+    );
+    const plain = `${FIXTURES}adapters/lora-rslora-h8`;
+    assert.equal((await adoptResumedLora(settings('--resume_from_checkpoint', plain))).useDora, false);
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', plain, '--use_dora')),
+      /--use_dora true conflicts with use_dora false/,
+    );
+  });
+
+  it('refuses to continue training an adapter on chosen layers, by the field name', async () => {
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/layers-h12`)),
       /layers_to_transform \[1\]: training an adapter on chosen layers/,

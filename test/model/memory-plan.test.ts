@@ -31,6 +31,15 @@ describe('memory plan of a small MPT', () => {
     assert.equal(planMemory(small, settings).loraState, 8 * 2_048 * 4);
   });
 
+  it("adds DoRA's magnitudes (2 layers x 192), its saved z [N, out] and two [N, 256] working values", () => {
+    const dora = { ...settings, lora: { ...settings.lora, useDora: true } };
+    const p = planMemory(small, dora);
+    assert.equal(p.loraState, 8 * (2_048 + 384) * 4);
+    // Wqkv's z: 32·192 = 6 144 more per block; working: 2·32·max(192, 256) = 16 384 more.
+    assert.equal(p.activations, (2 * (22_720 + 6_144) + 4_096 + 3_072) * 4);
+    assert.equal(p.working, (51_200 + 16_384) * 4);
+  });
+
   it('keeps 22 720 values per block for the backward, plus the residual, dL/dh and the bias', () => {
     // ln1 + ln2 2·(32·64 + 32) = 4 160; preAct 32·256 = 8 192; q, k, v 3·32·64 = 6 144; probs
     // 2·4·16² = 2 048; Wqkv input 32·64 + u 32·4 = 2 176. Residual + dL/dh 2·32·64; bias 3·4·16².

@@ -80,6 +80,7 @@ describeOnBackends('closed-form gradients', () => {
           b,
           bt: tf.transpose(b) as tf.Tensor2D,
           scale: s,
+          dora: null,
         };
         const f = linearForward(dense, x, lora, keep);
         const naive = (xx: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor) =>

@@ -116,12 +116,9 @@ describe('adapter_config fields lora-mpt does not implement', () => {
     });
   }
 
-  it('refuses to train a DoRA adapter, naming use_dora', async () => {
+  it('takes use_dora from a DoRA adapter for training as for inference', async () => {
     const adapter = await readPeftAdapter(join(ADAPTERS, 'dora-h6'));
-    assert.throws(
-      () => adapterFeatures(adapter.config, 'training', 'dora-h6'),
-      /use_dora true: training DoRA/,
-    );
+    assert.equal(adapterFeatures(adapter.config, 'training', 'dora-h6').useDora, true);
     assert.equal(adapterFeatures(adapter.config, 'inference', 'dora-h6').useDora, true);
   });
 

@@ -28,6 +28,16 @@ describe('adapter layout of MPT-7B (mpt-peft-facts §3.4)', () => {
     assert.equal(adapterLayout(mpt7b, lora(16, ['Wqkv'])).layout.size, 8_388_608);
   });
 
+  it("adds DoRA's lora_magnitude_vector [out] after each target's A and B: 32 x 12 288 more values", () => {
+    const { layout } = adapterLayout(mpt7b, { ...lora(8, ['Wqkv']), useDora: true });
+    assert.equal(layout.specs.length, 96);
+    assert.equal(layout.size, 4_194_304 + 32 * 12_288);
+    assert.deepEqual(layout.specs[2], {
+      name: 'base_model.model.transformer.blocks.0.attn.Wqkv.lora_magnitude_vector',
+      shape: [12288],
+    });
+  });
+
   it('orders tensors as PEFT saves them, A [r, in] before B [out, r]', () => {
     const { layout } = adapterLayout(mpt7b, lora(8, ['Wqkv']));
     assert.deepEqual(layout.specs.slice(0, 2), [

@@ -36,6 +36,7 @@ const run: RunConfig = {
   loraDropout: 0,
   loraTargetModules: ['Wqkv'],
   useRslora: false,
+  useDora: false,
   seed: 1,
   maxGradNorm: 1,
   gradientCheckpointing: false,
