@@ -14,7 +14,6 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
-import { SafetensorsReader } from '../../src/formats/safetensors.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
 import { loadMptModel } from '../../src/model/mpt-model.ts';
@@ -25,6 +24,7 @@ import {
   readRawSafetensors,
   readRawShards,
 } from '../support/raw-safetensors.ts';
+import { readSafetensorsFile } from '../support/safetensors-file.ts';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
@@ -38,17 +38,6 @@ const work = mkdtempSync(join(tmpdir(), 'lora-mpt-merge-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const lora = (...args: string[]) => run(process.execPath, [BIN, ...args]);
-
-async function readAll(path: string): Promise<Map<string, Float32Array>> {
-  const r = await SafetensorsReader.open(path);
-  try {
-    const out = new Map<string, Float32Array>();
-    for await (const t of r.tensors()) out.set(t.name, t.data);
-    return out;
-  } finally {
-    await r.close();
-  }
-}
 
 async function logitsOf(dir: string, base: string): Promise<Float32Array> {
   const backend = await initBackend('wasm');
@@ -108,7 +97,7 @@ describe('lora-mpt merge', () => {
       config.replace('  "dtype": "float32",\n', ''),
       readFileSync(join(H6, 'config.json'), 'utf8'),
     );
-    const want = (await readAll(join(H6, 'expected.safetensors'))).get('logits') as Float32Array;
+    const want = (await readSafetensorsFile(join(H6, 'expected.safetensors'))).get('logits') as Float32Array;
     const got = await logitsOf(merged, 'h6-all');
     const err = maxAbsDiff(got, want) / maxAbs(want);
     assert.ok(err < 1e-5, `relative error ${err} against PEFT's base + adapter logits`);
@@ -127,7 +116,7 @@ describe('lora-mpt merge', () => {
     );
     assert.ok(readdirSync(out).includes('model.safetensors'), 'one file under 5GB, no index');
     const ckpt = await openCheckpoint(out);
-    const want = await readAll(join(FIXTURES, 'adapters/dora-h6/merged_weights.safetensors'));
+    const want = await readSafetensorsFile(join(FIXTURES, 'adapters/dora-h6/merged_weights.safetensors'));
     for (const [name, w] of want) {
       const t = await ckpt.readTensor(name);
       assert.ok(maxAbsDiff(t.data, w) / maxAbs(w) < 1e-6, name);
@@ -318,7 +307,7 @@ describe('lora-mpt merge --dtype', () => {
   });
 
   it('gives a bf16 model with the logits of PEFT’s bf16 merged model, which eval loads', async () => {
-    const want = (await readAll(join(PEFT_HALF, 'lora-rslora-h8.bf16-logits.safetensors'))).get(
+    const want = (await readSafetensorsFile(join(PEFT_HALF, 'lora-rslora-h8.bf16-logits.safetensors'))).get(
       'logits',
     ) as Float32Array;
     const got = await logitsOf(auto, 'h8-clip-bf16');

@@ -13,11 +13,11 @@ import { initialMagnitudes } from '../../src/checkpoint/dora-init.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
-import { SafetensorsReader } from '../../src/formats/safetensors.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepOptions } from '../../src/model/train-step.ts';
+import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
@@ -33,17 +33,6 @@ interface CaseInfo {
   /** How much PEFT's A and B gradients change when the norm is not detached (the least, relative). */
   readonly undetached_min_rel_change_of_A_B_grads: number;
   readonly dropout: { readonly seed: number; readonly micro_batch: number } | null;
-}
-
-async function readAll(path: string): Promise<Map<string, Float32Array>> {
-  const r = await SafetensorsReader.open(path);
-  try {
-    const out = new Map<string, Float32Array>();
-    for await (const t of r.tensors()) out.set(t.name, t.data);
-    return out;
-  } finally {
-    await r.close();
-  }
 }
 
 async function loadCase(name: string, backend: string, load8bit = false, dequantize = false) {
@@ -78,7 +67,7 @@ async function loadCase(name: string, backend: string, load8bit = false, dequant
     info.dropout === null
       ? {}
       : { dropout: { seed: info.dropout.seed, microBatch: info.dropout.micro_batch } };
-  const expected = await readAll(join(ROOT, name, 'expected.safetensors'));
+  const expected = await readSafetensorsFile(join(ROOT, name, 'expected.safetensors'));
   return { info, model, adapter, batch, options, expected };
 }
 
@@ -148,7 +137,7 @@ describe('DoRA initial magnitudes', () => {
       const info = JSON.parse(readFileSync(join(ROOT, name, 'case.json'), 'utf8')) as CaseInfo;
       const ckpt = await openCheckpoint(join(MODELS, info.base));
       const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
-      const expected = await readAll(join(ROOT, name, 'expected.safetensors'));
+      const expected = await readSafetensorsFile(join(ROOT, name, 'expected.safetensors'));
       const targets = loraTargets(ckpt.config, { ...adapter.config, useDora: true });
       const got = await initialMagnitudes(targets, (n) => ckpt.readTensor(n));
       assert.equal(got.size, targets.length);

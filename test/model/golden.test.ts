@@ -9,13 +9,13 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
-import { SafetensorsReader } from '../../src/formats/safetensors.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
 import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../../src/model/train-step.ts';
 import { adamwState, adamwStep } from '../../src/train/adamw.ts';
 import { clipByGlobalNorm } from '../../src/train/clip.ts';
+import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
@@ -27,17 +27,6 @@ const CASES = readdirSync(ROOT).sort();
 const LOGITS_TOL = 1e-4;
 const GRAD_TOL = 1e-3;
 
-async function readAll(path: string): Promise<Map<string, Float32Array>> {
-  const r = await SafetensorsReader.open(path);
-  try {
-    const out = new Map<string, Float32Array>();
-    for await (const t of r.tensors()) out.set(t.name, t.data);
-    return out;
-  } finally {
-    await r.close();
-  }
-}
-
 function rel(got: Float32Array, want: Float32Array): number {
   return maxAbsDiff(got, want) / maxAbs(want);
 }
@@ -47,7 +36,7 @@ async function loadCase(name: string, backend: string) {
   const ckpt = await openCheckpoint(dir);
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
   const adapter = await readPeftAdapter(join(dir, 'adapter_init'));
-  const expected = await readAll(join(dir, 'expected.safetensors'));
+  const expected = await readSafetensorsFile(join(dir, 'expected.safetensors'));
   const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Record<string, number[][]>;
   const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
   const rows = inputs.input_ids?.length ?? 0;

@@ -11,10 +11,10 @@ import { adapterFeatures } from '../../src/checkpoint/adapter-support.ts';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { mergedTensors, mergePlan } from '../../src/checkpoint/merge-adapter.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
-import { SafetensorsReader } from '../../src/formats/safetensors.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
 import { loadModelWithAdapter } from '../../src/model/model-with-adapter.ts';
+import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
@@ -29,17 +29,6 @@ interface Variant {
 const VARIANTS: Variant[] = readdirSync(ADAPTERS)
   .sort()
   .map((d) => JSON.parse(readFileSync(join(ADAPTERS, d, 'variant.json'), 'utf8')) as Variant);
-
-async function readAll(path: string): Promise<Map<string, Float32Array>> {
-  const r = await SafetensorsReader.open(path);
-  try {
-    const out = new Map<string, Float32Array>();
-    for await (const t of r.tensors()) out.set(t.name, t.data);
-    return out;
-  } finally {
-    await r.close();
-  }
-}
 
 function batchOf(base: string) {
   const inputs = JSON.parse(readFileSync(join(MODELS, base, 'inputs.json'), 'utf8')) as Record<
@@ -68,7 +57,7 @@ describeOnBackends('PEFT adapter variants', (backend) => {
       const got = logits.dataSync() as Float32Array;
       logits.dispose();
       model.dispose();
-      const want = (await readAll(join(ADAPTERS, v.variant, 'expected_logits.safetensors'))).get(
+      const want = (await readSafetensorsFile(join(ADAPTERS, v.variant, 'expected_logits.safetensors'))).get(
         'logits',
       ) as Float32Array;
       const err = maxAbsDiff(got, want) / maxAbs(want);
@@ -83,7 +72,7 @@ describe('merging PEFT adapters', () => {
       const ckpt = await openCheckpoint(join(MODELS, v.base));
       const adapter = await readPeftAdapter(join(ADAPTERS, v.variant));
       const plan = mergePlan(ckpt.config, adapter, 'inference', v.variant);
-      const want = await readAll(join(ADAPTERS, v.variant, 'merged_weights.safetensors'));
+      const want = await readSafetensorsFile(join(ADAPTERS, v.variant, 'merged_weights.safetensors'));
       assert.deepEqual([...plan.keys()].sort(), [...want.keys()].sort());
       let checked = 0;
       for await (const t of mergedTensors(ckpt.tensors(), plan)) {
