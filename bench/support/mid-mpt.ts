@@ -43,7 +43,7 @@ export function normal(n: number, std: number, r: () => number): Float32Array {
 
 export function stepFlops(s: StepShape, nl: number): number {
   // The same count the workers' MFU uses (src/model/flops.ts; formula there), r on Wqkv.
-  const wqkv = { inFeatures: s.d, outFeatures: 3 * s.d };
+  const wqkv = (layer: number) => ({ layer, module: 'Wqkv' as const, inFeatures: s.d, outFeatures: 3 * s.d });
   return trainStepFlops(
     {
       dModel: s.d,
@@ -51,7 +51,8 @@ export function stepFlops(s: StepShape, nl: number): number {
       ffnWidth: 4 * s.d,
       vocabSize: s.v,
       loraRank: s.r,
-      loraTargets: Array.from({ length: s.l }, () => wqkv),
+      loraTargets: Array.from({ length: s.l }, (_, layer) => wqkv(layer)),
+      doraDropout: false,
     },
     { rows: s.b, seqLen: s.t, logitRows: nl },
   );

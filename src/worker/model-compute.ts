@@ -142,7 +142,7 @@ export async function loadModelCompute(
     backend: active.name,
     backendSummary: active.summary,
     parameters,
-    flops: flopsModelOf(ckpt.config, s.loraR, targets),
+    flops: flopsModelOf(ckpt.config, s.loraR, targets, { doraDropout: s.useDora && s.loraDropout > 0 }),
     memoryNote,
   };
 }

@@ -29,4 +29,29 @@ describe('model FLOPs of a micro-batch', () => {
     const ratio = trainStepFlops(m, batch) / forwardFlops(m, batch);
     assert.ok(ratio > 1.9 && ratio < 2.1, `train/forward ${ratio}`);
   });
+
+  it('adds, for DoRA with dropout, one more base matmul per adapted Linear forward and (but the lowest) backward', () => {
+    const c = parseMptConfig(
+      { expansion_ratio: 4, max_seq_len: 2048, d_model: 512, n_heads: 8, n_layers: 4, vocab_size: 50432 },
+      'test config',
+    );
+    const targets = loraTargets(c, {
+      r: 8,
+      loraAlpha: 16,
+      loraDropout: 0.05,
+      targetModules: ['Wqkv', 'up_proj'],
+    });
+    const plain = flopsModelOf(c, 8, targets);
+    const dora = flopsModelOf(c, 8, targets, { doraDropout: true });
+    const batch = { rows: 4, seqLen: 256, logitRows: 600 };
+    const n = 4 * 256;
+    const wqkv = 2 * n * 512 * 1536; // one more x·Wᵀ of one Wqkv
+    const up = 2 * n * 512 * 2048;
+    assert.equal(forwardFlops(dora, batch) - forwardFlops(plain, batch), 4 * (wqkv + up));
+    // backward: every adapted Linear but layer 0's Wqkv (no input gradient there)
+    assert.equal(
+      trainStepFlops(dora, batch) - trainStepFlops(plain, batch),
+      4 * (wqkv + up) + 3 * wqkv + 4 * up,
+    );
+  });
 });
