@@ -6,77 +6,16 @@
 // micro-batch 4) and the seed's (cutoff 512, micro-batch 4). Reported: tokens/s, the ratio to
 // PyTorch at equal threads (median of per-round ratios), and the step's GFLOP/s against the matmul
 // peak measured in the same process, at the same threads, in the same rounds.
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { MID, type StepShape, stepFlops } from './support/mid-mpt.ts';
+import { Peer } from './support/peer.ts';
 
 const ROUNDS = 5;
 const PYTHON = '/opt/refpy/bin/python';
 const OURS = fileURLToPath(new URL('./support/train-step-peer.ts', import.meta.url));
 const TORCH = fileURLToPath(new URL('../tools/reference/bench_train_step.py', import.meta.url));
-
-type Reply = Record<string, unknown>;
-
-/** A child process answering one JSON line per request line; its first line says it is ready. */
-class Peer {
-  private readonly lines: string[] = [];
-  private wake: (() => void) | null = null;
-  ready: Reply = {};
-
-  private constructor(
-    readonly name: string,
-    private readonly child: ChildProcessWithoutNullStreams,
-    private readonly stderr: () => string,
-  ) {
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      if (!l.startsWith('{')) return;
-      this.lines.push(l);
-      this.wake?.();
-    });
-    child.once('exit', () => this.wake?.());
-  }
-
-  /** Starts `cmd args`; resolves with the peer once it is ready, or with why it did not start. */
-  static async start(name: string, cmd: string, args: readonly string[]): Promise<Peer | string> {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => {
-      err = (err + c.toString()).slice(-2000);
-    });
-    const peer = new Peer(name, child, () => err);
-    try {
-      peer.ready = await peer.next();
-      return peer;
-    } catch {
-      return `${name} did not start: ${peer.stderr().trim().split('\n').slice(-2).join(' ')}`;
-    }
-  }
-
-  private next(): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      const poll = () => {
-        const line = this.lines.shift();
-        if (line !== undefined) resolve(JSON.parse(line) as Reply);
-        else if (this.child.exitCode !== null || this.child.signalCode !== null)
-          reject(new Error(`${this.name} exited: ${this.stderr()}`));
-        else this.wake = poll;
-      };
-      poll();
-    });
-  }
-
-  request(what: string): Promise<Reply> {
-    this.child.stdin.write(`${what}\n`);
-    return this.next();
-  }
-
-  stop(): void {
-    this.child.stdin.end();
-  }
-}
 
 interface Config {
   readonly name: string;

@@ -3,7 +3,9 @@
 // (each then sees the same machine load). Requests: `step` (one LoRA training step of the mid MPT,
 // loss and gradients read back), `peak` (plain matmul GFLOP/s on this backend and thread count),
 // `extras` (one step with gradient checkpointing, one with load_8bit).
-// Arguments: BACKEND THREADS T B (THREADS: TensorFlow intra-op threads; wasm runs one).
+// Arguments: BACKEND THREADS T B [lora|dora] (THREADS: TensorFlow intra-op threads; wasm runs one; with
+// lora or dora each `step` also sets the adapter weights, as a training step does — DoRA's per-step
+// weight norms are made there — and dora makes the adapter DoRA).
 import { createInterface } from 'node:readline';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseMptConfig } from '../../src/checkpoint/config.ts';
@@ -12,7 +14,9 @@ import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../../src/model/train-step.ts';
 import { MID, midBatch, midModelTensors, normal, rand } from './mid-mpt.ts';
 
-const [choice, threadsArg, tArg, bArg] = process.argv.slice(2);
+const [choice, threadsArg, tArg, bArg, variant] = process.argv.slice(2);
+const useDora = variant === 'dora';
+const setsWeights = variant === 'lora' || variant === 'dora';
 const shape = { ...MID, t: Number(tArg), b: Number(bArg) };
 const threads = Number(threadsArg);
 const backend = await initBackend(choice as BackendChoice, {
@@ -24,7 +28,7 @@ const config = parseMptConfig(
   { d_model: d, n_heads: h, n_layers: l, vocab_size: v, max_seq_len: 2048, expansion_ratio: 4 },
   'bench mid config',
 );
-const lora = { r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] };
+const lora = { r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'], useDora };
 
 async function loadModel(load8bit: boolean) {
   const model = await loadMptModel(config, midModelTensors(shape), { layout: backend.layout, load8bit });
@@ -34,9 +38,11 @@ async function loadModel(load8bit: boolean) {
   for (const x of targets) {
     weights.set(x.aName, normal(r * x.inFeatures, 1 / Math.sqrt(x.inFeatures), lr));
     weights.set(x.bName, normal(x.outFeatures * r, 0.01, lr));
+    // DoRA's magnitude: any positive values cost the same (PEFT starts it at the rows' norms).
+    if (useDora) weights.set(x.magnitudeName, new Float32Array(x.outFeatures).fill(1));
   }
   model.setLoraWeights(weights);
-  return model;
+  return { model, weights };
 }
 
 /** GFLOP/s of [m,k]·[k,n], median of 4 runs after one warm-up. */
@@ -56,7 +62,7 @@ function matmulRate(m: number, k: number, n: number): number {
   return (2 * m * k * n) / ((((times[1] as number) + (times[2] as number)) / 2) * 1e6);
 }
 
-const model = await loadModel(false);
+const { model, weights } = await loadModel(false);
 const batch = midBatch(shape);
 await computeLoraGradients(model, batch); // warm-up: weights packed, kernels chosen
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -64,6 +70,7 @@ say({ ready: true, summary: backend.summary, layout: backend.layout });
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'step') {
     const t0 = performance.now();
+    if (setsWeights) model.setLoraWeights(weights); // a new step's weights (DoRA: its norms)
     const res = await computeLoraGradients(model, batch);
     say({ ms: performance.now() - t0, supervised: res.supervisedTokens });
   } else if (line === 'peak') {
@@ -73,7 +80,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const t1 = performance.now();
     await computeLoraGradients(model, batch, { gradientCheckpointing: true });
     const checkpointMs = performance.now() - t1;
-    const q = await loadModel(true);
+    const { model: q } = await loadModel(true);
     await computeLoraGradients(q, batch);
     const t2 = performance.now();
     await computeLoraGradients(q, batch);
