@@ -17,6 +17,7 @@ import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
 import { loadMptModel } from '../../src/model/mpt-model.ts';
+import { fixtureBatch } from '../model/support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from '../model/support/tiny-mpt.ts';
 import {
   differingHalfElements,
@@ -43,18 +44,7 @@ async function logitsOf(dir: string, base: string): Promise<Float32Array> {
   const backend = await initBackend('wasm');
   const ckpt = await openCheckpoint(dir);
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: backend.layout });
-  const inputs = JSON.parse(readFileSync(join(FIXTURES, 'mpt', base, 'inputs.json'), 'utf8')) as Record<
-    string,
-    number[][]
-  >;
-  const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
-  const rows = inputs.input_ids?.length ?? 0;
-  const out = forwardLogits(model, {
-    rows,
-    seqLen: flat('input_ids').length / rows,
-    inputIds: flat('input_ids'),
-    attentionMask: flat('attention_mask'),
-  });
+  const out = forwardLogits(model, fixtureBatch(join(FIXTURES, 'mpt', base)));
   const data = out.dataSync() as Float32Array;
   out.dispose();
   model.dispose();

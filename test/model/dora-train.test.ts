@@ -19,6 +19,7 @@ import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepOptions } from '../../src/model/train-step.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
+import { fixtureBatch } from './support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
 const ROOT = fileURLToPath(new URL('../fixtures/dora-train/', import.meta.url));
@@ -50,19 +51,7 @@ async function loadCase(name: string, backend: string, load8bit = false, dequant
   const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
   model.configureLora({ ...adapter.config, useDora: true });
   model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
-  const inputs = JSON.parse(readFileSync(join(MODELS, info.base, 'inputs.json'), 'utf8')) as Record<
-    string,
-    number[][]
-  >;
-  const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
-  const rows = inputs.input_ids?.length ?? 0;
-  const batch = {
-    rows,
-    seqLen: flat('input_ids').length / rows,
-    inputIds: flat('input_ids'),
-    labels: flat('labels'),
-    attentionMask: flat('attention_mask'),
-  };
+  const batch = fixtureBatch(join(MODELS, info.base));
   const options: TrainStepOptions =
     info.dropout === null
       ? {}

@@ -17,6 +17,7 @@ import { adamwState, adamwStep } from '../../src/train/adamw.ts';
 import { clipByGlobalNorm } from '../../src/train/clip.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
+import { fixtureBatch } from './support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
 const ROOT = fileURLToPath(new URL('../fixtures/mpt/', import.meta.url));
@@ -37,16 +38,7 @@ async function loadCase(name: string, backend: string) {
   const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
   const adapter = await readPeftAdapter(join(dir, 'adapter_init'));
   const expected = await readSafetensorsFile(join(dir, 'expected.safetensors'));
-  const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Record<string, number[][]>;
-  const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
-  const rows = inputs.input_ids?.length ?? 0;
-  const batch = {
-    rows,
-    seqLen: flat('input_ids').length / rows,
-    inputIds: flat('input_ids'),
-    labels: flat('labels'),
-    attentionMask: flat('attention_mask'),
-  };
+  const batch = fixtureBatch(dir);
   const loraWeights = new Map([...adapter.tensors].map(([k, t]) => [k, t.data]));
   return { dir, model, adapter, expected, batch, loraWeights };
 }

@@ -16,6 +16,7 @@ import { forwardLogits } from '../../src/model/forward.ts';
 import { loadModelWithAdapter } from '../../src/model/model-with-adapter.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
+import { fixtureBatch } from './support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
 const ADAPTERS = fileURLToPath(new URL('../fixtures/adapters/', import.meta.url));
@@ -30,20 +31,7 @@ const VARIANTS: Variant[] = readdirSync(ADAPTERS)
   .sort()
   .map((d) => JSON.parse(readFileSync(join(ADAPTERS, d, 'variant.json'), 'utf8')) as Variant);
 
-function batchOf(base: string) {
-  const inputs = JSON.parse(readFileSync(join(MODELS, base, 'inputs.json'), 'utf8')) as Record<
-    string,
-    number[][]
-  >;
-  const flat = (k: string) => Int32Array.from((inputs[k] ?? []).flat());
-  const rows = inputs.input_ids?.length ?? 0;
-  return {
-    rows,
-    seqLen: flat('input_ids').length / rows,
-    inputIds: flat('input_ids'),
-    attentionMask: flat('attention_mask'),
-  };
-}
+const batchOf = (base: string) => fixtureBatch(join(MODELS, base));
 
 describeOnBackends('PEFT adapter variants', (backend) => {
   for (const v of VARIANTS.filter((x) => x.supported)) {
