@@ -25,6 +25,7 @@ const LORA = {
   loraTargetModules: ['Wqkv'],
   useRslora: false,
   useDora: false,
+  layersToTransform: null,
   seed: 1,
 } as const;
 

@@ -105,14 +105,12 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
   const useDora = x.use_dora === true;
   if (use === 'training') {
     // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules,
-    // --use_rslora and --use_dora only.
-    for (const field of ['layers_to_transform', 'exclude_modules'] as const) {
-      if (!isNeutral(x[field])) {
-        fail(
-          field,
-          'training an adapter on chosen layers or modules only is not implemented (evaluation, generation and merge are)',
-        );
-      }
+    // --use_rslora, --use_dora and --layers_to_transform only.
+    if (!isNeutral(x.exclude_modules)) {
+      fail(
+        'exclude_modules',
+        'training an adapter with modules excluded is not implemented (evaluation, generation and merge are); --layers_to_transform chooses blocks',
+      );
     }
   }
   let layersToTransform: readonly number[] | null = null;

@@ -92,6 +92,8 @@ export interface NewLoraConfig {
   readonly baseModelNameOrPath: string | null;
   readonly useRslora?: boolean;
   readonly useDora?: boolean;
+  /** PEFT's layers_to_transform (null or absent: every layer). */
+  readonly layersToTransform?: readonly number[] | null;
 }
 
 /** A config as `LoraConfig(task_type="CAUSAL_LM", …)` would have it, PEFT's defaults elsewhere. */
@@ -106,7 +108,11 @@ export function newLoraConfig(c: NewLoraConfig): LoraConfig {
     fanInFanOut: false,
     baseModelNameOrPath: c.baseModelNameOrPath,
     taskType: 'CAUSAL_LM',
-    extra: c.useDora ? { ...PEFT_DEFAULTS, use_dora: true } : PEFT_DEFAULTS,
+    extra: {
+      ...PEFT_DEFAULTS,
+      ...(c.useDora ? { use_dora: true } : {}),
+      ...(c.layersToTransform != null ? { layers_to_transform: [...c.layersToTransform] } : {}),
+    },
   };
 }
 

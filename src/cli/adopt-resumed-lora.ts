@@ -46,7 +46,7 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
   } catch (err) {
     throw new UsageError(`--resume_from_checkpoint ${dir}: ${(err as Error).message}`);
   }
-  const { useDora } = adapterFeatures(config, 'training', path);
+  const { useDora, layersToTransform } = adapterFeatures(config, 'training', path);
   if (typeof config.targetModules === 'string') {
     throw new UsageError(
       `${path}: target_modules is the regex ${JSON.stringify(config.targetModules)}; lora-mpt trains with a list of module names (--lora_target_modules)`,
@@ -65,6 +65,10 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
     conflict('use_rslora', given.useRslora, 'use_rslora', config.useRslora, path);
   if (given.useDora !== undefined && given.useDora !== useDora)
     conflict('use_dora', given.useDora, 'use_dora', useDora, path);
+  const sameBlocks = (a: readonly number[] | null, b: readonly number[] | null) =>
+    a === null || b === null ? a === b : sameSet(a.map(String), b.map(String));
+  if (given.layersToTransform !== undefined && !sameBlocks(given.layersToTransform, layersToTransform))
+    conflict('layers_to_transform', given.layersToTransform, 'layers_to_transform', layersToTransform, path);
   return {
     ...s,
     loraR: config.r,
@@ -73,5 +77,6 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
     loraTargetModules: [...config.targetModules],
     useRslora: config.useRslora,
     useDora,
+    layersToTransform,
   };
 }

@@ -88,7 +88,9 @@ export async function prepareRun(
     targetModules: s.loraTargetModules,
     useRslora: s.useRslora,
     useDora: s.useDora,
+    layersToTransform: s.layersToTransform,
   };
+  checkBlockNumbers(s.layersToTransform, ckpt.config.nLayers);
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({
     ...s,
@@ -171,6 +173,16 @@ export async function prepareRun(
   };
 }
 
+/** The blocks --layers_to_transform (or a resumed adapter) names must exist in the model. */
+function checkBlockNumbers(blocks: readonly number[] | null, nLayers: number): void {
+  const bad = blocks?.find((b) => b >= nLayers);
+  if (bad !== undefined) {
+    throw new UsageError(
+      `--layers_to_transform names block ${bad}; the model has ${nLayers} blocks (0 to ${nLayers - 1})`,
+    );
+  }
+}
+
 /** What every worker of the run must agree on (sent in the Welcome; finetune's worker gets it directly). */
 export function runConfigOf(
   run: PreparedRun,
@@ -186,6 +198,7 @@ export function runConfigOf(
     loraTargetModules: s.loraTargetModules,
     useRslora: s.useRslora,
     useDora: s.useDora,
+    layersToTransform: s.layersToTransform,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,

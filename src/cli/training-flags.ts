@@ -69,6 +69,10 @@ export const trainingFlags = {
     kind: 'list',
     help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj] (default: [Wqkv], PEFT's MPT default, or the resumed adapter's). (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have.)",
   },
+  layers_to_transform: {
+    kind: 'list',
+    help: "PEFT's layers_to_transform: the block numbers (0-based) that get LoRA, e.g. [28,29,30,31]; the others stay frozen without an adapter (default: every block, or the resumed adapter's).",
+  },
   train_on_inputs: {
     kind: 'bool',
     default: true,

@@ -23,6 +23,8 @@ export interface TrainingSettings {
   readonly useRslora: boolean;
   /** PEFT's use_dora: train a magnitude per output row of every LoRA Linear too. */
   readonly useDora: boolean;
+  /** PEFT's layers_to_transform: the blocks that get LoRA; null = all. */
+  readonly layersToTransform: readonly number[] | null;
   readonly trainOnInputs: boolean;
   readonly addEosToken: boolean;
   readonly groupByLength: boolean;
@@ -52,6 +54,7 @@ export interface LoraFlagValues {
   readonly loraTargetModules?: readonly string[];
   readonly useRslora?: boolean;
   readonly useDora?: boolean;
+  readonly layersToTransform?: readonly number[] | null;
 }
 
 /** finetune.py's defaults for the LoRA flags (target modules: PEFT's MPT default). */
@@ -62,7 +65,22 @@ export const LORA_DEFAULTS = {
   loraTargetModules: ['Wqkv'],
   useRslora: false,
   useDora: false,
+  layersToTransform: null,
 } as const;
+
+/** --layers_to_transform's entries as block numbers (whole, >= 0, no repeats), in the given order. */
+function blockNumbers(list: readonly string[]): number[] {
+  if (list.length === 0) throw new UsageError('--layers_to_transform is empty; omit it to adapt every block');
+  const out = list.map((x) => {
+    const n = Number(x);
+    if (!/^\d+$/.test(x.trim()) || !Number.isSafeInteger(n))
+      throw new UsageError(`--layers_to_transform: "${x}" is not a block number (0, 1, 2, ...)`);
+    return n;
+  });
+  const twice = out.find((n, i) => out.indexOf(n) !== i);
+  if (twice !== undefined) throw new UsageError(`--layers_to_transform names block ${twice} twice`);
+  return out;
+}
 
 export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): TrainingSettings {
   if (!f.base_model) {
@@ -87,6 +105,9 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
     ...(f.lora_target_modules !== undefined ? { loraTargetModules: f.lora_target_modules } : {}),
     ...(f.use_rslora !== undefined ? { useRslora: f.use_rslora } : {}),
     ...(f.use_dora !== undefined ? { useDora: f.use_dora } : {}),
+    ...(f.layers_to_transform !== undefined
+      ? { layersToTransform: blockNumbers(f.layers_to_transform) }
+      : {}),
   };
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
     throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);

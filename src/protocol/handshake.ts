@@ -8,7 +8,8 @@ import { peerText } from './peer-text.ts';
  * Bump when a proto change is not backward compatible. 2: all-reduce frames carry an HMAC under
  * the Welcome's frame key, results carry a gradient norm the coordinator checks (docs/security.md).
  * 3: the Welcome's run config carries useRslora (an older worker would train with alpha/r instead)
- * and useDora (an older worker would train plain LoRA, without the magnitudes).
+ * and useDora (an older worker would train plain LoRA, without the magnitudes) and layersToTransform
+ * (an older worker would adapt every block).
  */
 export const PROTOCOL_VERSION = 3;
 

@@ -14,6 +14,8 @@ export interface RunConfig {
   readonly useRslora: boolean;
   /** PEFT's use_dora: every LoRA Linear also trains a magnitude per output row. */
   readonly useDora: boolean;
+  /** PEFT's layers_to_transform: the blocks with LoRA; null = every block. */
+  readonly layersToTransform: readonly number[] | null;
   readonly seed: number;
   readonly maxGradNorm: number;
   readonly gradientCheckpointing: boolean;
@@ -52,6 +54,12 @@ export function parseRunConfig(json: string): RunConfig {
     ),
     useRslora: need(o, 'useRslora', 'true or false', isBool),
     useDora: need(o, 'useDora', 'true or false', isBool),
+    layersToTransform: need(
+      o,
+      'layersToTransform',
+      'null or a list of block numbers',
+      (v) => v === null || (Array.isArray(v) && v.every((n) => Number.isSafeInteger(n) && n >= 0)),
+    ),
     seed: need(o, 'seed', 'a number', isNum),
     maxGradNorm: need(o, 'maxGradNorm', 'a number', isNum),
     gradientCheckpointing: need(o, 'gradientCheckpointing', 'true or false', isBool),

@@ -28,6 +28,7 @@ export interface LoraRunSettings {
   readonly loraTargetModules: readonly string[];
   readonly useRslora: boolean;
   readonly useDora: boolean;
+  readonly layersToTransform: readonly number[] | null;
   readonly seed: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
@@ -90,6 +91,7 @@ function loraOf(s: LoraRunSettings) {
     targetModules: s.loraTargetModules,
     useRslora: s.useRslora,
     useDora: s.useDora,
+    layersToTransform: s.layersToTransform,
   };
 }
 

@@ -93,11 +93,40 @@ describe('LoRA settings of a resumed adapter', () => {
     );
   });
 
-  it('refuses to continue training an adapter on chosen layers, by the field name', async () => {
+  it("takes PEFT's layers_to_transform from the adapter; --layers_to_transform must agree", async () => {
+    const dir = `${FIXTURES}adapters/layers-h12`; // PEFT 0.21, layers_to_transform [1]
+    const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
+    assert.deepEqual(s.layersToTransform, [1]);
+    const agree = settings('--resume_from_checkpoint', dir, '--layers_to_transform', '[1]');
+    assert.deepEqual((await adoptResumedLora(agree)).layersToTransform, [1]);
     await assert.rejects(
-      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/layers-h12`)),
-      /layers_to_transform \[1\]: training an adapter on chosen layers/,
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--layers_to_transform', '[0,1]')),
+      /--layers_to_transform \[0,1\] conflicts with layers_to_transform \[1\] in .*layers-h12\/adapter_config\.json/,
     );
+    const all = `${FIXTURES}mpt/h6-all/adapter_init`; // every layer
+    assert.equal((await adoptResumedLora(settings('--resume_from_checkpoint', all))).layersToTransform, null);
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', all, '--layers_to_transform', '[0]')),
+      /--layers_to_transform \[0\] conflicts with layers_to_transform null/,
+    );
+  });
+
+  it('refuses to continue training an adapter with modules excluded, by the field name', async () => {
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', `${FIXTURES}adapters/exclude-h6`)),
+      /exclude_modules \["transformer\.blocks\.0\.ffn\.up_proj"\]: training an adapter with modules excluded/,
+    );
+  });
+
+  it('reads --layers_to_transform as block numbers and names a bad one', () => {
+    assert.deepEqual(settings('--layers_to_transform', '[2,0]').layersToTransform, [2, 0]);
+    assert.equal(settings().layersToTransform, null);
+    assert.throws(
+      () => settings('--layers_to_transform', '[1,x]'),
+      /--layers_to_transform: "x" is not a block number/,
+    );
+    assert.throws(() => settings('--layers_to_transform', '[-1]'), /"-1" is not a block number/);
+    assert.throws(() => settings('--layers_to_transform', '[3,3]'), /names block 3 twice/);
   });
 
   it('reads --lora_alpha as a number, as PEFT does', () => {

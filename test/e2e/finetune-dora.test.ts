@@ -9,10 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { rowNorms } from '../../src/checkpoint/dora-init.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
-import { evalCommand } from '../../src/cli/eval.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
-import { startLoraMpt } from '../support/processes.ts';
-import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
+import { evalLoss, finetune } from '../support/finetune-run.ts';
+import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
 const ROWS = 40;
 const flags = {
@@ -29,28 +28,6 @@ const flags = {
   lora_target_modules: '[Wqkv,out_proj,up_proj,down_proj]',
   use_dora: true,
 };
-
-async function finetune(
-  name: string,
-  run: TinyRun,
-  out: string,
-  f: Record<string, string | number | boolean>,
-) {
-  const p = startLoraMpt(name, ['finetune', ...runArgs(run, out, f)]);
-  return { code: await p.exited(), p };
-}
-
-async function evalLoss(argv: string[]): Promise<number> {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...a: unknown[]) => lines.push(a.join(' '));
-  try {
-    assert.equal(await evalCommand.run(argv), 0);
-  } finally {
-    console.log = log;
-  }
-  return (JSON.parse(lines.join('\n')) as { loss: number }).loss;
-}
 
 describe('finetune --use_dora', () => {
   let run: TinyRun;

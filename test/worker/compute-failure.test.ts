@@ -37,6 +37,7 @@ const run: RunConfig = {
   loraTargetModules: ['Wqkv'],
   useRslora: false,
   useDora: false,
+  layersToTransform: null,
   seed: 1,
   maxGradNorm: 1,
   gradientCheckpointing: false,

@@ -20,6 +20,7 @@ const run: RunConfig = {
   loraTargetModules: ['Wqkv', 'down_proj'],
   useRslora: false,
   useDora: true,
+  layersToTransform: null,
   seed: 3,
   maxGradNorm: 1,
   gradientCheckpointing: true,
@@ -67,5 +68,15 @@ describe('a worker given a DoRA run config', () => {
         s.name,
       );
     model.dispose();
+  });
+
+  it('keeps layersToTransform through the JSON trip and refuses a negative block', async () => {
+    const parsed = parseRunConfig(JSON.stringify({ ...run, useDora: false, layersToTransform: [1] }));
+    assert.deepEqual(parsed.layersToTransform, [1]);
+    assert.equal(parseRunConfig(JSON.stringify(run)).layersToTransform, null);
+    assert.throws(
+      () => parseRunConfig(JSON.stringify({ ...run, layersToTransform: [-1] })),
+      /"layersToTransform" must be null or a list of block numbers/,
+    );
   });
 });
