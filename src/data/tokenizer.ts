@@ -100,7 +100,8 @@ export class Tokenizer {
         if (typeof piece === 'number') out.push(piece);
         else
           for (const word of splitPreTokens(piece))
-            out.push(...this.model.encodeWord(word, () => toByteLevel(word)));
+            // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
+            for (const id of this.model.encodeWord(word, () => toByteLevel(word))) out.push(id);
       }
     }
     return out;

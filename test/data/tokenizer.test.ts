@@ -69,6 +69,17 @@ describe('GPT-NeoX tokenizer', () => {
     assert.equal(tok.decode(tok.encode(text), { skipSpecialTokens: false }), text);
   });
 
+  it('encodes a one-megabyte word (one pre-token) without overflowing the stack', () => {
+    // 2^20 letters merge pairwise, as BPE does on a run of one letter, into the longest run token.
+    const eight = tok.encode('a'.repeat(8));
+    assert.equal(eight.length, 1, 'GPT-NeoX has one token for eight a');
+    const ids = tok.encode('a'.repeat(2 ** 20));
+    assert.equal(ids.length, 2 ** 17);
+    assert.ok(ids.every((id) => id === eight[0]));
+    const mixed = 'xQ7z'.repeat(2 ** 18);
+    assert.equal(tok.decode(tok.encode(mixed)), mixed);
+  });
+
   it('knows the GPT-NeoX sizes and special ids', () => {
     assert.equal(tok.size, 50277);
     assert.equal(tok.tokenToId('<|endoftext|>'), 0);
