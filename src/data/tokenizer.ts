@@ -99,8 +99,8 @@ export class Tokenizer {
       for (const piece of pieces) {
         if (typeof piece === 'number') out.push(piece);
         else
+          // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
           for (const word of splitPreTokens(piece))
-            // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
             for (const id of this.model.encodeWord(word, () => toByteLevel(word))) out.push(id);
       }
     }

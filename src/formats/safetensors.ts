@@ -5,8 +5,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { DTYPE_BYTES, type Dtype, isDtype } from './dtypes.ts';
 import { readingFile } from './file-error.ts';
-import { excessiveNesting } from './json-depth.ts';
 import { elementCount, type HostTensor } from './host-tensor.ts';
+import { excessiveNesting } from './json-depth.ts';
 import { readExactly, readFloat32 } from './tensor-bytes.ts';
 
 /** A valid header nests three levels: the header, a tensor's entry, its shape or offsets list. */
