@@ -97,11 +97,13 @@ export class Tokenizer {
       const pieces: Piece[] = [];
       this.normalizedMatcher.split(this.nfc ? part.normalize('NFC') : part, pieces);
       for (const piece of pieces) {
-        if (typeof piece === 'number') out.push(piece);
-        else
-          // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
-          for (const word of splitPreTokens(piece))
-            for (const id of this.model.encodeWord(word, () => toByteLevel(word))) out.push(id);
+        if (typeof piece === 'number') {
+          out.push(piece);
+          continue;
+        }
+        // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
+        for (const word of splitPreTokens(piece))
+          for (const id of this.model.encodeWord(word, () => toByteLevel(word))) out.push(id);
       }
     }
     return out;
