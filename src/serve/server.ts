@@ -72,9 +72,9 @@ function route(ctx: RouteContext, page: string, started: number, key: ApiKey | n
       return res.end(req.method === 'HEAD' ? undefined : page);
     }
     if (path === '/healthz') {
+      // No model name: it is a local path, and /healthz answers without a key.
       return sendJson(res, 200, {
         status: 'ok',
-        model: ctx.engine.name,
         running: ctx.queue.running ? 1 : 0,
         waiting: ctx.queue.waiting,
       });
