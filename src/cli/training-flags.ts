@@ -123,7 +123,7 @@ export const trainingFlags = {
   backend: {
     kind: 'string',
     default: 'auto',
-    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm or cpu.',
   },
   gradient_checkpointing: {
     kind: 'bool',

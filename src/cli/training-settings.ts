@@ -1,6 +1,7 @@
 // The one typed source of a training run's settings (STYLE: configuration has one source): built
 // from the parsed `finetune`/`coordinator` flags, checked once, with warnings for flags accepted
 // only for compatibility.
+import { BACKEND_NAMES } from './compute-flags.ts';
 import type { ParsedFlags } from './flags.ts';
 import { UsageError } from './flags.ts';
 import type { trainingFlags } from './training-flags.ts';
@@ -109,8 +110,8 @@ export function trainingSettings(f: ParsedFlags<typeof trainingFlags>): Training
       ? { layersToTransform: blockNumbers(f.layers_to_transform) }
       : {}),
   };
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
-    throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
+  if (!(BACKEND_NAMES as readonly string[]).includes(f.backend)) {
+    throw new UsageError(`--backend ${f.backend}: expected one of ${BACKEND_NAMES.join(', ')}`);
   }
   const warnings: string[] = [];
   const wandb = (['wandb_project', 'wandb_run_name', 'wandb_watch', 'wandb_log_model'] as const).filter(
