@@ -3,7 +3,12 @@
 // accumulator when the step is whole, reports checksums, and applies AdamW only when the coordinator
 // commits. Transport-free: `send` carries its answers and `reduce` is the collective (NATS for a
 // `lora-mpt worker`, in-process for `finetune`); the session owns the stream.
-import { AllReduceProtocolError } from '../collective/index.ts';
+import {
+  type AllReduceAlgorithm,
+  AllReduceProtocolError,
+  isAllReduceAlgorithm,
+  unknownAlgorithm,
+} from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
 import {
   type CoordinatorMessage,
@@ -27,7 +32,7 @@ export type ReduceFn = (round: {
   readonly generation: number;
   readonly members: readonly string[];
   readonly observers: readonly string[];
-  readonly algorithm: 'shard-owner' | 'ring';
+  readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
   readonly signal: AbortSignal;
 }) => Promise<Float32Array>;
@@ -213,13 +218,20 @@ export class ReplicaWorker {
     const abort = new AbortController();
     this.reduceAbort = abort;
     this.reduceGeneration = r.generation;
+    // Never another algorithm than the one asked for: the members would not meet. The coordinator
+    // sees why the round failed.
+    const algorithm = r.algorithm;
+    if (!isAllReduceAlgorithm(algorithm)) {
+      answer({ checksum: '', gradNorm: 0, error: unknownAlgorithm('ReduceStart: algorithm', algorithm) });
+      return;
+    }
     try {
       const sum = await this.o.reduce({
         step: r.step,
         generation: r.generation,
         members: r.members,
         observers: r.observers,
-        algorithm: r.algorithm === 'ring' ? 'ring' : 'shard-owner',
+        algorithm,
         data: this.accumulator,
         signal: abort.signal,
       });
