@@ -9,7 +9,6 @@
 import { type AllReduceAlgorithm, AllReduceProtocolError } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
-import type { MicroBatchResult, ReduceResult, Revoked } from '../proto/lora_mpt/v1/coordinator.ts';
 import {
   finishedMessage,
   floatBytes,
@@ -20,6 +19,7 @@ import {
   stepCommitMessage,
 } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
+import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import { Dealer } from './dealer.ts';
