@@ -133,10 +133,10 @@ describe('architecture', () => {
         for (const [from, to] of [
           [a, b],
           [b, a],
-        ]) {
-          mkdirSync(join(root, from!), { recursive: true });
-          writeFileSync(join(root, from!, `uses-${to}.ts`), `import { x } from '../${to}/x.ts';\n`);
-          expected.push(`${join(from!, `uses-${to}.ts`)} imports ../${to}/x.ts (${from} -> ${to})`);
+        ] as const) {
+          mkdirSync(join(root, from), { recursive: true });
+          writeFileSync(join(root, from, `uses-${to}.ts`), `import { x } from '../${to}/x.ts';\n`);
+          expected.push(`${join(from, `uses-${to}.ts`)} imports ../${to}/x.ts (${from} -> ${to})`);
         }
       }
       // Neighbours that may know each other stay allowed: worker and serve both import data.
