@@ -5,7 +5,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { observeAllReduce } from '../collective/index.ts';
+import {
+  algorithmSummaries,
+  DEFAULT_ALGORITHM,
+  isAllReduceAlgorithm,
+  observeAllReduce,
+  unknownAlgorithm,
+} from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
@@ -86,8 +92,8 @@ export const coordinatorFlags = {
   },
   allreduce_algorithm: {
     kind: 'string',
-    default: 'shard-owner',
-    help: 'Gradient all-reduce over NATS: shard-owner (as fast or faster than ring in our measurements, fewer bytes into the server; docs/collective.md) or ring.',
+    default: DEFAULT_ALGORITHM,
+    help: `Gradient all-reduce over NATS, one of: ${algorithmSummaries()}. The default, ${DEFAULT_ALGORITHM}, was as fast or faster in our measurements (docs/collective.md).`,
   },
   allreduce_timeout_ms: {
     kind: 'int',
@@ -104,8 +110,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
       `--run_id ${f.run_id}: use 1-64 letters, digits, "-" or "_" (it names NATS subjects)`,
     );
   }
-  if (f.allreduce_algorithm !== 'shard-owner' && f.allreduce_algorithm !== 'ring') {
-    throw new UsageError(`--allreduce_algorithm ${f.allreduce_algorithm}: expected shard-owner or ring`);
+  if (!isAllReduceAlgorithm(f.allreduce_algorithm)) {
+    throw new UsageError(unknownAlgorithm('--allreduce_algorithm', f.allreduce_algorithm));
   }
   const algorithm = f.allreduce_algorithm;
   const security = serverSecurityOf(f, process.env);

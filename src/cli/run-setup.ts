@@ -15,6 +15,7 @@ import {
   type LoraConfig,
   newLoraConfig,
 } from '../checkpoint/peft-adapter.ts';
+import type { AllReduceAlgorithm } from '../collective/index.ts';
 import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
@@ -187,7 +188,7 @@ function checkBlockNumbers(blocks: readonly number[] | null, nLayers: number): v
 export function runConfigOf(
   run: PreparedRun,
   s: TrainingSettings,
-  allReduce: { readonly algorithm: 'shard-owner' | 'ring'; readonly timeoutMs: number },
+  allReduce: { readonly algorithm: AllReduceAlgorithm; readonly timeoutMs: number },
 ): RunConfig {
   return {
     runId: run.runId,

@@ -6,10 +6,9 @@
 // yet). It owns no sockets: links carry the messages (gRPC for `coordinator`, in-process for
 // `finetune`), so N workers and one worker run the very same code.
 
-import { AllReduceProtocolError } from '../collective/index.ts';
+import { type AllReduceAlgorithm, AllReduceProtocolError } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
-import type { MicroBatchResult, ReduceResult, Revoked } from '../proto/lora_mpt/v1/coordinator.ts';
 import {
   finishedMessage,
   floatBytes,
@@ -20,6 +19,7 @@ import {
   stepCommitMessage,
 } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
+import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
 import type { AdapterReplica } from '../train/replica.ts';
 import { type FinalGradient, finalizeGradient } from '../train/replica.ts';
 import { Dealer } from './dealer.ts';
@@ -65,7 +65,7 @@ export interface StepDriverOptions {
   learningRate(completedSteps: number): number;
   /** Id under which the coordinator observes each all-reduce (members wait for it). */
   readonly observerId: string;
-  readonly algorithm: 'shard-owner' | 'ring';
+  readonly algorithm: AllReduceAlgorithm;
   /**
    * Receives the reduced gradient SUM of a step as a non-contributing replica (src/collective).
    * `signal` fires when the driver gives the round up (a member was lost, another failed).

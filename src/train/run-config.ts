@@ -1,6 +1,7 @@
 // The run configuration a coordinator sends every worker in its Welcome (and that finetune uses
 // directly): what a replica must agree on to compute the same step. Built once from flags in
 // src/cli; `parseRunConfig` validates it at the worker's edge.
+import { type AllReduceAlgorithm, isAllReduceAlgorithm, unknownAlgorithm } from '../collective/index.ts';
 
 export interface RunConfig {
   readonly runId: string;
@@ -20,7 +21,7 @@ export interface RunConfig {
   readonly maxGradNorm: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
-  readonly allReduceAlgorithm: 'shard-owner' | 'ring';
+  readonly allReduceAlgorithm: AllReduceAlgorithm;
   readonly allReduceTimeoutMs: number;
 }
 
@@ -37,9 +38,8 @@ const isBool = (v: unknown) => typeof v === 'boolean';
 export function parseRunConfig(json: string): RunConfig {
   const o = JSON.parse(json) as Record<string, unknown>;
   if (typeof o !== 'object' || o === null) throw new Error('run config is not a JSON object');
-  const algorithm = need<string>(o, 'allReduceAlgorithm', '"shard-owner" or "ring"', (v) =>
-    ['shard-owner', 'ring'].includes(v as string),
-  );
+  if (!isAllReduceAlgorithm(o.allReduceAlgorithm))
+    throw new Error(unknownAlgorithm('run config: "allReduceAlgorithm"', o.allReduceAlgorithm));
   return {
     runId: need(o, 'runId', 'a string', isStr),
     baseModel: need(o, 'baseModel', 'a string', isStr),
@@ -64,7 +64,7 @@ export function parseRunConfig(json: string): RunConfig {
     maxGradNorm: need(o, 'maxGradNorm', 'a number', isNum),
     gradientCheckpointing: need(o, 'gradientCheckpointing', 'true or false', isBool),
     load8bit: need(o, 'load8bit', 'true or false', isBool),
-    allReduceAlgorithm: algorithm as RunConfig['allReduceAlgorithm'],
+    allReduceAlgorithm: o.allReduceAlgorithm,
     allReduceTimeoutMs: need(o, 'allReduceTimeoutMs', 'a number', isNum),
   };
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,23 @@ export const LAYERS = [
   'worker', // a replica worker: compute, all-reduce, session
   'cli', // commands
 ] as const;
+type Folder = (typeof LAYERS)[number];
+
+// Folders the order alone would let one import the other, which must not know each other at all:
+// each pair is refused both ways. Inference (generate, serve) and training (train, protocol,
+// coordinator, worker) share only the layers below them; the two ends of the wire meet only in
+// src/protocol.
+export const STRANGERS: readonly (readonly [Folder, Folder])[] = [
+  ['coordinator', 'worker'],
+  ['generate', 'train'],
+  ['generate', 'protocol'],
+  ['generate', 'coordinator'],
+  ['generate', 'worker'],
+  ['serve', 'train'],
+  ['serve', 'protocol'],
+  ['serve', 'coordinator'],
+  ['serve', 'worker'],
+];
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
@@ -46,8 +64,24 @@ export function specifiers(text: string): string[] {
   return out;
 }
 
-const folderOf = (file: string) => relative(SRC, file).split(sep)[0]!;
+const folderUnder = (root: string, file: string) => relative(root, file).split(sep)[0]!;
+const folderOf = (file: string) => folderUnder(SRC, file);
 const rank = (folder: string) => LAYERS.indexOf(folder as (typeof LAYERS)[number]);
+const strangers = (a: string, b: string) =>
+  STRANGERS.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
+
+/** Imports from one folder of `root` into another, between folders that must not know each other. */
+function strangerImports(root: string): string[] {
+  const wrong: string[] = [];
+  for (const f of sourceFiles(root)) {
+    const from = folderUnder(root, f);
+    for (const s of specifiers(readFileSync(f, 'utf8')).filter((x) => x.startsWith('.'))) {
+      const to = folderUnder(root, resolve(dirname(f), s));
+      if (strangers(from, to)) wrong.push(`${relative(root, f)} imports ${s} (${from} -> ${to})`);
+    }
+  }
+  return wrong;
+}
 
 /** Files reachable from `entry` through relative imports, and the package specifiers they import. */
 function reach(entry: string): { files: Set<string>; packages: Map<string, string> } {
@@ -85,6 +119,34 @@ describe('architecture', () => {
       }
     }
     assert.deepEqual(wrong, [], 'imports against the layer order');
+  });
+
+  it('has no import between folders that must not know each other', () => {
+    assert.deepEqual(strangerImports(SRC), [], 'imports between strangers (STRANGERS)');
+  });
+
+  it('would see an import between strangers of each kind, either way (a scratch tree)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'lora-mpt-layers-'));
+    try {
+      const expected: string[] = [];
+      for (const [a, b] of STRANGERS) {
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          mkdirSync(join(root, from), { recursive: true });
+          writeFileSync(join(root, from, `uses-${to}.ts`), `import { x } from '../${to}/x.ts';\n`);
+          expected.push(`${join(from, `uses-${to}.ts`)} imports ../${to}/x.ts (${from} -> ${to})`);
+        }
+      }
+      // Neighbours that may know each other stay allowed: worker and serve both import data.
+      mkdirSync(join(root, 'data'));
+      writeFileSync(join(root, 'worker', 'uses-data.ts'), `import { x } from '../data/x.ts';\n`);
+      writeFileSync(join(root, 'serve', 'uses-data.ts'), `import { x } from '../data/x.ts';\n`);
+      assert.deepEqual(strangerImports(root).sort(), expected.sort());
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('keeps TensorFlow.js out of everything the coordinator command reaches', () => {
