@@ -319,6 +319,21 @@ describe('Helm chart helm/lora-mpt', () => {
     assert.equal(coordinator.tolerations, undefined);
   });
 
+  it('makes a worker pod given a GPU require it (LORA_MPT_REQUIRE_GPU), with TF32 only when asked', () => {
+    const env = (set: string[] = []) =>
+      jobSpec(render({ set }), 'demo-lora-mpt-worker').template.spec.containers[0]!.env ?? [];
+    const named = (e: { name: string; value?: string }[], name: string) =>
+      e.find((x) => x.name === name)?.value;
+    assert.equal(named(env(), 'LORA_MPT_REQUIRE_GPU'), '1');
+    assert.equal(named(env(), 'LORA_MPT_TF32'), undefined);
+    assert.equal(named(env(['workers.tf32=true']), 'LORA_MPT_TF32'), '1');
+    const cpu = env([
+      'workers.resources.requests.nvidia\\.com/gpu=null',
+      'workers.resources.limits.nvidia\\.com/gpu=null',
+    ]);
+    assert.equal(named(cpu, 'LORA_MPT_REQUIRE_GPU'), undefined, 'CPU workers need no GPU');
+  });
+
   it('keeps a NATS cluster of three behind a disruption budget, or uses an external NATS', () => {
     const objs = render();
     const conf = find(objs, 'ConfigMap', 'demo-lora-mpt-nats').data!['nats.conf']!;

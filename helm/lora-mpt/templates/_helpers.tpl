@@ -317,6 +317,14 @@ template:
             valueFrom:
               fieldRef:
                 fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+          {{- $res := $v.workers.resources | default dict }}
+          {{- if or (hasKey ($res.limits | default dict) "nvidia.com/gpu") (hasKey ($res.requests | default dict) "nvidia.com/gpu") }}
+          # A pod given a GPU computes on it or stops, naming why (docs/backends.md#gpu-workers).
+          - { name: LORA_MPT_REQUIRE_GPU, value: "1" }
+          {{- end }}
+          {{- if $v.workers.tf32 }}
+          - { name: LORA_MPT_TF32, value: "1" }
+          {{- end }}
           {{- include "lora-mpt.env" (dict "root" . "component" $v.workers) | nindent 10 }}
         args:
           - worker
