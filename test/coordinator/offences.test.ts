@@ -6,18 +6,7 @@ import {
   Offences,
   penalty,
 } from '../../src/coordinator/offences.ts';
-
-/** A small seeded generator (mulberry32): the same sequence on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../model/support/tiny-mpt.ts';
 
 describe('offence policy', () => {
   it('resets the session below OFFENCES_BEFORE_DROP refused results and drops the worker from it on', () => {
@@ -66,7 +55,7 @@ describe('offence policy', () => {
   });
 
   it('keeps its invariants over a seeded random sequence of refusals, blames, sums and commits', () => {
-    const random = seeded(20);
+    const random = rng(20);
     const workers = ['a', 'b', 'c', 'd'];
     const o = new Offences();
     const counts = new Map<string, number>();

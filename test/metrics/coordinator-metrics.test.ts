@@ -2,54 +2,21 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WorkerLink } from '../../src/coordinator/members.ts';
 import { OFFENCES_BEFORE_DROP } from '../../src/coordinator/offences.ts';
-import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import { workerId } from '../../src/coordinator/step-ledger.ts';
-import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import { tapEvents } from '../../src/events/tap.ts';
 import { createCoordinatorMetrics } from '../../src/metrics/coordinator-metrics.ts';
 import { type CoordinatorMessage, MicroBatchKind } from '../../src/proto/lora_mpt/v1/coordinator.ts';
-import { paramLayout } from '../../src/train/param-layout.ts';
-import { AdapterReplica, finalizeGradient } from '../../src/train/replica.ts';
+import { finalizeGradient } from '../../src/train/replica.ts';
+import { testDriver } from '../support/test-driver.ts';
 
 // The coordinator's metrics follow the step driver's own events (tapped as the status page taps
-// them): a real driver runs, a test link plays the worker, and the values read are the ones the
+// them): a real driver runs, the test plays the workers, and the values read are the ones the
 // driver's events produced.
 
-const layout = paramLayout([{ name: 'a', shape: [4] }]);
-const mb = (id: number): MicroBatch => ({
-  id,
-  step: 0,
-  rows: 1,
-  seqLen: 2,
-  inputIds: Int32Array.of(1, 2),
-  labels: Int32Array.of(-100, 2),
-  attentionMask: Int32Array.of(1, 1),
-});
-
 function harness() {
-  const replica = new AdapterReplica(layout, Float32Array.of(0.1, 0.2, 0.3, 0.4));
   const metrics = createCoordinatorMetrics('run-m');
-  const rounds: { resolve(sum: Float32Array): void }[] = [];
-  const driver = new StepDriver({
-    runId: 'run-m',
-    modelFingerprint: 'fp',
-    totalSteps: 2,
-    minWorkers: 1,
-    maxGradNorm: 1,
-    evalSteps: 100,
-    replica,
-    microBatches: () => [mb(10), mb(11)],
-    evalMicroBatches: [],
-    learningRate: () => 1e-2,
-    observerId: 'coordinator',
-    algorithm: 'shard-owner',
-    observeReduce: () => new Promise((resolve) => rounds.push({ resolve })),
-    onCommit: async () => {},
-    onEval: async () => {},
-    afterStep: async () => {},
-    events: tapEvents(silentEvents, metrics.record),
-  });
+  const { driver, replica, rounds } = testDriver(tapEvents(silentEvents, metrics.record), 'run-m');
   const sent: CoordinatorMessage[] = [];
   const connect = (id: string, credits = 2): WorkerLink => {
     const link: WorkerLink = { id: workerId(id), send: (m) => sent.push(m), close: () => {}, drop: () => {} };
