@@ -4,10 +4,11 @@
 // own, evaluates every eval_steps, and survives workers that vanish at any point (their work is
 // requeued; a reduce in flight is retried under a new generation, and nobody has applied anything
 // yet). It owns no sockets: links carry the messages (gRPC for `coordinator`, in-process for
-// `finetune`), so N workers and one worker run the very same code. Who pays for bad data is
-// offences.ts; how a round of the all-reduce starts, aborts and is retried is reduce-rounds.ts;
-// what the driver waits for at step boundaries is step-journal.ts. Everything else that watches the
-// run (metrics, the status page) follows its events (src/events/names.ts: TypedEventFields).
+// `finetune`), so N workers and one worker run the very same code.
+// Every change of phase is written here. What a worker's message does is worker-reports.ts (which
+// this extends); who pays for bad data, offences.ts; how an all-reduce round starts, aborts and is
+// retried, reduce-rounds.ts; what the driver awaits at step boundaries, step-journal.ts. Whatever
+// only watches the run (metrics, the status page) follows its typed events (src/events/names.ts).
 
 import { AllReduceProtocolError } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
