@@ -18,7 +18,6 @@ import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
 import { tapEvents } from '../events/tap.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
-import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
@@ -139,14 +138,15 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     },
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
-  const ev = events.child({ run_id: run.runId });
+  const metrics = createCoordinatorMetrics(run.runId);
+  // The metrics follow the run's events as the status page does: the same calls make both.
+  const ev = tapEvents(events.child({ run_id: run.runId }), metrics.record);
   // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
   const total = run.data.plan.totalSteps;
   status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
-  const metrics = createCoordinatorMetrics(run.runId);
-  const guard = createSecurityMetrics(metrics.registry);
+  const guard = metrics.security;
   const refusedFrame = refusedFrameReporter(guard, ev);
   metrics.started({
     step: run.startStep,
@@ -154,7 +154,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     minWorkers: f.min_workers,
     saveSteps: s.saveSteps,
   });
-  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
+  const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
@@ -188,12 +188,6 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         frameKey,
         onRefusedFrame: refusedFrame,
       }),
-    onMismatch: () => metrics.mismatch(),
-    onMicroBatches: (event, n) => metrics.microBatches(event, n),
-    onWorkerLost: () => metrics.workerLost(),
-    onRefusedResult: (_worker, dropped) =>
-      guard.refusedResults.inc({ outcome: dropped ? 'dropped' : 'reset' }),
-    onGradientOutlier: (o) => guard.gradientOutliers.inc({ worker: o.worker }),
   });
   metrics.countWorkers((state) => driver.members.count(state));
   const listenHost = f.listen.replace(/:\d+$/, '');

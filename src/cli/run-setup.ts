@@ -22,7 +22,6 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { type ResolvedModel, resolveModel } from '../hub/models.ts';
-import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
@@ -214,7 +213,6 @@ export function driverOptionsOf(
   run: PreparedRun,
   s: TrainingSettings,
   events: Events,
-  metrics?: CoordinatorMetrics,
 ): {
   journal: RunJournal;
   options: Omit<StepDriverOptions, 'observeReduce' | 'minWorkers' | 'algorithm' | 'observerId'>;
@@ -226,7 +224,6 @@ export function driverOptionsOf(
     metricsLog: run.metricsLog,
     events,
     startStep: run.startStep,
-    ...(metrics ? { metrics } : {}),
   });
   return {
     journal,
