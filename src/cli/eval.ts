@@ -107,14 +107,20 @@ async function evaluate(f: Flags): Promise<number> {
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
   console.error(backend.summary); // stderr: --json keeps stdout one object
-  // Before any weight file is opened: LoRA state is counted at r = 8 on Wqkv when an adapter is given.
+  // Before any weight file is opened: LoRA state is counted at r = 8 on each block's first Linear (MPT's
+  // Wqkv) when an adapter is given.
   const { config } = await readCheckpointConfig(resolved.dir);
   const note = checkModelMemory(config, backend, {
     microBatchSize: f.micro_batch_size,
     cutoffLen: f.cutoff_len,
     load8bit: f.load_8bit,
     gradientCheckpointing: false,
-    lora: { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] },
+    lora: {
+      r: 8,
+      loraAlpha: 16,
+      loraDropout: 0,
+      targetModules: config.arch.linears.slice(0, 1).map((l) => l.name),
+    },
     memoryGib: f.device_memory_gb,
     training: false,
   });

@@ -22,6 +22,10 @@ describe('model family registry', () => {
       ],
     );
     assert.equal(c.arch.modulePath(1, 'up_proj'), 'transformer.blocks.1.ffn.up_proj');
+    assert.throws(
+      () => c.arch.modulePath(0, 'q_proj'),
+      /MPT has no Linear "q_proj"; it has Wqkv, out_proj, up_proj, down_proj/,
+    );
   });
 
   it('refuses an unknown model_type naming the file, the value and the known families', () => {

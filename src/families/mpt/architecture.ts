@@ -37,6 +37,12 @@ export function linearShape(config: Sizes, module: MptLinearName): { inF: number
 const isMptLinear = (name: string): name is MptLinearName =>
   (MPT_LINEARS as readonly string[]).includes(name);
 
+/** `name` as one of MPT's Linears; throws naming it and the four. */
+export function mptLinear(name: string): MptLinearName {
+  if (!isMptLinear(name)) throw new Error(`MPT has no Linear "${name}"; it has ${MPT_LINEARS.join(', ')}`);
+  return name;
+}
+
 /** Every tensor name an MPT checkpoint must hold, with its shape (wpe, which few have, is apart). */
 function weightShapes(c: Sizes): Map<string, readonly number[]> {
   const d = c.dModel;
@@ -69,11 +75,7 @@ export function mptArchitecture(c: Sizes): Architecture {
   return {
     displayName: 'MPT',
     linears,
-    modulePath(layer, linear) {
-      if (!isMptLinear(linear))
-        throw new Error(`MPT has no Linear "${linear}"; it has ${MPT_LINEARS.join(', ')}`);
-      return modulePath(layer, linear);
-    },
+    modulePath: (layer, linear) => modulePath(layer, mptLinear(linear)),
     weightShapes: () => weightShapes(c),
     normValues: (2 + (c.attn.qkLn ? 2 : 0)) * d * c.nLayers + d,
     embeddingValues: c.vocabSize * d + (c.attn.alibi ? 0 : c.maxSeqLen * d),

@@ -13,7 +13,7 @@ import { KvCache } from '../../model/kv-cache.ts';
 import { type LayerNormSaved, layerNormBackward, layerNormForward } from '../../model/layer-norm.ts';
 import { LoraState } from '../../model/lora-state.ts';
 import type { VocabChunks } from '../../model/loss.ts';
-import { MPT_LINEARS, type MptLinearName } from './architecture.ts';
+import { MPT_LINEARS, mptLinear } from './architecture.ts';
 import {
   type BlockEnv,
   type BlockSaved,
@@ -72,7 +72,7 @@ export class MptModel implements CausalLm {
     readonly normF: tf.Tensor1D,
     readonly biasCache: AttentionBiasCache,
   ) {
-    this.adapter = new LoraState(config, (layer, m) => this.blocks[layer]!.linears[m as MptLinearName]);
+    this.adapter = new LoraState(config, (layer, m) => this.blocks[layer]!.linears[mptLinear(m)]);
   }
 
   get headDim(): number {
