@@ -8,7 +8,7 @@ import { alibiSlopes } from '../../model/alibi.ts';
 import { type AttentionBiasCache, AttentionMask } from '../../model/attention-mask.ts';
 import type { ComputeLayout } from '../../model/backend.ts';
 import { cachedAttentionBias } from '../../model/cached-attention.ts';
-import type { BlockKeep, CausalLm, ForwardRows, ModuleGrads, Releasable } from '../../model/causal-lm.ts';
+import type { BlockKeep, CausalLm, ForwardRows, Releasable } from '../../model/causal-lm.ts';
 import { KvCache } from '../../model/kv-cache.ts';
 import { type LayerNormSaved, layerNormBackward, layerNormForward } from '../../model/layer-norm.ts';
 import { LoraState } from '../../model/lora-state.ts';
@@ -186,18 +186,11 @@ export class MptModel implements CausalLm {
     return { y: out.y, saved: out.saved === null ? null : new SavedBlock(out.saved) };
   }
 
-  blockBackward(
-    pass: Releasable,
-    layer: number,
-    keep: BlockKeep,
-    dy: tf.Tensor2D,
-    saved: Releasable,
-    needDx: boolean,
-  ): { readonly dx: tf.Tensor2D | null; readonly grads: ModuleGrads[] } {
+  readonly blockBackward: CausalLm['blockBackward'] = (pass, layer, keep, dy, saved, needDx) => {
     const p = own(pass, MptPass, 'the forward pass');
     const s = own(saved, SavedBlock, 'the saved block state').state;
     return blockBackward(p.env, this.blocks[layer]!, this.adapter.block(layer), keep, dy, s, needDx);
-  }
+  };
 
   finalNorm(x: tf.Tensor2D, save: boolean) {
     const { y, saved } = layerNormForward(x, this.normF, this.config.normEps);
