@@ -11,16 +11,16 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../src/checkpoint/checkpoint.ts';
 import { initLoraWeights, loraTargets } from '../src/checkpoint/lora-targets.ts';
 import { newLoraConfig, readPeftAdapter, writePeftAdapter } from '../src/checkpoint/peft-adapter.ts';
-import { writeRandomMpt } from '../src/checkpoint/random-init.ts';
 import { Rng } from '../src/data/rng.ts';
+import { openCheckpoint } from '../src/families/checkpoint.ts';
+import { loadModelWithAdapter } from '../src/families/load-model.ts';
+import { writeRandomMpt } from '../src/families/mpt/random-checkpoint.ts';
 import { decode, TRANSFORMERS_DEFAULTS } from '../src/generate/decode.ts';
 import { cachedLogits, type LogitsSource, uncachedLogits } from '../src/generate/logits-source.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { loadModelWithAdapter } from '../src/model/model-with-adapter.ts';
-import type { MptModel } from '../src/model/mpt-model.ts';
+import type { CausalLm } from '../src/model/causal-lm.ts';
 
 const SPEC = { dModel: 512, nHeads: 8, nLayers: 4, vocabSize: 50432, maxSeqLen: 512, seed: 1, initStd: 0.05 };
 const PROMPT = 64;
@@ -37,9 +37,9 @@ interface Timing {
 }
 
 async function timeDecode(
-  model: MptModel,
+  model: CausalLm,
   prompt: Int32Array,
-  make: (m: MptModel) => LogitsSource,
+  make: (m: CausalLm) => LogitsSource,
   numBeams: number,
 ): Promise<Timing> {
   const source = make(model);

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, freemem, homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseMptConfig } from '../src/checkpoint/config.ts';
+import { parseMptConfig } from '../src/families/mpt/config.ts';
 import { GIB, gib, planMemory } from '../src/model/memory-plan.ts';
 import { loadModelCompute } from '../src/worker/model-compute.ts';
 import { midBatch, type StepShape, stepFlops } from './support/mid-mpt.ts';

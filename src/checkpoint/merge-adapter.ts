@@ -6,7 +6,7 @@
 // this way (their math is then exactly PEFT's merged model).
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { type AdapterFeatures, type AdapterUse, adapterFeatures } from './adapter-support.ts';
-import type { MptConfig } from './config.ts';
+import type { ModelConfig } from './architecture.ts';
 import { type LoraSettings, type LoraTarget, loraScaling, loraTargets } from './lora-targets.ts';
 import type { PeftAdapter } from './peft-adapter.ts';
 
@@ -38,7 +38,7 @@ export function adapterSettings(adapter: PeftAdapter, f: AdapterFeatures): LoraS
  * first missing or unexpected key) and returns the plan. `source` names the adapter in errors.
  */
 export function mergePlan(
-  config: MptConfig,
+  config: ModelConfig,
   adapter: PeftAdapter,
   use: AdapterUse,
   source: string,

@@ -6,7 +6,6 @@
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { initialMagnitudes } from '../checkpoint/dora-init.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import {
@@ -20,6 +19,7 @@ import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
+import { openCheckpoint } from '../families/checkpoint.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { type ResolvedModel, resolveModel } from '../hub/models.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';

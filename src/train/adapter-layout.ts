@@ -1,12 +1,12 @@
 // The flat layout of a run's trainable state: every LoRA A and B of the model (src/checkpoint/lora-targets.ts,
 // pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in — then, with DoRA,
 // the target's lora_magnitude_vector [out].
-import type { MptConfig } from '../checkpoint/config.ts';
+import type { ModelConfig } from '../checkpoint/architecture.ts';
 import { type LoraSettings, type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
 import { type ParamLayout, paramLayout } from './param-layout.ts';
 
 export function adapterLayout(
-  config: MptConfig,
+  config: ModelConfig,
   lora: LoraSettings,
 ): { layout: ParamLayout; targets: LoraTarget[] } {
   const targets = loraTargets(config, lora);

@@ -2,12 +2,13 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
-import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
+import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
+import { loadModel } from '../families/load-model.ts';
 import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
+import type { CausalLm } from '../model/causal-lm.ts';
 import { type FlopsModel, flopsModelOf } from '../model/flops.ts';
 import { evaluateLoss } from '../model/forward.ts';
-import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { flatten, type ParamLayout, unflatten } from '../train/param-layout.ts';
@@ -36,7 +37,7 @@ export interface LoraRunSettings {
 
 export class ModelCompute implements MicroBatchCompute {
   constructor(
-    readonly model: MptModel,
+    readonly model: CausalLm,
     readonly layout: ParamLayout,
     private readonly s: LoraRunSettings,
   ) {}
@@ -128,7 +129,7 @@ export async function loadModelCompute(
   const memoryNote = await checkBeforeLoading(baseModelDir, backend, s, budget, options);
   const active = await initBackend(backend, options);
   const ckpt = await openCheckpoint(baseModelDir);
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
+  const model = await loadModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
     load8bit: s.load8bit,
     ...(onTensor ? { onTensor } : {}),

@@ -13,11 +13,12 @@ export const LAYERS = [
   'formats', // tensor file formats: safetensors, PyTorch zip + pickle, dtypes, weight index
   'events', // structured events (JSON lines / readable text)
   'metrics', // Prometheus registries and the /metrics server
-  'collective', // gradient all-reduce (NATS, in-process); knows nothing of MPT
+  'collective', // gradient all-reduce (NATS, in-process); knows nothing of a model
   'hub', // Hugging Face cache and downloads
   'data', // datasets, prompt templates, tokenizer, data plan, micro-batches
-  'checkpoint', // MPT config, checkpoints, LoRA targets, PEFT adapter files
-  'model', // MPT + LoRA math in TensorFlow.js
+  'checkpoint', // the generic model config, checkpoints, LoRA targets, PEFT adapter files
+  'model', // LoRA math, kernels and the generic forward/backward in TensorFlow.js (no family named)
+  'families', // model families (MPT) by config.json's model_type: pure spec + lazily loaded compute
   'generate', // decoding: KV-cached greedy, beam search and sampling; the generation engine
   'serve', // the HTTP server of `generate`: web page, OpenAI-compatible API, fair queue
   'train', // replica, AdamW, schedules, training checkpoints
@@ -52,16 +53,29 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-/** Every module specifier a file imports: static, side-effect, re-export and literal dynamic imports. */
-export function specifiers(text: string): string[] {
-  const out: string[] = [];
-  const patterns = [
-    /^\s*(?:import|export)\s[^'"]*?\sfrom\s+['"]([^'"]+)['"]/gm,
-    /^\s*import\s+['"]([^'"]+)['"]/gm,
-    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
-  ];
-  for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1]!);
+/** How a file imports each module specifier: `static` (import/export ... from, side-effect) loads
+ * with the file; `types` (`import type` / `export type`) loads nothing at run time; `lazy` is a
+ * literal dynamic import(), loaded when that line runs. */
+export interface Imports {
+  readonly static: string[];
+  readonly types: string[];
+  readonly lazy: string[];
+}
+
+export function importsOf(text: string): Imports {
+  const out: Imports = { static: [], types: [], lazy: [] };
+  for (const m of text.matchAll(/^\s*(?:import|export)\s([^'"]*?)\sfrom\s+['"]([^'"]+)['"]/gm)) {
+    (/^type\s/.test(m[1]!) ? out.types : out.static).push(m[2]!);
+  }
+  for (const m of text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) out.static.push(m[1]!);
+  for (const m of text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.lazy.push(m[1]!);
   return out;
+}
+
+/** Every module specifier a file imports, of any kind (the layer order holds for all of them). */
+export function specifiers(text: string): string[] {
+  const i = importsOf(text);
+  return [...i.static, ...i.types, ...i.lazy];
 }
 
 const folderUnder = (root: string, file: string) => relative(root, file).split(sep)[0]!;
@@ -83,21 +97,58 @@ function strangerImports(root: string): string[] {
   return wrong;
 }
 
-/** Files reachable from `entry` through relative imports, and the package specifiers they import. */
-function reach(entry: string): { files: Set<string>; packages: Map<string, string> } {
+type Read = (file: string) => string;
+const readSource: Read = (f) => readFileSync(f, 'utf8');
+
+/** What a process started at `entry` loads: the files reachable through static imports (type-only
+ * imports load nothing), the packages they import, and the lazy imports they hold. */
+export function reach(
+  entry: string,
+  read: Read = readSource,
+): { files: Set<string>; packages: Map<string, string>; lazy: { from: string; to: string }[] } {
   const files = new Set<string>();
   const packages = new Map<string, string>();
+  const lazy: { from: string; to: string }[] = [];
   const todo = [entry];
   while (todo.length > 0) {
     const f = todo.pop()!;
     if (files.has(f)) continue;
     files.add(f);
-    for (const s of specifiers(readFileSync(f, 'utf8'))) {
+    const i = importsOf(read(f));
+    for (const s of i.static) {
       if (s.startsWith('.')) todo.push(resolve(dirname(f), s));
       else if (!packages.has(s)) packages.set(s, relative(SRC, f));
     }
+    for (const s of i.lazy) lazy.push({ from: f, to: s.startsWith('.') ? resolve(dirname(f), s) : s });
   }
-  return { files, packages };
+  return { files, packages, lazy };
+}
+
+/** Why the process started at `entry` could load TensorFlow.js or src/model, one line each (empty:
+ * it cannot). A lazy import is allowed only as a family's compute loader (src/families/<name>/spec.ts
+ * importing its ./compute.ts), and no reached file may call a family's loadCompute(). */
+export function tensorflowReach(entry: string, read: Read = readSource): string[] {
+  const { files, packages, lazy } = reach(entry, read);
+  const out: string[] = [];
+  for (const [p, f] of packages) if (p.startsWith('@tensorflow/')) out.push(`${f} imports ${p}`);
+  for (const f of files) if (folderOf(f) === 'model') out.push(`${relative(SRC, f)} (src/model) is loaded`);
+  for (const { from, to } of lazy) {
+    const spec = relative(SRC, from).split(sep);
+    const loader = spec.length === 3 && spec[0] === 'families' && spec[2] === 'spec.ts';
+    if (!loader || to !== join(dirname(from), 'compute.ts')) {
+      out.push(
+        `${relative(SRC, from)} lazily imports ${relative(SRC, to)}: only a family's spec.ts may, of its compute.ts`,
+      );
+    }
+  }
+  for (const f of files) {
+    read(f)
+      .split('\n')
+      .forEach((line, n) => {
+        if (/\.loadCompute\s*\(/.test(line)) out.push(`${relative(SRC, f)}:${n + 1} calls loadCompute()`);
+      });
+  }
+  return out;
 }
 
 describe('architecture', () => {
@@ -149,13 +200,34 @@ describe('architecture', () => {
     }
   });
 
-  it('keeps TensorFlow.js out of everything the coordinator command reaches', () => {
-    const { files: reached, packages } = reach(join(SRC, 'cli', 'coordinator.ts'));
-    const tf = [...packages].filter(([p]) => p.startsWith('@tensorflow/')).map(([p, f]) => `${f}: ${p}`);
-    assert.deepEqual(tf, [], 'TensorFlow.js imports reachable from src/cli/coordinator.ts');
-    const model = [...reached].filter((f) => folderOf(f) === 'model').map((f) => relative(SRC, f));
-    assert.deepEqual(model, [], 'src/model files reachable from src/cli/coordinator.ts');
-    assert.ok(reached.size > 30, `the walk reached ${reached.size} files: it follows imports`);
+  it('keeps TensorFlow.js out of everything the coordinator command loads', () => {
+    const entry = join(SRC, 'cli', 'coordinator.ts');
+    assert.deepEqual(tensorflowReach(entry), [], 'what could load TensorFlow.js in src/cli/coordinator.ts');
+    const { files, lazy } = reach(entry);
+    assert.ok(files.size > 30, `the walk reached ${files.size} files: it follows imports`);
+    assert.ok(
+      lazy.length > 0,
+      'the coordinator reads configs through the family registry, whose compute is lazy',
+    );
+  });
+
+  it('would see a lazy import other than a family loader, a loadCompute() call, or a type import made static', () => {
+    const src = (p: string) => join(SRC, p);
+    const files: Record<string, string> = {
+      [src('cli/x.ts')]:
+        "import { a } from '../families/registry.ts';\nimport type { T } from '../model/t.ts';\n",
+      [src('families/registry.ts')]:
+        "import { SPEC } from './mpt/spec.ts';\nexport const a = () => SPEC.loadCompute();\n",
+      [src('families/mpt/spec.ts')]:
+        "export const SPEC = { loadCompute: () => import('./compute.ts') };\nconst m = () => import('../../model/forward.ts');\n",
+    };
+    const read = (f: string) => files[f] ?? '';
+    assert.deepEqual(tensorflowReach(src('cli/x.ts'), read), [
+      "families/mpt/spec.ts lazily imports model/forward.ts: only a family's spec.ts may, of its compute.ts",
+      'families/registry.ts:2 calls loadCompute()',
+    ]);
+    files[src('cli/x.ts')] = "import { T } from '../model/t.ts';\n";
+    assert.deepEqual(tensorflowReach(src('cli/x.ts'), read), ['model/t.ts (src/model) is loaded']);
   });
 
   it('would see TensorFlow.js where it is used (the walk is not blind)', () => {

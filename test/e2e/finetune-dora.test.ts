@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { rowNorms } from '../../src/checkpoint/dora-init.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import { evalLoss, finetune } from '../support/finetune-run.ts';
 import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
 

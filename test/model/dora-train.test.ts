@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { initialMagnitudes } from '../../src/checkpoint/dora-init.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModel } from '../../src/families/load-model.ts';
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
 import { layoutFor } from '../../src/model/backend.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepOptions } from '../../src/model/train-step.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
@@ -47,7 +47,7 @@ async function loadCase(name: string, backend: string, load8bit = false, dequant
         : t;
     }
   };
-  const model = await loadMptModel(ckpt.config, tensors(), { layout: layoutFor(backend), load8bit });
+  const model = await loadModel(ckpt.config, tensors(), { layout: layoutFor(backend), load8bit });
   const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
   model.configureLora({ ...adapter.config, useDora: true });
   model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { writeRandomMpt } from '../../src/checkpoint/random-init.ts';
+import { writeRandomMpt } from '../../src/families/mpt/random-checkpoint.ts';
 import { unflatten } from '../../src/train/param-layout.ts';
 import { parseRunConfig, type RunConfig } from '../../src/train/run-config.ts';
 import { loadModelCompute } from '../../src/worker/model-compute.ts';
