@@ -87,6 +87,8 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+# The GPU node check (docs/backends.md#gpu-workers): kubectl run ... -- bash /app/scripts/gpu-check.sh
+COPY scripts/gpu-check.sh ./scripts/gpu-check.sh
 USER 1000:1000
 # The backend loads here, or the image fails to build: TF_Version and a matmul on tensorflow.
 RUN TF_CPP_MIN_LOG_LEVEL=2 node -e "const tf = require(process.argv[1]); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log(process.argv[1], 'on tensorflow', tf.backend().binding.TF_Version)" \
