@@ -73,6 +73,10 @@ export const LORA_FLAGS = {
     kind: 'list',
     help: "PEFT's layers_to_transform: the block numbers (0-based) that get LoRA, e.g. [28,29,30,31]; the others stay frozen without an adapter (default: every block, or the resumed adapter's).",
   },
+  init_lora_weights: {
+    kind: 'string',
+    help: "PEFT's init_lora_weights: how a new adapter starts. true: A kaiming-uniform, B = 0; gaussian: A ~ N(0, 1/r²), B = 0; false: A and B both as nn.Linear's own init (B != 0, so the model starts away from the base); written to adapter_config.json (default: true, or the resumed adapter's).",
+  },
 } as const;
 
 type FlagName = keyof typeof LORA_FLAGS;
@@ -125,6 +129,15 @@ function blockNumbers(v: unknown, flag: string): number[] {
   if (twice !== undefined) throw new LoraSpecError(`--${flag} names block ${twice} twice`);
   return out;
 }
+
+/** --init_lora_weights as python-fire spells a bool, or gaussian. */
+const INIT_FLAG_VALUES: ReadonlyMap<string, InitLoraWeights> = new Map<string, InitLoraWeights>([
+  ['true', true],
+  ['True', true],
+  ['false', false],
+  ['False', false],
+  ['gaussian', 'gaussian'],
+]);
 
 const FIELDS: readonly Field[] = [
   {
@@ -218,6 +231,12 @@ const FIELDS: readonly Field[] = [
     refusal:
       'this initialisation rewrites the base weights (PiSSA/OLoRA/CorDA/EVA/LoftQ...); convert the adapter with PEFT (path_initial_model_for_weight_conversion) first',
     read: (v) => (v === true || v === false || v === 'gaussian' ? v : undefined),
+    flag: 'init_lora_weights',
+    fromFlag: (v, flag) => {
+      const mode = INIT_FLAG_VALUES.get(v as string);
+      if (mode === undefined) throw new LoraSpecError(`--${flag}: "${v}" is not true, false or gaussian`);
+      return mode;
+    },
   },
 ];
 

@@ -143,4 +143,32 @@ describe('LoRA settings of a resumed adapter', () => {
     assert.equal(settings('--lora_alpha', '8.5').lora.loraAlpha, 8.5);
     assert.equal(settings('--lora_alpha', '16.0').lora.loraAlpha, 16);
   });
+
+  it('reads --init_lora_weights as PEFT spells it, and names a bad value', () => {
+    assert.equal(settings().lora.initLoraWeights, true);
+    assert.equal(settings('--init_lora_weights', 'gaussian').lora.initLoraWeights, 'gaussian');
+    assert.equal(settings('--init_lora_weights', 'False').lora.initLoraWeights, false);
+    assert.equal(settings('--init_lora_weights', 'true').lora.initLoraWeights, true);
+    for (const bad of ['pissa', 'Gaussian', '0', '', 'constructor']) {
+      assert.throws(
+        () => settings('--init_lora_weights', bad),
+        new RegExp(`--init_lora_weights: "${bad}" is not true, false or gaussian`),
+      );
+    }
+  });
+
+  it("takes PEFT's init_lora_weights from the adapter; --init_lora_weights must agree", async () => {
+    const dir = `${FIXTURES}lora-init/gaussian`; // PEFT 0.21, init_lora_weights "gaussian"
+    const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
+    assert.equal(s.lora.initLoraWeights, 'gaussian');
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--init_lora_weights', 'false')),
+      /--init_lora_weights false conflicts with init_lora_weights "gaussian" in .*gaussian\/adapter_config\.json/,
+    );
+    const old = `${FIXTURES}mpt/h6-all/adapter_init`; // also written by PEFT 0.21: true
+    assert.equal(
+      (await adoptResumedLora(settings('--resume_from_checkpoint', old))).lora.initLoraWeights,
+      true,
+    );
+  });
 });
