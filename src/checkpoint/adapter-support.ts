@@ -39,16 +39,8 @@ const NO_EFFECT = new Set([
   'arrow_config',
 ]);
 
-const MODELLED = new Set([
-  'r',
-  'lora_alpha',
-  'target_modules',
-  'use_rslora',
-  'bias',
-  'fan_in_fan_out',
-  'task_type',
-  'peft_type',
-]);
+/** Fields LoraConfig models besides the LoRA spec (the spec's own never reach `extra`). */
+const MODELLED = new Set(['bias', 'fan_in_fan_out', 'task_type', 'peft_type']);
 
 /** Fields that change the model PEFT builds, refused unless at their neutral value, and why. */
 const REFUSED: Readonly<Record<string, string>> = {
