@@ -11,7 +11,8 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { initLoraWeights, loraTargets } from '../src/checkpoint/lora-targets.ts';
+import { initLoraWeights } from '../src/checkpoint/lora-init.ts';
+import { loraTargets } from '../src/checkpoint/lora-targets.ts';
 import { newLoraConfig, readPeftAdapter, writePeftAdapter } from '../src/checkpoint/peft-adapter.ts';
 import { Rng } from '../src/data/rng.ts';
 import { openCheckpoint } from '../src/families/checkpoint.ts';
@@ -124,14 +125,14 @@ export async function run(): Promise<void> {
     const ckpt0 = await openCheckpoint(modelDir);
     const lora = { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] };
     const targets = loraTargets(ckpt0.config, lora);
-    const weights = initLoraWeights(targets, 8, 7);
+    const weights = initLoraWeights(targets, lora, 7);
     const rng = new Rng(3);
     for (const t of targets) {
       const b = weights.get(t.bName) as Float32Array;
       for (let i = 0; i < b.length; i++) b[i] = (rng.nextU32() / 2 ** 32 - 0.5) * 0.02;
     }
     await writePeftAdapter(adapterDir, {
-      config: newLoraConfig({ ...lora, baseModelNameOrPath: modelDir }),
+      config: newLoraConfig(lora, modelDir),
       tensors: new Map(
         targets
           .flatMap((t) => [t.aName, t.bName])

@@ -19,13 +19,7 @@ import { mptTensors, writeSyntheticCheckpoint } from './support/synthetic-checkp
 const STAMP = 'lora-mpt-bench.complete';
 const CHECKPOINT_BYTES = 13.3e9;
 const LORA = {
-  loraR: 8,
-  loraAlpha: 16,
-  loraDropout: 0,
-  loraTargetModules: ['Wqkv'],
-  useRslora: false,
-  useDora: false,
-  layersToTransform: null,
+  lora: { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] },
   seed: 1,
 } as const;
 

@@ -1,6 +1,6 @@
 // DoRA's starting magnitudes: PEFT initialises lora_magnitude_vector to ‖W + s·B·A‖ per output row,
-// which is ‖W‖ per row since B starts at zero. Read on the host from the base checkpoint, one target
-// weight at a time (no TensorFlow.js: the coordinator computes it too).
+// which is ‖W‖ per row when B starts at zero (the default). Read on the host from the base
+// checkpoint, one target weight at a time (no TensorFlow.js: the coordinator computes it too).
 import type { HostTensor } from '../formats/host-tensor.ts';
 import type { LoraTarget } from './lora-targets.ts';
 
@@ -15,10 +15,32 @@ export function rowNorms(w: Float32Array, outFeatures: number, inFeatures: numbe
   return out;
 }
 
-/** Every target's initial magnitude, by its PEFT saved name. */
+/** W + s·B·A [out, in] in float32 as PEFT forms it (B [out, r], A [r, in]). */
+function withUpdate(w: Float32Array, a: Float32Array, b: Float32Array, scale: number, t: LoraTarget) {
+  const r = a.length / t.inFeatures;
+  const out = new Float32Array(w.length);
+  for (let o = 0; o < t.outFeatures; o++) {
+    for (let i = 0; i < t.inFeatures; i++) {
+      let ba = 0;
+      for (let k = 0; k < r; k++) ba += (b[o * r + k] as number) * (a[k * t.inFeatures + i] as number);
+      out[o * t.inFeatures + i] = (w[o * t.inFeatures + i] as number) + scale * Math.fround(ba);
+    }
+  }
+  return out;
+}
+
+/** The adapter a run starts from (PEFT saved names) and its scaling, when B may be non-zero. */
+export interface StartingAdapter {
+  readonly weights: ReadonlyMap<string, Float32Array>;
+  readonly scale: number;
+}
+
+/** Every target's initial magnitude, by its PEFT saved name: ‖W‖ per row, or ‖W + s·B·A‖ when
+ * `start` holds a B that is not all zero. */
 export async function initialMagnitudes(
   targets: readonly LoraTarget[],
   readTensor: (name: string) => Promise<HostTensor>,
+  start?: StartingAdapter,
 ): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const t of targets) {
@@ -28,7 +50,10 @@ export async function initialMagnitudes(
         `checkpoint tensor ${w.name} has shape [${w.shape}], LoRA expects [${t.outFeatures}, ${t.inFeatures}]`,
       );
     }
-    out.set(t.magnitudeName, rowNorms(w.data, t.outFeatures, t.inFeatures));
+    const a = start?.weights.get(t.aName);
+    const b = start?.weights.get(t.bName);
+    const weight = a && b?.some((x) => x !== 0) ? withUpdate(w.data, a, b, start?.scale ?? 1, t) : w.data;
+    out.set(t.magnitudeName, rowNorms(weight, t.outFeatures, t.inFeatures));
   }
   return out;
 }

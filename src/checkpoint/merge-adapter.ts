@@ -7,7 +7,8 @@
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { type AdapterFeatures, type AdapterUse, adapterFeatures } from './adapter-support.ts';
 import type { ModelConfig } from './architecture.ts';
-import { type LoraSettings, type LoraTarget, loraScaling, loraTargets } from './lora-targets.ts';
+import { type LoraSettings, loraScaling } from './lora-spec.ts';
+import { type LoraTarget, loraTargets } from './lora-targets.ts';
 import type { PeftAdapter } from './peft-adapter.ts';
 
 export interface MergeEntry {
@@ -26,7 +27,7 @@ export type MergePlan = ReadonlyMap<string, MergeEntry>;
 /** LoraSettings of an adapter, with the features its config switches on. */
 export function adapterSettings(adapter: PeftAdapter, f: AdapterFeatures): LoraSettings {
   return {
-    ...adapter.config,
+    ...adapter.config.lora,
     useDora: f.useDora,
     layersToTransform: f.layersToTransform,
     excludeModules: f.excludeModules,
@@ -45,8 +46,8 @@ export function mergePlan(
 ): MergePlan {
   const features = adapterFeatures(adapter.config, use, source);
   const targets = loraTargets(config, adapterSettings(adapter, features));
-  const r = adapter.config.r;
-  const scale = loraScaling(adapter.config);
+  const r = adapter.config.lora.r;
+  const scale = loraScaling(adapter.config.lora);
   const expected = new Set<string>();
   const plan = new Map<string, MergeEntry>();
   for (const t of targets) {

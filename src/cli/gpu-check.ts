@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { LORA_DEFAULTS } from '../checkpoint/lora-spec.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
+import { Rng } from '../data/rng.ts';
 import { readCheckpointConfig } from '../families/checkpoint.ts';
 import { familyOf } from '../families/registry.ts';
 import {
@@ -93,8 +95,8 @@ async function sampled<T>(
 /** Max |device − float64| / max |float64| of a seeded 1024² matmul: ~1e-7 in FP32, ~1e-3 in TF32. */
 function precision(): number {
   const n = 1024;
-  let s = 12345;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const rng = new Rng(12345);
+  const rnd = () => (rng.nextU32() / 2 ** 32) * 2 - 1;
   const a = Float32Array.from({ length: n * n }, rnd);
   const b = Float32Array.from({ length: n * n }, rnd);
   const got = tf.tidy(() => tf.matMul(tf.tensor2d(a, [n, n]), tf.tensor2d(b, [n, n])).dataSync());
@@ -148,14 +150,14 @@ async function trainingSteps(f: ParsedFlags<typeof flags>, backend: BackendChoic
       seed: 7,
     });
     const settings = {
-      loraR: 8,
-      loraAlpha: 16,
-      loraDropout: 0.05,
-      // Every Linear of a block, by the family's own names.
-      loraTargetModules: (await readCheckpointConfig(dir)).config.arch.linears.map((l) => l.name),
-      useRslora: false,
-      useDora: false,
-      layersToTransform: null,
+      // LoRA r 8 on every Linear of a block, by the family's own names.
+      lora: {
+        ...LORA_DEFAULTS,
+        r: 8,
+        loraAlpha: 16,
+        loraDropout: 0.05,
+        targetModules: (await readCheckpointConfig(dir)).config.arch.linears.map((l) => l.name),
+      },
       seed: 1,
       gradientCheckpointing: false,
       load8bit: false,

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { initialMagnitudes } from '../checkpoint/dora-init.ts';
+import { loraScaling } from '../checkpoint/lora-spec.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import {
   ADAPTER_CONFIG,
@@ -81,16 +82,8 @@ export async function prepareRun(
     );
   }
   const ckpt = await openCheckpoint(model.dir);
-  const lora = {
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
-  };
-  checkBlockNumbers(s.layersToTransform, ckpt.config.nLayers);
+  const { lora } = s;
+  checkBlockNumbers(lora.layersToTransform, ckpt.config.nLayers);
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({
     ...s,
@@ -120,9 +113,17 @@ export async function prepareRun(
       events.warn('checkpoint_skipped', `skipped ${dir}, which cannot be read: ${why}`, { path: dir, why }),
     layout,
     targets,
-    r: s.loraR,
+    lora,
     seed: s.seed,
-    ...(s.useDora ? { initialMagnitudes: () => initialMagnitudes(targets, (n) => ckpt.readTensor(n)) } : {}),
+    ...(lora.useDora
+      ? {
+          initialMagnitudes: (start: ReadonlyMap<string, Float32Array>) =>
+            initialMagnitudes(targets, (n) => ckpt.readTensor(n), {
+              weights: start,
+              scale: loraScaling(lora),
+            }),
+        }
+      : {}),
     plan: {
       fingerprint: data.planFingerprint,
       datasetFingerprint: data.datasetFingerprint,
@@ -156,7 +157,7 @@ export async function prepareRun(
       },
     );
   }
-  const loraConfig = newLoraConfig({ ...lora, baseModelNameOrPath: s.baseModel });
+  const loraConfig = newLoraConfig(lora, s.baseModel);
   const keeper = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
   return {
     runId,
@@ -192,13 +193,7 @@ export function runConfigOf(
   return {
     runId: run.runId,
     baseModel: s.baseModel,
-    loraR: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    loraTargetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
+    lora: s.lora,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,

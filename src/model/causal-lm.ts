@@ -4,7 +4,8 @@
 // optional KV cache), its backward, and the norm. Nothing here names a family.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
-import type { LoraSettings, LoraTarget } from '../checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
+import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
 import type { ComputeLayout } from './backend.ts';
 import type { KvCache } from './kv-cache.ts';

@@ -5,7 +5,8 @@
 // (src/model/dora-norm.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
-import { type LoraSettings, type LoraTarget, loraScaling, loraTargets } from '../checkpoint/lora-targets.ts';
+import { type LoraSettings, loraScaling } from '../checkpoint/lora-spec.ts';
+import { type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
 import { doraFactors } from './dora-norm.ts';
 import { transposeHost } from './host-transpose.ts';
 import type { LoraFactors } from './linear.ts';

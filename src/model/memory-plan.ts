@@ -4,7 +4,8 @@
 // inputs under gradient checkpointing), one block's working set and the runtime. Pure arithmetic; what
 // a block keeps besides its Linears' inputs is the family's (ModelConfig.arch).
 import type { ModelConfig } from '../checkpoint/architecture.ts';
-import { type LoraSettings, loraTargets } from '../checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
+import { loraTargets } from '../checkpoint/lora-targets.ts';
 import type { ComputeLayout } from './backend.ts';
 
 export const GIB = 2 ** 30;

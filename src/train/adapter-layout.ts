@@ -2,7 +2,8 @@
 // pure, no TensorFlow.js) in model order, A before B — the order PEFT saves them in — then, with DoRA,
 // the target's lora_magnitude_vector [out].
 import type { ModelConfig } from '../checkpoint/architecture.ts';
-import { type LoraSettings, type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
+import { type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
 import { type ParamLayout, paramLayout } from './param-layout.ts';
 
 export function adapterLayout(

@@ -5,7 +5,7 @@
 import { freemem } from 'node:os';
 import { constrainedMemory } from 'node:process';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
-import type { LoraSettings } from '../checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import type { ActiveBackend } from '../model/backend.ts';
 import { GIB, type MemoryBudget, type MemorySettings, memoryVerdict } from '../model/memory-plan.ts';
 

@@ -2,6 +2,7 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
 import { loadModel } from '../families/load-model.ts';
@@ -22,14 +23,9 @@ export interface MicroBatchCompute {
   evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }>;
 }
 
+/** What the compute of a run needs: the LoRA spec and how to run it (a RunConfig is one). */
 export interface LoraRunSettings {
-  readonly loraR: number;
-  readonly loraAlpha: number;
-  readonly loraDropout: number;
-  readonly loraTargetModules: readonly string[];
-  readonly useRslora: boolean;
-  readonly useDora: boolean;
-  readonly layersToTransform: readonly number[] | null;
+  readonly lora: LoraSettings;
   readonly seed: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
@@ -50,7 +46,7 @@ export class ModelCompute implements MicroBatchCompute {
   async train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
     const r = await computeLoraGradients(this.model, mb, {
       gradientCheckpointing: this.s.gradientCheckpointing,
-      ...(this.s.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
+      ...(this.s.lora.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
     });
     return { lossSum: r.lossSum, tokens: r.supervisedTokens, grad: flatten(this.layout, r.grads) };
   }
@@ -84,18 +80,6 @@ export interface MemoryBudget {
   readonly memoryGib: number;
 }
 
-function loraOf(s: LoraRunSettings) {
-  return {
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
-  };
-}
-
 /** Starts the backend and checks that `baseModelDir` (its config.json only) fits the memory this
  * process has; throws MemoryError naming the numbers and the flags that would fit. */
 export async function checkBeforeLoading(
@@ -111,7 +95,7 @@ export async function checkBeforeLoading(
     ...budget,
     load8bit: s.load8bit,
     gradientCheckpointing: s.gradientCheckpointing,
-    lora: loraOf(s),
+    lora: s.lora,
     training: true,
   });
 }
@@ -134,9 +118,8 @@ export async function loadModelCompute(
     load8bit: s.load8bit,
     ...(onTensor ? { onTensor } : {}),
   });
-  const lora = loraOf(s);
-  model.configureLora(lora);
-  const { layout, targets } = adapterLayout(ckpt.config, lora);
+  model.configureLora(s.lora);
+  const { layout, targets } = adapterLayout(ckpt.config, s.lora);
   const parameters = ckpt.tensorInfo.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   return {
     compute: new ModelCompute(model, layout, s),
@@ -145,7 +128,9 @@ export async function loadModelCompute(
     backend: active.name,
     backendSummary: active.summary,
     parameters,
-    flops: flopsModelOf(ckpt.config, s.loraR, targets, { doraDropout: s.useDora && s.loraDropout > 0 }),
+    flops: flopsModelOf(ckpt.config, s.lora.r, targets, {
+      doraDropout: s.lora.useDora === true && s.lora.loraDropout > 0,
+    }),
     memoryNote,
   };
 }

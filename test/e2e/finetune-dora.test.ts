@@ -98,7 +98,7 @@ describe('finetune --use_dora', () => {
     });
     assert.equal(more.code, 0, more.p.output());
     const resumed = await readPeftAdapter(join(run.dir, 'dora-more'));
-    assert.equal(resumed.config.extra.use_dora, true);
+    assert.equal(resumed.config.lora.useDora, true);
     assert.equal(resumed.tensors.size, 3 * 8);
     const clash = await finetune('dora-clash', run, join(run.dir, 'dora-clash'), {
       ...noDora,

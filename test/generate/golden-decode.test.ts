@@ -54,7 +54,7 @@ async function load(name: string, backend: string, adapter: boolean): Promise<Ca
   const model = await loadModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
   if (adapter) {
     const a = await readPeftAdapter(join(MODELS, name, 'adapter_init'));
-    model.configureLora(a.config);
+    model.configureLora(a.config.lora);
     model.setLoraWeights(new Map([...a.tensors].map(([k, t]) => [k, t.data])));
   }
   return model;

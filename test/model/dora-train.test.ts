@@ -49,7 +49,7 @@ async function loadCase(name: string, backend: string, load8bit = false, dequant
   };
   const model = await loadModel(ckpt.config, tensors(), { layout: layoutFor(backend), load8bit });
   const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
-  model.configureLora({ ...adapter.config, useDora: true });
+  model.configureLora({ ...adapter.config.lora, useDora: true });
   model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
   const batch = fixtureBatch(join(MODELS, info.base));
   const options: TrainStepOptions =
@@ -127,7 +127,7 @@ describe('DoRA initial magnitudes', () => {
       const ckpt = await openCheckpoint(join(MODELS, info.base));
       const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
       const expected = await readSafetensorsFile(join(ROOT, name, 'expected.safetensors'));
-      const targets = loraTargets(ckpt.config, { ...adapter.config, useDora: true });
+      const targets = loraTargets(ckpt.config, { ...adapter.config.lora, useDora: true });
       const got = await initialMagnitudes(targets, (n) => ckpt.readTensor(n));
       assert.equal(got.size, targets.length);
       for (const [k, m] of got) assert.ok(rel(m, expected.get(`init:${k}`) as Float32Array) < 1e-6, k);

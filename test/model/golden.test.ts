@@ -56,7 +56,7 @@ describeOnBackends('golden parity with HF transformers + PEFT', (backend) => {
       const base = forwardLogits(c.model, c.batch);
       const baseErr = rel(base.dataSync() as Float32Array, get(c.expected, 'logits_base'));
       base.dispose();
-      c.model.configureLora(c.adapter.config);
+      c.model.configureLora(c.adapter.config.lora);
       c.model.setLoraWeights(c.loraWeights);
       const logits = forwardLogits(c.model, c.batch);
       const logitsErr = rel(logits.dataSync() as Float32Array, get(c.expected, 'logits'));
@@ -93,7 +93,7 @@ describeOnBackends('golden parity with HF transformers + PEFT', (backend) => {
         max_grad_norm: number;
         steps: number;
       };
-      c.model.configureLora(c.adapter.config);
+      c.model.configureLora(c.adapter.config.lora);
       const names = [...c.loraWeights.keys()].sort();
       const sizes = names.map((k) => get(c.loraWeights, k).length);
       const params = new Float32Array(sizes.reduce((a, b) => a + b, 0));

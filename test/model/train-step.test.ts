@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { type LoraSettings, loraScaling } from '../../src/checkpoint/lora-targets.ts';
+import { type LoraSettings, loraScaling } from '../../src/checkpoint/lora-spec.ts';
 import { loadModel } from '../../src/families/load-model.ts';
 import { MPT_LINEARS, type MptLinearName } from '../../src/families/mpt/architecture.ts';
 import type { MptConfig } from '../../src/families/mpt/config.ts';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { LORA_DEFAULTS } from '../../src/checkpoint/lora-spec.ts';
 import { InProcessCollective } from '../../src/collective/index.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import { floatBytes, reduceStartMessage, stateSyncMessage } from '../../src/protocol/messages.ts';
@@ -18,13 +19,7 @@ const layout = paramLayout([{ name: 'a', shape: [2] }]);
 const run: RunConfig = {
   runId: 'run-r',
   baseModel: 'unused',
-  loraR: 1,
-  loraAlpha: 1,
-  loraDropout: 0,
-  loraTargetModules: ['Wqkv'],
-  useRslora: false,
-  useDora: false,
-  layersToTransform: null,
+  lora: { ...LORA_DEFAULTS, r: 1, loraAlpha: 1, loraDropout: 0 },
   seed: 1,
   maxGradNorm: 1,
   gradientCheckpointing: false,

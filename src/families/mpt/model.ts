@@ -3,7 +3,8 @@
 // current step (src/model/lora-state.ts), and the per-forward state its blocks share: the ALiBi +
 // causal + padding mask, or with a KV cache the bias of the new positions against the cached ones.
 import * as tf from '@tensorflow/tfjs-core';
-import type { LoraSettings, LoraTarget } from '../../checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../../checkpoint/lora-spec.ts';
+import type { LoraTarget } from '../../checkpoint/lora-targets.ts';
 import { alibiSlopes } from '../../model/alibi.ts';
 import { type AttentionBiasCache, AttentionMask } from '../../model/attention-mask.ts';
 import type { ComputeLayout } from '../../model/backend.ts';
