@@ -21,6 +21,7 @@ import {
   type JobSpec,
   type K8sObject,
   podTemplates,
+  type RenderOptions,
   render,
   renderError,
 } from './chart.ts';
@@ -425,6 +426,24 @@ describe('Helm chart helm/lora-mpt', () => {
       alertRules(),
       'expressions, durations, labels and annotations as in files/alerts.yaml',
     );
+  });
+
+  it('gives each release its own dashboard uid and title (or the uid it is given), the rest of the JSON as shipped', () => {
+    const dashboard = (o: RenderOptions = {}) =>
+      JSON.parse(find(render(o), 'ConfigMap', 'demo-lora-mpt-dashboard').data!['lora-mpt.json']!) as Record<
+        string,
+        unknown
+      >;
+    const shipped = JSON.parse(readFileSync(join(chartDir, 'files', 'dashboard.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const mine = dashboard();
+    assert.equal(mine.uid, 'lora-mpt-demo');
+    assert.equal(mine.title, 'lora-mpt training (demo)');
+    assert.deepEqual({ ...mine, uid: shipped.uid, title: shipped.title }, shipped);
+    assert.equal(dashboard({ set: ['metrics.grafanaDashboard.uid=team-a-llm'] }).uid, 'team-a-llm');
+    assert.match(renderError({ set: ['metrics.grafanaDashboard.uid=has spaces'] }) ?? '', /uid/);
   });
 
   it('has a dashboard and alert rules that query only metric names src/metrics declares', async () => {
