@@ -17,8 +17,10 @@ import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
 import { tapEvents } from '../events/tap.ts';
+import { setBuildInfo } from '../metrics/build-info.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -35,6 +37,7 @@ import {
 } from './security-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { trainingSettings } from './training-settings.ts';
+import { packageVersion } from './version.ts';
 
 export const coordinatorFlags = {
   ...trainingFlags,
@@ -139,6 +142,12 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
   const metrics = createCoordinatorMetrics(run.runId);
+  setBuildInfo(metrics.registry, {
+    version: packageVersion(),
+    protocol: PROTOCOL_VERSION,
+    backend: 'none',
+    device: 'none',
+  });
   // The metrics follow the run's events as the status page does: the same calls make both.
   const ev = tapEvents(events.child({ run_id: run.runId }), metrics.record);
   // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).

@@ -1,6 +1,5 @@
 // `lora-mpt <command> [flags]`: dispatches to the sub-commands and turns usage mistakes into a
 // one-line error and exit code 2.
-import { readFileSync } from 'node:fs';
 import { certsCommand } from './certs.ts';
 import type { Command } from './command.ts';
 import { coordinatorCommand } from './coordinator.ts';
@@ -13,6 +12,7 @@ import { gpuCheckCommand } from './gpu-check.ts';
 import { launchCommand } from './launch.ts';
 import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
+import { packageVersion } from './version.ts';
 import { workerCommand } from './worker.ts';
 
 /** Sub-commands, in the order `--help` lists them. Each issue adds its command here. */
@@ -29,13 +29,6 @@ export const commands: readonly Command[] = [
   certsCommand,
   gpuCheckCommand,
 ];
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 function usage(): string {
   const width = Math.max(8, ...commands.map((c) => c.name.length));
@@ -59,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
-    console.log(version());
+    console.log(packageVersion());
     return 0;
   }
   const command = commands.find((c) => c.name === name);

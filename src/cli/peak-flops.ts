@@ -9,7 +9,7 @@ export const peakTflopsFlag = {
   kind: 'float',
   min: 0.001,
   help:
-    "Peak TFLOP/s of this worker's device, the denominator of lora_mpt_mfu. Default: on a GPU the dense datasheet figure for the device nvidia-smi names (FP32, as lora-mpt runs float32 matmuls; the TF32 figure with LORA_MPT_TF32=1) for " +
+    "Peak TFLOP/s of this worker's device, the denominator of lora_mpt_mfu_ratio. Default: on a GPU the dense datasheet figure for the device nvidia-smi names (FP32, as lora-mpt runs float32 matmuls; the TF32 figure with LORA_MPT_TF32=1) for " +
     `${GPU_PEAKS.length} known models (H200, H100, A100, L40S, L4, ...); elsewhere the best plain-matmul rate measured on this backend at start (about a second).`,
 } as const satisfies FlagSpec;
 

@@ -6,10 +6,12 @@ import { homedir, hostname } from 'node:os';
 import { connect } from '@nats-io/transport-node';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
+import { setBuildInfo } from '../metrics/build-info.ts';
 import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { createWorkerMetrics } from '../metrics/worker-metrics.ts';
-import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { type BackendChoice, gpuDevice, initBackend } from '../model/backend.ts';
 import { backendMemory } from '../model/backend-memory.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import type { ClientSecurity } from '../protocol/transport.ts';
 import { loadThreadedCompute, type ThreadedCompute } from '../worker/compute-thread.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
@@ -23,6 +25,7 @@ import { serveMetricsOn } from './metrics-port.ts';
 import { peakTflopsFlag, resolvePeak } from './peak-flops.ts';
 import { refusedFrameReporter } from './refused-frames.ts';
 import { clientSecurityOf, natsSecurityOf, warnIfInsecure, workerSecurityFlags } from './security-flags.ts';
+import { packageVersion } from './version.ts';
 
 export const workerFlags = {
   ...logFlags,
@@ -91,11 +94,17 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   // Started before joining, so the coordinator is told the backend that runs, not the choice.
   const backendOpts = backendOptions(f.num_threads, process.env);
   const backend = await initBackend(f.backend as BackendChoice, backendOpts);
-  events.info('backend_selected', backend.summary, { backend: backend.name });
-  // The model's tensors live on the compute thread: its last report, until it has one.
+  const device = gpuDevice() ?? 'cpu';
+  events.info('backend_selected', backend.summary, { backend: backend.name, device });
   // The model's tensors live on the compute thread: its last report, until it has one.
   let thread: ThreadedCompute | undefined;
   const metrics = createWorkerMetrics(id, () => thread?.memory() ?? backendMemory());
+  setBuildInfo(metrics.registry, {
+    version: packageVersion(),
+    protocol: PROTOCOL_VERSION,
+    backend: backend.name,
+    device,
+  });
   const peak = resolvePeak(f.peak_tflops, process.env);
   metrics.peak(peak.flopsPerSecond, peak.source);
   events.info('peak_flops', `MFU is measured against ${peak.text}`, {

@@ -38,7 +38,7 @@ export interface WorkerMetrics {
   computed(mb: ComputedMicroBatch): void;
   /** From now on this worker is in `phase` (lora_mpt_step_phase_seconds_total). */
   enterPhase(phase: StepPhase): void;
-  /** A step committed: lora_mpt_mfu covers the wall time since the previous commit. */
+  /** A step committed: lora_mpt_mfu_ratio covers the wall time since the previous commit. */
   stepCommitted(): void;
 }
 
@@ -80,14 +80,14 @@ export function createWorkerMetrics(
   for (const phase of STEP_PHASES) phases.inc({ phase }, 0);
   clock = new PhaseClock((phase, seconds) => phases.inc({ phase }, seconds), now);
   const peak = new Gauge({
-    name: 'lora_mpt_peak_flops',
+    name: 'lora_mpt_peak_flops_per_second',
     help: "Peak FLOP/s of this worker's device that MFU is measured against; source: flag (--peak_tflops), table (GPU datasheet), measured (plain matmul on this backend)",
     labelNames: ['source'],
     registers,
   });
   const mfu = lazyGauge(
     registry,
-    'lora_mpt_mfu',
+    'lora_mpt_mfu_ratio',
     'Model FLOPs utilisation of this worker over its last committed step: model FLOPs / (wall seconds × peak FLOP/s)',
   );
   new Gauge({

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { hasChromium, launchChromium } from '../support/chromium.ts';
 import { alertRules, dashboard, dashboardExpressions, fillVariables } from '../support/dashboard.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
@@ -201,6 +202,25 @@ describe('observability of a distributed run', needsTools, () => {
       assert.match(text, /^lora_mpt_/m, name);
       const r = promtool(['check', 'metrics'], text);
       assert.ok(r.ok, `${name}: ${r.output}`);
+      // What runs, for joins: the coordinator computes nothing; a worker names its backend and device.
+      const info =
+        /^lora_mpt_build_info\{version="([^"]+)",protocol="(\d+)",backend="([^"]+)",device="([^"]+)"/m.exec(
+          text,
+        );
+      assert.ok(info, `${name}: lora_mpt_build_info`);
+      assert.equal(
+        info[1],
+        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version,
+      );
+      assert.equal(Number(info[2]), PROTOCOL_VERSION);
+      if (name === 'coordinator') assert.deepEqual([info[3], info[4]], ['none', 'none']);
+      else
+        assert.deepEqual(
+          [['tensorflow', 'wasm', 'cpu'].includes(info[3] as string), info[4]],
+          [true, 'cpu'],
+          name,
+        );
+      assert.match(text, /^process_resident_memory_bytes\{/m, `${name}: Node's standard process metrics`);
     }
   });
 
