@@ -7,8 +7,9 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
-import { initialMagnitudes } from '../checkpoint/dora-init.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
+import { initialVariantTensors } from '../checkpoint/lora-variants/initial-tensors.ts';
 import {
   ADAPTER_CONFIG,
   ADAPTER_SAFETENSORS,
@@ -122,7 +123,8 @@ export async function prepareRun(
     targets,
     r: s.loraR,
     seed: s.seed,
-    ...(s.useDora ? { initialMagnitudes: () => initialMagnitudes(targets, (n) => ckpt.readTensor(n)) } : {}),
+    initialVariantTensors: () =>
+      initialVariantTensors(loraVariantOf(lora), targets, (n) => ckpt.readTensor(n)),
     plan: {
       fingerprint: data.planFingerprint,
       datasetFingerprint: data.datasetFingerprint,

@@ -8,12 +8,14 @@
 //   bwd = 2·N·(L·P − 3·D²)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
 // The backward computes input gradients only (frozen weights get none), and not the first block's
 // Wqkv input gradient (nothing below it is trained): hence L·P − 3·D².
-// DoRA with dropout multiplies each adapted Linear's dropped input by W once more (forward) and the
-// magnitude's share of the gradient by W once more (backward, where the input gradient is computed):
-// + Σ_targets 2·N·in·out each way. DoRA's weight norm (once per step, not per micro-batch) is left out.
+// The LoRA variant adds its own per target (src/checkpoint/lora-variants): DoRA with dropout multiplies
+// each adapted Linear's dropped input by W once more (forward) and the magnitude's share of the
+// gradient by W once more (backward, where the input gradient is computed): + Σ_targets 2·N·in·out
+// each way. DoRA's weight norm (once per step, not per micro-batch) is left out.
 
 import type { MptConfig } from '../checkpoint/config.ts';
 import { ffnWidth, type LoraTarget, MPT_LINEARS } from '../checkpoint/lora-targets.ts';
+import { LORA, type LoraVariant } from '../checkpoint/lora-variants/index.ts';
 
 /** What the count needs of a model and its adapter. */
 export interface FlopsModel {
@@ -25,8 +27,9 @@ export interface FlopsModel {
   readonly loraRank: number;
   /** In and out features of every LoRA-wrapped Linear, all layers. */
   readonly loraTargets: readonly Pick<LoraTarget, 'inFeatures' | 'outFeatures' | 'layer' | 'module'>[];
-  /** DoRA with dropout on: the base matmul of every adapted Linear runs twice (see above). */
-  readonly doraDropout: boolean;
+  /** The LoRA variant, whose own FLOPs are added (see above), and whether lora_dropout is on. */
+  readonly variant: LoraVariant;
+  readonly dropout: boolean;
 }
 
 export interface FlopsBatch {
@@ -40,10 +43,11 @@ export function flopsModelOf(
   config: MptConfig,
   loraRank: number,
   targets: FlopsModel['loraTargets'],
-  o: { readonly doraDropout?: boolean } = {},
+  o: { readonly variant?: LoraVariant; readonly dropout?: boolean } = {},
 ): FlopsModel {
   return {
-    doraDropout: o.doraDropout ?? false,
+    variant: o.variant ?? LORA,
+    dropout: o.dropout ?? false,
     dModel: config.dModel,
     nLayers: config.nLayers,
     ffnWidth: ffnWidth(config),
@@ -62,31 +66,29 @@ function parts(m: FlopsModel, b: FlopsBatch) {
   const attention = 4 * b.rows * b.seqLen * b.seqLen * d * m.nLayers;
   const logits = 2 * b.logitRows * m.vocabSize * d;
   const denseBackward = 2 * n * (m.nLayers * perBlock - 3 * d * d);
-  let doraForward = 0;
-  let doraBackward = 0;
-  if (m.doraDropout) {
-    // The lowest adapted Linear of all gets no input gradient (block.ts: nothing below it trains).
-    const order = (t: FlopsModel['loraTargets'][number]) =>
-      t.layer * MPT_LINEARS.length + MPT_LINEARS.indexOf(t.module);
-    const lowest = Math.min(...m.loraTargets.map(order));
-    for (const t of m.loraTargets) {
-      const once = 2 * n * t.inFeatures * t.outFeatures;
-      doraForward += once;
-      if (order(t) !== lowest) doraBackward += once;
-    }
+  // The lowest adapted Linear of all gets no input gradient (block.ts: nothing below it trains).
+  const order = (t: FlopsModel['loraTargets'][number]) =>
+    t.layer * MPT_LINEARS.length + MPT_LINEARS.indexOf(t.module);
+  const lowest = Math.min(...m.loraTargets.map(order));
+  let variantForward = 0;
+  let variantBackward = 0;
+  for (const t of m.loraTargets) {
+    const f = m.variant.flopsPerToken(t, m.dropout);
+    variantForward += n * f.forward;
+    if (order(t) !== lowest) variantBackward += n * f.inputGradient;
   }
-  return { dense, lora, attention, logits, denseBackward, doraForward, doraBackward };
+  return { dense, lora, attention, logits, denseBackward, variantForward, variantBackward };
 }
 
 /** Forward FLOPs of one micro-batch (an evaluation micro-batch costs this). */
 export function forwardFlops(m: FlopsModel, b: FlopsBatch): number {
   const p = parts(m, b);
-  return p.dense + p.lora + p.attention + p.logits + p.doraForward;
+  return p.dense + p.lora + p.attention + p.logits + p.variantForward;
 }
 
 /** Forward + backward FLOPs of one training micro-batch. */
 export function trainStepFlops(m: FlopsModel, b: FlopsBatch): number {
   const p = parts(m, b);
-  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits + p.doraBackward;
+  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits + p.variantBackward;
   return forwardFlops(m, b) + backward;
 }

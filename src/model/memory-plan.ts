@@ -10,6 +10,7 @@ import {
   loraTargets,
   MPT_LINEARS,
 } from '../checkpoint/lora-targets.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { ComputeLayout } from './backend.ts';
 
 export const GIB = 2 ** 30;
@@ -60,6 +61,7 @@ export function savedValuesPerBlock(config: MptConfig, s: MemorySettings, loraMo
   const f = ffnWidth(config);
   const r = s.lora.r;
   const dropout = s.lora.loraDropout > 0;
+  const variant = loraVariantOf(s.lora);
   let v = 2 * (n * d + n); // ln1, ln2: xhat [N, D] and rstd [N, 1]
   v += n * f; // preAct (up_proj output)
   // Attention: q, k, v (batched) or the host copy of qkv (plain-2d), and the probabilities.
@@ -71,7 +73,7 @@ export function savedValuesPerBlock(config: MptConfig, s: MemorySettings, loraMo
     const { inF, outF } = linearShape(config, m);
     v += n * inF + n * r; // the layer input and u = x·Aᵀ
     if (dropout) v += 2 * n * inF; // drop(x) and the keep mask
-    if (s.lora.useDora) v += n * outF; // DoRA's z = x_d·Wᵀ + s·u·Bᵀ, for the magnitude's gradient
+    v += n * variant.savedValuesPerToken({ inFeatures: inF, outFeatures: outF }); // DoRA: its z [N, out]
   }
   return v;
 }
@@ -85,9 +87,9 @@ function workingValuesPerBlock(config: MptConfig, s: MemorySettings): number {
   const n = s.microBatchSize * s.seqLen;
   const d = config.dModel;
   const f = ffnWidth(config);
-  // DoRA: c⊙dy and (with dropout) x_d·Wᵀ or (c−1)⊙dy, two [N, out] of the widest linear (up_proj).
-  const dora = s.lora.useDora ? 2 * n * Math.max(3 * d, f) : 0;
-  return 5 * s.microBatchSize * config.nHeads * s.seqLen * s.seqLen + 12 * n * d + 2 * n * f + dora;
+  // The LoRA variant's own, for the widest linear output (Wqkv's or up_proj's); DoRA: two [N, out].
+  const variantValues = n * loraVariantOf(s.lora).workingValuesPerToken(Math.max(3 * d, f));
+  return 5 * s.microBatchSize * config.nHeads * s.seqLen * s.seqLen + 12 * n * d + 2 * n * f + variantValues;
 }
 
 export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
@@ -120,14 +122,19 @@ export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
   const embedding = embValues * F32 + embeddingDevice;
 
   const targets = loraTargets(config, s.lora);
-  const magnitudes = s.lora.useDora ? targets.reduce((a, t) => a + t.outFeatures, 0) : 0;
-  const trainable = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0) + magnitudes;
+  const variant = loraVariantOf(s.lora);
+  const pairs = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0);
+  const extras = targets
+    .flatMap((t) => variant.extraTensors(t))
+    .reduce((a, x) => a + x.shape.reduce((p, k) => p * k, 1), 0);
+  const trainable = pairs + extras;
   // Host: replica weights, AdamW m and v, the step's accumulated gradient, one micro-batch's flat
-  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ, and DoRA's c and 1/n ([1, out] each, as
-  // many values as its magnitudes twice). DoRA's norm, computed in 16 MB row blocks before each step's
-  // forward, never coincides with the activations.
+  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ and the variant's per-step state (DoRA's c
+  // and 1/n). DoRA's norm, computed in 16 MB row blocks before each step's forward, never coincides
+  // with the activations.
   const loraHost = (s.training ? 6 : 0) * trainable * F32;
-  const loraState = loraHost + 2 * trainable * F32;
+  const loraDevice = 2 * pairs + targets.reduce((a, t) => a + variant.deviceValues(t), 0);
+  const loraState = loraHost + loraDevice * F32;
 
   const lowest = Math.min(...targets.map((t) => t.layer));
   const trainedLayers = config.nLayers - lowest;

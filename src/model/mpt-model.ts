@@ -4,8 +4,9 @@
 //
 // LoRA API: configureLora(settings) once → the targets (PEFT names and shapes); then before every
 // step setLoraWeights(map) with the trainer's current host Float32Arrays (PEFT names, A [r, in],
-// B [out, r]; with DoRA also the magnitudes [out]); the model copies them to the device and never
-// modifies them. DoRA's per-row norm ‖W + s·B·A‖ is computed there once per step (src/model/dora-norm.ts).
+// B [out, r]; and the run's LoRA variant's own tensors, e.g. DoRA's magnitudes [out]); the model
+// copies them to the device and never modifies them. The variant prepares its per-step state there
+// (DoRA's row norms ‖W + s·B·A‖, src/checkpoint/lora-variants/dora.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { MptConfig } from '../checkpoint/config.ts';
 import {
@@ -18,13 +19,13 @@ import {
   type MptLinearName,
   modulePath,
 } from '../checkpoint/lora-targets.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { AttentionBiasCache } from './attention-mask.ts';
 import type { ComputeLayout } from './backend.ts';
 import type { BlockLora, BlockWeights } from './block.ts';
-import { doraFactors } from './dora-norm.ts';
 import { transposeHost } from './host-transpose.ts';
-import type { LoraFactors } from './linear.ts';
+import { frozenRows, type LoraFactors } from './linear.ts';
 import { denseWeightSource, int8WeightSource, type LinearWeightSource } from './linear-weights.ts';
 import type { VocabChunks } from './loss.ts';
 import { defaultVocabChunk, vocabChunks } from './vocab-chunks.ts';
@@ -92,6 +93,7 @@ export class MptModel {
     const s = this.loraSettings;
     if (s === null) throw new Error('setLoraWeights: call configureLora first');
     const scale = loraScaling(s);
+    const variant = loraVariantOf(s);
     const next = new Map<number, Partial<Record<string, LoraFactors>>>();
     for (const t of this.targets) {
       const a = weights.get(t.aName);
@@ -104,28 +106,28 @@ export class MptModel {
           `LoRA weights: ${t.aName} must have ${s.r}x${t.inFeatures} and ${t.bName} ${t.outFeatures}x${s.r} values`,
         );
       }
-      let magnitude: Float32Array | null = null;
-      if (s.useDora) {
-        magnitude = weights.get(t.magnitudeName) ?? null;
-        if (magnitude === null) throw new Error(`LoRA weights: missing ${t.magnitudeName} (use_dora)`);
-        if (magnitude.length !== t.outFeatures)
-          throw new Error(`LoRA weights: ${t.magnitudeName} must have ${t.outFeatures} values`);
-      }
+      const extras = variant.extraTensors(t).map((spec) => {
+        const v = weights.get(spec.name);
+        const size = spec.shape.reduce((n, x) => n * x, 1);
+        if (v === undefined)
+          throw new Error(`LoRA weights: missing ${spec.name}, which ${variant.name} trains`);
+        if (v.length !== size) throw new Error(`LoRA weights: ${spec.name} must have ${size} values`);
+        return v;
+      });
       const layer = next.get(t.layer) ?? {};
-      const f = {
+      const pair = {
         a: tf.tensor2d(a, [s.r, t.inFeatures]),
         at: tf.tensor2d(transposeHost(a, s.r, t.inFeatures), [t.inFeatures, s.r]),
         b: tf.tensor2d(b, [t.outFeatures, s.r]),
         bt: tf.tensor2d(transposeHost(b, t.outFeatures, s.r), [s.r, t.outFeatures]),
         scale,
       };
-      layer[t.module] = {
-        ...f,
-        dora:
-          magnitude === null
-            ? null
-            : doraFactors(this.blocks[t.layer]!.linears[t.module], f.a, f.b, scale, magnitude),
-      };
+      layer[t.module] = variant.prepare(
+        tf,
+        pair,
+        extras,
+        frozenRows(this.blocks[t.layer]!.linears[t.module]),
+      );
       next.set(t.layer, layer);
     }
     this.disposeFactors();
@@ -167,9 +169,7 @@ export class MptModel {
   private disposeFactors(): void {
     for (const layer of this.factors.values()) {
       for (const f of Object.values(layer)) {
-        if (f === undefined) continue;
-        tf.dispose([f.a, f.at, f.b, f.bt]);
-        if (f.dora !== null) tf.dispose([f.dora.c, f.dora.invNorm]);
+        f?.dispose();
       }
     }
     this.factors = new Map();

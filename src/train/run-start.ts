@@ -80,8 +80,9 @@ export async function startReplica(o: {
   readonly r: number;
   readonly seed: number;
   readonly plan: PlanIdentity;
-  /** DoRA: the starting magnitudes (‖W‖ per row, src/checkpoint/dora-init.ts), read only for a fresh start. */
-  readonly initialMagnitudes?: () => Promise<ReadonlyMap<string, Float32Array>>;
+  /** The LoRA variant's own tensors at the start (DoRA's magnitudes, ‖W‖ per row: src/checkpoint/
+   * lora-variants), read only for a fresh start. */
+  readonly initialVariantTensors?: () => Promise<ReadonlyMap<string, Float32Array>>;
   /** A checkpoint of `newest` that could not be read, and why. */
   readonly onSkipped?: (dir: string, why: string) => void;
 }): Promise<StartedReplica> {
@@ -116,7 +117,7 @@ export async function startReplica(o: {
     };
   }
   const init = initLoraWeights(o.targets, o.r, o.seed);
-  for (const [name, m] of (await o.initialMagnitudes?.()) ?? []) init.set(name, m);
+  for (const [name, v] of (await o.initialVariantTensors?.()) ?? []) init.set(name, v);
   return { replica: new AdapterReplica(layout, flatten(layout, init)) };
 }
 

@@ -3,6 +3,7 @@
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
 import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
 import { type FlopsModel, flopsModelOf } from '../model/flops.ts';
@@ -144,7 +145,10 @@ export async function loadModelCompute(
     backend: active.name,
     backendSummary: active.summary,
     parameters,
-    flops: flopsModelOf(ckpt.config, s.loraR, targets, { doraDropout: s.useDora && s.loraDropout > 0 }),
+    flops: flopsModelOf(ckpt.config, s.loraR, targets, {
+      variant: loraVariantOf(lora),
+      dropout: s.loraDropout > 0,
+    }),
     memoryNote,
   };
 }

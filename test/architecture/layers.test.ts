@@ -46,10 +46,21 @@ export function specifiers(text: string): string[] {
   return out;
 }
 
+/**
+ * The specifiers that load something at run time: `import type` and `export type ... from`
+ * statements are erased by every TypeScript compiler (tsc, tsx/esbuild, Node's type stripping),
+ * whatever verbatimModuleSyntax says, so they are dropped. An inline `import { type X }` is kept:
+ * under verbatimModuleSyntax it compiles to `import {} from`, which still loads the module.
+ */
+export function runtimeSpecifiers(text: string): string[] {
+  return specifiers(text.replace(/^\s*(?:import|export)\s+type\s[^'";]*?\sfrom\s+['"][^'"]+['"];?/gm, ''));
+}
+
 const folderOf = (file: string) => relative(SRC, file).split(sep)[0]!;
 const rank = (folder: string) => LAYERS.indexOf(folder as (typeof LAYERS)[number]);
 
-/** Files reachable from `entry` through relative imports, and the package specifiers they import. */
+/** Files reachable from `entry` through relative imports that load at run time, and the package
+ * specifiers they import. */
 function reach(entry: string): { files: Set<string>; packages: Map<string, string> } {
   const files = new Set<string>();
   const packages = new Map<string, string>();
@@ -58,7 +69,7 @@ function reach(entry: string): { files: Set<string>; packages: Map<string, strin
     const f = todo.pop()!;
     if (files.has(f)) continue;
     files.add(f);
-    for (const s of specifiers(readFileSync(f, 'utf8'))) {
+    for (const s of runtimeSpecifiers(readFileSync(f, 'utf8'))) {
       if (s.startsWith('.')) todo.push(resolve(dirname(f), s));
       else if (!packages.has(s)) packages.set(s, relative(SRC, f));
     }
@@ -94,6 +105,29 @@ describe('architecture', () => {
     const model = [...reached].filter((f) => folderOf(f) === 'model').map((f) => relative(SRC, f));
     assert.deepEqual(model, [], 'src/model files reachable from src/cli/coordinator.ts');
     assert.ok(reached.size > 30, `the walk reached ${reached.size} files: it follows imports`);
+    // The LoRA variants' tensors and initialisation are the coordinator's too: the check covers them.
+    assert.ok(
+      reached.has(join(SRC, 'checkpoint', 'lora-variants', 'dora.ts')),
+      'the walk reaches the DoRA variant',
+    );
+  });
+
+  it('drops only the import statements the TypeScript compiler erases', () => {
+    const tfjs = '@tensorflow/tfjs-core';
+    assert.deepEqual(runtimeSpecifiers(`import type * as tf from '${tfjs}';`), []);
+    assert.deepEqual(
+      runtimeSpecifiers("import type {\n  A,\n  B,\n} from './a.ts';\nexport type { C } from './c.ts';"),
+      [],
+    );
+    assert.deepEqual(runtimeSpecifiers(`import * as tf from '${tfjs}';`), [tfjs]);
+    assert.deepEqual(runtimeSpecifiers(`import { type Tensor, tidy } from '${tfjs}';`), [tfjs]);
+    assert.deepEqual(runtimeSpecifiers(`import { type Tensor } from '${tfjs}';`), [tfjs]);
+    assert.deepEqual(runtimeSpecifiers(`export * from '${tfjs}';`), [tfjs]);
+    assert.deepEqual(runtimeSpecifiers("import type { A } from './a.ts';\nimport { b } from './b.ts';"), [
+      './b.ts',
+    ]);
+    assert.deepEqual(runtimeSpecifiers("export type X = Y;\nimport { z } from './z.ts';"), ['./z.ts']);
+    assert.deepEqual(runtimeSpecifiers(`const tf = await import('${tfjs}');`), [tfjs]);
   });
 
   it('would see TensorFlow.js where it is used (the walk is not blind)', () => {

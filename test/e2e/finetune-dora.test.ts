@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
-import { rowNorms } from '../../src/checkpoint/dora-init.ts';
+import { rowNorms } from '../../src/checkpoint/lora-variants/dora.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
 import { evalLoss, finetune } from '../support/finetune-run.ts';

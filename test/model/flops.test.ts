@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseMptConfig } from '../../src/checkpoint/config.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
 import { flopsModelOf, forwardFlops, trainStepFlops } from '../../src/model/flops.ts';
 
 const model = (c: Record<string, number>, r: number, targetModules: string[]) => {
@@ -42,7 +43,7 @@ describe('model FLOPs of a micro-batch', () => {
       targetModules: ['Wqkv', 'up_proj'],
     });
     const plain = flopsModelOf(c, 8, targets);
-    const dora = flopsModelOf(c, 8, targets, { doraDropout: true });
+    const dora = flopsModelOf(c, 8, targets, { variant: DORA, dropout: true });
     const batch = { rows: 4, seqLen: 256, logitRows: 600 };
     const n = 4 * 256;
     const wqkv = 2 * n * 512 * 1536; // one more x·Wᵀ of one Wqkv
