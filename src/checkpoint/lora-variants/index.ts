@@ -8,9 +8,10 @@ import type { LoraVariant } from './types.ts';
 /** The variants beyond plain LoRA, each switched on by its own LoRA setting. */
 const VARIANTS: readonly LoraVariant[] = [DORA];
 
-/** The variant `s` asks for: plain LoRA unless a variant's setting is on; two at once is an error. */
-export function loraVariantOf(s: LoraSettings): LoraVariant {
-  const on = VARIANTS.filter((v) => v.appliesTo(s));
+/** The variant `s` asks for: plain LoRA unless a variant's setting is on; two at once is an error.
+ * (`among` is for tests of the rule itself.) */
+export function loraVariantOf(s: LoraSettings, among: readonly LoraVariant[] = VARIANTS): LoraVariant {
+  const on = among.filter((v) => v.appliesTo(s));
   if (on.length > 1) {
     throw new Error(`LoRA settings switch on ${on.map((v) => v.name).join(' and ')} at once; choose one`);
   }
