@@ -53,8 +53,7 @@ export function stepFlops(s: StepShape, nl: number): number {
       vocabSize: s.v,
       loraRank: s.r,
       loraTargets: Array.from({ length: s.l }, (_, layer) => wqkv(layer)),
-      variant: LORA,
-      dropout: false,
+      variantFlops: Array.from({ length: s.l }, (_, layer) => LORA.flopsPerToken(wqkv(layer), false)),
     },
     { rows: s.b, seqLen: s.t, logitRows: nl },
   );

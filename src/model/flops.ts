@@ -16,6 +16,7 @@
 import type { MptConfig } from '../checkpoint/config.ts';
 import { ffnWidth, type LoraTarget, MPT_LINEARS } from '../checkpoint/lora-targets.ts';
 import { LORA, type LoraVariant } from '../checkpoint/lora-variants/index.ts';
+import type { VariantFlops } from '../checkpoint/lora-variants/types.ts';
 
 /** What the count needs of a model and its adapter. */
 export interface FlopsModel {
@@ -27,9 +28,9 @@ export interface FlopsModel {
   readonly loraRank: number;
   /** In and out features of every LoRA-wrapped Linear, all layers. */
   readonly loraTargets: readonly Pick<LoraTarget, 'inFeatures' | 'outFeatures' | 'layer' | 'module'>[];
-  /** The LoRA variant, whose own FLOPs are added (see above), and whether lora_dropout is on. */
-  readonly variant: LoraVariant;
-  readonly dropout: boolean;
+  /** What the LoRA variant adds per token to each of loraTargets, in its order (see above). Plain
+   * data, as the whole model is: it crosses to the worker's compute thread by structured clone. */
+  readonly variantFlops: readonly VariantFlops[];
 }
 
 export interface FlopsBatch {
@@ -45,9 +46,9 @@ export function flopsModelOf(
   targets: FlopsModel['loraTargets'],
   o: { readonly variant?: LoraVariant; readonly dropout?: boolean } = {},
 ): FlopsModel {
+  const variant = o.variant ?? LORA;
   return {
-    variant: o.variant ?? LORA,
-    dropout: o.dropout ?? false,
+    variantFlops: targets.map((t) => variant.flopsPerToken(t, o.dropout ?? false)),
     dModel: config.dModel,
     nLayers: config.nLayers,
     ffnWidth: ffnWidth(config),
@@ -72,8 +73,13 @@ function parts(m: FlopsModel, b: FlopsBatch) {
   const lowest = Math.min(...m.loraTargets.map(order));
   let variantForward = 0;
   let variantBackward = 0;
-  for (const t of m.loraTargets) {
-    const f = m.variant.flopsPerToken(t, m.dropout);
+  if (m.variantFlops.length !== m.loraTargets.length) {
+    throw new Error(
+      `FLOPs: ${m.variantFlops.length} variant counts for ${m.loraTargets.length} LoRA targets`,
+    );
+  }
+  for (const [i, t] of m.loraTargets.entries()) {
+    const f = m.variantFlops[i] as VariantFlops;
     variantForward += n * f.forward;
     if (order(t) !== lowest) variantBackward += n * f.inputGradient;
   }

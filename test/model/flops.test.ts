@@ -55,4 +55,20 @@ describe('model FLOPs of a micro-batch', () => {
       4 * (wqkv + up) + 3 * wqkv + 4 * up,
     );
   });
+
+  it("crosses to the worker's compute thread (structured clone) with its count, DoRA's included", () => {
+    const c = parseMptConfig(
+      { expansion_ratio: 4, max_seq_len: 2048, d_model: 64, n_heads: 4, n_layers: 2, vocab_size: 1000 },
+      'test config',
+    );
+    const targets = loraTargets(c, {
+      r: 4,
+      loraAlpha: 8,
+      loraDropout: 0.1,
+      targetModules: ['Wqkv', 'up_proj'],
+    });
+    const dora = flopsModelOf(c, 4, targets, { variant: DORA, dropout: true });
+    const batch = { rows: 2, seqLen: 16, logitRows: 20 };
+    assert.equal(trainStepFlops(structuredClone(dora), batch), trainStepFlops(dora, batch));
+  });
 });
