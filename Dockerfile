@@ -12,6 +12,7 @@
 # Compilers stay in the build stage. Downloads (npm tarballs, wheels) sit in build cache mounts, so a
 # rebuild without layers does not fetch them again. scripts/build-image.sh builds this with podman.
 #   docker build -t lora-mpt .        docker build --build-arg VARIANT=gpu -t lora-mpt:gpu .
+ARG VARIANT=cpu
 ARG NODE_VERSION=20.20.2
 ARG NODE_SHA512=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
 ARG NPM_VERSION=10.9.9
@@ -67,7 +68,7 @@ RUN --mount=type=secret,id=ca --mount=type=cache,id=lora-mpt-tensorflow,target=/
     esac
 
 # --- Runtime: Node, the app, no compiler, not root ------------------------------------------------
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 ARG VARIANT=cpu
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates tini nats-server \
@@ -86,9 +87,20 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+# The GPU node check (docs/backends.md#gpu-workers): kubectl run ... -- bash /app/scripts/gpu-check.sh
+COPY scripts/gpu-check.sh ./scripts/gpu-check.sh
 USER 1000:1000
 # The backend loads here, or the image fails to build: TF_Version and a matmul on tensorflow.
 RUN TF_CPP_MIN_LOG_LEVEL=2 node -e "const tf = require(process.argv[1]); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log(process.argv[1], 'on tensorflow', tf.backend().binding.TF_Version)" \
       "@tensorflow/tfjs-node$([ "$VARIANT" = gpu ] && echo -gpu)" \
  && node bin/lora-mpt.mjs --version && nats-server --version && rm -rf /tmp/*
 ENTRYPOINT ["tini", "--", "node", "/app/bin/lora-mpt.mjs"]
+
+# --- The variant's own settings --------------------------------------------------------------------
+FROM runtime AS runtime-cpu
+FROM runtime AS runtime-gpu
+# A worker of the GPU image computes on a GPU or stops with TensorFlow's reasons, never on the CPU
+# (docs/backends.md#gpu-workers). TF32 stays off (full float32) unless LORA_MPT_TF32=1; TensorFlow
+# grows its GPU memory as needed (TF_FORCE_GPU_ALLOW_GROWTH, set by lora-mpt itself).
+ENV LORA_MPT_REQUIRE_GPU=1
+FROM runtime-${VARIANT}

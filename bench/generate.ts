@@ -11,16 +11,17 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../src/checkpoint/checkpoint.ts';
-import { initLoraWeights, loraTargets } from '../src/checkpoint/lora-targets.ts';
+import { initLoraWeights } from '../src/checkpoint/lora-init.ts';
+import { loraTargets } from '../src/checkpoint/lora-targets.ts';
 import { newLoraConfig, readPeftAdapter, writePeftAdapter } from '../src/checkpoint/peft-adapter.ts';
-import { writeRandomMpt } from '../src/checkpoint/random-init.ts';
 import { Rng } from '../src/data/rng.ts';
+import { openCheckpoint } from '../src/families/checkpoint.ts';
+import { loadModelWithAdapter } from '../src/families/load-model.ts';
+import { writeRandomMpt } from '../src/families/mpt/random-checkpoint.ts';
 import { decode, TRANSFORMERS_DEFAULTS } from '../src/generate/decode.ts';
 import { cachedLogits, type LogitsSource, uncachedLogits } from '../src/generate/logits-source.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { loadModelWithAdapter } from '../src/model/model-with-adapter.ts';
-import type { MptModel } from '../src/model/mpt-model.ts';
+import type { CausalLm } from '../src/model/causal-lm.ts';
 
 const SPEC = { dModel: 512, nHeads: 8, nLayers: 4, vocabSize: 50432, maxSeqLen: 512, seed: 1, initStd: 0.05 };
 const PROMPT = 64;
@@ -37,9 +38,9 @@ interface Timing {
 }
 
 async function timeDecode(
-  model: MptModel,
+  model: CausalLm,
   prompt: Int32Array,
-  make: (m: MptModel) => LogitsSource,
+  make: (m: CausalLm) => LogitsSource,
   numBeams: number,
 ): Promise<Timing> {
   const source = make(model);
@@ -124,14 +125,14 @@ export async function run(): Promise<void> {
     const ckpt0 = await openCheckpoint(modelDir);
     const lora = { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] };
     const targets = loraTargets(ckpt0.config, lora);
-    const weights = initLoraWeights(targets, 8, 7);
+    const weights = initLoraWeights(targets, lora, 7);
     const rng = new Rng(3);
     for (const t of targets) {
       const b = weights.get(t.bName) as Float32Array;
       for (let i = 0; i < b.length; i++) b[i] = (rng.nextU32() / 2 ** 32 - 0.5) * 0.02;
     }
     await writePeftAdapter(adapterDir, {
-      config: newLoraConfig({ ...lora, baseModelNameOrPath: modelDir }),
+      config: newLoraConfig(lora, modelDir),
       tensors: new Map(
         targets
           .flatMap((t) => [t.aName, t.bName])

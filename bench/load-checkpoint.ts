@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint, type WeightFormat } from '../src/checkpoint/checkpoint.ts';
+import type { WeightFormat } from '../src/checkpoint/checkpoint.ts';
+import { openCheckpoint } from '../src/families/checkpoint.ts';
 import { elementCount } from '../src/formats/host-tensor.ts';
 import { mptTensors, type StoredDtype, writeSyntheticCheckpoint } from './support/synthetic-checkpoint.ts';
 

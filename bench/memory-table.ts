@@ -2,7 +2,7 @@
 // code as the check every command runs before loading (src/model/memory-plan.ts), against GPUs of
 // 24, 40, 80 and 141 GiB (the batched layout, as on tensorflow and tfjs-node-gpu): the GPU holds the
 // tensors, the host the JavaScript side; a CPU backend needs both in RAM. No model is loaded.
-import { parseMptConfig } from '../src/checkpoint/config.ts';
+import { parseMptConfig } from '../src/families/mpt/config.ts';
 import { GIB, gib, type MemorySettings, planMemory } from '../src/model/memory-plan.ts';
 import { MPT_7B_CONFIG } from './support/mpt-7b-config.ts';
 

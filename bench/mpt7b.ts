@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, freemem, homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseMptConfig } from '../src/checkpoint/config.ts';
+import { parseMptConfig } from '../src/families/mpt/config.ts';
 import { GIB, gib, planMemory } from '../src/model/memory-plan.ts';
 import { loadModelCompute } from '../src/worker/model-compute.ts';
 import { midBatch, type StepShape, stepFlops } from './support/mid-mpt.ts';
@@ -19,13 +19,7 @@ import { mptTensors, writeSyntheticCheckpoint } from './support/synthetic-checkp
 const STAMP = 'lora-mpt-bench.complete';
 const CHECKPOINT_BYTES = 13.3e9;
 const LORA = {
-  loraR: 8,
-  loraAlpha: 16,
-  loraDropout: 0,
-  loraTargetModules: ['Wqkv'],
-  useRslora: false,
-  useDora: false,
-  layersToTransform: null,
+  lora: { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] },
   seed: 1,
 } as const;
 

@@ -8,8 +8,8 @@
 #   scripts/setup-tensorflow-gpu.sh [--without-cuda-libs]
 # --without-cuda-libs: the addon only, where CUDA 12.3 and cuDNN 8.9 come from elsewhere (a CUDA base
 # image, the system); 1.8 GB less to download.
-# The GPU image runs it (Dockerfile, VARIANT=gpu); on a GPU machine without containers run it after
-# scripts/setup.sh. The loader tries tfjs-node-gpu before tfjs-node (src/model/backend.ts), so once
+# The one GPU build: the GPU image runs it (Dockerfile, VARIANT=gpu), so do scripts/gpu-check.sh and
+# `scripts/setup-tensorflow.sh --gpu`; on a GPU machine without containers run it after scripts/setup.sh. The loader tries tfjs-node-gpu before tfjs-node (src/model/backend.ts), so once
 # built it is the backend of every lora-mpt process using this node_modules; without a GPU it computes
 # on the CPU. Unlike setup-tensorflow.sh there is no wasm fallback: every failure is an error.
 set -euo pipefail
@@ -123,12 +123,35 @@ if [ "$cuda_libs" = 1 ]; then
     --target "$PKG/deps" -r "$CUDA_REQUIREMENTS" || fail "pip could not install $CUDA_REQUIREMENTS"
 fi
 
+# TensorFlow dlopens each CUDA library by name (cudart, cublas, cublasLt, cufft, cusolver, cusparse,
+# cudnn; cusolver also needs nvJitLink), and the RUNPATH of libtensorflow does not reach every caller
+# (tensorflow#63362): the loader must know the folders. As root: an ld.so.conf entry, as the image
+# has; otherwise the folders are written to deps/cuda-library-path for LD_LIBRARY_PATH.
+cuda_path=""
+if [ -d "$PKG/deps/nvidia" ]; then
+  cuda_path="$(ls -d "$PWD/$PKG"/deps/nvidia/*/lib | paste -sd:)"
+  echo "$cuda_path" >"$PKG/deps/cuda-library-path"
+  if [ "$(id -u)" -eq 0 ] && [ -d /etc/ld.so.conf.d ]; then
+    tr : '\n' <"$PKG/deps/cuda-library-path" >/etc/ld.so.conf.d/lora-mpt-cuda.conf && ldconfig
+    echo "setup-tensorflow-gpu: the CUDA library folders are in /etc/ld.so.conf.d/lora-mpt-cuda.conf"
+  else
+    echo "setup-tensorflow-gpu: not root: before running lora-mpt on the GPU, export LD_LIBRARY_PATH=\"\$(cat $PWD/$PKG/deps/cuda-library-path)\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
+  fi
+fi
+# The driver's libcuda is the host's: found the way TensorFlow finds it (dlopen, so LD_LIBRARY_PATH
+# and driver folders outside the loader's cache count), not only through `ldconfig -p`.
+if python3 -c 'import ctypes; ctypes.CDLL("libcuda.so.1")' 2>/dev/null; then
+  echo "setup-tensorflow-gpu: the NVIDIA driver's libcuda.so.1 loads"
+else
+  echo "setup-tensorflow-gpu: no NVIDIA driver here (dlopen libcuda.so.1 failed): the addon computes on the CPU until one is (the image gets it from the node)"
+fi
+
 # The addon loads and computes (on the GPU where one is visible, else on the CPU).
 check='const tf = require("@tensorflow/tfjs-node-gpu");
 const v = tf.backend().binding.TF_Version, y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync();
 if (v !== process.argv[1] || y[0] !== 3) throw new Error(`TF_Version ${v}, 1·1 matmul gave ${y[0]}`);
 console.log(tf.backend().isUsingGpuDevice ? "on a GPU" : "no GPU visible: on the CPU");'
-out="$(TF_CPP_MIN_LOG_LEVEL=2 node -e "$check" "$TF_VERSION" 2>&1)" || {
+out="$(LD_LIBRARY_PATH="$cuda_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" TF_CPP_MIN_LOG_LEVEL=2 node -e "$check" "$TF_VERSION" 2>&1)" || {
   rm -rf "$PKG/lib"
   fail "the built addon does not run: $(echo "$out" | grep -m1 -i error)"
 }

@@ -6,10 +6,14 @@
 # See docs/backends.md. Run by scripts/setup.sh after `npm ci`; safe to run again (a stamp records
 # what was built). Where it cannot build, it says why in one line and exits 0: lora-mpt then runs on
 # wasm. With LORA_MPT_REQUIRE_TENSORFLOW=1 (CI) that is an error instead.
-# `--gpu` builds @tensorflow/tfjs-node-gpu the same way from the CUDA-enabled `tensorflow` wheel, with
-# CUDA 12 and cuDNN from the nvidia-* pip packages `tensorflow[and-cuda]` pins (scripts/gpu-check.sh).
+# `--gpu` runs scripts/setup-tensorflow-gpu.sh, the one GPU build (pinned CUDA wheels; Dockerfile,
+# scripts/gpu-check.sh): there is a single way to build @tensorflow/tfjs-node-gpu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --gpu ]; then
+  shift
+  exec bash scripts/setup-tensorflow-gpu.sh "$@"
+fi
 
 TFJS_NODE_VERSION=4.22.0
 TF_VERSION=2.16.2
@@ -17,23 +21,10 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lora-mpt"
 GPU_PKG=node_modules/@tensorflow/tfjs-node-gpu
 STAMP_FILE=lora-mpt-build.stamp
 VARIANT=cpu
-if [ "${1:-}" = --gpu ]; then VARIANT=gpu; fi
-if [ $VARIANT = cpu ]; then
-  PKG_NAME=@tensorflow/tfjs-node
-  WHEEL_PROJECT=tensorflow-cpu
-  TF_WHEEL=tensorflow_cpu-2.16.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-  TF_WHEEL_SHA256=c855cb6bf05d32dd5928086b03a5f6b4189b63c22b95e017703cbee4291023ca
-else
-  PKG_NAME=@tensorflow/tfjs-node-gpu
-  WHEEL_PROJECT=tensorflow
-  TF_WHEEL=tensorflow-2.16.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-  TF_WHEEL_SHA256=d8798dea8e2281b4a0b569d9c00e7949c0090509be363da271e1ef21828bffae
-  # tensorflow 2.16.2's `and-cuda` extra, exactly (CUDA 12.3, cuDNN 8.9.7).
-  CUDA_PACKAGES=(nvidia-cublas-cu12==12.3.4.1 nvidia-cuda-cupti-cu12==12.3.101 nvidia-cuda-nvcc-cu12==12.3.107
-    nvidia-cuda-nvrtc-cu12==12.3.107 nvidia-cuda-runtime-cu12==12.3.101 nvidia-cudnn-cu12==8.9.7.29
-    nvidia-cufft-cu12==11.0.12.1 nvidia-curand-cu12==10.3.4.107 nvidia-cusolver-cu12==11.5.4.101
-    nvidia-cusparse-cu12==12.2.0.103 nvidia-nccl-cu12==2.19.3 nvidia-nvjitlink-cu12==12.3.101)
-fi
+PKG_NAME=@tensorflow/tfjs-node
+WHEEL_PROJECT=tensorflow-cpu
+TF_WHEEL=tensorflow_cpu-2.16.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+TF_WHEEL_SHA256=c855cb6bf05d32dd5928086b03a5f6b4189b63c22b95e017703cbee4291023ca
 PKG=node_modules/$PKG_NAME
 
 # One line saying why there is no tensorflow backend, then exit (0: the project runs on wasm).
@@ -42,8 +33,7 @@ cannot() {
     echo "setup: ERROR: $PKG_NAME not built: $1 (LORA_MPT_REQUIRE_TENSORFLOW=1)" >&2
     exit 1
   fi
-  if [ $VARIANT = gpu ]; then echo "setup: GPU backend not built: $1; workers run on the CPU backends"
-  else echo "setup: tensorflow backend not built: $1; lora-mpt runs on wasm"; fi
+  echo "setup: tensorflow backend not built: $1; lora-mpt runs on wasm"
   exit 0
 }
 
@@ -62,9 +52,6 @@ apt_install() {
 [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] ||
   cannot "PyPI's $WHEEL_PROJECT $TF_VERSION libraries are used for Linux x86_64 only (this is $(uname -s) $(uname -m))"
 grep -qw avx /proc/cpuinfo || cannot "this CPU lacks AVX, which TensorFlow's PyPI builds require"
-if [ $VARIANT = gpu ] && ! { ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; }; then
-  cannot "no NVIDIA driver here (libcuda.so.1 is not in the loader's cache)"
-fi
 
 missing=()
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
@@ -91,9 +78,9 @@ if command -v flock >/dev/null 2>&1; then # two setups on one node_modules must 
 fi
 
 # --- Already built? ---------------------------------------------------------------------------------
-# tfjs-node-gpu is built only by the GPU image (Dockerfile, scripts/gpu-check.sh). An unbuilt copy (npm
+# tfjs-node-gpu is built only by scripts/setup-tensorflow-gpu.sh. An unbuilt copy (npm
 # installs it beside tfjs-node) would be tried first by the loader and fail, so it goes.
-if [ $VARIANT = cpu ] && [ -d "$GPU_PKG" ] && [ ! -f "$GPU_PKG/$STAMP_FILE" ]; then
+if [ -d "$GPU_PKG" ] && [ ! -f "$GPU_PKG/$STAMP_FILE" ]; then
   rm -rf "$GPU_PKG"
 fi
 stamp="$PKG_NAME $TFJS_NODE_VERSION; $WHEEL_PROJECT $TF_VERSION wheel sha256 $TF_WHEEL_SHA256; $(node -p '`node ${process.version} ABI ${process.versions.modules} N-API ${process.versions.napi}`'); headers $NODE_PREFIX/include/node"
@@ -139,17 +126,6 @@ EOF
 fi
 
 # --- The package (its npm installer skipped) and its addon -----------------------------------------
-if [ $VARIANT = gpu ]; then # CUDA and cuDNN where the CUDA build's runpath looks: $ORIGIN/../nvidia/*/lib
-  cuda="$CACHE/tensorflow-$TF_VERSION-and-cuda"
-  if [ ! -f "$cuda/done" ]; then
-    echo "setup: installing tensorflow[and-cuda]==$TF_VERSION's CUDA 12 / cuDNN packages from PyPI (once, into $cuda)"
-    rm -rf "$cuda"
-    python3 -m pip install -q --no-cache-dir --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
-      --python-version 3.11 --target "$cuda" "${CUDA_PACKAGES[@]}" >"$CACHE/cuda-pip.log" 2>&1 ||
-      cannot "pip could not install the CUDA packages (log: $CACHE/cuda-pip.log)"
-    touch "$cuda/done"
-  fi
-fi
 if [ "$(node -p "try { require('./$PKG/package.json').version } catch { '' }")" != "$TFJS_NODE_VERSION" ]; then
   # npm replaces a symlinked node_modules with a folder of its own: work in the project that owns it.
   owner="$(dirname "$(readlink -f node_modules)")"
@@ -157,7 +133,7 @@ if [ "$(node -p "try { require('./$PKG/package.json').version } catch { '' }")" 
   npm install --prefix "$owner" --no-save --ignore-scripts --no-audit --no-fund \
     "$PKG_NAME@$TFJS_NODE_VERSION" >/dev/null ||
     cannot "npm could not install $PKG_NAME@$TFJS_NODE_VERSION"
-  if [ $VARIANT = cpu ] && [ -d "$GPU_PKG" ] && [ ! -f "$GPU_PKG/$STAMP_FILE" ]; then rm -rf "$GPU_PKG"; fi
+  if [ -d "$GPU_PKG" ] && [ ! -f "$GPU_PKG/$STAMP_FILE" ]; then rm -rf "$GPU_PKG"; fi
 fi
 echo "setup: compiling the $PKG_NAME addon against libtensorflow $TF_VERSION and $NODE_PREFIX/include/node"
 rm -rf "$PKG/deps" "$PKG/build" "$PKG/lib" "$PKG/$STAMP_FILE"
@@ -169,7 +145,6 @@ ln -s libtensorflow_cc.so.2 "$PKG/deps/lib/libtensorflow.so" # the names binding
 ln -s libtensorflow_framework.so.2 "$PKG/deps/lib/libtensorflow_framework.so"
 ln -s libtensorflow_cc.so.2 "$PKG/deps/lib/libtensorflow.so.2.9.1" # its installer's "already downloaded" mark
 cp -r "$libdir/tensorflow/include/." "$PKG/deps/include/"
-if [ $VARIANT = gpu ]; then ln -s "$cuda/nvidia" "$PKG/deps/nvidia"; fi
 node_gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
 [ -f "$node_gyp" ] && export npm_config_node_gyp="$node_gyp"
 pre_gyp="$(node -p "require.resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp', { paths: ['$PWD/$PKG'] })")"
@@ -183,7 +158,7 @@ rm -rf "$PKG/build" # objects only; the addon is in lib/napi-v8 with runpath \$O
 check='const tf = require(process.argv[1]);
 const v = tf.backend().binding.TF_Version, y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync();
 if (v !== process.argv[2] || y[0] !== 3) throw new Error(`TF_Version ${v}, 1·1 matmul gave ${y[0]}`);
-if (process.argv[1].endsWith("-gpu") && !tf.backend().isUsingGpuDevice) throw new Error("error: no GPU device");'
+'
 if ! out="$(TF_CPP_MIN_LOG_LEVEL=2 node -e "$check" "$PKG_NAME" "$TF_VERSION" 2>&1)"; then
   rm -rf "$PKG/lib"
   cannot "the built addon does not run: $(echo "$out" | grep -m1 -i error)"

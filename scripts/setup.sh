@@ -2,8 +2,9 @@
 # Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci), the
 # system programs the tests and the demo start (nats-server; prometheus with promtool and chromium
 # for the observability test) and the native `tensorflow` compute
-# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), and the chart
-# validator (scripts/setup-k8s-validate.sh). Safe to run again.
+# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), the chart
+# validator (scripts/setup-k8s-validate.sh) and the OpenAI Python client for its compatibility test
+# (scripts/setup-openai-python.sh). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,5 +34,10 @@ bash scripts/setup-tensorflow.sh
 if ! bash scripts/setup-k8s-validate.sh; then
   [ -n "${CI:-}" ] && exit 1
   echo "setup: the chart validator did not install; test/deploy skips strict validation"
+fi
+# The official OpenAI Python client, which a test runs against `lora-mpt generate` (its own venv).
+if ! bash scripts/setup-openai-python.sh; then
+  [ -n "${CI:-}" ] && exit 1
+  echo "setup: the OpenAI Python client did not install; its test skips"
 fi
 echo "setup: done (node $(node --version), $(nats-server --version))"

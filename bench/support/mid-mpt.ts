@@ -49,7 +49,10 @@ export function stepFlops(s: StepShape, nl: number): number {
     {
       dModel: s.d,
       nLayers: s.l,
-      ffnWidth: 4 * s.d,
+      // MPT's block with the 4x FFN: Wqkv 3·D², out_proj D², up_proj and down_proj 4·D² each.
+      blockLinearValues: 12 * s.d * s.d,
+      lowestLinearValues: 3 * s.d * s.d,
+      linearOrder: ['Wqkv', 'out_proj', 'up_proj', 'down_proj'],
       vocabSize: s.v,
       loraRank: s.r,
       loraTargets: Array.from({ length: s.l }, (_, layer) => wqkv(layer)),

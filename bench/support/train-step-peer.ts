@@ -8,9 +8,9 @@
 // weight norms are made there — and dora makes the adapter DoRA).
 import { createInterface } from 'node:readline';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseMptConfig } from '../../src/checkpoint/config.ts';
+import { loadModel } from '../../src/families/load-model.ts';
+import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { type BackendChoice, initBackend } from '../../src/model/backend.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../../src/model/train-step.ts';
 import { MID, midBatch, midModelTensors, normal, rand } from './mid-mpt.ts';
 
@@ -30,8 +30,8 @@ const config = parseMptConfig(
 );
 const lora = { r, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'], useDora };
 
-async function loadModel(load8bit: boolean) {
-  const model = await loadMptModel(config, midModelTensors(shape), { layout: backend.layout, load8bit });
+async function loadMid(load8bit: boolean) {
+  const model = await loadModel(config, midModelTensors(shape), { layout: backend.layout, load8bit });
   const targets = model.configureLora(lora);
   const lr = rand(3);
   const weights = new Map<string, Float32Array>();
@@ -62,7 +62,7 @@ function matmulRate(m: number, k: number, n: number): number {
   return (2 * m * k * n) / ((((times[1] as number) + (times[2] as number)) / 2) * 1e6);
 }
 
-const { model, weights } = await loadModel(false);
+const { model, weights } = await loadMid(false);
 const batch = midBatch(shape);
 await computeLoraGradients(model, batch); // warm-up: weights packed, kernels chosen
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -80,7 +80,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const t1 = performance.now();
     await computeLoraGradients(model, batch, { gradientCheckpointing: true });
     const checkpointMs = performance.now() - t1;
-    const { model: q } = await loadModel(true);
+    const { model: q } = await loadMid(true);
     await computeLoraGradients(q, batch);
     const t2 = performance.now();
     await computeLoraGradients(q, batch);

@@ -39,16 +39,8 @@ const NO_EFFECT = new Set([
   'arrow_config',
 ]);
 
-const MODELLED = new Set([
-  'r',
-  'lora_alpha',
-  'target_modules',
-  'use_rslora',
-  'bias',
-  'fan_in_fan_out',
-  'task_type',
-  'peft_type',
-]);
+/** Fields LoraConfig models besides the LoRA spec (the spec's own never reach `extra`). */
+const MODELLED = new Set(['bias', 'fan_in_fan_out', 'task_type', 'peft_type']);
 
 /** Fields that change the model PEFT builds, refused unless at their neutral value, and why. */
 const REFUSED: Readonly<Record<string, string>> = {
@@ -73,19 +65,11 @@ const isNeutral = (v: unknown) =>
   (Array.isArray(v) && v.length === 0) ||
   (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 
-function intList(v: unknown, field: string, source: string): readonly number[] {
-  const list = typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(list) || !list.every((x) => Number.isInteger(x) && x >= 0)) {
-    throw new Error(`${source}: ${field} must be a layer index or a list of them, got ${JSON.stringify(v)}`);
-  }
-  return list as number[];
-}
-
 /** The adapter's features for `use`, or an error naming the field lora-mpt cannot honour. */
 export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string): AdapterFeatures {
-  const fail = (field: string, why: string): never => {
+  const fail = (field: string, why: string, value: unknown = c.extra[field]): never => {
     throw new Error(
-      `${source}: ${field} ${JSON.stringify(c.extra[field])}: ${why}; lora-mpt refuses it rather than compute a different model`,
+      `${source}: ${field} ${JSON.stringify(value)}: ${why}; lora-mpt refuses it rather than compute a different model`,
     );
   };
   const x = c.extra;
@@ -95,27 +79,21 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
     );
   }
   for (const [field, why] of Object.entries(REFUSED)) if (!isNeutral(x[field])) fail(field, why);
-  const init = x.init_lora_weights ?? true;
-  if (init !== true && init !== false && init !== 'gaussian') {
-    fail(
-      'init_lora_weights',
-      'this initialisation rewrites the base weights (PiSSA/OLoRA/CorDA/EVA/LoftQ...); convert the adapter with PEFT (path_initial_model_for_weight_conversion) first',
-    );
-  }
-  const useDora = x.use_dora === true;
+  const useDora = c.lora.useDora === true;
+  const excludeModules = c.lora.excludeModules ?? null;
   if (use === 'training') {
     // The trainer's LoRA comes from --lora_r/--lora_alpha/--lora_dropout/--lora_target_modules,
     // --use_rslora, --use_dora and --layers_to_transform only.
-    if (!isNeutral(x.exclude_modules)) {
+    if (!isNeutral(excludeModules)) {
       fail(
         'exclude_modules',
         'training an adapter with modules excluded is not implemented (evaluation, generation and merge are); --layers_to_transform chooses blocks',
+        excludeModules,
       );
     }
   }
-  let layersToTransform: readonly number[] | null = null;
-  if (!isNeutral(x.layers_to_transform)) {
-    layersToTransform = intList(x.layers_to_transform, 'layers_to_transform', source);
+  const layersToTransform = c.lora.layersToTransform ?? null;
+  if (layersToTransform !== null) {
     const pattern = x.layers_pattern;
     const ok =
       isNeutral(pattern) ||
@@ -123,21 +101,9 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
       (Array.isArray(pattern) && pattern.every((p) => p === 'blocks'));
     if (!ok) fail('layers_pattern', 'MPT numbers its layers under "blocks" (transformer.blocks.<i>)');
   }
-  const ex = x.exclude_modules;
-  let excludeModules: readonly string[] | string | null = null;
-  if (!isNeutral(ex)) {
-    if (typeof ex === 'string') excludeModules = ex;
-    else if (Array.isArray(ex) && ex.every((e) => typeof e === 'string')) excludeModules = ex as string[];
-    else fail('exclude_modules', 'expected a list of module names or one regex');
-  }
   for (const [field, v] of Object.entries(x)) {
     const known =
-      NO_EFFECT.has(field) ||
-      MODELLED.has(field) ||
-      field in REFUSED ||
-      ['init_lora_weights', 'use_dora', 'layers_to_transform', 'layers_pattern', 'exclude_modules'].includes(
-        field,
-      );
+      NO_EFFECT.has(field) || MODELLED.has(field) || field in REFUSED || field === 'layers_pattern';
     if (!known && !isNeutral(v)) fail(field, 'this field is unknown to lora-mpt (a newer PEFT?)');
   }
   return { useDora, layersToTransform, excludeModules };

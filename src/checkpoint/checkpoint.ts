@@ -1,6 +1,7 @@
-// Opens an MPT checkpoint directory as the Hugging Face Hub ships it: config.json plus weights as
+// Opens a checkpoint directory as the Hugging Face Hub ships it: config.json plus weights as
 // safetensors or torch .bin, single-file or sharded through an index. Tensors stream one at a time as
 // float32, and a cheap fingerprint lets workers check they loaded the same checkpoint as the coordinator.
+// What config.json means is the model family's (src/families/checkpoint.ts parses it and calls this).
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import type { HostTensor } from '../formats/host-tensor.ts';
 import { SafetensorsReader } from '../formats/safetensors.ts';
 import { TorchBinReader } from '../formats/torch-bin.ts';
 import { readIndex, type WeightIndex } from '../formats/weight-index.ts';
-import { type MptConfig, parseMptConfig } from './config.ts';
+import type { ModelConfig } from './architecture.ts';
 
 export type WeightFormat = 'safetensors' | 'bin';
 
@@ -22,9 +23,9 @@ export interface CheckpointTensorInfo {
   readonly file: string;
 }
 
-export interface Checkpoint {
+export interface Checkpoint<C extends ModelConfig = ModelConfig> {
   readonly dir: string;
-  readonly config: MptConfig;
+  readonly config: C;
   readonly format: WeightFormat;
   /** Weight files (base names) in the order tensors() reads them. */
   readonly files: readonly string[];
@@ -119,9 +120,8 @@ async function fingerprint(
   return h.digest('hex');
 }
 
-/** Reads and validates `dir`/config.json only (no weight file is opened): what the memory check
- * needs before anything large is read. */
-export async function readCheckpointConfig(dir: string): Promise<{ config: MptConfig; bytes: Buffer }> {
+/** Reads `dir`/config.json as JSON (no weight file is opened); `path` names it in errors. */
+export async function readConfigJson(dir: string): Promise<{ json: unknown; bytes: Buffer; path: string }> {
   const configPath = join(dir, 'config.json');
   let bytes: Buffer;
   try {
@@ -137,12 +137,17 @@ export async function readCheckpointConfig(dir: string): Promise<{ config: MptCo
   } catch (e) {
     throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
-  return { config: parseMptConfig(json, configPath), bytes };
+  return { json, bytes, path: configPath };
 }
 
-/** Opens `dir` (config.json + weights); throws naming the file and what is wrong. */
-export async function openCheckpoint(dir: string, options: OpenCheckpointOptions = {}): Promise<Checkpoint> {
-  const { config, bytes: configBytes } = await readCheckpointConfig(dir);
+/** Opens the weights of `dir` for its parsed `config` (whose file's bytes enter the fingerprint);
+ * throws naming the file and what is wrong. */
+export async function openCheckpointWeights<C extends ModelConfig>(
+  dir: string,
+  config: C,
+  configBytes: Uint8Array,
+  options: OpenCheckpointOptions = {},
+): Promise<Checkpoint<C>> {
   const { format, index, files } = await findWeights(dir, options.format);
 
   // Read every file's table of contents now (headers / pickles: small) to fail early and to know

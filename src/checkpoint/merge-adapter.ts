@@ -7,8 +7,9 @@
 // a variant that asks for it (DoRA) this way (their math is then exactly PEFT's merged model).
 import type { HostTensor } from '../formats/host-tensor.ts';
 import { type AdapterFeatures, type AdapterUse, adapterFeatures } from './adapter-support.ts';
-import type { MptConfig } from './config.ts';
-import { type LoraSettings, type LoraTarget, loraScaling, loraTargets } from './lora-targets.ts';
+import type { ModelConfig } from './architecture.ts';
+import { type LoraSettings, loraScaling } from './lora-spec.ts';
+import { type LoraTarget, loraTargets } from './lora-targets.ts';
 import { loraVariantOf } from './lora-variants/index.ts';
 import type { HostAdapter, LoraVariant } from './lora-variants/types.ts';
 import type { PeftAdapter } from './peft-adapter.ts';
@@ -25,7 +26,7 @@ export type MergePlan = ReadonlyMap<string, MergeEntry>;
 /** LoraSettings of an adapter, with the features its config switches on. */
 export function adapterSettings(adapter: PeftAdapter, f: AdapterFeatures): LoraSettings {
   return {
-    ...adapter.config,
+    ...adapter.config.lora,
     useDora: f.useDora,
     layersToTransform: f.layersToTransform,
     excludeModules: f.excludeModules,
@@ -37,7 +38,7 @@ export function adapterSettings(adapter: PeftAdapter, f: AdapterFeatures): LoraS
  * first missing or unexpected key) and returns the plan. `source` names the adapter in errors.
  */
 export function mergePlan(
-  config: MptConfig,
+  config: ModelConfig,
   adapter: PeftAdapter,
   use: AdapterUse,
   source: string,
@@ -46,8 +47,8 @@ export function mergePlan(
   const settings = adapterSettings(adapter, features);
   const targets = loraTargets(config, settings);
   const variant = loraVariantOf(settings);
-  const r = adapter.config.r;
-  const scale = loraScaling(adapter.config);
+  const r = adapter.config.lora.r;
+  const scale = loraScaling(adapter.config.lora);
   const expected = new Set<string>();
   const plan = new Map<string, MergeEntry>();
   for (const t of targets) {

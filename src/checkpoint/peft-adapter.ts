@@ -8,6 +8,13 @@ import { PyFloat, type PyJson, pyJsonDumps } from '../formats/py-json.ts';
 import { SafetensorsReader, writeSafetensors } from '../formats/safetensors.ts';
 import { TorchBinReader } from '../formats/torch-bin.ts';
 import { ConfigError, FieldReader, isJsonObject } from './config-fields.ts';
+import {
+  completeLoraSettings,
+  LORA_SPEC_FIELDS,
+  type LoraSettings,
+  loraSettingsJson,
+  parseLoraSettings,
+} from './lora-spec.ts';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_SAFETENSORS = 'adapter_model.safetensors';
@@ -16,17 +23,13 @@ export const ADAPTER_BIN = 'adapter_model.bin';
 export const PEFT_FORMAT_VERSION = '0.21.2';
 
 export interface LoraConfig {
-  readonly r: number;
-  readonly loraAlpha: number;
-  readonly loraDropout: number;
-  /** A list (a module matches if its dotted name ends with `.<target>`) or one regex (full match). */
-  readonly targetModules: readonly string[] | string;
-  readonly useRslora: boolean;
+  /** The LoRA spec's fields (lora-spec.ts), as read or as the run trained with. */
+  readonly lora: LoraSettings;
   readonly bias: 'none' | 'all' | 'lora_only';
   readonly fanInFanOut: boolean;
   readonly baseModelNameOrPath: string | null;
   readonly taskType: string;
-  /** Every other field as read (PEFT's defaults for a new config); written back unchanged. */
+  /** Every other PEFT field as read (PEFT's defaults for a new config); written back unchanged. */
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
@@ -36,7 +39,8 @@ export interface PeftAdapter {
   readonly tensors: ReadonlyMap<string, HostTensor>;
 }
 
-/** What PEFT 0.21.2 writes for a LoraConfig with defaults, besides the fields LoraConfig models. */
+/** What PEFT 0.21.2 writes for a LoraConfig with defaults, besides the LoRA spec and the fields
+ * LoraConfig models. */
 const PEFT_DEFAULTS: Readonly<Record<string, PyJson>> = {
   alora_invocation_tokens: null,
   alpha_pattern: {},
@@ -45,13 +49,10 @@ const PEFT_DEFAULTS: Readonly<Record<string, PyJson>> = {
   corda_config: null,
   ensure_weight_tying: false,
   eva_config: null,
-  exclude_modules: null,
   inference_mode: true,
-  init_lora_weights: true,
   kasa_config: null,
   layer_replication: null,
   layers_pattern: null,
-  layers_to_transform: null,
   loftq_config: {},
   lora_bias: false,
   lora_ga_config: null,
@@ -67,52 +68,22 @@ const PEFT_DEFAULTS: Readonly<Record<string, PyJson>> = {
   target_parameters: null,
   trainable_token_indices: null,
   use_bdlora: null,
-  use_dora: false,
   use_qalora: false,
   velora_config: null,
 };
 
-const MODELLED = new Set([
-  'r',
-  'lora_alpha',
-  'lora_dropout',
-  'target_modules',
-  'use_rslora',
-  'bias',
-  'fan_in_fan_out',
-  'base_model_name_or_path',
-  'task_type',
-]);
-
-export interface NewLoraConfig {
-  readonly r: number;
-  readonly loraAlpha: number;
-  readonly loraDropout: number;
-  readonly targetModules: readonly string[] | string;
-  readonly baseModelNameOrPath: string | null;
-  readonly useRslora?: boolean;
-  readonly useDora?: boolean;
-  /** PEFT's layers_to_transform (null or absent: every layer). */
-  readonly layersToTransform?: readonly number[] | null;
-}
+/** Fields LoraConfig holds besides the spec. */
+const MODELLED = new Set(['bias', 'fan_in_fan_out', 'base_model_name_or_path', 'task_type']);
 
 /** A config as `LoraConfig(task_type="CAUSAL_LM", …)` would have it, PEFT's defaults elsewhere. */
-export function newLoraConfig(c: NewLoraConfig): LoraConfig {
+export function newLoraConfig(lora: LoraSettings, baseModelNameOrPath: string | null): LoraConfig {
   return {
-    r: c.r,
-    loraAlpha: c.loraAlpha,
-    loraDropout: c.loraDropout,
-    targetModules: c.targetModules,
-    useRslora: c.useRslora ?? false,
+    lora: completeLoraSettings(lora),
     bias: 'none',
     fanInFanOut: false,
-    baseModelNameOrPath: c.baseModelNameOrPath,
+    baseModelNameOrPath,
     taskType: 'CAUSAL_LM',
-    extra: {
-      ...PEFT_DEFAULTS,
-      ...(c.useDora ? { use_dora: true } : {}),
-      ...(c.layersToTransform != null ? { layers_to_transform: [...c.layersToTransform] } : {}),
-    },
+    extra: PEFT_DEFAULTS,
   };
 }
 
@@ -121,22 +92,14 @@ export function parseLoraConfig(json: unknown, source: string): LoraConfig {
   const f: FieldReader = new FieldReader(json, source);
   const peftType = f.str('peft_type', 'LORA');
   if (peftType !== 'LORA') f.fail('peft_type', '"LORA" (only LoRA adapters are supported)');
-  const t = json.target_modules;
-  const targetModules = typeof t === 'string' ? t : f.strList('target_modules', null);
-  if (targetModules === null || targetModules.length === 0)
-    f.fail('target_modules', 'a non-empty list or a regex');
   const fanInFanOut = f.bool('fan_in_fan_out', false);
   // MPT's Linears store [out, in]; fan_in_fan_out is for GPT-2's Conv1D and would transpose B·A.
   if (fanInFanOut) f.fail('fan_in_fan_out', 'false for MPT (nn.Linear weights)');
-  const r = f.int('r', 8, 1);
+  const lora = parseLoraSettings(json, source, 'peft');
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(json)) if (!MODELLED.has(k)) extra[k] = v;
+  for (const [k, v] of Object.entries(json)) if (!MODELLED.has(k) && !LORA_SPEC_FIELDS.has(k)) extra[k] = v;
   return {
-    r,
-    loraAlpha: f.num('lora_alpha', 8),
-    loraDropout: f.probability('lora_dropout', 0),
-    targetModules,
-    useRslora: f.bool('use_rslora', false),
+    lora,
     bias: f.oneOf('bias', ['none', 'all', 'lora_only'], 'none'),
     fanInFanOut,
     baseModelNameOrPath: f.strOrNull('base_model_name_or_path'),
@@ -149,12 +112,8 @@ export function parseLoraConfig(json: unknown, source: string): LoraConfig {
 export function loraConfigJson(c: LoraConfig): string {
   const out: Record<string, PyJson> = { ...(c.extra as Record<string, PyJson>) };
   out.inference_mode = true; // PEFT forces it on save
-  Object.assign(out, {
-    r: c.r,
-    lora_alpha: c.loraAlpha,
-    lora_dropout: new PyFloat(c.loraDropout), // a Python float even when 0
-    target_modules: typeof c.targetModules === 'string' ? c.targetModules : [...c.targetModules],
-    use_rslora: c.useRslora,
+  Object.assign(out, loraSettingsJson(c.lora) as Record<string, PyJson>, {
+    lora_dropout: new PyFloat(c.lora.loraDropout), // a Python float even when 0
     bias: c.bias,
     fan_in_fan_out: c.fanInFanOut,
     base_model_name_or_path: c.baseModelNameOrPath,
@@ -226,13 +185,13 @@ export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const rankPattern = config.extra.rank_pattern;
   const patterned =
     typeof rankPattern === 'object' && rankPattern !== null && Object.keys(rankPattern).length > 0;
-  if (!patterned) checkPairs(dir, config.r, tensors);
+  if (!patterned) checkPairs(dir, config.lora.r, tensors);
   return { config, tensors };
 }
 
 /** Writes adapter_config.json + adapter_model.safetensors into `dir` (created if missing). */
 export async function writePeftAdapter(dir: string, adapter: PeftAdapter): Promise<void> {
-  checkPairs(dir, adapter.config.r, adapter.tensors);
+  checkPairs(dir, adapter.config.lora.r, adapter.tensors);
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_SAFETENSORS), [...adapter.tensors.values()]);
   await writeFile(join(dir, ADAPTER_CONFIG), loraConfigJson(adapter.config));

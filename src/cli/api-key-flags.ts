@@ -28,15 +28,23 @@ export interface ServerAccess {
   readonly open: boolean;
 }
 
+/** A guessable key guards nothing: 32 characters of hex are 128 bits. */
+const MIN_KEY_CHARS = 32;
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** The key as read: trailing whitespace trimmed, then non-empty and sendable in an HTTP header. */
+/** The key as read: trailing whitespace trimmed, then non-empty, sendable in an HTTP header, long enough. */
 function checkedKey(raw: string, where: string): string {
   const key = raw.trimEnd();
   if (key === '') throw new UsageError(`${where} is empty: put the API key in it`);
   if (!/^[\x21-\x7e]+$/.test(key)) {
     throw new UsageError(
       `${where}: the API key must be printable ASCII with no spaces (it travels in an HTTP header)`,
+    );
+  }
+  if (key.length < MIN_KEY_CHARS) {
+    throw new UsageError(
+      `${where}: the API key has ${key.length} characters; use at least ${MIN_KEY_CHARS}, random (e.g. \`openssl rand -hex 32 > key.txt\`, then --api_key_file key.txt)`,
     );
   }
   return key;

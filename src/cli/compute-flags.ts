@@ -2,6 +2,10 @@
 // Kept apart from src/cli/backend-options.ts, which reaches into src/model: the coordinator's
 // flags must not (test/architecture/layers.test.ts).
 
+/** --backend's values. src/model/backend.ts has the same list (BACKEND_CHOICES): this copy keeps the
+ * coordinator's flag checks free of TensorFlow.js; test/cli/backend-options.test.ts keeps them equal. */
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const;
+
 export const numThreadsFlag = {
   kind: 'int',
   default: 0,

@@ -5,14 +5,19 @@
 
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { observeAllReduce } from '../collective/index.ts';
+import {
+  algorithmSummaries,
+  DEFAULT_ALGORITHM,
+  isAllReduceAlgorithm,
+  observeAllReduce,
+  unknownAlgorithm,
+} from '../collective/index.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
 import { tapEvents } from '../events/tap.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
-import { createSecurityMetrics } from '../metrics/security-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
@@ -86,8 +91,8 @@ export const coordinatorFlags = {
   },
   allreduce_algorithm: {
     kind: 'string',
-    default: 'shard-owner',
-    help: 'Gradient all-reduce over NATS: shard-owner (as fast or faster than ring in our measurements, fewer bytes into the server; docs/collective.md) or ring.',
+    default: DEFAULT_ALGORITHM,
+    help: `Gradient all-reduce over NATS, one of: ${algorithmSummaries()}. The default, ${DEFAULT_ALGORITHM}, was as fast or faster in our measurements (docs/collective.md).`,
   },
   allreduce_timeout_ms: {
     kind: 'int',
@@ -104,8 +109,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
       `--run_id ${f.run_id}: use 1-64 letters, digits, "-" or "_" (it names NATS subjects)`,
     );
   }
-  if (f.allreduce_algorithm !== 'shard-owner' && f.allreduce_algorithm !== 'ring') {
-    throw new UsageError(`--allreduce_algorithm ${f.allreduce_algorithm}: expected shard-owner or ring`);
+  if (!isAllReduceAlgorithm(f.allreduce_algorithm)) {
+    throw new UsageError(unknownAlgorithm('--allreduce_algorithm', f.allreduce_algorithm));
   }
   const algorithm = f.allreduce_algorithm;
   const security = serverSecurityOf(f, process.env);
@@ -133,14 +138,15 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     },
     runId: (resumed) => f.run_id ?? resumed ?? `run-${randomBytes(4).toString('hex')}`,
   });
-  const ev = events.child({ run_id: run.runId });
+  const metrics = createCoordinatorMetrics(run.runId);
+  // The metrics follow the run's events as the status page does: the same calls make both.
+  const ev = tapEvents(events.child({ run_id: run.runId }), metrics.record);
   // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
   const total = run.data.plan.totalSteps;
   status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
-  const metrics = createCoordinatorMetrics(run.runId);
-  const guard = createSecurityMetrics(metrics.registry);
+  const guard = metrics.security;
   const refusedFrame = refusedFrameReporter(guard, ev);
   metrics.started({
     step: run.startStep,
@@ -148,7 +154,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     minWorkers: f.min_workers,
     saveSteps: s.saveSteps,
   });
-  const { journal, options } = driverOptionsOf(run, s, ev, metrics);
+  const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
   const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
@@ -182,12 +188,6 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         frameKey,
         onRefusedFrame: refusedFrame,
       }),
-    onMismatch: () => metrics.mismatch(),
-    onMicroBatches: (event, n) => metrics.microBatches(event, n),
-    onWorkerLost: () => metrics.workerLost(),
-    onRefusedResult: (_worker, dropped) =>
-      guard.refusedResults.inc({ outcome: dropped ? 'dropped' : 'reset' }),
-    onGradientOutlier: (o) => guard.gradientOutliers.inc({ worker: o.worker }),
   });
   metrics.countWorkers((state) => driver.members.count(state));
   const listenHost = f.listen.replace(/:\d+$/, '');

@@ -7,7 +7,7 @@ import { copyFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeRandomMpt } from '../checkpoint/random-init.ts';
+import { familyOf } from '../families/registry.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
 import { askAdapter } from './demo-answer.ts';
@@ -74,7 +74,7 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
     console.log(
       `demo: writing a small MPT with RANDOM weights to ${model} (d_model 128, 4 heads, 2 layers, GPT-NeoX vocabulary)`,
     );
-    await writeRandomMpt(model, {
+    await familyOf('mpt', 'lora-mpt demo').writeRandomCheckpoint(model, {
       dModel: 128,
       nHeads: 4,
       nLayers: 2,

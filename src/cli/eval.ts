@@ -2,7 +2,6 @@
 // without a PEFT LoRA adapter, over Alpaca-style data (tokenized and masked exactly as `finetune`
 // does) or over a raw text (every token after the first is predicted).
 import { homedir } from 'node:os';
-import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { buildEvalMicroBatches } from '../data/data-plan.ts';
 import { DataError, loadDataset } from '../data/dataset.ts';
@@ -11,11 +10,12 @@ import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example
 import { Tokenizer } from '../data/tokenizer.ts';
 import { createEvents } from '../events/events.ts';
 import { loadProgress } from '../events/load-progress.ts';
+import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
+import { loadModelWithAdapter } from '../families/load-model.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { BACKEND_CHOICES, type BackendChoice, initBackend } from '../model/backend.ts';
 import { evaluateLoss } from '../model/forward.ts';
-import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
 import { checkModelMemory } from '../worker/memory-check.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -107,14 +107,20 @@ async function evaluate(f: Flags): Promise<number> {
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
   console.error(backend.summary); // stderr: --json keeps stdout one object
-  // Before any weight file is opened: LoRA state is counted at r = 8 on Wqkv when an adapter is given.
+  // Before any weight file is opened: LoRA state is counted at r = 8 on each block's first Linear (MPT's
+  // Wqkv) when an adapter is given.
   const { config } = await readCheckpointConfig(resolved.dir);
   const note = checkModelMemory(config, backend, {
     microBatchSize: f.micro_batch_size,
     cutoffLen: f.cutoff_len,
     load8bit: f.load_8bit,
     gradientCheckpointing: false,
-    lora: { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] },
+    lora: {
+      r: 8,
+      loraAlpha: 16,
+      loraDropout: 0,
+      targetModules: config.arch.linears.slice(0, 1).map((l) => l.name),
+    },
     memoryGib: f.device_memory_gb,
     training: false,
   });

@@ -7,7 +7,8 @@ import type { StepDriver } from '../coordinator/step-driver.ts';
 import { workerId } from '../coordinator/step-ledger.ts';
 import { deliver } from '../coordinator/worker-messages.ts';
 import type { Events } from '../events/events.ts';
-import type { CoordinatorMessage, WorkerMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import { readyMessage } from '../protocol/from-worker.ts';
+import type { CoordinatorMessage, WorkerMessage } from '../protocol/wire.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import type { RunConfig } from '../train/run-config.ts';
 import type { MicroBatchCompute } from '../worker/model-compute.ts';
@@ -60,5 +61,5 @@ export function attachInProcessWorker(
     drop: (why) => fail(new Error(`the step driver reset the in-process worker: ${why}`)),
   };
   driver.join(link);
-  toDriver({ body: { $case: 'ready', value: { modelFingerprint: o.modelFingerprint } } });
+  toDriver(readyMessage(o.modelFingerprint));
 }

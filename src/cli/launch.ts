@@ -2,7 +2,7 @@
 // nats-server (unless --nats names one), the coordinator, and --nproc_per_node workers, worker i on
 // GPU i (CUDA_VISIBLE_DEVICES), prints everyone's events as readable lines (or passes the JSON on),
 // restarts a worker that fails (up to --max_restarts), and ends with the coordinator's exit code.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,10 +68,48 @@ export function deviceOf(i: number, n: number, visible: string | undefined): str
   return ids[i]!;
 }
 
+/** GPUs on this machine by `nvidia-smi -L` (one "GPU i: ..." line each), or null when it cannot run. */
+export function detectGpus(): number | null {
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 20_000 });
+  if (r.error !== undefined || r.status !== 0) return null;
+  return r.stdout.split('\n').filter((l) => /^GPU \d+:/.test(l)).length;
+}
+
+/**
+ * Each worker's CUDA_VISIBLE_DEVICES: the i-th listed device, else GPU i of the `detected` ones; null
+ * (no GPU: the worker computes on the CPU) where none is known, unless a GPU is required. Never an
+ * index that does not exist: a worker handed one would silently compute on the CPU.
+ */
+export function gpuDevices(
+  n: number,
+  visible: string | undefined,
+  detected: number | null,
+  requireGpu: boolean,
+): readonly (string | null)[] {
+  const all = Array.from({ length: n }, (_, i) => i);
+  if (visible !== undefined && visible.trim() !== '') return all.map((i) => deviceOf(i, n, visible));
+  if (detected !== null && detected > 0) {
+    if (n > detected) {
+      throw new UsageError(
+        `--nproc_per_node ${n}: this machine has ${detected} GPU(s) (nvidia-smi -L); start at most ${detected} workers`,
+      );
+    }
+    return all.map((i) => deviceOf(i, n, undefined));
+  }
+  if (requireGpu) {
+    throw new UsageError(
+      `a GPU is required (--backend tensorflow-gpu or LORA_MPT_REQUIRE_GPU=1) but none is visible: CUDA_VISIBLE_DEVICES is unset and nvidia-smi -L ${detected === null ? 'did not run' : 'lists no GPU'}`,
+    );
+  }
+  return all.map(() => null);
+}
+
 export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<number> {
   const json = f.log_format === 'json' || (f.log_format === 'auto' && !process.stdout.isTTY);
   const n = f.nproc_per_node;
-  const devices = Array.from({ length: n }, (_, i) => deviceOf(i, n, process.env.CUDA_VISIBLE_DEVICES));
+  const requireGpu = f.backend === 'tensorflow-gpu' || process.env.LORA_MPT_REQUIRE_GPU === '1';
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  const devices = gpuDevices(n, visible, visible ? null : detectGpus(), requireGpu);
   const threads = f.num_threads > 0 ? f.num_threads : Math.max(1, Math.floor(availableParallelism() / n));
   const say = (text: string) =>
     json
@@ -139,7 +177,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
       ]
     : flagArgs(natsSecurityFlags, f);
   say(
-    `${nats ? `nats-server on ${natsUrl}` : `NATS at ${natsUrl}`}; a coordinator and ${n} worker(s) on GPU(s) ${devices.join(', ')}, ${threads} thread(s) each`,
+    `${nats ? `nats-server on ${natsUrl}` : `NATS at ${natsUrl}`}; a coordinator and ${n} worker(s) ${devices[0] === null ? 'on the CPU (no GPU visible)' : `on GPU(s) ${devices.join(', ')}`}, ${threads} thread(s) each`,
   );
   let port: (p: number) => void = () => {};
   const listening = new Promise<number>((r) => {
@@ -217,7 +255,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             '--give_up_after_ms',
             '60000',
           ],
-          { CUDA_VISIBLE_DEVICES: devices[i]! },
+          devices[i] === null ? {} : { CUDA_VISIBLE_DEVICES: devices[i] as string },
         );
         workers[i] = w;
         const code = await w.done;

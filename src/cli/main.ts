@@ -9,6 +9,7 @@ import { evalCommand } from './eval.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { generateCommand } from './generate.ts';
+import { gpuCheckCommand } from './gpu-check.ts';
 import { launchCommand } from './launch.ts';
 import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
@@ -26,6 +27,7 @@ export const commands: readonly Command[] = [
   generateCommand,
   mergeCommand,
   certsCommand,
+  gpuCheckCommand,
 ];
 
 function version(): string {

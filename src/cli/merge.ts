@@ -4,7 +4,6 @@
 import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { mergePlan } from '../checkpoint/merge-adapter.ts';
 import {
   DTYPE_CHOICES,
@@ -15,6 +14,7 @@ import {
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { parseShardSize } from '../checkpoint/shard-plan.ts';
 import { COMPANION_FILES, writeMergedCheckpoint } from '../checkpoint/write-merged.ts';
+import { openCheckpoint } from '../families/checkpoint.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { type Command, flagCommand } from './command.ts';

@@ -9,7 +9,7 @@ export const peakTflopsFlag = {
   kind: 'float',
   min: 0.001,
   help:
-    "Peak TFLOP/s of this worker's device, the denominator of lora_mpt_mfu. Default: on a GPU the dense datasheet figure for the device nvidia-smi names (TF32 from Ampere on, as TensorFlow runs float32 matmuls; FP32 before) for " +
+    "Peak TFLOP/s of this worker's device, the denominator of lora_mpt_mfu. Default: on a GPU the dense datasheet figure for the device nvidia-smi names (FP32, as lora-mpt runs float32 matmuls; the TF32 figure with LORA_MPT_TF32=1) for " +
     `${GPU_PEAKS.length} known models (H200, H100, A100, L40S, L4, ...); elsewhere the best plain-matmul rate measured on this backend at start (about a second).`,
 } as const satisfies FlagSpec;
 
@@ -39,7 +39,7 @@ export function resolvePeak(peakTflops: number | undefined, env: NodeJS.ProcessE
     };
   }
   const name = backendUsesGpu() ? gpuName(env) : undefined;
-  const known = name === undefined ? undefined : gpuPeakFor(name);
+  const known = name === undefined ? undefined : gpuPeakFor(name, env.LORA_MPT_TF32 === '1');
   if (name !== undefined && known) {
     return {
       flopsPerSecond: known.tflops * 1e12,

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { loraScaling } from '../checkpoint/lora-spec.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import { initialVariantTensors } from '../checkpoint/lora-variants/initial-tensors.ts';
@@ -16,13 +16,14 @@ import {
   type LoraConfig,
   newLoraConfig,
 } from '../checkpoint/peft-adapter.ts';
+import type { AllReduceAlgorithm } from '../collective/index.ts';
 import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
+import { openCheckpoint } from '../families/checkpoint.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { type ResolvedModel, resolveModel } from '../hub/models.ts';
-import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
@@ -82,16 +83,8 @@ export async function prepareRun(
     );
   }
   const ckpt = await openCheckpoint(model.dir);
-  const lora = {
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
-  };
-  checkBlockNumbers(s.layersToTransform, ckpt.config.nLayers);
+  const { lora } = s;
+  checkBlockNumbers(lora.layersToTransform, ckpt.config.nLayers);
   const { layout, targets } = adapterLayout(ckpt.config, lora);
   const data = await prepareRunData({
     ...s,
@@ -121,10 +114,13 @@ export async function prepareRun(
       events.warn('checkpoint_skipped', `skipped ${dir}, which cannot be read: ${why}`, { path: dir, why }),
     layout,
     targets,
-    r: s.loraR,
+    lora,
     seed: s.seed,
-    initialVariantTensors: () =>
-      initialVariantTensors(loraVariantOf(lora), targets, (n) => ckpt.readTensor(n)),
+    initialVariantTensors: (start: ReadonlyMap<string, Float32Array>) =>
+      initialVariantTensors(loraVariantOf(lora), targets, (n) => ckpt.readTensor(n), {
+        weights: start,
+        scale: loraScaling(lora),
+      }),
     plan: {
       fingerprint: data.planFingerprint,
       datasetFingerprint: data.datasetFingerprint,
@@ -158,7 +154,7 @@ export async function prepareRun(
       },
     );
   }
-  const loraConfig = newLoraConfig({ ...lora, baseModelNameOrPath: s.baseModel });
+  const loraConfig = newLoraConfig(lora, s.baseModel);
   const keeper = checkpointKeeperFor(s, data, { runId, loraConfig, replica, resumed });
   return {
     runId,
@@ -189,18 +185,12 @@ function checkBlockNumbers(blocks: readonly number[] | null, nLayers: number): v
 export function runConfigOf(
   run: PreparedRun,
   s: TrainingSettings,
-  allReduce: { readonly algorithm: 'shard-owner' | 'ring'; readonly timeoutMs: number },
+  allReduce: { readonly algorithm: AllReduceAlgorithm; readonly timeoutMs: number },
 ): RunConfig {
   return {
     runId: run.runId,
     baseModel: s.baseModel,
-    loraR: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    loraTargetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
+    lora: s.lora,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,
@@ -215,7 +205,6 @@ export function driverOptionsOf(
   run: PreparedRun,
   s: TrainingSettings,
   events: Events,
-  metrics?: CoordinatorMetrics,
 ): {
   journal: RunJournal;
   options: Omit<StepDriverOptions, 'observeReduce' | 'minWorkers' | 'algorithm' | 'observerId'>;
@@ -227,7 +216,6 @@ export function driverOptionsOf(
     metricsLog: run.metricsLog,
     events,
     startStep: run.startStep,
-    ...(metrics ? { metrics } : {}),
   });
   return {
     journal,

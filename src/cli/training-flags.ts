@@ -1,6 +1,7 @@
 // The flags of `lora-mpt finetune` (and of `coordinator`, which takes the same training flags):
 // every flag of the seed's finetune.py / alpaca-lora's finetune.py with the same spelling, default
 // and list syntax, plus lora-mpt's own extras. `--help` prints these texts.
+import { LORA_FLAGS } from '../checkpoint/lora-spec.ts';
 import type { FlagSpecs } from './flags.ts';
 
 export const trainingFlags = {
@@ -39,40 +40,9 @@ export const trainingFlags = {
     min: 0,
     help: 'Examples held out for evaluation (seeded split, seed 42). 0: no validation set.',
   },
-  // The four LoRA flags have no declared default: when --resume_from_checkpoint names an adapter,
-  // its adapter_config.json supplies them (a flag given that disagrees is an error); otherwise the
-  // defaults below apply (LORA_DEFAULTS in training-settings.ts).
-  lora_r: {
-    kind: 'int',
-    min: 1,
-    help: 'LoRA rank r (default: 8, or the r of the adapter --resume_from_checkpoint names).',
-  },
-  lora_alpha: {
-    kind: 'float',
-    min: 0,
-    help: "LoRA alpha, a number as in PEFT (16, 16.0, 8.5); the update is scaled by lora_alpha / lora_r (default: 16, or the resumed adapter's).",
-  },
-  use_rslora: {
-    kind: 'bool',
-    help: "PEFT's use_rslora (rank-stabilized LoRA): scale the update by lora_alpha / sqrt(lora_r) instead of lora_alpha / lora_r; written to adapter_config.json (default: false, or the resumed adapter's).",
-  },
-  use_dora: {
-    kind: 'bool',
-    help: "PEFT's use_dora (DoRA, weight-decomposed LoRA): each LoRA Linear also learns a magnitude per output row (lora_magnitude_vector, started at the base weight's row norms), and its weight becomes magnitude ⊙ (W + update) / ‖W + update‖ per row; written to adapter_config.json (default: false, or the resumed adapter's).",
-  },
-  lora_dropout: {
-    kind: 'float',
-    min: 0,
-    help: "Dropout on the input of LoRA A during training (default: 0.05, or the resumed adapter's).",
-  },
-  lora_target_modules: {
-    kind: 'list',
-    help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj] (default: [Wqkv], PEFT's MPT default, or the resumed adapter's). (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have.)",
-  },
-  layers_to_transform: {
-    kind: 'list',
-    help: "PEFT's layers_to_transform: the block numbers (0-based) that get LoRA, e.g. [28,29,30,31]; the others stay frozen without an adapter (default: every block, or the resumed adapter's).",
-  },
+  // The LoRA spec's flags (src/checkpoint/lora-spec.ts: no declared default, a resumed adapter's
+  // adapter_config.json supplies what no flag gives).
+  ...LORA_FLAGS,
   train_on_inputs: {
     kind: 'bool',
     default: true,
@@ -123,7 +93,7 @@ export const trainingFlags = {
   backend: {
     kind: 'string',
     default: 'auto',
-    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm or cpu.',
   },
   gradient_checkpointing: {
     kind: 'bool',

@@ -16,7 +16,7 @@ import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
-import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
+import { BACKEND_NAMES, deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
@@ -36,7 +36,7 @@ export const workerFlags = {
   backend: {
     kind: 'string',
     default: 'auto',
-    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, wasm or cpu.',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm or cpu.',
   },
   num_threads: numThreadsFlag,
   peak_tflops: peakTflopsFlag,
@@ -74,8 +74,8 @@ export const workerFlags = {
 } as const satisfies FlagSpecs;
 
 export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<number> {
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(f.backend)) {
-    throw new UsageError(`--backend ${f.backend}: expected auto, tensorflow, wasm or cpu`);
+  if (!(BACKEND_NAMES as readonly string[]).includes(f.backend)) {
+    throw new UsageError(`--backend ${f.backend}: expected one of ${BACKEND_NAMES.join(', ')}`);
   }
   let faults: FaultPlan | undefined;
   try {

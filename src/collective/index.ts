@@ -1,10 +1,15 @@
-// Public surface of src/collective: the gradient all-reduce over NATS and its typed errors.
+// Public surface of src/collective: the gradient all-reduce over NATS, its algorithms by name, and
+// its typed errors.
+
 export {
+  ALGORITHM_NAMES,
   type AllReduceAlgorithm,
-  type AllReduceOptions,
-  allReduceSum,
+  algorithmSummaries,
   DEFAULT_ALGORITHM,
-} from './all-reduce.ts';
+  isAllReduceAlgorithm,
+  unknownAlgorithm,
+} from './algorithms.ts';
+export { type AllReduceOptions, allReduceSum } from './all-reduce.ts';
 export {
   AllReduceCancelledError,
   AllReduceDisconnectedError,

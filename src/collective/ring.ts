@@ -2,6 +2,7 @@
 // adds its own part, member s-1 holds the full sum after n-1 hops and sends those bytes on around the
 // ring for n-2 more hops (all-gather). Pipelined per chunk: a chunk moves on as soon as it arrives.
 // 2(n-1) rounds; about 2(n-1)·G bytes into the server (DESIGN §4).
+import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
 import { copyFloats, FrameKind } from './frame.ts';
@@ -10,7 +11,25 @@ import { dataSubject } from './subjects.ts';
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 
-export class RingAllReduce {
+export const ring: Algorithm = {
+  summary: '2(n-1)·G into the server, 2(n-1) hops',
+  minMembers: 2,
+  member: (round, data) => new RingAllReduce(round, data),
+  observer({ key, members }) {
+    const n = members.length;
+    // The link from the last member to the first carries every final shard except shard 1, which
+    // member 0 completes and sends to member 1.
+    return {
+      subscriptions: [
+        { subject: dataSubject(key, 'ring-ag', '*', n - 1), kind: FrameKind.ringGather },
+        { subject: dataSubject(key, 'ring-ag', 1, 0), kind: FrameKind.ringGather },
+      ],
+      sender: (shard) => (shard === 1 ? members[0]! : members[n - 1]!),
+    };
+  },
+};
+
+class RingAllReduce {
   readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;
@@ -30,7 +49,7 @@ export class RingAllReduce {
     const { key, members } = spec;
     this.n = members.length;
     if (this.n < 2)
-      throw new Error('ring all-reduce needs at least 2 members (all-reduce.ts routes 1 elsewhere)');
+      throw new Error('ring all-reduce needs at least 2 members (minMembers routes 1 elsewhere)');
     this.me = spec.selfIndex;
     this.predIndex = mod(this.me - 1, this.n);
     this.pred = members[this.predIndex]!;

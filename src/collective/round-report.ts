@@ -2,7 +2,7 @@
 // coordinator's Prometheus metrics): the algorithm that ran, the bytes it published and the bytes
 // NATS delivered to it (frame headers included, as they cross the network), and its wall time from
 // the call to the end, ready barrier included. Reported once per round, whether it completed or not.
-import type { AllReduceAlgorithm } from './all-reduce.ts';
+import type { AllReduceAlgorithm } from './algorithms.ts';
 import type { Round } from './round.ts';
 
 export interface RoundReport {

@@ -2,14 +2,29 @@
 // owner's shard (reduce-scatter, n-1 messages per chunk), the owner sums them in member order and
 // publishes the reduced chunk once to a fan-out subject that every member and observer receives.
 // Two rounds; about n·G bytes into the server (DESIGN §4). Everyone ends with the owner's bytes.
-
+import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
 import { copyFloats, FrameKind } from './frame.ts';
 import type { Round } from './round.ts';
 import { dataSubject } from './subjects.ts';
 
-export class ShardOwnerAllReduce {
+export const shardOwner: Algorithm = {
+  summary: 'n·G into the server, 2 hops',
+  minMembers: 1,
+  member: (round, data) => new ShardOwnerAllReduce(round, data),
+  // Each owner's fan-out subject carries its own shard, which every member hears as well.
+  observer: ({ key, members }) => ({
+    subscriptions: members.map((_, k) => ({
+      subject: dataSubject(key, 'so-ag', k, k),
+      kind: FrameKind.shardGather,
+      shard: k,
+    })),
+    sender: (shard) => members[shard]!,
+  }),
+};
+
+class ShardOwnerAllReduce {
   readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;

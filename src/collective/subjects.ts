@@ -10,8 +10,11 @@ export interface RoundKey {
   readonly generation: number;
 }
 
-/** The kinds of traffic in a round; one subject token each. */
-export type Phase = 'ctl' | 'so-rs' | 'so-ag' | 'ring-rs' | 'ring-ag';
+/**
+ * A kind of traffic in a round, one subject token: 'ctl' is the round's own (ready, abort); each
+ * algorithm names its data phases in its file (shard-owner: 'so-rs', 'so-ag'; ring: 'ring-rs', 'ring-ag').
+ */
+export type Phase = string;
 
 // A NATS token may not hold '.', wildcards or whitespace; ids go into subjects unescaped.
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

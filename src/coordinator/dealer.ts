@@ -1,9 +1,10 @@
 // Who computes what (DESIGN §2): deals a step's (or an evaluation's) pending micro-batches to the
 // replicas by credit, one per worker per round, so a fast worker takes more; at a step's tail asks a
 // straggler to give back the ones it has not started; and says when too few replicas are ready.
+// What it dealt is a `microbatches_dealt` event (debug: one per round of dealing).
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
-import { type MicroBatchKind, microBatchMessage, revokeMessage } from '../protocol/messages.ts';
+import { MicroBatchKind, microBatchMessage, revokeMessage } from '../protocol/messages.ts';
 import type { Members } from './members.ts';
 import type { StepLedger } from './step-ledger.ts';
 
@@ -14,7 +15,6 @@ export class Dealer {
     private readonly members: Members,
     private readonly minWorkers: number,
     private readonly events: Events,
-    private readonly onAssigned: (count: number) => void,
   ) {}
 
   /** At least --min_workers replicas are ready; says once when the run pauses and when it goes on. */
@@ -42,6 +42,7 @@ export class Dealer {
     // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
     // Workers holding fewest first (idle ones before busy ones): what a straggler gave back goes to
     // an idle worker, not to another busy one that would be asked to give it back again.
+    const dealt: number[] = [];
     let gave = true;
     while (gave && ledger.pending > 0) {
       gave = false;
@@ -54,11 +55,19 @@ export class Dealer {
         if (m.credits <= 0) continue;
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;
-        this.onAssigned(1);
+        dealt.push(id);
         m.credits -= 1;
         gave = true;
         m.link.send(microBatchMessage(source.get(id)!, ledger.step, kind));
       }
+    }
+    if (dealt.length > 0) {
+      const what = kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL ? 'eval' : 'train';
+      this.events.debug('microbatches_dealt', `dealt ${what} micro-batches ${dealt.join(', ')}`, {
+        step: ledger.step,
+        kind: what,
+        micro_batches: dealt,
+      });
     }
     if (ledger.pending === 0) this.revokeForIdle(ledger);
   }

@@ -12,7 +12,7 @@ import {
 import { COORDINATOR_MESSAGE_MAX, serverChannelOptions } from '../protocol/channel.ts';
 import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts';
 import { joinedId, refusalOf } from '../protocol/handshake.ts';
-import { refusedMessage } from '../protocol/messages.ts';
+import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import { type ServerSecurity, serverCredentials } from '../protocol/transport.ts';
 import { DEFAULT_MAX_CREDITS, type WorkerLink } from './members.ts';
@@ -147,20 +147,17 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         driver.join(link);
         const backend = peerText(body.value.capabilities?.backend ?? 'unknown', 32);
         o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
-        link.send({
-          body: {
-            $case: 'welcome',
-            value: {
-              runId: o.runId,
-              workerId: me,
-              runConfigJson: o.runConfigJson,
-              modelFingerprint: o.modelFingerprint,
-              step: driver.step,
-              heartbeatIntervalMs: o.heartbeatIntervalMs,
-              frameKey: Buffer.from(o.frameKey ?? new Uint8Array(0)),
-            },
-          },
-        });
+        link.send(
+          welcomeMessage({
+            runId: o.runId,
+            workerId: me,
+            runConfigJson: o.runConfigJson,
+            modelFingerprint: o.modelFingerprint,
+            step: driver.step,
+            heartbeatIntervalMs: o.heartbeatIntervalMs,
+            ...(o.frameKey ? { frameKey: o.frameKey } : {}),
+          }),
+        );
         return;
       }
       const wrong = deliver(driver, id, msg);
@@ -197,7 +194,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
   const beat = setInterval(() => {
     const now = Date.now();
     for (const call of calls.values()) {
-      if (!call.writableEnded) call.write({ body: { $case: 'heartbeat', value: { unixMs: now } } });
+      if (!call.writableEnded) call.write(heartbeatMessage(now));
     }
     // The stream is cancelled, not refused: the worker reconnects with backoff and is re-synced.
     const drop = (id: WorkerId, why: string) => {

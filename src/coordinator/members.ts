@@ -1,7 +1,7 @@
 // The workers the coordinator knows, with where each is in its life: `loading` (welcomed, loading
 // the base model), `ready` (model loaded and checked, waiting for the adapter state) and `synced`
 // (a replica that takes micro-batches). Links abstract the gRPC stream so the run logic owns no socket.
-import type { CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { CoordinatorMessage } from '../protocol/wire.ts';
 import type { WorkerId } from './step-ledger.ts';
 
 export interface WorkerLink {

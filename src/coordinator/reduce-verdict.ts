@@ -1,7 +1,7 @@
 // The verdict on one all-reduce round, once every member answered and the coordinator's own replica
 // holds the reduced gradient: commit, or why not. Pure, so every case is a unit test
 // (test/coordinator/reduce-verdict.test.ts); the driver acts on it.
-import type { ReduceResult } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { ReduceResult } from '../protocol/wire.ts';
 import type { WorkerId } from './step-ledger.ts';
 
 export type ReduceVerdict =

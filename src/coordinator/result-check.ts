@@ -3,7 +3,7 @@
 // NaN/Inf into every replica), and a supervised-token count other than the one the coordinator
 // counts itself from the labels it dealt. Pure, so each case is a unit test.
 import { type MicroBatch, supervisedTokens } from '../data/micro-batch.ts';
-import type { MicroBatchResult } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { MicroBatchResult } from '../protocol/wire.ts';
 
 export interface CheckedResult {
   /** Supervised tokens as the coordinator counts them (what the ledger records). */

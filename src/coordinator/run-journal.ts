@@ -1,14 +1,14 @@
 // What a run records as it goes, the same for `finetune` and `coordinator`: at each commit the
-// trainer-state history, a metrics.jsonl line, the Prometheus gauges and a `step_committed` event
-// (tokens/s, ETA, who computed what); at each evaluation the same for the eval loss; after each step
-// the checkpoint when one is due. The step driver calls it; nothing else writes these.
+// trainer-state history, a metrics.jsonl line and a `step_committed` event (tokens/s, ETA, step
+// time, who computed what); at each evaluation the same for the eval loss; after each step the
+// checkpoint when one is due. The step driver awaits it (the StepJournal it implements); the
+// Prometheus gauges follow its events (src/metrics/coordinator-metrics.ts).
 import type { DataPlan } from '../data/data-plan.ts';
 import { formatDuration } from '../events/duration.ts';
 import type { Events } from '../events/events.ts';
-import type { CoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import type { CheckpointKeeper } from '../train/checkpoint-keeper.ts';
 import type { MetricsLog } from '../train/metrics-log.ts';
-import type { CommitInfo } from './step-driver.ts';
+import type { CommitInfo, StepJournal } from './step-journal.ts';
 
 export interface RunJournalOptions {
   readonly plan: DataPlan;
@@ -17,11 +17,10 @@ export interface RunJournalOptions {
   readonly events: Events;
   /** The step the run (re)started at: tokens/s and ETA count from there. */
   readonly startStep: number;
-  readonly metrics?: CoordinatorMetrics;
   readonly now?: () => number;
 }
 
-export class RunJournal {
+export class RunJournal implements StepJournal {
   private readonly now: () => number;
   private readonly started: number;
   private lastCommit: number;
@@ -95,16 +94,6 @@ export class RunJournal {
       replica_mismatches: c.replicaMismatches,
       microbatches_requeued: c.microBatchesRequeued,
     });
-    this.o.metrics?.committed({
-      step: done,
-      loss: c.loss,
-      learningRate: c.learningRate,
-      gradNorm: c.gradNorm,
-      tokensPerSecond,
-      etaSeconds: eta,
-      // The first commit here has no committed step before it to measure from.
-      stepSeconds: first ? Number.NaN : stepSeconds,
-    });
     // The ledger passed its audit (every planned micro-batch counted once): worth a line only when
     // something was requeued or ignored on the way.
     const eventful = ledger.requeued.length > 0 || ledger.ignored.length > 0;
@@ -136,6 +125,8 @@ export class RunJournal {
         grad_norm: c.gradNorm,
         tokens_per_second: tokensPerSecond,
         eta_seconds: Number.isFinite(eta) ? eta : null,
+        // The first commit here has no committed step before it to measure from.
+        step_seconds: first ? null : stepSeconds,
         micro_batches: Object.fromEntries(c.microBatchesByWorker),
       },
     );
@@ -144,7 +135,6 @@ export class RunJournal {
   readonly onEval = async (step: number, loss: number, tokens: number): Promise<void> => {
     const done = step + 1;
     this.o.keeper.recordEval(done, loss, tokens);
-    this.o.metrics?.evaluated(loss);
     await this.o.metricsLog.append({ step: done, eval_loss: loss, eval_tokens: tokens });
     this.o.events.info('eval_done', `step ${done}: eval loss ${loss.toFixed(4)} over ${tokens} tokens`, {
       step: done,
@@ -156,7 +146,6 @@ export class RunJournal {
   readonly afterStep = async (done: number): Promise<void> => {
     const saved = await this.o.keeper.afterStep(done);
     if (!saved) return;
-    this.o.metrics?.checkpointed();
     this.o.events.info(
       'checkpoint_saved',
       `saved ${saved.path}${saved.pruned.length > 0 ? ` (removed ${saved.pruned.length} older)` : ''}`,

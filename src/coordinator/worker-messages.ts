@@ -1,6 +1,6 @@
 // Hands one message from a worker (after its Hello) to the step driver. The gRPC server and the
 // in-process worker of `finetune` both deliver through here, so both speak to the driver alike.
-import type { WorkerMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { WorkerMessage } from '../protocol/wire.ts';
 import type { StepDriver } from './step-driver.ts';
 import type { WorkerId } from './step-ledger.ts';
 

@@ -1,7 +1,8 @@
 // The model's tokenizer, read from its Hugging Face tokenizer.json: added tokens, NFC, byte-level
 // GPT-2 pre-tokenization and BPE; decode through the ByteLevel decoder. Supports exactly what
 // GPT-NeoX/MPT tokenizers use and rejects other configurations by name rather than guessing.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { excessiveNesting } from '../formats/json-depth.ts';
 import { type AddedToken, AddedTokenMatcher, type Piece } from './added-tokens.ts';
 import { BpeModel } from './bpe.ts';
 import { decodeByteLevel, splitPreTokens, toByteLevel } from './byte-level.ts';
@@ -9,6 +10,11 @@ import { decodeByteLevel, splitPreTokens, toByteLevel } from './byte-level.ts';
 interface Json {
   readonly [key: string]: unknown;
 }
+
+/** Real tokenizer.json files are 2 MB (GPT-NeoX) to ~17 MB (Gemma); this bounds a hostile one. */
+const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+/** Real files nest about six levels (a Sequence of pre-tokenizers with a Split pattern object). */
+const MAX_TOKENIZER_DEPTH = 32;
 
 export interface DecodeOptions {
   /** Leave out special added tokens such as <|endoftext|> (HF `tokenizers` default: true). */
@@ -43,9 +49,23 @@ export class Tokenizer {
 
   /** Reads a tokenizer.json file; errors name the file and the unsupported field. */
   static fromFile(path: string): Tokenizer {
+    let text: string;
+    try {
+      const bytes = statSync(path).size;
+      if (bytes > MAX_TOKENIZER_BYTES)
+        throw new Error(`${bytes} bytes is over the ${MAX_TOKENIZER_BYTES}-byte limit for a tokenizer.json`);
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`${path}: cannot read tokenizer.json (${(err as Error).message})`);
+    }
+    const deep = excessiveNesting(text, MAX_TOKENIZER_DEPTH);
+    if (deep !== null)
+      throw new Error(
+        `${path}: tokenizer.json nests deeper than ${MAX_TOKENIZER_DEPTH} levels at character ${deep.offset}`,
+      );
     let json: unknown;
     try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
+      json = JSON.parse(text);
     } catch (err) {
       throw new Error(`${path}: cannot read tokenizer.json (${(err as Error).message})`);
     }
@@ -97,10 +117,13 @@ export class Tokenizer {
       const pieces: Piece[] = [];
       this.normalizedMatcher.split(this.nfc ? part.normalize('NFC') : part, pieces);
       for (const piece of pieces) {
-        if (typeof piece === 'number') out.push(piece);
-        else
-          for (const word of splitPreTokens(piece))
-            out.push(...this.model.encodeWord(word, () => toByteLevel(word)));
+        if (typeof piece === 'number') {
+          out.push(piece);
+          continue;
+        }
+        // A loop, not push(...ids): one pre-token can be a megabyte of text, past the call stack.
+        for (const word of splitPreTokens(piece))
+          for (const id of this.model.encodeWord(word, () => toByteLevel(word))) out.push(id);
       }
     }
     return out;

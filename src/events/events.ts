@@ -3,10 +3,10 @@
 // people. Tests, the demo and log pipelines read the JSON form; nobody parses the sentences.
 import type { Writable } from 'node:stream';
 import pino from 'pino';
-import type { EventName } from './names.ts';
+import type { EventName, TypedEventFields } from './names.ts';
 import { TextSink } from './text-sink.ts';
 
-export type { EventName } from './names.ts';
+export type { EventName, TypedEventFields } from './names.ts';
 
 /** Fields every event may carry; the names are the JSON keys. */
 export interface EventFields {
@@ -16,15 +16,25 @@ export interface EventFields {
   readonly [key: string]: unknown;
 }
 
+/** The fields of a `name` event: its typed fields (required) when names.ts lists them. */
+export type FieldsOf<N extends EventName> = N extends keyof TypedEventFields
+  ? TypedEventFields[N] & EventFields
+  : EventFields;
+
+/** What follows the text of a `name` event: its typed fields, or any fields (optional). */
+export type FieldsArg<N extends EventName> = N extends keyof TypedEventFields
+  ? [fields: FieldsOf<N>]
+  : [fields?: EventFields];
+
 export type EventLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Events {
   /** Something that happened: `name` for machines, `text` for people. */
-  info(name: EventName, text: string, fields?: EventFields): void;
-  warn(name: EventName, text: string, fields?: EventFields): void;
-  error(name: EventName, text: string, fields?: EventFields): void;
+  info<N extends EventName>(name: N, text: string, ...fields: FieldsArg<N>): void;
+  warn<N extends EventName>(name: N, text: string, ...fields: FieldsArg<N>): void;
+  error<N extends EventName>(name: N, text: string, ...fields: FieldsArg<N>): void;
   /** Detail nobody needs to see unless asked (`--log_level debug`). */
-  debug(name: EventName, text: string, fields?: EventFields): void;
+  debug<N extends EventName>(name: N, text: string, ...fields: FieldsArg<N>): void;
   /** The same sink with more fields on every event (e.g. `run_id` once it is known). */
   child(bindings: EventFields): Events;
 }
@@ -61,11 +71,15 @@ export function createEvents(o: EventsOptions): Events {
 }
 
 function wrap(logger: pino.Logger): Events {
+  const at =
+    (level: EventLevel) =>
+    (name: EventName, text: string, fields?: EventFields): void =>
+      logger[level]({ event: name, ...fields }, text);
   return {
-    info: (name, text, fields) => logger.info({ event: name, ...fields }, text),
-    warn: (name, text, fields) => logger.warn({ event: name, ...fields }, text),
-    error: (name, text, fields) => logger.error({ event: name, ...fields }, text),
-    debug: (name, text, fields) => logger.debug({ event: name, ...fields }, text),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    debug: at('debug'),
     child: (bindings) => wrap(logger.child(bindings)),
   };
 }

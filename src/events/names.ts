@@ -29,12 +29,15 @@ export type EventName =
   | 'worker_synced'
   | 'worker_lost'
   | 'worker_left'
+  | 'microbatches_dealt'
+  | 'microbatch_completed'
   | 'microbatches_requeued'
   | 'microbatches_revoked'
   | 'result_ignored'
   | 'reduce_result_ignored'
   | 'reduce_aborted'
   | 'reduce_retry'
+  | 'replica_mismatch'
   | 'state_resent'
   // defences (docs/security.md)
   | 'insecure_transport'
@@ -56,3 +59,75 @@ export type EventName =
   | 'generation_started'
   | 'generation_finished'
   | 'request_refused';
+
+/**
+ * The fields of the events that listeners read (the coordinator's metrics, its status page): an
+ * event named here must be emitted with them, so a listener can trust their types. Any event may
+ * carry more fields; events not named here carry what they like.
+ */
+export interface TypedEventFields {
+  /** A step committed (run-journal.ts); `step` = steps done. */
+  readonly step_committed: {
+    readonly step: number;
+    readonly total_steps: number;
+    readonly generation: number;
+    readonly loss: number;
+    readonly learning_rate: number;
+    readonly grad_norm: number;
+    readonly tokens_per_second: number;
+    /** null until it can be estimated. */
+    readonly eta_seconds: number | null;
+    /** Wall time since the previous commit; null for the first commit of this process. */
+    readonly step_seconds: number | null;
+    /** Micro-batches each worker computed in the step. */
+    readonly micro_batches: Readonly<Record<string, number>>;
+  };
+  readonly eval_done: { readonly step: number; readonly eval_loss: number; readonly eval_tokens: number };
+  readonly checkpoint_saved: { readonly step: number; readonly path: string };
+  /** Micro-batches of a step (or its evaluation) dealt to workers in one round of dealing. */
+  readonly microbatches_dealt: {
+    readonly step: number;
+    readonly kind: 'train' | 'eval';
+    readonly micro_batches: readonly number[];
+  };
+  /** A worker's result was counted in its step (or evaluation): once per micro-batch. */
+  readonly microbatch_completed: {
+    readonly worker: string;
+    readonly step: number;
+    readonly micro_batch: number;
+  };
+  /** Micro-batches back in the queue: a lost worker's, or a diverged replica's share. */
+  readonly microbatches_requeued: {
+    readonly worker: string;
+    readonly step: number;
+    readonly micro_batches: readonly number[];
+  };
+  /** Micro-batches a straggler gave back before starting them: dealt again. */
+  readonly microbatches_revoked: {
+    readonly worker: string;
+    readonly step: number;
+    readonly micro_batches: readonly number[];
+  };
+  /** A worker's result or all-reduce data was refused; `dropped`: for the rest of the run. */
+  readonly result_refused: {
+    readonly worker: string;
+    readonly step: number;
+    readonly why: string;
+    readonly offences: number;
+    readonly dropped: boolean;
+  };
+  /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
+  readonly gradient_outlier: {
+    readonly worker: string;
+    readonly step: number;
+    readonly per_token: number;
+    readonly others_per_token: number;
+  };
+  /** A worker's reduced-gradient or replica-state checksum differed from the coordinator's. */
+  readonly replica_mismatch: {
+    readonly worker: string;
+    readonly step: number;
+    readonly generation: number;
+    readonly what: 'gradient' | 'state';
+  };
+}

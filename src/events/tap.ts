@@ -1,15 +1,20 @@
 // Hands every event a process emits to a listener as well as to its sink: the coordinator's status
 // page shows the same events its log does, from the same calls. Fields bound with child() come
 // along, and events below the log level are tapped too (the listener picks what it wants).
-import type { EventFields, EventLevel, EventName, Events } from './events.ts';
+// A listener switches on `event` and reads that event's typed fields (names.ts), as the
+// coordinator's metrics and status page do.
+import type { EventFields, EventLevel, EventName, Events, FieldsOf } from './events.ts';
 
-export interface TappedEvent {
+export interface TappedEventOf<N extends EventName> {
   readonly time: number;
   readonly level: EventLevel;
-  readonly event: EventName;
+  readonly event: N;
   readonly msg: string;
-  readonly fields: EventFields;
+  readonly fields: FieldsOf<N>;
 }
+
+/** Any tapped event, discriminated by `event`. */
+export type TappedEvent = { readonly [N in EventName]: TappedEventOf<N> }[EventName];
 
 export function tapEvents(
   inner: Events,
@@ -20,7 +25,8 @@ export function tapEvents(
     (level: EventLevel) =>
     (event: EventName, msg: string, fields?: EventFields): void => {
       inner[level](event, msg, fields);
-      listener({ time: Date.now(), level, event, msg, fields: { ...bound, ...fields } });
+      // The emitter's signature (Events) made `fields` the typed fields of `event`.
+      listener({ time: Date.now(), level, event, msg, fields: { ...bound, ...fields } } as TappedEvent);
     };
   return {
     info: at('info'),

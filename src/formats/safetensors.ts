@@ -6,8 +6,11 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { DTYPE_BYTES, type Dtype, isDtype } from './dtypes.ts';
 import { readingFile } from './file-error.ts';
 import { elementCount, type HostTensor } from './host-tensor.ts';
+import { excessiveNesting } from './json-depth.ts';
 import { readExactly, readFloat32 } from './tensor-bytes.ts';
 
+/** A valid header nests three levels: the header, a tensor's entry, its shape or offsets list. */
+const MAX_HEADER_DEPTH = 3;
 /** The largest header the reference implementation accepts. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
@@ -73,6 +76,12 @@ export function parseSafetensorsHeader(
     throw new SafetensorsError(`${source}: header is not valid UTF-8`);
   }
   if (!text.startsWith('{')) throw new SafetensorsError(`${source}: header must start with "{"`);
+  const deep = excessiveNesting(text, MAX_HEADER_DEPTH);
+  if (deep !== null) {
+    throw new SafetensorsError(
+      `${source}: header nests deeper than ${MAX_HEADER_DEPTH} levels at character ${deep.offset} (a header is an object of tensor objects with shape lists)`,
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -5,7 +5,7 @@
 import { type Conversation, formatConversation } from '../data/conversation.ts';
 import { formatPrompt, type PromptTemplate } from '../data/prompt-template.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
-import type { MptModel } from '../model/mpt-model.ts';
+import type { CausalLm } from '../model/causal-lm.ts';
 import { type AnswerText, instructionAnswer, rawAnswer } from './answer-text.ts';
 import { type DecodingOptions, decode, type FinishReason } from './decode.ts';
 import { cachedLogits } from './logits-source.ts';
@@ -47,7 +47,7 @@ export class PromptTooLongError extends Error {
 }
 
 export interface EngineParts {
-  readonly model: MptModel;
+  readonly model: CausalLm;
   readonly tokenizer: Tokenizer;
   readonly template: PromptTemplate;
   /** Decoding stops at this token (GPT-NeoX: <|endoftext|>); null: only at max_new_tokens. */

@@ -1,14 +1,15 @@
 // Builds a GenerationEngine from what a user names: a base model (directory or cached Hub id, also a
 // merged model written by `lora-mpt merge`), optionally a PEFT adapter directory (made by lora-mpt
 // or by Python PEFT), a prompt template and the tokenizer beside the weights.
-import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { openCheckpoint } from '../families/checkpoint.ts';
+import { loadModelWithAdapter } from '../families/load-model.ts';
 import type { HubOptions } from '../hub/hf-cache.ts';
 import { type HubEnv, resolveModel } from '../hub/models.ts';
 import type { ComputeLayout } from '../model/backend.ts';
-import { loadModelWithAdapter } from '../model/model-with-adapter.ts';
 import { GenerationEngine } from './engine.ts';
 
 export interface EngineSource {

@@ -4,9 +4,9 @@
 // sequence, so that beam search can score them there; greedy and sampling read them with `hostRows`.
 import type * as tf from '@tensorflow/tfjs-core';
 import { extend, newKvCache, prefill } from '../model/cached-forward.ts';
+import type { CausalLm } from '../model/causal-lm.ts';
 import { forwardLogitsAt } from '../model/forward.ts';
 import type { KvCache } from '../model/kv-cache.ts';
-import type { MptModel } from '../model/mpt-model.ts';
 
 export interface LogitsSource {
   /** Logits after the prompt: [1, V]. The caller owns (disposes) them. */
@@ -32,7 +32,7 @@ export async function hostRows(logits: tf.Tensor2D): Promise<Float32Array[]> {
 const isIdentity = (parents: Int32Array, rows: number) =>
   parents.length === rows && parents.every((p, i) => p === i);
 
-export function cachedLogits(model: MptModel): LogitsSource {
+export function cachedLogits(model: CausalLm): LogitsSource {
   let cache: KvCache | null = newKvCache(model);
   const live = (): KvCache => {
     if (cache === null) throw new Error('the logits source was disposed');
@@ -52,7 +52,7 @@ export function cachedLogits(model: MptModel): LogitsSource {
   };
 }
 
-export function uncachedLogits(model: MptModel): LogitsSource {
+export function uncachedLogits(model: CausalLm): LogitsSource {
   let histories: number[][] = [];
   const run = (): tf.Tensor2D => {
     const rows = histories.length;

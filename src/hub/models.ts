@@ -70,11 +70,11 @@ export async function missingWeightFiles(dir: string): Promise<string[]> {
 
 function downloadHelp(repoId: string, revision: string, cache: string, missing: readonly string[]): string {
   const repo = repoFolder(cache, 'models', repoId);
-  const mpt7b =
+  const shardedBin =
     'pytorch_model.bin.index.json, pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin';
   return [
     `Download from https://huggingface.co/${repoId}/tree/${revision}: ${missing.join(', ')}`,
-    `  (an MPT checkpoint needs config.json, tokenizer.json and the weight files; mosaicml/mpt-7b ships ${mpt7b}).`,
+    `  (an MPT checkpoint needs config.json, tokenizer.json and the weight files; mosaicml/mpt-7b ships ${shardedBin}).`,
     `Then either pass the directory holding them as the model (e.g. --base_model ./mpt-7b), or put them in`,
     `  ${join(repo, 'snapshots', '<commit>')}/ and write <commit> into ${join(repo, 'refs', revision)}`,
     `  (what \`huggingface-cli download ${repoId}\` does on a machine with network access; copy that cache here).`,

@@ -1,35 +1,29 @@
 // The coordinator's metrics: the run as it commits (step, loss, learning rate, grad norm, throughput,
 // ETA, step wall time), its checkpoints, its workers and micro-batch bookkeeping, replica checksum
-// mismatches, and the all-reduce rounds it observes. Workers publish their own work
-// (worker-metrics.ts). The Grafana dashboard and the alert rules in helm/lora-mpt/files query these
-// names: rename one here and there together.
+// mismatches, refused results and gradient outliers, and the all-reduce rounds it observes. They
+// follow the coordinator's own typed events (`record`, tapped as the status page is:
+// src/events/tap.ts), so a metric and its log line come from one call. Workers publish their own
+// work (worker-metrics.ts). The Grafana dashboard and the alert rules in helm/lora-mpt/files query
+// these names: rename one here and there together.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TappedEvent, TappedEventOf } from '../events/tap.ts';
 import { type AllReduceMetrics, allReduceMetrics } from './allreduce-metrics.ts';
 import { lazyGauge } from './lazy-gauge.ts';
 import { processRegistry } from './registry.ts';
+import { createSecurityMetrics, type SecurityMetrics } from './security-metrics.ts';
 
-export type MicroBatchEvent = 'assigned' | 'completed' | 'requeued';
 export type WorkerState = 'loading' | 'ready' | 'synced';
 
 /** Steps whose wall times make lora_mpt_recent_step_seconds (the stalled-run alert's yardstick). */
 export const RECENT_STEPS = 10;
 
-export interface CommittedStep {
-  /** Steps done after this commit. */
-  readonly step: number;
-  readonly loss: number;
-  readonly learningRate: number;
-  readonly gradNorm: number;
-  readonly tokensPerSecond: number;
-  /** NaN when not known yet. */
-  readonly etaSeconds: number;
-  /** Wall time since the previous commit; NaN for the first commit of this process. */
-  readonly stepSeconds: number;
-}
-
 export interface CoordinatorMetrics {
   readonly registry: Registry;
   readonly allReduce: AllReduceMetrics;
+  /** Refused credentials, results and frames, gradient outliers (the same registry). */
+  readonly security: SecurityMetrics;
+  /** One of the coordinator's events (src/events/tap.ts): the metrics that follow it. */
+  record(e: TappedEvent): void;
   /** The run (re)starts at `step` of `totalSteps`; the checkpoint age counts from now. */
   started(o: {
     readonly step: number;
@@ -37,12 +31,6 @@ export interface CoordinatorMetrics {
     readonly minWorkers: number;
     readonly saveSteps: number;
   }): void;
-  committed(c: CommittedStep): void;
-  evaluated(loss: number): void;
-  checkpointed(): void;
-  microBatches(event: MicroBatchEvent, count: number): void;
-  mismatch(): void;
-  workerLost(): void;
   /** Read at each scrape: how many workers are in `state` now. */
   countWorkers(count: (state: WorkerState) => number): void;
 }
@@ -124,9 +112,52 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
     registers,
   });
   const durations: number[] = [];
+  /** A step committed: `stepSeconds` is null for the first commit of this process. */
+  const committed = (c: TappedEventOf<'step_committed'>['fields']) => {
+    step.set(c.step);
+    loss.set(c.loss);
+    learningRate.set(c.learning_rate);
+    gradNorm.set(c.grad_norm);
+    tokensPerSecond.set(c.tokens_per_second);
+    if (c.eta_seconds !== null && Number.isFinite(c.eta_seconds)) eta.set(c.eta_seconds);
+    lastCommit.set(now() / 1000);
+    if (c.step_seconds === null || !Number.isFinite(c.step_seconds)) return;
+    stepDuration.observe(c.step_seconds);
+    durations.push(c.step_seconds);
+    if (durations.length > RECENT_STEPS) durations.shift();
+    recent.set(durations.reduce((a, b) => a + b, 0) / durations.length);
+  };
+  const security = createSecurityMetrics(registry);
   return {
     registry,
     allReduce: allReduceMetrics(registry),
+    security,
+    record(e) {
+      switch (e.event) {
+        case 'step_committed':
+          return committed(e.fields);
+        case 'eval_done':
+          return evalLoss.set(e.fields.eval_loss);
+        case 'checkpoint_saved':
+          lastCheckpoint = now();
+          return;
+        case 'microbatches_dealt':
+          return microBatches.inc({ event: 'assigned' }, e.fields.micro_batches.length);
+        case 'microbatch_completed':
+          return microBatches.inc({ event: 'completed' }, 1);
+        case 'microbatches_requeued':
+        case 'microbatches_revoked':
+          return microBatches.inc({ event: 'requeued' }, e.fields.micro_batches.length);
+        case 'replica_mismatch':
+          return mismatches.inc();
+        case 'worker_lost':
+          return lost.inc();
+        case 'result_refused':
+          return security.refusedResults.inc({ outcome: e.fields.dropped ? 'dropped' : 'reset' });
+        case 'gradient_outlier':
+          return security.gradientOutliers.inc({ worker: e.fields.worker });
+      }
+    },
     started(o) {
       step.set(o.step);
       totalSteps.set(o.totalSteps);
@@ -134,27 +165,6 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
       saveSteps.set(o.saveSteps);
       lastCheckpoint = now();
     },
-    committed(c) {
-      step.set(c.step);
-      loss.set(c.loss);
-      learningRate.set(c.learningRate);
-      gradNorm.set(c.gradNorm);
-      tokensPerSecond.set(c.tokensPerSecond);
-      if (Number.isFinite(c.etaSeconds)) eta.set(c.etaSeconds);
-      lastCommit.set(now() / 1000);
-      if (!Number.isFinite(c.stepSeconds)) return;
-      stepDuration.observe(c.stepSeconds);
-      durations.push(c.stepSeconds);
-      if (durations.length > RECENT_STEPS) durations.shift();
-      recent.set(durations.reduce((a, b) => a + b, 0) / durations.length);
-    },
-    evaluated: (x) => evalLoss.set(x),
-    checkpointed() {
-      lastCheckpoint = now();
-    },
-    microBatches: (event, n) => microBatches.inc({ event }, n),
-    mismatch: () => mismatches.inc(),
-    workerLost: () => lost.inc(),
     countWorkers(count) {
       countWorkers = count;
     },

@@ -1,20 +1,21 @@
-// Model FLOPs of one micro-batch of MPT + LoRA as this code computes it: the count behind MFU (the
+// Model FLOPs of one micro-batch of a model + LoRA as this code computes it: the count behind MFU (the
 // worker's lora_mpt_model_flops_total) and the train-step benchmark. Matmuls only (2 FLOPs per
 // multiply-add); norms, softmax and element-wise work are left out, as in the usual MFU count.
 //
-// N = B·T tokens, L layers, D = d_model, P = Σ in·out of a block's frozen Linears (12·D² with the
-// 4× FFN), n_l = positions whose logits are computed (the supervised ones), V = vocabulary:
+// N = B·T tokens, L layers, D = d_model, P = Σ in·out of a block's frozen Linears (12·D² in MPT with
+// the 4× FFN), P₀ = in·out of a block's lowest Linear (MPT's Wqkv: 3·D²), n_l = positions whose
+// logits are computed (the supervised ones), V = vocabulary:
 //   fwd = 2·N·L·P  +  Σ_targets 2·N·r·(in+out)  +  4·B·T²·D·L  +  2·n_l·V·D
-//   bwd = 2·N·(L·P − 3·D²)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
+//   bwd = 2·N·(L·P − P₀)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
 // The backward computes input gradients only (frozen weights get none), and not the first block's
-// Wqkv input gradient (nothing below it is trained): hence L·P − 3·D².
+// lowest Linear's input gradient (nothing below it is trained): hence L·P − P₀.
 // The LoRA variant adds its own per target (src/checkpoint/lora-variants): DoRA with dropout multiplies
 // each adapted Linear's dropped input by W once more (forward) and the magnitude's share of the
 // gradient by W once more (backward, where the input gradient is computed): + Σ_targets 2·N·in·out
 // each way. DoRA's weight norm (once per step, not per micro-batch) is left out.
 
-import type { MptConfig } from '../checkpoint/config.ts';
-import { ffnWidth, type LoraTarget, MPT_LINEARS } from '../checkpoint/lora-targets.ts';
+import type { ModelConfig } from '../checkpoint/architecture.ts';
+import type { LoraTarget } from '../checkpoint/lora-targets.ts';
 import { LORA, type LoraVariant } from '../checkpoint/lora-variants/index.ts';
 import type { VariantFlops } from '../checkpoint/lora-variants/types.ts';
 
@@ -22,8 +23,11 @@ import type { VariantFlops } from '../checkpoint/lora-variants/types.ts';
 export interface FlopsModel {
   readonly dModel: number;
   readonly nLayers: number;
-  /** FFN width (4·d_model in MPT-7B). */
-  readonly ffnWidth: number;
+  /** Σ in·out of one block's frozen Linears, and the names of those Linears in forward order. */
+  readonly blockLinearValues: number;
+  /** in·out of a block's lowest Linear (no input gradient in the first block). */
+  readonly lowestLinearValues: number;
+  readonly linearOrder: readonly string[];
   readonly vocabSize: number;
   readonly loraRank: number;
   /** In and out features of every LoRA-wrapped Linear, all layers. */
@@ -41,17 +45,20 @@ export interface FlopsBatch {
 }
 
 export function flopsModelOf(
-  config: MptConfig,
+  config: ModelConfig,
   loraRank: number,
   targets: FlopsModel['loraTargets'],
   o: { readonly variant?: LoraVariant; readonly dropout?: boolean } = {},
 ): FlopsModel {
+  const linears = config.arch.linears;
   const variant = o.variant ?? LORA;
   return {
     variantFlops: targets.map((t) => variant.flopsPerToken(t, o.dropout ?? false)),
     dModel: config.dModel,
     nLayers: config.nLayers,
-    ffnWidth: ffnWidth(config),
+    blockLinearValues: linears.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
+    lowestLinearValues: (linears[0]?.inFeatures ?? 0) * (linears[0]?.outFeatures ?? 0),
+    linearOrder: linears.map((l) => l.name),
     vocabSize: config.vocabSize,
     loraRank,
     loraTargets: targets,
@@ -61,23 +68,23 @@ export function flopsModelOf(
 function parts(m: FlopsModel, b: FlopsBatch) {
   const d = m.dModel;
   const n = b.rows * b.seqLen;
-  const perBlock = 4 * d * d + 2 * d * m.ffnWidth;
+  const perBlock = m.blockLinearValues;
   const dense = 2 * n * m.nLayers * perBlock;
   const lora = m.loraTargets.reduce((s, t) => s + 2 * n * m.loraRank * (t.inFeatures + t.outFeatures), 0);
   const attention = 4 * b.rows * b.seqLen * b.seqLen * d * m.nLayers;
   const logits = 2 * b.logitRows * m.vocabSize * d;
-  const denseBackward = 2 * n * (m.nLayers * perBlock - 3 * d * d);
-  // The lowest adapted Linear of all gets no input gradient (block.ts: nothing below it trains).
+  const denseBackward = 2 * n * (m.nLayers * perBlock - m.lowestLinearValues);
+  // The lowest adapted Linear of all gets no input gradient (nothing below it trains).
   const order = (t: FlopsModel['loraTargets'][number]) =>
-    t.layer * MPT_LINEARS.length + MPT_LINEARS.indexOf(t.module);
+    t.layer * m.linearOrder.length + m.linearOrder.indexOf(t.module);
   const lowest = Math.min(...m.loraTargets.map(order));
-  let variantForward = 0;
-  let variantBackward = 0;
   if (m.variantFlops.length !== m.loraTargets.length) {
     throw new Error(
       `FLOPs: ${m.variantFlops.length} variant counts for ${m.loraTargets.length} LoRA targets`,
     );
   }
+  let variantForward = 0;
+  let variantBackward = 0;
   for (const [i, t] of m.loraTargets.entries()) {
     const f = m.variantFlops[i] as VariantFlops;
     variantForward += n * f.forward;

@@ -2,36 +2,32 @@
 // full logits, and the loss sum over supervised positions without any gradient. LoRA is applied
 // when the model has weights set; dropout never is (eval mode).
 import * as tf from '@tensorflow/tfjs-core';
-import { AttentionMask } from './attention-mask.ts';
-import { blockForward } from './block.ts';
-import { layerNorm } from './layer-norm.ts';
+import type { CausalLm } from './causal-lm.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import type { MptModel } from './mpt-model.ts';
 import { shiftedTargets, type TokenBatch, validateTokenBatch } from './token-batch.ts';
-import { blockEnv } from './train-step.ts';
 
 /** norm_f(blocks(wte[ids])) as [rows·T, D]. The caller owns the result. */
-export function forwardHidden(model: MptModel, batch: TokenBatch): tf.Tensor2D {
+export function forwardHidden(model: CausalLm, batch: TokenBatch): tf.Tensor2D {
   validateTokenBatch(batch, model.config.vocabSize, model.config.maxSeqLen);
-  const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
+  const rows = { rows: batch.rows, seqLen: batch.seqLen, attentionMask: batch.attentionMask ?? null };
+  const pass = model.beginForward(rows, null);
   try {
-    const env = blockEnv(model, batch, mask);
-    let x = model.embed(batch.inputIds, batch.seqLen);
+    let x = model.embed(batch.inputIds, batch.seqLen, 0);
     for (let l = 0; l < model.config.nLayers; l++) {
-      const { y } = blockForward(env, model.blocks[l]!, model.blockLora(l), {}, x, false);
+      const { y } = model.blockForward(pass, l, {}, x, false);
       x.dispose();
       x = y;
     }
-    const h = layerNorm(x, model.normF, model.config.normEps);
+    const { y: h } = model.finalNorm(x, false);
     x.dispose();
     return h;
   } finally {
-    mask.dispose();
+    pass.dispose();
   }
 }
 
 /** h [n, D] → logits [n, V] through the tied output layer (times logit_scale). Caller owns it. */
-export function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
+export function outputLogits(model: CausalLm, h: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy((): tf.Tensor2D => {
     const parts = model.vocab.w.map((w, c) => {
       const wt = model.vocab.wt?.[c];
@@ -44,7 +40,7 @@ export function outputLogits(model: MptModel, h: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** Logits [rows, T, V] (times logit_scale when the config sets it). The caller owns the result. */
-export function forwardLogits(model: MptModel, batch: TokenBatch): tf.Tensor3D {
+export function forwardLogits(model: CausalLm, batch: TokenBatch): tf.Tensor3D {
   const h = forwardHidden(model, batch);
   const logits = outputLogits(model, h);
   h.dispose();
@@ -57,7 +53,7 @@ export function forwardLogits(model: MptModel, batch: TokenBatch): tf.Tensor3D {
  * Logits [n, V] at chosen flat positions (row·T + t) only, e.g. each row's last real token when
  * generating: the vocab GEMM runs for those n rows, not for all rows·T. The caller owns the result.
  */
-export function forwardLogitsAt(model: MptModel, batch: TokenBatch, positions: Int32Array): tf.Tensor2D {
+export function forwardLogitsAt(model: CausalLm, batch: TokenBatch, positions: Int32Array): tf.Tensor2D {
   const n = batch.rows * batch.seqLen;
   for (const p of positions) {
     if (!(p >= 0 && p < n)) throw new Error(`forwardLogitsAt: position ${p} is outside [0, ${n})`);
@@ -72,7 +68,7 @@ export function forwardLogitsAt(model: MptModel, batch: TokenBatch, positions: I
 
 /** Σ token losses over labels != -100 after the shift, and their count; no gradient is formed. */
 export async function evaluateLoss(
-  model: MptModel,
+  model: CausalLm,
   batch: TokenBatch,
 ): Promise<{ readonly lossSum: number; readonly supervisedTokens: number }> {
   const targets = shiftedTargets(batch);

@@ -1,15 +1,11 @@
-// How much memory one process needs to load an MPT model and run a LoRA step on it, from config.json
+// How much memory one process needs to load a model and run a LoRA step on it, from config.json
 // alone (no weights read): the frozen weights (f32, or int8 + per-row scales with load_8bit), the tied
 // embedding, the LoRA state, what train-step.ts keeps per layer for the backward (or only the block
-// inputs under gradient checkpointing), one block's working set and the runtime. Pure arithmetic.
-import type { MptConfig } from '../checkpoint/config.ts';
-import {
-  ffnWidth,
-  type LoraSettings,
-  linearShape,
-  loraTargets,
-  MPT_LINEARS,
-} from '../checkpoint/lora-targets.ts';
+// inputs under gradient checkpointing), one block's working set and the runtime. Pure arithmetic; what
+// a block keeps besides its Linears' inputs is the family's (ModelConfig.arch).
+import type { ModelConfig } from '../checkpoint/architecture.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
+import { loraTargets } from '../checkpoint/lora-targets.ts';
 import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { ComputeLayout } from './backend.ts';
 
@@ -54,61 +50,52 @@ export interface MemoryPlan {
   readonly total: number;
 }
 
-/** Float32 values train-step.ts keeps for one block's backward (BlockSaved in block.ts). */
-export function savedValuesPerBlock(config: MptConfig, s: MemorySettings, loraModules: Set<string>): number {
+/** Float32 values train-step.ts keeps for one block's backward (the family's block state, plus each
+ * adapted Linear's input and LoRA intermediates). */
+export function savedValuesPerBlock(
+  config: ModelConfig,
+  s: MemorySettings,
+  loraModules: Set<string>,
+): number {
   const n = s.microBatchSize * s.seqLen;
-  const d = config.dModel;
-  const f = ffnWidth(config);
   const r = s.lora.r;
   const dropout = s.lora.loraDropout > 0;
   const variant = loraVariantOf(s.lora);
-  let v = 2 * (n * d + n); // ln1, ln2: xhat [N, D] and rstd [N, 1]
-  v += n * f; // preAct (up_proj output)
-  // Attention: q, k, v (batched) or the host copy of qkv (plain-2d), and the probabilities.
-  v += 3 * n * d + s.microBatchSize * config.nHeads * s.seqLen * s.seqLen;
-  if (config.attn.clipQkv !== null) v += 3 * n * d;
-  if (config.attn.qkLn) v += 2 * (n * d + n);
-  for (const m of MPT_LINEARS) {
-    if (!loraModules.has(m)) continue;
-    const { inF, outF } = linearShape(config, m);
-    v += n * inF + n * r; // the layer input and u = x·Aᵀ
-    if (dropout) v += 2 * n * inF; // drop(x) and the keep mask
-    v += n * variant.savedValuesPerToken({ inFeatures: inF, outFeatures: outF }); // DoRA: its z [N, out]
+  let v = config.arch.blockSavedValues(s.microBatchSize, s.seqLen);
+  for (const l of config.arch.linears) {
+    if (!loraModules.has(l.name)) continue;
+    v += n * l.inFeatures + n * r; // the layer input and u = x·Aᵀ
+    if (dropout) v += 2 * n * l.inFeatures; // drop(x) and the keep mask
+    v += n * variant.savedValuesPerToken(l); // the variant's own (DoRA: z [N, out])
   }
   return v;
 }
 
-/** Peak float32 values alive inside one block's forward or backward beyond what is saved. The
- * attention runs in one tf.tidy, which frees its intermediates only at the end: scores, scaled,
- * biased, softmax and its temporaries (five [B·H, T, T]; the backward's dP, dP⊙P, dS likewise); the
- * head split / merge copies of q, k, v and their gradients (twelve [N, D]); the FFN pre-activation
- * and its gradient (two [N, F]). */
-function workingValuesPerBlock(config: MptConfig, s: MemorySettings): number {
+/** Peak float32 values alive inside one block's forward or backward beyond what is saved: the
+ * family's, plus the LoRA variant's (DoRA: two [N, out] of the widest linear). */
+function workingValuesPerBlock(config: ModelConfig, s: MemorySettings): number {
   const n = s.microBatchSize * s.seqLen;
-  const d = config.dModel;
-  const f = ffnWidth(config);
-  // The LoRA variant's own, for the widest linear output (Wqkv's or up_proj's); DoRA: two [N, out].
-  const variantValues = n * loraVariantOf(s.lora).workingValuesPerToken(Math.max(3 * d, f));
-  return 5 * s.microBatchSize * config.nHeads * s.seqLen * s.seqLen + 12 * n * d + 2 * n * f + variantValues;
+  const widest = Math.max(...config.arch.linears.map((l) => l.outFeatures));
+  const variantValues = n * loraVariantOf(s.lora).workingValuesPerToken(widest);
+  return config.arch.blockWorkingValues(s.microBatchSize, s.seqLen) + variantValues;
 }
 
-export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
+export function planMemory(config: ModelConfig, s: MemorySettings): MemoryPlan {
   const d = config.dModel;
   const copies = s.layout === 'plain-2d' ? 2 : 1; // plain-2d keeps W and Wᵀ
   let blockLinearValues = 0;
   let blockRows = 0;
-  for (const m of MPT_LINEARS) {
-    const { inF, outF } = linearShape(config, m);
-    blockLinearValues += inF * outF;
-    blockRows += outF;
+  for (const l of config.arch.linears) {
+    blockLinearValues += l.inFeatures * l.outFeatures;
+    blockRows += l.outFeatures;
   }
   const linearValues = blockLinearValues * config.nLayers;
   const linearRows = blockRows * config.nLayers;
-  const normValues = (2 + (config.attn.qkLn ? 2 : 0)) * d * config.nLayers + d;
-  const embValues = config.vocabSize * d + (config.attn.alibi ? 0 : config.maxSeqLen * d);
+  const normValues = config.arch.normValues;
+  const embValues = config.arch.embeddingValues;
   const parameters = linearValues + normValues + embValues;
 
-  // load_8bit: int8 values + one f32 scale per row on the host; each block's four linears are
+  // load_8bit: int8 values + one f32 scale per row on the host; each block's linears are
   // converted to float32 (a host array and a device tensor per copy, plus the scales on the device)
   // for the span of its forward or backward.
   const linearsHost = s.load8bit ? linearValues + linearRows * F32 + copies * blockLinearValues * F32 : 0;
@@ -145,9 +132,8 @@ export function planMemory(config: MptConfig, s: MemorySettings): MemoryPlan {
   // block's input plus one block's saved state while it is recomputed.
   const kept = s.gradientCheckpointing ? trainedLayers * n * d + perBlock : trainedLayers * perBlock;
   const activationValues = s.training ? kept : 0;
-  // + the residual stream and dL/dh, and the attention bias of the step ([B, H, T, T] with padding,
-  // beside the cached [1, H, T, T]).
-  const maskValues = (s.microBatchSize + 1) * config.nHeads * s.seqLen * s.seqLen;
+  // + the residual stream and dL/dh, and the attention bias of the step.
+  const maskValues = config.arch.attentionBiasValues(s.microBatchSize, s.seqLen);
   const activations = (activationValues + 2 * n * d + (s.microBatchSize > 0 ? maskValues : 0)) * F32;
 
   const lossRows = Math.min(n, LOSS_ROW_CHUNK);
@@ -212,11 +198,11 @@ export interface MemoryBudget {
 
 /** Null when the plan fits the budget, else one line with the numbers and the flags that would make
  * it fit (or the smallest it can get). */
-export function memoryVerdict(config: MptConfig, s: MemorySettings, budget: MemoryBudget): string | null {
+export function memoryVerdict(config: ModelConfig, s: MemorySettings, budget: MemoryBudget): string | null {
   const need = (p: MemoryPlan) => p[budget.pool];
   const plan = planMemory(config, s);
   if (need(plan) <= budget.bytes) return null;
-  const shape = `MPT with ${(plan.parameters / 1e9).toFixed(2)}B parameters (d_model ${config.dModel}, ${config.nLayers} layers)`;
+  const shape = `${config.arch.displayName} with ${(plan.parameters / 1e9).toFixed(2)}B parameters (d_model ${config.dModel}, ${config.nLayers} layers)`;
   const batch =
     s.microBatchSize === 0
       ? 'before any micro-batch (activations not counted)'

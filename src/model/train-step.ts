@@ -5,23 +5,11 @@
 // Gradient checkpointing keeps only each block's input during the forward and recomputes the block
 // (same dropout masks, derived from DropoutSeed) right before its backward.
 import * as tf from '@tensorflow/tfjs-core';
-import type { MPT_LINEARS } from '../checkpoint/lora-targets.ts';
 import { LORA, type LoraVariant, loraVariantOf } from '../checkpoint/lora-variants/index.ts';
-import { AttentionMask } from './attention-mask.ts';
-import {
-  type BlockEnv,
-  type BlockKeep,
-  type BlockSaved,
-  blockBackward,
-  blockForward,
-  disposeBlockSaved,
-  type ModuleGrads,
-} from './block.ts';
+import type { BlockKeep, CausalLm, ModuleGrads, Releasable } from './causal-lm.ts';
 import { type DropoutSeed, dropoutMask } from './dropout.ts';
 import { transposeHost } from './host-transpose.ts';
-import { layerNormBackward, layerNormForward } from './layer-norm.ts';
 import { fusedCrossEntropy } from './loss.ts';
-import type { MptModel } from './mpt-model.ts';
 import { shiftedTargets, type TokenBatch, validateTokenBatch } from './token-batch.ts';
 
 export interface TrainStepOptions {
@@ -40,39 +28,23 @@ export interface TrainStepResult {
   readonly grads: Map<string, Float32Array>;
 }
 
-export function blockEnv(model: MptModel, batch: TokenBatch, mask: AttentionMask): BlockEnv {
-  const c = model.config;
-  return {
-    layout: model.layout,
-    attn: {
-      rows: batch.rows,
-      seqLen: batch.seqLen,
-      nHeads: c.nHeads,
-      headDim: model.headDim,
-      scale: model.softmaxScale,
-    },
-    mask,
-    eps: c.normEps,
-    clipQkv: c.attn.clipQkv,
-  };
-}
-
 /** The scaled dropout masks of one block's LoRA inputs for this micro-batch (the caller disposes). */
 function keepMasks(
-  model: MptModel,
+  model: CausalLm,
   layer: number,
   rowsTotal: number,
   seed: DropoutSeed | undefined,
 ): BlockKeep {
   const p = model.lora?.loraDropout ?? 0;
-  if (p === 0) return {};
+  if (p === 0 || !model.hasLoraWeights) return {};
   if (seed === undefined)
     throw new Error('lora_dropout > 0 needs TrainStepOptions.dropout (seed and micro-batch id)');
-  const lora = model.blockLora(layer);
-  const out: Partial<Record<(typeof MPT_LINEARS)[number], tf.Tensor2D>> = {};
+  const linears = model.config.arch.linears;
+  const out: Record<string, tf.Tensor2D> = {};
   for (const t of model.loraTargets) {
-    if (t.layer !== layer || lora[t.module] === undefined) continue;
-    const mask = dropoutMask(seed, layer, t.module, p, rowsTotal * t.inFeatures);
+    if (t.layer !== layer) continue;
+    const site = { layer, index: linears.findIndex((l) => l.name === t.module), perBlock: linears.length };
+    const mask = dropoutMask(seed, site, p, rowsTotal * t.inFeatures);
     out[t.module] = tf.tensor2d(mask, [rowsTotal, t.inFeatures]);
   }
   return out;
@@ -84,7 +56,7 @@ function disposeKeep(k: BlockKeep): void {
 
 /** Runs forward and backward of one micro-batch with the model's current LoRA weights. */
 export async function computeLoraGradients(
-  model: MptModel,
+  model: CausalLm,
   batch: TokenBatch,
   options: TrainStepOptions = {},
 ): Promise<TrainStepResult> {
@@ -93,12 +65,7 @@ export async function computeLoraGradients(
     throw new Error('computeLoraGradients: the model has no LoRA adapter (configureLora)');
   if (batch.labels == null) throw new Error('computeLoraGradients: the micro-batch has no labels');
   validateTokenBatch(batch, c.vocabSize, c.maxSeqLen);
-  const pdrop = { attn_pdrop: c.attn.attnPdrop, resid_pdrop: c.residPdrop, emb_pdrop: c.embPdrop };
-  for (const [field, p] of Object.entries(pdrop)) {
-    // Base-model dropout would change the training loss; MPT checkpoints ship 0 for all three.
-    if (p > 0)
-      throw new Error(`config ${field} = ${p}: dropout in the frozen model is not supported (set it to 0)`);
-  }
+  model.assertTrainable();
   const ckpt = options.gradientCheckpointing ?? false;
   const targets = shiftedTargets(batch);
   if (targets.rows.length === 0) {
@@ -106,19 +73,22 @@ export async function computeLoraGradients(
     return { lossSum: 0, supervisedTokens: 0, grads: zeroGradsOf(model, new Map()) };
   }
   const n = batch.rows * batch.seqLen;
-  const mask = new AttentionMask(model.biasCache, batch.rows, batch.seqLen, batch.attentionMask ?? null);
-  const env = blockEnv(model, batch, mask);
+  const pass = model.beginForward(
+    { rows: batch.rows, seqLen: batch.seqLen, attentionMask: batch.attentionMask ?? null },
+    null,
+  );
   const lowestLayer = Math.min(...model.loraTargets.map((t) => t.layer));
   const collected: { layer: number; g: ModuleGrads }[] = [];
   const blockInputs: tf.Tensor2D[] = [];
-  const saved: (BlockSaved | null)[] = [];
+  const saved: (Releasable | null)[] = [];
   const keeps: BlockKeep[] = [];
   let lossSumT: tf.Scalar | null = null;
+  let finalSaved: Releasable | null = null;
   try {
-    let x = model.embed(batch.inputIds, batch.seqLen);
+    let x = model.embed(batch.inputIds, batch.seqLen, 0);
     for (let l = 0; l < c.nLayers; l++) {
       const keep = keepMasks(model, l, n, options.dropout);
-      const out = blockForward(env, model.blocks[l]!, model.blockLora(l), keep, x, !ckpt && l >= lowestLayer);
+      const out = model.blockForward(pass, l, keep, x, !ckpt && l >= lowestLayer);
       if (ckpt && l >= lowestLayer) blockInputs[l] = x;
       else x.dispose();
       saved[l] = out.saved;
@@ -126,8 +96,9 @@ export async function computeLoraGradients(
       else keeps[l] = keep;
       x = out.y;
     }
-    const final = layerNormForward(x, model.normF, c.normEps);
+    const final = model.finalNorm(x, true);
     x.dispose();
+    finalSaved = final.saved;
     const ce = fusedCrossEntropy(
       model.layout,
       final.y,
@@ -139,24 +110,27 @@ export async function computeLoraGradients(
     );
     final.y.dispose();
     lossSumT = ce.lossSum;
-    let dx: tf.Tensor2D | null = layerNormBackward(ce.dh as tf.Tensor2D, model.normF, final.saved);
-    tf.dispose([ce.dh as tf.Tensor2D, final.saved.xhat, final.saved.rstd]);
+    if (finalSaved === null) throw new Error('the final norm kept nothing for the backward');
+    let dx: tf.Tensor2D | null = model.finalNormBackward(ce.dh as tf.Tensor2D, finalSaved);
+    (ce.dh as tf.Tensor2D).dispose();
+    finalSaved.dispose();
+    finalSaved = null;
     for (let l = c.nLayers - 1; l >= lowestLayer && dx !== null; l--) {
       let keep = keeps[l] ?? {};
       let s = saved[l] ?? null;
       if (ckpt) {
         keep = keepMasks(model, l, n, options.dropout);
-        const again = blockForward(env, model.blocks[l]!, model.blockLora(l), keep, blockInputs[l]!, true);
+        const again = model.blockForward(pass, l, keep, blockInputs[l]!, true);
         again.y.dispose();
         blockInputs[l]!.dispose();
         s = again.saved;
       }
       if (s === null) throw new Error(`block ${l}: no saved forward state`);
-      const back = blockBackward(env, model.blocks[l]!, model.blockLora(l), keep, dx, s, l > lowestLayer);
+      const back = model.blockBackward(pass, l, keep, dx, s, l > lowestLayer);
       for (const g of back.grads) collected.push({ layer: l, g });
       dx.dispose();
       dx = back.dx;
-      disposeBlockSaved(s);
+      s.dispose();
       saved[l] = null;
       disposeKeep(keep);
       keeps[l] = {};
@@ -166,16 +140,17 @@ export async function computeLoraGradients(
   } finally {
     // On success everything below is already freed; after an error this releases what is left.
     lossSumT?.dispose();
-    for (const s of saved) if (s != null) disposeBlockSaved(s);
+    finalSaved?.dispose();
+    for (const s of saved) if (s != null) s.dispose();
     for (const k of keeps) if (k !== undefined) disposeKeep(k);
     for (const t of blockInputs) if (t !== undefined && !t.isDisposed) t.dispose();
     for (const { g } of collected) tf.dispose([g.dA, g.dBt, ...g.extra]);
-    mask.dispose();
+    pass.dispose();
   }
 }
 
 async function readResults(
-  model: MptModel,
+  model: CausalLm,
   lossSum: tf.Scalar,
   supervisedTokens: number,
   collected: readonly { layer: number; g: ModuleGrads }[],
@@ -199,7 +174,7 @@ async function readResults(
 
 /** `grads` completed with zeros for every trainable tensor it lacks (targets in blocks the gradient
  * never reached: none below the lowest LoRA block). */
-function zeroGradsOf(model: MptModel, grads: Map<string, Float32Array>): Map<string, Float32Array> {
+function zeroGradsOf(model: CausalLm, grads: Map<string, Float32Array>): Map<string, Float32Array> {
   const r = model.lora?.r ?? 0;
   const variant = variantOf(model);
   for (const t of model.loraTargets) {
@@ -213,6 +188,6 @@ function zeroGradsOf(model: MptModel, grads: Map<string, Float32Array>): Map<str
   return grads;
 }
 
-function variantOf(model: MptModel): LoraVariant {
+function variantOf(model: CausalLm): LoraVariant {
   return model.lora === null ? LORA : loraVariantOf(model.lora);
 }

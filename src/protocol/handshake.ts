@@ -9,9 +9,10 @@ import { peerText } from './peer-text.ts';
  * the Welcome's frame key, results carry a gradient norm the coordinator checks (docs/security.md).
  * 3: the Welcome's run config carries useRslora (an older worker would train with alpha/r instead)
  * and useDora (an older worker would train plain LoRA, without the magnitudes) and layersToTransform
- * (an older worker would adapt every block).
+ * (an older worker would adapt every block). 4: the run config carries the LoRA spec as one nested
+ * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export interface Refusal {
   readonly reason: string;

@@ -1,25 +1,25 @@
-// The messages of the Session stream as both ends build and read them: one function per message
-// the coordinator sends, and the conversion of a micro-batch to and from its wire form.
+// The messages the coordinator sends on the Session stream, one function each, and the conversion
+// of a micro-batch to and from its wire form. What a worker sends: from-worker.ts.
 import type { MicroBatch } from '../data/micro-batch.ts';
+import { envelope } from './envelope.ts';
 import {
   type CoordinatorMessage,
   MicroBatchKind,
   type ReduceStart,
   type StateSync,
-  type MicroBatch as WireMicroBatch,
-} from '../proto/lora_mpt/v1/coordinator.ts';
+  type Welcome,
+  type WireMicroBatch,
+} from './wire.ts';
 
 export { MicroBatchKind };
 
-type Body<C extends NonNullable<CoordinatorMessage['body']>['$case']> = Extract<
-  NonNullable<CoordinatorMessage['body']>,
-  { $case: C }
->['value'];
+const message = envelope<CoordinatorMessage>();
 
-const message = <C extends NonNullable<CoordinatorMessage['body']>['$case']>(
-  $case: C,
-  value: Body<C>,
-): CoordinatorMessage => ({ body: { $case, value } as NonNullable<CoordinatorMessage['body']> });
+/** The answer to an accepted Hello; `frameKey` absent: frames carry tags anyone can make (tests). */
+export const welcomeMessage = (w: Omit<Welcome, 'frameKey'> & { readonly frameKey?: Uint8Array }) =>
+  message('welcome', { ...w, frameKey: Buffer.from(w.frameKey ?? new Uint8Array(0)) });
+
+export const heartbeatMessage = (unixMs: number) => message('heartbeat', { unixMs });
 
 export const microBatchMessage = (mb: MicroBatch, step: number, kind: MicroBatchKind) =>
   message('microBatch', toWire(mb, step, kind));

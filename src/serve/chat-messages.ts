@@ -6,6 +6,8 @@ import { BadRequestError, RequestFields } from './request-fields.ts';
 
 const ROLES = ['system', 'user', 'assistant'] as const;
 type Role = (typeof ROLES)[number];
+/** Newer OpenAI clients send the system instructions as role "developer": the same message here. */
+const ALIASES: Readonly<Record<string, Role>> = { developer: 'system' };
 
 /** A message's text: a non-empty string, or an array of {"type": "text", "text"} parts joined by "\n". */
 function content(m: RequestFields, at: string): string {
@@ -45,10 +47,12 @@ function content(m: RequestFields, at: string): string {
 
 function role(m: RequestFields, at: string): Role {
   const r = m.raw('role');
+  const alias = typeof r === 'string' && Object.hasOwn(ALIASES, r) ? ALIASES[r] : undefined;
+  if (alias !== undefined) return alias;
   if (!ROLES.includes(r as Role)) {
     throw new BadRequestError(
       `${at}.role`,
-      `${at}.role must be "system", "user" or "assistant", got ${JSON.stringify(r ?? null)}`,
+      `${at}.role must be "developer" (taken as "system"), "system", "user" or "assistant", got ${JSON.stringify(r ?? null)}`,
     );
   }
   return r as Role;

@@ -46,8 +46,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-export function errorBody(message: string, type: string, param: string | null) {
-  return { error: { message, type, param, code: null } };
+export function errorBody(message: string, type: string, param: string | null, code: string | null = null) {
+  return { error: { message, type, param, code } };
 }
 
 export function sendError(
@@ -56,8 +56,9 @@ export function sendError(
   message: string,
   type: string,
   param: string | null,
+  code: string | null = null,
 ) {
-  sendJson(res, status, errorBody(message, type, param));
+  sendJson(res, status, errorBody(message, type, param, code));
 }
 
 /** Starts an event stream (headers go out at once, so a queued client sees its request accepted). */

@@ -115,6 +115,30 @@ function streamOptions(f: RequestFields, stream: boolean): boolean {
   return usage;
 }
 
+/** OpenAI's response_format: plain text is what this server makes; structured output it cannot
+ * promise, so asking for it is a 400 rather than JSON that might not parse. */
+function responseFormat(f: RequestFields): void {
+  const o = f.raw('response_format');
+  if (o === undefined || o === null) return;
+  if (typeof o !== 'object' || Array.isArray(o))
+    throw new BadRequestError('response_format', 'response_format must be an object like {"type": "text"}');
+  const inner = RequestFields.of(o);
+  const type = inner.raw('type');
+  if (type === 'json_object' || type === 'json_schema') {
+    throw new BadRequestError(
+      'response_format.type',
+      `response_format.type "${type}" is not supported: this server decodes free text with no grammar, so it cannot promise JSON; send {"type": "text"} or leave response_format out`,
+    );
+  }
+  if (type !== 'text') {
+    throw new BadRequestError(
+      'response_format.type',
+      `response_format.type must be "text", got ${JSON.stringify(type ?? null)}`,
+    );
+  }
+  inner.done();
+}
+
 function user(f: RequestFields): string | null {
   const u = f.raw('user');
   if (u === undefined) return null;
@@ -162,6 +186,7 @@ export function parseChatRequest(body: unknown, context: number): ParsedRequest 
     f.raw('max_completion_tokens') === undefined ? null : f.integer('max_completion_tokens', 1, 1, context);
   const maxTokens = newer ?? f.integer('max_tokens', Math.min(128, context), 1, context);
   unsupportedOpenAiFields(f);
+  responseFormat(f);
   const decoding = openAiDecoding(f, maxTokens);
   const stream = f.boolean('stream', false);
   const includeUsage = streamOptions(f, stream);

@@ -36,8 +36,12 @@ const POSTS: Readonly<Record<string, RouteKind>> = {
   '/api/generate': 'page',
 };
 
+/** GET /v1/models/{id}: one model (OpenAI's models.retrieve); the id is URL-encoded. */
+const MODEL_PREFIX = '/v1/models/';
+
 /** What a key guards: the model's API. The page (it holds no secret) and /healthz (probes) stay open. */
-const needsKey = (path: string) => POSTS[path] !== undefined || path === '/v1/models';
+const needsKey = (path: string) =>
+  POSTS[path] !== undefined || path === '/v1/models' || path.startsWith(MODEL_PREFIX);
 
 function route(ctx: RouteContext, page: string, started: number, key: ApiKey | null) {
   return (req: IncomingMessage, res: ServerResponse) => {
@@ -72,18 +76,37 @@ function route(ctx: RouteContext, page: string, started: number, key: ApiKey | n
       return res.end(req.method === 'HEAD' ? undefined : page);
     }
     if (path === '/healthz') {
+      // No model name: it is a local path, and /healthz answers without a key.
       return sendJson(res, 200, {
         status: 'ok',
-        model: ctx.engine.name,
         running: ctx.queue.running ? 1 : 0,
         waiting: ctx.queue.waiting,
       });
     }
-    if (path === '/v1/models') {
-      return sendJson(res, 200, {
-        object: 'list',
-        data: [{ id: ctx.engine.name, object: 'model', created: started, owned_by: 'lora-mpt' }],
-      });
+    const model = { id: ctx.engine.name, object: 'model', created: started, owned_by: 'lora-mpt' };
+    if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: [model] });
+    if (path.startsWith(MODEL_PREFIX)) {
+      let id: string;
+      try {
+        id = decodeURIComponent(path.slice(MODEL_PREFIX.length));
+      } catch {
+        return sendError(
+          res,
+          400,
+          `${path}: the model id is not URL-encoded`,
+          'invalid_request_error',
+          'model',
+        );
+      }
+      if (id === model.id) return sendJson(res, 200, model);
+      return sendError(
+        res,
+        404,
+        `The model ${JSON.stringify(id)} does not exist: this server holds ${JSON.stringify(model.id)} (GET /v1/models)`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
     }
     sendError(
       res,

@@ -2,8 +2,9 @@
 // begin from (an exact checkpoint checked against this run's data plan, an adapter's weights only,
 // or PEFT's initialisation), and the adapter written as the result (the best checkpoint's, when an
 // evaluation picked one, else the last weights).
+import { initLoraWeights } from '../checkpoint/lora-init.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
-import { initLoraWeights } from '../checkpoint/lora-targets.ts';
 import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { type PlanFlags, planMismatch, scheduleChange } from '../data/fingerprint.ts';
 import type { CheckpointKeeper } from './checkpoint-keeper.ts';
@@ -77,12 +78,14 @@ export async function startReplica(o: {
   readonly from: StartFrom;
   readonly layout: ParamLayout;
   readonly targets: readonly LoraTarget[];
-  readonly r: number;
+  readonly lora: LoraSettings;
   readonly seed: number;
   readonly plan: PlanIdentity;
-  /** The LoRA variant's own tensors at the start (DoRA's magnitudes, ‖W‖ per row: src/checkpoint/
-   * lora-variants), read only for a fresh start. */
-  readonly initialVariantTensors?: () => Promise<ReadonlyMap<string, Float32Array>>;
+  /** The LoRA variant's own tensors given the new A and B (DoRA's magnitudes, ‖W + s·B·A‖ per row:
+   * src/checkpoint/lora-variants), read only for a fresh start. */
+  readonly initialVariantTensors?: (
+    lora: ReadonlyMap<string, Float32Array>,
+  ) => Promise<ReadonlyMap<string, Float32Array>>;
   /** A checkpoint of `newest` that could not be read, and why. */
   readonly onSkipped?: (dir: string, why: string) => void;
 }): Promise<StartedReplica> {
@@ -116,8 +119,8 @@ export async function startReplica(o: {
       ),
     };
   }
-  const init = initLoraWeights(o.targets, o.r, o.seed);
-  for (const [name, v] of (await o.initialVariantTensors?.()) ?? []) init.set(name, v);
+  const init = initLoraWeights(o.targets, o.lora, o.seed);
+  for (const [name, v] of (await o.initialVariantTensors?.(init)) ?? []) init.set(name, v);
   return { replica: new AdapterReplica(layout, flatten(layout, init)) };
 }
 

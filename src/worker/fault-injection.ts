@@ -3,8 +3,7 @@
 // once from the `lora-mpt worker --inject_fault` flag; nothing is injected without it. They wrap the
 // worker's parts (compute, send, reduce, message handling) from outside: ReplicaWorker knows none.
 import type { Events } from '../events/events.ts';
-import type { CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
-import { MicroBatchKind } from '../proto/lora_mpt/v1/coordinator.ts';
+import { type CoordinatorMessage, MicroBatchKind } from '../protocol/wire.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
 import type { ReduceFn, ReplicaWorker, SendFn } from './replica-worker.ts';
 

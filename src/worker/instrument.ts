@@ -5,7 +5,7 @@ import type { RoundReport } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { ComputedMicroBatch, StepPhase } from '../metrics/worker-metrics.ts';
 import { type FlopsModel, forwardFlops, trainStepFlops } from '../model/flops.ts';
-import type { CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
+import type { CoordinatorMessage } from '../protocol/wire.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
 import type { ReduceFn } from './replica-worker.ts';
 

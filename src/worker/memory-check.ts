@@ -4,8 +4,8 @@
 
 import { freemem } from 'node:os';
 import { constrainedMemory } from 'node:process';
-import type { MptConfig } from '../checkpoint/config.ts';
-import type { LoraSettings } from '../checkpoint/lora-targets.ts';
+import type { ModelConfig } from '../checkpoint/architecture.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import type { ActiveBackend } from '../model/backend.ts';
 import { GIB, type MemoryBudget, type MemorySettings, memoryVerdict } from '../model/memory-plan.ts';
 
@@ -55,7 +55,11 @@ export function memoryBudgets(backend: ActiveBackend, memoryGib: number): Memory
 
 /** Throws MemoryError (one line: the numbers and the flags that would fit) when the run cannot fit.
  * Returns a note for the log when the device could not be checked (a GPU without --device_memory_gb). */
-export function checkModelMemory(config: MptConfig, backend: ActiveBackend, r: MemoryRequest): string | null {
+export function checkModelMemory(
+  config: ModelConfig,
+  backend: ActiveBackend,
+  r: MemoryRequest,
+): string | null {
   const s: MemorySettings = {
     layout: backend.layout,
     load8bit: r.load8bit,

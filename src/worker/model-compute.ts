@@ -2,13 +2,15 @@
 // weights from the flat replica state, and turns micro-batches into a loss sum, a token count and a
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
-import { openCheckpoint, readCheckpointConfig } from '../checkpoint/checkpoint.ts';
+import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
+import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
+import { loadModel } from '../families/load-model.ts';
 import { type BackendChoice, type BackendOptions, initBackend } from '../model/backend.ts';
+import type { CausalLm } from '../model/causal-lm.ts';
 import { type FlopsModel, flopsModelOf } from '../model/flops.ts';
 import { evaluateLoss } from '../model/forward.ts';
-import { loadMptModel, type MptModel } from '../model/mpt-model.ts';
 import { computeLoraGradients } from '../model/train-step.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { flatten, type ParamLayout, unflatten } from '../train/param-layout.ts';
@@ -22,14 +24,9 @@ export interface MicroBatchCompute {
   evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }>;
 }
 
+/** What the compute of a run needs: the LoRA spec and how to run it (a RunConfig is one). */
 export interface LoraRunSettings {
-  readonly loraR: number;
-  readonly loraAlpha: number;
-  readonly loraDropout: number;
-  readonly loraTargetModules: readonly string[];
-  readonly useRslora: boolean;
-  readonly useDora: boolean;
-  readonly layersToTransform: readonly number[] | null;
+  readonly lora: LoraSettings;
   readonly seed: number;
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
@@ -37,7 +34,7 @@ export interface LoraRunSettings {
 
 export class ModelCompute implements MicroBatchCompute {
   constructor(
-    readonly model: MptModel,
+    readonly model: CausalLm,
     readonly layout: ParamLayout,
     private readonly s: LoraRunSettings,
   ) {}
@@ -50,7 +47,7 @@ export class ModelCompute implements MicroBatchCompute {
   async train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
     const r = await computeLoraGradients(this.model, mb, {
       gradientCheckpointing: this.s.gradientCheckpointing,
-      ...(this.s.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
+      ...(this.s.lora.loraDropout > 0 ? { dropout: { seed: this.s.seed, microBatch: mb.id } } : {}),
     });
     return { lossSum: r.lossSum, tokens: r.supervisedTokens, grad: flatten(this.layout, r.grads) };
   }
@@ -84,18 +81,6 @@ export interface MemoryBudget {
   readonly memoryGib: number;
 }
 
-function loraOf(s: LoraRunSettings) {
-  return {
-    r: s.loraR,
-    loraAlpha: s.loraAlpha,
-    loraDropout: s.loraDropout,
-    targetModules: s.loraTargetModules,
-    useRslora: s.useRslora,
-    useDora: s.useDora,
-    layersToTransform: s.layersToTransform,
-  };
-}
-
 /** Starts the backend and checks that `baseModelDir` (its config.json only) fits the memory this
  * process has; throws MemoryError naming the numbers and the flags that would fit. */
 export async function checkBeforeLoading(
@@ -111,7 +96,7 @@ export async function checkBeforeLoading(
     ...budget,
     load8bit: s.load8bit,
     gradientCheckpointing: s.gradientCheckpointing,
-    lora: loraOf(s),
+    lora: s.lora,
     training: true,
   });
 }
@@ -129,14 +114,13 @@ export async function loadModelCompute(
   const memoryNote = await checkBeforeLoading(baseModelDir, backend, s, budget, options);
   const active = await initBackend(backend, options);
   const ckpt = await openCheckpoint(baseModelDir);
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), {
+  const model = await loadModel(ckpt.config, ckpt.tensors(), {
     layout: active.layout,
     load8bit: s.load8bit,
     ...(onTensor ? { onTensor } : {}),
   });
-  const lora = loraOf(s);
-  model.configureLora(lora);
-  const { layout, targets } = adapterLayout(ckpt.config, lora);
+  model.configureLora(s.lora);
+  const { layout, targets } = adapterLayout(ckpt.config, s.lora);
   const parameters = ckpt.tensorInfo.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
   return {
     compute: new ModelCompute(model, layout, s),
@@ -145,9 +129,9 @@ export async function loadModelCompute(
     backend: active.name,
     backendSummary: active.summary,
     parameters,
-    flops: flopsModelOf(ckpt.config, s.loraR, targets, {
-      variant: loraVariantOf(lora),
-      dropout: s.loraDropout > 0,
+    flops: flopsModelOf(ckpt.config, s.lora.r, targets, {
+      variant: loraVariantOf(s.lora),
+      dropout: s.lora.loraDropout > 0,
     }),
     memoryNote,
   };

@@ -3,17 +3,29 @@
 // accumulator when the step is whole, reports checksums, and applies AdamW only when the coordinator
 // commits. Transport-free: `send` carries its answers and `reduce` is the collective (NATS for a
 // `lora-mpt worker`, in-process for `finetune`); the session owns the stream.
-import { AllReduceProtocolError } from '../collective/index.ts';
+import {
+  type AllReduceAlgorithm,
+  AllReduceProtocolError,
+  isAllReduceAlgorithm,
+  unknownAlgorithm,
+} from '../collective/index.ts';
 import type { Events } from '../events/events.ts';
+import {
+  creditMessage,
+  reducedMessage,
+  reduceFailedMessage,
+  resultMessage,
+  revokedMessage,
+} from '../protocol/from-worker.ts';
+import { bytesFloats, fromWire } from '../protocol/messages.ts';
 import {
   type CoordinatorMessage,
   MicroBatchKind,
   type ReduceStart,
   type StateSync,
-  type MicroBatch as WireMicroBatch,
+  type WireMicroBatch,
   type WorkerMessage,
-} from '../proto/lora_mpt/v1/coordinator.ts';
-import { bytesFloats, fromWire } from '../protocol/messages.ts';
+} from '../protocol/wire.ts';
 import type { AdamWState } from '../train/adamw.ts';
 import { globalNorm } from '../train/clip.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
@@ -27,7 +39,7 @@ export type ReduceFn = (round: {
   readonly generation: number;
   readonly members: readonly string[];
   readonly observers: readonly string[];
-  readonly algorithm: 'shard-owner' | 'ring';
+  readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
   readonly signal: AbortSignal;
 }) => Promise<Float32Array>;
@@ -89,7 +101,7 @@ export class ReplicaWorker {
         const step = body.value.step;
         const dropped = this.queue.filter((mb) => mb.step === step && asked.has(mb.id)).map((mb) => mb.id);
         this.queue = this.queue.filter((mb) => !(mb.step === step && asked.has(mb.id)));
-        this.o.send({ body: { $case: 'revoked', value: { step, ids: dropped } } });
+        this.o.send(revokedMessage(step, dropped));
         return undefined;
       }
       case 'stepCommit':
@@ -153,7 +165,7 @@ export class ReplicaWorker {
     this.o.events.info('replica_synced', `replica synced at step ${s.step}`, { step: s.step });
     if (!this.credited) {
       this.credited = true;
-      this.o.send({ body: { $case: 'credit', value: { credits: this.o.maxInFlight } } });
+      this.o.send(creditMessage(this.o.maxInFlight));
     }
   }
 
@@ -186,59 +198,52 @@ export class ReplicaWorker {
   }
 
   private report(mb: WireMicroBatch, lossSum: number, tokens: number, gradNorm: number): void {
-    this.o.send({
-      body: {
-        $case: 'result',
-        value: { id: mb.id, step: mb.step, kind: mb.kind, lossSum, supervisedTokens: tokens, gradNorm },
-      },
-    });
+    this.o.send(resultMessage(mb, { lossSum, supervisedTokens: tokens, gradNorm }));
   }
 
   private async reduce(r: ReduceStart): Promise<void> {
     const replica = this.replica;
     if (!replica) return;
-    const answer = (fields: { checksum: string; gradNorm: number; error: string; blame?: string }) =>
-      this.o.send({
-        body: {
-          $case: 'reduceResult',
-          value: {
-            step: r.step,
-            generation: r.generation,
-            stateChecksum: replica.checksum(),
-            blame: '',
-            ...fields,
-          },
-        },
-      });
+    const failed = (error: string, blame?: string) =>
+      this.o.send(reduceFailedMessage(r, replica.checksum(), error, blame));
     const abort = new AbortController();
     this.reduceAbort = abort;
     this.reduceGeneration = r.generation;
+    // Never another algorithm than the one asked for: the members would not meet. The coordinator
+    // sees why the round failed.
+    const algorithm = r.algorithm;
+    if (!isAllReduceAlgorithm(algorithm)) {
+      failed(unknownAlgorithm('ReduceStart: algorithm', algorithm));
+      return;
+    }
     try {
       const sum = await this.o.reduce({
         step: r.step,
         generation: r.generation,
         members: r.members,
         observers: r.observers,
-        algorithm: r.algorithm === 'ring' ? 'ring' : 'shard-owner',
+        algorithm,
         data: this.accumulator,
         signal: abort.signal,
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
       if (!Number.isFinite(final.norm)) {
         // Never applied: the coordinator aborts the step (its own copy is just as non-finite).
-        answer({
-          checksum: '',
-          gradNorm: 0,
-          error: `the reduced gradient is not finite (norm ${final.norm})`,
-        });
+        failed(`the reduced gradient is not finite (norm ${final.norm})`);
         return;
       }
       this.pending = { step: r.step, generation: r.generation, final };
-      answer({ checksum: final.checksum, gradNorm: final.norm, error: '' });
+      this.o.send(
+        reducedMessage(r, {
+          checksum: final.checksum,
+          gradNorm: final.norm,
+          stateChecksum: replica.checksum(),
+        }),
+      );
     } catch (err) {
       // A peer's data failed a check (non-finite, forged, contradictory): name it to the coordinator.
       const blame = err instanceof AllReduceProtocolError ? err.member : '';
-      answer({ checksum: '', gradNorm: 0, error: (err as Error).message.slice(0, 2048), blame });
+      failed((err as Error).message, blame);
     }
   }
 

@@ -9,7 +9,7 @@ import type { Events } from '../events/events.ts';
 import type { FlopsModel } from '../model/flops.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
 import { clientChannelOptions } from '../protocol/channel.ts';
-import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import { helloMessage, readyMessage, workerHeartbeatMessage } from '../protocol/from-worker.ts';
 import { type ClientSecurity, clientCredentials } from '../protocol/transport.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
 import { parseRunConfig, type RunConfig } from '../train/run-config.ts';
@@ -124,17 +124,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       const send = (m: Parameters<typeof call.write>[0]) => {
         if (!settled && !call.writableEnded) call.write(m);
       };
-      send({
-        body: {
-          $case: 'hello',
-          value: {
-            protocolVersion: PROTOCOL_VERSION,
-            runId: '',
-            workerId: o.workerId,
-            capabilities: { backend: o.backend, deviceMemoryBytes: 0, maxInFlight: o.maxInFlight },
-          },
-        },
-      });
+      send(helloMessage(o.workerId, { backend: o.backend, maxInFlight: o.maxInFlight }));
       const onWelcome = async (
         runConfigJson: string,
         fingerprint: string,
@@ -143,10 +133,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       ) => {
         const run = parseRunConfig(runConfigJson);
         // Beat from the Welcome on: loading a large base model takes longer than the deadline.
-        heartbeat = setInterval(
-          () => send({ body: { $case: 'heartbeat', value: { unixMs: Date.now() } } }),
-          intervalMs,
-        );
+        heartbeat = setInterval(() => send(workerHeartbeatMessage(Date.now())), intervalMs);
         if (prepared?.key !== runConfigJson) {
           o.events.info('model_loading', `loading base model ${run.baseModel}`, {
             base_model: run.baseModel,
@@ -197,7 +184,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             }),
         });
         injector = faults;
-        send({ body: { $case: 'ready', value: { modelFingerprint: model.fingerprint } } });
+        send(readyMessage(model.fingerprint));
       };
       call.on('data', (msg: CoordinatorMessage) => {
         const body = msg.body;

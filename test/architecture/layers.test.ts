@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +13,12 @@ export const LAYERS = [
   'formats', // tensor file formats: safetensors, PyTorch zip + pickle, dtypes, weight index
   'events', // structured events (JSON lines / readable text)
   'metrics', // Prometheus registries and the /metrics server
-  'collective', // gradient all-reduce (NATS, in-process); knows nothing of MPT
+  'collective', // gradient all-reduce (NATS, in-process); knows nothing of a model
   'hub', // Hugging Face cache and downloads
   'data', // datasets, prompt templates, tokenizer, data plan, micro-batches
-  'checkpoint', // MPT config, checkpoints, LoRA targets, PEFT adapter files
-  'model', // MPT + LoRA math in TensorFlow.js
+  'checkpoint', // the generic model config, checkpoints, LoRA targets, PEFT adapter files
+  'model', // LoRA math, kernels and the generic forward/backward in TensorFlow.js (no family named)
+  'families', // model families (MPT) by config.json's model_type: pure spec + lazily loaded compute
   'generate', // decoding: KV-cached greedy, beam search and sampling; the generation engine
   'serve', // the HTTP server of `generate`: web page, OpenAI-compatible API, fair queue
   'train', // replica, AdamW, schedules, training checkpoints
@@ -25,6 +27,23 @@ export const LAYERS = [
   'worker', // a replica worker: compute, all-reduce, session
   'cli', // commands
 ] as const;
+type Folder = (typeof LAYERS)[number];
+
+// Folders the order alone would let one import the other, which must not know each other at all:
+// each pair is refused both ways. Inference (generate, serve) and training (train, protocol,
+// coordinator, worker) share only the layers below them; the two ends of the wire meet only in
+// src/protocol.
+export const STRANGERS: readonly (readonly [Folder, Folder])[] = [
+  ['coordinator', 'worker'],
+  ['generate', 'train'],
+  ['generate', 'protocol'],
+  ['generate', 'coordinator'],
+  ['generate', 'worker'],
+  ['serve', 'train'],
+  ['serve', 'protocol'],
+  ['serve', 'coordinator'],
+  ['serve', 'worker'],
+];
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
@@ -34,47 +53,102 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-/** Every module specifier a file imports: static, side-effect, re-export and literal dynamic imports. */
-export function specifiers(text: string): string[] {
-  const out: string[] = [];
-  const patterns = [
-    /^\s*(?:import|export)\s[^'"]*?\sfrom\s+['"]([^'"]+)['"]/gm,
-    /^\s*import\s+['"]([^'"]+)['"]/gm,
-    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
-  ];
-  for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1]!);
+/** How a file imports each module specifier: `static` (import/export ... from, side-effect) loads
+ * with the file; `types` (`import type` / `export type`) loads nothing at run time; `lazy` is a
+ * literal dynamic import(), loaded when that line runs. */
+export interface Imports {
+  readonly static: string[];
+  readonly types: string[];
+  readonly lazy: string[];
+}
+
+export function importsOf(text: string): Imports {
+  const out: Imports = { static: [], types: [], lazy: [] };
+  for (const m of text.matchAll(/^\s*(?:import|export)\s([^'"]*?)\sfrom\s+['"]([^'"]+)['"]/gm)) {
+    (/^type\s/.test(m[1]!) ? out.types : out.static).push(m[2]!);
+  }
+  for (const m of text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) out.static.push(m[1]!);
+  for (const m of text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.lazy.push(m[1]!);
   return out;
 }
 
-/**
- * The specifiers that load something at run time: `import type` and `export type ... from`
- * statements are erased by every TypeScript compiler (tsc, tsx/esbuild, Node's type stripping),
- * whatever verbatimModuleSyntax says, so they are dropped. An inline `import { type X }` is kept:
- * under verbatimModuleSyntax it compiles to `import {} from`, which still loads the module.
- */
-export function runtimeSpecifiers(text: string): string[] {
-  return specifiers(text.replace(/^\s*(?:import|export)\s+type\s[^'";]*?\sfrom\s+['"][^'"]+['"];?/gm, ''));
+/** Every module specifier a file imports, of any kind (the layer order holds for all of them). */
+export function specifiers(text: string): string[] {
+  const i = importsOf(text);
+  return [...i.static, ...i.types, ...i.lazy];
 }
 
-const folderOf = (file: string) => relative(SRC, file).split(sep)[0]!;
+const folderUnder = (root: string, file: string) => relative(root, file).split(sep)[0]!;
+const folderOf = (file: string) => folderUnder(SRC, file);
 const rank = (folder: string) => LAYERS.indexOf(folder as (typeof LAYERS)[number]);
+const strangers = (a: string, b: string) =>
+  STRANGERS.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
 
-/** Files reachable from `entry` through relative imports that load at run time, and the package
- * specifiers they import. */
-function reach(entry: string): { files: Set<string>; packages: Map<string, string> } {
+/** Imports from one folder of `root` into another, between folders that must not know each other. */
+function strangerImports(root: string): string[] {
+  const wrong: string[] = [];
+  for (const f of sourceFiles(root)) {
+    const from = folderUnder(root, f);
+    for (const s of specifiers(readFileSync(f, 'utf8')).filter((x) => x.startsWith('.'))) {
+      const to = folderUnder(root, resolve(dirname(f), s));
+      if (strangers(from, to)) wrong.push(`${relative(root, f)} imports ${s} (${from} -> ${to})`);
+    }
+  }
+  return wrong;
+}
+
+type Read = (file: string) => string;
+const readSource: Read = (f) => readFileSync(f, 'utf8');
+
+/** What a process started at `entry` loads: the files reachable through static imports (type-only
+ * imports load nothing), the packages they import, and the lazy imports they hold. */
+export function reach(
+  entry: string,
+  read: Read = readSource,
+): { files: Set<string>; packages: Map<string, string>; lazy: { from: string; to: string }[] } {
   const files = new Set<string>();
   const packages = new Map<string, string>();
+  const lazy: { from: string; to: string }[] = [];
   const todo = [entry];
   while (todo.length > 0) {
     const f = todo.pop()!;
     if (files.has(f)) continue;
     files.add(f);
-    for (const s of runtimeSpecifiers(readFileSync(f, 'utf8'))) {
+    const i = importsOf(read(f));
+    for (const s of i.static) {
       if (s.startsWith('.')) todo.push(resolve(dirname(f), s));
       else if (!packages.has(s)) packages.set(s, relative(SRC, f));
     }
+    for (const s of i.lazy) lazy.push({ from: f, to: s.startsWith('.') ? resolve(dirname(f), s) : s });
   }
-  return { files, packages };
+  return { files, packages, lazy };
+}
+
+/** Why the process started at `entry` could load TensorFlow.js or src/model, one line each (empty:
+ * it cannot). A lazy import is allowed only as a family's compute loader (src/families/<name>/spec.ts
+ * importing its ./compute.ts), and no reached file may call a family's loadCompute(). */
+export function tensorflowReach(entry: string, read: Read = readSource): string[] {
+  const { files, packages, lazy } = reach(entry, read);
+  const out: string[] = [];
+  for (const [p, f] of packages) if (p.startsWith('@tensorflow/')) out.push(`${f} imports ${p}`);
+  for (const f of files) if (folderOf(f) === 'model') out.push(`${relative(SRC, f)} (src/model) is loaded`);
+  for (const { from, to } of lazy) {
+    const spec = relative(SRC, from).split(sep);
+    const loader = spec.length === 3 && spec[0] === 'families' && spec[2] === 'spec.ts';
+    if (!loader || to !== join(dirname(from), 'compute.ts')) {
+      out.push(
+        `${relative(SRC, from)} lazily imports ${relative(SRC, to)}: only a family's spec.ts may, of its compute.ts`,
+      );
+    }
+  }
+  for (const f of files) {
+    read(f)
+      .split('\n')
+      .forEach((line, n) => {
+        if (/\.loadCompute\s*\(/.test(line)) out.push(`${relative(SRC, f)}:${n + 1} calls loadCompute()`);
+      });
+  }
+  return out;
 }
 
 describe('architecture', () => {
@@ -98,36 +172,66 @@ describe('architecture', () => {
     assert.deepEqual(wrong, [], 'imports against the layer order');
   });
 
-  it('keeps TensorFlow.js out of everything the coordinator command reaches', () => {
-    const { files: reached, packages } = reach(join(SRC, 'cli', 'coordinator.ts'));
-    const tf = [...packages].filter(([p]) => p.startsWith('@tensorflow/')).map(([p, f]) => `${f}: ${p}`);
-    assert.deepEqual(tf, [], 'TensorFlow.js imports reachable from src/cli/coordinator.ts');
-    const model = [...reached].filter((f) => folderOf(f) === 'model').map((f) => relative(SRC, f));
-    assert.deepEqual(model, [], 'src/model files reachable from src/cli/coordinator.ts');
-    assert.ok(reached.size > 30, `the walk reached ${reached.size} files: it follows imports`);
-    // The LoRA variants' tensors and initialisation are the coordinator's too: the check covers them.
+  it('has no import between folders that must not know each other', () => {
+    assert.deepEqual(strangerImports(SRC), [], 'imports between strangers (STRANGERS)');
+  });
+
+  it('would see an import between strangers of each kind, either way (a scratch tree)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'lora-mpt-layers-'));
+    try {
+      const expected: string[] = [];
+      for (const [a, b] of STRANGERS) {
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          mkdirSync(join(root, from), { recursive: true });
+          writeFileSync(join(root, from, `uses-${to}.ts`), `import { x } from '../${to}/x.ts';\n`);
+          expected.push(`${join(from, `uses-${to}.ts`)} imports ../${to}/x.ts (${from} -> ${to})`);
+        }
+      }
+      // Neighbours that may know each other stay allowed: worker and serve both import data.
+      mkdirSync(join(root, 'data'));
+      writeFileSync(join(root, 'worker', 'uses-data.ts'), `import { x } from '../data/x.ts';\n`);
+      writeFileSync(join(root, 'serve', 'uses-data.ts'), `import { x } from '../data/x.ts';\n`);
+      assert.deepEqual(strangerImports(root).sort(), expected.sort());
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps TensorFlow.js out of everything the coordinator command loads', () => {
+    const entry = join(SRC, 'cli', 'coordinator.ts');
+    assert.deepEqual(tensorflowReach(entry), [], 'what could load TensorFlow.js in src/cli/coordinator.ts');
+    const { files, lazy } = reach(entry);
+    assert.ok(files.size > 30, `the walk reached ${files.size} files: it follows imports`);
+    // The LoRA variants' tensors and initialisation are the coordinator's too (their device math
+    // takes TensorFlow.js as a type only): the check covers them.
+    const dora = join(SRC, 'checkpoint', 'lora-variants', 'dora.ts');
+    assert.ok(files.has(dora), 'the walk reaches the DoRA variant');
     assert.ok(
-      reached.has(join(SRC, 'checkpoint', 'lora-variants', 'dora.ts')),
-      'the walk reaches the DoRA variant',
+      lazy.length > 0,
+      'the coordinator reads configs through the family registry, whose compute is lazy',
     );
   });
 
-  it('drops only the import statements the TypeScript compiler erases', () => {
-    const tfjs = '@tensorflow/tfjs-core';
-    assert.deepEqual(runtimeSpecifiers(`import type * as tf from '${tfjs}';`), []);
-    assert.deepEqual(
-      runtimeSpecifiers("import type {\n  A,\n  B,\n} from './a.ts';\nexport type { C } from './c.ts';"),
-      [],
-    );
-    assert.deepEqual(runtimeSpecifiers(`import * as tf from '${tfjs}';`), [tfjs]);
-    assert.deepEqual(runtimeSpecifiers(`import { type Tensor, tidy } from '${tfjs}';`), [tfjs]);
-    assert.deepEqual(runtimeSpecifiers(`import { type Tensor } from '${tfjs}';`), [tfjs]);
-    assert.deepEqual(runtimeSpecifiers(`export * from '${tfjs}';`), [tfjs]);
-    assert.deepEqual(runtimeSpecifiers("import type { A } from './a.ts';\nimport { b } from './b.ts';"), [
-      './b.ts',
+  it('would see a lazy import other than a family loader, a loadCompute() call, or a type import made static', () => {
+    const src = (p: string) => join(SRC, p);
+    const files: Record<string, string> = {
+      [src('cli/x.ts')]:
+        "import { a } from '../families/registry.ts';\nimport type { T } from '../model/t.ts';\n",
+      [src('families/registry.ts')]:
+        "import { SPEC } from './mpt/spec.ts';\nexport const a = () => SPEC.loadCompute();\n",
+      [src('families/mpt/spec.ts')]:
+        "export const SPEC = { loadCompute: () => import('./compute.ts') };\nconst m = () => import('../../model/forward.ts');\n",
+    };
+    const read = (f: string) => files[f] ?? '';
+    assert.deepEqual(tensorflowReach(src('cli/x.ts'), read), [
+      "families/mpt/spec.ts lazily imports model/forward.ts: only a family's spec.ts may, of its compute.ts",
+      'families/registry.ts:2 calls loadCompute()',
     ]);
-    assert.deepEqual(runtimeSpecifiers("export type X = Y;\nimport { z } from './z.ts';"), ['./z.ts']);
-    assert.deepEqual(runtimeSpecifiers(`const tf = await import('${tfjs}');`), [tfjs]);
+    files[src('cli/x.ts')] = "import { T } from '../model/t.ts';\n";
+    assert.deepEqual(tensorflowReach(src('cli/x.ts'), read), ['model/t.ts (src/model) is loaded']);
   });
 
   it('would see TensorFlow.js where it is used (the walk is not blind)', () => {

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import { CASES, collect, FIXTURES, sameBits } from './fixtures.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lora-mpt-ckpt-'));

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseMptConfig } from '../../src/checkpoint/config.ts';
 import { ConfigError } from '../../src/checkpoint/config-fields.ts';
+import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { FIXTURES } from './fixtures.ts';
 
 // mosaicml/mpt-7b(-instruct) config.json as the Hub ships it (docs/mpt-peft-facts.md §1.1).

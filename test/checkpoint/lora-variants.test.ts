@@ -2,10 +2,11 @@
 // tensors and starting values they add, and the merged weight against the formula in float64.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseMptConfig } from '../../src/checkpoint/config.ts';
-import { type LoraSettings, loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import type { LoraSettings } from '../../src/checkpoint/lora-spec.ts';
+import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { DORA, LORA, loraVariantOf } from '../../src/checkpoint/lora-variants/index.ts';
 import { initialVariantTensors } from '../../src/checkpoint/lora-variants/initial-tensors.ts';
+import { parseMptConfig } from '../../src/families/mpt/config.ts';
 
 const lora: LoraSettings = { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['Wqkv', 'down_proj'] };
 const config = parseMptConfig(

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { resolveMergedDtype } from '../../src/checkpoint/merged-dtype.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import type { Dtype } from '../../src/formats/dtypes.ts';
 
 const fixture = (c: string) => fileURLToPath(new URL(`../fixtures/mpt/${c}`, import.meta.url));

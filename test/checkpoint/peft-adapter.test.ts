@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loraScaling } from '../../src/checkpoint/lora-targets.ts';
+import { loraScaling } from '../../src/checkpoint/lora-spec.ts';
 import {
   loraConfigJson,
   newLoraConfig,
@@ -22,20 +22,20 @@ const text = (p: string) => readFileSync(p, 'utf8');
 describe('PEFT adapter files', () => {
   it('reads the adapters PEFT saved (safetensors), with their LoRA config', async () => {
     const a = await readPeftAdapter(join(FIXTURES, 'h6-all', 'adapter_init'));
-    assert.equal(a.config.r, 4);
-    assert.equal(a.config.loraAlpha, 16);
-    assert.equal(a.config.loraDropout, 0);
-    assert.deepEqual([...a.config.targetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
+    assert.equal(a.config.lora.r, 4);
+    assert.equal(a.config.lora.loraAlpha, 16);
+    assert.equal(a.config.lora.loraDropout, 0);
+    assert.deepEqual([...a.config.lora.targetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
     assert.equal(a.config.baseModelNameOrPath, 'test/fixtures/mpt/h6-all');
-    assert.equal(loraScaling(a.config), 4);
+    assert.equal(loraScaling(a.config.lora), 4);
     assert.equal(a.tensors.size, 2 * 4 * 2);
     assert.deepEqual(
       a.tensors.get('base_model.model.transformer.blocks.1.ffn.up_proj.lora_B.weight')!.shape,
       [192, 4],
     );
     const rs = await readPeftAdapter(join(FIXTURES, 'h8-clip-bf16', 'adapter_init'));
-    assert.equal(rs.config.useRslora, true);
-    assert.equal(loraScaling(rs.config), 4);
+    assert.equal(rs.config.lora.useRslora, true);
+    assert.equal(loraScaling(rs.config.lora), 4);
   });
 
   it('reads adapter_model.bin (torch.save, PEFT safe_serialization=False) bitwise equal to the safetensors', async () => {
@@ -65,38 +65,27 @@ describe('PEFT adapter files', () => {
   it("writes a new config with PEFT 0.21's fields and defaults, equal to PEFT's own file", () => {
     const peft = text(join(FIXTURES, 'h6-all', 'adapter_init', 'adapter_config.json'));
     const order = (JSON.parse(peft) as { target_modules: string[] }).target_modules; // PEFT keeps a set
-    const mine = newLoraConfig({
-      r: 4,
-      loraAlpha: 16,
-      loraDropout: 0,
-      targetModules: order,
-      baseModelNameOrPath: 'test/fixtures/mpt/h6-all',
-    });
+    const mine = newLoraConfig(
+      { r: 4, loraAlpha: 16, loraDropout: 0, targetModules: order },
+      'test/fixtures/mpt/h6-all',
+    );
     assert.equal(loraConfigJson(mine), peft);
-    const rs = newLoraConfig({
-      r: 4,
-      loraAlpha: 8,
-      loraDropout: 0,
-      targetModules: ['Wqkv', 'down_proj'],
-      baseModelNameOrPath: 'test/fixtures/mpt/h8-clip-bf16',
-      useRslora: true,
-    });
+    const rs = newLoraConfig(
+      { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['Wqkv', 'down_proj'], useRslora: true },
+      'test/fixtures/mpt/h8-clip-bf16',
+    );
     const peftRs = text(join(FIXTURES, 'h8-clip-bf16', 'adapter_init', 'adapter_config.json'));
     const want = (JSON.parse(peftRs) as { target_modules: string[] }).target_modules;
-    assert.equal(loraConfigJson({ ...rs, targetModules: want }), peftRs);
+    assert.equal(loraConfigJson({ ...rs, lora: { ...rs.lora, targetModules: want } }), peftRs);
     const peftDora = text(
       fileURLToPath(
         new URL('../fixtures/dora-train/dora-h12-wqkv/adapter/adapter_config.json', import.meta.url),
       ),
     );
-    const dora = newLoraConfig({
-      r: 4,
-      loraAlpha: 8,
-      loraDropout: 0,
-      targetModules: ['Wqkv'],
-      baseModelNameOrPath: 'test/fixtures/mpt/h12-wqkv',
-      useDora: true,
-    });
+    const dora = newLoraConfig(
+      { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['Wqkv'], useDora: true },
+      'test/fixtures/mpt/h12-wqkv',
+    );
     assert.equal(loraConfigJson(dora), peftDora);
   });
 
@@ -110,13 +99,13 @@ describe('PEFT adapter files', () => {
       /"fan_in_fan_out" must be false for MPT/,
     );
     assert.throws(() => parseLoraConfig({ target_modules: [] }, 'a.json'), /"target_modules"/);
-    assert.equal(parseLoraConfig({ target_modules: '.*Wqkv' }, 'a.json').targetModules, '.*Wqkv');
+    assert.equal(parseLoraConfig({ target_modules: '.*Wqkv' }, 'a.json').lora.targetModules, '.*Wqkv');
   });
 
   it('refuses an adapter whose A/B shapes do not fit r', async () => {
     const a = await readPeftAdapter(join(FIXTURES, 'h12-wqkv', 'adapter_init'));
     await assert.rejects(
-      writePeftAdapter(join(tmp, 'bad'), { ...a, config: { ...a.config, r: 8 } }),
+      writePeftAdapter(join(tmp, 'bad'), { ...a, config: { ...a.config, lora: { ...a.config.lora, r: 8 } } }),
       /do not fit r=8/,
     );
   });

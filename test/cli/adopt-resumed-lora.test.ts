@@ -20,7 +20,14 @@ describe('LoRA settings of a resumed adapter', () => {
   it('keeps finetune.py defaults when nothing is resumed', async () => {
     const s = await adoptResumedLora(settings());
     assert.deepEqual(
-      [s.loraR, s.loraAlpha, s.loraDropout, s.loraTargetModules, s.useRslora, s.useDora],
+      [
+        s.lora.r,
+        s.lora.loraAlpha,
+        s.lora.loraDropout,
+        s.lora.targetModules,
+        s.lora.useRslora,
+        s.lora.useDora,
+      ],
       [8, 16, 0.05, ['Wqkv'], false, false],
     );
   });
@@ -29,8 +36,8 @@ describe('LoRA settings of a resumed adapter', () => {
     const s = await adoptResumedLora(
       settings('--resume_from_checkpoint', `${FIXTURES}mpt/h6-all/adapter_init`),
     );
-    assert.deepEqual([s.loraR, s.loraAlpha, s.loraDropout], [4, 16, 0]);
-    assert.deepEqual([...s.loraTargetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
+    assert.deepEqual([s.lora.r, s.lora.loraAlpha, s.lora.loraDropout], [4, 16, 0]);
+    assert.deepEqual([...s.lora.targetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
   });
 
   it('accepts flags that agree (targets in any order) and refuses one that does not, naming both values', async () => {
@@ -43,7 +50,7 @@ describe('LoRA settings of a resumed adapter', () => {
       '--lora_target_modules',
       '[out_proj,Wqkv,up_proj,down_proj]',
     );
-    assert.equal((await adoptResumedLora(agree)).loraR, 4);
+    assert.equal((await adoptResumedLora(agree)).lora.r, 4);
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', dir, '--lora_alpha', '32')),
       /--lora_alpha 32 conflicts with lora_alpha 16 in .*adapter_init\/adapter_config\.json/,
@@ -57,9 +64,9 @@ describe('LoRA settings of a resumed adapter', () => {
   it("takes PEFT's use_rslora from an rsLoRA adapter; --use_rslora must agree", async () => {
     const dir = `${FIXTURES}adapters/lora-rslora-h8`;
     const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
-    assert.deepEqual([s.loraR, s.loraAlpha, s.useRslora], [4, 8, true]);
+    assert.deepEqual([s.lora.r, s.lora.loraAlpha, s.lora.useRslora], [4, 8, true]);
     assert.equal(
-      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_rslora'))).useRslora,
+      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_rslora'))).lora.useRslora,
       true,
     );
     await assert.rejects(
@@ -76,9 +83,9 @@ describe('LoRA settings of a resumed adapter', () => {
   it("takes PEFT's use_dora from a DoRA adapter; --use_dora must agree", async () => {
     const dir = `${FIXTURES}adapters/dora-h6`;
     const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
-    assert.deepEqual([s.loraR, s.loraAlpha, s.useDora], [4, 8, true]);
+    assert.deepEqual([s.lora.r, s.lora.loraAlpha, s.lora.useDora], [4, 8, true]);
     assert.equal(
-      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_dora'))).useDora,
+      (await adoptResumedLora(settings('--resume_from_checkpoint', dir, '--use_dora'))).lora.useDora,
       true,
     );
     await assert.rejects(
@@ -86,7 +93,7 @@ describe('LoRA settings of a resumed adapter', () => {
       /--use_dora false conflicts with use_dora true in .*dora-h6\/adapter_config\.json/,
     );
     const plain = `${FIXTURES}adapters/lora-rslora-h8`;
-    assert.equal((await adoptResumedLora(settings('--resume_from_checkpoint', plain))).useDora, false);
+    assert.equal((await adoptResumedLora(settings('--resume_from_checkpoint', plain))).lora.useDora, false);
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', plain, '--use_dora')),
       /--use_dora true conflicts with use_dora false/,
@@ -96,15 +103,18 @@ describe('LoRA settings of a resumed adapter', () => {
   it("takes PEFT's layers_to_transform from the adapter; --layers_to_transform must agree", async () => {
     const dir = `${FIXTURES}adapters/layers-h12`; // PEFT 0.21, layers_to_transform [1]
     const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
-    assert.deepEqual(s.layersToTransform, [1]);
+    assert.deepEqual(s.lora.layersToTransform, [1]);
     const agree = settings('--resume_from_checkpoint', dir, '--layers_to_transform', '[1]');
-    assert.deepEqual((await adoptResumedLora(agree)).layersToTransform, [1]);
+    assert.deepEqual((await adoptResumedLora(agree)).lora.layersToTransform, [1]);
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', dir, '--layers_to_transform', '[0,1]')),
       /--layers_to_transform \[0,1\] conflicts with layers_to_transform \[1\] in .*layers-h12\/adapter_config\.json/,
     );
     const all = `${FIXTURES}mpt/h6-all/adapter_init`; // every layer
-    assert.equal((await adoptResumedLora(settings('--resume_from_checkpoint', all))).layersToTransform, null);
+    assert.equal(
+      (await adoptResumedLora(settings('--resume_from_checkpoint', all))).lora.layersToTransform,
+      null,
+    );
     await assert.rejects(
       adoptResumedLora(settings('--resume_from_checkpoint', all, '--layers_to_transform', '[0]')),
       /--layers_to_transform \[0\] conflicts with layers_to_transform null/,
@@ -119,8 +129,8 @@ describe('LoRA settings of a resumed adapter', () => {
   });
 
   it('reads --layers_to_transform as block numbers and names a bad one', () => {
-    assert.deepEqual(settings('--layers_to_transform', '[2,0]').layersToTransform, [2, 0]);
-    assert.equal(settings().layersToTransform, null);
+    assert.deepEqual(settings('--layers_to_transform', '[2,0]').lora.layersToTransform, [2, 0]);
+    assert.equal(settings().lora.layersToTransform, null);
     assert.throws(
       () => settings('--layers_to_transform', '[1,x]'),
       /--layers_to_transform: "x" is not a block number/,
@@ -130,7 +140,35 @@ describe('LoRA settings of a resumed adapter', () => {
   });
 
   it('reads --lora_alpha as a number, as PEFT does', () => {
-    assert.equal(settings('--lora_alpha', '8.5').loraAlpha, 8.5);
-    assert.equal(settings('--lora_alpha', '16.0').loraAlpha, 16);
+    assert.equal(settings('--lora_alpha', '8.5').lora.loraAlpha, 8.5);
+    assert.equal(settings('--lora_alpha', '16.0').lora.loraAlpha, 16);
+  });
+
+  it('reads --init_lora_weights as PEFT spells it, and names a bad value', () => {
+    assert.equal(settings().lora.initLoraWeights, true);
+    assert.equal(settings('--init_lora_weights', 'gaussian').lora.initLoraWeights, 'gaussian');
+    assert.equal(settings('--init_lora_weights', 'False').lora.initLoraWeights, false);
+    assert.equal(settings('--init_lora_weights', 'true').lora.initLoraWeights, true);
+    for (const bad of ['pissa', 'Gaussian', '0', '', 'constructor']) {
+      assert.throws(
+        () => settings('--init_lora_weights', bad),
+        new RegExp(`--init_lora_weights: "${bad}" is not true, false or gaussian`),
+      );
+    }
+  });
+
+  it("takes PEFT's init_lora_weights from the adapter; --init_lora_weights must agree", async () => {
+    const dir = `${FIXTURES}lora-init/gaussian`; // PEFT 0.21, init_lora_weights "gaussian"
+    const s = await adoptResumedLora(settings('--resume_from_checkpoint', dir));
+    assert.equal(s.lora.initLoraWeights, 'gaussian');
+    await assert.rejects(
+      adoptResumedLora(settings('--resume_from_checkpoint', dir, '--init_lora_weights', 'false')),
+      /--init_lora_weights false conflicts with init_lora_weights "gaussian" in .*gaussian\/adapter_config\.json/,
+    );
+    const old = `${FIXTURES}mpt/h6-all/adapter_init`; // also written by PEFT 0.21: true
+    assert.equal(
+      (await adoptResumedLora(settings('--resume_from_checkpoint', old))).lora.initLoraWeights,
+      true,
+    );
   });
 });

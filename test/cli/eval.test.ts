@@ -43,14 +43,8 @@ describe('lora-mpt eval', () => {
   let dir = '';
   const config = tinyConfig(configJson);
   const weights = randomWeights(config, 21);
-  const lora = newLoraConfig({
-    r: 2,
-    loraAlpha: 4,
-    loraDropout: 0,
-    targetModules: ['Wqkv'],
-    baseModelNameOrPath: null,
-  });
-  const targets = loraTargets(config, lora);
+  const lora = newLoraConfig({ r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['Wqkv'] }, null);
+  const targets = loraTargets(config, lora.lora);
   const loraWeights = randomLora(targets, 2, 22);
 
   before(async () => {

@@ -53,7 +53,7 @@ describe('lora-mpt generate: the API key flags', () => {
     assert.match(r.stderr, new RegExp(`--api_key_file ${file} and \\$LORA_MPT_API_KEY both give an API key`));
   });
 
-  it('names an empty or missing key file, an empty variable, and a key with spaces', async () => {
+  it('names an empty or missing key file, an empty variable, a key with spaces and one too short', async () => {
     const empty = join(dir, 'empty');
     writeFileSync(empty, ' \n\n');
     const spaced = join(dir, 'spaced');
@@ -63,6 +63,11 @@ describe('lora-mpt generate: the API key flags', () => {
       [['--api_key_file', join(dir, 'none')], {}, /--api_key_file .*none: ENOENT/],
       [[], { LORA_MPT_API_KEY: '' }, /\$LORA_MPT_API_KEY is empty/],
       [['--api_key_file', spaced], {}, /spaced: the API key must be printable ASCII with no spaces/],
+      [
+        [],
+        { LORA_MPT_API_KEY: 'x'.repeat(31) },
+        /\$LORA_MPT_API_KEY: the API key has 31 characters; use at least 32, random \(e\.g\. `openssl rand -hex 32/,
+      ],
     ];
     for (const [args, env, message] of cases) {
       const r = await refused([...SERVE, ...args], env);
@@ -72,7 +77,7 @@ describe('lora-mpt generate: the API key flags', () => {
   });
 
   it('refuses --insecure together with a key', async () => {
-    const r = await refused([...SERVE, '--insecure'], { LORA_MPT_API_KEY: 'k' });
+    const r = await refused([...SERVE, '--insecure'], { LORA_MPT_API_KEY: 'k'.repeat(32) });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--insecure and an API key \(\$LORA_MPT_API_KEY\) contradict each other/);
   });

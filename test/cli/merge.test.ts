@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModel } from '../../src/families/load-model.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { fixtureBatch } from '../model/support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from '../model/support/tiny-mpt.ts';
 import {
@@ -43,7 +43,7 @@ const lora = (...args: string[]) => run(process.execPath, [BIN, ...args]);
 async function logitsOf(dir: string, base: string): Promise<Float32Array> {
   const backend = await initBackend('wasm');
   const ckpt = await openCheckpoint(dir);
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: backend.layout });
+  const model = await loadModel(ckpt.config, ckpt.tensors(), { layout: backend.layout });
   const out = forwardLogits(model, fixtureBatch(join(FIXTURES, 'mpt', base)));
   const data = out.dataSync() as Float32Array;
   out.dispose();

@@ -4,22 +4,12 @@ import { after, before, describe, it } from 'node:test';
 import { credentials, status } from '@grpc/grpc-js';
 import { type CoordinatorServer, startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
-import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { PROTOCOL_VERSION, refusalOf } from '../../src/protocol/handshake.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
-
-const mb = (id: number): MicroBatch => ({
-  id,
-  step: 0,
-  rows: 1,
-  seqLen: 2,
-  inputIds: Int32Array.of(1, 2),
-  labels: Int32Array.of(-100, 2),
-  attentionMask: Int32Array.of(1, 1),
-});
+import { mb } from '../support/test-driver.ts';
 
 const hello = (workerId: string, maxInFlight = 2) => ({
   protocolVersion: PROTOCOL_VERSION,

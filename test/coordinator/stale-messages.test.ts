@@ -3,9 +3,7 @@ import { after, describe, it } from 'node:test';
 import { credentials } from '@grpc/grpc-js';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import type { WorkerLink } from '../../src/coordinator/members.ts';
-import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import { workerId } from '../../src/coordinator/step-ledger.ts';
-import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import {
   CoordinatorClient,
@@ -13,52 +11,17 @@ import {
   MicroBatchKind,
 } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
-import { paramLayout } from '../../src/train/param-layout.ts';
-import { AdapterReplica, finalizeGradient } from '../../src/train/replica.ts';
+import { finalizeGradient } from '../../src/train/replica.ts';
 import { recordEvents } from '../support/recorded-events.ts';
+import { testDriver } from '../support/test-driver.ts';
 
 // The coordinator's side of "messages from an older generation or another run are ignored"
 // (the collective's own frames are covered in test/collective/faults.test.ts).
 
-const layout = paramLayout([{ name: 'a', shape: [4] }]);
-const mb = (id: number): MicroBatch => ({
-  id,
-  step: 0,
-  rows: 1,
-  seqLen: 2,
-  inputIds: Int32Array.of(1, 2),
-  labels: Int32Array.of(-100, 2),
-  attentionMask: Int32Array.of(1, 1),
-});
-
 /** A driver for 2 steps of micro-batches [10, 11] and [20, 21]; the test plays worker and collective. */
 function harness() {
-  const replica = new AdapterReplica(layout, Float32Array.of(0.1, 0.2, 0.3, 0.4));
   const recorded = recordEvents();
-  const rounds: { generation: number; resolve(sum: Float32Array): void; reject(e: Error): void }[] = [];
-  const commits: number[] = [];
-  const driver = new StepDriver({
-    runId: 'run-a',
-    modelFingerprint: 'fp',
-    totalSteps: 2,
-    minWorkers: 1,
-    maxGradNorm: 1,
-    evalSteps: 100,
-    replica,
-    microBatches: (step) => (step === 0 ? [mb(10), mb(11)] : [mb(20), mb(21)]),
-    evalMicroBatches: [],
-    learningRate: () => 1e-2,
-    observerId: 'coordinator',
-    algorithm: 'shard-owner',
-    observeReduce: (_step, generation) =>
-      new Promise((resolve, reject) => rounds.push({ generation, resolve, reject })),
-    onCommit: async (c) => {
-      commits.push(c.step);
-    },
-    onEval: async () => {},
-    afterStep: async () => {},
-    events: recorded.events,
-  });
+  const { driver, replica, rounds, commits } = testDriver(recorded.events);
   const sent: CoordinatorMessage[] = [];
   const link: WorkerLink = { id: workerId('w0'), send: (m) => sent.push(m), close: () => {}, drop: () => {} };
   /** Generations of the ReduceStart or StepCommit messages sent so far. */

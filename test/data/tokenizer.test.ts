@@ -2,7 +2,9 @@
 // tools/reference/tokenizer_parity.py made with it (the script checks all 52,002 records).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { formatPrompt, loadPromptTemplate } from '../../src/data/prompt-template.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
@@ -69,6 +71,17 @@ describe('GPT-NeoX tokenizer', () => {
     assert.equal(tok.decode(tok.encode(text), { skipSpecialTokens: false }), text);
   });
 
+  it('encodes a one-megabyte word (one pre-token) without overflowing the stack', () => {
+    // 2^20 letters merge pairwise, as BPE does on a run of one letter, into the longest run token.
+    const eight = tok.encode('a'.repeat(8));
+    assert.equal(eight.length, 1, 'GPT-NeoX has one token for eight a');
+    const ids = tok.encode('a'.repeat(2 ** 20));
+    assert.equal(ids.length, 2 ** 17);
+    assert.ok(ids.every((id) => id === eight[0]));
+    const mixed = 'xQ7z'.repeat(2 ** 18);
+    assert.equal(tok.decode(tok.encode(mixed)), mixed);
+  });
+
   it('knows the GPT-NeoX sizes and special ids', () => {
     assert.equal(tok.size, 50277);
     assert.equal(tok.tokenToId('<|endoftext|>'), 0);
@@ -80,6 +93,26 @@ describe('GPT-NeoX tokenizer', () => {
     json.model.merges = (json.model.merges as string[]).map((m) => m.split(' '));
     const text = 'Pairs or strings: the same merges,  the same ids.';
     assert.deepEqual(Tokenizer.fromJson(json, 'pairs').encode(text), tok.encode(text));
+  });
+
+  it('refuses a hostile tokenizer.json by size or nesting before parsing it, naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-tok-'));
+    try {
+      const deep = join(dir, 'deep.json');
+      writeFileSync(deep, `{"model":${'['.repeat(33)}${']'.repeat(33)}}`);
+      assert.throws(
+        () => Tokenizer.fromFile(deep),
+        /deep\.json: tokenizer\.json nests deeper than 32 levels/,
+      );
+      const big = join(dir, 'big.json');
+      writeFileSync(big, '');
+      truncateSync(big, 64 * 1024 * 1024 + 1);
+      assert.throws(() => Tokenizer.fromFile(big), /big\.json: .*over the 67108864-byte limit/);
+      // The real file passes both guards (its depth is well under the limit).
+      assert.equal(Tokenizer.fromFile(TOKENIZER_JSON).tokenToId('<|endoftext|>'), 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a tokenizer.json it cannot reproduce, naming the field', () => {

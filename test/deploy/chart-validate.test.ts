@@ -13,7 +13,7 @@ import {
   validatorVenv,
 } from './chart.ts';
 
-// The default values and five other value sets (test/deploy/values/*.yaml), each rendered for the
+// The default values and six other value sets (test/deploy/values/*.yaml), each rendered for the
 // oldest Kubernetes the chart supports and for a recent one.
 const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   default: {},
@@ -24,6 +24,9 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
     valuesFiles: ['eight-gpus.yaml'],
   },
   'existing claim and ServiceAccount, 1 NATS server': { valuesFiles: ['existing-claim.yaml'] },
+  'every extension point (labels, digest, args, volumes, init containers, runtime class)': {
+    valuesFiles: ['extensions.yaml'],
+  },
 };
 const VERSIONS = ['1.29', '1.32'] as const;
 

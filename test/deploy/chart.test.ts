@@ -22,6 +22,7 @@ import {
   type K8sObject,
   podTemplates,
   render,
+  renderError,
 } from './chart.ts';
 
 const INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
@@ -317,6 +318,67 @@ describe('Helm chart helm/lora-mpt', () => {
     const coordinator = jobSpec(objs, 'demo-lora-mpt-coordinator').template.spec;
     assert.equal(coordinator.priorityClassName, 'training-high');
     assert.equal(coordinator.tolerations, undefined);
+  });
+
+  it('makes a worker pod given a GPU require it (LORA_MPT_REQUIRE_GPU), with TF32 only when asked', () => {
+    const env = (set: string[] = []) =>
+      jobSpec(render({ set }), 'demo-lora-mpt-worker').template.spec.containers[0]!.env ?? [];
+    const named = (e: { name: string; value?: string }[], name: string) =>
+      e.find((x) => x.name === name)?.value;
+    assert.equal(named(env(), 'LORA_MPT_REQUIRE_GPU'), '1');
+    assert.equal(named(env(), 'LORA_MPT_TF32'), undefined);
+    assert.equal(named(env(['workers.tf32=true']), 'LORA_MPT_TF32'), '1');
+    const cpu = env([
+      'workers.resources.requests.nvidia\\.com/gpu=null',
+      'workers.resources.limits.nvidia\\.com/gpu=null',
+    ]);
+    assert.equal(named(cpu, 'LORA_MPT_REQUIRE_GPU'), undefined, 'CPU workers need no GPU');
+  });
+
+  it('renders every extension point an operator sets: labels, digest, args, env, volumes, init containers, runtime class, NATS placement, relabelings', () => {
+    const objs = render({ valuesFiles: ['extensions.yaml'] });
+    const coordinator = jobSpec(objs, 'demo-lora-mpt-coordinator').template;
+    const worker = jobSpec(objs, 'demo-lora-mpt-worker').template;
+    const nats = (find(objs, 'StatefulSet', 'demo-lora-mpt-nats').spec as unknown as JobSpec).template;
+    for (const pod of [coordinator, worker, nats]) {
+      assert.equal(pod.metadata.labels?.['kueue.x-k8s.io/queue-name'], 'gpu-queue');
+      assert.equal(pod.metadata.labels?.['app.kubernetes.io/name'], 'lora-mpt', "the chart's label wins");
+      assert.deepEqual(pod.metadata.annotations, { 'cost-centre': 'ml-research' });
+    }
+    const image =
+      'registry.example.com/ml/lora-mpt@sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945';
+    assert.equal(coordinator.spec.containers[0]!.image, image);
+    assert.equal(worker.spec.containers[0]!.image, image);
+    assert.deepEqual(coordinator.spec.containers[0]!.args!.slice(-2), ['--log_level', 'debug']);
+    assert.deepEqual(worker.spec.containers[0]!.args!.slice(-2), ['--peak_tflops', '312']);
+    assert.ok(coordinator.spec.volumes?.some((v) => v.name === 'certs-extra'));
+    assert.ok(coordinator.spec.containers[0]!.volumeMounts?.some((m) => m.mountPath === '/etc/corp-ca'));
+    assert.equal(coordinator.spec.initContainers?.[0]?.name, 'wait-for-model');
+    assert.equal(worker.spec.runtimeClassName, 'nvidia');
+    assert.ok(worker.spec.containers[0]!.env?.some((e) => e.name === 'NCCL_DEBUG'));
+    assert.ok(worker.spec.containers[0]!.volumeMounts?.some((m) => m.mountPath === '/dev/shm'));
+    assert.deepEqual(nats.spec.nodeSelector, { 'node-role': 'system' });
+    assert.equal(nats.spec.tolerations?.length, 1);
+    const endpoint = (
+      find(objs, 'ServiceMonitor', 'demo-lora-mpt').spec as { endpoints: Record<string, unknown>[] }
+    ).endpoints[0]!;
+    assert.deepEqual(endpoint.relabelings, [{ targetLabel: 'cluster', replacement: 'gpu-east' }]);
+    assert.equal((endpoint.metricRelabelings as unknown[]).length, 1);
+  });
+
+  it('still refuses a misspelt extension point (the schema stays strict)', () => {
+    for (const set of [
+      'workers.extraArg={--x}',
+      'podLabel.a=b',
+      'nats.toleration[0].key=x',
+      'image.digest=latest',
+    ]) {
+      assert.match(
+        renderError({ set: [set] }) ?? 'rendered',
+        /values don't meet the specifications|schema/i,
+        set,
+      );
+    }
   });
 
   it('keeps a NATS cluster of three behind a disruption budget, or uses an external NATS', () => {

@@ -49,6 +49,8 @@ export interface PodSpec {
   tolerations?: unknown[];
   topologySpreadConstraints?: unknown[];
   nodeSelector?: Record<string, string>;
+  runtimeClassName?: string;
+  initContainers?: Container[];
 }
 export interface JobSpec {
   completionMode?: string;
@@ -64,12 +66,16 @@ export interface JobSpec {
       onPodConditions?: { type: string; status: string }[];
     }[];
   };
-  template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec };
+  template: { metadata: PodMetadata; spec: PodSpec };
+}
+export interface PodMetadata {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 export interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; labels?: Record<string, string> };
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   data?: Record<string, string>;
   spec?: Record<string, unknown>;
 }

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { rowNorms } from '../../src/checkpoint/lora-variants/dora.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import { evalLoss, finetune } from '../support/finetune-run.ts';
 import { type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
@@ -98,7 +98,7 @@ describe('finetune --use_dora', () => {
     });
     assert.equal(more.code, 0, more.p.output());
     const resumed = await readPeftAdapter(join(run.dir, 'dora-more'));
-    assert.equal(resumed.config.extra.use_dora, true);
+    assert.equal(resumed.config.lora.useDora, true);
     assert.equal(resumed.tensors.size, 3 * 8);
     const clash = await finetune('dora-clash', run, join(run.dir, 'dora-clash'), {
       ...noDora,

@@ -105,7 +105,7 @@ describe('extending and resuming finetune runs', () => {
       resume_from_checkpoint: from,
     });
     assert.equal(adopted.code, 0, adopted.p.output());
-    const config = (await readPeftAdapter(out)).config;
+    const config = (await readPeftAdapter(out)).config.lora;
     assert.equal(config.r, 4);
     assert.equal(config.loraAlpha, 8.5);
     assert.equal(config.loraDropout, 0.05);
@@ -139,9 +139,9 @@ describe('extending and resuming finetune runs', () => {
     assert.equal(plainRun.code, 0, plainRun.p.output());
     const a = await readPeftAdapter(rs);
     const b = await readPeftAdapter(plain);
-    assert.equal(a.config.useRslora, true);
-    assert.equal(a.config.loraAlpha, 8);
-    assert.equal(b.config.useRslora, false);
+    assert.equal(a.config.lora.useRslora, true);
+    assert.equal(a.config.lora.loraAlpha, 8);
+    assert.equal(b.config.lora.useRslora, false);
     assert.equal(JSON.parse(readFileSync(join(rs, 'adapter_config.json'), 'utf8')).use_rslora, true);
     assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
     let moved = false;
@@ -159,7 +159,7 @@ describe('extending and resuming finetune runs', () => {
       resume_from_checkpoint: rs,
     });
     assert.equal(more.code, 0, more.p.output());
-    assert.equal((await readPeftAdapter(join(run.dir, 'rslora-more'))).config.useRslora, true);
+    assert.equal((await readPeftAdapter(join(run.dir, 'rslora-more'))).config.lora.useRslora, true);
     const clash = await finetune('rslora-clash', run, join(run.dir, 'rslora-clash'), {
       ...noAlpha,
       max_steps: 1,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { deviceOf } from '../../src/cli/launch.ts';
+import { deviceOf, gpuDevices } from '../../src/cli/launch.ts';
 import { assertSameAdapter } from '../support/adapters.ts';
 import { startLoraMpt } from '../support/processes.ts';
 import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
@@ -46,16 +46,54 @@ describe('lora-mpt launch', () => {
     );
   });
 
+  it('never hands a worker a GPU that is not there: counted GPUs bound the workers, none means the CPU', () => {
+    assert.deepEqual(gpuDevices(2, undefined, 2, false), ['0', '1']);
+    assert.deepEqual(gpuDevices(2, '3,5', null, true), ['3', '5']);
+    // A 1-GPU machine: worker 1 would get CUDA_VISIBLE_DEVICES=1, see no GPU and compute on the CPU.
+    assert.throws(
+      () => gpuDevices(2, undefined, 1, false),
+      /--nproc_per_node 2: this machine has 1 GPU\(s\) \(nvidia-smi -L\); start at most 1 workers/,
+    );
+    assert.deepEqual(gpuDevices(2, undefined, null, false), [null, null]);
+    assert.deepEqual(gpuDevices(2, undefined, 0, false), [null, null]);
+    assert.throws(
+      () => gpuDevices(1, undefined, null, true),
+      /a GPU is required .* nvidia-smi -L did not run/,
+    );
+    assert.throws(() => gpuDevices(1, '', 0, true), /a GPU is required .* nvidia-smi -L lists no GPU/);
+  });
+
+  it('refuses --backend tensorflow-gpu on a machine with no GPU, before starting anything', async () => {
+    const launch = startLoraMpt(
+      'launch',
+      [
+        'launch',
+        '--nproc_per_node',
+        '1',
+        '--backend',
+        'tensorflow-gpu',
+        ...training(run, join(run.dir, 'gpu')),
+      ],
+      {
+        CUDA_VISIBLE_DEVICES: '',
+        PATH: '/usr/bin:/bin',
+      },
+    );
+    assert.equal(await launch.exited(), 2, launch.output());
+    assert.match(
+      launch.output(),
+      /a GPU is required \(--backend tensorflow-gpu or LORA_MPT_REQUIRE_GPU=1\) but none is visible/,
+    );
+  });
+
   it('runs N workers (one per GPU) and restarts one that is killed; the adapter equals finetune', async () => {
     const out = join(run.dir, 'launched');
-    const launch = startLoraMpt('launch', [
+    // Two listed GPUs, as on a 2-GPU node (this machine has none; the CPU binding ignores the list).
+    const launch = startLoraMpt(
       'launch',
-      '--nproc_per_node',
-      '2',
-      ...training(run, out),
-      '--log_format',
-      'json',
-    ]);
+      ['launch', '--nproc_per_node', '2', ...training(run, out), '--log_format', 'json'],
+      { CUDA_VISIBLE_DEVICES: '0,1' },
+    );
     const started = await Promise.all(
       ['worker-0', 'worker-1'].map((w) =>
         launch.waitForEvent('worker_started', (e) => e.worker === w, { ms: 120_000 }),

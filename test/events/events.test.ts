@@ -20,6 +20,20 @@ function capture(isTTY: boolean): Writable & { isTTY: boolean; text(): string } 
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** The typed fields of a step_committed event (the text sink reads step and total_steps). */
+const committed = (step: number, total: number) => ({
+  step,
+  total_steps: total,
+  generation: 1,
+  loss: 1,
+  learning_rate: 1e-4,
+  grad_norm: 1,
+  tokens_per_second: 100,
+  eta_seconds: null,
+  step_seconds: null,
+  micro_batches: { w0: 1 },
+});
+
 describe('events', () => {
   it('writes one JSON object per event with its name, bound fields and readable message', async () => {
     const out = capture(false);
@@ -42,7 +56,7 @@ describe('events', () => {
     const out = capture(false);
     const ev = createEvents({ label: '', format: 'json', out, level: 'info' });
     ev.debug('ledger_audit', 'ledger of step 1: ...');
-    ev.info('eval_done', 'step 1: eval loss 1.0');
+    ev.info('eval_done', 'step 1: eval loss 1.0', { step: 1, eval_loss: 1, eval_tokens: 8 });
     await tick();
     assert.deepEqual(
       out
@@ -58,7 +72,7 @@ describe('events', () => {
     const out = capture(false);
     const ev = createEvents({ label: 'coordinator', format: 'text', out, stepEvery: 2 });
     for (let step = 1; step <= 3; step++) {
-      ev.info('step_committed', `step ${step}/3 loss 1.0`, { step, total_steps: 3 });
+      ev.info('step_committed', `step ${step}/3 loss 1.0`, committed(step, 3));
     }
     ev.warn('run_paused', 'paused: 1 of the 2 workers');
     await tick();
@@ -71,10 +85,10 @@ describe('events', () => {
   it('redraws one live step line on a terminal, above which other events print', async () => {
     const out = capture(true);
     const ev = createEvents({ label: '', format: 'text', out, stepEvery: 10 });
-    ev.info('step_committed', 'step 1/3', { step: 1, total_steps: 3 });
-    ev.info('step_committed', 'step 2/3', { step: 2, total_steps: 3 });
-    ev.info('checkpoint_saved', 'saved checkpoint-2');
-    ev.info('step_committed', 'step 3/3', { step: 3, total_steps: 3 });
+    ev.info('step_committed', 'step 1/3', committed(1, 3));
+    ev.info('step_committed', 'step 2/3', committed(2, 3));
+    ev.info('checkpoint_saved', 'saved checkpoint-2', { step: 2, path: 'checkpoint-2' });
+    ev.info('step_committed', 'step 3/3', committed(3, 3));
     await tick();
     assert.equal(
       out.text(),

@@ -155,6 +155,25 @@ describe('safetensors reader', () => {
     writeFileSync(short, len);
     await rejects(short, /runs past the end/);
   });
+
+  it('refuses a header nested past three levels before parsing it, counting no bracket inside a string', async () => {
+    await rejects(
+      rawFile('deep4.st', { a: { dtype: 'F32', shape: [[1]], data_offsets: [0, 4] } }, new Uint8Array(4)),
+      /nests deeper than 3 levels/,
+    );
+    // The audit's hostile header: ~90 MB of "[" would make JSON.parse build millions of arrays.
+    const depth = 90_000_000;
+    const json = Buffer.alloc(5 + depth + 1, 0x5b);
+    json.write('{"a":', 0);
+    json[json.length - 1] = 0x7d;
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const hostile = join(tmp, 'hostile.st');
+    writeFileSync(hostile, Buffer.concat([len, json]));
+    await rejects(hostile, /nests deeper than 3 levels at character 7/);
+    const text = rawFile('brackets.st', { __metadata__: { note: '[[[[{{{{' } }, new Uint8Array(0));
+    assert.deepEqual((await SafetensorsReader.open(text)).header.metadata, { note: '[[[[{{{{' });
+  });
 });
 
 describe('safetensors writer', () => {

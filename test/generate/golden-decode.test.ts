@@ -8,13 +8,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModel } from '../../src/families/load-model.ts';
 import { decode, TRANSFORMERS_DEFAULTS } from '../../src/generate/decode.ts';
 import { cachedLogits, uncachedLogits } from '../../src/generate/logits-source.ts';
 import { warpLogits } from '../../src/generate/logits-warpers.ts';
 import { layoutFor } from '../../src/model/backend.ts';
-import { loadMptModel, type MptModel } from '../../src/model/mpt-model.ts';
+import type { CausalLm } from '../../src/model/causal-lm.ts';
 import { describeOnBackends } from '../model/support/backends.ts';
 
 const MODELS = fileURLToPath(new URL('../fixtures/mpt/', import.meta.url));
@@ -48,18 +49,18 @@ const FIXTURES: Fixture[] = readdirSync(EXPECTED)
   .sort()
   .map((f) => JSON.parse(readFileSync(join(EXPECTED, f), 'utf8')) as Fixture);
 
-async function load(name: string, backend: string, adapter: boolean): Promise<MptModel> {
+async function load(name: string, backend: string, adapter: boolean): Promise<CausalLm> {
   const ckpt = await openCheckpoint(join(MODELS, name));
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
+  const model = await loadModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
   if (adapter) {
     const a = await readPeftAdapter(join(MODELS, name, 'adapter_init'));
-    model.configureLora(a.config);
+    model.configureLora(a.config.lora);
     model.setLoraWeights(new Map([...a.tensors].map(([k, t]) => [k, t.data])));
   }
   return model;
 }
 
-async function runAll(model: MptModel, fx: Fixture, runs: Run[], cached: boolean): Promise<string[]> {
+async function runAll(model: CausalLm, fx: Fixture, runs: Run[], cached: boolean): Promise<string[]> {
   const wrong: string[] = [];
   for (const r of runs) {
     const source = cached ? cachedLogits(model) : uncachedLogits(model);

@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import { hubCacheDir, ModelNotFoundError, resolveModel } from '../../src/hub/models.ts';
 import { FIXTURES } from '../checkpoint/fixtures.ts';
 

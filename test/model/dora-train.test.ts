@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
 import { initialVariantTensors } from '../../src/checkpoint/lora-variants/initial-tensors.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModel } from '../../src/families/load-model.ts';
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
 import { layoutFor } from '../../src/model/backend.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepOptions } from '../../src/model/train-step.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
@@ -48,9 +48,9 @@ async function loadCase(name: string, backend: string, load8bit = false, dequant
         : t;
     }
   };
-  const model = await loadMptModel(ckpt.config, tensors(), { layout: layoutFor(backend), load8bit });
+  const model = await loadModel(ckpt.config, tensors(), { layout: layoutFor(backend), load8bit });
   const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
-  model.configureLora({ ...adapter.config, useDora: true });
+  model.configureLora({ ...adapter.config.lora, useDora: true });
   model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
   const batch = fixtureBatch(join(MODELS, info.base));
   const options: TrainStepOptions =
@@ -128,7 +128,7 @@ describe('DoRA initial magnitudes', () => {
       const ckpt = await openCheckpoint(join(MODELS, info.base));
       const adapter = await readPeftAdapter(join(ROOT, name, 'adapter'));
       const expected = await readSafetensorsFile(join(ROOT, name, 'expected.safetensors'));
-      const targets = loraTargets(ckpt.config, { ...adapter.config, useDora: true });
+      const targets = loraTargets(ckpt.config, { ...adapter.config.lora, useDora: true });
       const got = await initialVariantTensors(DORA, targets, (n) => ckpt.readTensor(n));
       assert.equal(got.size, targets.length);
       for (const [k, m] of got) assert.ok(rel(m, expected.get(`init:${k}`) as Float32Array) < 1e-6, k);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseMptConfig } from '../../src/checkpoint/config.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
 import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
+import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { flopsModelOf, forwardFlops, trainStepFlops } from '../../src/model/flops.ts';
 
 const model = (c: Record<string, number>, r: number, targetModules: string[]) => {

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModel } from '../../src/families/load-model.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../../src/model/train-step.ts';
 import { adamwState, adamwStep } from '../../src/train/adamw.ts';
 import { clipByGlobalNorm } from '../../src/train/clip.ts';
@@ -35,7 +35,7 @@ function rel(got: Float32Array, want: Float32Array): number {
 async function loadCase(name: string, backend: string) {
   const dir = join(ROOT, name);
   const ckpt = await openCheckpoint(dir);
-  const model = await loadMptModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
+  const model = await loadModel(ckpt.config, ckpt.tensors(), { layout: layoutFor(backend) });
   const adapter = await readPeftAdapter(join(dir, 'adapter_init'));
   const expected = await readSafetensorsFile(join(dir, 'expected.safetensors'));
   const batch = fixtureBatch(dir);
@@ -56,7 +56,7 @@ describeOnBackends('golden parity with HF transformers + PEFT', (backend) => {
       const base = forwardLogits(c.model, c.batch);
       const baseErr = rel(base.dataSync() as Float32Array, get(c.expected, 'logits_base'));
       base.dispose();
-      c.model.configureLora(c.adapter.config);
+      c.model.configureLora(c.adapter.config.lora);
       c.model.setLoraWeights(c.loraWeights);
       const logits = forwardLogits(c.model, c.batch);
       const logitsErr = rel(logits.dataSync() as Float32Array, get(c.expected, 'logits'));
@@ -93,7 +93,7 @@ describeOnBackends('golden parity with HF transformers + PEFT', (backend) => {
         max_grad_norm: number;
         steps: number;
       };
-      c.model.configureLora(c.adapter.config);
+      c.model.configureLora(c.adapter.config.lora);
       const names = [...c.loraWeights.keys()].sort();
       const sizes = names.map((k) => get(c.loraWeights, k).length);
       const params = new Float32Array(sizes.reduce((a, b) => a + b, 0));

@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import type { MptConfig } from '../../src/checkpoint/config.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import { loadModel } from '../../src/families/load-model.ts';
+import type { MptConfig } from '../../src/families/mpt/config.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { extend, newKvCache, prefill } from '../../src/model/cached-forward.ts';
+import type { CausalLm } from '../../src/model/causal-lm.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
-import { loadMptModel, type MptModel } from '../../src/model/mpt-model.ts';
 import { describeOnBackends } from './support/backends.ts';
 import {
   gaussian,
@@ -38,7 +39,7 @@ async function build(backend: string, config: MptConfig, o: { load8bit?: boolean
     const data = Float32Array.from({ length: config.maxSeqLen * config.dModel }, () => 0.3 * g());
     tensors.push({ name: 'transformer.wpe.weight', shape: [config.maxSeqLen, config.dModel], data });
   }
-  const model = await loadMptModel(config, tensors, {
+  const model = await loadModel(config, tensors, {
     layout: layoutFor(backend),
     load8bit: o.load8bit ?? false,
   });
@@ -48,7 +49,7 @@ async function build(backend: string, config: MptConfig, o: { load8bit?: boolean
 }
 
 /** Logits of the last position of `ids` by the full forward, as a host array [V]. */
-function fullLast(model: MptModel, ids: readonly number[]): Float32Array {
+function fullLast(model: CausalLm, ids: readonly number[]): Float32Array {
   const logits = forwardLogits(model, { rows: 1, seqLen: ids.length, inputIds: Int32Array.from(ids) });
   const all = logits.dataSync() as Float32Array;
   logits.dispose();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadModel } from '../../src/families/load-model.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { defaultVocabChunk } from '../../src/model/vocab-chunks.ts';
 import { hostTensors, randomWeights, tinyConfig } from './support/tiny-mpt.ts';
 
@@ -15,7 +15,7 @@ describe('loading MPT weights', () => {
     const before = tf.memory().numTensors;
     const some = tensors().filter((t) => t.name !== 'transformer.blocks.1.ffn.up_proj.weight');
     await assert.rejects(
-      loadMptModel(config, some, { layout: 'plain-2d' }),
+      loadModel(config, some, { layout: 'plain-2d' }),
       /lacks 1 tensors, e.g. transformer\.blocks\.1\.ffn\.up_proj\.weight/,
     );
     assert.equal(tf.memory().numTensors, before);
@@ -24,7 +24,7 @@ describe('loading MPT weights', () => {
   it('reports each weight tensor taken in, ending at all of them (load progress)', async () => {
     const all = tensors();
     const calls: [number, number][] = [];
-    const model = await loadMptModel(config, all, {
+    const model = await loadModel(config, all, {
       layout: 'plain-2d',
       onTensor: (loaded, expected) => calls.push([loaded, expected]),
     });
@@ -43,7 +43,7 @@ describe('loading MPT weights', () => {
       t.name.endsWith('0.attn.out_proj.weight') ? { ...t, shape: [12, 48] } : t,
     );
     await assert.rejects(
-      loadMptModel(config, bad, { layout: 'plain-2d' }),
+      loadModel(config, bad, { layout: 'plain-2d' }),
       /out_proj\.weight has shape \[12,48\], expected \[24,24\]/,
     );
   });
@@ -51,7 +51,7 @@ describe('loading MPT weights', () => {
   it('refuses biases and names outside MPT', async () => {
     const bias = { name: 'transformer.blocks.0.attn.Wqkv.bias', shape: [72], data: new Float32Array(72) };
     await assert.rejects(
-      loadMptModel(config, [...tensors(), bias], { layout: 'plain-2d' }),
+      loadModel(config, [...tensors(), bias], { layout: 'plain-2d' }),
       /biases are not supported/,
     );
     const odd = {
@@ -60,7 +60,7 @@ describe('loading MPT weights', () => {
       data: new Float32Array(576),
     };
     await assert.rejects(
-      loadMptModel(config, [...tensors(), odd], { layout: 'plain-2d' }),
+      loadModel(config, [...tensors(), odd], { layout: 'plain-2d' }),
       /q_proj\.weight is not part of/,
     );
   });
@@ -68,7 +68,7 @@ describe('loading MPT weights', () => {
   it('loads, ignores a saved lm_head copy, and frees every tensor on dispose', async () => {
     const before = tf.memory().numTensors;
     const lmHead = { name: 'lm_head.weight', shape: [40, 24], data: new Float32Array(960) };
-    const model = await loadMptModel(config, [...tensors(), lmHead], { layout: 'plain-2d' });
+    const model = await loadModel(config, [...tensors(), lmHead], { layout: 'plain-2d' });
     assert.ok(tf.memory().numTensors > before);
     model.dispose();
     assert.equal(tf.memory().numTensors, before);

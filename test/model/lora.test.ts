@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  initLoraWeights,
-  loraScaling,
-  loraTargets,
-  matchesTarget,
-} from '../../src/checkpoint/lora-targets.ts';
+import { initLoraWeights } from '../../src/checkpoint/lora-init.ts';
+import { loraScaling } from '../../src/checkpoint/lora-spec.ts';
+import { loraTargets, matchesTarget } from '../../src/checkpoint/lora-targets.ts';
 import { tinyConfig } from './support/tiny-mpt.ts';
 
 const settings = { r: 4, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] as readonly string[] };
@@ -54,14 +51,14 @@ describe('LoRA targets', () => {
 describe('LoRA init', () => {
   it('draws A in ±1/sqrt(in) (kaiming-uniform a=√5), sets B to zero, and repeats for a seed', () => {
     const targets = loraTargets(tinyConfig(), settings);
-    const w = initLoraWeights(targets, 4, 7);
+    const w = initLoraWeights(targets, { r: 4 }, 7);
     const a = w.get(targets[0]?.aName ?? '') ?? new Float32Array();
     const bound = 1 / Math.sqrt(24);
     assert.equal(a.length, 4 * 24);
     assert.ok(a.every((v) => Math.abs(v) <= bound));
     assert.ok(Math.max(...a) > 0.8 * bound && Math.min(...a) < -0.8 * bound);
     assert.ok((w.get(targets[0]?.bName ?? '') ?? [1]).every((v) => v === 0));
-    assert.deepEqual(initLoraWeights(targets, 4, 7), w);
-    assert.notDeepEqual(initLoraWeights(targets, 4, 8).get(targets[0]?.aName ?? ''), a);
+    assert.deepEqual(initLoraWeights(targets, { r: 4 }, 7), w);
+    assert.notDeepEqual(initLoraWeights(targets, { r: 4 }, 8).get(targets[0]?.aName ?? ''), a);
   });
 });

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadModel } from '../../src/families/load-model.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { planMemory } from '../../src/model/memory-plan.ts';
-import { loadMptModel } from '../../src/model/mpt-model.ts';
 import { computeLoraGradients } from '../../src/model/train-step.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { hostTensors, randomBatch, randomLora, randomWeights, tinyConfig } from './support/tiny-mpt.ts';
@@ -26,7 +26,7 @@ describeOnBackends('memory plan vs a measured training step', (backend) => {
       const layout = layoutFor(backend);
       const lora = { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] };
       const empty = tf.memory().numBytes;
-      const model = await loadMptModel(config, hostTensors(config, randomWeights(config, 3)), { layout });
+      const model = await loadModel(config, hostTensors(config, randomWeights(config, 3)), { layout });
       try {
         const targets = model.configureLora(lora);
         model.setLoraWeights(randomLora(targets, lora.r, 4));

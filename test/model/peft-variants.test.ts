@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { adapterFeatures } from '../../src/checkpoint/adapter-support.ts';
-import { openCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { mergedTensors, mergePlan } from '../../src/checkpoint/merge-adapter.ts';
-import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { parseLoraConfig, readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { openCheckpoint } from '../../src/families/checkpoint.ts';
+import { loadModelWithAdapter } from '../../src/families/load-model.ts';
 import { layoutFor } from '../../src/model/backend.ts';
 import { forwardLogits } from '../../src/model/forward.ts';
-import { loadModelWithAdapter } from '../../src/model/model-with-adapter.ts';
 import { readSafetensorsFile } from '../support/safetensors-file.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { fixtureBatch } from './support/fixture-batch.ts';
@@ -101,8 +101,13 @@ describe('adapter_config fields lora-mpt does not implement', () => {
 
   it('refuses initialisations that rewrite the base weights, and unknown switched-on fields', async () => {
     const adapter = await readPeftAdapter(join(ADAPTERS, 'exclude-h6'));
-    const pissa = { ...adapter.config, extra: { ...adapter.config.extra, init_lora_weights: 'pissa' } };
-    assert.throws(() => adapterFeatures(pissa, 'inference', 'a'), /init_lora_weights "pissa"/);
+    // init_lora_weights is a field of the LoRA spec, checked where the file is read.
+    const json = JSON.parse(readFileSync(join(ADAPTERS, 'exclude-h6', 'adapter_config.json'), 'utf8'));
+    const pissa = { ...json, init_lora_weights: 'pissa' };
+    assert.throws(
+      () => parseLoraConfig(pissa, 'a'),
+      /init_lora_weights "pissa": this initialisation rewrites/,
+    );
     const future = { ...adapter.config, extra: { ...adapter.config.extra, use_new_trick: true } };
     assert.throws(
       () => adapterFeatures(future, 'inference', 'a'),

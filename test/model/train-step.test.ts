@@ -3,12 +3,14 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import type { MptConfig } from '../../src/checkpoint/config.ts';
-import { type LoraSettings, loraScaling, type MptLinearName } from '../../src/checkpoint/lora-targets.ts';
+import { type LoraSettings, loraScaling } from '../../src/checkpoint/lora-spec.ts';
+import { loadModel } from '../../src/families/load-model.ts';
+import { MPT_LINEARS, type MptLinearName } from '../../src/families/mpt/architecture.ts';
+import type { MptConfig } from '../../src/families/mpt/config.ts';
 import type { ComputeLayout } from '../../src/model/backend.ts';
+import type { CausalLm } from '../../src/model/causal-lm.ts';
 import { dropoutMask } from '../../src/model/dropout.ts';
 import { evaluateLoss, forwardLogits, forwardLogitsAt } from '../../src/model/forward.ts';
-import { loadMptModel, type MptModel } from '../../src/model/mpt-model.ts';
 import { dequantizeRows, quantizeRows } from '../../src/model/quantize8.ts';
 import { computeLoraGradients, type TrainStepResult } from '../../src/model/train-step.ts';
 import { describeOnBackends } from './support/backends.ts';
@@ -30,7 +32,7 @@ interface Setup {
   readonly weights: Map<string, Float32Array>;
   readonly lora: LoraSettings;
   readonly loraWeights: Map<string, Float32Array>;
-  readonly model: MptModel;
+  readonly model: CausalLm;
 }
 
 async function setup(
@@ -41,7 +43,7 @@ async function setup(
 ): Promise<Setup> {
   const weights = opts.weights ?? randomWeights(config, 11);
   // A small vocab chunk so the tiny vocab is still cut into several (uneven) chunks.
-  const model = await loadMptModel(config, hostTensors(config, weights), {
+  const model = await loadModel(config, hostTensors(config, weights), {
     layout,
     vocabChunk: 16,
     load8bit: opts.load8bit ?? false,
@@ -102,7 +104,12 @@ describeOnBackends('LoRA training step', (backend) => {
     const dropout = { seed: 5, microBatch: 17 };
     const got = await computeLoraGradients(s.model, batch, { dropout });
     const keep = (layer: number, module: string, count: number) =>
-      dropoutMask(dropout, layer, module as MptLinearName, 0.3, count);
+      dropoutMask(
+        dropout,
+        { layer, index: MPT_LINEARS.indexOf(module as MptLinearName), perBlock: MPT_LINEARS.length },
+        0.3,
+        count,
+      );
     const want = naiveMpt(
       config,
       s.weights,

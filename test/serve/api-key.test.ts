@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type GenerateServer, startGenerateServer } from './support/generate-server.ts';
 
-const KEY = 'sk-test-3f9a1c0b7e';
-const FILE_KEY = 'another-key_42';
+const KEY = 'sk-test-3f9a1c0b7e5d24a8c61f0e9b7d3a2c15';
+const FILE_KEY = 'another-key_42-9c1e5b7a3d2f8e6b0a4c';
 let fromEnv: GenerateServer;
 let fromFile: GenerateServer;
 let dir: string;

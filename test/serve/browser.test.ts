@@ -19,7 +19,7 @@ const needsChromium =
 
 let generate: GenerateServer | undefined;
 let keyed: GenerateServer | undefined;
-const KEY = 'page-test-key-7';
+const KEY = 'page-test-key-7-4e8a1c9b3f6d2e0a5c7b';
 let url: string;
 let browser: Browser;
 

@@ -11,13 +11,7 @@ import { bigLayout } from './big-adapter.ts';
 const [outputDir, blocksArg] = process.argv.slice(2) as [string, string];
 const layout = bigLayout(Number(blocksArg));
 const replica = new AdapterReplica(layout, new Float32Array(layout.size).fill(0.25));
-const config = newLoraConfig({
-  r: 64,
-  loraAlpha: 16,
-  loraDropout: 0,
-  targetModules: ['Wqkv'],
-  baseModelNameOrPath: 'x',
-});
+const config = newLoraConfig({ r: 64, loraAlpha: 16, loraDropout: 0, targetModules: ['Wqkv'] }, 'x');
 let step = ((await listCheckpoints(outputDir)).at(-1)?.step ?? 0) + 1;
 process.stdout.write('ready\n');
 for (;;) {

@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type RandomMptSpec, writeRandomMpt } from '../../src/checkpoint/random-init.ts';
+import { type RandomMptSpec, writeRandomMpt } from '../../src/families/mpt/random-checkpoint.ts';
 
 export const SHARED_TOKENIZER = fileURLToPath(
   new URL('../../../shared/data/gpt-neox-20b/tokenizer.json', import.meta.url),

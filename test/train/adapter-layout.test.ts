@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseMptConfig } from '../../src/checkpoint/config.ts';
+import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { adapterLayout } from '../../src/train/adapter-layout.ts';
 
 // The mosaicml/mpt-7b config values (../shared/docs/mpt-peft-facts.md §1.1).

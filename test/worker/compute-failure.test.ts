@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { LORA_DEFAULTS } from '../../src/checkpoint/lora-spec.ts';
 import { attachInProcessWorker } from '../../src/cli/in-process-worker.ts';
 import { InProcessCollective } from '../../src/collective/index.ts';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
@@ -31,13 +32,7 @@ const mb = (id: number): MicroBatch => ({
 const run: RunConfig = {
   runId: 'run-f',
   baseModel: 'unused',
-  loraR: 1,
-  loraAlpha: 1,
-  loraDropout: 0,
-  loraTargetModules: ['Wqkv'],
-  useRslora: false,
-  useDora: false,
-  layersToTransform: null,
+  lora: { ...LORA_DEFAULTS, r: 1, loraAlpha: 1, loraDropout: 0 },
   seed: 1,
   maxGradNorm: 1,
   gradientCheckpointing: false,

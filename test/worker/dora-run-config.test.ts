@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { writeRandomMpt } from '../../src/checkpoint/random-init.ts';
+import { LORA_DEFAULTS } from '../../src/checkpoint/lora-spec.ts';
+import { writeRandomMpt } from '../../src/families/mpt/random-checkpoint.ts';
 import { unflatten } from '../../src/train/param-layout.ts';
 import { parseRunConfig, type RunConfig } from '../../src/train/run-config.ts';
 import { loadModelCompute } from '../../src/worker/model-compute.ts';
@@ -14,13 +15,14 @@ import { loadModelCompute } from '../../src/worker/model-compute.ts';
 const run: RunConfig = {
   runId: 'run-dora',
   baseModel: 'unused',
-  loraR: 2,
-  loraAlpha: 4,
-  loraDropout: 0.1,
-  loraTargetModules: ['Wqkv', 'down_proj'],
-  useRslora: false,
-  useDora: true,
-  layersToTransform: null,
+  lora: {
+    ...LORA_DEFAULTS,
+    r: 2,
+    loraAlpha: 4,
+    loraDropout: 0.1,
+    targetModules: ['Wqkv', 'down_proj'],
+    useDora: true,
+  },
   seed: 3,
   maxGradNorm: 1,
   gradientCheckpointing: true,
@@ -35,8 +37,11 @@ describe('a worker given a DoRA run config', () => {
 
   it('keeps useDora through the JSON trip and trains the magnitudes', async () => {
     const parsed = parseRunConfig(JSON.stringify(run));
-    assert.equal(parsed.useDora, true);
-    assert.throws(() => parseRunConfig(JSON.stringify({ ...run, useDora: undefined })), /useDora/);
+    assert.equal(parsed.lora.useDora, true);
+    assert.throws(
+      () => parseRunConfig(JSON.stringify({ ...run, lora: { ...run.lora, useDora: undefined } })),
+      /useDora/,
+    );
     await writeRandomMpt(dir, { dModel: 16, nHeads: 2, nLayers: 2, vocabSize: 64, maxSeqLen: 16, seed: 5 });
     const loaded = await loadModelCompute(dir, 'cpu', parsed, {
       microBatchSize: 2,
@@ -71,11 +76,13 @@ describe('a worker given a DoRA run config', () => {
   });
 
   it('keeps layersToTransform through the JSON trip and refuses a negative block', async () => {
-    const parsed = parseRunConfig(JSON.stringify({ ...run, useDora: false, layersToTransform: [1] }));
-    assert.deepEqual(parsed.layersToTransform, [1]);
-    assert.equal(parseRunConfig(JSON.stringify(run)).layersToTransform, null);
+    const parsed = parseRunConfig(
+      JSON.stringify({ ...run, lora: { ...run.lora, useDora: false, layersToTransform: [1] } }),
+    );
+    assert.deepEqual(parsed.lora.layersToTransform, [1]);
+    assert.equal(parseRunConfig(JSON.stringify(run)).lora.layersToTransform, null);
     assert.throws(
-      () => parseRunConfig(JSON.stringify({ ...run, layersToTransform: [-1] })),
+      () => parseRunConfig(JSON.stringify({ ...run, lora: { ...run.lora, layersToTransform: [-1] } })),
       /"layersToTransform" must be null or a list of block numbers/,
     );
   });

@@ -22,7 +22,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "lora-mpt.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{- /* The operator's labels and annotations on every pod of the release (e.g. a Kueue queue, a
+cost centre); the chart's own labels win over a podLabels key of the same name. */ -}}
+{{- define "lora-mpt.podMetadata" -}}
+{{- $root := .root -}}
+{{- $own := include "lora-mpt.labels" $root | fromYaml -}}
+{{- $_ := set $own "app.kubernetes.io/component" .component -}}
+labels:
+  {{- toYaml (merge $own ($root.Values.podLabels | default dict)) | nindent 2 }}
+{{- with $root.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{- define "lora-mpt.natsUrl" -}}
@@ -129,6 +147,13 @@ affinity:
 topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $c.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $c.initContainers }}
+initContainers:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 volumes:
   - name: workspace
     persistentVolumeClaim:
@@ -139,6 +164,9 @@ volumes:
     secret:
       secretName: {{ include "lora-mpt.authSecret" $root }}
       defaultMode: 0400
+{{- with $c.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{- /* NATS as the run's user, over TLS checked against nats-ca.crt. */ -}}
@@ -213,9 +241,7 @@ activeDeadlineSeconds: {{ . }}
 {{ include "lora-mpt.podFailurePolicy" (dict "container" "coordinator" "exitCodes" (list 2)) }}
 template:
   metadata:
-    labels:
-      {{- include "lora-mpt.labels" . | nindent 6 }}
-      app.kubernetes.io/component: coordinator
+    {{- include "lora-mpt.podMetadata" (dict "root" . "component" "coordinator") | nindent 4 }}
   spec:
     {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator) | nindent 4 }}
     containers:
@@ -252,6 +278,9 @@ template:
           - --run_token_file
           - /etc/lora-mpt/auth/run-token
           {{- include "lora-mpt.natsAuthArgs" . | nindent 10 }}
+          {{- with $v.coordinator.extraArgs }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
         ports:
           - { name: grpc, containerPort: {{ $v.coordinator.grpcPort }} }
           - { name: metrics, containerPort: {{ $v.coordinator.metricsPort }} }
@@ -266,6 +295,9 @@ template:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }} }
           - { name: tmp, mountPath: /tmp }
           - { name: auth, mountPath: /etc/lora-mpt/auth, readOnly: true }
+          {{- with $v.coordinator.extraVolumeMounts }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
 {{- end -}}
 
 {{- /* The run's flags (name: value as the CLI reads it), the data of the <fullname>-run ConfigMap:
@@ -303,9 +335,7 @@ successPolicy:
 {{ include "lora-mpt.podFailurePolicy" (dict "container" "worker" "exitCodes" (list 2 3)) }}
 template:
   metadata:
-    labels:
-      {{- include "lora-mpt.labels" . | nindent 6 }}
-      app.kubernetes.io/component: worker
+    {{- include "lora-mpt.podMetadata" (dict "root" . "component" "worker") | nindent 4 }}
   spec:
     {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers) | nindent 4 }}
     containers:
@@ -317,6 +347,14 @@ template:
             valueFrom:
               fieldRef:
                 fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+          {{- $res := $v.workers.resources | default dict }}
+          {{- if or (hasKey ($res.limits | default dict) "nvidia.com/gpu") (hasKey ($res.requests | default dict) "nvidia.com/gpu") }}
+          # A pod given a GPU computes on it or stops, naming why (docs/backends.md#gpu-workers).
+          - { name: LORA_MPT_REQUIRE_GPU, value: "1" }
+          {{- end }}
+          {{- if $v.workers.tf32 }}
+          - { name: LORA_MPT_TF32, value: "1" }
+          {{- end }}
           {{- include "lora-mpt.env" (dict "root" . "component" $v.workers) | nindent 10 }}
         args:
           - worker
@@ -345,6 +383,9 @@ template:
           - --token_file
           - /etc/lora-mpt/auth/run-token
           {{- include "lora-mpt.natsAuthArgs" . | nindent 10 }}
+          {{- with $v.workers.extraArgs }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
         ports:
           - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
         {{- include "lora-mpt.probes" $v.workers | nindent 8 }}
@@ -355,4 +396,7 @@ template:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }}, readOnly: true }
           - { name: tmp, mountPath: /tmp }
           - { name: auth, mountPath: /etc/lora-mpt/auth, readOnly: true }
+          {{- with $v.workers.extraVolumeMounts }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
 {{- end -}}

@@ -1,5 +1,5 @@
 // DoRA (PEFT 0.21's DoraLinearLayer, use_dora): each target also learns a magnitude m per output row
-// (lora_magnitude_vector [out], started at ‖W‖ per row, which is ‖W + s·B·A‖ as B starts at zero).
+// (lora_magnitude_vector [out], started at ‖W + s·B·A‖ per row: ‖W‖ when B starts at zero).
 // With c = m / n, n = ‖W + s·B·A‖ per output row held constant (no gradient through it, as PEFT
 // detaches it), the forward is y = x·Wᵀ + (c−1)⊙(x_d·Wᵀ) + c⊙(s·x_d·Aᵀ·Bᵀ); without dropout x_d = x,
 // so y = c⊙z with z = x·Wᵀ + s·x·Aᵀ·Bᵀ. The backward is LoRA's with dy → c⊙dy, except that with
@@ -8,7 +8,15 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { LoraTarget } from '../lora-targets.ts';
 import { disposePair, loraBranch, loraBranchBackward, mergeLoraWeight, withBranchInputGrad } from './lora.ts';
-import type { AdaptedLinear, FrozenRows, LinearDims, LoraPair, LoraVariant, Tf } from './types.ts';
+import type {
+  AdaptedLinear,
+  FrozenRows,
+  LinearDims,
+  LoraPair,
+  LoraVariant,
+  StartingPair,
+  Tf,
+} from './types.ts';
 
 /** Values per row block of W + s·B·A while n is computed (4M floats = 16 MB beyond W). */
 const BLOCK_VALUES = 1 << 22;
@@ -20,6 +28,20 @@ export function rowNorms(w: Float32Array, outFeatures: number, inFeatures: numbe
     let sum = 0;
     for (let i = o * inFeatures; i < (o + 1) * inFeatures; i++) sum += (w[i] as number) * (w[i] as number);
     out[o] = Math.sqrt(sum);
+  }
+  return out;
+}
+
+/** W + s·B·A [out, in] in float32 as PEFT forms it (B [out, r], A [r, in]). */
+function withUpdate(w: Float32Array, p: StartingPair, t: LinearDims): Float32Array {
+  const r = p.a.length / t.inFeatures;
+  const out = new Float32Array(w.length);
+  for (let o = 0; o < t.outFeatures; o++) {
+    for (let i = 0; i < t.inFeatures; i++) {
+      let ba = 0;
+      for (let k = 0; k < r; k++) ba += (p.b[o * r + k] as number) * (p.a[k * t.inFeatures + i] as number);
+      out[o * t.inFeatures + i] = (w[o * t.inFeatures + i] as number) + p.scale * Math.fround(ba);
+    }
   }
   return out;
 }
@@ -108,7 +130,11 @@ export const DORA: LoraVariant = {
   name: 'DoRA (use_dora)',
   appliesTo: (s) => s.useDora === true,
   extraTensors: (t: LoraTarget) => [{ name: t.magnitudeName, shape: [t.outFeatures] }],
-  initialValues: (t: LoraTarget, w: Float32Array) => [rowNorms(w, t.outFeatures, t.inFeatures)],
+  // ‖W + s·B·A‖ per row, as PEFT; ‖W‖ when B starts at zero (the default init_lora_weights).
+  initialValues: (t: LoraTarget, w: Float32Array, start: StartingPair | null) => {
+    const weight = start?.b.some((x) => x !== 0) ? withUpdate(w, start, t) : w;
+    return [rowNorms(weight, t.outFeatures, t.inFeatures)];
+  },
   prepare,
   /** LoRA's merge, then each row times f32(m / ‖W'‖_row), rounded to float32 (PEFT's dora_factor). */
   mergeWeight(w, e) {

@@ -1,6 +1,6 @@
 // The LoRA variants and the one place one is chosen from the LoRA settings. A new variant (PEFT's
 // next LoraVariant) is a file beside dora.ts and one entry in VARIANTS; nothing else names it.
-import type { LoraSettings } from '../lora-targets.ts';
+import type { LoraSettings } from '../lora-spec.ts';
 import { DORA } from './dora.ts';
 import { LORA } from './lora.ts';
 import type { LoraVariant } from './types.ts';

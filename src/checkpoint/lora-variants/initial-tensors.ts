@@ -1,14 +1,21 @@
-// A variant's trainable tensors at the start of a fresh run (DoRA: the magnitudes, ‖W‖ per row), read
+// A variant's trainable tensors at the start of a fresh run (DoRA: the magnitudes, ‖W + s·B·A‖ per row), read
 // on the host from the base checkpoint one target weight at a time: the coordinator computes them too.
 import type { HostTensor } from '../../formats/host-tensor.ts';
 import type { LoraTarget } from '../lora-targets.ts';
 import type { LoraVariant } from './types.ts';
+
+/** The adapter a run starts from (PEFT saved names) and its scaling, when B may be non-zero. */
+export interface StartingAdapter {
+  readonly weights: ReadonlyMap<string, Float32Array>;
+  readonly scale: number;
+}
 
 /** Every target's extra tensors (none for plain LoRA, which reads nothing), by PEFT saved name. */
 export async function initialVariantTensors(
   variant: LoraVariant,
   targets: readonly LoraTarget[],
   readTensor: (name: string) => Promise<HostTensor>,
+  start?: StartingAdapter,
 ): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const t of targets) {
@@ -20,7 +27,11 @@ export async function initialVariantTensors(
         `checkpoint tensor ${w.name} has shape [${w.shape}], LoRA expects [${t.outFeatures}, ${t.inFeatures}]`,
       );
     }
-    const values = variant.initialValues(t, w.data);
+    const a = start?.weights.get(t.aName);
+    const b = start?.weights.get(t.bName);
+    const pair =
+      start !== undefined && a !== undefined && b !== undefined ? { a, b, scale: start.scale } : null;
+    const values = variant.initialValues(t, w.data, pair);
     for (const [i, s] of specs.entries()) out.set(s.name, values[i] as Float32Array);
   }
   return out;

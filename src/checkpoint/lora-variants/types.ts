@@ -6,7 +6,8 @@
 // src/model/mpt-model.ts, so the coordinator, which needs a variant's tensors and initialisation
 // but never runs the model, reaches these files without loading TensorFlow.js (docs/architecture.md).
 import type * as tf from '@tensorflow/tfjs-core';
-import type { LoraSettings, LoraTarget } from '../lora-targets.ts';
+import type { LoraSettings } from '../lora-spec.ts';
+import type { LoraTarget } from '../lora-targets.ts';
 
 /** The TensorFlow.js namespace, handed in by the model (a variant never imports it at run time). */
 export type Tf = typeof tf;
@@ -110,6 +111,13 @@ export interface HostAdapter {
   readonly extras: readonly Float32Array[];
 }
 
+/** One target's A [r, in] and B [out, r] of a fresh run, and the scaling s. */
+export interface StartingPair {
+  readonly a: Float32Array;
+  readonly b: Float32Array;
+  readonly scale: number;
+}
+
 /** What the count of src/model/flops.ts adds for one target, per token, beyond plain LoRA's. */
 export interface VariantFlops {
   readonly forward: number;
@@ -124,8 +132,9 @@ export interface LoraVariant {
   appliesTo(s: LoraSettings): boolean;
   /** Trainable tensors of one target beyond A and B (PEFT names and shapes), in the order saved. */
   extraTensors(t: LoraTarget): readonly VariantTensor[];
-  /** Their starting values, one per extraTensors entry, from the target's frozen W [out, in]. */
-  initialValues(t: LoraTarget, w: Float32Array): readonly Float32Array[];
+  /** Their starting values, one per extraTensors entry, from the target's frozen W [out, in] and the
+   * run's starting A and B (`start`; init_lora_weights may make B non-zero). */
+  initialValues(t: LoraTarget, w: Float32Array, start: StartingPair | null): readonly Float32Array[];
   /** The step's adapter on the device from A, B (`pair`, now owned by the result) and the extras. */
   prepare(tf: Tf, pair: LoraPair, extras: readonly Float32Array[], weight: FrozenRows): AdaptedLinear;
   /** W [out, in] with the adapter folded in, in place, float32 step by step as PEFT merges on the CPU. */

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; the @tensorflow/tfjs bundle registers them all on import.
 import '@tensorflow/tfjs';
-import type { MptConfig } from '../../../src/checkpoint/config.ts';
+import type { MptConfig } from '../../../src/families/mpt/config.ts';
 
 export interface NaiveLora {
   readonly r: number;

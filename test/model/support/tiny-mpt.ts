@@ -1,6 +1,6 @@
 // Tiny random MPT checkpoints built in the tests: a config from JSON (through the real parser),
 // seeded weights with activations of order 1, and micro-batches with padding and masked prompts.
-import { type MptConfig, parseMptConfig } from '../../../src/checkpoint/config.ts';
+import { type MptConfig, parseMptConfig } from '../../../src/families/mpt/config.ts';
 import type { HostTensor } from '../../../src/formats/host-tensor.ts';
 
 export function rng(seed: number): () => number {

@@ -5,7 +5,7 @@ import { type TinyRun, tinyRun } from '../../support/tiny-run.ts';
 
 export interface GenerateServer {
   readonly url: string;
-  /** The --base_model directory (what /healthz and /v1/models name). */
+  /** The --base_model directory (what /v1/models names). */
   readonly model: string;
   readonly process: LoraProcess;
   /** Stops the server and removes the model. */

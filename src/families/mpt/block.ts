@@ -1,29 +1,28 @@
 // One pre-norm MPT block, forward and closed-form backward:
 //   x1 = x + out_proj(attn(norm_1(x))),  y = x1 + down_proj(gelu(up_proj(norm_2(x1)))).
 // The backward returns dx and the LoRA gradients of this block only; it stops as soon as nothing
-// below needs a gradient (layer 0 never computes dx).
+// below needs a gradient (layer 0 never computes dx). With a KV cache (generation) the forward
+// appends the new positions' K and V and, after the prompt, attends to every cached key; the prompt
+// (empty cache) runs the training attention path, so its numbers equal the uncached forward.
 import * as tf from '@tensorflow/tfjs-core';
-import { MPT_LINEARS, type MptLinearName } from '../checkpoint/lora-targets.ts';
 import {
   type AttentionSaved,
   type AttentionShape,
   attentionBackward,
   attentionForward,
   disposeAttentionSaved,
-} from './attention.ts';
-import type { AttentionMask } from './attention-mask.ts';
-import type { ComputeLayout } from './backend.ts';
-import { gelu, geluBackward } from './gelu.ts';
-import { type LayerNormSaved, layerNormBackward, layerNormForward } from './layer-norm.ts';
-import {
-  disposeLinearSaved,
-  type LinearGrads,
-  type LinearSaved,
-  type LoraFactors,
-  linearBackward,
-  linearForward,
-} from './linear.ts';
-import type { DenseWeights, LinearWeightSource } from './linear-weights.ts';
+} from '../../model/attention.ts';
+import type { AttentionMask } from '../../model/attention-mask.ts';
+import type { ComputeLayout } from '../../model/backend.ts';
+import { cachedAttention, splitHeadsOf } from '../../model/cached-attention.ts';
+import type { BlockKeep, ModuleGrads } from '../../model/causal-lm.ts';
+import { gelu, geluBackward } from '../../model/gelu.ts';
+import type { KvCache } from '../../model/kv-cache.ts';
+import { type LayerNormSaved, layerNormBackward, layerNormForward } from '../../model/layer-norm.ts';
+import { disposeLinearSaved, type LinearSaved, linearBackward, linearForward } from '../../model/linear.ts';
+import type { DenseWeights, LinearWeightSource } from '../../model/linear-weights.ts';
+import type { BlockLora } from '../../model/lora-state.ts';
+import { MPT_LINEARS, type MptLinearName } from './architecture.ts';
 
 export interface BlockWeights {
   readonly norm1: tf.Tensor1D;
@@ -34,14 +33,20 @@ export interface BlockWeights {
   readonly linears: Readonly<Record<MptLinearName, LinearWeightSource>>;
 }
 
-export type BlockLora = Readonly<Partial<Record<MptLinearName, LoraFactors>>>;
-/** Scaled dropout keep masks of this block's LoRA inputs (absent = no dropout). */
-export type BlockKeep = Readonly<Partial<Record<MptLinearName, tf.Tensor2D>>>;
+/** Generation's KV cache as one block uses it. */
+export interface BlockCache {
+  readonly kv: KvCache;
+  readonly layer: number;
+  /** [1, H, q, Tk] bias of the new positions against every cached key (cachedAttentionBias); null
+   * for the prompt (empty cache), which attends through `mask` as training does. */
+  readonly bias: tf.Tensor4D | null;
+}
 
 export interface BlockEnv {
   readonly layout: ComputeLayout;
   readonly attn: AttentionShape;
-  readonly mask: AttentionMask;
+  /** Null only after the prompt of a cached forward (the cache's bias replaces it). */
+  readonly mask: AttentionMask | null;
   readonly eps: number;
   readonly clipQkv: number | null;
 }
@@ -59,10 +64,6 @@ export interface BlockSaved {
   readonly attn: AttentionSaved;
   /** up_proj output (GELU input). */
   readonly preAct: tf.Tensor2D;
-}
-
-export interface ModuleGrads extends LinearGrads {
-  readonly module: MptLinearName;
 }
 
 function acquireAll(w: BlockWeights): Record<MptLinearName, DenseWeights> {
@@ -88,7 +89,34 @@ export function disposeBlockSaved(s: BlockSaved): void {
   disposeAttentionSaved(s.attn);
 }
 
-/** y = block(x). The caller owns y and saved (null unless `save`); x is not disposed. */
+/** The mask of an uncached forward or a cached prompt; throws where only a cache bias exists. */
+function maskOf(env: BlockEnv): AttentionMask {
+  if (env.mask === null) throw new Error('MPT block: no attention mask for this forward');
+  return env.mask;
+}
+
+/** ctx of the new positions with the KV cache: appends their K and V to layer `c.layer`, then attends
+ * as training does (the prompt) or against every cached key. The caller owns ctx. */
+function cachedContext(env: BlockEnv, c: BlockCache, qkv: tf.Tensor2D): tf.Tensor2D {
+  const { rows, seqLen: q, nHeads: h, headDim: hd, scale } = env.attn;
+  const [qPart, kPart, vPart] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  try {
+    c.kv.append(
+      c.layer,
+      tf.keep(splitHeadsOf(kPart, rows, q, h, hd)),
+      tf.keep(splitHeadsOf(vPart, rows, q, h, hd)),
+    );
+    if (c.bias === null) return attentionForward(env.layout, qkv, env.attn, maskOf(env), false).ctx;
+    const kv = c.kv.layer(c.layer);
+    if (kv === null) throw new Error(`MPT block: layer ${c.layer} has no cached keys`);
+    return cachedAttention(qPart, kv.k, kv.v, { rows, q, nHeads: h, headDim: hd, scale }, c.bias);
+  } finally {
+    tf.dispose([qPart, kPart, vPart]);
+  }
+}
+
+/** y = block(x), appending to `cache` when given (never saved then). The caller owns y and saved
+ * (null unless `save`); x is not disposed. */
 export function blockForward(
   env: BlockEnv,
   w: BlockWeights,
@@ -96,7 +124,9 @@ export function blockForward(
   keep: BlockKeep,
   x: tf.Tensor2D,
   save: boolean,
+  cache: BlockCache | null = null,
 ): { readonly y: tf.Tensor2D; readonly saved: BlockSaved | null } {
+  if (save && cache !== null) throw new Error('MPT block: a cached forward keeps nothing for a backward');
   const dense = acquireAll(w);
   const inputs: Partial<Record<MptLinearName, tf.Tensor2D>> = {};
   const lin: Partial<Record<MptLinearName, LinearSaved>> = {};
@@ -138,7 +168,10 @@ export function blockForward(
     qkv = tf.concat([qf.y, kf.y, v], 1);
     tf.dispose([q, k, v, qf.y, kf.y]);
   }
-  const att = attentionForward(env.layout, qkv, env.attn, env.mask, save);
+  const att =
+    cache === null
+      ? attentionForward(env.layout, qkv, env.attn, maskOf(env), save)
+      : { ctx: cachedContext(env, cache, qkv), saved: null };
   qkv.dispose();
   const o = linear('out_proj', att.ctx);
   const x1 = tf.add(x, o) as tf.Tensor2D;

@@ -3,22 +3,16 @@
 // are N(0, initStd) and LayerNorm weights 1, as MPT's pre-training init; seeded, so reproducible.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Rng } from '../data/rng.ts';
-import type { HostTensor } from '../formats/host-tensor.ts';
-import { PyFloat, type PyJson, pyJsonDumps } from '../formats/py-json.ts';
-import { writeSafetensors } from '../formats/safetensors.ts';
+import { Rng } from '../../data/rng.ts';
+import type { HostTensor } from '../../formats/host-tensor.ts';
+import { PyFloat, type PyJson, pyJsonDumps } from '../../formats/py-json.ts';
+import { writeSafetensors } from '../../formats/safetensors.ts';
+import type { RandomCheckpointSizes } from '../types.ts';
+import { linearShape, MPT_LINEARS, modulePath } from './architecture.ts';
 import { parseMptConfig } from './config.ts';
-import { linearShape, MPT_LINEARS, modulePath } from './lora-targets.ts';
 
-export interface RandomMptSpec {
-  readonly dModel: number;
-  readonly nHeads: number;
-  readonly nLayers: number;
-  readonly vocabSize: number;
-  readonly maxSeqLen: number;
+export interface RandomMptSpec extends RandomCheckpointSizes {
   readonly expansionRatio?: number;
-  readonly initStd?: number;
-  readonly seed?: number;
 }
 
 /** The config.json MPT checkpoints ship (HF `MptConfig` field names, `attn_config` nested). */

@@ -1,6 +1,8 @@
 // MPT's config.json as a typed, validated object: every field MPT checkpoints ship (HF native
 // `MptConfig` and the llm-foundry remote-code `MPTConfig`), camelCased, with HF's defaults where absent.
-import { ConfigError, FieldReader, isJsonObject } from './config-fields.ts';
+import type { ModelConfig } from '../../checkpoint/architecture.ts';
+import { ConfigError, FieldReader, isJsonObject } from '../../checkpoint/config-fields.ts';
+import { mptArchitecture } from './architecture.ts';
 
 export type AttnType = 'multihead_attention' | 'multiquery_attention' | 'grouped_query_attention';
 
@@ -33,14 +35,10 @@ export interface MptInitConfig {
   readonly embInitUniformLim: number | readonly number[] | null;
 }
 
-export interface MptConfig {
-  readonly dModel: number;
-  readonly nHeads: number;
-  readonly nLayers: number;
+export interface MptConfig extends ModelConfig {
+  readonly modelType: 'mpt';
   /** FFN width is floor(dModel * expansionRatio) (llm-foundry; HF native always uses 4). */
   readonly expansionRatio: number;
-  readonly maxSeqLen: number;
-  readonly vocabSize: number;
   readonly residPdrop: number;
   readonly embPdrop: number;
   readonly learnedPosEmb: boolean;
@@ -49,7 +47,7 @@ export interface MptConfig {
   /** `layer_norm_epsilon` (HF) or `norm_eps` (llm-foundry), default 1e-5. */
   readonly normEps: number;
   readonly embeddingFraction: number;
-  /** Multiplier on the logits; 'inv_sqrt_d_model' resolved to 1/sqrt(dModel); null = none. */
+  /** 'inv_sqrt_d_model' resolved to 1/sqrt(dModel). */
   readonly logitScale: number | null;
   readonly tieWordEmbeddings: boolean;
   readonly useCache: boolean;
@@ -59,13 +57,6 @@ export interface MptConfig {
   readonly initConfig: MptInitConfig;
   /** llm-foundry `ffn_config.ffn_type` ('mptmlp' when absent). */
   readonly ffnType: string;
-  readonly torchDtype: string | null;
-  readonly tokenizerName: string | null;
-  readonly bosTokenId: number | null;
-  readonly eosTokenId: number | null;
-  readonly padTokenId: number | null;
-  /** The parsed JSON as read, for fields this type does not model (architectures, auto_map, …). */
-  readonly raw: Readonly<Record<string, unknown>>;
 }
 
 function parseAttn(r: FieldReader, nHeads: number): MptAttnConfig {
@@ -158,7 +149,8 @@ export function parseMptConfig(json: unknown, source: string): MptConfig {
   const eosTokenId = Array.isArray(eos)
     ? ((eos[0] as number | undefined) ?? null)
     : r.numOrNull('eos_token_id');
-  return {
+  const config: Omit<MptConfig, 'arch'> = {
+    modelType: 'mpt',
     dModel,
     nHeads,
     nLayers: r.int('n_layers', 24, 1),
@@ -187,4 +179,10 @@ export function parseMptConfig(json: unknown, source: string): MptConfig {
     padTokenId: r.numOrNull('pad_token_id'),
     raw: json,
   };
+  return { ...config, arch: mptArchitecture(config) };
+}
+
+/** True for a config parsed by parseMptConfig (the family's compute part checks what it is given). */
+export function isMptConfig(c: ModelConfig): c is MptConfig {
+  return c.modelType === 'mpt' && 'attn' in c && 'expansionRatio' in c;
 }

@@ -1,0 +1,64 @@
+// How a worker becomes a replica (DESIGN.md §2, step 5): the base model it loaded must be the
+// run's (same fingerprint), then it receives the coordinator's adapter and optimizer state; a
+// replica whose state was found to differ is sent the same state again. The step driver says when:
+// state moves only between commits (a replica that joined mid-reduce would miss the gradient).
+import type { Events } from '../events/events.ts';
+import { floatBytes, stateSyncMessage } from '../protocol/messages.ts';
+import type { AdapterReplica } from '../train/replica.ts';
+import type { Members, WorkerLink } from './members.ts';
+
+export interface ModelRefusal {
+  /** Why the worker is lost (the event). */
+  readonly lost: string;
+  /** What the worker is told as its stream closes. */
+  readonly close: string;
+}
+
+export class ReplicaSync {
+  constructor(
+    private readonly replica: AdapterReplica,
+    private readonly modelFingerprint: string,
+    private readonly events: Events,
+  ) {}
+
+  /** Why a worker whose base model has `fingerprint` cannot be a replica of this run, if so. */
+  refusal(fingerprint: string): ModelRefusal | undefined {
+    if (fingerprint === this.modelFingerprint) return undefined;
+    return {
+      lost: `its base model fingerprint ${fingerprint} differs from the run's ${this.modelFingerprint}`,
+      close: `base model mismatch: the worker loaded a model with fingerprint ${fingerprint}, the run uses ${this.modelFingerprint}; mount the same --base_model`,
+    };
+  }
+
+  /** Sends the state to every member that is ready; they take micro-batches from now on. */
+  syncReady(members: Members): void {
+    for (const m of members.inPhase('ready')) {
+      m.link.send(this.message());
+      m.phase = 'synced';
+      this.events.info(
+        'worker_synced',
+        `worker ${m.link.id} is a replica from step ${this.replica.step} (${this.replica.layout.size} adapter values)`,
+        { worker: m.link.id, step: this.replica.step },
+      );
+    }
+  }
+
+  /** Sends the state again to replica `id` (if still connected): its state differs from ours. */
+  resend(id: string, link: WorkerLink | undefined): void {
+    this.events.info('state_resent', `re-sending the coordinator's state to ${id}`, { worker: id });
+    link?.send(this.message());
+  }
+
+  private message() {
+    const s = this.replica.state;
+    return stateSyncMessage({
+      step: this.replica.step,
+      optimizerSteps: s.step,
+      names: this.replica.layout.specs.map((x) => x.name),
+      params: floatBytes(s.params),
+      expAvg: floatBytes(s.expAvg),
+      expAvgSq: floatBytes(s.expAvgSq),
+      checksum: this.replica.checksum(),
+    });
+  }
+}

@@ -1,0 +1,224 @@
+// What each message of a worker does to the run (DESIGN.md §2-3): ready with the run's base model
+// (then synced between commits), credits, micro-batch results (checked, counted once), micro-batches
+// given back, all-reduce answers and blames, refused data (offences.ts decides the cost), and a
+// worker lost at any point. StepDriver (step-driver.ts) extends this with the phases: every change
+// of phase is written there; this file reads the current phase and calls those transitions.
+import type { MicroBatch } from '../data/micro-batch.ts';
+import type { Events } from '../events/events.ts';
+import { MicroBatchKind } from '../protocol/messages.ts';
+import { peerText } from '../protocol/peer-text.ts';
+import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
+import { Members, type WorkerLink } from './members.ts';
+import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
+import { ReplicaSync } from './replica-sync.ts';
+import type { Phase, StepDriverOptions } from './step-driver.ts';
+import type { WorkerId } from './step-ledger.ts';
+import { StepWork } from './step-work.ts';
+
+export abstract class WorkerReports {
+  readonly members = new Members();
+  /** Where the run is; only StepDriver assigns it. */
+  protected abstract phase: Phase;
+  protected readonly events: Events;
+  protected readonly work: StepWork;
+  protected readonly offences = new Offences();
+  protected readonly sync: ReplicaSync;
+  /** The current step's micro-batches by id, and the evaluation's. */
+  protected byId = new Map<number, MicroBatch>();
+  protected readonly evalById: ReadonlyMap<number, MicroBatch>;
+
+  constructor(
+    private readonly run: Pick<
+      StepDriverOptions,
+      'runId' | 'modelFingerprint' | 'replica' | 'evalMicroBatches' | 'events'
+    >,
+  ) {
+    this.events = run.events;
+    this.work = new StepWork(run.events);
+    this.sync = new ReplicaSync(run.replica, run.modelFingerprint, run.events);
+    this.evalById = new Map(run.evalMicroBatches.map((m) => [m.id, m]));
+  }
+
+  /** Steps committed so far (the replica's updates). */
+  get step(): number {
+    return this.run.replica.step;
+  }
+
+  /** Worker ids dropped for good: their Hello is refused for the rest of the run. */
+  get dropped(): ReadonlySet<string> {
+    return this.offences.dropped;
+  }
+
+  /** Deals what can be dealt, or moves on when the step (or the evaluation) is whole. */
+  protected abstract advance(): void;
+  /** Syncs the ready replicas, when state may move (between commits). */
+  protected abstract syncReady(): void;
+  /** Gives the all-reduce in flight up (back to the step's train phase). */
+  protected abstract abortReduce(reason: string): void;
+  /** Commits, retries or repairs once every member of the round answered. */
+  protected abstract maybeCommit(): void;
+  /** For status lines: what the run is doing now. */
+  abstract describe(): string;
+
+  /** A worker passed the handshake; it loads its model and then reports ready. */
+  join(link: WorkerLink): void {
+    this.members.add(link);
+  }
+
+  onReady(id: WorkerId, fingerprint: string): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    const refusal = this.sync.refusal(fingerprint);
+    if (refusal) {
+      this.lose(id, refusal.lost);
+      m.link.close(refusal.close);
+      return;
+    }
+    m.phase = 'ready';
+    this.syncReady();
+    // advance, not deal: a step whose micro-batches are all done may be waiting for replicas.
+    this.advance();
+  }
+
+  onCredit(id: WorkerId, credits: number): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    this.members.grant(m, credits, this.held(id));
+    this.advance();
+  }
+
+  onResult(id: WorkerId, r: MicroBatchResult): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    const p = this.phase;
+    const isEval = r.kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL;
+    if (isEval ? p.kind === 'eval' : p.kind === 'train' && r.step === p.ledger.step) {
+      const ledger = (p as Extract<Phase, { kind: 'train' | 'eval' }>).ledger;
+      const refused = this.work.count(ledger, isEval ? this.evalById : this.byId, id, r, !isEval);
+      if (refused !== undefined) {
+        this.refuse(id, refused);
+        return;
+      }
+    } else {
+      this.events.info(
+        'result_ignored',
+        `ignored ${isEval ? 'eval' : 'train'} result of micro-batch ${r.id} (step ${r.step}) from ${id}: the run is at ${this.describe()}`,
+        { worker: id, step: r.step, micro_batch: r.id },
+      );
+    }
+    this.members.grant(m, 1, this.held(id)); // a result returns the credit its micro-batch used
+    this.advance();
+  }
+
+  /** Micro-batches `id` holds now (dealt, not reported) in the current step or evaluation. */
+  private held(id: WorkerId): number {
+    const p = this.phase;
+    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldNow(id).length : 0;
+  }
+
+  /** How long worker `id` may hold a micro-batch before it is lost (StepWork.deadline). */
+  microBatchDeadline(id: WorkerId, floorMs: number, fixedMs?: number): number {
+    return this.work.deadline(id, floorMs, fixedMs);
+  }
+
+  /** A worker gave back micro-batches it had not started: deal them again. */
+  onRevoked(id: WorkerId, r: Revoked): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    m.revoking = false;
+    const p = this.phase;
+    if ((p.kind === 'train' || p.kind === 'eval') && r.step === p.ledger.step) {
+      const back = this.work.revoke(p.ledger, id, r.ids);
+      // Deal them before the straggler gets its credits back, so they go to the idle workers.
+      this.advance();
+      this.members.grant(m, back, this.held(id));
+    }
+    this.advance();
+  }
+
+  onReduceResult(id: WorkerId, r: ReduceResult): void {
+    const p = this.phase;
+    // A member found another's all-reduce data bad (non-finite, forged, contradictory). It may
+    // answer after the round was already aborted (our own observer heard its abort first).
+    if (r.blame !== '' && this.members.get(id)?.phase === 'synced' && r.step === this.currentStep()) {
+      this.blame(r.blame, r.generation, `${id} reports: ${peerText(r.error, 512)}`);
+      if (this.phase !== p) return;
+    }
+    if (
+      p.kind !== 'reduce' ||
+      r.generation !== p.round.generation ||
+      r.step !== p.ledger.step ||
+      !p.round.members.includes(id)
+    ) {
+      // A result of an aborted generation, an older step, or from a non-member: it proves nothing now.
+      this.events.info(
+        'reduce_result_ignored',
+        `ignored reduce result of step ${r.step} generation ${r.generation} from ${id}: the run is at ${this.describe()}`,
+        { worker: id, step: r.step, generation: r.generation },
+      );
+      return;
+    }
+    p.results.set(id, r);
+    this.maybeCommit();
+  }
+
+  private currentStep(): number | undefined {
+    const p = this.phase;
+    return p.kind === 'train' || p.kind === 'reduce' ? p.ledger.step : undefined;
+  }
+
+  /** Acts once per (generation, worker) on a blame for bad all-reduce data. */
+  protected blame(worker: string, generation: number, why: string): void {
+    if (!this.members.has(worker) || !this.offences.blame(worker, generation)) return;
+    this.refuse(worker as WorkerId, `its all-reduce data of generation ${generation} was refused (${why})`);
+  }
+
+  /**
+   * A worker sent what cannot be counted. Its micro-batches of the step go back to the queue (its
+   * accumulator may hold the bad values) and its session ends: the first time it reconnects and is
+   * re-synced with a zeroed accumulator; the OFFENCES_BEFORE_DROP-th time it is dropped from the run.
+   */
+  private refuse(id: WorkerId, why: string): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    const { offences: n, dropped } = this.offences.refuse(id);
+    this.events.warn(
+      'result_refused',
+      `refused a result of worker ${id} (${n} of ${OFFENCES_BEFORE_DROP}): ${why}; ${dropped ? 'dropped from the run' : 'its session is reset'}`,
+      { worker: id, step: this.step, why, offences: n, dropped },
+    );
+    this.lose(id, `result refused: ${why}`);
+    if (dropped) m.link.close(`dropped from run ${this.run.runId}: ${why} (${n} refused results)`);
+    else m.link.drop(`result refused: ${why}; reconnect to be re-synced`);
+  }
+
+  /** The worker's stream ended or it missed its heartbeat deadline. */
+  lose(id: WorkerId, why: string): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    this.members.remove(id);
+    if (this.phase.kind === 'finished') {
+      this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });
+      return;
+    }
+    this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
+    const p = this.phase;
+    if (p.kind === 'train' || p.kind === 'eval') {
+      this.work.requeue(p.ledger, id);
+    } else if (p.kind === 'reduce' && p.round.members.includes(id)) {
+      this.abortReduce(`member ${id} was lost`);
+      this.work.requeue(p.ledger, id);
+    }
+    this.advance();
+  }
+
+  /**
+   * Workers holding a micro-batch of the current step or evaluation for longer than `ms` since it
+   * was dealt (queued ones count: the deadline must cover max_in_flight computes), with the ids.
+   */
+  overdueWorkers(ms: number | ((worker: WorkerId) => number)): Map<WorkerId, number[]> {
+    const p = this.phase;
+    if (p.kind !== 'train' && p.kind !== 'eval') return new Map();
+    return p.ledger.overdue(ms);
+  }
+}

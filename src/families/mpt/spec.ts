@@ -1,0 +1,11 @@
+// MPT as the registry lists it: the pure parser, and its compute part loaded only when a model runs.
+import type { ModelFamily } from '../types.ts';
+import { parseMptConfig } from './config.ts';
+import { writeRandomMpt } from './random-checkpoint.ts';
+
+export const MPT_FAMILY: ModelFamily = {
+  modelType: 'mpt',
+  parseConfig: parseMptConfig,
+  loadCompute: () => import('./compute.ts').then((m) => m.MPT_COMPUTE),
+  writeRandomCheckpoint: writeRandomMpt,
+};
