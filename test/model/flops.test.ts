@@ -5,8 +5,11 @@ import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
 import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { flopsModelOf, forwardFlops, trainStepFlops } from '../../src/model/flops.ts';
 
+const configOf = (c: Record<string, number>) =>
+  parseMptConfig({ expansion_ratio: 4, max_seq_len: 2048, ...c }, 'test config');
+
 const model = (c: Record<string, number>, r: number, targetModules: string[]) => {
-  const config = parseMptConfig({ expansion_ratio: 4, max_seq_len: 2048, ...c }, 'test config');
+  const config = configOf(c);
   return flopsModelOf(config, r, loraTargets(config, { r, loraAlpha: 16, loraDropout: 0, targetModules }));
 };
 
@@ -32,10 +35,7 @@ describe('model FLOPs of a micro-batch', () => {
   });
 
   it('adds, for DoRA with dropout, one more base matmul per adapted Linear forward and (but the lowest) backward', () => {
-    const c = parseMptConfig(
-      { expansion_ratio: 4, max_seq_len: 2048, d_model: 512, n_heads: 8, n_layers: 4, vocab_size: 50432 },
-      'test config',
-    );
+    const c = configOf({ d_model: 512, n_heads: 8, n_layers: 4, vocab_size: 50432 });
     const targets = loraTargets(c, {
       r: 8,
       loraAlpha: 16,
@@ -57,10 +57,7 @@ describe('model FLOPs of a micro-batch', () => {
   });
 
   it("crosses to the worker's compute thread (structured clone) with its count, DoRA's included", () => {
-    const c = parseMptConfig(
-      { expansion_ratio: 4, max_seq_len: 2048, d_model: 64, n_heads: 4, n_layers: 2, vocab_size: 1000 },
-      'test config',
-    );
+    const c = configOf({ d_model: 64, n_heads: 4, n_layers: 2, vocab_size: 1000 });
     const targets = loraTargets(c, {
       r: 4,
       loraAlpha: 8,
