@@ -6,6 +6,7 @@
 //   fwd = 2·N·12·L·D² + 2·N·4·r·D·L (LoRA) + 4·B·T²·D·L (QKᵀ, PV) + 2·n_l·V·D
 //   bwd = 2·N·(12L−3)·D² + 2·(LoRA fwd) + 2·(attention fwd) + 2·n_l·V·D
 // "exec" counts the logits of the n_l rows actually computed; "std" counts all N rows (n_l = N).
+import { LORA } from '../../src/checkpoint/lora-variants/index.ts';
 import type { HostTensor } from '../../src/formats/host-tensor.ts';
 import { trainStepFlops } from '../../src/model/flops.ts';
 
@@ -55,7 +56,7 @@ export function stepFlops(s: StepShape, nl: number): number {
       vocabSize: s.v,
       loraRank: s.r,
       loraTargets: Array.from({ length: s.l }, (_, layer) => wqkv(layer)),
-      doraDropout: false,
+      variantFlops: Array.from({ length: s.l }, (_, layer) => LORA.flopsPerToken(wqkv(layer), false)),
     },
     { rows: s.b, seqLen: s.t, logitRows: nl },
   );

@@ -4,7 +4,7 @@
 //   "gaussian": A ~ N(0, (1/r)²), B = 0
 //   false:      no reset, so nn.Linear's own init for both: A ~ U(-1/√in, 1/√in), B ~ U(-1/√r, 1/√r)
 // With B = 0 training starts at the base model. DoRA's magnitudes start at ‖W + s·B·A‖ per row
-// (dora-init.ts), read from the base weights.
+// (lora-variants/dora.ts), read from the base weights.
 import type { LoraSettings } from './lora-spec.ts';
 import type { LoraTarget } from './lora-targets.ts';
 

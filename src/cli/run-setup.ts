@@ -6,9 +6,10 @@
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { initialMagnitudes } from '../checkpoint/dora-init.ts';
 import { loraScaling } from '../checkpoint/lora-spec.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
+import { initialVariantTensors } from '../checkpoint/lora-variants/initial-tensors.ts';
 import {
   ADAPTER_CONFIG,
   ADAPTER_SAFETENSORS,
@@ -115,15 +116,11 @@ export async function prepareRun(
     targets,
     lora,
     seed: s.seed,
-    ...(lora.useDora
-      ? {
-          initialMagnitudes: (start: ReadonlyMap<string, Float32Array>) =>
-            initialMagnitudes(targets, (n) => ckpt.readTensor(n), {
-              weights: start,
-              scale: loraScaling(lora),
-            }),
-        }
-      : {}),
+    initialVariantTensors: (start: ReadonlyMap<string, Float32Array>) =>
+      initialVariantTensors(loraVariantOf(lora), targets, (n) => ckpt.readTensor(n), {
+        weights: start,
+        scale: loraScaling(lora),
+      }),
     plan: {
       fingerprint: data.planFingerprint,
       datasetFingerprint: data.datasetFingerprint,

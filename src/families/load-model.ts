@@ -1,9 +1,10 @@
 // Loading a base model of any family, alone or with a PEFT adapter for evaluation or generation, every
-// adapter_config field honoured or refused (src/checkpoint/adapter-support.ts): plain LoRA runs as a
-// LoRA branch (the trainer's exact math), DoRA is merged into the base weights on the host as the
-// tensors stream in.
+// adapter_config field honoured or refused (src/checkpoint/adapter-support.ts). The adapter's LoRA
+// variant says how it runs: as a LoRA branch (plain LoRA: the trainer's exact math) or merged into
+// the base weights on the host as the tensors stream in (DoRA).
 import { adapterFeatures } from '../checkpoint/adapter-support.ts';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import { adapterSettings, mergedTensors, mergePlan } from '../checkpoint/merge-adapter.ts';
 import type { PeftAdapter } from '../checkpoint/peft-adapter.ts';
 import type { HostTensor } from '../formats/host-tensor.ts';
@@ -33,11 +34,13 @@ export async function loadModelWithAdapter(
 ): Promise<CausalLm> {
   if (adapter === null) return loadModel(config, tensors, options);
   const plan = mergePlan(config, adapter, 'inference', source); // checks every field and tensor first
-  const features = adapterFeatures(adapter.config, 'inference', source);
-  if (features.useDora) return loadModel(config, mergedTensors(tensors, plan), options);
+  const settings = adapterSettings(adapter, adapterFeatures(adapter.config, 'inference', source));
+  if (loraVariantOf(settings).mergedForInference) {
+    return loadModel(config, mergedTensors(tensors, plan), options);
+  }
   const model = await loadModel(config, tensors, options);
   try {
-    model.configureLora(adapterSettings(adapter, features));
+    model.configureLora(settings);
     model.setLoraWeights(new Map([...adapter.tensors].map(([k, t]) => [k, t.data])));
   } catch (err) {
     model.dispose();

@@ -9,12 +9,15 @@
 //   bwd = 2·N·(L·P − P₀)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
 // The backward computes input gradients only (frozen weights get none), and not the first block's
 // lowest Linear's input gradient (nothing below it is trained): hence L·P − P₀.
-// DoRA with dropout multiplies each adapted Linear's dropped input by W once more (forward) and the
-// magnitude's share of the gradient by W once more (backward, where the input gradient is computed):
-// + Σ_targets 2·N·in·out each way. DoRA's weight norm (once per step, not per micro-batch) is left out.
+// The LoRA variant adds its own per target (src/checkpoint/lora-variants): DoRA with dropout multiplies
+// each adapted Linear's dropped input by W once more (forward) and the magnitude's share of the
+// gradient by W once more (backward, where the input gradient is computed): + Σ_targets 2·N·in·out
+// each way. DoRA's weight norm (once per step, not per micro-batch) is left out.
 
 import type { ModelConfig } from '../checkpoint/architecture.ts';
 import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import { LORA, type LoraVariant } from '../checkpoint/lora-variants/index.ts';
+import type { VariantFlops } from '../checkpoint/lora-variants/types.ts';
 
 /** What the count needs of a model and its adapter. */
 export interface FlopsModel {
@@ -29,8 +32,9 @@ export interface FlopsModel {
   readonly loraRank: number;
   /** In and out features of every LoRA-wrapped Linear, all layers. */
   readonly loraTargets: readonly Pick<LoraTarget, 'inFeatures' | 'outFeatures' | 'layer' | 'module'>[];
-  /** DoRA with dropout on: the base matmul of every adapted Linear runs twice (see above). */
-  readonly doraDropout: boolean;
+  /** What the LoRA variant adds per token to each of loraTargets, in its order (see above). Plain
+   * data, as the whole model is: it crosses to the worker's compute thread by structured clone. */
+  readonly variantFlops: readonly VariantFlops[];
 }
 
 export interface FlopsBatch {
@@ -44,11 +48,12 @@ export function flopsModelOf(
   config: ModelConfig,
   loraRank: number,
   targets: FlopsModel['loraTargets'],
-  o: { readonly doraDropout?: boolean } = {},
+  o: { readonly variant?: LoraVariant; readonly dropout?: boolean } = {},
 ): FlopsModel {
   const linears = config.arch.linears;
+  const variant = o.variant ?? LORA;
   return {
-    doraDropout: o.doraDropout ?? false,
+    variantFlops: targets.map((t) => variant.flopsPerToken(t, o.dropout ?? false)),
     dModel: config.dModel,
     nLayers: config.nLayers,
     blockLinearValues: linears.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
@@ -69,31 +74,34 @@ function parts(m: FlopsModel, b: FlopsBatch) {
   const attention = 4 * b.rows * b.seqLen * b.seqLen * d * m.nLayers;
   const logits = 2 * b.logitRows * m.vocabSize * d;
   const denseBackward = 2 * n * (m.nLayers * perBlock - m.lowestLinearValues);
-  let doraForward = 0;
-  let doraBackward = 0;
-  if (m.doraDropout) {
-    // The lowest adapted Linear of all gets no input gradient (nothing below it trains).
-    const order = (t: FlopsModel['loraTargets'][number]) =>
-      t.layer * m.linearOrder.length + m.linearOrder.indexOf(t.module);
-    const lowest = Math.min(...m.loraTargets.map(order));
-    for (const t of m.loraTargets) {
-      const once = 2 * n * t.inFeatures * t.outFeatures;
-      doraForward += once;
-      if (order(t) !== lowest) doraBackward += once;
-    }
+  // The lowest adapted Linear of all gets no input gradient (nothing below it trains).
+  const order = (t: FlopsModel['loraTargets'][number]) =>
+    t.layer * m.linearOrder.length + m.linearOrder.indexOf(t.module);
+  const lowest = Math.min(...m.loraTargets.map(order));
+  if (m.variantFlops.length !== m.loraTargets.length) {
+    throw new Error(
+      `FLOPs: ${m.variantFlops.length} variant counts for ${m.loraTargets.length} LoRA targets`,
+    );
   }
-  return { dense, lora, attention, logits, denseBackward, doraForward, doraBackward };
+  let variantForward = 0;
+  let variantBackward = 0;
+  for (const [i, t] of m.loraTargets.entries()) {
+    const f = m.variantFlops[i] as VariantFlops;
+    variantForward += n * f.forward;
+    if (order(t) !== lowest) variantBackward += n * f.inputGradient;
+  }
+  return { dense, lora, attention, logits, denseBackward, variantForward, variantBackward };
 }
 
 /** Forward FLOPs of one micro-batch (an evaluation micro-batch costs this). */
 export function forwardFlops(m: FlopsModel, b: FlopsBatch): number {
   const p = parts(m, b);
-  return p.dense + p.lora + p.attention + p.logits + p.doraForward;
+  return p.dense + p.lora + p.attention + p.logits + p.variantForward;
 }
 
 /** Forward + backward FLOPs of one training micro-batch. */
 export function trainStepFlops(m: FlopsModel, b: FlopsBatch): number {
   const p = parts(m, b);
-  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits + p.doraBackward;
+  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits + p.variantBackward;
   return forwardFlops(m, b) + backward;
 }

@@ -1,15 +1,15 @@
 // A model's LoRA adapter on the device, whatever the family: configure(settings) once → the targets
 // (PEFT names and shapes); then before every step setWeights(map) with the trainer's current host
-// Float32Arrays (PEFT names, A [r, in], B [out, r]; with DoRA also the magnitudes [out]), copied to
-// the device and never modified. DoRA's per-row norm ‖W + s·B·A‖ is computed there once per step
-// (src/model/dora-norm.ts).
+// Float32Arrays (PEFT names, A [r, in], B [out, r], and the run's LoRA variant's own tensors, e.g.
+// DoRA's magnitudes [out]), copied to the device and never modified. The variant prepares its
+// per-step state there (DoRA's row norms ‖W + s·B·A‖, src/checkpoint/lora-variants/dora.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
 import { type LoraSettings, loraScaling } from '../checkpoint/lora-spec.ts';
 import { type LoraTarget, loraTargets } from '../checkpoint/lora-targets.ts';
-import { doraFactors } from './dora-norm.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import { transposeHost } from './host-transpose.ts';
-import type { LoraFactors } from './linear.ts';
+import { frozenRows, type LoraFactors } from './linear.ts';
 import type { LinearWeightSource } from './linear-weights.ts';
 
 /** This step's LoRA factors of one block, by Linear name (absent: no LoRA there). */
@@ -22,7 +22,8 @@ export class LoraState {
 
   constructor(
     private readonly config: ModelConfig,
-    /** The frozen weight of Linear `module` in block `layer` (DoRA's norm reads it). */
+    /** The frozen weight of Linear `module` in block `layer` (a variant's per-step state may read it:
+     * DoRA's norm). */
     private readonly baseLinear: (layer: number, module: string) => LinearWeightSource,
   ) {}
 
@@ -52,6 +53,7 @@ export class LoraState {
     const s = this.loraSettings;
     if (s === null) throw new Error('setLoraWeights: call configureLora first');
     const scale = loraScaling(s);
+    const variant = loraVariantOf(s);
     const next = new Map<number, Partial<Record<string, LoraFactors>>>();
     for (const t of this.loraTargets) {
       const a = weights.get(t.aName);
@@ -64,28 +66,23 @@ export class LoraState {
           `LoRA weights: ${t.aName} must have ${s.r}x${t.inFeatures} and ${t.bName} ${t.outFeatures}x${s.r} values`,
         );
       }
-      let magnitude: Float32Array | null = null;
-      if (s.useDora) {
-        magnitude = weights.get(t.magnitudeName) ?? null;
-        if (magnitude === null) throw new Error(`LoRA weights: missing ${t.magnitudeName} (use_dora)`);
-        if (magnitude.length !== t.outFeatures)
-          throw new Error(`LoRA weights: ${t.magnitudeName} must have ${t.outFeatures} values`);
-      }
+      const extras = variant.extraTensors(t).map((spec) => {
+        const v = weights.get(spec.name);
+        const size = spec.shape.reduce((n, x) => n * x, 1);
+        if (v === undefined)
+          throw new Error(`LoRA weights: missing ${spec.name}, which ${variant.name} trains`);
+        if (v.length !== size) throw new Error(`LoRA weights: ${spec.name} must have ${size} values`);
+        return v;
+      });
       const layer = next.get(t.layer) ?? {};
-      const f = {
+      const pair = {
         a: tf.tensor2d(a, [s.r, t.inFeatures]),
         at: tf.tensor2d(transposeHost(a, s.r, t.inFeatures), [t.inFeatures, s.r]),
         b: tf.tensor2d(b, [t.outFeatures, s.r]),
         bt: tf.tensor2d(transposeHost(b, t.outFeatures, s.r), [s.r, t.outFeatures]),
         scale,
       };
-      layer[t.module] = {
-        ...f,
-        dora:
-          magnitude === null
-            ? null
-            : doraFactors(this.baseLinear(t.layer, t.module), f.a, f.b, scale, magnitude),
-      };
+      layer[t.module] = variant.prepare(tf, pair, extras, frozenRows(this.baseLinear(t.layer, t.module)));
       next.set(t.layer, layer);
     }
     this.disposeFactors();
@@ -100,9 +97,7 @@ export class LoraState {
   private disposeFactors(): void {
     for (const layer of this.factors.values()) {
       for (const f of Object.values(layer)) {
-        if (f === undefined) continue;
-        tf.dispose([f.a, f.at, f.b, f.bt]);
-        if (f.dora !== null) tf.dispose([f.dora.c, f.dora.invNorm]);
+        f?.dispose();
       }
     }
     this.factors = new Map();

@@ -6,6 +6,7 @@
 import type { ModelConfig } from '../checkpoint/architecture.ts';
 import type { LoraSettings } from '../checkpoint/lora-spec.ts';
 import { loraTargets } from '../checkpoint/lora-targets.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { ComputeLayout } from './backend.ts';
 
 export const GIB = 2 ** 30;
@@ -59,24 +60,24 @@ export function savedValuesPerBlock(
   const n = s.microBatchSize * s.seqLen;
   const r = s.lora.r;
   const dropout = s.lora.loraDropout > 0;
+  const variant = loraVariantOf(s.lora);
   let v = config.arch.blockSavedValues(s.microBatchSize, s.seqLen);
   for (const l of config.arch.linears) {
     if (!loraModules.has(l.name)) continue;
     v += n * l.inFeatures + n * r; // the layer input and u = x·Aᵀ
     if (dropout) v += 2 * n * l.inFeatures; // drop(x) and the keep mask
-    if (s.lora.useDora) v += n * l.outFeatures; // DoRA's z = x_d·Wᵀ + s·u·Bᵀ, for the magnitude's gradient
+    v += n * variant.savedValuesPerToken(l); // the variant's own (DoRA: z [N, out])
   }
   return v;
 }
 
 /** Peak float32 values alive inside one block's forward or backward beyond what is saved: the
- * family's, plus DoRA's. */
+ * family's, plus the LoRA variant's (DoRA: two [N, out] of the widest linear). */
 function workingValuesPerBlock(config: ModelConfig, s: MemorySettings): number {
   const n = s.microBatchSize * s.seqLen;
-  // DoRA: c⊙dy and (with dropout) x_d·Wᵀ or (c−1)⊙dy, two [N, out] of the widest linear.
   const widest = Math.max(...config.arch.linears.map((l) => l.outFeatures));
-  const dora = s.lora.useDora ? 2 * n * widest : 0;
-  return config.arch.blockWorkingValues(s.microBatchSize, s.seqLen) + dora;
+  const variantValues = n * loraVariantOf(s.lora).workingValuesPerToken(widest);
+  return config.arch.blockWorkingValues(s.microBatchSize, s.seqLen) + variantValues;
 }
 
 export function planMemory(config: ModelConfig, s: MemorySettings): MemoryPlan {
@@ -108,14 +109,19 @@ export function planMemory(config: ModelConfig, s: MemorySettings): MemoryPlan {
   const embedding = embValues * F32 + embeddingDevice;
 
   const targets = loraTargets(config, s.lora);
-  const magnitudes = s.lora.useDora ? targets.reduce((a, t) => a + t.outFeatures, 0) : 0;
-  const trainable = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0) + magnitudes;
+  const variant = loraVariantOf(s.lora);
+  const pairs = targets.reduce((a, t) => a + s.lora.r * (t.inFeatures + t.outFeatures), 0);
+  const extras = targets
+    .flatMap((t) => variant.extraTensors(t))
+    .reduce((a, x) => a + x.shape.reduce((p, k) => p * k, 1), 0);
+  const trainable = pairs + extras;
   // Host: replica weights, AdamW m and v, the step's accumulated gradient, one micro-batch's flat
-  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ, and DoRA's c and 1/n ([1, out] each, as
-  // many values as its magnitudes twice). DoRA's norm, computed in 16 MB row blocks before each step's
-  // forward, never coincides with the activations.
+  // gradient and its per-tensor map; device: A, Aᵀ, B, Bᵀ and the variant's per-step state (DoRA's c
+  // and 1/n). DoRA's norm, computed in 16 MB row blocks before each step's forward, never coincides
+  // with the activations.
   const loraHost = (s.training ? 6 : 0) * trainable * F32;
-  const loraState = loraHost + 2 * trainable * F32;
+  const loraDevice = 2 * pairs + targets.reduce((a, t) => a + variant.deviceValues(t), 0);
+  const loraState = loraHost + loraDevice * F32;
 
   const lowest = Math.min(...targets.map((t) => t.layer));
   const trainedLayers = config.nLayers - lowest;

@@ -5,6 +5,7 @@
 // Gradient checkpointing keeps only each block's input during the forward and recomputes the block
 // (same dropout masks, derived from DropoutSeed) right before its backward.
 import * as tf from '@tensorflow/tfjs-core';
+import { LORA, type LoraVariant, loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { BlockKeep, CausalLm, ModuleGrads, Releasable } from './causal-lm.ts';
 import { type DropoutSeed, dropoutMask } from './dropout.ts';
 import { transposeHost } from './host-transpose.ts';
@@ -22,8 +23,8 @@ export interface TrainStepResult {
   /** Σ of the token cross-entropies over the supervised positions. */
   readonly lossSum: number;
   readonly supervisedTokens: number;
-  /** d lossSum / d tensor, keyed by PEFT saved name, in PEFT shapes (A [r, in], B [out, r], DoRA's
-   * magnitude [out]). */
+  /** d lossSum / d tensor, keyed by PEFT saved name, in PEFT shapes (A [r, in], B [out, r], the
+   * LoRA variant's own tensors, e.g. DoRA's magnitude [out]). */
   readonly grads: Map<string, Float32Array>;
 }
 
@@ -143,7 +144,7 @@ export async function computeLoraGradients(
     for (const s of saved) if (s != null) s.dispose();
     for (const k of keeps) if (k !== undefined) disposeKeep(k);
     for (const t of blockInputs) if (t !== undefined && !t.isDisposed) t.dispose();
-    for (const { g } of collected) tf.dispose([g.dA, g.dBt, ...(g.dM === null ? [] : [g.dM])]);
+    for (const { g } of collected) tf.dispose([g.dA, g.dBt, ...g.extra]);
     pass.dispose();
   }
 }
@@ -155,6 +156,7 @@ async function readResults(
   collected: readonly { layer: number; g: ModuleGrads }[],
 ): Promise<TrainStepResult> {
   const r = model.lora?.r ?? 0;
+  const variant = variantOf(model);
   const grads = new Map<string, Float32Array>();
   for (const { layer, g } of collected) {
     const t = model.loraTargets.find((x) => x.layer === layer && x.module === g.module);
@@ -162,7 +164,9 @@ async function readResults(
     const [dA, dBt] = (await Promise.all([g.dA.data(), g.dBt.data()])) as [Float32Array, Float32Array];
     grads.set(t.aName, Float32Array.from(dA));
     grads.set(t.bName, transposeHost(dBt, r, t.outFeatures));
-    if (g.dM !== null) grads.set(t.magnitudeName, Float32Array.from((await g.dM.data()) as Float32Array));
+    for (const [i, spec] of variant.extraTensors(t).entries()) {
+      grads.set(spec.name, Float32Array.from((await (g.extra[i] as tf.Tensor2D).data()) as Float32Array));
+    }
   }
   const lossSumValue = (await lossSum.data())[0] as number;
   return { lossSum: lossSumValue, supervisedTokens, grads: zeroGradsOf(model, grads) };
@@ -172,11 +176,18 @@ async function readResults(
  * never reached: none below the lowest LoRA block). */
 function zeroGradsOf(model: CausalLm, grads: Map<string, Float32Array>): Map<string, Float32Array> {
   const r = model.lora?.r ?? 0;
-  const dora = model.lora?.useDora === true;
+  const variant = variantOf(model);
   for (const t of model.loraTargets) {
     if (!grads.has(t.aName)) grads.set(t.aName, new Float32Array(r * t.inFeatures));
     if (!grads.has(t.bName)) grads.set(t.bName, new Float32Array(t.outFeatures * r));
-    if (dora && !grads.has(t.magnitudeName)) grads.set(t.magnitudeName, new Float32Array(t.outFeatures));
+    for (const spec of variant.extraTensors(t)) {
+      if (!grads.has(spec.name))
+        grads.set(spec.name, new Float32Array(spec.shape.reduce((n, x) => n * x, 1)));
+    }
   }
   return grads;
+}
+
+function variantOf(model: CausalLm): LoraVariant {
+  return model.lora === null ? LORA : loraVariantOf(model.lora);
 }

@@ -81,9 +81,9 @@ export async function startReplica(o: {
   readonly lora: LoraSettings;
   readonly seed: number;
   readonly plan: PlanIdentity;
-  /** DoRA: the starting magnitudes given the new A and B (‖W + s·B·A‖ per row,
-   * src/checkpoint/dora-init.ts), read only for a fresh start. */
-  readonly initialMagnitudes?: (
+  /** The LoRA variant's own tensors given the new A and B (DoRA's magnitudes, ‖W + s·B·A‖ per row:
+   * src/checkpoint/lora-variants), read only for a fresh start. */
+  readonly initialVariantTensors?: (
     lora: ReadonlyMap<string, Float32Array>,
   ) => Promise<ReadonlyMap<string, Float32Array>>;
   /** A checkpoint of `newest` that could not be read, and why. */
@@ -120,7 +120,7 @@ export async function startReplica(o: {
     };
   }
   const init = initLoraWeights(o.targets, o.lora, o.seed);
-  for (const [name, m] of (await o.initialMagnitudes?.(init)) ?? []) init.set(name, m);
+  for (const [name, v] of (await o.initialVariantTensors?.(init)) ?? []) init.set(name, v);
   return { replica: new AdapterReplica(layout, flatten(layout, init)) };
 }
 

@@ -3,6 +3,7 @@
 // flat gradient (src/model does the math). Used by every worker and by single-process `finetune`.
 
 import type { LoraSettings } from '../checkpoint/lora-spec.ts';
+import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
 import { loadModel } from '../families/load-model.ts';
@@ -129,7 +130,8 @@ export async function loadModelCompute(
     backendSummary: active.summary,
     parameters,
     flops: flopsModelOf(ckpt.config, s.lora.r, targets, {
-      doraDropout: s.lora.useDora === true && s.lora.loraDropout > 0,
+      variant: loraVariantOf(s.lora),
+      dropout: s.lora.loraDropout > 0,
     }),
     memoryNote,
   };

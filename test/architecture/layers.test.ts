@@ -205,6 +205,10 @@ describe('architecture', () => {
     assert.deepEqual(tensorflowReach(entry), [], 'what could load TensorFlow.js in src/cli/coordinator.ts');
     const { files, lazy } = reach(entry);
     assert.ok(files.size > 30, `the walk reached ${files.size} files: it follows imports`);
+    // The LoRA variants' tensors and initialisation are the coordinator's too (their device math
+    // takes TensorFlow.js as a type only): the check covers them.
+    const dora = join(SRC, 'checkpoint', 'lora-variants', 'dora.ts');
+    assert.ok(files.has(dora), 'the walk reaches the DoRA variant');
     assert.ok(
       lazy.length > 0,
       'the coordinator reads configs through the family registry, whose compute is lazy',

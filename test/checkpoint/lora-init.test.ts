@@ -6,10 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { initialMagnitudes, rowNorms } from '../../src/checkpoint/dora-init.ts';
 import { initLoraWeights } from '../../src/checkpoint/lora-init.ts';
 import type { InitLoraWeights } from '../../src/checkpoint/lora-spec.ts';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import { rowNorms } from '../../src/checkpoint/lora-variants/dora.ts';
+import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
+import { initialVariantTensors } from '../../src/checkpoint/lora-variants/initial-tensors.ts';
 import { loraConfigJson, newLoraConfig, parseLoraConfig } from '../../src/checkpoint/peft-adapter.ts';
 import { openCheckpoint } from '../../src/families/checkpoint.ts';
 import { parseMptConfig } from '../../src/families/mpt/config.ts';
@@ -140,7 +142,7 @@ describe("init_lora_weights, as PEFT 0.21's", () => {
     const lora = { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['Wqkv'], useDora: true };
     const ts = loraTargets(ckpt.config, lora);
     const weights = new Map(ts.flatMap((t) => [t.aName, t.bName].map((n) => [n, adapter.get(n)!])));
-    const got = await initialMagnitudes(ts, (n) => ckpt.readTensor(n), { weights, scale: 2 });
+    const got = await initialVariantTensors(DORA, ts, (n) => ckpt.readTensor(n), { weights, scale: 2 });
     for (const t of ts) {
       const want = adapter.get(t.magnitudeName)!;
       const mine = got.get(t.magnitudeName)!;

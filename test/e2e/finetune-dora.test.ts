@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { rowNorms } from '../../src/checkpoint/dora-init.ts';
+import { rowNorms } from '../../src/checkpoint/lora-variants/dora.ts';
 import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { splitTrainVal } from '../../src/data/split.ts';
 import { openCheckpoint } from '../../src/families/checkpoint.ts';

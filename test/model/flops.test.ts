@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loraTargets } from '../../src/checkpoint/lora-targets.ts';
+import { DORA } from '../../src/checkpoint/lora-variants/index.ts';
 import { parseMptConfig } from '../../src/families/mpt/config.ts';
 import { flopsModelOf, forwardFlops, trainStepFlops } from '../../src/model/flops.ts';
 
+const configOf = (c: Record<string, number>) =>
+  parseMptConfig({ expansion_ratio: 4, max_seq_len: 2048, ...c }, 'test config');
+
 const model = (c: Record<string, number>, r: number, targetModules: string[]) => {
-  const config = parseMptConfig({ expansion_ratio: 4, max_seq_len: 2048, ...c }, 'test config');
+  const config = configOf(c);
   return flopsModelOf(config, r, loraTargets(config, { r, loraAlpha: 16, loraDropout: 0, targetModules }));
 };
 
@@ -31,10 +35,7 @@ describe('model FLOPs of a micro-batch', () => {
   });
 
   it('adds, for DoRA with dropout, one more base matmul per adapted Linear forward and (but the lowest) backward', () => {
-    const c = parseMptConfig(
-      { expansion_ratio: 4, max_seq_len: 2048, d_model: 512, n_heads: 8, n_layers: 4, vocab_size: 50432 },
-      'test config',
-    );
+    const c = configOf({ d_model: 512, n_heads: 8, n_layers: 4, vocab_size: 50432 });
     const targets = loraTargets(c, {
       r: 8,
       loraAlpha: 16,
@@ -42,7 +43,7 @@ describe('model FLOPs of a micro-batch', () => {
       targetModules: ['Wqkv', 'up_proj'],
     });
     const plain = flopsModelOf(c, 8, targets);
-    const dora = flopsModelOf(c, 8, targets, { doraDropout: true });
+    const dora = flopsModelOf(c, 8, targets, { variant: DORA, dropout: true });
     const batch = { rows: 4, seqLen: 256, logitRows: 600 };
     const n = 4 * 256;
     const wqkv = 2 * n * 512 * 1536; // one more x·Wᵀ of one Wqkv
@@ -53,5 +54,18 @@ describe('model FLOPs of a micro-batch', () => {
       trainStepFlops(dora, batch) - trainStepFlops(plain, batch),
       4 * (wqkv + up) + 3 * wqkv + 4 * up,
     );
+  });
+
+  it("crosses to the worker's compute thread (structured clone) with its count, DoRA's included", () => {
+    const c = configOf({ d_model: 64, n_heads: 4, n_layers: 2, vocab_size: 1000 });
+    const targets = loraTargets(c, {
+      r: 4,
+      loraAlpha: 8,
+      loraDropout: 0.1,
+      targetModules: ['Wqkv', 'up_proj'],
+    });
+    const dora = flopsModelOf(c, 4, targets, { variant: DORA, dropout: true });
+    const batch = { rows: 2, seqLen: 16, logitRows: 20 };
+    assert.equal(trainStepFlops(structuredClone(dora), batch), trainStepFlops(dora, batch));
   });
 });

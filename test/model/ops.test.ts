@@ -3,13 +3,15 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
+import { LORA } from '../../src/checkpoint/lora-variants/index.ts';
 import '@tensorflow/tfjs'; // registers the gradients autodiff needs
 import { attentionBackward, attentionForward, disposeAttentionSaved } from '../../src/model/attention.ts';
 import { AttentionBiasCache, AttentionMask } from '../../src/model/attention-mask.ts';
 import type { ComputeLayout } from '../../src/model/backend.ts';
 import { gelu, geluBackward } from '../../src/model/gelu.ts';
 import { layerNormBackward, layerNormForward } from '../../src/model/layer-norm.ts';
-import { linearBackward, linearForward } from '../../src/model/linear.ts';
+import { frozenRows, linearBackward, linearForward } from '../../src/model/linear.ts';
+import { denseWeightSource } from '../../src/model/linear-weights.ts';
 import { fusedCrossEntropy } from '../../src/model/loss.ts';
 import { describeOnBackends } from './support/backends.ts';
 import { gaussian, maxAbs, maxAbsDiff, rng } from './support/tiny-mpt.ts';
@@ -74,14 +76,15 @@ describeOnBackends('closed-form gradients', () => {
           wt: layout === 'plain-2d' ? (tf.transpose(w) as tf.Tensor2D) : null,
           rowScale: null,
         };
-        const lora = {
+        const pair = {
           a,
           at: tf.transpose(a) as tf.Tensor2D,
           b,
           bt: tf.transpose(b) as tf.Tensor2D,
           scale: s,
-          dora: null,
         };
+        const weight = denseWeightSource(layout, w.dataSync() as Float32Array, outF, inF);
+        const lora = LORA.prepare(tf, pair, [], frozenRows(weight));
         const f = linearForward(dense, x, lora, keep);
         const naive = (xx: tf.Tensor, aa: tf.Tensor, bb: tf.Tensor) =>
           tf.add(
@@ -94,6 +97,7 @@ describeOnBackends('closed-form gradients', () => {
         close(back.dx as tf.Tensor, dx as tf.Tensor, 1e-5, 'dx');
         close(back.grads?.dA as tf.Tensor, dA as tf.Tensor, 1e-5, 'dA');
         close(tf.transpose(back.grads?.dBt as tf.Tensor), dB as tf.Tensor, 1e-5, 'dB');
+        weight.dispose();
       });
     });
 
