@@ -19,9 +19,11 @@ import {
   type BackendOptions,
   GpuRequiredError,
   gpuDevice,
+  gpuProbeReport,
   initBackend,
 } from '../model/backend.ts';
 import { trainStepFlops } from '../model/flops.ts';
+import { describeProbe } from '../model/gpu-probe.ts';
 import { gpuPeakFor } from '../model/peak-flops.ts';
 import { loadModelCompute } from '../worker/model-compute.ts';
 import { backendOptions } from './backend-options.ts';
@@ -223,6 +225,8 @@ export async function runGpuCheck(
     throw err;
   }
   say(active.summary);
+  const report = gpuProbeReport();
+  if (report !== null) for (const line of describeProbe(report)) say(line);
   const device = gpuDevice();
   const tf32 = env.LORA_MPT_TF32 === '1';
   say(`device: ${device ?? 'CPU'}; TF32 ${tf32 ? 'on (LORA_MPT_TF32=1)' : 'off'}`);

@@ -195,6 +195,11 @@ async function startRequiredGpu(o: BackendOptions, threads: number): Promise<{ s
   return { summary: nativeStarted.summary };
 }
 
+/** What the GPU probe found when this process required a GPU (null otherwise): for gpu-check's report. */
+export function gpuProbeReport(): GpuProbe | null {
+  return probed;
+}
+
 /** The GPU the process computes on (from the probe), or null: for build_info and events. */
 export function gpuDevice(): string | null {
   return nativeStarted?.binding === GPU_BINDING ? (probed?.device ?? null) : null;
