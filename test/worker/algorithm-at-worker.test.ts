@@ -1,32 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LORA_DEFAULTS } from '../../src/checkpoint/lora-spec.ts';
 import { InProcessCollective } from '../../src/collective/index.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import { floatBytes, reduceStartMessage, stateSyncMessage } from '../../src/protocol/messages.ts';
 import type { WorkerMessage } from '../../src/protocol/wire.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
-import { parseRunConfig, type RunConfig } from '../../src/train/run-config.ts';
+import { parseRunConfig } from '../../src/train/run-config.ts';
 import type { MicroBatchCompute } from '../../src/worker/model-compute.ts';
 import { ReplicaWorker } from '../../src/worker/replica-worker.ts';
+import { testRunConfig } from '../support/run-config.ts';
 
 // The all-reduce algorithm at a worker's edge. The Welcome's run config names the run's algorithm
 // and a ReduceStart the round's; a worker runs that one or none (an unknown name is refused, naming
 // the known ones), never another the other members would not meet in.
 
 const layout = paramLayout([{ name: 'a', shape: [2] }]);
-const run: RunConfig = {
-  runId: 'run-r',
-  baseModel: 'unused',
-  lora: { ...LORA_DEFAULTS, r: 1, loraAlpha: 1, loraDropout: 0 },
-  seed: 1,
-  maxGradNorm: 1,
-  gradientCheckpointing: false,
-  load8bit: false,
-  allReduceAlgorithm: 'shard-owner',
-  allReduceTimeoutMs: 5000,
-};
+const run = testRunConfig('run-r');
 const notDealt: MicroBatchCompute = {
   setAdapter() {},
   train: () => Promise.reject(new Error('no micro-batch is dealt in this test')),

@@ -1,45 +1,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { LORA_DEFAULTS } from '../../src/checkpoint/lora-spec.ts';
 import { attachInProcessWorker } from '../../src/cli/in-process-worker.ts';
 import { InProcessCollective } from '../../src/collective/index.ts';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import { StepDriver, type StepDriverOptions } from '../../src/coordinator/step-driver.ts';
-import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { silentEvents } from '../../src/events/events.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
-import type { RunConfig } from '../../src/train/run-config.ts';
 import type { MicroBatchCompute } from '../../src/worker/model-compute.ts';
 import { runWorkerSession } from '../../src/worker/session.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
 import { recordEvents } from '../support/recorded-events.ts';
+import { testRunConfig } from '../support/run-config.ts';
+import { mb } from '../support/test-driver.ts';
 
 // A compute that throws (a device error, an out-of-memory) must end the worker's session with an
 // error naming the micro-batch — not become an unhandled rejection with the worker still "alive".
 
 const layout = paramLayout([{ name: 'a', shape: [2] }]);
-const mb = (id: number): MicroBatch => ({
-  id,
-  step: 0,
-  rows: 1,
-  seqLen: 2,
-  inputIds: Int32Array.of(1, 2),
-  labels: Int32Array.of(-100, 2),
-  attentionMask: Int32Array.of(1, 1),
-});
-const run: RunConfig = {
-  runId: 'run-f',
-  baseModel: 'unused',
-  lora: { ...LORA_DEFAULTS, r: 1, loraAlpha: 1, loraDropout: 0 },
-  seed: 1,
-  maxGradNorm: 1,
-  gradientCheckpointing: false,
-  load8bit: false,
-  allReduceAlgorithm: 'shard-owner',
-  allReduceTimeoutMs: 5000,
-};
+const run = testRunConfig('run-f');
 const failing: MicroBatchCompute = {
   setAdapter() {},
   train: async () => {
