@@ -59,17 +59,23 @@ function lossSum(seed: number, stream: number, id: number, tokens: number): numb
 }
 
 export class SyntheticCompute implements MicroBatchCompute {
+  private readonly wait: (ms: number) => Promise<unknown>;
+  private readonly now: () => number;
+
   /**
-   * `profile` null: no modelled time (`--gpu_profile none`). `wait` is how a modelled duration
-   * passes: a timer, so the thread stays free for heartbeats and other workers in the process.
+   * `profile` null: no modelled time (`--gpu_profile none`). A modelled duration passes on a timer
+   * (`clock.wait`), so the thread stays free for heartbeats and the other workers of the process.
    */
   constructor(
     readonly layout: ParamLayout,
     readonly flops: FlopsModel,
     private readonly seed: number,
     private readonly profile: Pick<GpuProfile, 'peakFlopsPerSecond' | 'mfu'> | null,
-    private readonly wait: (ms: number) => Promise<unknown> = (ms) => sleep(ms),
-  ) {}
+    clock: { readonly wait?: (ms: number) => Promise<unknown>; readonly now?: () => number } = {},
+  ) {
+    this.wait = clock.wait ?? ((ms) => sleep(ms));
+    this.now = clock.now ?? (() => performance.now());
+  }
 
   setAdapter(params: Float32Array): void {
     if (params.length !== this.layout.size) {
@@ -83,7 +89,7 @@ export class SyntheticCompute implements MicroBatchCompute {
   }
 
   async train(mb: MicroBatch): Promise<{ lossSum: number; tokens: number; grad: Float32Array }> {
-    const started = performance.now();
+    const started = this.now();
     const tokens = supervisedTokens(mb);
     const grad = syntheticGradient(this.seed, this.layout.size, mb.id, tokens);
     const flops = trainStepFlops(this.flops, { rows: mb.rows, seqLen: mb.seqLen, logitRows: tokens });
@@ -92,7 +98,7 @@ export class SyntheticCompute implements MicroBatchCompute {
   }
 
   async evaluate(mb: MicroBatch): Promise<{ lossSum: number; tokens: number }> {
-    const started = performance.now();
+    const started = this.now();
     const tokens = supervisedTokens(mb);
     const flops = forwardFlops(this.flops, { rows: mb.rows, seqLen: mb.seqLen, logitRows: tokens });
     await this.until(started, flops);
@@ -101,7 +107,7 @@ export class SyntheticCompute implements MicroBatchCompute {
 
   /** The modelled duration counts from the start: the host's own work is part of it, not added. */
   private async until(started: number, flops: number): Promise<void> {
-    const left = this.modelledSeconds(flops) * 1000 - (performance.now() - started);
+    const left = this.modelledSeconds(flops) * 1000 - (this.now() - started);
     if (left > 0) await this.wait(left);
   }
 }
