@@ -16,6 +16,8 @@ export interface BaseModel {
   readonly fingerprint: string;
   /** tokenizer.json beside the config, when present. */
   readonly tokenizerJson: string | null;
+  /** A synthetic model: a config.json and nothing else. */
+  readonly weightless: boolean;
   /** A weight tensor (DoRA's initial magnitudes read the base weights). */
   readTensor(name: string): Promise<HostTensor>;
 }
@@ -29,6 +31,7 @@ export async function openBaseModel(
     const m = await openSyntheticModel(baseModel);
     return {
       dir: baseModel,
+      weightless: true,
       config: m.config,
       fingerprint: m.fingerprint,
       tokenizerJson: m.tokenizerJson,
@@ -45,6 +48,7 @@ export async function openBaseModel(
   const ckpt = await openCheckpoint(model.dir);
   return {
     dir: model.dir,
+    weightless: false,
     config: ckpt.config,
     fingerprint: ckpt.fingerprint,
     tokenizerJson: model.tokenizerJson,

@@ -78,6 +78,13 @@ export async function prepareRun(
   const { lora } = s;
   checkBlockNumbers(lora.layersToTransform, model.config.nLayers);
   const { layout, targets } = adapterLayout(model.config, lora);
+  const variant = loraVariantOf(lora);
+  if (model.weightless && targets.some((t) => variant.extraTensors(t).length > 0)) {
+    // Before the data is prepared: the replica's start would ask for the weights much later.
+    throw new UsageError(
+      `--base_model ${s.baseModel} has no weights, and the LoRA variant (--use_dora) starts its own tensors from them: the synthetic backend trains plain LoRA only`,
+    );
+  }
   const data = await prepareRunData({
     ...s,
     tokenizer: Tokenizer.fromFile(tokenizerPath),
@@ -109,7 +116,7 @@ export async function prepareRun(
     lora,
     seed: s.seed,
     initialVariantTensors: (start: ReadonlyMap<string, Float32Array>) =>
-      initialVariantTensors(loraVariantOf(lora), targets, (n) => model.readTensor(n), {
+      initialVariantTensors(variant, targets, (n) => model.readTensor(n), {
         weights: start,
         scale: loraScaling(lora),
       }),

@@ -86,4 +86,39 @@ describe('synthetic workers equal finetune --backend synthetic', () => {
       for (let i = 0; i < n; i++) assert.ok(computed.has(`w${i}`), `w${i} computed micro-batches`);
     });
   }
+
+  it('refuses a worker on a real backend, naming the synthetic model and the backend', async () => {
+    const out = join(run.dir, 'mismatch');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: training(model, run, out),
+      workers: ['real'],
+      workerFlags: ['--backend', 'cpu', '--peak_tflops', '1'],
+    });
+    try {
+      const [real] = d.workers;
+      assert.notEqual(await real!.exited(), 0, real!.output());
+      assert.match(
+        real!.output(),
+        /is described, not loaded: it runs on --backend synthetic only \(this process has --backend cpu\)/,
+      );
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('refuses DoRA before preparing the data: a config.json has no weights to start it from', async () => {
+    const ft = startLoraMpt('dora', [
+      'finetune',
+      ...training(model, run, join(run.dir, 'dora')),
+      ...SYNTHETIC,
+      '--use_dora',
+    ]);
+    assert.equal(await ft.exited(), 2, ft.output());
+    assert.match(
+      ft.output(),
+      /has no weights, and the LoRA variant \(--use_dora\) starts its own tensors from them/,
+    );
+    assert.ok(!ft.events().some((e) => e.event === 'data_ready'), 'no data was prepared');
+  });
 });
