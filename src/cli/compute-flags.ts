@@ -4,7 +4,7 @@
 
 /** --backend's values. src/model/backend.ts has the same list (BACKEND_CHOICES): this copy keeps the
  * coordinator's flag checks free of TensorFlow.js; test/cli/backend-options.test.ts keeps them equal. */
-export const BACKEND_NAMES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'tensorflow-gpu', 'wasm', 'cpu', 'synthetic'] as const;
 
 export const numThreadsFlag = {
   kind: 'int',

@@ -13,6 +13,7 @@ import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import type { StartFrom } from '../train/run-start.ts';
 import { TRAINER_STATE_FILE } from '../train/training-checkpoint.ts';
 import { checkBeforeLoading, loadModelCompute, type MemoryBudget } from '../worker/model-compute.ts';
+import { loadSyntheticCompute } from '../worker/synthetic-compute.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
@@ -20,12 +21,16 @@ import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type ParsedFlags, UsageError } from './flags.ts';
 import { attachInProcessWorker } from './in-process-worker.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
+import { peakTflopsFlag } from './peak-flops.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
+import { backendModelMismatch, syntheticFlags, syntheticProfileOf } from './synthetic-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 import { type TrainingSettings, trainingSettings } from './training-settings.ts';
 
 export const finetuneFlags = {
   ...trainingFlags,
+  ...syntheticFlags,
+  peak_tflops: peakTflopsFlag,
   num_threads: numThreadsFlag,
   device_memory_gb: deviceMemoryFlag,
   ...logFlags,
@@ -59,6 +64,10 @@ async function resumeSource(s: TrainingSettings): Promise<StartFrom> {
 
 export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise<number> {
   const s = await adoptResumedLora(trainingSettings(f));
+  const mismatch = backendModelMismatch(s.backend, s.baseModel);
+  if (mismatch !== undefined) throw new UsageError(mismatch);
+  const synthetic = s.backend === 'synthetic';
+  const profile = synthetic ? syntheticProfileOf(f, process.env) : null;
   const events = eventsFromFlags(f, { label: '', stepEvery: s.loggingSteps });
   const budget: MemoryBudget = {
     microBatchSize: s.microBatchSize,
@@ -71,20 +80,22 @@ export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise
     runId: (resumed) => resumed ?? `finetune-${Date.now().toString(36)}`,
     // Before the checkpoint's weight files are opened, let alone read.
     beforeOpening: async (dir) => {
-      await checkBeforeLoading(dir, s.backend as BackendChoice, s, budget, backendOpts);
+      if (!synthetic) await checkBeforeLoading(dir, s.backend as BackendChoice, s, budget, backendOpts);
     },
   });
   const ev = events.child({ run_id: run.runId });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const loaded = await loadModelCompute(
-    run.model.dir,
-    s.backend as BackendChoice,
-    s,
-    budget,
-    backendOpts,
-    loadProgress(ev, run.model.dir),
-  );
+  const loaded = synthetic
+    ? await loadSyntheticCompute(s.baseModel, s, profile)
+    : await loadModelCompute(
+        run.model.dir,
+        s.backend as BackendChoice,
+        s,
+        budget,
+        backendOpts,
+        loadProgress(ev, run.model.dir),
+      );
   ev.info('backend_selected', loaded.backendSummary, { backend: loaded.backend });
   if (loaded.memoryNote !== null) ev.warn('warning', loaded.memoryNote);
   ev.info(

@@ -203,7 +203,8 @@ export async function runGpuCheck(
   if (
     !(BACKEND_NAMES as readonly string[]).includes(f.backend) ||
     f.backend === 'auto' ||
-    f.backend === 'cpu'
+    f.backend === 'cpu' ||
+    f.backend === 'synthetic'
   ) {
     throw new UsageError(`--backend ${f.backend}: expected tensorflow-gpu, tensorflow or wasm`);
   }

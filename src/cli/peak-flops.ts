@@ -10,7 +10,7 @@ export const peakTflopsFlag = {
   min: 0.001,
   help:
     "Peak TFLOP/s of this worker's device, the denominator of lora_mpt_mfu_ratio. Default: on a GPU the dense datasheet figure for the device nvidia-smi names (FP32, as lora-mpt runs float32 matmuls; the TF32 figure with LORA_MPT_TF32=1) for " +
-    `${GPU_PEAKS.length} known models (H200, H100, A100, L40S, L4, ...); elsewhere the best plain-matmul rate measured on this backend at start (about a second).`,
+    `${GPU_PEAKS.length} known models (H200, H100, A100, L40S, L4, ...); elsewhere the best plain-matmul rate measured on this backend at start (about a second). With --backend synthetic: replaces the modelled GPU's peak (--gpu_profile).`,
 } as const satisfies FlagSpec;
 
 export interface Peak {

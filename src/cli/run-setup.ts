@@ -21,9 +21,7 @@ import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import type { Events } from '../events/events.ts';
-import { openCheckpoint } from '../families/checkpoint.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
-import { type ResolvedModel, resolveModel } from '../hub/models.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
 import { removeStaleTemporaries } from '../train/atomic-write.ts';
 import { type CheckpointKeeper, checkpointKeeperFor } from '../train/checkpoint-keeper.ts';
@@ -34,13 +32,14 @@ import { type AdapterReplica, MAX_GRAD_NORM } from '../train/replica.ts';
 import type { RunConfig } from '../train/run-config.ts';
 import { prepareRunData, type RunData } from '../train/run-data.ts';
 import { type StartFrom, startReplica, writeRunResult } from '../train/run-start.ts';
+import { type BaseModel, openBaseModel } from './base-model.ts';
 import { UsageError } from './flags.ts';
 import { stopOnSignals } from './stop-signals.ts';
 import type { TrainingSettings } from './training-settings.ts';
 
 export interface PreparedRun {
   readonly runId: string;
-  readonly model: ResolvedModel;
+  readonly model: BaseModel;
   readonly modelFingerprint: string;
   readonly layout: ParamLayout;
   readonly targets: readonly LoraTarget[];
@@ -69,23 +68,23 @@ export async function prepareRun(
   },
 ): Promise<PreparedRun> {
   for (const w of s.warnings) events.warn('warning', w);
-  const model = await resolveModel(
-    s.baseModel,
-    process.env,
-    'main',
-    hubOptionsFromEnv(process.env, homedir()),
-  );
-  await o.beforeOpening?.(model.dir);
+  const model = await openBaseModel(s.baseModel, o.beforeOpening);
   const tokenizerPath = s.tokenizer ?? model.tokenizerJson;
   if (!tokenizerPath) {
     throw new UsageError(
-      `--base_model ${s.baseModel}: no tokenizer.json beside the weights (${model.dir}); pass --tokenizer PATH`,
+      `--base_model ${s.baseModel}: no tokenizer.json beside the config (${model.dir}); pass --tokenizer PATH`,
     );
   }
-  const ckpt = await openCheckpoint(model.dir);
   const { lora } = s;
-  checkBlockNumbers(lora.layersToTransform, ckpt.config.nLayers);
-  const { layout, targets } = adapterLayout(ckpt.config, lora);
+  checkBlockNumbers(lora.layersToTransform, model.config.nLayers);
+  const { layout, targets } = adapterLayout(model.config, lora);
+  const variant = loraVariantOf(lora);
+  if (model.weightless && targets.some((t) => variant.extraTensors(t).length > 0)) {
+    // Before the data is prepared: the replica's start would ask for the weights much later.
+    throw new UsageError(
+      `--base_model ${s.baseModel} has no weights, and the LoRA variant (--use_dora) starts its own tensors from them: the synthetic backend trains plain LoRA only`,
+    );
+  }
   const data = await prepareRunData({
     ...s,
     tokenizer: Tokenizer.fromFile(tokenizerPath),
@@ -117,7 +116,7 @@ export async function prepareRun(
     lora,
     seed: s.seed,
     initialVariantTensors: (start: ReadonlyMap<string, Float32Array>) =>
-      initialVariantTensors(loraVariantOf(lora), targets, (n) => ckpt.readTensor(n), {
+      initialVariantTensors(variant, targets, (n) => model.readTensor(n), {
         weights: start,
         scale: loraScaling(lora),
       }),
@@ -159,7 +158,7 @@ export async function prepareRun(
   return {
     runId,
     model,
-    modelFingerprint: ckpt.fingerprint,
+    modelFingerprint: model.fingerprint,
     layout,
     targets,
     data,

@@ -7,7 +7,7 @@ import type { FlagSpecs } from './flags.ts';
 export const trainingFlags = {
   base_model: {
     kind: 'string',
-    help: 'MPT checkpoint: a local directory (config.json + safetensors or pytorch_model*.bin) or a Hugging Face id such as mosaicml/mpt-7b-instruct, resolved from the local HF cache. Required.',
+    help: 'MPT checkpoint: a local directory (config.json + safetensors or pytorch_model*.bin) or a Hugging Face id such as mosaicml/mpt-7b-instruct, resolved from the local HF cache; or synthetic:NAME (mpt-7b, mpt-7b-8k, mpt-30b) or synthetic:PATH (a config.json or its directory, no weights read) for --backend synthetic. Required.',
   },
   data_path: {
     kind: 'string',
@@ -93,7 +93,7 @@ export const trainingFlags = {
   backend: {
     kind: 'string',
     default: 'auto',
-    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm or cpu.',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm, cpu, or synthetic (no model: gradients of the exact size of --base_model synthetic:NAME|PATH and the time --gpu_profile would take; docs/scale.md).',
   },
   gradient_checkpointing: {
     kind: 'bool',

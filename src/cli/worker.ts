@@ -16,6 +16,7 @@ import type { ClientSecurity } from '../protocol/transport.ts';
 import { loadThreadedCompute, type ThreadedCompute } from '../worker/compute-thread.ts';
 import { FAULT_SPEC_HELP, type FaultPlan, parseFaultPlan } from '../worker/fault-injection.ts';
 import { RefusedError, runWorkerSession } from '../worker/session.ts';
+import { loadSyntheticCompute } from '../worker/synthetic-compute.ts';
 import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { BACKEND_NAMES, deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
@@ -25,6 +26,14 @@ import { serveMetricsOn } from './metrics-port.ts';
 import { peakTflopsFlag, resolvePeak } from './peak-flops.ts';
 import { refusedFrameReporter } from './refused-frames.ts';
 import { clientSecurityOf, natsSecurityOf, warnIfInsecure, workerSecurityFlags } from './security-flags.ts';
+import {
+  backendModelMismatch,
+  NO_TENSORS,
+  syntheticBackend,
+  syntheticFlags,
+  syntheticPeak,
+  syntheticProfileOf,
+} from './synthetic-flags.ts';
 import { packageVersion } from './version.ts';
 
 export const workerFlags = {
@@ -39,8 +48,9 @@ export const workerFlags = {
   backend: {
     kind: 'string',
     default: 'auto',
-    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm or cpu.',
+    help: 'Compute backend: auto (tensorflow when @tensorflow/tfjs-node[-gpu] is installed, else wasm), tensorflow, tensorflow-gpu (the GPU binding on a GPU, proven at start, or exit; as LORA_MPT_REQUIRE_GPU=1), wasm, cpu, or synthetic (no model: for a run whose --base_model is synthetic:..., gradients of the exact size in the time --gpu_profile would take; docs/scale.md).',
   },
+  ...syntheticFlags,
   num_threads: numThreadsFlag,
   peak_tflops: peakTflopsFlag,
   device_memory_gb: deviceMemoryFlag,
@@ -93,24 +103,34 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
   warnIfInsecure(security, events, 'worker');
   // Started before joining, so the coordinator is told the backend that runs, not the choice.
   const backendOpts = backendOptions(f.num_threads, process.env);
-  const backend = await initBackend(f.backend as BackendChoice, backendOpts);
-  const device = gpuDevice() ?? 'cpu';
+  const synthetic = f.backend === 'synthetic';
+  const profile = synthetic ? syntheticProfileOf(f, process.env) : null;
+  // The synthetic backend starts no TensorFlow.js backend at all.
+  const backend = synthetic
+    ? syntheticBackend(profile)
+    : await initBackend(f.backend as BackendChoice, backendOpts);
+  const device = synthetic ? (profile?.name ?? 'none') : (gpuDevice() ?? 'cpu');
   events.info('backend_selected', backend.summary, { backend: backend.name, device });
   // The model's tensors live on the compute thread: its last report, until it has one.
   let thread: ThreadedCompute | undefined;
-  const metrics = createWorkerMetrics(id, () => thread?.memory() ?? backendMemory());
+  const metrics = createWorkerMetrics(
+    id,
+    () => thread?.memory() ?? (synthetic ? NO_TENSORS : backendMemory()),
+  );
   setBuildInfo(metrics.registry, {
     version: packageVersion(),
     protocol: PROTOCOL_VERSION,
     backend: backend.name,
     device,
   });
-  const peak = resolvePeak(f.peak_tflops, process.env);
-  metrics.peak(peak.flopsPerSecond, peak.source);
-  events.info('peak_flops', `MFU is measured against ${peak.text}`, {
-    peak_flops: peak.flopsPerSecond,
-    source: peak.source,
-  });
+  const peak = synthetic ? syntheticPeak(profile, f.peak_tflops) : resolvePeak(f.peak_tflops, process.env);
+  if (peak !== null) {
+    metrics.peak(peak.flopsPerSecond, peak.source);
+    events.info('peak_flops', `MFU is measured against ${peak.text}`, {
+      peak_flops: peak.flopsPerSecond,
+      source: peak.source,
+    });
+  }
   const guard = createSecurityMetrics(metrics.registry);
   const http = await serveMetricsOn(metrics.registry, {
     port: f.metrics_port,
@@ -149,6 +169,17 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
       observer: metrics,
       onRefusedFrame: refusedFrameReporter(guard, events),
       async prepare(run) {
+        const mismatch = backendModelMismatch(f.backend, run.baseModel);
+        if (mismatch !== undefined) throw new Error(`run ${run.runId}: ${mismatch}`);
+        if (synthetic) {
+          const loaded = await loadSyntheticCompute(run.baseModel, run, profile);
+          thread = { ...loaded, memory: () => NO_TENSORS, close: () => Promise.resolve() };
+          events.info('model_loaded', `${loaded.backendSummary}: ${loaded.layout.size} LoRA values`, {
+            backend: loaded.backend,
+            lora_values: loaded.layout.size,
+          });
+          return thread;
+        }
         const model = await resolveModel(
           run.baseModel,
           process.env,

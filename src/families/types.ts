@@ -29,6 +29,9 @@ export interface ModelFamily {
   /** The compute part, imported on first use (only a literal dynamic import of the family's
    * compute.ts; test/architecture/layers.test.ts checks no coordinator file calls it). */
   loadCompute(): Promise<FamilyCompute>;
+  /** Published configs by name (config.json's JSON), for a model described but never loaded
+   * (`--base_model synthetic:<name>`, src/families/synthetic-model.ts). */
+  readonly namedConfigs: Readonly<Record<string, Record<string, unknown>>>;
   /** Writes a seeded random checkpoint of this family (config.json + model.safetensors) to `dir`. */
   writeRandomCheckpoint(dir: string, sizes: RandomCheckpointSizes): Promise<void>;
 }

@@ -12,13 +12,16 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { describeProbe, GPU_BINDING, type GpuProbe, onGpu, probeGpu } from './gpu-probe.ts';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'tensorflow-gpu' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow' | 'tensorflow-gpu' | 'wasm' | 'cpu' | 'synthetic';
+/** 'synthetic' computes no model and starts no TensorFlow.js backend (src/worker/synthetic-compute.ts):
+ * only `finetune` and `worker` take it, and initBackend refuses it. */
 export const BACKEND_CHOICES: readonly BackendChoice[] = [
   'auto',
   'tensorflow',
   'tensorflow-gpu',
   'wasm',
   'cpu',
+  'synthetic',
 ];
 
 /**
@@ -219,6 +222,11 @@ async function startWasm(): Promise<void> {
 export async function initBackend(choice: BackendChoice, o: BackendOptions = {}): Promise<ActiveBackend> {
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new Error(`--backend ${String(choice)}: expected one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+  if (choice === 'synthetic') {
+    throw new Error(
+      '--backend synthetic runs no model (finetune and worker only, with --base_model synthetic:...): it has no TensorFlow.js backend to start',
+    );
   }
   tf.enableProdMode();
   let summary: string;

@@ -234,6 +234,16 @@ describe('architecture', () => {
     assert.deepEqual(tensorflowReach(src('cli/x.ts'), read), ['model/t.ts (src/model) is loaded']);
   });
 
+  it('keeps TensorFlow.js out of the synthetic backend, which computes no model', () => {
+    const { files, packages } = reach(join(SRC, 'worker', 'synthetic-compute.ts'));
+    const tf = [...packages]
+      .filter(([p]) => p.startsWith('@tensorflow/'))
+      .map(([p, f]) => `${f} imports ${p}`);
+    assert.deepEqual(tf, [], 'what could load TensorFlow.js in src/worker/synthetic-compute.ts');
+    // It counts FLOPs as real workers do (src/model/flops.ts, pure), so the walk passes src/model.
+    assert.ok(files.has(join(SRC, 'model', 'flops.ts')), 'the walk reaches the FLOP count');
+  });
+
   it('would see TensorFlow.js where it is used (the walk is not blind)', () => {
     const { packages } = reach(join(SRC, 'cli', 'finetune.ts'));
     assert.ok(packages.has('@tensorflow/tfjs-core'), 'finetune loads the model, so it reaches tfjs-core');
