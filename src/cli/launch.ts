@@ -15,7 +15,9 @@ import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, flagArgs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
 import { logFlags } from './log-flags.ts';
+import { peakTflopsFlag } from './peak-flops.ts';
 import { natsSecurityFlags } from './security-flags.ts';
+import { syntheticFlags } from './synthetic-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
@@ -39,6 +41,8 @@ export const launchFlags = {
     ...numThreadsFlag,
     help: 'TensorFlow intra-op threads of each worker. 0: the CPU cores divided among the workers (at least 1).',
   },
+  ...syntheticFlags,
+  peak_tflops: peakTflopsFlag,
   max_restarts: {
     kind: 'int',
     default: 3,
@@ -109,7 +113,23 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
   const n = f.nproc_per_node;
   const requireGpu = f.backend === 'tensorflow-gpu' || process.env.LORA_MPT_REQUIRE_GPU === '1';
   const visible = process.env.CUDA_VISIBLE_DEVICES;
-  const devices = gpuDevices(n, visible, visible ? null : detectGpus(), requireGpu);
+  // Synthetic workers model a GPU and use none: nothing to count or hand out.
+  const synthetic = f.backend === 'synthetic';
+  const devices = synthetic
+    ? Array.from({ length: n }, () => null)
+    : gpuDevices(n, visible, visible ? null : detectGpus(), requireGpu);
+  // The modelled GPU goes to every synthetic worker (the coordinator never computes).
+  const workerComputeArgs = synthetic
+    ? [
+        '--gpu_profile',
+        f.gpu_profile,
+        '--gpu_mfu',
+        String(f.gpu_mfu),
+        ...(f.peak_tflops !== undefined ? ['--peak_tflops', String(f.peak_tflops)] : []),
+      ]
+    : f.peak_tflops !== undefined
+      ? ['--peak_tflops', String(f.peak_tflops)]
+      : [];
   const threads = f.num_threads > 0 ? f.num_threads : Math.max(1, Math.floor(availableParallelism() / n));
   const say = (text: string) =>
     json
@@ -254,6 +274,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             String(threads),
             '--give_up_after_ms',
             '60000',
+            ...workerComputeArgs,
           ],
           devices[i] === null ? {} : { CUDA_VISIBLE_DEVICES: devices[i] as string },
         );

@@ -87,6 +87,39 @@ describe('synthetic workers equal finetune --backend synthetic', () => {
     });
   }
 
+  it("launch --backend synthetic gives every worker the modelled GPU, uses no real one, and ends with finetune's adapter", async () => {
+    const out = join(run.dir, 'launched');
+    const launch = startLoraMpt(
+      'launch',
+      [
+        'launch',
+        '--nproc_per_node',
+        '2',
+        ...training(model, run, out),
+        '--backend',
+        'synthetic',
+        '--gpu_profile',
+        'h100-80gb',
+        '--gpu_mfu',
+        '0.9',
+        '--log_format',
+        'json',
+      ],
+      { CUDA_VISIBLE_DEVICES: '' },
+    );
+    assert.equal(await launch.exited(), 0, launch.output());
+    const selected = launch.events().filter((e) => e.event === 'backend_selected');
+    assert.deepEqual(
+      selected.map((e) => [e.backend, e.device]),
+      [
+        ['synthetic', 'h100-80gb'],
+        ['synthetic', 'h100-80gb'],
+      ],
+    );
+    const diff = await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
+    assert.ok(diff.relative <= 1e-5);
+  });
+
   it('refuses a worker on a real backend, naming the synthetic model and the backend', async () => {
     const out = join(run.dir, 'mismatch');
     const d = await startDistributedRun({
