@@ -5,7 +5,7 @@
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
-import { copyFloats, FrameKind } from './frame.ts';
+import { FrameKind } from './frame.ts';
 import type { Round } from './round.ts';
 import { dataSubject } from './subjects.ts';
 
@@ -55,14 +55,14 @@ class ShardOwnerAllReduce {
     this.gathered = new ChunkSet(layout, others);
     round.subscribe(dataSubject(key, 'so-rs', this.me, '*'), FrameKind.shardReduce, (h, payload) => {
       if (h.shard !== this.me || !this.partChunks[h.from]?.add(h.shard, h.chunk)) return;
-      copyFloats(payload, this.parts[h.from]!, h.offset - own.lo);
+      payload.copyTo(this.parts[h.from]!, h.offset - own.lo);
       if (++this.arrivals[h.chunk]! === this.n - 1) this.reduce(h.chunk);
     });
     for (const k of others) {
       if (layout.chunkCount(k) === 0) continue;
       round.subscribe(dataSubject(key, 'so-ag', k, k), FrameKind.shardGather, (h, payload) => {
         if (h.shard !== k || !this.gathered.add(h.shard, h.chunk)) return;
-        copyFloats(payload, this.result, h.offset);
+        payload.copyTo(this.result, h.offset);
         this.maybeComplete();
       });
     }

@@ -7,6 +7,7 @@ import {
   encodeFrame,
   FRAME_OVERHEAD,
   FrameKind,
+  firstNonFinite,
   framePayload,
   HEADER_BYTES,
   runHash,
@@ -94,5 +95,30 @@ describe('vector layout', () => {
 
   it('refuses a max_payload with no room for data', () => {
     assert.throws(() => chunkElements(FRAME_OVERHEAD + 3), AllReduceInputError);
+  });
+});
+
+describe('finiteness of a payload', () => {
+  const FLT_MAX = 3.4028234663852886e38;
+  const FLT_TRUE_MIN = 2 ** -149;
+
+  it('finds NaN and ±Infinity wherever they are, and the first of several', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      for (const at of [0, 1, 500, 1022, 1023]) {
+        const xs = new Float32Array(1024).fill(1.5);
+        xs[at] = bad;
+        assert.equal(firstNonFinite(xs), at, `${bad} at ${at}`);
+        if (at < 1023) xs[1023] = Number.NaN;
+        assert.equal(firstNonFinite(xs), at, `${bad} at ${at}, NaN after it`);
+      }
+    }
+  });
+
+  it('passes every finite float32, up to the largest and down to the smallest subnormal', () => {
+    const edges = [FLT_MAX, -FLT_MAX, FLT_TRUE_MIN, -FLT_TRUE_MIN, 0, -0, 1, -1];
+    assert.equal(firstNonFinite(Float32Array.from(edges)), -1);
+    assert.equal(firstNonFinite(new Float32Array(0)), -1);
+    // Just beyond FLT_MAX rounds to Infinity in float32: the other side of the boundary.
+    assert.equal(firstNonFinite(Float32Array.of(1, FLT_MAX * (1 + 2 ** -23))), 1);
   });
 });
