@@ -305,6 +305,12 @@ export class Round {
     this.settle();
   }
 
+  /** Runs `f` once when the round ends, however it ends (after which no handler runs). */
+  onSettle(f: () => void): void {
+    if (this.settled) f();
+    else this.cleanups.push(f);
+  }
+
   /** Ends the round with `err`; `tellPeers` (local causes only) publishes an abort so peers stop waiting. */
   fail(err: Error, tellPeers = false): void {
     if (this.settled) return;
