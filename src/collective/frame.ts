@@ -63,19 +63,28 @@ const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
     .update(signed)
     .digest();
 
+/** Bytes of the frame that carries `payloadBytes` bytes of payload. */
+export const frameBytes = (payloadBytes: number): number => FRAME_OVERHEAD + payloadBytes;
+
 /**
  * Header, payload (float32 elements, or UTF-8 text for abort) and tag in one buffer. `key`: the
- * run's frame key; without one the tag proves nothing (tests and benchmarks only).
+ * run's frame key; without one the tag proves nothing (tests and benchmarks only). `into`: a buffer
+ * of exactly frameBytes(payload bytes) to write the frame in (every byte is written); default new.
  */
 export function encodeFrame(
   h: FrameHeader,
   payload?: Float32Array | Uint8Array,
   key?: Uint8Array,
+  into?: Uint8Array,
 ): Uint8Array {
   const bytes = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : undefined;
   const signedLength = HEADER_BYTES + (bytes?.length ?? 0);
-  const out = new Uint8Array(signedLength + TAG_BYTES);
-  const v = new DataView(out.buffer);
+  const out = into ?? new Uint8Array(signedLength + TAG_BYTES);
+  if (out.length !== signedLength + TAG_BYTES) {
+    throw new RangeError(`frame buffer of ${out.length} bytes for a frame of ${signedLength + TAG_BYTES}`);
+  }
+  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  v.setUint16(6, 0, true);
   v.setUint32(0, MAGIC, true);
   v.setUint8(4, VERSION);
   v.setUint8(5, h.kind);

@@ -17,11 +17,13 @@ import {
   encodeFrame,
   type FrameHeader,
   FrameKind,
+  frameBytes,
   framePayload,
   frameTag,
   runHash,
   verifyFrame,
 } from './frame.ts';
+import { FrameBuffers } from './frame-buffers.ts';
 import { FramePayload } from './payload.ts';
 import type { RoundSpec } from './round-spec.ts';
 import { ctlSubject } from './subjects.ts';
@@ -47,6 +49,7 @@ export class Round {
   missingData: () => MissingPart[] = () => [];
 
   private readonly hash: number;
+  private readonly frames: FrameBuffers;
   private readonly subs: Subscription[] = [];
   private readonly cleanups: (() => void)[] = [];
   private readonly readyFrom = new Set<number>();
@@ -65,6 +68,7 @@ export class Round {
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);
+    this.frames = new FrameBuffers(spec.nc);
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -275,9 +279,11 @@ export class Round {
       },
       payload,
       this.spec.frameKey,
+      this.frames.take(frameBytes(payload.byteLength)),
     );
     this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
+    this.frames.sent(frame);
   }
 
   private sendCtl(kind: FrameKind, text?: string): void {
@@ -329,6 +335,7 @@ export class Round {
     this.settled = true;
     for (const c of this.cleanups) c();
     for (const s of this.subs) s.unsubscribe();
+    this.frames.release();
     if (err) this.rejectDone(err);
     else this.resolveDone();
   }

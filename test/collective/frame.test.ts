@@ -8,6 +8,7 @@ import {
   FRAME_OVERHEAD,
   FrameKind,
   firstNonFinite,
+  frameBytes,
   framePayload,
   HEADER_BYTES,
   runHash,
@@ -35,6 +36,16 @@ describe('all-reduce frame', () => {
     assert.equal(msg.length, HEADER_BYTES + 12 + TAG_BYTES);
     assert.deepEqual(decodeFrame(msg), header);
     assert.deepEqual(new Float32Array(framePayload(msg).slice().buffer), payload);
+  });
+
+  it('writes every byte of a reused buffer: the same frame as a fresh one', () => {
+    const payload = new Float32Array([1.5, -2, 3e-30]);
+    const key = new Uint8Array(32).fill(9);
+    const dirty = new Uint8Array(frameBytes(payload.byteLength)).fill(0xff);
+    const reused = encodeFrame(header, payload, key, dirty);
+    assert.equal(reused, dirty);
+    assert.equal(Buffer.compare(reused, encodeFrame(header, payload, key)), 0);
+    assert.throws(() => encodeFrame(header, payload, key, new Uint8Array(dirty.length + 1)), RangeError);
   });
 
   it('drops bytes that are not a frame of this protocol version', () => {
