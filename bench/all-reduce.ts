@@ -26,6 +26,8 @@ interface Sample {
   readonly ms: number;
   /** CPU time of all member processes together (client work; the server's is not in it). */
   readonly cpuMs: number;
+  /** Garbage-collection pauses of all member processes together. */
+  readonly gcMs: number;
   readonly serverIn: number;
   readonly serverOut: number;
 }
@@ -47,6 +49,7 @@ async function timed(monitorUrl: string, peers: readonly Peer[], what: string): 
   return {
     ms,
     cpuMs: replies.reduce((t, r) => t + Number(r.cpuMs), 0),
+    gcMs: replies.reduce((t, r) => t + Number(r.gcMs), 0),
     serverIn: after.in_bytes - before.in_bytes,
     serverOut: after.out_bytes - before.out_bytes,
   };
@@ -95,15 +98,11 @@ function printRow({ n, algorithm, reduce, raw }: Row): void {
     ((algbw * 2 * (n - 1)) / n).toFixed(0).padStart(11),
     io(m(reduce, (x) => x.serverIn)),
     io(m(reduce, (x) => x.serverOut)).padStart(19),
-    m(reduce, (x) => x.cpuMs)
-      .toFixed(0)
-      .padStart(13),
+    `${m(reduce, (x) => x.cpuMs).toFixed(0)} (${m(reduce, (x) => x.gcMs).toFixed(0)})`.padStart(18),
     m(raw, (x) => x.ms)
       .toFixed(0)
       .padStart(11),
-    m(raw, (x) => x.cpuMs)
-      .toFixed(0)
-      .padStart(14),
+    `${m(raw, (x) => x.cpuMs).toFixed(0)} (${m(raw, (x) => x.gcMs).toFixed(0)})`.padStart(22),
   ];
   console.log(cells.join(' | '));
 }
@@ -153,7 +152,7 @@ export async function run(): Promise<void> {
   );
   console.log(
     'members | algorithm   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +
-      'member CPU ms | raw time ms | raw member CPU ms',
+      'member CPU (GC) ms | raw time ms | raw member CPU (GC) ms',
   );
   for (const row of rows) printRow(row);
   for (const row of rows) {

@@ -3,10 +3,11 @@
 // It also replays, as plain publish/subscribe, the data traffic it recorded during an all-reduce:
 // the same subjects, message sizes and subscriptions with no all-reduce logic, the raw NATS ceiling.
 // Arguments: NATS_URL INDEX MEMBERS FRAME_KEY_HEX. One JSON line per stdin request (bench/support/peer.ts):
-//   reduce ALGORITHM GENERATION [record]  -> {ms, cpuMs, digest}   (record: remember its data traffic)
-//   raw-sub ALGORITHM SEQ                 -> {}                    (subscribe the recorded subjects)
-//   raw-go ALGORITHM SEQ                  -> {ms, cpuMs}           (publish, wait for what it expects)
+//   reduce ALGORITHM GENERATION [record]  -> {ms, cpuMs, gcMs, digest}  (record: remember its data traffic)
+//   raw-sub ALGORITHM SEQ                 -> {}                        (subscribe the recorded subjects)
+//   raw-go ALGORITHM SEQ                  -> {ms, cpuMs, gcMs}         (publish, wait for what it expects)
 import { createHash } from 'node:crypto';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type AllReduceAlgorithm, allReduceSum, isAllReduceAlgorithm } from '../../src/collective/index.ts';
@@ -24,6 +25,11 @@ const members = Array.from({ length: n }, (_, i) => `m${i}`);
 const frameKey = Buffer.from(keyHex, 'hex');
 const data = Float32Array.from({ length: BYTES / 4 }, (_, i) => Math.sin(i * 0.001 + index));
 const nc = await connect({ servers: url });
+// Time this process spent in garbage collection (all kinds), read around each request.
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
 
 /** The data messages one member published and the data subscriptions it held, subjects without the round prefix. */
 interface Traffic {
@@ -74,6 +80,7 @@ async function reduce(algorithm: AllReduceAlgorithm, generation: number, record:
   const traffic: Traffic = { sends: [], subscriptions: [], received: 0 };
   const conn = record ? recording(nc, traffic) : nc;
   const cpu0 = process.cpuUsage();
+  const gc0 = gcMs;
   const t0 = performance.now();
   const result = await allReduceSum({
     nc: conn,
@@ -89,10 +96,13 @@ async function reduce(algorithm: AllReduceAlgorithm, generation: number, record:
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  // GC entries are delivered asynchronously: let the ones of this round arrive.
+  await new Promise((r) => setImmediate(r));
+  const gc = gcMs - gc0;
   if (record) recorded.set(algorithm, traffic);
   // Outside the timing: the parent checks that every member holds the same bytes.
   const digest = createHash('sha256').update(new Uint8Array(result.buffer)).digest('hex').slice(0, 16);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, digest };
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, gcMs: gc, digest };
 }
 
 let rawDone: Promise<void> = Promise.resolve();
@@ -131,11 +141,14 @@ async function rawSubscribe(algorithm: AllReduceAlgorithm, seq: number) {
 async function rawGo(algorithm: AllReduceAlgorithm, seq: number) {
   const t = trafficOf(algorithm);
   const cpu0 = process.cpuUsage();
+  const gc0 = gcMs;
   const t0 = performance.now();
   for (const s of t.sends) nc.publish(`raw.${seq}.${s.subject}`, payload.subarray(0, s.bytes));
   await rawDone;
+  const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
+  await new Promise((r) => setImmediate(r));
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, gcMs: gcMs - gc0 };
 }
 
 async function answer(line: string): Promise<object> {
