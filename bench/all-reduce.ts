@@ -1,27 +1,33 @@
-// All-reduce of a 16 MiB float32 gradient among 2, 4 and 8 members over one real nats-server on
-// loopback, shard-owner vs ring, with nccl-tests algbw/busbw, the server's own byte counters (/varz),
-// and raw one-publisher/one-subscriber NATS throughput measured in the same run for comparison.
-// Every member is its own NATS connection in this one process (one event loop for all of them).
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type AllReduceAlgorithm, allReduceSum } from '../src/collective/index.ts';
+// All-reduce of a 16 MiB float32 gradient among 2 and 4 members over one real nats-server on
+// loopback, each member its own process and NATS connection (bench/support/all-reduce-member.ts),
+// frames authenticated under a run key. Against it, in the same run and process layout, raw NATS:
+// every member replays the data traffic it recorded in the all-reduce (same subjects, message sizes
+// and subscriptions) as plain publish/subscribe. Delivered = the server's bytes out (/varz) per
+// second; prints nccl-tests algbw/busbw and one line per algorithm and member count for scripts.
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { ALGORITHM_NAMES, type AllReduceAlgorithm } from '../src/collective/index.ts';
 import { startNats } from '../test/support/nats.ts';
+import { Peer } from './support/peer.ts';
 
 const BYTES = 16 * 2 ** 20;
-const MEMBER_COUNTS = [2, 4, 8] as const;
-const ALGORITHMS = ['shard-owner', 'ring'] as const satisfies readonly AllReduceAlgorithm[];
+const MEMBER_COUNTS = [2, 4] as const;
 const REPS = 5; // timed, after one warm-up each
 const MiB = 2 ** 20;
+const MEMBER = fileURLToPath(new URL('./support/all-reduce-member.ts', import.meta.url));
 
 interface Varz {
   readonly in_bytes: number;
   readonly out_bytes: number;
-  readonly max_payload: number;
 }
 
 interface Sample {
   readonly ms: number;
-  /** CPU time of this process (all members' client work): less sensitive to a busy machine. */
+  /** CPU time of all member processes together (client work; the server's is not in it). */
   readonly cpuMs: number;
+  /** Garbage-collection pauses of all member processes together. */
+  readonly gcMs: number;
   readonly serverIn: number;
   readonly serverOut: number;
 }
@@ -29,123 +35,132 @@ interface Sample {
 const varz = async (monitorUrl: string): Promise<Varz> =>
   (await fetch(`${monitorUrl}/varz`)).json() as Promise<Varz>;
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const all = (peers: readonly Peer[], what: string) => Promise.all(peers.map((p) => p.request(what)));
 
-/** One publisher, one subscriber, `size`-byte messages: the ceiling one NATS link gives us here. */
-async function rawPubSub(url: string, size: number, total: number): Promise<number> {
-  const [pub, sub] = await Promise.all([connect({ servers: url }), connect({ servers: url })]);
-  const count = Math.ceil(total / size);
-  let got = 0;
-  const done = new Promise<void>((resolve) =>
-    sub.subscribe('bench.raw', {
-      max: count,
-      callback: (_e, m) => {
-        got += m.data.length;
-        if (got >= count * size) resolve();
-      },
-    }),
-  );
-  await sub.flush();
-  const payload = new Uint8Array(size).fill(3);
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) pub.publish('bench.raw', payload);
-  await done;
-  const secs = (performance.now() - t0) / 1000;
-  await Promise.all([pub.close(), sub.close()]);
-  return got / MiB / secs;
-}
-
-async function measure(
-  conns: readonly NatsConnection[],
-  monitorUrl: string,
-  algorithm: AllReduceAlgorithm,
-  data: readonly Float32Array[],
-  generation: number,
-): Promise<Sample> {
-  const members = conns.map((_, i) => `m${i}`);
-  const common = { runId: 'bench', step: conns.length, generation, members, timeoutMs: 120_000, algorithm };
+/** Wall time of `work` on every member at once, with the server's byte counters around it. */
+async function timed(monitorUrl: string, peers: readonly Peer[], what: string): Promise<Sample> {
   const before = await varz(monitorUrl);
-  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(conns.map((nc, i) => allReduceSum({ ...common, nc, self: members[i]!, data: data[i]! })));
+  const replies = await all(peers, what);
   const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
   const after = await varz(monitorUrl);
+  const digests = new Set(replies.map((r) => r.digest));
+  if (digests.size > 1) throw new Error(`${what}: members ended with different bytes (${[...digests]})`);
   return {
     ms,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: replies.reduce((t, r) => t + Number(r.cpuMs), 0),
+    gcMs: replies.reduce((t, r) => t + Number(r.gcMs), 0),
     serverIn: after.in_bytes - before.in_bytes,
     serverOut: after.out_bytes - before.out_bytes,
   };
 }
 
-function printRow(n: number, algorithm: string, s: readonly Sample[]): void {
-  const m = (f: (x: Sample) => number) => median(s.map(f));
-  const ms = m((x) => x.ms);
+async function startMembers(url: string, n: number): Promise<Peer[]> {
+  const key = randomBytes(32).toString('hex');
+  const peers = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      Peer.start(`member ${i}`, process.execPath, [
+        '--import',
+        'tsx',
+        MEMBER,
+        url,
+        String(i),
+        String(n),
+        key,
+      ]),
+    ),
+  );
+  const failed = peers.find((p): p is string => typeof p === 'string');
+  if (failed !== undefined) {
+    for (const p of peers) if (typeof p !== 'string') p.stop();
+    throw new Error(failed);
+  }
+  return peers as Peer[];
+}
+
+interface Row {
+  readonly n: number;
+  readonly algorithm: AllReduceAlgorithm;
+  readonly reduce: Sample[];
+  readonly raw: Sample[];
+}
+
+function printRow({ n, algorithm, reduce, raw }: Row): void {
+  const m = (s: readonly Sample[], f: (x: Sample) => number) => median(s.map(f));
+  const ms = m(reduce, (x) => x.ms);
   const algbw = BYTES / MiB / (ms / 1000);
-  const busbw = (algbw * 2 * (n - 1)) / n;
   const io = (b: number) => `${(b / MiB).toFixed(0)} (${(b / BYTES).toFixed(2)})`.padStart(18);
   const cells = [
     String(n).padStart(7),
     algorithm.padEnd(11),
-    String(BYTES),
     ms.toFixed(0).padStart(7),
     algbw.toFixed(0).padStart(11),
-    busbw.toFixed(0).padStart(11),
-    io(m((x) => x.serverIn)),
-    io(m((x) => x.serverOut)).padStart(19),
-    (m((x) => x.serverOut) / MiB / (ms / 1000)).toFixed(0).padStart(15),
-    m((x) => x.cpuMs)
+    ((algbw * 2 * (n - 1)) / n).toFixed(0).padStart(11),
+    io(m(reduce, (x) => x.serverIn)),
+    io(m(reduce, (x) => x.serverOut)).padStart(19),
+    `${m(reduce, (x) => x.cpuMs).toFixed(0)} (${m(reduce, (x) => x.gcMs).toFixed(0)})`.padStart(18),
+    m(raw, (x) => x.ms)
       .toFixed(0)
-      .padStart(13),
+      .padStart(11),
+    `${m(raw, (x) => x.cpuMs).toFixed(0)} (${m(raw, (x) => x.gcMs).toFixed(0)})`.padStart(22),
   ];
   console.log(cells.join(' | '));
 }
 
+const delivered = (s: readonly Sample[]) => median(s.map((x) => x.serverOut / MiB / (x.ms / 1000)));
+
 export async function run(): Promise<void> {
   const server = await startNats({ prefer: 'process', httpPort: 0 });
   const monitorUrl = server.monitorUrl!;
-  const results: Array<readonly [number, string, readonly Sample[]]> = [];
-  const ratios: string[] = [];
-  const raw: number[] = [];
+  const rows: Row[] = [];
   let generation = 0;
+  let seq = 0;
   try {
-    const { max_payload } = await varz(monitorUrl);
-    raw.push(await rawPubSub(server.url, max_payload, 256 * MiB));
     for (const n of MEMBER_COUNTS) {
-      const conns = await Promise.all(Array.from({ length: n }, () => connect({ servers: server.url })));
-      const data = Array.from({ length: n }, (_, m) =>
-        Float32Array.from({ length: BYTES / 4 }, (_, i) => Math.sin(i * 0.001 + m)),
-      );
-      const samples = new Map<AllReduceAlgorithm, Sample[]>(ALGORITHMS.map((a) => [a, []]));
-      for (const a of ALGORITHMS) await measure(conns, monitorUrl, a, data, generation++); // warm-up
-      // Interleaved, so drift on this shared machine hits both algorithms alike.
-      for (let r = 0; r < REPS; r++) {
-        for (const a of ALGORITHMS)
-          samples.get(a)!.push(await measure(conns, monitorUrl, a, data, generation++));
+      const peers = await startMembers(server.url, n);
+      try {
+        const samples = ALGORITHM_NAMES.map((algorithm) => ({ n, algorithm, reduce: [], raw: [] }) as Row);
+        const rawOnce = async (a: AllReduceAlgorithm) => {
+          const s = seq++;
+          await all(peers, `raw-sub ${a} ${s}`);
+          return timed(monitorUrl, peers, `raw-go ${a} ${s}`);
+        };
+        // Warm-up: the first round of each algorithm also records the traffic raw NATS replays.
+        for (const { algorithm: a } of samples) {
+          await timed(monitorUrl, peers, `reduce ${a} ${generation++} record`);
+          await rawOnce(a);
+        }
+        // Interleaved, so drift on this shared machine hits all of them alike.
+        for (let r = 0; r < REPS; r++) {
+          for (const row of samples) {
+            row.raw.push(await rawOnce(row.algorithm));
+            row.reduce.push(await timed(monitorUrl, peers, `reduce ${row.algorithm} ${generation++}`));
+          }
+        }
+        rows.push(...samples);
+      } finally {
+        for (const p of peers) p.stop();
       }
-      // Paired per repetition, so a slow spell of the machine cancels out of the ratio.
-      const [so, ring] = ALGORITHMS.map((a) => samples.get(a)!);
-      const paired = so!.map((x, r) => x.ms / ring![r]!.ms);
-      ratios.push(`${n} members ${median(paired).toFixed(2)} (${paired.map((x) => x.toFixed(2)).join(' ')})`);
-      for (const a of ALGORITHMS) results.push([n, a, samples.get(a)!]);
-      await Promise.all(conns.map((c) => c.close()));
     }
-    raw.push(await rawPubSub(server.url, max_payload, 256 * MiB));
   } finally {
     await server.stop();
   }
 
   console.log(
-    `\n## All-reduce of ${BYTES / MiB} MiB float32 over one nats-server (loopback, median of ${REPS})`,
+    `\n## All-reduce of ${BYTES / MiB} MiB float32, one process per member, one nats-server (loopback, ` +
+      `median of ${REPS}; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end)`,
   );
   console.log(
-    'members | algorithm   | bytes    | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | ' +
-      'server out MiB (xG) | delivered MiB/s | client CPU ms',
+    'members | algorithm   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +
+      'member CPU (GC) ms | raw time ms | raw member CPU (GC) ms',
   );
-  for (const [n, a, s] of results) printRow(n, a, s);
-  console.log(
-    'raw NATS pub/sub, 1 publisher -> 1 subscriber, max_payload messages, same server: ' +
-      `${raw.map((x) => x.toFixed(0)).join(' / ')} MiB/s delivered (before / after the all-reduce runs)`,
-  );
-  console.log(`time shard-owner / ring, median of paired repetitions: ${ratios.join('; ')}`);
+  for (const row of rows) printRow(row);
+  for (const row of rows) {
+    const x = delivered(row.reduce);
+    const y = delivered(row.raw);
+    console.log(
+      `all-reduce ${row.algorithm} ${row.n} members, separate processes: ${(x / y).toFixed(2)} of raw NATS ` +
+        `(${x.toFixed(0)} / ${y.toFixed(0)} MiB/s)`,
+    );
+  }
 }

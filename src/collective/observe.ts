@@ -5,7 +5,6 @@
 import { type AllReduceAlgorithm, algorithmFor } from './algorithms.ts';
 import { ChunkSet } from './chunk-set.ts';
 import { AllReduceInputError, type MissingPart } from './errors.ts';
-import { copyFloats } from './frame.ts';
 import { Round } from './round.ts';
 import { runReported } from './round-report.ts';
 import { type RoundOptions, roundSpec } from './round-spec.ts';
@@ -36,7 +35,7 @@ export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array>
   for (const { subject, kind, shard } of plan.subscriptions) {
     round.subscribe(subject, kind, (h, payload) => {
       if ((shard !== undefined && h.shard !== shard) || !received.add(h.shard, h.chunk)) return;
-      copyFloats(payload, result, h.offset);
+      payload.copyTo(result, h.offset);
       if (received.complete) round.complete();
     });
   }

@@ -5,7 +5,8 @@
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
-import { copyFloats, FrameKind } from './frame.ts';
+import { FrameKind } from './frame.ts';
+import type { FramePayload } from './payload.ts';
 import type { Round } from './round.ts';
 import { dataSubject } from './subjects.ts';
 
@@ -87,10 +88,9 @@ class RingAllReduce {
 
   // partial + own, rounded to float32: shard s is summed ((x_s + x_s+1) + x_s+2) + ... in ring order,
   // the same order whoever runs it. `result` doubles as scratch until the final bytes come around.
-  private onPartial(shard: number, chunk: number, offset: number, payload: Uint8Array): void {
-    const len = payload.length / 4;
-    const out = this.result.subarray(offset, offset + len);
-    copyFloats(payload, this.result, offset);
+  private onPartial(shard: number, chunk: number, offset: number, payload: FramePayload): void {
+    const out = payload.copyTo(this.result, offset);
+    const len = out.length;
     const own = this.data.subarray(offset, offset + len);
     for (let i = 0; i < len; i++) out[i]! += own[i]!;
     const { spec } = this.round;
@@ -116,13 +116,12 @@ class RingAllReduce {
   }
 
   // Final bytes travel unchanged, so every member (and observer) ends with the completer's bytes.
-  private onFinal(shard: number, chunk: number, offset: number, payload: Uint8Array): void {
-    copyFloats(payload, this.result, offset);
+  private onFinal(shard: number, chunk: number, offset: number, payload: FramePayload): void {
+    const out = payload.copyTo(this.result, offset);
     this.finalChunks++;
     // Stop before the completer (shard - 1), who has had these bytes from the start.
     if (mod(this.me + 1, this.n) !== mod(shard - 1, this.n)) {
       const { spec } = this.round;
-      const out = this.result.subarray(offset, offset + payload.length / 4);
       const subject = dataSubject(spec.key, 'ring-ag', shard, this.me);
       this.round.sendData(subject, FrameKind.ringGather, shard, chunk, out);
     }

@@ -17,15 +17,19 @@ import {
   encodeFrame,
   type FrameHeader,
   FrameKind,
+  frameBytes,
   framePayload,
   frameTag,
   runHash,
   verifyFrame,
 } from './frame.ts';
+import { FrameBuffers } from './frame-buffers.ts';
+import { FramePayload } from './payload.ts';
 import type { RoundSpec } from './round-spec.ts';
 import { ctlSubject } from './subjects.ts';
 
-export type FrameHandler = (h: FrameHeader, payload: Uint8Array) => void;
+/** What an algorithm does with a data frame of its round (checked: see Round.subscribe). */
+export type DataHandler = (h: FrameHeader, payload: FramePayload) => void;
 const CTL_KINDS: ReadonlySet<number> = new Set([FrameKind.ready, FrameKind.abort]);
 
 export class Round {
@@ -45,6 +49,7 @@ export class Round {
   missingData: () => MissingPart[] = () => [];
 
   private readonly hash: number;
+  private readonly frames: FrameBuffers;
   private readonly subs: Subscription[] = [];
   private readonly cleanups: (() => void)[] = [];
   private readonly readyFrom = new Set<number>();
@@ -63,6 +68,7 @@ export class Round {
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);
+    this.frames = new FrameBuffers(spec.nc);
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -104,7 +110,7 @@ export class Round {
     const { nc, key } = this.spec;
     // A retry right after a disconnect waits (within the deadline) for the client to reconnect.
     if (!isConnected(nc)) await new Promise<void>((r) => (this.onReconnect = r));
-    this.subscribe(ctlSubject(key, '*'), 'ctl', (h, payload) => this.onCtl(h, payload));
+    this.listen(ctlSubject(key, '*'), 'ctl', (h, msg) => this.onCtl(h, framePayload(msg)));
     await nc.flush();
     if (this.settled) return;
     this.announced = true;
@@ -141,11 +147,39 @@ export class Round {
   }
 
   /**
-   * Subscribes `subject` for frames of `kind` ('ctl': ready and abort). Frames of another round or
-   * from a non-participant are counted and dropped; data frames must match our layout exactly.
+   * Subscribes `subject` for data frames of `kind`. Frames of another round or from a non-participant
+   * are counted and dropped; forged ones too; the rest must match our layout exactly, and a second
+   * copy of a chunk is dropped (same bytes) or refused. The handler reads the payload only through
+   * FramePayload.copyTo, which refuses non-finite values naming the sender.
    */
-  subscribe(subject: string, kind: FrameKind | 'ctl', handler: FrameHandler): void {
-    const { nc, key, participants, length } = this.spec;
+  subscribe(subject: string, kind: FrameKind, handler: DataHandler): void {
+    const { length, participants, key } = this.spec;
+    this.listen(subject, kind, (h, msg) => {
+      const payload = framePayload(msg);
+      this.checkLayout(h, payload, length);
+      if (!this.firstCopy(h, frameTag(msg))) return;
+      const member = participants[h.from]!;
+      handler(
+        h,
+        new FramePayload(payload, (value) => {
+          this.spec.onRefusedFrame?.('nonfinite', member, key);
+          return new AllReduceProtocolError(
+            key,
+            member,
+            `sent a non-finite value (${value}) in shard ${h.shard} chunk ${h.chunk}`,
+          );
+        }),
+      );
+    });
+  }
+
+  /** Frames on `subject` of `kind` ('ctl': ready and abort) that are of this round and verify. */
+  private listen(
+    subject: string,
+    kind: FrameKind | 'ctl',
+    onFrame: (h: FrameHeader, msg: Uint8Array) => void,
+  ) {
+    const { nc, key, participants } = this.spec;
     if (this.settled) return; // settle() has already unsubscribed everything
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
@@ -175,14 +209,8 @@ export class Round {
           this.spec.onRefusedFrame?.('auth', participants[h.from]!, key);
           return;
         }
-        const payload = framePayload(msg.data);
         try {
-          if (kind !== 'ctl') {
-            this.checkLayout(h, payload, length);
-            if (!this.firstCopy(h, frameTag(msg.data))) return;
-            this.checkFinite(h, payload);
-          }
-          handler(h, payload);
+          onFrame(h, msg.data);
         } catch (e) {
           this.fail(this.asRoundError(e as Error), true);
         }
@@ -210,22 +238,6 @@ export class Round {
       member,
       `sent two different copies of shard ${h.shard} chunk ${h.chunk}`,
     );
-  }
-
-  /** NaN or Inf in a contribution or a reduced chunk: a protocol error naming the sender. */
-  private checkFinite(h: FrameHeader, payload: Uint8Array): void {
-    const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-    for (let i = 0; i < payload.byteLength; i += 4) {
-      if (!Number.isFinite(v.getFloat32(i, true))) {
-        const member = this.spec.participants[h.from]!;
-        this.spec.onRefusedFrame?.('nonfinite', member, this.spec.key);
-        throw new AllReduceProtocolError(
-          this.spec.key,
-          member,
-          `sent a non-finite value (${v.getFloat32(i, true)}) in shard ${h.shard} chunk ${h.chunk}`,
-        );
-      }
-    }
   }
 
   private checkLayout(h: FrameHeader, payload: Uint8Array, length: number): void {
@@ -267,9 +279,11 @@ export class Round {
       },
       payload,
       this.spec.frameKey,
+      this.frames.take(frameBytes(payload.byteLength)),
     );
     this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
+    this.frames.sent(frame);
   }
 
   private sendCtl(kind: FrameKind, text?: string): void {
@@ -297,6 +311,12 @@ export class Round {
     this.settle();
   }
 
+  /** Runs `f` once when the round ends, however it ends (after which no handler runs). */
+  onSettle(f: () => void): void {
+    if (this.settled) f();
+    else this.cleanups.push(f);
+  }
+
   /** Ends the round with `err`; `tellPeers` (local causes only) publishes an abort so peers stop waiting. */
   fail(err: Error, tellPeers = false): void {
     if (this.settled) return;
@@ -315,6 +335,7 @@ export class Round {
     this.settled = true;
     for (const c of this.cleanups) c();
     for (const s of this.subs) s.unsubscribe();
+    this.frames.release();
     if (err) this.rejectDone(err);
     else this.resolveDone();
   }

@@ -5,8 +5,9 @@
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
-import { copyFloats, FrameKind } from './frame.ts';
+import { FrameKind } from './frame.ts';
 import type { Round } from './round.ts';
+import { returnScratch, takeScratch } from './scratch.ts';
 import { dataSubject } from './subjects.ts';
 
 export const shardOwner: Algorithm = {
@@ -48,21 +49,22 @@ class ShardOwnerAllReduce {
     const own = layout.shard(this.me);
     this.arrivals = new Uint16Array(layout.chunkCount(this.me));
     for (let m = 0; m < this.n; m++) {
-      this.parts.push(m === this.me ? data.subarray(own.lo, own.hi) : new Float32Array(own.hi - own.lo));
+      this.parts.push(m === this.me ? data.subarray(own.lo, own.hi) : takeScratch(own.hi - own.lo));
       this.partChunks.push(new ChunkSet(layout, m === this.me ? [] : [this.me]));
     }
+    round.onSettle(() => returnScratch(this.parts.filter((_, m) => m !== this.me)));
     const others = members.map((_, k) => k).filter((k) => k !== this.me);
     this.gathered = new ChunkSet(layout, others);
     round.subscribe(dataSubject(key, 'so-rs', this.me, '*'), FrameKind.shardReduce, (h, payload) => {
       if (h.shard !== this.me || !this.partChunks[h.from]?.add(h.shard, h.chunk)) return;
-      copyFloats(payload, this.parts[h.from]!, h.offset - own.lo);
+      payload.copyTo(this.parts[h.from]!, h.offset - own.lo);
       if (++this.arrivals[h.chunk]! === this.n - 1) this.reduce(h.chunk);
     });
     for (const k of others) {
       if (layout.chunkCount(k) === 0) continue;
       round.subscribe(dataSubject(key, 'so-ag', k, k), FrameKind.shardGather, (h, payload) => {
         if (h.shard !== k || !this.gathered.add(h.shard, h.chunk)) return;
-        copyFloats(payload, this.result, h.offset);
+        payload.copyTo(this.result, h.offset);
         this.maybeComplete();
       });
     }
@@ -99,10 +101,15 @@ class ShardOwnerAllReduce {
     const lo = c.lo - layout.shard(this.me).lo;
     const len = c.hi - c.lo;
     const out = this.result.subarray(c.lo, c.hi);
-    out.set(this.parts[0]!.subarray(lo, lo + len));
-    for (let m = 1; m < this.n; m++) {
-      const p = this.parts[m]!;
-      for (let i = 0; i < len; i++) out[i]! += p[lo + i]!;
+    const part = (m: number) => this.parts[m]!.subarray(lo, lo + len);
+    if (this.n === 1) out.set(part(0));
+    else {
+      const [x0, x1] = [part(0), part(1)];
+      for (let i = 0; i < len; i++) out[i] = x0[i]! + x1[i]!;
+    }
+    for (let m = 2; m < this.n; m++) {
+      const p = part(m);
+      for (let i = 0; i < len; i++) out[i]! += p[i]!;
     }
     this.reducedChunks++;
     if (this.n > 1 || spec.observers.length > 0) {

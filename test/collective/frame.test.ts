@@ -7,6 +7,8 @@ import {
   encodeFrame,
   FRAME_OVERHEAD,
   FrameKind,
+  firstNonFinite,
+  frameBytes,
   framePayload,
   HEADER_BYTES,
   runHash,
@@ -34,6 +36,16 @@ describe('all-reduce frame', () => {
     assert.equal(msg.length, HEADER_BYTES + 12 + TAG_BYTES);
     assert.deepEqual(decodeFrame(msg), header);
     assert.deepEqual(new Float32Array(framePayload(msg).slice().buffer), payload);
+  });
+
+  it('writes every byte of a reused buffer: the same frame as a fresh one', () => {
+    const payload = new Float32Array([1.5, -2, 3e-30]);
+    const key = new Uint8Array(32).fill(9);
+    const dirty = new Uint8Array(frameBytes(payload.byteLength)).fill(0xff);
+    const reused = encodeFrame(header, payload, key, dirty);
+    assert.equal(reused, dirty);
+    assert.equal(Buffer.compare(reused, encodeFrame(header, payload, key)), 0);
+    assert.throws(() => encodeFrame(header, payload, key, new Uint8Array(dirty.length + 1)), RangeError);
   });
 
   it('drops bytes that are not a frame of this protocol version', () => {
@@ -94,5 +106,30 @@ describe('vector layout', () => {
 
   it('refuses a max_payload with no room for data', () => {
     assert.throws(() => chunkElements(FRAME_OVERHEAD + 3), AllReduceInputError);
+  });
+});
+
+describe('finiteness of a payload', () => {
+  const FLT_MAX = 3.4028234663852886e38;
+  const FLT_TRUE_MIN = 2 ** -149;
+
+  it('finds NaN and ±Infinity wherever they are, and the first of several', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      for (const at of [0, 1, 500, 1022, 1023]) {
+        const xs = new Float32Array(1024).fill(1.5);
+        xs[at] = bad;
+        assert.equal(firstNonFinite(xs), at, `${bad} at ${at}`);
+        if (at < 1023) xs[1023] = Number.NaN;
+        assert.equal(firstNonFinite(xs), at, `${bad} at ${at}, NaN after it`);
+      }
+    }
+  });
+
+  it('passes every finite float32, up to the largest and down to the smallest subnormal', () => {
+    const edges = [FLT_MAX, -FLT_MAX, FLT_TRUE_MIN, -FLT_TRUE_MIN, 0, -0, 1, -1];
+    assert.equal(firstNonFinite(Float32Array.from(edges)), -1);
+    assert.equal(firstNonFinite(new Float32Array(0)), -1);
+    // Just beyond FLT_MAX rounds to Infinity in float32: the other side of the boundary.
+    assert.equal(firstNonFinite(Float32Array.of(1, FLT_MAX * (1 + 2 ** -23))), 1);
   });
 });
