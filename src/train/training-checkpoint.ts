@@ -1,6 +1,7 @@
 // `OUTPUT_DIR/checkpoint-<step>/` (DESIGN.md §5): the PEFT adapter, the AdamW moments and the
 // trainer state — enough to resume exactly, since the data plan rebuilds any step from (data, flags,
 // seed). Written to a temporary name, fsynced and renamed, so a crash never leaves half a checkpoint.
+import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type LoraConfig, readPeftAdapter, writePeftAdapter } from '../checkpoint/peft-adapter.ts';
@@ -40,7 +41,32 @@ export interface TrainerState {
     readonly seed: number;
     /** AdamW updates applied (equals global_step; kept for the optimizer file's sake). */
     readonly optimizer_steps: number;
+    /** sha256 (32 hex) of the weights, then exp_avg, then exp_avg_sq, as float32 bytes in layout order:
+     * a file changed or damaged after the save fails the load (absent in older checkpoints). */
+    readonly state_checksum?: string;
   };
+}
+
+/** The digest a checkpoint records of the state it holds. */
+export function stateChecksum(params: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array): string {
+  const h = createHash('sha256');
+  for (const v of [params, expAvg, expAvgSq]) h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return h.digest('hex').slice(0, 32);
+}
+
+/** The first non-finite value of `flat` (or, for second moments, a negative one), named by tensor. */
+function badValue(layout: ParamLayout, flat: Float32Array, nonNegative: boolean): string | null {
+  for (let i = 0; i < flat.length; i++) {
+    const x = flat[i] as number;
+    if (Number.isFinite(x) && !(nonNegative && x < 0)) continue;
+    const spec = layout.specs.find((s) => {
+      const at = layout.offsets.get(s.name) as number;
+      return i >= at && i < at + s.shape.reduce((a, b) => a * b, 1);
+    });
+    const at = spec ? i - (layout.offsets.get(spec.name) as number) : i;
+    return `${spec?.name ?? 'a tensor'} holds ${x} at element ${at}`;
+  }
+  return null;
 }
 
 function tensorsOf(layout: ParamLayout, flat: Float32Array, prefix = ''): HostTensor[] {
@@ -72,7 +98,11 @@ export async function saveTrainingCheckpoint(
       [...tensorsOf(layout, s.expAvg, 'exp_avg.'), ...tensorsOf(layout, s.expAvgSq, 'exp_avg_sq.')],
       { format: 'lora-mpt', optimizer: 'adamw', optimizer_steps: String(s.step) },
     );
-    await writeFile(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const stamped: TrainerState = {
+      ...state,
+      lora_mpt: { ...state.lora_mpt, state_checksum: stateChecksum(s.params, s.expAvg, s.expAvgSq) },
+    };
+    await writeFile(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(stamped, null, 2)}\n`);
   });
   return dir;
 }
@@ -84,7 +114,8 @@ export interface LoadedCheckpoint {
   readonly expAvgSq: Float32Array;
 }
 
-/** Reads a checkpoint written by saveTrainingCheckpoint; names every missing or mismatched piece. */
+/** Reads a checkpoint written by saveTrainingCheckpoint; names every missing or mismatched piece, and
+ * refuses one whose values are not finite (second moments: negative) or do not match its checksum. */
 export async function loadTrainingCheckpoint(dir: string, layout: ParamLayout): Promise<LoadedCheckpoint> {
   const statePath = join(dir, TRAINER_STATE_FILE);
   const state = await readingFile(
@@ -115,7 +146,26 @@ export async function loadTrainingCheckpoint(dir: string, layout: ParamLayout): 
         m.set(spec.name, (await reader.read(reader.entry(`${prefix}${spec.name}`))).data);
       return flatten(layout, m);
     };
-    return { state, params, expAvg: await read('exp_avg.'), expAvgSq: await read('exp_avg_sq.') };
+    const loaded = { state, params, expAvg: await read('exp_avg.'), expAvgSq: await read('exp_avg_sq.') };
+    const checks: [string, Float32Array, boolean][] = [
+      [join(dir, 'adapter_model.safetensors'), loaded.params, false],
+      [`${join(dir, OPTIMIZER_FILE)} (exp_avg)`, loaded.expAvg, false],
+      [`${join(dir, OPTIMIZER_FILE)} (exp_avg_sq)`, loaded.expAvgSq, true],
+    ];
+    for (const [file, flat, nonNegative] of checks) {
+      const bad = badValue(layout, flat, nonNegative);
+      if (bad !== null) throw new Error(`${file}: ${bad}; this checkpoint cannot be resumed from`);
+    }
+    const recorded = lm.state_checksum;
+    if (recorded !== undefined) {
+      const actual = stateChecksum(loaded.params, loaded.expAvg, loaded.expAvgSq);
+      if (actual !== recorded) {
+        throw new Error(
+          `${dir}: its tensors do not match the checksum ${statePath} records (${recorded}, the files hold ${actual}): a file was changed or damaged after the save`,
+        );
+      }
+    }
+    return loaded;
   } finally {
     await reader.close();
   }

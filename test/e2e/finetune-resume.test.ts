@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readPeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
+import { readPeftAdapter, writePeftAdapter } from '../../src/checkpoint/peft-adapter.ts';
 import { startLoraMpt } from '../support/processes.ts';
 import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
@@ -88,5 +88,50 @@ describe('lora-mpt finetune resume', () => {
     assert.match(String(from?.from), /checkpoint-4$/);
     await sameAdapter(join(run.dir, 'whole'), out);
     rmSync(out, { recursive: true, force: true });
+  });
+
+  it('skips a newest checkpoint with a NaN or a value changed after the save, naming why, and resumes from the one before', async () => {
+    // PEFT's own file rewritten with one value changed: NaN (refused by the finiteness check) or a
+    // finite nudge (refused by the checksum trainer_state.json records).
+    for (const [name, value, why] of [
+      ['nan', Number.NaN, /checkpoint-6\/adapter_model\.safetensors: \S+ holds NaN at element 0/],
+      ['nudged', 0.5, /checkpoint-6: its tensors do not match the checksum .*trainer_state\.json records/],
+    ] as const) {
+      const out = join(run.dir, `bad-${name}`);
+      for (const c of ['checkpoint-4', 'checkpoint-6'])
+        cpSync(join(run.dir, 'whole', c), join(out, c), { recursive: true });
+      const adapter = await readPeftAdapter(join(out, 'checkpoint-6'));
+      const [first] = adapter.tensors.values();
+      first!.data[0] = value;
+      await writePeftAdapter(join(out, 'checkpoint-6'), adapter);
+      // Kept aside: the resumed run below saves a good checkpoint-6 over the bad one.
+      const bad = join(run.dir, `bad-${name}-kept`, 'checkpoint-6');
+      cpSync(join(out, 'checkpoint-6'), bad, { recursive: true });
+      const resumed = startLoraMpt(`finetune (${name})`, [
+        ...flags(run, out),
+        '--resume_from_checkpoint',
+        'latest',
+      ]);
+      assert.equal(await resumed.exited(), 0, resumed.output());
+      const skipped = resumed.events().filter((e) => e.event === 'checkpoint_skipped');
+      assert.deepEqual(
+        skipped.map((e) => /checkpoint-\d+$/.exec(String(e.path))?.[0]),
+        ['checkpoint-6'],
+      );
+      assert.match(String(skipped[0]?.why), why);
+      assert.match(String(resumed.events().find((e) => e.event === 'run_resumed')?.from), /checkpoint-4$/);
+      await sameAdapter(join(run.dir, 'whole'), out);
+      if (name === 'nan') {
+        // Named explicitly, the bad checkpoint is an error naming its file, not a silent start.
+        const exact = startLoraMpt('finetune (exact)', [
+          ...flags(run, join(run.dir, 'exact')),
+          '--resume_from_checkpoint',
+          bad,
+        ]);
+        assert.notEqual(await exact.exited(), 0, exact.output());
+        assert.match(exact.output(), /checkpoint-6\/adapter_model\.safetensors: \S+ holds NaN at element 0/);
+      }
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
