@@ -28,6 +28,7 @@ import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
 import { refusedFrameReporter } from './refused-frames.ts';
+import { RehearsalReport } from './rehearsal-report.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
 import {
   coordinatorSecurityFlags,
@@ -148,8 +149,23 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     backend: 'none',
     device: 'none',
   });
+  // A synthetic model admits synthetic workers only: the run is a rehearsal, timed step by step.
+  const rehearsal = run.model.weightless
+    ? new RehearsalReport(
+        {
+          numEpochs: s.numEpochs,
+          stepsPerEpoch: run.data.plan.stepsPerEpoch,
+          evalSteps: s.evalSteps,
+          evalMicroBatches: run.data.evalBatches.length,
+        },
+        s.outputDir,
+      )
+    : undefined;
   // The metrics follow the run's events as the status page does: the same calls make both.
-  const ev = tapEvents(events.child({ run_id: run.runId }), metrics.record);
+  const ev = tapEvents(events.child({ run_id: run.runId }), (e) => {
+    metrics.record(e);
+    rehearsal?.record(e);
+  });
   // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
@@ -230,8 +246,16 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
+  // The last step ends when the driver does, before the adapter is written.
+  const ended = driver.done.then(
+    () => Date.now(),
+    () => undefined,
+  );
   try {
-    return await driveToEnd(driver, run, s, journal, ev);
+    const code = await driveToEnd(driver, run, s, journal, ev);
+    const at = await ended;
+    if (rehearsal && at !== undefined) await rehearsal.finish(ev, at);
+    return code;
   } finally {
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();

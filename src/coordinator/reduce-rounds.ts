@@ -86,6 +86,15 @@ export class ReduceRounds {
       algorithm: this.o.algorithm,
     });
     for (const m of links) m.send(message);
+    this.o.events.debug(
+      'reduce_started',
+      `step ${step} generation ${round.generation}: all-reduce of ${round.members.length} member(s)`,
+      {
+        step,
+        generation: round.generation,
+        members: [...round.members],
+      },
+    );
     const { signal } = round.cancel;
     this.o.observe(step, round.generation, round.members, signal).then(
       (sum) => {
@@ -125,8 +134,16 @@ export class ReduceRounds {
     setTimeout(again, wait).unref();
   }
 
-  /** A step committed: the next failure waits the shortest time again. */
-  committed(): void {
+  /** `round` is committed (every checksum agreed): the next failure waits the shortest time again. */
+  committed(round: ReduceRound): void {
     this.failures = 0;
+    this.o.events.debug(
+      'reduce_agreed',
+      `step ${round.step} generation ${round.generation}: checksums agree`,
+      {
+        step: round.step,
+        generation: round.generation,
+      },
+    );
   }
 }

@@ -267,7 +267,7 @@ export class StepDriver extends WorkerReports {
 
   private async commit(p: Extract<Phase, { kind: 'reduce' }>): Promise<void> {
     this.phase = { kind: 'commit' };
-    this.rounds.committed();
+    this.rounds.committed(p.round);
     this.offences.committed();
     this.reportOutliers(p.ledger);
     const step = p.ledger.step;

@@ -35,10 +35,13 @@ export type EventName =
   | 'microbatches_revoked'
   | 'result_ignored'
   | 'reduce_result_ignored'
+  | 'reduce_started'
+  | 'reduce_agreed'
   | 'reduce_aborted'
   | 'reduce_retry'
   | 'replica_mismatch'
   | 'state_resent'
+  | 'rehearsal_summary'
   // defences (docs/security.md)
   | 'insecure_transport'
   | 'auth_refused'
@@ -90,6 +93,14 @@ export interface TypedEventFields {
     readonly kind: 'train' | 'eval';
     readonly micro_batches: readonly number[];
   };
+  /** An all-reduce round of a step began (ReduceStart sent to `members`). */
+  readonly reduce_started: {
+    readonly step: number;
+    readonly generation: number;
+    readonly members: readonly string[];
+  };
+  /** Every member's checksums agreed with the coordinator's: the step's commit begins. */
+  readonly reduce_agreed: { readonly step: number; readonly generation: number };
   /** A worker's result was counted in its step (or evaluation): once per micro-batch. */
   readonly microbatch_completed: {
     readonly worker: string;

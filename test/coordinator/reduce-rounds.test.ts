@@ -138,7 +138,7 @@ describe('all-reduce rounds', () => {
     let again = 0;
     h.rounds.retry(0, () => again++);
     h.rounds.retry(0, () => {});
-    h.rounds.committed();
+    h.rounds.committed(h.rounds.open(0, 4, [workerId('a')]));
     h.rounds.retry(1, () => {});
     assert.deepEqual(
       h.recorded.records
