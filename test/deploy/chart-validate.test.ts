@@ -13,7 +13,7 @@ import {
   validatorVenv,
 } from './chart.ts';
 
-// The default values and six other value sets (test/deploy/values/*.yaml), each rendered for the
+// The default values and seven other value sets (test/deploy/values/*.yaml), each rendered for the
 // oldest Kubernetes the chart supports and for a recent one.
 const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   default: {},
@@ -27,6 +27,7 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   'every extension point (labels, digest, args, volumes, init containers, runtime class)': {
     valuesFiles: ['extensions.yaml'],
   },
+  'rehearsal: synthetic workers, no GPU requested': { valuesFiles: ['rehearsal.yaml'] },
 };
 const VERSIONS = ['1.29', '1.32'] as const;
 

@@ -304,6 +304,13 @@ template:
 the paths, the training flags and the coordinator's run policy. */ -}}
 {{- define "lora-mpt.runFlags" -}}
 {{- $flags := dict "base_model" .Values.run.baseModel "data_path" .Values.run.dataPath "output_dir" .Values.run.outputDir -}}
+{{- if .Values.run.rehearsal }}
+{{- /* A rehearsal reads the model as a config and writes beside the real run's output, never in it
+(the real run would resume from its synthetic checkpoints). */ -}}
+{{- $model := .Values.run.baseModel -}}
+{{- $_ := set $flags "base_model" (hasPrefix "synthetic:" $model | ternary $model (printf "synthetic:%s" $model)) -}}
+{{- $_ := set $flags "output_dir" (printf "%s-rehearsal" (trimSuffix "/" .Values.run.outputDir)) -}}
+{{- end }}
 {{- $_ := set $flags "min_workers" .Values.coordinator.minWorkers -}}
 {{- $_ := set $flags "heartbeat_timeout_ms" .Values.coordinator.heartbeatTimeoutMs -}}
 {{- range $k, $v := .Values.run.training }}
@@ -347,7 +354,7 @@ template:
             valueFrom:
               fieldRef:
                 fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
-          {{- $res := $v.workers.resources | default dict }}
+          {{- $res := include "lora-mpt.workerResources" . | fromYaml }}
           {{- if or (hasKey ($res.limits | default dict) "nvidia.com/gpu") (hasKey ($res.requests | default dict) "nvidia.com/gpu") }}
           # A pod given a GPU computes on it or stops, naming why (docs/backends.md#gpu-workers).
           - { name: LORA_MPT_REQUIRE_GPU, value: "1" }
@@ -364,8 +371,18 @@ template:
           - {{ include "lora-mpt.natsUrl" . | quote }}
           - --worker_id
           - "{{ $fullname }}-worker-$(WORKER_INDEX)"
+          {{- if $v.run.rehearsal }}
+          # A rehearsal: no model, each micro-batch takes the modelled GPU's time (docs/scale.md).
+          - --backend
+          - synthetic
+          - --gpu_profile
+          - {{ $v.run.gpuProfile | quote }}
+          - --gpu_mfu
+          - {{ $v.run.gpuMfu | quote }}
+          {{- else }}
           - --backend
           - {{ $v.workers.backend | quote }}
+          {{- end }}
           - --max_in_flight
           - {{ $v.workers.maxInFlight | quote }}
           - --metrics_port
@@ -390,7 +407,7 @@ template:
           - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
         {{- include "lora-mpt.probes" $v.workers | nindent 8 }}
         resources:
-          {{- toYaml $v.workers.resources | nindent 10 }}
+          {{- include "lora-mpt.workerResources" . | nindent 10 }}
         {{- include "lora-mpt.containerSecurityContext" . | nindent 8 }}
         volumeMounts:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }}, readOnly: true }
@@ -399,4 +416,17 @@ template:
           {{- with $v.workers.extraVolumeMounts }}
           {{- toYaml . | nindent 10 }}
           {{- end }}
+{{- end -}}
+
+{{- /* A worker's resources: workers.resources, without the GPU in a rehearsal (it models one). */ -}}
+{{- define "lora-mpt.workerResources" -}}
+{{- $res := deepCopy (.Values.workers.resources | default dict) -}}
+{{- if .Values.run.rehearsal -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- if hasKey $res $kind -}}
+{{- $_ := set $res $kind (omit (get $res $kind) "nvidia.com/gpu") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $res -}}
 {{- end -}}
