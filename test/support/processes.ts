@@ -23,7 +23,12 @@ export function startLoraMpt(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
 ): LoraProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return startNode(name, [BIN, ...args], env);
+}
+
+/** Starts `node <argv>` (a script and its arguments) as startLoraMpt starts the command. */
+export function startNode(name: string, argv: readonly string[], env: NodeJS.ProcessEnv = {}): LoraProcess {
+  const child = spawn(process.execPath, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
