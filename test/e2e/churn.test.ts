@@ -14,10 +14,16 @@ import { startWorkerPool } from '../support/worker-pool.ts';
 // processes of their own) train while 2 of them (10%) are SIGKILLed, 2 new ones join, the NATS
 // server restarts once and the coordinator is SIGKILLed and restarted once. The adapter must equal
 // the fault-free run's and every micro-batch must be counted once. Each micro-batch takes a modelled
-// ~0.6 s, so the faults land inside running steps.
+// ~0.6 s, so the faults land inside running steps. LORA_MPT_CHURN_WORKERS=64 runs the issue's size
+// (6 killed, 8 joining); a step has 4 micro-batches more than there are workers.
+const WORKERS = Number(process.env.LORA_MPT_CHURN_WORKERS ?? 20);
+const KILLED = Math.max(1, Math.round(WORKERS / 10));
+const POOL = WORKERS - KILLED;
+const JOINING = Math.max(2, Math.floor(WORKERS / 8));
 const STEPS = 12;
-const MICRO_BATCHES = 24;
-const POOL = 18;
+const MICRO_BATCHES = WORKERS + 4;
+const killedIds = Array.from({ length: KILLED }, (_, i) => `k${i}`);
+const joinerIds = Array.from({ length: JOINING }, (_, i) => `n${i}`);
 const SYNTHETIC = [
   '--backend',
   'synthetic',
@@ -46,7 +52,7 @@ const training = (model: string, run: TinyRun, out: string) =>
 
 const ms = (e: LoraEvent) => Date.parse(String(e.time));
 
-describe('churn at scale', () => {
+describe(`churn at scale: ${WORKERS} synthetic workers`, () => {
   let run: TinyRun;
   let nats: NatsServer;
   let model: string;
@@ -87,7 +93,7 @@ describe('churn at scale', () => {
       '--metrics_port',
       '0',
       '--min_workers',
-      '16',
+      String(WORKERS - KILLED - 2),
       '--insecure',
       '--log_level',
       'debug',
@@ -109,27 +115,27 @@ describe('churn at scale', () => {
     let second: LoraProcess | undefined;
     try {
       const pool = startWorkerPool('pool', POOL, 'p', flags);
-      const doomed = [single('k0'), single('k1')];
+      const doomed = killedIds.map(single);
       started.push(pool, ...doomed);
-      // All 20 are replicas before the faults begin.
-      for (const id of ['k0', 'k1', ...Array.from({ length: POOL }, (_, i) => `p${i}`)])
+      // All of them are replicas before the faults begin.
+      for (const id of [...killedIds, ...Array.from({ length: POOL }, (_, i) => `p${i}`)])
         await first.waitForEvent('worker_synced', (e) => e.worker === id, { ms: 180_000 });
       // The number of steps committed so far, read once (before waiting for a later one).
       const committed = (c: LoraProcess) => c.events().filter((e) => e.event === 'step_committed').length;
       const beforeKill = committed(first);
       await first.waitForEvent('step_committed', (e) => e.step! > beforeKill, { ms: 120_000 });
 
-      // 10%: two workers killed mid-step, two new ones joining.
+      // 10% of the workers killed mid-step, new ones joining.
       let t0 = Date.now();
       for (const k of doomed) await k.kill('SIGKILL');
-      const joiners = startWorkerPool('joiners', 2, 'n', flags);
+      const joiners = startWorkerPool('joiners', JOINING, 'n', flags);
       started.push(joiners);
-      for (const id of ['k0', 'k1']) await first.waitForEvent('worker_lost', (e) => e.worker === id);
-      for (const id of ['n0', 'n1'])
+      for (const id of killedIds) await first.waitForEvent('worker_lost', (e) => e.worker === id);
+      for (const id of joinerIds)
         await first.waitForEvent('worker_synced', (e) => e.worker === id, { ms: 180_000 });
       const afterJoin = committed(first);
       await first.waitForEvent('step_committed', (e) => e.step! > afterJoin, { ms: 120_000 });
-      recovery(t, '2 workers SIGKILLed, 2 joined -> both joiners synced and a step committed', t0);
+      recovery(t, `${KILLED} of ${WORKERS} SIGKILLed, ${JOINING} joined -> all synced, a step committed`, t0);
 
       // One NATS restart: the all-reduce in flight (if any) is retried.
       t0 = Date.now();
@@ -169,14 +175,14 @@ describe('churn at scale', () => {
         );
       }
       const byWorker = splitByWorker(records);
-      for (const id of ['n0', 'n1']) assert.ok((byWorker.get(id) ?? 0) > 0, `${id} computed micro-batches`);
+      for (const id of joinerIds) assert.ok((byWorker.get(id) ?? 0) > 0, `${id} computed micro-batches`);
 
       // A joiner is a member of no all-reduce begun before its state was synced, and of the first one
       // after: it is used from the step its state is from (the next step boundary at the latest).
       for (const c of [first, second]) {
         const ev = c.events();
         const rounds = ev.filter((e) => e.event === 'reduce_started');
-        for (const id of ['n0', 'n1']) {
+        for (const id of joinerIds) {
           const synced = ev.find((e) => e.event === 'worker_synced' && e.worker === id);
           assert.ok(synced, `${id} was synced by ${c.name}`);
           const has = (e: LoraEvent) => (e.members as string[]).includes(id);
@@ -193,7 +199,7 @@ describe('churn at scale', () => {
         .events()
         .filter((e) => e.event === 'worker_lost')
         .map((e) => e.worker);
-      for (const id of ['k0', 'k1']) assert.ok(lost.includes(id), `${id}'s loss was noticed`);
+      for (const id of killedIds) assert.ok(lost.includes(id), `${id}'s loss was noticed`);
       t.diagnostic(
         `micro-batches by worker: ${[...byWorker].map(([w, n]) => `${w}:${n}`).join(' ')}; ` +
           `steps with requeued micro-batches: ${records
