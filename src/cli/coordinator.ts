@@ -270,7 +270,7 @@ export const coordinatorCommand: Command = flagCommand({
   usage:
     'lora-mpt coordinator --base_model DIR|HUB_ID [training flags] [--listen H:P] [--nats URL] [--min_workers N]',
   description:
-    'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag.',
+    'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag. With a synthetic:... base model the run is a rehearsal: it ends by printing the predicted step time, where it goes and the GPU-hours of the planned epochs (also OUTPUT_DIR/rehearsal.json; docs/scale.md#rehearsal).',
   flags: coordinatorFlags,
   async run(f) {
     const code = await runCoordinator(f);

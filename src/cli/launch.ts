@@ -313,7 +313,7 @@ export const launchCommand: Command = flagCommand({
     'run a distributed fine-tune on this machine: local NATS, the coordinator, one worker per GPU (like torchrun)',
   usage: 'lora-mpt launch --nproc_per_node N --base_model DIR|HUB_ID [training flags]',
   description:
-    "Starts a local nats-server (or uses --nats), `lora-mpt coordinator` with the training flags, and N `lora-mpt worker` processes, worker i on GPU i. Stops them all on SIGTERM/SIGINT; exits with the coordinator's code.",
+    "Starts a local nats-server (or uses --nats), `lora-mpt coordinator` with the training flags, and N `lora-mpt worker` processes, worker i on GPU i. Stops them all on SIGTERM/SIGINT; exits with the coordinator's code. With --backend synthetic the run is a rehearsal: the coordinator ends by printing the predicted step time, where it goes and the GPU-hours of the planned epochs (also OUTPUT_DIR/rehearsal.json; docs/scale.md#rehearsal).",
   flags: launchFlags,
   run: runLaunch,
 });

@@ -14,8 +14,8 @@ import { startWorkerPool } from '../support/worker-pool.ts';
 // processes of their own) train while 2 of them (10%) are SIGKILLed, 2 new ones join, the NATS
 // server restarts once and the coordinator is SIGKILLed and restarted once. The adapter must equal
 // the fault-free run's and every micro-batch must be counted once. Each micro-batch takes a modelled
-// ~0.6 s, so the faults land inside running steps. LORA_MPT_CHURN_WORKERS=64 runs the size
-// (6 killed, 8 joining); a step has 4 micro-batches more than there are workers.
+// several hundred ms, so the faults land inside running steps. LORA_MPT_CHURN_WORKERS=64 runs the
+// issue's size (6 killed, 8 joining); a step has 4 micro-batches more than there are workers.
 const WORKERS = Number(process.env.LORA_MPT_CHURN_WORKERS ?? 20);
 const KILLED = Math.max(1, Math.round(WORKERS / 10));
 const POOL = WORKERS - KILLED;
