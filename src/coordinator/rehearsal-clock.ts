@@ -35,13 +35,15 @@ interface OpenStep {
   readonly busy: Map<string, number>;
   readonly lastReport: Map<string, number>;
   members: readonly string[];
+  /** Its all-reduce agreed: a step the run stopped in before that is not a step's time. */
+  agreed: boolean;
 }
 
 export class RehearsalClock {
   private open: OpenStep | undefined;
   private readonly done: StepTimes[] = [];
 
-  /** Steps closed so far, in order. */
+  /** Steps closed so far, in order: those whose all-reduce agreed (a step stopped in is left out). */
   get steps(): readonly StepTimes[] {
     return this.done;
   }
@@ -66,6 +68,9 @@ export class RehearsalClock {
         this.enter('train', t);
         return;
       case 'reduce_agreed':
+        if (this.open?.step === e.fields.step) this.open.agreed = true;
+        this.enter('commit', t);
+        return;
       case 'eval_done':
         this.enter('commit', t);
         return;
@@ -92,6 +97,7 @@ export class RehearsalClock {
         busy: new Map(),
         lastReport: new Map(),
         members: [],
+        agreed: false,
       };
     } else this.enter('train', t);
     for (const id of ids) this.open.dealtAt.set(id, t);
@@ -116,8 +122,8 @@ export class RehearsalClock {
     if (!s) return;
     this.enter(s.phase, t);
     this.open = undefined;
-    // A step stopped before its all-reduce has no members yet: those who computed stand in.
-    const members = s.members.length > 0 ? s.members : [...s.busy.keys()];
+    if (!s.agreed) return;
+    const members = s.members;
     const busy = members.map((w) => Math.min(s.busy.get(w) ?? 0, s.ms.train));
     const compute = busy.length > 0 ? busy.reduce((a, b) => a + b, 0) / busy.length : 0;
     this.done.push({

@@ -105,6 +105,25 @@ describe('rehearsal clock', () => {
     close(second!.totalSeconds, 0.2);
   });
 
+  it('leaves out a step the run stopped in before its all-reduce agreed', () => {
+    const steps = play(
+      [
+        dealt(0, 0, [1]),
+        done(100, 0, 'a', 1),
+        reduce(100, 0, ['a']),
+        agreed(200, 0),
+        dealt(300, 1, [2]),
+        done(400, 1, 'a', 2),
+        reduce(400, 1, ['a']),
+      ],
+      900,
+    );
+    assert.deepEqual(
+      steps.map((s) => [s.step, s.totalSeconds]),
+      [[0, 0.3]],
+    );
+  });
+
   it('predicts from the steps after the first and gives GPU-hours by its formula', () => {
     const step = (n: number, compute: number, evalSeconds = 0): StepTimes => ({
       step: n,
