@@ -54,9 +54,11 @@ function checkArithmetic(r: Rehearsal, dataReady: LoraEvent, gpus: number): void
   for (const s of r.measured) {
     near(sum(s), s.totalSeconds, 1e-9, `step ${s.step}: the parts add up to its wall time`);
     assert.ok(s.computeSeconds > 0, `step ${s.step}: synthetic workers took modelled time`);
-    assert.ok(s.waitSeconds >= 0 && s.allReduceSeconds > 0 && s.commitSeconds > 0);
+    assert.ok(s.waitSeconds >= 0 && s.allReduceSeconds >= 0 && s.commitSeconds >= 0);
     assert.equal(s.workers, gpus);
   }
+  // Times are in ms: one step's all-reduce may round to 0, the run's cannot (NATS between processes).
+  assert.ok(r.measured.reduce((a, s) => a + s.allReduceSeconds, 0) > 0, 'the all-reduces were timed');
   const p = r.predicted;
   near(
     p.computeSeconds + p.waitSeconds + p.allReduceSeconds + p.commitSeconds,
@@ -127,14 +129,15 @@ describe('rehearsal: synthetic workers predict the planned run', () => {
     assert.equal(printed.gpu_hours, r.gpuHours);
     checkArithmetic(r, events.find((e) => e.event === 'data_ready')!, 2);
     // Independently of the summary's own clock: a step runs from its first micro-batch dealt to the
-    // next step's, by the times in the coordinator's log (ms; both stamps are taken together).
+    // next step's, by the times in the coordinator's log (ms; the log's stamp and the tap's are
+    // taken in the same call, so they differ by a rounding, or a pause of the process).
     const firstDeal = (step: number) =>
       ms(events.find((e) => e.event === 'microbatches_dealt' && e.kind === 'train' && e.step === step)!);
     for (const s of r.measured.slice(0, -1)) {
       near(
         s.totalSeconds,
         (firstDeal(s.step + 1) - firstDeal(s.step)) / 1000,
-        0.005,
+        0.02,
         `step ${s.step} wall time`,
       );
     }
