@@ -63,6 +63,7 @@ export class PreTokenizer {
 
   /** The pre-tokens of one piece of normalized text; atStart: the piece begins the input text. */
   split(piece: string, atStart: boolean): readonly string[] {
+    if (piece.length === 0) return [];
     if (this.gpt2Only) return piece.match(GPT2_SPLIT) ?? [];
     let spans: readonly Span[] = [[piece, 0]];
     for (const stage of this.stages) spans = stage(spans, atStart);
