@@ -204,4 +204,37 @@ describe('Llama tokenizer pipelines refused by name', () => {
       /pre_tokenizer\.pretokenizers\[1\].*nothing after a ByteLevel pre-tokenizer/,
     );
   });
+
+  it('a mutated pipeline field fails naming the file, or gives a tokenizer that works', () => {
+    // Seeded structural mutations of every pipeline section (a field of the wrong type or value):
+    // no TypeError from deep inside, no silent crash at encode time.
+    let state = 26;
+    const random = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
+    const values = [null, 7, 'x', [], {}, true, { type: 'Sequence' }, { String: 'a' }];
+    const sections = ['normalizer', 'pre_tokenizer', 'decoder', 'post_processor', 'model'];
+    let worked = 0;
+    for (let i = 0; i < 200; i++) {
+      const j = baseJson(i % 2 === 0 ? 'llama2' : 'llama3') as Record<string, Record<string, unknown> | null>;
+      let target = j[sections[i % sections.length]!];
+      // Reach into a Sequence's members half of the time.
+      const inner = target && Object.values(target).find((v) => Array.isArray(v) && v.length > 0);
+      if (inner && random() < 0.5) target = (inner as Record<string, unknown>[])[0]!;
+      if (target) {
+        const keys = Object.keys(target).filter((k) => k !== 'vocab' && k !== 'merges');
+        target[keys[Math.floor(random() * keys.length)]!] = values[Math.floor(random() * values.length)];
+      }
+      try {
+        const tok = Tokenizer.fromJson(j, `mutant-${i}/tokenizer.json`);
+        tok.decode(tok.encode("Below is an instruction. It's 日本 👍  x\n"), { skipSpecialTokens: false });
+        worked++;
+      } catch (err) {
+        assert.ok(err instanceof Error, String(err));
+        assert.ok(err.message.includes(`mutant-${i}/tokenizer.json`), `mutation ${i}: ${err.message}`);
+      }
+    }
+    assert.ok(worked > 0 && worked < 200, `${worked} of 200 mutants worked`);
+  });
 });
