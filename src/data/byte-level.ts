@@ -53,11 +53,6 @@ export function toByteLevel(piece: string): string[] {
   return out;
 }
 
-/** Splits text into pre-tokens with the GPT-2 pattern. */
-export function splitPreTokens(text: string): string[] {
-  return text.match(GPT2_SPLIT) ?? [];
-}
-
 /**
  * Byte-level decoding as HF's ByteLevel decoder does it: each token spelled wholly in stand-ins
  * becomes its bytes, any other token (e.g. an added token of plain spaces) its own UTF-8; the byte

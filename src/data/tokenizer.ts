@@ -67,7 +67,7 @@ export class Tokenizer {
     });
     this.rawMatcher = new AddedTokenMatcher(added.filter((t) => !t.normalized));
     this.normalizedMatcher = new AddedTokenMatcher(added.filter((t) => t.normalized));
-    this.markSplit = canSplitAtMarks(p.vocab) && !p.pre.byteLevel;
+    this.markSplit = !p.pre.byteLevel && canSplitAtMarks(p.vocab);
   }
 
   /** Reads a tokenizer.json file; errors name the file and the unsupported field. */
