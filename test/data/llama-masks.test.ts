@@ -3,12 +3,15 @@
 // values: finetune.py's own functions run with transformers' AutoTokenizer on the same files
 // (tools/reference/alpaca_lora_masks.py --family llama2|llama3).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { loadPromptTemplate } from '../../src/data/prompt-template.ts';
 import { IGNORE_INDEX, tokenizeExample } from '../../src/data/tokenize-example.ts';
 import { Tokenizer } from '../../src/data/tokenizer.ts';
+import { readSpecialTokenIds } from '../../src/data/tokenizer-config.ts';
 import { ALPACA_JSON, FIXTURES } from './paths.ts';
 
 interface MaskFixture {
@@ -26,6 +29,28 @@ interface MaskFixture {
 }
 
 describe('alpaca-lora examples with Llama-family tokenizers', () => {
+  it('reads bos_token / eos_token as a string or an AddedToken object, naming the file in errors', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-tokcfg-'));
+    try {
+      const tok = Tokenizer.fromFile(`${FIXTURES}llama-tok/llama2/tokenizer.json`);
+      const cfg = join(dir, 'tokenizer_config.json');
+      writeFileSync(
+        cfg,
+        JSON.stringify({ bos_token: { __type: 'AddedToken', content: '<s>' }, eos_token: '</s>' }),
+      );
+      assert.deepEqual(readSpecialTokenIds(cfg, tok), { bos: 1, eos: 2 });
+      writeFileSync(cfg, JSON.stringify({ eos_token: '<|eot_id|>' }));
+      assert.throws(
+        () => readSpecialTokenIds(cfg, tok),
+        /tokenizer_config\.json: eos_token "<\|eot_id\|>" is not a token/,
+      );
+      writeFileSync(cfg, JSON.stringify({ bos_token: null }));
+      assert.deepEqual(readSpecialTokenIds(cfg, tok), { bos: null, eos: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   const records = JSON.parse(readFileSync(ALPACA_JSON, 'utf8')) as Record<string, string>[];
   const template = loadPromptTemplate('alpaca');
   for (const family of ['llama2', 'llama3'])
@@ -36,6 +61,11 @@ describe('alpaca-lora examples with Llama-family tokenizers', () => {
       ) as MaskFixture;
       const tok = Tokenizer.fromFile(`${dir}${family}/tokenizer.json`);
       assert.deepEqual(tok.specialAround.before, [fixture.bos_token_id]);
+      // BOS and EOS as transformers' AutoTokenizer reads them from tokenizer_config.json.
+      assert.deepEqual(readSpecialTokenIds(`${dir}${family}/tokenizer_config.json`, tok), {
+        bos: fixture.bos_token_id,
+        eos: fixture.eos_token_id,
+      });
       assert.equal(fixture.cases.length, 300);
       let masked = 0;
       for (const c of fixture.cases) {
