@@ -27,6 +27,10 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   'every extension point (labels, digest, args, volumes, init containers, runtime class)': {
     valuesFiles: ['extensions.yaml'],
   },
+  'ReadWriteOnce volume, CPU workers (the kube-play test)': { valuesFiles: ['kube-play.yaml'] },
+  'existing ReadWriteOnce claim': {
+    set: ['storage.existingClaim=prepared', 'storage.accessModes={ReadWriteOnce}'],
+  },
 };
 const VERSIONS = ['1.29', '1.32'] as const;
 
