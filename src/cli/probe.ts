@@ -1,11 +1,13 @@
 // `lora-mpt probe`: what the chart's `helm test` pod runs against a live run. It checks that the
 // coordinator answers GET /healthz with 200 and that NATS accepts the run's credentials: a TLS
 // connection as the run's user, and a message published and received on one of the run's subjects
-// (the server allows that user only `lora.>`). One line per check; exit 0 when both pass, 1 if not.
+// (the server allows that user only `lora.>`). One event per check (probe_passed / probe_failed,
+// field `check`); exit 0 when both pass, 1 if not.
 import { randomUUID } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, UsageError } from './flags.ts';
+import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { natsSecurityFlags, natsSecurityOf } from './security-flags.ts';
 
 const flags = {
@@ -21,6 +23,7 @@ const flags = {
     help: "Subject prefix of the round trip (a random suffix is added); it must be one the run's NATS user may use.",
   },
   timeout_ms: { kind: 'int', default: 10000, min: 100, help: 'Time allowed to each check.' },
+  ...logFlags,
 } as const satisfies FlagSpecs;
 
 async function checkHealthz(url: string, timeoutMs: number): Promise<string> {
@@ -70,13 +73,14 @@ export const probeCommand: Command = flagCommand({
     if (url === undefined) throw new UsageError('--coordinator_url is required');
     if (servers === undefined) throw new UsageError('--nats is required');
     const security = natsSecurityOf({ ...f, insecure: false }, process.env);
+    const events = eventsFromFlags(f, { label: 'probe' });
     let failed = 0;
-    const report = async (what: string, check: () => Promise<string>) => {
+    const report = async (check: 'coordinator' | 'nats', run: () => Promise<string>) => {
       try {
-        console.log(`ok   ${what}: ${await check()}`);
+        events.info('probe_passed', `${check}: ${await run()}`, { check });
       } catch (err) {
         failed += 1;
-        console.log(`FAIL ${what}: ${(err as Error).message}`);
+        events.error('probe_failed', `${check}: ${(err as Error).message}`, { check });
       }
     };
     await report('coordinator', () => checkHealthz(url, f.timeout_ms));

@@ -52,15 +52,26 @@ describe('lora-mpt probe', () => {
       '--timeout_ms',
       '3000',
     ]);
-    return { code: await p.exited(), out: p.output() };
+    const code = await p.exited();
+    // One event per check, in order: what a log pipeline (or `helm test --logs`) reads.
+    const checks = p.events().filter((e) => e.event === 'probe_passed' || e.event === 'probe_failed');
+    const of = (check: string) => checks.find((e) => e.check === check);
+    return { code, out: p.output(), checks, of };
   };
 
   it("passes when /healthz answers 200 and the run's user makes a NATS round trip over TLS", async () => {
     unhealthy = undefined;
     const r = await probe();
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /^ok {3}coordinator: GET http:\/\/127\.0\.0\.1:\d+\/healthz: 200 ok$/m);
-    assert.match(r.out, /^ok {3}nats: .*user run published and received on lora\.probe\./m);
+    assert.deepEqual(
+      r.checks.map((e) => [e.event, e.check]),
+      [
+        ['probe_passed', 'coordinator'],
+        ['probe_passed', 'nats'],
+      ],
+    );
+    assert.match(r.of('coordinator')!.msg, /^coordinator: GET http:\/\/127\.0\.0\.1:\d+\/healthz: 200 ok$/);
+    assert.match(r.of('nats')!.msg, /user run published and received on lora\.probe\./);
   });
 
   it('fails naming the coordinator when /healthz answers 503', async () => {
@@ -68,26 +79,31 @@ describe('lora-mpt probe', () => {
     const r = await probe();
     unhealthy = undefined;
     assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /^FAIL coordinator: GET .*\/healthz: HTTP 503 no step committed for 900 s$/m);
-    assert.match(r.out, /^ok {3}nats: /m);
+    assert.equal(r.of('coordinator')?.event, 'probe_failed');
+    assert.match(r.of('coordinator')!.msg, /GET .*\/healthz: HTTP 503 no step committed for 900 s$/);
+    assert.equal(r.of('nats')?.event, 'probe_passed');
   });
 
   it('fails naming NATS for a wrong password', async () => {
     const r = await probe({ password: join(dir, 'wrong') });
     assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /^FAIL nats: .*Authorization Violation/im);
+    assert.equal(r.of('coordinator')?.event, 'probe_passed');
+    assert.equal(r.of('nats')?.event, 'probe_failed');
+    assert.match(r.of('nats')!.msg, /Authorization Violation/i);
   });
 
   it("fails naming NATS for a user who may not use the run's subjects", async () => {
     const r = await probe({ user: 'elsewhere', password: join(dir, 'elsewhere') });
     assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /^FAIL nats: Permissions Violation for Subscription to "lora\.probe\./m);
+    assert.equal(r.of('nats')?.event, 'probe_failed');
+    assert.match(r.of('nats')!.msg, /^nats: Permissions Violation for Subscription to "lora\.probe\./);
   });
 
   it('fails for a server certificate the CA did not sign', async () => {
     const other = testCredentials(join(dir, 'other'), []);
     const r = await probe({ ca: other.ca });
     assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /^FAIL nats: unable to verify the first certificate$/m);
+    assert.equal(r.of('nats')?.event, 'probe_failed');
+    assert.match(r.of('nats')!.msg, /^nats: unable to verify the first certificate$/);
   });
 });
