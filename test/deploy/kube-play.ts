@@ -64,10 +64,16 @@ function podsOf(o: K8sObject): PodDraft[] {
   if (o.kind === 'Job') {
     const job = o.metadata.name;
     if (spec?.completionMode !== 'Indexed') return [draft(`${job}-pod`, { 'job-name': job }, {})];
-    // The Job controller labels and annotates each pod with its index and gives every container
-    // JOB_COMPLETION_INDEX from that annotation (Kubernetes' Indexed Job).
+    // The Job controller labels and annotates each pod with its index, names its host
+    // <job>-<index>, and gives every container JOB_COMPLETION_INDEX from that annotation.
     return Array.from({ length: Number(spec.completions) }, (_, i) => {
-      const p = draft(`${job}-${i}`, { 'job-name': job, [INDEX]: String(i) }, { [INDEX]: String(i) });
+      const idx = String(i);
+      const p = draft(
+        `${job}-${i}`,
+        { 'job-name': job, [INDEX]: idx },
+        { [INDEX]: idx },
+        { hostname: `${job}-${i}` },
+      );
       for (const c of p.spec.containers) {
         c.env = [
           {
