@@ -111,4 +111,17 @@ describe('what the kube-play test runs for the rendered chart', () => {
       for (const v of podDoc(p).spec.volumes ?? [])
         if (v.secret) assert.equal(v.secret.optional, false, p.name);
   });
+
+  it('mounts a secret volume with items from a podman secret holding just those keys under their paths', () => {
+    const secret = find(objs, 'Secret', `${F}-auth`).data ?? {};
+    const auth = podDoc(byName(`${F}-test`)).spec.volumes?.find((v) => v.name === 'auth')?.secret;
+    assert.match(auth?.secretName ?? '', new RegExp(`^${F}-auth-items-[0-9a-f]{8}$`));
+    const held = plan.secrets.find((s) => s.name === auth?.secretName);
+    const data = (JSON.parse(held!.content) as { data: Record<string, string> }).data;
+    assert.deepEqual(Object.keys(data).sort(), ['nats-ca.crt', 'nats-password']);
+    assert.equal(data['nats-password'], Buffer.from(secret['nats-password']!, 'base64').toString());
+    // The coordinator mounts the whole Secret: no items, the Secret itself.
+    const coordinator = podDoc(byName(`${F}-coordinator-pod`)).spec.volumes?.find((v) => v.name === 'auth');
+    assert.equal(coordinator?.secret?.secretName, `${F}-auth`);
+  });
 });

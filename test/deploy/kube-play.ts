@@ -3,6 +3,7 @@
 // controllers would create, Services become network aliases, and the few things podman 4.3 reads
 // differently from Kubernetes are rewritten so they mean the same. docs/deploy.md ("What the
 // kube-play test stands in for") lists every rewrite; each one here says why.
+import { createHash } from 'node:crypto';
 import { type Container, expandedArgs, type K8sObject, type PodSpec } from './chart.ts';
 
 type Obj = Record<string, unknown>;
@@ -159,17 +160,27 @@ function rewriteContainer(c: Container & Obj, p: PodDraft, objs: K8sObject[], o:
   }
 }
 
-function rewriteVolumes(p: PodDraft): void {
+/**
+ * Secret volumes as podman 4.3 can mount them. It panics on an unset `optional` (Kubernetes'
+ * default is false), and ignores `items`, mounting every key under its own name: a volume with
+ * items gets a podman secret of its own holding just those keys under their paths.
+ */
+function rewriteVolumes(p: PodDraft, objs: K8sObject[]): PodmanSecret[] {
+  const made: PodmanSecret[] = [];
   for (const v of (p.spec.volumes ?? []) as (Obj & { secret?: Obj })[]) {
     if (!v.secret) continue;
-    // podman 4.3.1 dereferences a missing `optional` (Kubernetes' default is false) and panics.
     v.secret.optional ??= false;
-    // podman 4.3 mounts every key under its own name and ignores `items`: only renames matter.
-    for (const item of (v.secret.items ?? []) as { key: string; path: string }[]) {
-      if (item.key !== item.path)
-        throw new Error(`kube-play: pod ${p.name}: secret item ${item.key} -> ${item.path}`);
-    }
+    const items = v.secret.items as { key: string; path: string }[] | undefined;
+    if (!items?.length) continue;
+    const from = String(v.secret.secretName);
+    const data = objs.find((x) => x.kind === 'Secret' && x.metadata.name === from)?.data ?? {};
+    const picked = Object.fromEntries(items.map((i) => [i.path, data[i.key] ?? '']));
+    const name = `${from}-items-${createHash('sha256').update(JSON.stringify(items)).digest('hex').slice(0, 8)}`;
+    made.push(volumeSecret(name, picked));
+    v.secret.secretName = name;
+    delete v.secret.items;
   }
+  return made;
 }
 
 const matches = (selector: Labels, labels: Labels) =>
@@ -195,15 +206,21 @@ function aliasesOf(p: PodDraft, services: K8sObject[]): string[] {
   return out;
 }
 
-function secretsOf(s: K8sObject): PodmanSecret[] {
-  const data = s.data ?? {};
-  // podman 4.3 writes `data` values into the volume as they are, without base64-decoding them.
+/** A secret volume's podman secret: podman 4.3 writes `data` values as they are, undecoded. */
+function volumeSecret(name: string, data: Readonly<Record<string, string>>): PodmanSecret {
   const decoded = Object.fromEntries(
     Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
   );
-  const object = { apiVersion: 'v1', kind: 'Secret', metadata: { name: s.metadata.name }, data: decoded };
+  return {
+    name,
+    content: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name }, data: decoded }),
+  };
+}
+
+function secretsOf(s: K8sObject): PodmanSecret[] {
+  const data = s.data ?? {};
   return [
-    { name: s.metadata.name, content: JSON.stringify(object) },
+    volumeSecret(s.metadata.name, data),
     { name: `${s.metadata.name}${ENV_SECRET_SUFFIX}`, content: JSON.stringify(data) },
   ];
 }
@@ -212,6 +229,7 @@ function secretsOf(s: K8sObject): PodmanSecret[] {
 export function kubePlan(objs: K8sObject[], o: PlanOptions): KubePlan {
   const services = objs.filter((x) => x.kind === 'Service');
   const configMaps = objs.filter((x) => x.kind === 'ConfigMap');
+  const itemSecrets = new Map<string, PodmanSecret>();
   const pods = objs.flatMap(podsOf).map((p): PlayPod => {
     const aliases = aliasesOf(p, services);
     const used = new Set<string>();
@@ -225,7 +243,7 @@ export function kubePlan(objs: K8sObject[], o: PlanOptions): KubePlan {
     }
     for (const v of (p.spec.volumes ?? []) as { configMap?: { name: string } }[])
       if (v.configMap) used.add(v.configMap.name);
-    rewriteVolumes(p);
+    for (const made of rewriteVolumes(p, objs)) itemSecrets.set(made.name, made);
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -242,7 +260,7 @@ export function kubePlan(objs: K8sObject[], o: PlanOptions): KubePlan {
   });
   return {
     claims: objs.filter((x) => x.kind === 'PersistentVolumeClaim'),
-    secrets: objs.filter((x) => x.kind === 'Secret').flatMap(secretsOf),
+    secrets: [...objs.filter((x) => x.kind === 'Secret').flatMap(secretsOf), ...itemSecrets.values()],
     pods,
   };
 }
