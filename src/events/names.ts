@@ -61,7 +61,10 @@ export type EventName =
   | 'server_listening'
   | 'generation_started'
   | 'generation_finished'
-  | 'request_refused';
+  | 'request_refused'
+  // probe (the chart's helm test): one event per check
+  | 'probe_passed'
+  | 'probe_failed';
 
 /**
  * The fields of the events that listeners read (the coordinator's metrics, its status page): an

@@ -28,6 +28,10 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
     valuesFiles: ['extensions.yaml'],
   },
   'rehearsal: synthetic workers, no GPU requested': { valuesFiles: ['rehearsal.yaml'] },
+  'ReadWriteOnce volume, CPU workers (the kube-play test)': { valuesFiles: ['kube-play.yaml'] },
+  'existing ReadWriteOnce claim': {
+    set: ['storage.existingClaim=prepared', 'storage.accessModes={ReadWriteOnce}'],
+  },
 };
 const VERSIONS = ['1.29', '1.32'] as const;
 

@@ -52,6 +52,7 @@ describe('Helm chart helm/lora-mpt', () => {
       'NetworkPolicy',
       'NetworkPolicy',
       'PersistentVolumeClaim',
+      'Pod',
       'PodDisruptionBudget',
       'Secret',
       'Service',
