@@ -42,6 +42,12 @@ export type EventName =
   // defences (docs/security.md)
   | 'insecure_transport'
   | 'auth_refused'
+  | 'tls_refused'
+  | 'connection_refused'
+  | 'warnings_suppressed'
+  | 'open_files'
+  | 'blame_ignored'
+  | 'worker_quarantined'
   | 'result_refused'
   | 'gradient_outlier'
   | 'checkpoint_skipped'

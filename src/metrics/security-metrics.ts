@@ -3,8 +3,10 @@
 import { Counter, type Registry } from 'prom-client';
 
 export interface SecurityMetrics {
-  /** Streams refused for want of a valid credential (coordinator). */
-  readonly authFailures: Counter;
+  /** Peers refused for want of a valid credential (coordinator), by reason: TLS-level or token. */
+  readonly authFailures: Counter<'reason'>;
+  /** TCP connections closed before TLS because a pre-authentication cap was reached. */
+  readonly connectionsRefused: Counter<'reason'>;
   /** Micro-batch results or all-reduce data refused (non-finite, miscounted), by what followed. */
   readonly refusedResults: Counter<'outcome'>;
   /** Workers whose gradients in a committed step were far from the others'. */
@@ -18,7 +20,14 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
   return {
     authFailures: new Counter({
       name: 'lora_mpt_auth_failures_total',
-      help: "gRPC streams refused for want of a valid credential (no, wrong or another run's token)",
+      help: "Peers refused for want of a valid credential: reason=token (no, wrong or another run's token; another run's certificate), handshake_timeout, no_client_certificate, bad_client_certificate, tls_handshake",
+      labelNames: ['reason'],
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'lora_mpt_connections_refused_total',
+      help: 'TCP connections closed before TLS: reason=pending_handshakes (too many handshakes in progress), connections (too many open), accept_failed (out of file descriptors)',
+      labelNames: ['reason'],
       registers,
     }),
     refusedResults: new Counter({

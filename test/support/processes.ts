@@ -22,8 +22,11 @@ export function startLoraMpt(
   name: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  /** A command the process runs under, e.g. `['prlimit', '--nofile=256:256']`. */
+  wrap: readonly string[] = [],
 ): LoraProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const child = spawn(cmd!, [...pre, BIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
