@@ -107,7 +107,12 @@ export async function openConnectionGate(o: GateOptions): Promise<ConnectionGate
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       const peer = peerOf(socket);
       pending.delete(peer);
-      o.onTlsRefused(tlsRefusalOf(err), peer, err.message);
+      // A client certificate that failed verification ends the socket without an error of its own
+      // (the event then says "socket hang up"): the verification result names it.
+      const unverified = (socket as tls.TLSSocket & { authorizationError?: Error | string })
+        .authorizationError;
+      if (unverified) o.onTlsRefused('bad_client_certificate', peer, String(unverified));
+      else o.onTlsRefused(tlsRefusalOf(err), peer, err.message);
       socket.destroy();
     });
   }

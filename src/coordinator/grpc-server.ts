@@ -15,6 +15,7 @@ import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts'
 import { joinedId, refusalOf } from '../protocol/handshake.ts';
 import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
+import { certificateRunRefusal } from '../protocol/run-binding.ts';
 import type { ServerSecurity } from '../protocol/transport.ts';
 import {
   type ConnectionRefusal,
@@ -62,7 +63,7 @@ export interface CoordinatorServerOptions {
    * A peer refused for want of a valid credential (lora_mpt_auth_failures_total{reason}): a failed
    * TLS handshake (its TlsRefusal) or a stream without a valid token (`token`).
    */
-  onAuthFailure?(reason: TlsRefusal | 'token', why: string): void;
+  onAuthFailure?(reason: TlsRefusal | 'token' | 'certificate_run', why: string): void;
   /** A TCP connection closed before TLS because a cap was reached. */
   onConnectionRefused?(reason: ConnectionRefusal): void;
   readonly events: Events;
@@ -102,21 +103,23 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     const sec = o.security;
     if (sec.kind === 'insecure') return {};
     const auth = call.metadata.get(AUTH_METADATA_KEY)[0];
-    const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+    const cert = call.getAuthContext()?.sslPeerCertificate;
+    const cn = cert?.subject?.CN;
     const verdict = verifyCredential(
       typeof auth === 'string' ? auth : undefined,
       sec.runToken,
       sec.clientCa && typeof cn === 'string' ? cn : undefined,
     );
-    if (verdict.ok) return { credentialId: verdict.workerId };
+    // Same CA, another run: the certificate must name this run, whatever token comes with it.
+    const otherRun = sec.clientCa ? certificateRunRefusal(cert?.subjectaltname, sec.runToken) : undefined;
+    if (verdict.ok && otherRun === undefined) return { credentialId: verdict.workerId };
+    const why = verdict.ok ? otherRun! : verdict.why;
+    const reason = verdict.ok ? 'certificate_run' : 'token';
     const peer = peerText(call.getPeer(), 64);
-    refusals.warn('auth_refused', `refused a stream from ${peer}: ${verdict.why}`, {
-      peer,
-      why: verdict.why,
-    });
-    o.onAuthFailure?.('token', verdict.why);
+    refusals.warn('auth_refused', `refused a stream from ${peer}: ${why}`, { peer, why, reason });
+    o.onAuthFailure?.(reason, why);
     // Nothing was read from it and nothing is written but the status: no Welcome, no state, no data.
-    endWithStatus(call, status.UNAUTHENTICATED, verdict.why);
+    endWithStatus(call, status.UNAUTHENTICATED, why);
     return undefined;
   }
 
