@@ -8,6 +8,7 @@ import type { Events } from '../events/events.ts';
 import { MicroBatchKind } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
+import { Accusations, MAX_UNVERIFIED_PER_STEP } from './accusations.ts';
 import { Members, type WorkerLink } from './members.ts';
 import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
 import { ReplicaSync } from './replica-sync.ts';
@@ -22,6 +23,7 @@ export abstract class WorkerReports {
   protected readonly events: Events;
   protected readonly work: StepWork;
   protected readonly offences = new Offences();
+  protected readonly accusations = new Accusations();
   protected readonly sync: ReplicaSync;
   /** The current step's micro-batches by id, and the evaluation's. */
   protected byId = new Map<number, MicroBatch>();
@@ -138,11 +140,11 @@ export abstract class WorkerReports {
 
   onReduceResult(id: WorkerId, r: ReduceResult): void {
     const p = this.phase;
-    // A member found another's all-reduce data bad (non-finite, forged, contradictory). It may
-    // answer after the round was already aborted (our own observer heard its abort first).
-    if (r.blame !== '' && this.members.get(id)?.phase === 'synced' && r.step === this.currentStep()) {
-      this.blame(r.blame, r.generation, `${id} reports: ${peerText(r.error, 512)}`);
-      if (this.phase !== p) return;
+    // A member says another's all-reduce data was bad (non-finite, forged, contradictory): its word
+    // is judged, never taken (accusations.ts). It may answer after the round was aborted.
+    if (r.blame !== '' && this.members.get(id)?.phase === 'synced') {
+      this.accusation(id, r);
+      if (this.phase !== p || !this.members.has(id)) return;
     }
     if (
       p.kind !== 'reduce' ||
@@ -162,12 +164,28 @@ export abstract class WorkerReports {
     this.maybeCommit();
   }
 
-  private currentStep(): number | undefined {
-    const p = this.phase;
-    return p.kind === 'train' || p.kind === 'reduce' ? p.ledger.step : undefined;
+  /** A member blamed another: a false blame costs the accuser; an unverifiable one, nobody (at first). */
+  private accusation(id: WorkerId, r: ReduceResult): void {
+    const accused = peerText(r.blame);
+    const v = this.accusations.judge(id, r.blame, r.step, r.generation);
+    if (v.kind === 'false') {
+      this.refuse(id, `it blamed ${accused} for step ${r.step} generation ${r.generation} falsely: ${v.why}`);
+      return;
+    }
+    this.events.warn(
+      'blame_ignored',
+      `${id} blamed ${accused} for its data of step ${r.step} generation ${r.generation}; nothing the coordinator observed supports it, so ${accused} pays nothing (${v.count} of ${MAX_UNVERIFIED_PER_STEP} such blames from ${id} in this step)`,
+      { worker: id, accused, step: r.step, generation: r.generation, count: v.count },
+    );
+    if (v.penalise) {
+      this.refuse(
+        id,
+        `it stopped ${v.count} rounds of step ${r.step} with blames nothing the coordinator observed supports`,
+      );
+    }
   }
 
-  /** Acts once per (generation, worker) on a blame for bad all-reduce data. */
+  /** Acts once per (generation, worker) on bad all-reduce data the coordinator itself observed. */
   protected blame(worker: string, generation: number, why: string): void {
     if (!this.members.has(worker) || !this.offences.blame(worker, generation)) return;
     this.refuse(worker as WorkerId, `its all-reduce data of generation ${generation} was refused (${why})`);
