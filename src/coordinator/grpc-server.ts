@@ -142,6 +142,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         if (body.$case !== 'hello') return refuse(`the first message must be Hello, not ${body.$case}`);
         const rules = {
           dropped: driver.dropped,
+          quarantined: (w: string) => driver.quarantinedFor(w),
           maxWorkers: o.maxWorkers ?? 256,
           ...(auth.credentialId === undefined ? {} : { credentialId: auth.credentialId }),
         };
@@ -258,7 +259,11 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     const deadline = (id: WorkerId) =>
       driver.microBatchDeadline(id, o.heartbeatTimeoutMs, o.microBatchTimeoutMs);
     for (const [id, ids] of driver.overdueWorkers(deadline)) {
-      drop(id, `micro-batches ${ids.join(', ')} not reported within ${deadline(id)} ms`);
+      const call = calls.get(id);
+      calls.delete(id);
+      driver.hoarded(id, ids, deadline(id));
+      if (call)
+        endWithStatus(call, status.UNAVAILABLE, `micro-batches ${ids.join(', ')} not reported in time`);
     }
   }, o.heartbeatIntervalMs);
   beat.unref();

@@ -11,6 +11,7 @@ import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.t
 import { Accusations, MAX_UNVERIFIED_PER_STEP } from './accusations.ts';
 import { Members, type WorkerLink } from './members.ts';
 import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
+import { Quarantine } from './quarantine.ts';
 import { ReplicaSync } from './replica-sync.ts';
 import type { Phase, StepDriverOptions } from './step-driver.ts';
 import type { WorkerId } from './step-ledger.ts';
@@ -24,6 +25,7 @@ export abstract class WorkerReports {
   protected readonly work: StepWork;
   protected readonly offences = new Offences();
   protected readonly accusations = new Accusations();
+  private readonly quarantine = new Quarantine();
   protected readonly sync: ReplicaSync;
   /** The current step's micro-batches by id, and the evaluation's. */
   protected byId = new Map<number, MicroBatch>();
@@ -228,6 +230,27 @@ export abstract class WorkerReports {
       this.work.requeue(p.ledger, id);
     }
     this.advance();
+  }
+
+  /**
+   * Worker `id` held micro-batches `ids` past its deadline of `deadlineMs`: revoked now (they go to
+   * the others: the step waits no longer for them) and kept out for a growing while (quarantine.ts).
+   */
+  hoarded(id: WorkerId, ids: readonly number[], deadlineMs: number): void {
+    if (!this.members.has(id)) return;
+    const q = this.quarantine.impose(id, deadlineMs);
+    const why = `micro-batches ${ids.join(', ')} not reported within ${deadlineMs} ms`;
+    this.events.warn(
+      'worker_quarantined',
+      `worker ${id}: ${why}; revoked, and quarantined for ${Math.ceil(q.ms / 1000)} s (offence ${q.offences}, doubling each time)`,
+      { worker: id, step: this.step, why, offences: q.offences, quarantine_ms: q.ms, reason: 'hoarding' },
+    );
+    this.lose(id, why);
+  }
+
+  /** Milliseconds before worker `id` may rejoin after a quarantine, or undefined. */
+  quarantinedFor(id: string): number | undefined {
+    return this.quarantine.remaining(id);
   }
 
   /**

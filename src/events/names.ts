@@ -122,6 +122,15 @@ export interface TypedEventFields {
     readonly offences: number;
     readonly dropped: boolean;
   };
+  /** A worker held micro-batches past its deadline: revoked and kept out for `quarantine_ms`. */
+  readonly worker_quarantined: {
+    readonly worker: string;
+    readonly step: number;
+    readonly why: string;
+    readonly offences: number;
+    readonly quarantine_ms: number;
+    readonly reason: 'hoarding';
+  };
   /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
   readonly gradient_outlier: {
     readonly worker: string;

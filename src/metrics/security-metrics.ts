@@ -9,6 +9,8 @@ export interface SecurityMetrics {
   readonly connectionsRefused: Counter<'reason'>;
   /** Micro-batch results or all-reduce data refused (non-finite, miscounted), by what followed. */
   readonly refusedResults: Counter<'outcome'>;
+  /** Workers revoked at their micro-batch deadline and kept out for a while, by reason. */
+  readonly quarantines: Counter<'reason'>;
   /** Workers whose gradients in a committed step were far from the others'. */
   readonly gradientOutliers: Counter<'worker'>;
   /** All-reduce frames refused: failed authentication, conflicting copies, non-finite values. */
@@ -34,6 +36,12 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
       name: 'lora_mpt_refused_results_total',
       help: 'Worker results refused (non-finite loss or gradient, wrong token count, bad all-reduce data); outcome=reset|dropped',
       labelNames: ['outcome'],
+      registers,
+    }),
+    quarantines: new Counter({
+      name: 'lora_mpt_quarantines_total',
+      help: 'Workers revoked at their micro-batch deadline and kept out before they may rejoin (doubling per offence); reason=hoarding',
+      labelNames: ['reason'],
       registers,
     }),
     gradientOutliers: new Counter({
