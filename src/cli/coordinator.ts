@@ -12,6 +12,7 @@ import {
   observeAllReduce,
   unknownAlgorithm,
 } from '../collective/index.ts';
+import { limitsForOpenFiles } from '../coordinator/connection-gate.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
@@ -27,6 +28,7 @@ import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { sayOpenFileLimit } from './open-files.ts';
 import { refusedFrameReporter } from './refused-frames.ts';
 import { RehearsalReport } from './rehearsal-report.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
@@ -126,6 +128,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     status.record,
   );
   warnIfInsecure(security, events, 'coordinator');
+  const openFiles = sayOpenFileLimit(events);
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
@@ -229,7 +232,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     maxSendBytes: coordinatorSendLimit(run.layout.size),
     maxWorkers: f.max_workers,
     maxCreditsPerWorker: f.max_credits_per_worker,
-    onAuthFailure: () => guard.authFailures.inc(),
+    limits: limitsForOpenFiles(openFiles),
+    onAuthFailure: (reason) => guard.authFailures.inc({ reason }),
+    onConnectionRefused: (reason) => guard.connectionsRefused.inc({ reason }),
     frameKey,
     events: ev,
   });

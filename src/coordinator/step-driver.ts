@@ -158,6 +158,7 @@ export class StepDriver extends WorkerReports {
       ledger.totals().tokens,
       links.map((l) => l.id),
     );
+    this.accusations.opened(round);
     const phase: Phase = { kind: 'reduce', ledger, round, results: new Map() };
     this.phase = phase;
     this.rounds.start(round, links, {
@@ -269,6 +270,7 @@ export class StepDriver extends WorkerReports {
     this.phase = { kind: 'commit' };
     this.rounds.committed(p.round);
     this.offences.committed();
+    this.accusations.committed(p.ledger.step);
     this.reportOutliers(p.ledger);
     const step = p.ledger.step;
     const lr = this.o.learningRate(this.o.replica.step);

@@ -45,6 +45,12 @@ export type EventName =
   // defences (docs/security.md)
   | 'insecure_transport'
   | 'auth_refused'
+  | 'tls_refused'
+  | 'connection_refused'
+  | 'warnings_suppressed'
+  | 'open_files'
+  | 'blame_ignored'
+  | 'worker_quarantined'
   | 'result_refused'
   | 'gradient_outlier'
   | 'checkpoint_skipped'
@@ -129,6 +135,15 @@ export interface TypedEventFields {
     readonly why: string;
     readonly offences: number;
     readonly dropped: boolean;
+  };
+  /** A worker held micro-batches past its deadline: revoked and kept out for `quarantine_ms`. */
+  readonly worker_quarantined: {
+    readonly worker: string;
+    readonly step: number;
+    readonly why: string;
+    readonly offences: number;
+    readonly quarantine_ms: number;
+    readonly reason: 'hoarding';
   };
   /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
   readonly gradient_outlier: {

@@ -147,7 +147,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             `base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`,
           );
         }
-        const faults = o.faults ? new FaultInjector(o.faults, o.events) : undefined;
+        const faults = o.faults ? new FaultInjector(o.faults, o.events, o.workerId) : undefined;
         const natsReduce: ReduceFn = (r) =>
           allReduceSum({
             nc: o.nc,

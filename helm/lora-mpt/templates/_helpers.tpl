@@ -164,6 +164,11 @@ volumes:
     secret:
       secretName: {{ include "lora-mpt.authSecret" $root }}
       defaultMode: 0400
+      # Only the keys this pod's role reads (lora-mpt.authItems): no worker sees coordinator.key.
+      items:
+        {{- range $key := include "lora-mpt.authItems" (dict "root" $root "role" .role) | fromYamlArray }}
+        - { key: {{ $key }}, path: {{ $key }} }
+        {{- end }}
 {{- with $c.extraVolumes }}
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -177,6 +182,23 @@ volumes:
 - /etc/lora-mpt/auth/nats-password
 - --nats_ca
 - /etc/lora-mpt/auth/nats-ca.crt
+{{- end -}}
+
+{{- /* The keys of the auth Secret a pod of `role` mounts (docs/security.md): the coordinator its
+certificate and key, the CA that checks workers, the run token; a worker the CA, the run token and
+the certificates of the worker slots (one pod template serves every index, so each slot's
+certificate is there; none of them can act as the coordinator); both the NATS password and CA. */ -}}
+{{- define "lora-mpt.authItems" -}}
+{{- $fullname := include "lora-mpt.fullname" .root -}}
+{{- $keys := list "ca.crt" "run-token" "nats-password" "nats-ca.crt" -}}
+{{- if eq .role "coordinator" -}}
+{{- $keys = concat $keys (list "coordinator.crt" "coordinator.key") -}}
+{{- else -}}
+{{- range $i := until (int .root.Values.workers.replicas) -}}
+{{- $keys = concat $keys (list (printf "%s-worker-%d.crt" $fullname $i) (printf "%s-worker-%d.key" $fullname $i)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $keys -}}
 {{- end -}}
 
 {{- /* The Secret with the run's gRPC credentials (templates/auth.yaml, or auth.existingSecret). */ -}}
@@ -243,7 +265,7 @@ template:
   metadata:
     {{- include "lora-mpt.podMetadata" (dict "root" . "component" "coordinator") | nindent 4 }}
   spec:
-    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator) | nindent 4 }}
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator "role" "coordinator") | nindent 4 }}
     containers:
       - name: coordinator
         image: {{ include "lora-mpt.image" . }}
@@ -344,7 +366,7 @@ template:
   metadata:
     {{- include "lora-mpt.podMetadata" (dict "root" . "component" "worker") | nindent 4 }}
   spec:
-    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers) | nindent 4 }}
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers "role" "worker") | nindent 4 }}
     containers:
       - name: worker
         image: {{ include "lora-mpt.image" . }}
