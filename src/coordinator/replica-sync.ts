@@ -15,6 +15,9 @@ export interface ModelRefusal {
 }
 
 export class ReplicaSync {
+  /** The state message of the replica's current step: hashed once, not once per joining worker. */
+  private built: { readonly step: number; readonly msg: ReturnType<typeof stateSyncMessage> } | undefined;
+
   constructor(
     private readonly replica: AdapterReplica,
     private readonly modelFingerprint: string,
@@ -50,8 +53,10 @@ export class ReplicaSync {
   }
 
   private message() {
+    // The state changes only when a step is applied, which moves the replica's step.
+    if (this.built?.step === this.replica.step) return this.built.msg;
     const s = this.replica.state;
-    return stateSyncMessage({
+    const msg = stateSyncMessage({
       step: this.replica.step,
       optimizerSteps: s.step,
       names: this.replica.layout.specs.map((x) => x.name),
@@ -60,5 +65,7 @@ export class ReplicaSync {
       expAvgSq: floatBytes(s.expAvgSq),
       checksum: this.replica.checksum(),
     });
+    this.built = { step: this.replica.step, msg };
+    return msg;
   }
 }
