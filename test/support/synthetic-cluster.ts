@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { StatusSnapshot } from '../../src/coordinator/run-status.ts';
 import { collectOutput, type LoraCommand } from './lora-output.ts';
 import { type LoraProcess, startLoraMpt } from './processes.ts';
 
@@ -32,7 +33,12 @@ export interface Observation {
   readonly peakRssBytes: number;
   readonly metricsBytes: number;
   readonly metricsSeries: number;
+  /** Each series of that scrape as name{labels}, without its value. */
+  readonly seriesKeys: readonly string[];
   readonly statusBytes: number;
+  /** Worker rows /api/status listed, and the workers its summary counts. */
+  readonly statusRows: number;
+  readonly statusWorkers: number;
   /** nodejs_eventloop_lag_p99_seconds since the previous scrape (prom-client resets it). */
   readonly loopP99Seconds: number;
 }
@@ -68,8 +74,11 @@ process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-export const seriesIn = (metrics: string): number =>
-  metrics.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+export const seriesOf = (metrics: string): string[] =>
+  metrics
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.slice(0, l.lastIndexOf(' ')));
 
 function startPool(name: string, args: readonly string[]): LoraCommand {
   const child = spawn(process.execPath, ['--import', 'tsx', POOL_MAIN, ...args], {
@@ -149,6 +158,7 @@ export async function startSyntheticCluster(o: SyntheticClusterOptions): Promise
       try {
         const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
         const status = await (await fetch(`http://127.0.0.1:${metricsPort}/api/status`)).text();
+        const page = JSON.parse(status) as StatusSnapshot;
         const proc = procFigures(pid);
         const lag = /^nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? (\S+)$/m.exec(metrics);
         if (proc) {
@@ -157,8 +167,11 @@ export async function startSyntheticCluster(o: SyntheticClusterOptions): Promise
             stepsCommitted: coordinator.events().filter((e) => e.event === 'step_committed').length,
             ...proc,
             metricsBytes: Buffer.byteLength(metrics),
-            metricsSeries: seriesIn(metrics),
+            metricsSeries: seriesOf(metrics).length,
+            seriesKeys: seriesOf(metrics),
             statusBytes: Buffer.byteLength(status),
+            statusRows: page.workers.length,
+            statusWorkers: page.worker_summary.total,
             loopP99Seconds: Number(lag?.[1] ?? Number.NaN),
           });
         }
