@@ -1,17 +1,16 @@
-// The coordinator's dispatch path alone: the real gRPC server and step driver dealing one large step
-// of micro-batches (ROWS x SEQ tokens each, real wire size) to N simulated workers — gRPC clients in
-// this process that speak the protocol but report each micro-batch as soon as it arrives, so the
-// figures are the coordinator's ceiling, not a model's. Shared by bench/dispatch.ts and
-// bench/cluster.ts.
+// The coordinator's dispatch path alone: the real gRPC server and step driver (in this process)
+// dealing one large step of micro-batches (ROWS x SEQ tokens each, real wire size) to N simulated
+// workers — gRPC clients in a child process (dispatch-clients.ts) that speak the protocol but
+// compute nothing, so the figures are the coordinator's, not a model's. Shared by bench/dispatch.ts
+// and bench/cluster.ts.
+
+import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { credentials } from '@grpc/grpc-js';
+import { fileURLToPath } from 'node:url';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
-import { type MicroBatch, supervisedTokens } from '../../src/data/micro-batch.ts';
-import { silentEvents } from '../../src/events/events.ts';
-import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
-import { GRPC_CHANNEL_OPTIONS } from '../../src/protocol/channel.ts';
-import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
+import type { MicroBatch } from '../../src/data/micro-batch.ts';
+import { type EventName, type Events, type FieldsArg, silentEvents } from '../../src/events/events.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
 
@@ -26,9 +25,14 @@ export interface DispatchFigures {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly samples: number;
-  /** This process's event-loop delay p99 while dealing (coordinator and simulated workers share it). */
+  /** The coordinator's event-loop delay p99 while dealing. */
   readonly loopP99Ms: number;
+  /** The coordinator's CPU (user + system) per micro-batch dealt and counted, in microseconds. */
+  readonly cpuMicrosPerMicroBatch: number;
 }
+
+const CLIENTS = fileURLToPath(new URL('./dispatch-clients.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function plannedStep(count: number): MicroBatch[] {
   const ids = new Int32Array(ROWS * SEQ).map((_, i) => (i * 7919) % 50277);
@@ -52,9 +56,9 @@ export const percentile = (xs: readonly number[], p: number): number =>
 
 /**
  * `pacedPerSecond` absent: every client holds 2 micro-batches and reports each at once (the
- * ceiling; latency is then queueing behind the other clients). Present: each holds 1 and "computes"
- * workers / pacedPerSecond seconds before reporting, so the offered load is that rate in all and
- * report-to-next is the coordinator's answer time at that load.
+ * ceiling; latency is then mostly queueing behind the other clients). Present: each holds 1 and
+ * "computes" workers / pacedPerSecond seconds before reporting, so the offered load is that rate in
+ * all and report-to-next is the coordinator's answer time at that load.
  */
 export async function measureDispatch(
   workers: number,
@@ -65,8 +69,22 @@ export async function measureDispatch(
   const computeMs = pacedPerSecond === undefined ? 0 : (1000 * workers) / pacedPerSecond;
   const total = workers * perWorker;
   const step = plannedStep(total);
-  const tokensPerMicroBatch = supervisedTokens(step[0]!);
   const layout = paramLayout([{ name: 'w', shape: [8, 8] }]);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  let synced = 0;
+  let startedAt = 0;
+  let cpuAtStart = process.cpuUsage();
+  // Dealing starts when the last replica is synced (--min_workers N): the clock starts there.
+  const events: Events = {
+    ...silentEvents,
+    info: <N extends EventName>(name: N, _text: string, ..._fields: FieldsArg<N>) => {
+      if (name !== 'worker_synced' || ++synced < workers) return;
+      startedAt = performance.now();
+      cpuAtStart = process.cpuUsage();
+      loop.enable();
+    },
+    child: () => events,
+  };
   let ledgerDone: () => void = () => {};
   const complete = new Promise<void>((r) => {
     ledgerDone = r;
@@ -92,7 +110,7 @@ export async function measureDispatch(
     onCommit: async () => {},
     onEval: async () => {},
     afterStep: async () => {},
-    events: silentEvents,
+    events,
   });
   const server = await startCoordinatorServer({
     listen: '127.0.0.1:0',
@@ -106,90 +124,37 @@ export async function measureDispatch(
     maxWorkers: workers,
     events: silentEvents,
   });
-  const clients: CoordinatorClient[] = [];
-  const latencies: number[] = [];
-  let received = 0;
-  let firstAt = 0;
-  const ready: Promise<void>[] = [];
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  for (let w = 0; w < workers; w++) {
-    const client = new CoordinatorClient(
-      `127.0.0.1:${server.port}`,
-      credentials.createInsecure(),
-      GRPC_CHANNEL_OPTIONS,
-    );
-    clients.push(client);
-    const call = client.session();
-    let reportedAt = 0;
-    ready.push(
-      new Promise((synced) => {
-        call.on('data', (msg: CoordinatorMessage) => {
-          const body = msg.body;
-          if (body?.$case === 'welcome') {
-            call.write({ body: { $case: 'ready', value: { modelFingerprint: 'fp' } } });
-          } else if (body?.$case === 'stateSync') {
-            call.write({ body: { $case: 'credit', value: { credits } } });
-            synced();
-          } else if (body?.$case === 'microBatch') {
-            const now = performance.now();
-            if (firstAt === 0) {
-              firstAt = now;
-              loop.enable();
-            }
-            if (reportedAt > 0) latencies.push(now - reportedAt);
-            received++;
-            const mb = body.value;
-            const report = () => {
-              reportedAt = performance.now();
-              call.write({
-                body: {
-                  $case: 'result',
-                  value: {
-                    id: mb.id,
-                    step: mb.step,
-                    kind: mb.kind,
-                    lossSum: 1,
-                    supervisedTokens: tokensPerMicroBatch,
-                    gradNorm: 1,
-                  },
-                },
-              });
-            };
-            if (computeMs > 0) setTimeout(report, computeMs);
-            else report();
-          }
-        });
-        call.on('error', () => {});
-        call.write({
-          body: {
-            $case: 'hello',
-            value: {
-              protocolVersion: PROTOCOL_VERSION,
-              runId: '',
-              workerId: `sim-${String(w).padStart(3, '0')}`,
-              capabilities: { backend: 'simulated', deviceMemoryBytes: 0, maxInFlight: credits },
-            },
-          },
-        });
-      }),
-    );
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLIENTS, ...[server.port, workers, credits, computeMs, 0].map(String)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  try {
+    await complete;
+    loop.disable();
+    const seconds = (performance.now() - startedAt) / 1000;
+    const cpu = process.cpuUsage(cpuAtStart);
+    driver.stop('benchmark over');
+    await exited;
+    const latencies = (JSON.parse(out) as { latencies: number[] }).latencies;
+    return {
+      workers,
+      microBatches: total,
+      seconds,
+      perSecond: total / seconds,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      samples: latencies.length,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
+    };
+  } finally {
+    child.kill('SIGKILL');
+    await server.close();
   }
-  await Promise.all(ready);
-  // --min_workers N holds the step until every replica is synced; it then runs on credits.
-  await complete;
-  loop.disable();
-  const seconds = (performance.now() - firstAt) / 1000;
-  driver.stop('benchmark over');
-  await server.close();
-  for (const c of clients) c.close();
-  return {
-    workers,
-    microBatches: received,
-    seconds,
-    perSecond: received / seconds,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    samples: latencies.length,
-    loopP99Ms: loop.percentile(99) / 1e6,
-  };
 }
