@@ -133,8 +133,15 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
     const windows = obs.map((x) => x.loopP99Seconds * 1000).filter(Number.isFinite);
     const loopP99 = Math.max(...windows);
     const loopMedian = percentile(windows, 0.5);
+    // Resident memory before the workers joined (the first poll, at run_started) and after the run:
+    // what the coordinator keeps per worker. The peak adds the state sync messages in flight.
+    const first = obs[0];
+    const perWorker = first && last ? (last.rssBytes - first.rssBytes) / n : Number.NaN;
     console.log(
-      `coordinator: CPU ${fmt(cpuPerStep, 2)} s per step, peak RSS ${mib(last?.peakRssBytes ?? 0)} MiB, event-loop lag p99 ${fmt(loopP99, 1)} ms (worst 5 s window of ${obs.length}, median ${fmt(loopMedian, 1)} ms); /metrics ${last?.metricsBytes ?? 0} bytes, ${last?.metricsSeries ?? 0} series; /api/status ${Math.max(...obs.map((x) => x.statusBytes))} bytes (largest)`,
+      `coordinator RSS: ${mib(first?.rssBytes ?? 0)} MiB before the workers joined, ${mib(last?.rssBytes ?? 0)} MiB after the run = ${mib(perWorker)} MiB per worker; peak ${mib(last?.peakRssBytes ?? 0)} MiB (state syncs in flight: ${mib(3 * values * 4)} MiB each)`,
+    );
+    console.log(
+      `coordinator: CPU ${fmt(cpuPerStep, 2)} s per step, event-loop lag p99 ${fmt(loopP99, 1)} ms (worst 5 s window of ${obs.length}, median ${fmt(loopMedian, 1)} ms); /metrics ${last?.metricsBytes ?? 0} bytes, ${last?.metricsSeries ?? 0} series; /api/status ${Math.max(...obs.map((x) => x.statusBytes))} bytes (largest)`,
     );
   } finally {
     await cluster.stop();

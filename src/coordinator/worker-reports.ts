@@ -84,6 +84,8 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.grant(m, credits, this.held(id));
+    // Its first credit says its state arrived: the next ready worker may be synced.
+    if (this.sync.answered(id)) this.syncReady();
     this.advance();
   }
 
@@ -197,10 +199,12 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.remove(id);
+    const syncWaited = this.sync.answered(id);
     if (this.phase.kind === 'finished') {
       this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });
       return;
     }
+    if (syncWaited) this.syncReady();
     this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {

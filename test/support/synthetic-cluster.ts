@@ -30,6 +30,7 @@ export interface Observation {
   readonly at: number;
   readonly stepsCommitted: number;
   readonly cpuSeconds: number;
+  readonly rssBytes: number;
   readonly peakRssBytes: number;
   readonly metricsBytes: number;
   readonly metricsSeries: number;
@@ -54,15 +55,18 @@ export interface SyntheticCluster {
 
 export const workerName = (i: number) => `w${String(i).padStart(3, '0')}`;
 
-/** user + system CPU seconds and peak resident bytes of process `pid` (Linux /proc). */
-function procFigures(pid: number): { cpuSeconds: number; peakRssBytes: number } | undefined {
+/** user + system CPU seconds, resident and peak resident bytes of process `pid` (Linux /proc). */
+function procFigures(
+  pid: number,
+): { cpuSeconds: number; rssBytes: number; peakRssBytes: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name; 100 ticks/s.
     const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { cpuSeconds, peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 };
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { cpuSeconds, rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM') };
   } catch {
     return undefined;
   }
