@@ -36,6 +36,9 @@ const adapterFor = (workers: number) => (workers <= FULL_SIZE_UP_TO ? 8 : 1);
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
+/** Coordinator RSS after each size's run, by adapter rank: the slope between sizes is per worker. */
+const rssAfter: { n: number; r: number; bytes: number }[] = [];
+
 async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data: string): Promise<void> {
   const r = adapterFor(n);
   const values = 32 * r * (4096 + 3 * 4096);
@@ -137,6 +140,7 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
     // what the coordinator keeps per worker. The peak adds the state sync messages in flight.
     const first = obs[0];
     const perWorker = first && last ? (last.rssBytes - first.rssBytes) / n : Number.NaN;
+    if (last) rssAfter.push({ n, r, bytes: last.rssBytes });
     console.log(
       `coordinator RSS: ${mib(first?.rssBytes ?? 0)} MiB before the workers joined, ${mib(last?.rssBytes ?? 0)} MiB after the run = ${mib(perWorker)} MiB per worker; peak ${mib(last?.peakRssBytes ?? 0)} MiB (state syncs in flight: ${mib(3 * values * 4)} MiB each)`,
     );
@@ -172,6 +176,12 @@ export async function run(): Promise<void> {
         `loadavg ${loadavg()
           .map((x) => x.toFixed(2))
           .join(' ')}`,
+      );
+    }
+    for (const [a, b] of rssAfter.slice(0, -1).map((x, i) => [x, rssAfter[i + 1]!] as const)) {
+      if (a.r !== b.r) continue;
+      console.log(
+        `coordinator RSS after the run, ${a.n} -> ${b.n} workers (r=${a.r}): ${mib((b.bytes - a.bytes) / (b.n - a.n))} MiB per added worker`,
       );
     }
   } finally {
