@@ -45,9 +45,8 @@ export class Dealer {
     // Only workers with credit can take one (after a result, usually just the reporter): sorting
     // those, not every replica, keeps a deal O(workers) at 256 of them (docs/scale.md).
     const dealt: number[] = [];
-    const synced = this.members.inPhase('synced');
     while (ledger.pending > 0) {
-      const takers = synced.filter((m) => m.credits > 0);
+      const takers = this.members.syncedWithCredit();
       if (takers.length === 0) break;
       const held = new Map(takers.map((m) => [m, ledger.heldCount(m.link.id)]));
       // Stable: equal loads stay in id order.

@@ -86,8 +86,17 @@ export class Members {
 
   /** Members in a phase, in id order (so dispatch and reduce membership are deterministic). */
   inPhase(phase: MemberPhase): Member[] {
+    return this.byIdOrder().filter((m) => m.phase === phase);
+  }
+
+  /** Synced members that can take a micro-batch now, in id order (the dealer asks at every result). */
+  syncedWithCredit(): Member[] {
+    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0);
+  }
+
+  private byIdOrder(): Member[] {
     this.sorted ??= this.all().sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
-    return this.sorted.filter((m) => m.phase === phase);
+    return this.sorted;
   }
 
   /** Members silent for longer than `ms`. */

@@ -115,7 +115,7 @@ export abstract class WorkerReports {
   /** Micro-batches `id` holds now (dealt, not reported) in the current step or evaluation. */
   private held(id: WorkerId): number {
     const p = this.phase;
-    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldNow(id).length : 0;
+    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldCount(id) : 0;
   }
 
   /** How long worker `id` may hold a micro-batch before it is lost (StepWork.deadline). */
