@@ -36,7 +36,7 @@ const adapterFor = (workers: number) => (workers <= FULL_SIZE_UP_TO ? 8 : 1);
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
-/** Coordinator RSS after each size's run, by adapter rank: the slope between sizes is per worker. */
+/** Coordinator RSS at each size's last scrape, by adapter rank: the slope between sizes is per worker. */
 const rssAfter: { n: number; r: number; bytes: number }[] = [];
 
 async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data: string): Promise<void> {
@@ -136,13 +136,14 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
     const windows = obs.map((x) => x.loopP99Seconds * 1000).filter(Number.isFinite);
     const loopP99 = Math.max(...windows);
     const loopMedian = percentile(windows, 0.5);
-    // Resident memory before the workers joined (the first poll, at run_started) and after the run:
-    // what the coordinator keeps per worker. The peak adds the state sync messages in flight.
+    // Resident memory before the workers joined (the first poll, at run_started) and at the last
+    // scrape: what the coordinator keeps per worker, plus whatever a step in flight holds then (no
+    // GC is forced). The peak adds the state sync messages in flight.
     const first = obs[0];
     const perWorker = first && last ? (last.rssBytes - first.rssBytes) / n : Number.NaN;
     if (last) rssAfter.push({ n, r, bytes: last.rssBytes });
     console.log(
-      `coordinator RSS: ${mib(first?.rssBytes ?? 0)} MiB before the workers joined, ${mib(last?.rssBytes ?? 0)} MiB after the run = ${mib(perWorker)} MiB per worker; peak ${mib(last?.peakRssBytes ?? 0)} MiB (state syncs in flight: ${mib(3 * values * 4)} MiB each)`,
+      `coordinator RSS: ${mib(first?.rssBytes ?? 0)} MiB before the workers joined, ${mib(last?.rssBytes ?? 0)} MiB at the last scrape (buffers of a step in flight count) = ${mib(perWorker)} MiB per worker; peak ${mib(last?.peakRssBytes ?? 0)} MiB (state syncs in flight: ${mib(3 * values * 4)} MiB each)`,
     );
     console.log(
       `coordinator: CPU ${fmt(cpuPerStep, 2)} s per step, event-loop lag p99 ${fmt(loopP99, 1)} ms (worst 5 s window of ${obs.length}, median ${fmt(loopMedian, 1)} ms); /metrics ${last?.metricsBytes ?? 0} bytes, ${last?.metricsSeries ?? 0} series; /api/status ${Math.max(...obs.map((x) => x.statusBytes))} bytes (largest)`,
@@ -181,7 +182,7 @@ export async function run(): Promise<void> {
     for (const [a, b] of rssAfter.slice(0, -1).map((x, i) => [x, rssAfter[i + 1]!] as const)) {
       if (a.r !== b.r) continue;
       console.log(
-        `coordinator RSS after the run, ${a.n} -> ${b.n} workers (r=${a.r}): ${mib((b.bytes - a.bytes) / (b.n - a.n))} MiB per added worker`,
+        `coordinator RSS at the last scrape, ${a.n} -> ${b.n} workers (r=${a.r}): ${mib((b.bytes - a.bytes) / (b.n - a.n))} MiB per added worker`,
       );
     }
   } finally {
