@@ -35,6 +35,8 @@ export interface Member {
 
 export class Members {
   private readonly byId = new Map<WorkerId, Member>();
+  /** Every member in id order; rebuilt only when one joins or leaves (dealing reads it per result). */
+  private sorted: Member[] | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -48,6 +50,7 @@ export class Members {
       revoking: false,
     };
     this.byId.set(link.id, m);
+    this.sorted = undefined;
     return m;
   }
 
@@ -56,7 +59,7 @@ export class Members {
   }
 
   remove(id: WorkerId): void {
-    this.byId.delete(id);
+    if (this.byId.delete(id)) this.sorted = undefined;
   }
 
   has(id: string): boolean {
@@ -83,9 +86,17 @@ export class Members {
 
   /** Members in a phase, in id order (so dispatch and reduce membership are deterministic). */
   inPhase(phase: MemberPhase): Member[] {
-    return this.all()
-      .filter((m) => m.phase === phase)
-      .sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
+    return this.byIdOrder().filter((m) => m.phase === phase);
+  }
+
+  /** Synced members that can take a micro-batch now, in id order (the dealer asks at every result). */
+  syncedWithCredit(): Member[] {
+    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0);
+  }
+
+  private byIdOrder(): Member[] {
+    this.sorted ??= this.all().sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
+    return this.sorted;
   }
 
   /** Members silent for longer than `ms`. */
@@ -95,6 +106,8 @@ export class Members {
   }
 
   count(phase: MemberPhase): number {
-    return this.inPhase(phase).length;
+    let n = 0;
+    for (const m of this.byId.values()) if (m.phase === phase) n++;
+    return n;
   }
 }

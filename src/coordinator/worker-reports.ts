@@ -88,6 +88,8 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.grant(m, credits, this.held(id));
+    // Its first credit says its state arrived: the next ready worker may be synced.
+    if (this.sync.answered(id)) this.syncReady();
     this.advance();
   }
 
@@ -117,7 +119,7 @@ export abstract class WorkerReports {
   /** Micro-batches `id` holds now (dealt, not reported) in the current step or evaluation. */
   private held(id: WorkerId): number {
     const p = this.phase;
-    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldNow(id).length : 0;
+    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldCount(id) : 0;
   }
 
   /** How long worker `id` may hold a micro-batch before it is lost (StepWork.deadline). */
@@ -217,10 +219,12 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.remove(id);
+    const syncWaited = this.sync.answered(id);
     if (this.phase.kind === 'finished') {
       this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });
       return;
     }
+    if (syncWaited) this.syncReady();
     this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {

@@ -59,11 +59,11 @@ type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: bo
 
 export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
   // 60 s: the coordinator's default heartbeat deadline; a micro-batch longer than that is lost anyway.
-  const client = new CoordinatorClient(
-    o.coordinator,
-    clientCredentials(o.security),
-    clientChannelOptions(60_000),
-  );
+  const client = new CoordinatorClient(o.coordinator, clientCredentials(o.security), {
+    ...clientChannelOptions(60_000),
+    // Its own connection even when sessions share a process (session-pool.ts), as workers do.
+    'grpc.use_local_subchannel_pool': 1,
+  });
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
