@@ -133,7 +133,7 @@ export async function run(): Promise<void> {
               protocolVersion: PROTOCOL_VERSION,
               runId: '',
               workerId: `sim-${String(w).padStart(2, '0')}`,
-              capabilities: { backend: 'simulated', deviceMemoryBytes: 0, maxInFlight: 2 },
+              capabilities: { backend: 'simulated', deviceMemoryBytes: 0, maxInFlight: 2, nodeName: '' },
             },
           },
         });

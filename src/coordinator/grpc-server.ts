@@ -20,6 +20,9 @@ import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
 import { deliver } from './worker-messages.ts';
 
+/** Longest node name kept (a DNS name, which Kubernetes node names are, has at most 253). */
+const MAX_NODE_NAME = 253;
+
 export interface CoordinatorServerOptions {
   /** host:port; port 0 picks a free one. */
   readonly listen: string;
@@ -142,6 +145,8 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
             endWithStatus(call, status.UNAVAILABLE, why);
           },
           maxCredits: Math.min(declared, o.maxCreditsPerWorker ?? 8),
+          // Only where its all-reduce traffic goes: a wrong name costs bandwidth, not correctness.
+          nodeName: (body.value.capabilities?.nodeName ?? '').slice(0, MAX_NODE_NAME),
         };
         calls.set(me, call);
         driver.join(link);

@@ -38,15 +38,12 @@ describe('all-reduce when the NATS server restarts', () => {
     it(`never returns a wrong sum when the server restarts during the data phase (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 9, generation: algorithm === 'ring' ? 10 : 0 };
       let restarting: Promise<void> | undefined;
-      const firstData = rig.spy.subscribe(
-        `${roundPrefix(key)}.${firstPhase[algorithm]}.>`,
-        {
-          max: 1,
-          callback: () => {
-            restarting = rig.server.restart();
-          },
+      const firstData = rig.spy.subscribe(`${roundPrefix(key)}.${firstPhase[algorithm]}.>`, {
+        max: 1,
+        callback: () => {
+          restarting = rig.server.restart();
         },
-      );
+      });
       await rig.spy.flush();
       const back = [...rig.conns, rig.spy].map(reconnected);
       const run = (k: RoundKey) =>
