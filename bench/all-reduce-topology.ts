@@ -5,7 +5,9 @@
 // straight on the cluster server (the chart without nats.leaf), shard-owner through the leaf
 // servers, and hierarchical, against the link's lower bound 2(N-1)/N·G / rate. One node's members
 // share a process (docs/scale.md, "All-reduce cost model"). LORA_MPT_TOPO_MIB (gradient, default 4)
-// and LORA_MPT_TOPO_MBIT (link rate, default 25) change the size.
+// and LORA_MPT_TOPO_MBIT (link rate, default 25) change the size; LORA_MPT_TOPO_ONLY=hierarchical
+// runs that case alone (below ~20 Mbit/s the flat cases' bursts outlast nats-server's write
+// deadline and it drops the member as a slow consumer).
 import { loadavg } from 'node:os';
 import {
   type CaseResult,
@@ -35,6 +37,8 @@ export async function run(): Promise<void> {
     [4, 4],
     [8, 4],
   ] as const) {
+    const only = process.env.LORA_MPT_TOPO_ONLY;
+    const cases = only === undefined ? CASES : CASES.filter((c) => c.algorithm === only && c.via === 'leaf');
     const results = await measureTopology({
       nodes,
       perNode,
@@ -42,7 +46,7 @@ export async function run(): Promise<void> {
       mbit,
       rounds: 2,
       seed: 7,
-      cases: CASES,
+      cases,
     });
     const boundMs = ((((2 * (nodes - 1)) / nodes) * G * 8) / (mbit * 1e6)) * 1000;
     console.log(
@@ -59,7 +63,9 @@ export async function run(): Promise<void> {
       );
       return ms;
     };
-    const [flat, , hier] = results.map(line) as [number, number, number];
+    const times = results.map(line);
+    if (only !== undefined) continue;
+    const [flat, , hier] = times as [number, number, number];
     console.log(
       `all-reduce-topology ${nodes}x${perNode}: flat/hierarchical round time ${(flat / hier).toFixed(2)}, ` +
         `hierarchical ${(hier / boundMs).toFixed(2)}x its bound, cross-node bytes per node ${(

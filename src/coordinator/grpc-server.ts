@@ -151,7 +151,12 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         calls.set(me, call);
         driver.join(link);
         const backend = peerText(body.value.capabilities?.backend ?? 'unknown', 32);
-        o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
+        const node = peerText(link.nodeName ?? '');
+        o.events.info('worker_joined', `worker ${me} joined (${backend} backend, node "${node}")`, {
+          worker: me,
+          backend,
+          node,
+        });
         link.send(
           welcomeMessage({
             runId: o.runId,

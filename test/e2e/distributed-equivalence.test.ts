@@ -98,6 +98,13 @@ describe('distributed training equals single-process finetune', () => {
     }
     const diff = await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
     t.diagnostic(`largest per-tensor ||a-b||/||a||: ${diff.relative.toExponential(2)}`);
+    // The coordinator knows each worker's node from its Hello (the names every ReduceStart carries).
+    const joined = d.coordinator.events().filter((e) => e.event === 'worker_joined');
+    assert.deepEqual(joined.map((e) => [e.worker, e.node]).sort(), [
+      ['w0', 'gpu-0'],
+      ['w1', 'gpu-1'],
+      ['w2', 'gpu-0'],
+    ]);
     // Each worker ran on the node and through the leaf server it was given.
     for (const [w, node] of [
       [0, 0],
