@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Topology } from '../../src/collective/hierarchical-topology.ts';
-import { AllReduceInputError, allReduceSum, observeAllReduce } from '../../src/collective/index.ts';
+import {
+  AllReduceInputError,
+  AllReduceTimeoutError,
+  allReduceSum,
+  observeAllReduce,
+} from '../../src/collective/index.ts';
+import { ctlSubject } from '../../src/collective/subjects.ts';
 import { type LeafServers, startLeafServers } from './leaf-servers.ts';
 import {
   bytesOf,
@@ -12,6 +18,7 @@ import {
   randomGradients,
   worstErrorRatio,
 } from './members.ts';
+import { readiesOf, readyFrame, why } from './spy.ts';
 
 describe('hierarchical topology', () => {
   it('gives every lane one handler per node and every atom one owner, for nodes of unequal size', () => {
@@ -96,5 +103,43 @@ describe('hierarchical all-reduce through NATS leaf servers', () => {
       }),
       (e) => e instanceof AllReduceInputError && /nodes names 1 nodes for 2 members/.test(e.message),
     );
+  });
+
+  it('names, after the deadline, the member whose part is missing on its node and the handler another node waits for', async () => {
+    // m1, m3 on node alpha (node 0), m0, m2 on zeta (node 1): lane 0 is m1 and m0, lane 1 m3 and m2.
+    const members = memberIds(4);
+    const four = nodes.slice(0, 4);
+    const xs = randomGradients(4, 4000, 5);
+    const key = { runId: 'leaf', step: 4, generation: 0 };
+    const waitReady = await readiesOf(hub!, key, [0, 1, 2]);
+    const settled = Promise.allSettled(
+      [0, 1, 2].map((i) =>
+        allReduceSum({
+          ...key,
+          nc: conns[i]!,
+          members,
+          nodes: four,
+          self: members[i]!,
+          data: xs[i]!,
+          timeoutMs: 1500,
+          algorithm: 'hierarchical',
+        }),
+      ),
+    );
+    await waitReady();
+    // m3 "joins" the barrier (from the cluster server) but never subscribes or sends.
+    hub!.publish(ctlSubject(key, 3), readyFrame(key, 3));
+    const errors = (await settled).map((r) => {
+      assert.ok(r.status === 'rejected' && r.reason instanceof AllReduceTimeoutError, why(r));
+      return r.reason as AllReduceTimeoutError;
+    });
+    const scatter = (e: AllReduceTimeoutError) => [
+      ...new Set(e.missing.filter((p) => p.phase === 'reduce-scatter').map((p) => p.member)),
+    ];
+    // m1 misses m3's part on their node; m2 misses the lane-1 partial m3 should send across nodes;
+    // m0 misses the lane-0 partial from alpha's handler m1, who is stuck waiting for m3.
+    assert.deepEqual(scatter(errors[1]!), ['m3']);
+    assert.deepEqual(scatter(errors[2]!), ['m3']);
+    assert.deepEqual(scatter(errors[0]!), ['m1']);
   });
 });
