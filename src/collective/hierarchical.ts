@@ -172,13 +172,12 @@ class HierarchicalAllReduce {
 
   /**
    * After the barrier: our part of every atom of another lane to that lane's handler on our node,
-   * chunk-major with handlers rotated from our local index (every handler gets work early).
+   * chunk by chunk in `pipelineOrder`, so that every member sends the same atoms first and the
+   * handlers can start across nodes before the node phase is over.
    */
   start(): void {
     const { layout, spec } = this.round;
-    const others = Array.from({ length: this.t.atoms }, (_, s) => s).filter((s) => !this.mine.has(s));
-    const rot = this.t.localIndex[this.me]! * this.t.nodes;
-    const order = others.map((_, i) => others[(i + rot) % others.length]!);
+    const order = this.pipelineOrder((s) => !this.mine.has(s));
     const chunks = Math.max(0, ...order.map((s) => layout.chunkCount(s)));
     for (let j = 0; j < chunks; j++) {
       for (const s of order) {
@@ -190,9 +189,28 @@ class HierarchicalAllReduce {
     }
     // Alone on our node: every chunk of our atoms is already reduced locally.
     if (this.local.length === 1) {
-      for (const s of this.mine) for (let j = 0; j < layout.chunkCount(s); j++) this.reduceLocal(s, j);
+      const mine = this.pipelineOrder((s) => this.mine.has(s));
+      for (const s of mine) for (let j = 0; j < layout.chunkCount(s); j++) this.reduceLocal(s, j);
     }
     this.maybeComplete();
+  }
+
+  /**
+   * The atoms `keep` selects, owner node by owner node starting after ours (each node's handlers
+   * send their first partials to a different node, so every node's inbound link is busy at once),
+   * lanes rotated from our local index within a node (every handler gets work early).
+   */
+  private pipelineOrder(keep: (atom: number) => boolean): number[] {
+    const { nodes, lanes } = this.t;
+    const out: number[] = [];
+    for (let p = 1; p <= nodes; p++) {
+      const node = (this.node + p) % nodes;
+      for (let q = 1; q <= lanes; q++) {
+        const s = ((this.t.localIndex[this.me]! + q) % lanes) * nodes + node;
+        if (keep(s)) out.push(s);
+      }
+    }
+    return out;
   }
 
   // The node partial of one chunk, in local member order ((x0 + x1) + x2) + ..., each step rounded
