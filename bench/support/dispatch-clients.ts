@@ -71,7 +71,7 @@ for (let w = 0; w < workers; w++) {
         protocolVersion: PROTOCOL_VERSION,
         runId: '',
         workerId: `sim-${String(first + w).padStart(3, '0')}`,
-        capabilities: { backend: 'simulated', deviceMemoryBytes: 0, maxInFlight: credits },
+        capabilities: { backend: 'simulated', deviceMemoryBytes: 0, maxInFlight: credits, nodeName: '' },
       },
     },
   });

@@ -199,13 +199,14 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     // Seconds since 2020 (fits a u32 for a century): a restarted coordinator's generations start
     // above its predecessor's, so no NATS subject of an abandoned round is ever reused.
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
-    observeReduce: (step, generation, members, signal) =>
+    observeReduce: (step, generation, members, signal, nodes) =>
       observeAllReduce({
         nc,
         runId: run.runId,
         step,
         generation,
         members,
+        nodes,
         observers: ['coordinator'],
         self: 'coordinator',
         length: run.layout.size,

@@ -37,6 +37,10 @@ export const launchFlags = {
     help: "NATS server URL(s) to use, with --nats_user, --nats_password_file and --nats_ca. Default: a nats-server started on a free loopback port for this run, with TLS and the run's own user.",
   },
   ...natsSecurityFlags,
+  node_name: {
+    kind: 'string',
+    help: "The node name every worker of this launch tells the coordinator (worker --node_name). Default: this host's name. One machine is one node, and launch uses one NATS server, so --allreduce_algorithm hierarchical reduces inside it.",
+  },
   num_threads: {
     ...numThreadsFlag,
     help: 'TensorFlow intra-op threads of each worker. 0: the CPU cores divided among the workers (at least 1).',
@@ -274,6 +278,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             String(threads),
             '--give_up_after_ms',
             '60000',
+            ...(f.node_name === undefined ? [] : ['--node_name', f.node_name]),
             ...workerComputeArgs,
           ],
           devices[i] === null ? {} : { CUDA_VISIBLE_DEVICES: devices[i] as string },

@@ -63,8 +63,12 @@ export class Round {
   private rejectDone: (e: Error) => void = () => {};
   private readonly done: Promise<void>;
 
-  constructor(readonly spec: RoundSpec) {
-    this.layout = new Layout(spec.length, spec.members.length, chunkElements(spec.maxPayload));
+  /** `shards`: how many shards the vector is cut into (default one per member; algorithm.ts). */
+  constructor(
+    readonly spec: RoundSpec,
+    shards = spec.members.length,
+  ) {
+    this.layout = new Layout(spec.length, shards, chunkElements(spec.maxPayload));
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);

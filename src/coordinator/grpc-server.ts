@@ -29,6 +29,9 @@ import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
 import { deliver } from './worker-messages.ts';
 
+/** Longest node name kept (a DNS name, which Kubernetes node names are, has at most 253). */
+const MAX_NODE_NAME = 253;
+
 export interface CoordinatorServerOptions {
   /** host:port; port 0 picks a free one. */
   readonly listen: string;
@@ -170,11 +173,18 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
             endWithStatus(call, status.UNAVAILABLE, why);
           },
           maxCredits: Math.min(declared, o.maxCreditsPerWorker ?? 8),
+          // Only where its all-reduce traffic goes: a wrong name costs bandwidth, not correctness.
+          nodeName: (body.value.capabilities?.nodeName ?? '').slice(0, MAX_NODE_NAME),
         };
         calls.set(me, call);
         driver.join(link);
         const backend = peerText(body.value.capabilities?.backend ?? 'unknown', 32);
-        o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
+        const node = peerText(link.nodeName ?? '');
+        o.events.info('worker_joined', `worker ${me} joined (${backend} backend, node "${node}")`, {
+          worker: me,
+          backend,
+          node,
+        });
         link.send(
           welcomeMessage({
             runId: o.runId,

@@ -13,6 +13,8 @@ export interface WorkerLink {
   drop(reason: string): void;
   /** Most micro-batches this worker may hold at once (its credit cap); default DEFAULT_MAX_CREDITS. */
   readonly maxCredits?: number;
+  /** The machine the worker said it runs on (Hello); '' or absent: not said. */
+  readonly nodeName?: string;
 }
 
 /** A worker that declares no --max_in_flight may hold this many micro-batches. */

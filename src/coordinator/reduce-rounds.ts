@@ -27,6 +27,8 @@ export type ObserveReduce = (
   generation: number,
   members: readonly string[],
   signal: AbortSignal,
+  /** Node name of each member ('' when unknown): the hierarchical algorithm's topology. */
+  nodes: readonly string[],
 ) => Promise<Float32Array>;
 
 export interface ReduceRound {
@@ -77,6 +79,8 @@ export class ReduceRounds {
    */
   start(round: ReduceRound, links: readonly WorkerLink[], end: RoundEnd): void {
     const { step, tokens } = round;
+    // Every member and the observer derive the topology from this one list.
+    const nodes = links.map((l) => l.nodeName ?? '');
     const message = reduceStartMessage({
       step,
       generation: round.generation,
@@ -84,6 +88,7 @@ export class ReduceRounds {
       totalSupervisedTokens: tokens,
       observers: [this.o.observerId],
       algorithm: this.o.algorithm,
+      nodes,
     });
     for (const m of links) m.send(message);
     this.o.events.debug(
@@ -96,7 +101,7 @@ export class ReduceRounds {
       },
     );
     const { signal } = round.cancel;
-    this.o.observe(step, round.generation, round.members, signal).then(
+    this.o.observe(step, round.generation, round.members, signal, nodes).then(
       (sum) => {
         if (!signal.aborted) end.reduced(finalizeGradient(sum, tokens, this.o.maxGradNorm));
       },

@@ -59,6 +59,7 @@ export interface StepDriverOptions extends StepJournal {
     generation: number,
     members: readonly string[],
     signal: AbortSignal,
+    nodes: readonly string[],
   ): Promise<Float32Array>;
   /**
    * First all-reduce generation of this coordinator process. Generations name NATS subjects, so a
@@ -109,7 +110,8 @@ export class StepDriver extends WorkerReports {
       algorithm: o.algorithm,
       maxGradNorm: o.maxGradNorm,
       firstGeneration: o.firstGeneration ?? 1,
-      observe: (step, generation, members, signal) => o.observeReduce(step, generation, members, signal),
+      observe: (step, generation, members, signal, nodes) =>
+        o.observeReduce(step, generation, members, signal, nodes),
       events: o.events,
     });
     this.phase = o.replica.step >= o.totalSteps ? { kind: 'finished' } : this.trainPhase(o.replica.step);

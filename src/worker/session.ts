@@ -34,6 +34,8 @@ export interface WorkerSessionOptions {
   readonly workerId: string;
   readonly backend: string;
   readonly maxInFlight: number;
+  /** The machine this worker runs on, told in Hello: the hierarchical all-reduce's topology. */
+  readonly nodeName?: string;
   readonly nc: NatsConnection;
   /** Loads the base model and LoRA layout the run names. Called again only if the run config changes. */
   prepare(run: RunConfig): Promise<PreparedModel>;
@@ -124,7 +126,13 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       const send = (m: Parameters<typeof call.write>[0]) => {
         if (!settled && !call.writableEnded) call.write(m);
       };
-      send(helloMessage(o.workerId, { backend: o.backend, maxInFlight: o.maxInFlight }));
+      send(
+        helloMessage(o.workerId, {
+          backend: o.backend,
+          maxInFlight: o.maxInFlight,
+          ...(o.nodeName === undefined ? {} : { nodeName: o.nodeName }),
+        }),
+      );
       const onWelcome = async (
         runConfigJson: string,
         fingerprint: string,

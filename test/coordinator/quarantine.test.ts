@@ -36,7 +36,7 @@ describe('quarantine of a hoarder', () => {
       protocolVersion: PROTOCOL_VERSION,
       runId: '',
       workerId: 'h',
-      capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight: 1 },
+      capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight: 1, nodeName: '' },
     };
     const refused = refusalOf(hello, 'r', new Set(), {
       quarantined: (id) => (id === 'h' ? 4_200 : undefined),

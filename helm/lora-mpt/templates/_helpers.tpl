@@ -376,6 +376,11 @@ template:
             valueFrom:
               fieldRef:
                 fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
+          # The node this pod runs on: workers on one node form one node of the hierarchical all-reduce.
+          - name: NODE_NAME
+            valueFrom:
+              fieldRef:
+                fieldPath: spec.nodeName
           {{- $res := include "lora-mpt.workerResources" . | fromYaml }}
           {{- if or (hasKey ($res.limits | default dict) "nvidia.com/gpu") (hasKey ($res.requests | default dict) "nvidia.com/gpu") }}
           # A pod given a GPU computes on it or stops, naming why (docs/backends.md#gpu-workers).
@@ -393,6 +398,13 @@ template:
           - {{ include "lora-mpt.natsUrl" . | quote }}
           - --worker_id
           - "{{ $fullname }}-worker-$(WORKER_INDEX)"
+          - --node_name
+          - "$(NODE_NAME)"
+          {{- if and $v.nats.enabled $v.nats.leaf.enabled }}
+          # The leaf server on this pod's node (a node-local Service), the cluster while it is down.
+          - --node_nats_url
+          - "nats://{{ $fullname }}-nats-leaf:4222"
+          {{- end }}
           {{- if $v.run.rehearsal }}
           # A rehearsal: no model, each micro-batch takes the modelled GPU's time (docs/scale.md).
           - --backend

@@ -108,6 +108,8 @@ export interface Capabilities {
   deviceMemoryBytes: number;
   /** micro-batches the worker is willing to hold at once */
   maxInFlight: number;
+  /** the machine it runs on (--node_name): the hierarchical all-reduce's topology */
+  nodeName: string;
 }
 
 export interface Hello {
@@ -202,8 +204,10 @@ export interface ReduceStart {
   totalSupervisedTokens: number;
   /** non-contributing replicas (the coordinator) that members wait for */
   observers: string[];
-  /** "shard-owner" | "ring" */
+  /** "shard-owner" | "ring" | "hierarchical" */
   algorithm: string;
+  /** node name of each member, in `members` order (empty: unknown) */
+  nodes: string[];
 }
 
 export interface ReduceResult {
@@ -739,7 +743,7 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
 };
 
 function createBaseCapabilities(): Capabilities {
-  return { backend: "", deviceMemoryBytes: 0, maxInFlight: 0 };
+  return { backend: "", deviceMemoryBytes: 0, maxInFlight: 0, nodeName: "" };
 }
 
 export const Capabilities: MessageFns<Capabilities> = {
@@ -752,6 +756,9 @@ export const Capabilities: MessageFns<Capabilities> = {
     }
     if (message.maxInFlight !== 0) {
       writer.uint32(24).uint32(message.maxInFlight);
+    }
+    if (message.nodeName !== "") {
+      writer.uint32(34).string(message.nodeName);
     }
     return writer;
   },
@@ -793,6 +800,14 @@ export const Capabilities: MessageFns<Capabilities> = {
             message.maxInFlight = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -818,6 +833,11 @@ export const Capabilities: MessageFns<Capabilities> = {
         : isSet(object.max_in_flight)
         ? globalThis.Number(object.max_in_flight)
         : 0,
+      nodeName: isSet(object.nodeName)
+        ? globalThis.String(object.nodeName)
+        : isSet(object.node_name)
+        ? globalThis.String(object.node_name)
+        : "",
     };
   },
 
@@ -832,6 +852,9 @@ export const Capabilities: MessageFns<Capabilities> = {
     if (message.maxInFlight !== 0) {
       obj.maxInFlight = Math.round(message.maxInFlight);
     }
+    if (message.nodeName !== "") {
+      obj.nodeName = message.nodeName;
+    }
     return obj;
   },
 
@@ -843,6 +866,7 @@ export const Capabilities: MessageFns<Capabilities> = {
     message.backend = object.backend ?? "";
     message.deviceMemoryBytes = object.deviceMemoryBytes ?? 0;
     message.maxInFlight = object.maxInFlight ?? 0;
+    message.nodeName = object.nodeName ?? "";
     return message;
   },
 };
@@ -2055,7 +2079,7 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
 };
 
 function createBaseReduceStart(): ReduceStart {
-  return { step: 0, generation: 0, members: [], totalSupervisedTokens: 0, observers: [], algorithm: "" };
+  return { step: 0, generation: 0, members: [], totalSupervisedTokens: 0, observers: [], algorithm: "", nodes: [] };
 }
 
 export const ReduceStart: MessageFns<ReduceStart> = {
@@ -2077,6 +2101,9 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     }
     if (message.algorithm !== "") {
       writer.uint32(50).string(message.algorithm);
+    }
+    for (const v of message.nodes) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -2142,6 +2169,14 @@ export const ReduceStart: MessageFns<ReduceStart> = {
             message.algorithm = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.nodes.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2168,6 +2203,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
         ? object.observers.map((e: any) => globalThis.String(e))
         : [],
       algorithm: isSet(object.algorithm) ? globalThis.String(object.algorithm) : "",
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -2191,6 +2227,9 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     if (message.algorithm !== "") {
       obj.algorithm = message.algorithm;
     }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes;
+    }
     return obj;
   },
 
@@ -2205,6 +2244,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     message.totalSupervisedTokens = object.totalSupervisedTokens ?? 0;
     message.observers = object.observers?.map((e) => e) || [];
     message.algorithm = object.algorithm ?? "";
+    message.nodes = object.nodes?.map((e) => e) || [];
     return message;
   },
 };
