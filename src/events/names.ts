@@ -58,7 +58,12 @@ export type EventName =
   | 'server_listening'
   | 'generation_started'
   | 'generation_finished'
-  | 'request_refused';
+  | 'request_refused'
+  // fetch (staging a model into the Hugging Face cache)
+  | 'fetch_started'
+  | 'fetch_progress'
+  | 'file_fetched'
+  | 'fetch_finished';
 
 /**
  * The fields of the events that listeners read (the coordinator's metrics, its status page): an
