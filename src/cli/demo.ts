@@ -7,6 +7,7 @@ import { copyFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeGenerationFiles } from '../checkpoint/generation-files.ts';
 import { familyOf } from '../families/registry.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
@@ -83,6 +84,8 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       seed: 1,
     });
     await copyFile(f.tokenizer, join(model, 'tokenizer.json'));
+    // So transformers' generate on the demo's model stops at <|endoftext|> as lora-mpt's does.
+    await writeGenerationFiles(model);
   }
   const adapterDir = join(out, 'adapter');
   // Each demo is a new run: an adapter dir of an earlier demo would resume (or be already finished).
