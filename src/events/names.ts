@@ -63,7 +63,15 @@ export type EventName =
   | 'fetch_started'
   | 'fetch_progress'
   | 'file_fetched'
-  | 'fetch_finished';
+  | 'fetch_finished'
+  // one-shot commands' reports (merge, certs, gpu-check, demo, preprocess, eval)
+  | 'model_merged'
+  | 'companions_written'
+  | 'credentials_written'
+  | 'gpu_check'
+  | 'demo'
+  | 'rows_skipped'
+  | 'eval_note';
 
 /**
  * The fields of the events that listeners read (the coordinator's metrics, its status page): an
