@@ -3,7 +3,6 @@
 // a URL list file. Either way one plan: the snapshot's name (a commit) and one item per file.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { modelFiles } from './hub-download.ts';
 
 /** One file of the snapshot: where it comes from and what it must hash to. */
 export interface FetchItem {
@@ -28,6 +27,28 @@ interface Sibling {
   readonly size?: unknown;
   readonly blobId?: unknown;
   readonly lfs?: { readonly sha256?: unknown; readonly size?: unknown } | null;
+}
+
+const MODEL_METADATA = new Set([
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+]);
+
+/**
+ * The files of a model repo an MPT checkpoint needs: config and tokenizer files, and the weights —
+ * safetensors when the repo has them, else the PyTorch .bin shards (mosaicml/mpt-7b ships only
+ * those) — with their index. Remote-code .py files, READMEs and other formats are skipped.
+ */
+export function modelFiles(files: readonly string[]): string[] {
+  const top = files.filter((f) => !f.includes('/'));
+  const hasSafetensors = top.some((f) => f.endsWith('.safetensors'));
+  const weights = hasSafetensors
+    ? top.filter((f) => f.endsWith('.safetensors') || f === 'model.safetensors.index.json')
+    : top.filter((f) => /^pytorch_model.*\.bin$/.test(f) || f === 'pytorch_model.bin.index.json');
+  return [...top.filter((f) => MODEL_METADATA.has(f)), ...weights];
 }
 
 const HEX40 = /^[0-9a-f]{40}$/;

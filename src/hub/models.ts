@@ -139,7 +139,7 @@ export async function resolveModel(
         );
       }
       try {
-        await downloadHubModel(model, download, repo);
+        await downloadHubModel(model, { ...download, hubCache: cache });
         commit = (await readFile(ref, 'utf8')).trim();
       } catch (err) {
         throw new ModelNotFoundError(

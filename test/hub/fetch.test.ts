@@ -112,7 +112,10 @@ describe('lora-mpt fetch from the Hub API', () => {
     );
     const blobs = join(repoDir(cache), 'blobs');
     const part = join(blobs, `${sha256(weights)}.incomplete`);
-    assert.equal(statSync(part).size, half);
+    // What reached the disk before the drop: at most what was sent (the client may lose the last
+    // chunk it had not handed over), and the next run must continue from exactly there.
+    const kept = statSync(part).size;
+    assert.ok(kept > 0 && kept <= half, `${kept} bytes kept of ${half} sent`);
     assert.ok(!existsSync(join(blobs, sha256(weights))));
     assert.ok(!existsSync(join(repoDir(cache), 'snapshots', COMMIT, 'model.safetensors')));
     assert.ok(!existsSync(join(repoDir(cache), 'refs', 'main')), 'no ref to an incomplete snapshot');
@@ -123,11 +126,11 @@ describe('lora-mpt fetch from the Hub API', () => {
     const ranged = hub.requests.slice(from).filter((r) => r.url.endsWith('/model.safetensors'));
     assert.deepEqual(
       ranged.map((r) => r.headers.range),
-      [`bytes=${half}-`],
+      [`bytes=${kept}-`],
     );
     const done = second.p.events().find((e) => e.event === 'file_fetched' && e.file === 'model.safetensors');
-    assert.equal(done?.resumed_from, half);
-    assert.equal(done?.downloaded, weights.length - half);
+    assert.equal(done?.resumed_from, kept);
+    assert.equal(done?.downloaded, weights.length - kept);
     assert.deepEqual(readFileSync(join(blobs, sha256(weights))), weights);
     assert.ok(!existsSync(part));
   });

@@ -82,7 +82,9 @@ export async function startTinyHub(o: {
     const cut = cuts.get(file);
     if (cut !== undefined) {
       cuts.delete(file);
-      res.write(body.subarray(0, cut), () => res.socket?.destroy());
+      // end(), not destroy(): the bytes written arrive, then the connection closes short of
+      // content-length, as when a proxy or the network drops it (a reset could lose bytes in flight).
+      res.write(body.subarray(0, cut), () => res.socket?.end());
       return;
     }
     res.end(body);
