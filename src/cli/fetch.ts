@@ -3,9 +3,10 @@
 // (partial blobs continue with HTTP Range), checked (sha256 / git blob sha1 and sizes from the
 // Hub, or sha256 from a URL list), and it reports progress. The chart runs it before the coordinator.
 import { homedir } from 'node:os';
+import type { Events } from '../events/events.ts';
 import { type FetchPlan, hubPlan, type RepoType, urlListPlan } from '../hub/fetch-plan.ts';
 import { cachedSnapshot, hubOptionsFromEnv, isHubId } from '../hub/hf-cache.ts';
-import { ModelNotFoundError, missingWeightFiles } from '../hub/models.ts';
+import { ModelNotFoundError, missingWeightFiles, resolveModel } from '../hub/models.ts';
 import { stageSnapshot } from '../hub/stage-snapshot.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, UsageError } from './flags.ts';
@@ -50,7 +51,9 @@ const DESCRIPTION =
   '(<cache>/models--org--name/{blobs,snapshots/<commit>,refs/<revision>}). An interrupted run resumes\n' +
   'its partial files (blobs/*.incomplete); files are checked against the sha256 (LFS) or git blob sha1\n' +
   'and size the Hub lists, and a mismatch is refused and deleted. Exit 2: the repo or list lacks what\n' +
-  'an MPT checkpoint needs (config.json, weights). Environment: HF_TOKEN, HF_ENDPOINT, HF_HUB_CACHE, HF_HOME.';
+  'an MPT checkpoint needs (config.json, weights). With HF_HUB_OFFLINE=1 nothing is downloaded: exit 0\n' +
+  'when the cache holds the revision complete, else exit 2 naming what is missing.\n' +
+  'Environment: HF_TOKEN, HF_ENDPOINT, HF_HUB_CACHE, HF_HOME, HF_HUB_OFFLINE.';
 
 export const fetchCommand: Command = flagCommand({
   name: 'fetch',
@@ -73,6 +76,7 @@ export const fetchCommand: Command = flagCommand({
     const repoType: RepoType = f.repo_type;
     const kind = repoType === 'dataset' ? 'datasets' : 'models';
     const events = eventsFromFlags(f, { label: 'fetch', bindings: { repo: f.repo_id } });
+    if (env.offline) return checkOffline(f.repo_id, repoType, f.revision, hubCache, events);
 
     let plan: FetchPlan;
     try {
@@ -155,3 +159,32 @@ export const fetchCommand: Command = flagCommand({
     return 0;
   },
 });
+
+/** HF_HUB_OFFLINE: no network; the staged snapshot must be there already (exit 2 naming what is not). */
+async function checkOffline(
+  repoId: string,
+  repoType: RepoType,
+  revision: string,
+  hubCache: string,
+  events: Events,
+): Promise<number> {
+  if (repoType === 'model') {
+    const m = await resolveModel(repoId, {}, revision, { hubCache, endpoint: '', offline: true });
+    events.info('fetch_finished', `HF_HUB_OFFLINE: ${repoId}@${revision} is staged complete in ${m.dir}`, {
+      snapshot: m.dir,
+      commit: m.commit,
+      ref: null,
+    });
+    return 0;
+  }
+  const snap = cachedSnapshot(hubCache, 'datasets', repoId);
+  if (snap === undefined) {
+    throw new ModelNotFoundError(`HF_HUB_OFFLINE is set and dataset ${repoId} is not in ${hubCache}`);
+  }
+  events.info('fetch_finished', `HF_HUB_OFFLINE: dataset ${repoId} is staged in ${snap}`, {
+    snapshot: snap,
+    commit: null,
+    ref: null,
+  });
+  return 0;
+}

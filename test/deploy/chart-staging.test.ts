@@ -62,6 +62,10 @@ describe('chart staging of the model and data', () => {
       { containerName: 'stage-model', operator: 'In', values: [2] },
       { containerName: 'stage-data', operator: 'In', values: [2] },
     ]);
+    // The Job API: containerName names a container or an init container of the pod template.
+    const pod = coordinatorJob(render({ valuesFiles: ['staging.yaml'] })).template.spec;
+    const names = [...pod.containers, ...(pod.initContainers ?? [])].map((c) => c.name);
+    for (const r of failJob) assert.ok(names.includes(r!.containerName!), r!.containerName);
   });
 
   it('stages nothing for a path on the volume, or when staging is off; a URL list replaces the Hub API', () => {

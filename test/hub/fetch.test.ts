@@ -165,6 +165,28 @@ describe('lora-mpt fetch from the Hub API', () => {
   }
 });
 
+describe('lora-mpt fetch with HF_HUB_OFFLINE', () => {
+  it('downloads nothing: exit 0 for a complete staged snapshot, exit 2 naming what is missing otherwise', async () => {
+    const cache = join(root, 'cache-offline');
+    assert.equal((await fetchCli(cache)).code, 0);
+    const gets = hub.requests.length;
+    const offline = (c: string) =>
+      startLoraMpt('fetch', ['fetch', '--repo_id', REPO, '--endpoint', hub.endpoint, '--cache_dir', c], {
+        HF_HUB_OFFLINE: '1',
+      });
+    const ok = offline(cache);
+    assert.equal(await ok.exited(), 0, ok.output());
+    rmSync(join(repoDir(cache), 'snapshots', COMMIT, 'model.safetensors'));
+    const incomplete = offline(cache);
+    assert.equal(await incomplete.exited(), 2);
+    assert.match(incomplete.output(), /is incomplete[\s\S]*model\.safetensors or pytorch_model\.bin/);
+    const absent = offline(join(root, 'cache-offline-empty'));
+    assert.equal(await absent.exited(), 2);
+    assert.match(absent.output(), /HF_HUB_OFFLINE is set/);
+    assert.equal(hub.requests.length, gets, 'offline: no request reached the Hub');
+  });
+});
+
 describe('lora-mpt fetch from a URL list', () => {
   it('stages the listed files, checks a given sha256, and refuses a wrong one', async () => {
     const cache = join(root, 'cache-list');
