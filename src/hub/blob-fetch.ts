@@ -10,6 +10,7 @@ import type { FetchItem } from './fetch-plan.ts';
 
 /** No bytes for this long fails the download (it resumes on the next run). */
 const IDLE_TIMEOUT_MS = 60_000;
+const WRITE_BATCH = 4 * 2 ** 20;
 
 export interface BlobProgress {
   readonly path: string;
@@ -87,16 +88,30 @@ export async function fetchBlob(
     if (!complete) {
       if (!res.body) throw new Error('the answer has no body');
       const fh = await open(part, offset === 0 ? 'w' : 'a');
+      // Chunks are written in batches of WRITE_BATCH bytes (a write per 16-64 KiB chunk costs more
+      // than the download); whatever arrived is written before the file closes, even on an error.
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const batch = pending;
+        pending = [];
+        pendingBytes = 0;
+        await fh.writev(batch);
+      };
       try {
         for await (const chunk of res.body) {
           clearTimeout(timer);
           timer = setTimeout(() => idle.abort(), IDLE_TIMEOUT_MS);
-          await fh.write(chunk);
           hash.update(chunk);
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
           downloaded += chunk.byteLength;
+          if (pendingBytes >= WRITE_BATCH) await flush();
           o.onProgress?.({ path: item.path, done: offset + downloaded, total });
         }
       } finally {
+        await flush();
         await fh.close();
       }
     }

@@ -79,6 +79,8 @@ describe('lora-mpt fetch from the Hub API', () => {
         .sort(),
       ['config.json', 'model.safetensors', 'tokenizer.json'],
     );
+    const progress = p.events().find((e) => e.event === 'fetch_progress' && e.file === 'model.safetensors');
+    assert.equal(progress?.total, weights.length, 'progress names the file and its size');
     const m = await resolveModel(REPO, {}, 'main', {
       hubCache: cache,
       endpoint: 'http://0.0.0.0:9',

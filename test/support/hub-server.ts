@@ -3,7 +3,7 @@
 // lfs.sha256) and `/<id>/resolve/<commit>/<file>` with HTTP Range support, as the Hub and its CDN do.
 // Tests can make it cut a response short (a dropped connection) or serve altered bytes.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -39,17 +39,29 @@ export async function startTinyHub(o: {
   const cuts = new Map<string, number>();
   const corrupted = new Map<string, Buffer>();
   const files = () => readdirSync(o.source);
+  // Hashes once per file version: a benchmark's 256 MiB file is not hashed again on every listing.
+  const listed = new Map<string, { readonly key: string; readonly entry: object }>();
+  const siblingOf = (rfilename: string) => {
+    const st = statSync(join(o.source, rfilename));
+    const key = `${st.size}:${st.mtimeMs}`;
+    const hit = listed.get(rfilename);
+    if (hit?.key === key) return hit.entry;
+    const entry = describe(rfilename);
+    listed.set(rfilename, { key, entry });
+    return entry;
+  };
+  const describe = (rfilename: string) => {
+    const data = readFileSync(join(o.source, rfilename));
+    const blobId = createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    return isLfs(rfilename)
+      ? { rfilename, size: data.length, blobId, lfs: { sha256, size: data.length, pointerSize: 134 } }
+      : { rfilename, size: data.length, blobId };
+  };
   const siblings = () =>
-    [
-      ...files().map((rfilename) => {
-        const data = readFileSync(join(o.source, rfilename));
-        const blobId = createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
-        const sha256 = createHash('sha256').update(data).digest('hex');
-        return isLfs(rfilename)
-          ? { rfilename, size: data.length, blobId, lfs: { sha256, size: data.length, pointerSize: 134 } }
-          : { rfilename, size: data.length, blobId };
-      }),
-    ].concat((o.extra ?? []).map((rfilename) => ({ rfilename, size: 10, blobId: '0'.repeat(40) })));
+    [...files().map(siblingOf)].concat(
+      (o.extra ?? []).map((rfilename) => ({ rfilename, size: 10, blobId: '0'.repeat(40) })),
+    );
   const server: Server = createServer((req, res) => {
     requests.push({ url: req.url ?? '', headers: req.headers });
     const url = new URL(req.url ?? '/', 'http://x');
