@@ -79,6 +79,10 @@ RECIPE = dict(
     order="zero_grad, forward, backward, clip, step",
 )
 MAX_NEW = 12
+# `lora-mpt eval --text`: the fixture models' 96-id vocabulary fits the generate fixtures' byte
+# tokenizer (one token per printable character); no BOS is added, as lora-mpt's eval does not.
+EVAL_TOKENIZER = "test/fixtures/generate/cli/tokenizer.json"
+EVAL_TEXT = "Alpacas hum when curious."
 PROMPT_LENGTHS = [5, 9]
 
 
@@ -137,6 +141,12 @@ def generate_runs(model, prompts: list) -> list:
     return runs
 
 
+def eval_loss(model, ids: list) -> float:
+    with torch.no_grad():
+        t = torch.tensor([ids])
+        return model(input_ids=t, labels=t).loss.item()
+
+
 def make_case(case: Case, root: str) -> None:
     out = os.path.join(root, case.name)
     shutil.rmtree(out, ignore_errors=True)
@@ -165,6 +175,10 @@ def make_case(case: Case, root: str) -> None:
         assert torch.allclose(alone[0], logits_base[1, :n_real], atol=1e-5), "padding semantics changed"
     prompts = [torch.randint(3, config.vocab_size, (n,), generator=gen).tolist() for n in PROMPT_LENGTHS]
     base_runs = generate_runs(model, prompts)
+    from tokenizers import Tokenizer
+
+    eval_ids = Tokenizer.from_file(EVAL_TOKENIZER).encode(EVAL_TEXT).ids
+    evals = dict(text=EVAL_TEXT, tokenizer=EVAL_TOKENIZER, ids=eval_ids, base_loss=eval_loss(model, eval_ids))
 
     model.name_or_path = f"test/fixtures/llama/{case.name}"
     model.config._name_or_path = model.name_or_path
@@ -178,6 +192,10 @@ def make_case(case: Case, root: str) -> None:
     save_adapter(pmodel, os.path.join(out, "adapter_init"))
     pmodel.eval()
     adapter_runs = generate_runs(pmodel, prompts)
+    evals["adapter_loss"] = eval_loss(pmodel, eval_ids)
+    with open(os.path.join(out, "eval.json"), "w") as f:
+        json.dump(evals, f, indent=1, sort_keys=True)
+        f.write("\n")
 
     pmodel.train()
     logits, loss = forward_loss(pmodel, batch)
