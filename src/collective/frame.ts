@@ -4,6 +4,13 @@
 // its authenticated gRPC session). Receivers drop frames whose header is not their round, so stale
 // traffic is filtered by content too, and frames whose tag does not verify (docs/security.md).
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  bytesPerElement,
+  encodeBf16,
+  encodingCode,
+  encodingOfCode,
+  type GradientEncoding,
+} from './gradient-encoding.ts';
 
 export const HEADER_BYTES = 44;
 /** HMAC-SHA256 tag after the payload. */
@@ -40,6 +47,8 @@ export interface FrameHeader {
   readonly offset: number;
   /** Element count of the whole vector; peers with another length are a protocol error. */
   readonly totalLength: number;
+  /** How the payload's values are encoded (gradient-encoding.ts); default f32. */
+  readonly encoding?: GradientEncoding;
 }
 
 // Payload floats are copied byte-for-byte, so the wire order is the host order; every platform
@@ -67,7 +76,7 @@ const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
 export const frameBytes = (payloadBytes: number): number => FRAME_OVERHEAD + payloadBytes;
 
 /**
- * Header, payload (float32 elements, or UTF-8 text for abort) and tag in one buffer. `key`: the
+ * Header, payload (float32 elements in the header's encoding, or UTF-8 text for abort) and tag in one buffer. `key`: the
  * run's frame key; without one the tag proves nothing (tests and benchmarks only). `into`: a buffer
  * of exactly frameBytes(payload bytes) to write the frame in (every byte is written); default new.
  */
@@ -77,17 +86,20 @@ export function encodeFrame(
   key?: Uint8Array,
   into?: Uint8Array,
 ): Uint8Array {
-  const bytes = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : undefined;
-  const signedLength = HEADER_BYTES + (bytes?.length ?? 0);
+  const encoding = h.encoding ?? 'f32';
+  // Float32 values in another encoding are converted; anything else is copied byte for byte.
+  const convert = payload instanceof Float32Array && encoding !== 'f32';
+  const payloadBytes = convert ? payload.length * bytesPerElement(encoding) : (payload?.byteLength ?? 0);
+  const signedLength = HEADER_BYTES + payloadBytes;
   const out = into ?? new Uint8Array(signedLength + TAG_BYTES);
   if (out.length !== signedLength + TAG_BYTES) {
     throw new RangeError(`frame buffer of ${out.length} bytes for a frame of ${signedLength + TAG_BYTES}`);
   }
   const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  v.setUint16(6, 0, true);
   v.setUint32(0, MAGIC, true);
   v.setUint8(4, VERSION);
   v.setUint8(5, h.kind);
+  v.setUint16(6, encodingCode(encoding), true);
   const fields = [
     h.runHash,
     h.step,
@@ -100,7 +112,9 @@ export function encodeFrame(
     h.totalLength,
   ];
   for (const [i, x] of fields.entries()) v.setUint32(8 + 4 * i, x, true);
-  if (bytes) out.set(bytes, HEADER_BYTES);
+  if (convert) encodeBf16(payload, out.subarray(HEADER_BYTES, signedLength));
+  else if (payload)
+    out.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), HEADER_BYTES);
   out.set(tagOf(key, out.subarray(0, signedLength)), signedLength);
   return out;
 }
@@ -123,7 +137,8 @@ export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
   const v = new DataView(msg.buffer, msg.byteOffset, HEADER_BYTES);
   if (v.getUint32(0, true) !== MAGIC || v.getUint8(4) !== VERSION) return undefined;
   const kind = v.getUint8(5);
-  if (!KINDS.has(kind)) return undefined;
+  const encoding = encodingOfCode(v.getUint16(6, true));
+  if (!KINDS.has(kind) || encoding === undefined) return undefined;
   const u = (at: number) => v.getUint32(at, true);
   return {
     kind: kind as FrameKind,
@@ -136,6 +151,7 @@ export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
     chunkCount: u(32),
     offset: u(36),
     totalLength: u(40),
+    encoding,
   };
 }
 

@@ -4,17 +4,19 @@
 // checked by the caller's own pass over it (a sum whose result is not finite: check()). Either way
 // no byte an algorithm forwards has escaped a check for NaN and ±Infinity that names the sender.
 import { firstNonFinite } from './frame.ts';
+import { bytesPerElement, decodeBf16, type GradientEncoding } from './gradient-encoding.ts';
 
 export class FramePayload {
   constructor(
     private readonly bytes: Uint8Array,
+    private readonly encoding: GradientEncoding,
     /** The error to throw for a non-finite value (it names the sender, shard and chunk). */
     private readonly refuse: (value: number) => Error,
   ) {}
 
-  /** float32 elements in the payload. */
+  /** Elements in the payload. */
   get elements(): number {
-    return this.bytes.length / 4;
+    return this.bytes.length / bytesPerElement(this.encoding);
   }
 
   /** Copies the payload into `dst` from element `at`; returns that range of `dst`. Throws on NaN or ±Inf. */
@@ -25,13 +27,14 @@ export class FramePayload {
   }
 
   /**
-   * The payload as float32, NOT yet checked: a view of the message when its bytes are aligned (no
-   * copy), else a copy in `dst` from element `at`. The caller must pass whatever it derives from it
+   * The payload as float32, NOT yet checked: a view of the message when its bytes are aligned
+   * float32 (no copy), else a copy (bf16: decoded) in `dst` from element `at`. The caller must pass whatever it derives from it
    * through a finiteness test and, when that fails, call check() on this view before using it.
    */
   floats(dst: Float32Array, at: number): Float32Array {
     const { buffer, byteOffset, length } = this.bytes;
-    if (byteOffset % 4 === 0) return new Float32Array(buffer, byteOffset, length / 4);
+    if (this.encoding === 'f32' && byteOffset % 4 === 0)
+      return new Float32Array(buffer, byteOffset, length / 4);
     return this.copy(dst, at);
   }
 
@@ -42,7 +45,9 @@ export class FramePayload {
   }
 
   private copy(dst: Float32Array, at: number): Float32Array {
-    new Uint8Array(dst.buffer, dst.byteOffset + at * 4, this.bytes.length).set(this.bytes);
-    return dst.subarray(at, at + this.elements);
+    const view = dst.subarray(at, at + this.elements);
+    if (this.encoding === 'bf16') decodeBf16(this.bytes, view);
+    else new Uint8Array(dst.buffer, dst.byteOffset + at * 4, this.bytes.length).set(this.bytes);
+    return view;
   }
 }

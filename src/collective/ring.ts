@@ -7,6 +7,7 @@ import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
 import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
+import { roundToBf16 } from './gradient-encoding.ts';
 import type { FramePayload } from './payload.ts';
 import type { Round } from './round.ts';
 import { dataSubject } from './subjects.ts';
@@ -106,6 +107,8 @@ class RingAllReduce {
     const { spec } = this.round;
     if (shard === mod(this.me + 1, this.n)) {
       this.finalChunks++;
+      // We keep what the others decode: the same bytes everywhere, whatever the encoding.
+      if (spec.encoding === 'bf16') roundToBf16(out);
       this.round.sendData(
         dataSubject(spec.key, 'ring-ag', shard, this.me),
         FrameKind.ringGather,

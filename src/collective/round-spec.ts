@@ -2,6 +2,12 @@
 // into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AllReduceInputError } from './errors.ts';
+import {
+  DEFAULT_GRADIENT_ENCODING,
+  GRADIENT_ENCODINGS,
+  type GradientEncoding,
+  isGradientEncoding,
+} from './gradient-encoding.ts';
 import type { RoundReporter } from './round-report.ts';
 import { checkToken, type RoundKey } from './subjects.ts';
 
@@ -29,6 +35,11 @@ export interface RoundOptions {
    * (tests and benchmarks). Every participant of a round must use the same key.
    */
   readonly frameKey?: Uint8Array;
+  /**
+   * How gradient values travel (gradient-encoding.ts): 'f32' (default) or 'bf16', half the bytes
+   * but rounded, so N workers no longer equal one bitwise. Every participant must use the same.
+   */
+  readonly encoding?: GradientEncoding;
   /** A frame was refused: forged (`auth`), a second copy with other bytes, or non-finite values. */
   readonly onRefusedFrame?: (reason: RefusedFrame, claimedSender: string, round: RoundKey) => void;
 }
@@ -48,6 +59,7 @@ export interface RoundSpec {
   readonly maxPayload: number;
   readonly signal: AbortSignal | undefined;
   readonly frameKey: Uint8Array | undefined;
+  readonly encoding: GradientEncoding;
   readonly onRefusedFrame: RoundOptions['onRefusedFrame'];
 }
 
@@ -96,6 +108,12 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
   if (!(o.timeoutMs > 0) || !Number.isFinite(o.timeoutMs)) {
     throw new AllReduceInputError(`timeoutMs must be a positive number of milliseconds, got ${o.timeoutMs}`);
   }
+  const encoding = o.encoding ?? DEFAULT_GRADIENT_ENCODING;
+  if (!isGradientEncoding(encoding)) {
+    throw new AllReduceInputError(
+      `encoding must be one of ${GRADIENT_ENCODINGS.join(', ')}, got ${JSON.stringify(encoding)}`,
+    );
+  }
   const serverMax = o.nc.info?.max_payload;
   const maxPayload = o.maxPayload ?? serverMax;
   if (maxPayload === undefined) {
@@ -118,6 +136,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     maxPayload,
     signal: o.signal,
     frameKey: o.frameKey,
+    encoding,
     onRefusedFrame: o.onRefusedFrame,
   };
 }

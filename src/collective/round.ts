@@ -24,6 +24,7 @@ import {
   verifyFrame,
 } from './frame.ts';
 import { FrameBuffers } from './frame-buffers.ts';
+import { bytesPerElement } from './gradient-encoding.ts';
 import { FramePayload } from './payload.ts';
 import type { RoundSpec } from './round-spec.ts';
 import { ctlSubject } from './subjects.ts';
@@ -64,7 +65,8 @@ export class Round {
   private readonly done: Promise<void>;
 
   constructor(readonly spec: RoundSpec) {
-    this.layout = new Layout(spec.length, spec.members.length, chunkElements(spec.maxPayload));
+    const perElement = bytesPerElement(spec.encoding);
+    this.layout = new Layout(spec.length, spec.members.length, chunkElements(spec.maxPayload, perElement));
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);
@@ -161,7 +163,7 @@ export class Round {
       const member = participants[h.from]!;
       handler(
         h,
-        new FramePayload(payload, (value) => {
+        new FramePayload(payload, this.spec.encoding, (value) => {
           this.spec.onRefusedFrame?.('nonfinite', member, key);
           return new AllReduceProtocolError(
             key,
@@ -243,6 +245,12 @@ export class Round {
   private checkLayout(h: FrameHeader, payload: Uint8Array, length: number): void {
     const member = this.spec.participants[h.from]!;
     const fail = (detail: string) => new AllReduceProtocolError(this.spec.key, member, detail);
+    const { encoding } = this.spec;
+    if ((h.encoding ?? 'f32') !== encoding) {
+      throw fail(
+        `sends ${h.encoding} gradients; ${this.self} uses ${encoding}: every participant must use the same encoding (--allreduce_encoding)`,
+      );
+    }
     if (h.totalLength !== length) {
       throw fail(`sends a vector of ${h.totalLength} elements; ${this.self} has ${length}`);
     }
@@ -252,7 +260,7 @@ export class Round {
       !c ||
       h.chunkCount !== this.layout.chunkCount(h.shard) ||
       h.offset !== c.lo ||
-      payload.length !== (c.hi - c.lo) * 4
+      payload.length !== (c.hi - c.lo) * bytesPerElement(encoding)
     ) {
       throw fail(
         `sends shard ${h.shard} chunk ${h.chunk}/${h.chunkCount} at offset ${h.offset} (${payload.length} bytes), ` +
@@ -276,10 +284,11 @@ export class Round {
         chunkCount: this.layout.chunkCount(shard),
         offset: this.layout.chunk(shard, chunk).lo,
         totalLength: this.spec.length,
+        encoding: this.spec.encoding,
       },
       payload,
       this.spec.frameKey,
-      this.frames.take(frameBytes(payload.byteLength)),
+      this.frames.take(frameBytes(payload.length * bytesPerElement(this.spec.encoding))),
     );
     this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
@@ -288,7 +297,15 @@ export class Round {
 
   private sendCtl(kind: FrameKind, text?: string): void {
     const { key, nc, selfIndex, length } = this.spec;
-    const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
+    const { encoding } = this.spec;
+    const header = {
+      kind,
+      runHash: this.hash,
+      step: key.step,
+      generation: key.generation,
+      from: selfIndex,
+      encoding,
+    };
     const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
     const payload = text === undefined ? undefined : new TextEncoder().encode(text);
     const frame = encodeFrame({ ...header, ...rest }, payload, this.spec.frameKey);

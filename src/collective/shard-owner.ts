@@ -7,6 +7,7 @@ import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
 import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
+import { roundToBf16 } from './gradient-encoding.ts';
 import type { FramePayload } from './payload.ts';
 import type { Round } from './round.ts';
 import { returnScratch, takeScratch } from './scratch.ts';
@@ -121,6 +122,8 @@ class ShardOwnerAllReduce {
     }
     this.reducedChunks++;
     if (this.n > 1 || spec.observers.length > 0) {
+      // We keep what the others decode: the same bytes everywhere, whatever the encoding.
+      if (spec.encoding === 'bf16') roundToBf16(out);
       const subject = dataSubject(spec.key, 'so-ag', this.me, this.me);
       this.round.sendData(subject, FrameKind.shardGather, this.me, j, out);
     }

@@ -18,7 +18,7 @@ describe('frame payload', () => {
     for (const shift of [0, 4, 1, 2, 3]) {
       const bytes = payloadAt(xs, shift);
       const dst = new Float32Array(8);
-      const view = new FramePayload(bytes, refuse).floats(dst, 2);
+      const view = new FramePayload(bytes, 'f32', refuse).floats(dst, 2);
       assert.deepEqual([...view], xs);
       assert.equal(view.buffer === dst.buffer, shift % 4 !== 0, `shift ${shift}`);
     }
@@ -31,7 +31,7 @@ describe('frame payload', () => {
         for (const at of [0, 2]) {
           const xs = [1, 2, 3];
           xs[at] = bad;
-          const p = new FramePayload(payloadAt(xs, shift), refuse);
+          const p = new FramePayload(payloadAt(xs, shift), 'f32', refuse);
           assert.throws(() => p.check(p.floats(new Float32Array(3), 0)), { message: `refused ${bad}` });
           assert.throws(() => p.copyTo(new Float32Array(3), 0), { message: `refused ${bad}` });
         }
@@ -40,7 +40,11 @@ describe('frame payload', () => {
   }
 
   it('accepts ±FLT_MAX and -0', () => {
-    const p = new FramePayload(payloadAt([3.4028234663852886e38, -3.4028234663852886e38, -0], 0), refuse);
+    const p = new FramePayload(
+      payloadAt([3.4028234663852886e38, -3.4028234663852886e38, -0], 0),
+      'f32',
+      refuse,
+    );
     p.check(p.floats(new Float32Array(3), 0));
     assert.equal(p.copyTo(new Float32Array(3), 0)[0], 3.4028234663852886e38);
   });
