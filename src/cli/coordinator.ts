@@ -8,7 +8,10 @@ import { connect } from '@nats-io/transport-node';
 import {
   algorithmSummaries,
   DEFAULT_ALGORITHM,
+  DEFAULT_GRADIENT_ENCODING,
+  GRADIENT_ENCODINGS,
   isAllReduceAlgorithm,
+  isGradientEncoding,
   observeAllReduce,
   unknownAlgorithm,
 } from '../collective/index.ts';
@@ -97,6 +100,13 @@ export const coordinatorFlags = {
     default: DEFAULT_ALGORITHM,
     help: `Gradient all-reduce over NATS, one of: ${algorithmSummaries()}. The default, ${DEFAULT_ALGORITHM}, was as fast or faster in our measurements (docs/collective.md).`,
   },
+  allreduce_encoding: {
+    kind: 'string',
+    default: DEFAULT_GRADIENT_ENCODING,
+    help:
+      `How gradients travel between workers, one of: ${GRADIENT_ENCODINGS.join(', ')}. bf16 sends half the bytes, ` +
+      'rounded to bfloat16 (nearest even) on the wire, so N workers no longer equal one bitwise (docs/collective.md).',
+  },
   allreduce_timeout_ms: {
     kind: 'int',
     default: 120_000,
@@ -116,6 +126,12 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     throw new UsageError(unknownAlgorithm('--allreduce_algorithm', f.allreduce_algorithm));
   }
   const algorithm = f.allreduce_algorithm;
+  if (!isGradientEncoding(f.allreduce_encoding)) {
+    throw new UsageError(
+      `--allreduce_encoding ${JSON.stringify(f.allreduce_encoding)}: use one of ${GRADIENT_ENCODINGS.join(', ')}`,
+    );
+  }
+  const encoding = f.allreduce_encoding;
   const security = serverSecurityOf(f, process.env);
   const natsSecurity = natsSecurityOf(f, process.env);
   // The status page (/) shows the events the log does, from the first one on.
@@ -165,7 +181,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
+  const config = runConfigOf(run, s, { algorithm, encoding, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-coordinator-${run.runId}`,
@@ -192,6 +208,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         length: run.layout.size,
         timeoutMs: config.allReduceTimeoutMs,
         algorithm,
+        encoding: config.allReduceEncoding,
         signal,
         onReport: (r) => metrics.allReduce.record(r),
         frameKey,

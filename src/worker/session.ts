@@ -154,6 +154,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             runId: run.runId,
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
+            encoding: run.allReduceEncoding,
             // The run's key from the Welcome: every frame is made and checked with it.
             ...(frameKey.length > 0 ? { frameKey } : {}),
             ...(o.onRefusedFrame ? { onRefusedFrame: o.onRefusedFrame } : {}),
