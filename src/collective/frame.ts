@@ -1,9 +1,11 @@
 // The binary frame every all-reduce message carries: a 44-byte little-endian header naming the
-// round (run-id hash, step, generation), the sender, shard and chunk, then raw float32 payload, then
-// a 32-byte HMAC-SHA256 of header and payload under the run's frame key (handed to each member over
-// its authenticated gRPC session). Receivers drop frames whose header is not their round, so stale
-// traffic is filtered by content too, and frames whose tag does not verify (docs/security.md).
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// round (run-id hash, step, generation), the sender, shard and chunk, then the payload, then the tag:
+// the sender's Ed25519 signature of header and MAC (64 bytes), and the MAC, an HMAC-SHA256 of header
+// and payload under the run's frame key (32 bytes; both handed out over authenticated gRPC). The MAC
+// keeps out whoever lacks the run key; the signature proves which member sent a frame, so a receiver
+// can show the coordinator a bad frame as evidence (docs/security.md). Receivers drop frames whose
+// header is not their round, so stale traffic is filtered by content too.
+import { createHmac, type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
 import {
   bytesPerElement,
   encodeBf16,
@@ -13,12 +15,16 @@ import {
 } from './gradient-encoding.ts';
 
 export const HEADER_BYTES = 44;
-/** HMAC-SHA256 tag after the payload. */
-export const TAG_BYTES = 32;
+/** The Ed25519 signature of header and MAC (zeros when the sender has no signing key). */
+export const SIGNATURE_BYTES = 64;
+/** The HMAC-SHA256 of header and payload, the frame's last bytes. */
+export const MAC_BYTES = 32;
+/** The tag after the payload: signature, then MAC. */
+export const TAG_BYTES = SIGNATURE_BYTES + MAC_BYTES;
 /** Bytes of a frame besides its payload. */
 export const FRAME_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 const MAGIC = 0x52414d4c; // "LMAR" on the wire
-const VERSION = 2;
+const VERSION = 3;
 /** Tags made without a key (tests, benchmarks): checkable, but anyone can make them. */
 const NO_KEY = new Uint8Array(32);
 
@@ -67,7 +73,7 @@ export function runHash(runId: string): number {
   return h >>> 0;
 }
 
-const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
+const macOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
   createHmac('sha256', key ?? NO_KEY)
     .update(signed)
     .digest();
@@ -76,8 +82,9 @@ const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
 export const frameBytes = (payloadBytes: number): number => FRAME_OVERHEAD + payloadBytes;
 
 /**
- * Header, payload (float32 elements in the header's encoding, or UTF-8 text for abort) and tag in one buffer. `key`: the
- * run's frame key; without one the tag proves nothing (tests and benchmarks only). `into`: a buffer
+ * Header, payload (float32 elements in the header's encoding, or UTF-8 text for abort) and tag in one
+ * buffer. `key`: the run's frame key; without one the MAC proves nothing (tests and benchmarks only).
+ * `signer`: the sender's Ed25519 private key; without one the signature is zeros. `into`: a buffer
  * of exactly frameBytes(payload bytes) to write the frame in (every byte is written); default new.
  */
 export function encodeFrame(
@@ -85,6 +92,7 @@ export function encodeFrame(
   payload?: Float32Array | Uint8Array,
   key?: Uint8Array,
   into?: Uint8Array,
+  signer?: KeyObject,
 ): Uint8Array {
   const encoding = h.encoding ?? 'f32';
   // Float32 values in another encoding are converted; anything else is copied byte for byte.
@@ -115,16 +123,51 @@ export function encodeFrame(
   if (convert) encodeBf16(payload, out.subarray(HEADER_BYTES, signedLength));
   else if (payload)
     out.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), HEADER_BYTES);
-  out.set(tagOf(key, out.subarray(0, signedLength)), signedLength);
+  const mac = macOf(key, out.subarray(0, signedLength));
+  out.set(mac, signedLength + SIGNATURE_BYTES);
+  const signature = out.subarray(signedLength, signedLength + SIGNATURE_BYTES);
+  if (signer) signature.set(sign(null, signedBytes(out.subarray(0, HEADER_BYTES), mac), signer));
+  else signature.fill(0);
   return out;
 }
 
-/** Whether `msg`'s tag is the HMAC of its header and payload under `key` (constant time). */
+/** What a frame's signature covers: its header and its MAC (which covers header and payload). */
+export const signedBytes = (header: Uint8Array, mac: Uint8Array): Buffer => Buffer.concat([header, mac]);
+
+/** Whether `msg`'s MAC is the HMAC of its header and payload under `key` (constant time). */
 export function verifyFrame(msg: Uint8Array, key: Uint8Array | undefined): boolean {
   if (msg.length < FRAME_OVERHEAD) return false;
   const signedLength = msg.length - TAG_BYTES;
-  return timingSafeEqual(tagOf(key, msg.subarray(0, signedLength)), msg.subarray(signedLength));
+  return timingSafeEqual(macOf(key, msg.subarray(0, signedLength)), msg.subarray(msg.length - MAC_BYTES));
 }
+
+/** Whether `msg` is signed by the holder of `publicKey` (its claimed sender's Ed25519 key). */
+export function verifyFrameSignature(msg: Uint8Array, publicKey: KeyObject): boolean {
+  if (msg.length < FRAME_OVERHEAD) return false;
+  const { header, mac, signature } = frameSignedParts(msg);
+  return verify(null, signedBytes(header, mac), publicKey, signature);
+}
+
+/** Header, MAC and signature of `msg` (views): with the payload, what proves who sent it. */
+export function frameSignedParts(msg: Uint8Array): {
+  header: Uint8Array;
+  mac: Uint8Array;
+  signature: Uint8Array;
+} {
+  const end = msg.length;
+  return {
+    header: msg.subarray(0, HEADER_BYTES),
+    mac: msg.subarray(end - MAC_BYTES),
+    signature: msg.subarray(end - TAG_BYTES, end - MAC_BYTES),
+  };
+}
+
+/** The HMAC-SHA256 a frame of `header` and `payload` carries under `key` (for checking evidence). */
+export const frameMac = (key: Uint8Array | undefined, header: Uint8Array, payload: Uint8Array): Buffer =>
+  createHmac('sha256', key ?? NO_KEY)
+    .update(header)
+    .update(payload)
+    .digest();
 
 /** The frame's tag (identifies its exact bytes: two copies of a chunk must have the same one). */
 export function frameTag(msg: Uint8Array): Uint8Array {

@@ -1,5 +1,6 @@
 // Validates what a caller passes to allReduceSum / observeAllReduce, once, at the edge, and turns it
 // into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
+import type { KeyObject } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AllReduceInputError } from './errors.ts';
 import {
@@ -40,11 +41,19 @@ export interface RoundOptions {
    * but rounded, so N workers no longer equal one bitwise. Every participant must use the same.
    */
   readonly encoding?: GradientEncoding;
+  /** This participant's Ed25519 private key: it signs every frame it sends (unsigned without). */
+  readonly signingKey?: KeyObject;
+  /**
+   * Ed25519 public keys of `members ++ observers`, in that order (the coordinator hands them out with
+   * the round): a frame not signed by the participant it names is dropped (`signature`). Absent:
+   * signatures are not checked.
+   */
+  readonly participantKeys?: readonly KeyObject[];
   /** A frame was refused: forged (`auth`), a second copy with other bytes, or non-finite values. */
   readonly onRefusedFrame?: (reason: RefusedFrame, claimedSender: string, round: RoundKey) => void;
 }
 
-export type RefusedFrame = 'auth' | 'conflict' | 'nonfinite';
+export type RefusedFrame = 'auth' | 'signature' | 'conflict' | 'nonfinite';
 
 export interface RoundSpec {
   readonly nc: NatsConnection;
@@ -60,6 +69,8 @@ export interface RoundSpec {
   readonly signal: AbortSignal | undefined;
   readonly frameKey: Uint8Array | undefined;
   readonly encoding: GradientEncoding;
+  readonly signingKey: KeyObject | undefined;
+  readonly participantKeys: readonly KeyObject[] | undefined;
   readonly onRefusedFrame: RoundOptions['onRefusedFrame'];
 }
 
@@ -76,6 +87,24 @@ function checkU32(field: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v >= U32) {
     throw new AllReduceInputError(`${field} must be an integer in [0, 2^32), got ${v}`);
   }
+}
+
+function checkKeys(o: RoundOptions, participants: number): void {
+  if (o.signingKey && (o.signingKey.type !== 'private' || o.signingKey.asymmetricKeyType !== 'ed25519')) {
+    throw new AllReduceInputError('signingKey must be an Ed25519 private key');
+  }
+  const keys = o.participantKeys;
+  if (keys === undefined) return;
+  if (keys.length !== participants) {
+    throw new AllReduceInputError(
+      `participantKeys holds ${keys.length} keys for ${participants} members and observers: one each, in that order`,
+    );
+  }
+  keys.forEach((k, i) => {
+    if (k.type !== 'public' || k.asymmetricKeyType !== 'ed25519') {
+      throw new AllReduceInputError(`participantKeys[${i}] must be an Ed25519 public key`);
+    }
+  });
 }
 
 export function roundSpec(o: RoundOptions, self: string, length: number): RoundSpec {
@@ -114,6 +143,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
       `encoding must be one of ${GRADIENT_ENCODINGS.join(', ')}, got ${JSON.stringify(encoding)}`,
     );
   }
+  checkKeys(o, participants.length);
   const serverMax = o.nc.info?.max_payload;
   const maxPayload = o.maxPayload ?? serverMax;
   if (maxPayload === undefined) {
@@ -137,6 +167,8 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     signal: o.signal,
     frameKey: o.frameKey,
     encoding,
+    signingKey: o.signingKey,
+    participantKeys: o.participantKeys,
     onRefusedFrame: o.onRefusedFrame,
   };
 }
