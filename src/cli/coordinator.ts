@@ -3,7 +3,7 @@
 // observes each step's all-reduce over NATS as a replica, checkpoints, and writes the adapter.
 // Restarted with the same flags it resumes from the newest checkpoint in --output_dir.
 
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import {
   algorithmSummaries,
@@ -23,6 +23,7 @@ import { tapEvents } from '../events/tap.ts';
 import { setBuildInfo } from '../metrics/build-info.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
+import { publicKeyFromRaw, rawPublicKey } from '../protocol/frame-evidence.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
@@ -188,6 +189,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     ...natsSecurity,
     maxReconnectAttempts: -1,
   });
+  const observerKeys = generateKeyPairSync('ed25519');
   const driver = new StepDriver({
     ...options,
     minWorkers: f.min_workers,
@@ -196,7 +198,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     // Seconds since 2020 (fits a u32 for a century): a restarted coordinator's generations start
     // above its predecessor's, so no NATS subject of an abandoned round is ever reused.
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
-    observeReduce: (step, generation, members, signal) =>
+    // The observer signs its frames (ready, abort) like every worker; members check them.
+    observerPublicKey: rawPublicKey(observerKeys.publicKey),
+    observeReduce: (step, generation, members, signal, keys) =>
       observeAllReduce({
         nc,
         runId: run.runId,
@@ -213,6 +217,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         onReport: (r) => metrics.allReduce.record(r),
         frameKey,
         onRefusedFrame: refusedFrame,
+        signingKey: observerKeys.privateKey,
+        ...(keys ? { participantKeys: keys.map((k, i) => publicKeyFromRaw(k, `participant key ${i}`)) } : {}),
       }),
   });
   metrics.countWorkers((state) => driver.members.count(state));
