@@ -1,6 +1,6 @@
 // Validates what a caller passes to allReduceSum / observeAllReduce, once, at the edge, and turns it
 // into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AllReduceInputError } from './errors.ts';
 import {
@@ -89,7 +89,7 @@ function checkU32(field: string, v: number): void {
   }
 }
 
-function checkKeys(o: RoundOptions, participants: number): void {
+function checkKeys(o: RoundOptions, participants: number, selfIndex: number): void {
   if (o.signingKey && (o.signingKey.type !== 'private' || o.signingKey.asymmetricKeyType !== 'ed25519')) {
     throw new AllReduceInputError('signingKey must be an Ed25519 private key');
   }
@@ -105,6 +105,12 @@ function checkKeys(o: RoundOptions, participants: number): void {
       throw new AllReduceInputError(`participantKeys[${i}] must be an Ed25519 public key`);
     }
   });
+  // Our own frames would be dropped by every peer: fail now rather than time out.
+  if (!o.signingKey || !createPublicKey(o.signingKey).equals(keys[selfIndex]!)) {
+    throw new AllReduceInputError(
+      `participantKeys[${selfIndex}] (self) is not the public key of signingKey: peers would drop every frame we send`,
+    );
+  }
 }
 
 export function roundSpec(o: RoundOptions, self: string, length: number): RoundSpec {
@@ -143,7 +149,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
       `encoding must be one of ${GRADIENT_ENCODINGS.join(', ')}, got ${JSON.stringify(encoding)}`,
     );
   }
-  checkKeys(o, participants.length);
+  checkKeys(o, participants.length, selfIndex);
   const serverMax = o.nc.info?.max_payload;
   const maxPayload = o.maxPayload ?? serverMax;
   if (maxPayload === undefined) {

@@ -10,7 +10,11 @@ import {
   verifyFrame,
   verifyFrameSignature,
 } from '../../src/collective/frame.ts';
-import { AllReduceProtocolError, type RefusedFrame } from '../../src/collective/index.ts';
+import {
+  AllReduceInputError,
+  AllReduceProtocolError,
+  type RefusedFrame,
+} from '../../src/collective/index.ts';
 import { dataSubject, type RoundKey } from '../../src/collective/subjects.ts';
 import { bytesOf, sumInOrder, useThreeMembers } from './members.ts';
 import { readiesOf, why } from './spy.ts';
@@ -69,6 +73,15 @@ describe('all-reduce with per-member signing keys', () => {
     signingKey: privateKey(i),
     participantKeys: publicKeys,
     ...(refused ? { onRefusedFrame: (r: RefusedFrame, who: string) => refused.push([r, who]) } : {}),
+  });
+
+  it('refuses at once to run with a signing key that is not its own entry in participantKeys', async () => {
+    const key = { runId: 'wrong-self', step: 1, generation: 1 };
+    await assert.rejects(reduce(0, key, { ...signed(0), signingKey: privateKey(1) }), (e: unknown) => {
+      assert.ok(e instanceof AllReduceInputError, String(e));
+      assert.match(e.message, /participantKeys\[0\] \(self\) is not the public key of signingKey/);
+      return true;
+    });
   });
 
   it('refuses a frame member m0 forged in m2’s name, blames nobody, and still gives the true sum', async () => {
