@@ -122,34 +122,38 @@ export async function run(): Promise<void> {
   let generation = 0;
   let seq = 0;
   try {
+    // Fresh member processes per mode, as a worker runs one: buffers pooled for one mode's frame
+    // sizes would otherwise cost the next mode garbage collections.
     for (const n of MEMBER_COUNTS) {
-      const peers = await startMembers(server.url, n);
-      try {
-        const samples = ALGORITHM_NAMES.flatMap((algorithm) =>
-          MODES.map((mode) => ({ n, algorithm, mode, reduce: [], raw: [] }) as Row),
-        );
-        const rawOnce = async ({ algorithm: a, mode }: Row) => {
-          const s = seq++;
-          await all(peers, `raw-sub ${a} ${mode} ${s}`);
-          return timed(monitorUrl, peers, `raw-go ${a} ${mode} ${s}`);
-        };
-        // Warm-up: the first round of each algorithm and mode also records the traffic raw NATS replays.
-        for (const row of samples) {
-          await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++} record`);
-          await rawOnce(row);
-        }
-        // Interleaved, so drift on this shared machine hits all of them alike.
-        for (let r = 0; r < REPS; r++) {
+      for (const mode of MODES) {
+        const peers = await startMembers(server.url, n);
+        try {
+          const samples = ALGORITHM_NAMES.map(
+            (algorithm) => ({ n, algorithm, mode, reduce: [], raw: [] }) as Row,
+          );
+          const rawOnce = async ({ algorithm: a, mode }: Row) => {
+            const s = seq++;
+            await all(peers, `raw-sub ${a} ${mode} ${s}`);
+            return timed(monitorUrl, peers, `raw-go ${a} ${mode} ${s}`);
+          };
+          // Warm-up: the first round of each algorithm also records the traffic raw NATS replays.
           for (const row of samples) {
-            row.raw.push(await rawOnce(row));
-            row.reduce.push(
-              await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++}`),
-            );
+            await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++} record`);
+            await rawOnce(row);
           }
+          // Interleaved, so drift on this shared machine hits all of them alike.
+          for (let r = 0; r < REPS; r++) {
+            for (const row of samples) {
+              row.raw.push(await rawOnce(row));
+              row.reduce.push(
+                await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++}`),
+              );
+            }
+          }
+          rows.push(...samples);
+        } finally {
+          for (const p of peers) p.stop();
         }
-        rows.push(...samples);
-      } finally {
-        for (const p of peers) p.stop();
       }
     }
   } finally {
@@ -164,6 +168,8 @@ export async function run(): Promise<void> {
     'members | algorithm   | mode   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +
       'member CPU (GC) ms | raw time ms | raw member CPU (GC) ms',
   );
+  const order = (r: Row) => [r.n, ALGORITHM_NAMES.indexOf(r.algorithm), MODES.indexOf(r.mode)];
+  rows.sort((a, b) => order(a).reduce((d, x, i) => d || x - order(b)[i]!, 0));
   for (const row of rows) printRow(row);
   const ratio = (row: Row) => {
     const x = delivered(row.reduce);
