@@ -16,6 +16,13 @@ import { Tokenizer } from '../src/data/tokenizer.ts';
 
 const shared = (p: string) => fileURLToPath(new URL(`../../shared/data/${p}`, import.meta.url));
 const TOKENIZER = shared('gpt-neox-20b/tokenizer.json');
+const fixture = (p: string) =>
+  fileURLToPath(new URL(`../test/data/fixtures/llama-tok/${p}`, import.meta.url));
+/** The Llama-family pipelines, on the small fixtures trained with HF tokenizers (4k vocab). */
+const LLAMA_FIXTURES: readonly [string, string][] = [
+  ['Llama 2 style (fixture)', fixture('llama2/tokenizer.json')],
+  ['Llama 3 style (fixture)', fixture('llama3/tokenizer.json')],
+];
 const DATA = shared('alpaca_data.json');
 
 interface Row {
@@ -33,30 +40,55 @@ function idsSha256(all: readonly (readonly number[])[]): string {
 const percentile = (sorted: readonly number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
-function pythonPeer(texts: readonly string[]): string[] {
+interface PeerResult {
+  readonly version: string;
+  readonly loop_s: number;
+  readonly batch_s: number;
+  readonly tokens: number;
+  readonly sha256: string;
+}
+
+function pythonPeer(texts: readonly string[], tokenizer: string): PeerResult | string {
   const python = process.env.LORA_MPT_REFPY ?? '/opt/refpy/bin/python';
   if (!existsSync(python))
-    return [`Python peer skipped: ${python} not found (set LORA_MPT_REFPY to a python with tokenizers)`];
+    return `Python peer skipped: ${python} not found (set LORA_MPT_REFPY to a python with tokenizers)`;
   const peer = fileURLToPath(new URL('./tokenize_peer.py', import.meta.url));
-  const r = spawnSync(python, [peer, TOKENIZER], {
+  const r = spawnSync(python, [peer, tokenizer], {
     input: JSON.stringify(texts),
     encoding: 'utf8',
     env: { ...process.env, RAYON_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' },
     maxBuffer: 1 << 26,
   });
-  if (r.status !== 0) return [`Python peer failed: ${r.stderr.trim().split('\n').pop()}`];
-  const p = JSON.parse(r.stdout) as {
-    version: string;
-    loop_s: number;
-    batch_s: number;
-    tokens: number;
-    sha256: string;
-  };
-  return [
-    `HF tokenizers ${p.version} encode() loop       | ${rate(texts.length, p.tokens, p.loop_s)}`,
-    `HF tokenizers ${p.version} encode_batch, 1 thr | ${rate(texts.length, p.tokens, p.batch_s)}`,
-    `sha256 of HF ids: ${p.sha256}`,
-  ];
+  if (r.status !== 0) return `Python peer failed: ${r.stderr.trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout) as PeerResult;
+}
+
+/** Times one tokenizer on all texts (two passes) beside the HF peer; returns the first pass's ids. */
+function compareWithPeer(name: string, path: string, texts: readonly string[]): number[][] {
+  const tok = Tokenizer.fromFile(path); // a fresh instance: its BPE word cache starts empty
+  let t0 = performance.now();
+  const ids = texts.map((t) => tok.encode(t));
+  const cold = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  for (const t of texts) tok.encode(t);
+  const warm = (performance.now() - t0) / 1000;
+  const tokens = ids.reduce((n, s) => n + s.length, 0);
+  console.log(`\n${name}: ${path}`);
+  console.log(`lora-mpt (TypeScript) first pass         | ${rate(texts.length, tokens, cold)}`);
+  console.log(`lora-mpt (TypeScript) second pass        | ${rate(texts.length, tokens, warm)}`);
+  const p = pythonPeer(texts, path);
+  if (typeof p === 'string') console.log(p);
+  else {
+    console.log(`HF tokenizers ${p.version} encode() loop       | ${rate(texts.length, p.tokens, p.loop_s)}`);
+    console.log(
+      `HF tokenizers ${p.version} encode_batch, 1 thr | ${rate(texts.length, p.tokens, p.batch_s)}`,
+    );
+    const same = p.sha256 === idsSha256(ids) ? 'identical ids (sha256 of all)' : 'IDS DIFFER from HF';
+    console.log(
+      `ratio lora-mpt first pass / HF encode() loop: ${(cold / p.loop_s).toFixed(2)}x the time; ${same}`,
+    );
+  }
+  return ids;
 }
 
 function rate(records: number, tokens: number, secs: number): string {
@@ -100,18 +132,9 @@ export async function run(): Promise<void> {
   // Other work on the machine slows both sides: the load average says how busy it was.
   console.log(`load average before: ${loadavg()[0]!.toFixed(1)}`);
   console.log('tokenizer                                | time     | records/s         | tokens/s');
-  const tok = Tokenizer.fromFile(TOKENIZER); // a fresh instance: its BPE word cache starts empty
-  let t0 = performance.now();
-  const ids = texts.map((t) => tok.encode(t));
-  const cold = (performance.now() - t0) / 1000;
-  t0 = performance.now();
-  for (const t of texts) tok.encode(t);
-  const warm = (performance.now() - t0) / 1000;
-  const tokens = ids.reduce((n, s) => n + s.length, 0);
-  console.log(`lora-mpt (TypeScript) first pass         | ${rate(texts.length, tokens, cold)}`);
-  console.log(`lora-mpt (TypeScript) second pass        | ${rate(texts.length, tokens, warm)}`);
-  for (const line of pythonPeer(texts)) console.log(line);
-  console.log(`sha256 of lora-mpt ids: ${idsSha256(ids)}`);
+  const ids = compareWithPeer('GPT-NeoX-20B (MPT)', TOKENIZER, texts);
+  const tok = Tokenizer.fromFile(TOKENIZER);
+  for (const [name, path] of LLAMA_FIXTURES) compareWithPeer(name, path, texts);
   console.log(`load average after: ${loadavg()[0]!.toFixed(1)}`);
 
   const lengths = ids.map((s) => s.length + 1).sort((a, b) => a - b); // + EOS, before any cutoff
@@ -127,7 +150,7 @@ export async function run(): Promise<void> {
   console.log('cutoff_len | group_by_length | padded slots | waste  | saved');
   const split = splitTrainVal(rows.length, 2000, 42);
   for (const cutoffLen of [256, 512]) {
-    t0 = performance.now();
+    const t0 = performance.now();
     const examples = split.train.map((i) =>
       tokenizeExample(tok, template, rows[i]!, {
         cutoffLen,

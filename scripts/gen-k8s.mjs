@@ -27,6 +27,8 @@ const rendered = execFileSync(
     // with `lora-mpt certs` (deploy/k8s/base/kustomization.yaml), so this render is reproducible.
     '--set',
     'auth.existingSecret=lora-mpt-auth',
+    // The `helm test` pod is for `helm test`; applied with the rest it would probe a run not yet up.
+    '--skip-tests',
   ],
   { encoding: 'utf8' },
 );

@@ -61,4 +61,15 @@ export class Peer {
   stop(): void {
     this.child.stdin.end();
   }
+
+  /** Ends the child at once (a failed run must not leave it waiting on a round). */
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+
+  /** Resolves when the child has exited. */
+  exited(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => this.child.once('exit', () => r()));
+  }
 }

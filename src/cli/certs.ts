@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeyAndCert, makeCa, makeLeaf } from '../protocol/certificates.ts';
 import { checkRunToken, mintWorkerToken, newNatsPassword, newRunToken } from '../protocol/credentials.ts';
+import { runBindingName } from '../protocol/run-binding.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 
@@ -23,7 +24,7 @@ export const certsFlags = {
   workers: {
     kind: 'list',
     default: [],
-    help: 'Worker ids to make a client certificate (<id>.crt, <id>.key; common name = id) and a worker token (<id>.token) for.',
+    help: 'Worker ids to make a client certificate (<id>.crt, <id>.key; common name = id, and a DNS name <tag>.run.lora-mpt.invalid that binds it to this run) and a worker token (<id>.token) for.',
   },
   nats_hosts: {
     kind: 'list',
@@ -100,7 +101,13 @@ export function writeRunCredentials(
   const workers = new Map<string, { cert: string; key: string; token: string }>();
   for (const id of o.workers) {
     const token = mintWorkerToken(runToken, id); // checks the id
-    const leaf = makeLeaf(ca, { commonName: id, days: o.days, usage: 'client' });
+    // Bound to this run: a coordinator refuses a certificate of another run of the same CA.
+    const leaf = makeLeaf(ca, {
+      commonName: id,
+      days: o.days,
+      usage: 'client',
+      hosts: [runBindingName(runToken)],
+    });
     const files = {
       cert: join(dir, `${id}.crt`),
       key: join(dir, `${id}.key`),

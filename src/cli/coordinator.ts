@@ -15,6 +15,7 @@ import {
   observeAllReduce,
   unknownAlgorithm,
 } from '../collective/index.ts';
+import { limitsForOpenFiles } from '../coordinator/connection-gate.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
@@ -31,7 +32,9 @@ import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
 import { eventsFromFlags, logFlags } from './log-flags.ts';
 import { serveMetricsOn } from './metrics-port.ts';
+import { sayOpenFileLimit } from './open-files.ts';
 import { refusedFrameReporter } from './refused-frames.ts';
+import { RehearsalReport } from './rehearsal-report.ts';
 import { driverOptionsOf, driveToEnd, endIfAlreadyFinished, prepareRun, runConfigOf } from './run-setup.ts';
 import {
   coordinatorSecurityFlags,
@@ -142,6 +145,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     status.record,
   );
   warnIfInsecure(security, events, 'coordinator');
+  const openFiles = sayOpenFileLimit(events);
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
   const run = await prepareRun(s, events, {
     async startFrom(outputDir) {
@@ -165,8 +169,23 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     backend: 'none',
     device: 'none',
   });
+  // A synthetic model admits synthetic workers only: the run is a rehearsal, timed step by step.
+  const rehearsal = run.model.weightless
+    ? new RehearsalReport(
+        {
+          numEpochs: s.numEpochs,
+          stepsPerEpoch: run.data.plan.stepsPerEpoch,
+          evalSteps: s.evalSteps,
+          evalMicroBatches: run.data.evalBatches.length,
+        },
+        s.outputDir,
+      )
+    : undefined;
   // The metrics follow the run's events as the status page does: the same calls make both.
-  const ev = tapEvents(events.child({ run_id: run.runId }), metrics.record);
+  const ev = tapEvents(events.child({ run_id: run.runId }), (e) => {
+    metrics.record(e);
+    rehearsal?.record(e);
+  });
   // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
@@ -200,13 +219,14 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
     // The observer signs its frames (ready, abort) like every worker; members check them.
     observerPublicKey: rawPublicKey(observerKeys.publicKey),
-    observeReduce: (step, generation, members, signal, keys) =>
+    observeReduce: (step, generation, members, signal, nodes, keys) =>
       observeAllReduce({
         nc,
         runId: run.runId,
         step,
         generation,
         members,
+        nodes,
         observers: ['coordinator'],
         self: 'coordinator',
         length: run.layout.size,
@@ -236,7 +256,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     maxSendBytes: coordinatorSendLimit(run.layout.size),
     maxWorkers: f.max_workers,
     maxCreditsPerWorker: f.max_credits_per_worker,
-    onAuthFailure: () => guard.authFailures.inc(),
+    limits: limitsForOpenFiles(openFiles),
+    onAuthFailure: (reason) => guard.authFailures.inc({ reason }),
+    onConnectionRefused: (reason) => guard.connectionsRefused.inc({ reason }),
     frameKey,
     events: ev,
   });
@@ -253,8 +275,16 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
       `${total} steps, waiting for ${f.min_workers} worker(s)`,
     { grpc_port: server.port, metrics_port: http.port, step: run.startStep, total_steps: total },
   );
+  // The last step ends when the driver does, before the adapter is written.
+  const ended = driver.done.then(
+    () => Date.now(),
+    () => undefined,
+  );
   try {
-    return await driveToEnd(driver, run, s, journal, ev);
+    const code = await driveToEnd(driver, run, s, journal, ev);
+    const at = await ended;
+    if (rehearsal && at !== undefined) await rehearsal.finish(ev, at);
+    return code;
   } finally {
     await new Promise((r) => setTimeout(r, 200)); // let Finished reach the workers
     await server.close();
@@ -269,7 +299,7 @@ export const coordinatorCommand: Command = flagCommand({
   usage:
     'lora-mpt coordinator --base_model DIR|HUB_ID [training flags] [--listen H:P] [--nats URL] [--min_workers N]',
   description:
-    'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag.',
+    'Runs the training of `lora-mpt finetune` across `lora-mpt worker` processes; takes every finetune flag. With a synthetic:... base model the run is a rehearsal: it ends by printing the predicted step time, where it goes and the GPU-hours of the planned epochs (also OUTPUT_DIR/rehearsal.json; docs/scale.md#rehearsal).',
   flags: coordinatorFlags,
   async run(f) {
     const code = await runCoordinator(f);

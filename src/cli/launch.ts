@@ -37,6 +37,10 @@ export const launchFlags = {
     help: "NATS server URL(s) to use, with --nats_user, --nats_password_file and --nats_ca. Default: a nats-server started on a free loopback port for this run, with TLS and the run's own user.",
   },
   ...natsSecurityFlags,
+  node_name: {
+    kind: 'string',
+    help: "The node name every worker of this launch tells the coordinator (worker --node_name). Default: this host's name. One machine is one node, and launch uses one NATS server, so --allreduce_algorithm hierarchical reduces inside it.",
+  },
   num_threads: {
     ...numThreadsFlag,
     help: 'TensorFlow intra-op threads of each worker. 0: the CPU cores divided among the workers (at least 1).',
@@ -274,6 +278,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
             String(threads),
             '--give_up_after_ms',
             '60000',
+            ...(f.node_name === undefined ? [] : ['--node_name', f.node_name]),
             ...workerComputeArgs,
           ],
           devices[i] === null ? {} : { CUDA_VISIBLE_DEVICES: devices[i] as string },
@@ -313,7 +318,7 @@ export const launchCommand: Command = flagCommand({
     'run a distributed fine-tune on this machine: local NATS, the coordinator, one worker per GPU (like torchrun)',
   usage: 'lora-mpt launch --nproc_per_node N --base_model DIR|HUB_ID [training flags]',
   description:
-    "Starts a local nats-server (or uses --nats), `lora-mpt coordinator` with the training flags, and N `lora-mpt worker` processes, worker i on GPU i. Stops them all on SIGTERM/SIGINT; exits with the coordinator's code.",
+    "Starts a local nats-server (or uses --nats), `lora-mpt coordinator` with the training flags, and N `lora-mpt worker` processes, worker i on GPU i. Stops them all on SIGTERM/SIGINT; exits with the coordinator's code. With --backend synthetic the run is a rehearsal: the coordinator ends by printing the predicted step time, where it goes and the GPU-hours of the planned epochs (also OUTPUT_DIR/rehearsal.json; docs/scale.md#rehearsal).",
   flags: launchFlags,
   run: runLaunch,
 });

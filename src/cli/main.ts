@@ -12,6 +12,7 @@ import { gpuCheckCommand } from './gpu-check.ts';
 import { launchCommand } from './launch.ts';
 import { mergeCommand } from './merge.ts';
 import { preprocessCommand } from './preprocess.ts';
+import { probeCommand } from './probe.ts';
 import { packageVersion } from './version.ts';
 import { workerCommand } from './worker.ts';
 
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   mergeCommand,
   certsCommand,
   gpuCheckCommand,
+  probeCommand,
 ];
 
 function usage(): string {

@@ -45,6 +45,14 @@ export const workerFlags = {
     help: 'host:port of the coordinator gRPC endpoint.',
   },
   nats: { kind: 'string', default: 'nats://127.0.0.1:4222', help: 'NATS server URL(s), comma-separated.' },
+  node_nats_url: {
+    kind: 'string',
+    help: "This node's NATS leaf server (joined to the --nats cluster; the Helm chart's nats.leaf): the all-reduce connects there first and falls back to --nats while it is down. Node-local traffic of --allreduce_algorithm hierarchical then never leaves the node. Default: --nats only.",
+  },
+  node_name: {
+    kind: 'string',
+    help: "The machine this worker runs on, told to the coordinator: workers with the same name are one node of the hierarchical all-reduce (docs/collective.md). Default: the host name (the Helm chart passes the pod's spec.nodeName).",
+  },
   backend: {
     kind: 'string',
     default: 'auto',
@@ -138,15 +146,24 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
     flag: '--metrics_port',
     host: f.metrics_host,
   });
+  const nodeName = f.node_name ?? hostname();
+  if (nodeName.length === 0 || nodeName.length > 253) {
+    throw new UsageError(
+      `--node_name ${JSON.stringify(nodeName)}: give 1-253 characters (a host or node name)`,
+    );
+  }
+  // The node's leaf server first, in order: the cluster only while the leaf is down.
+  const servers = [...(f.node_nats_url === undefined ? [] : [f.node_nats_url]), ...f.nats.split(',')];
   const nc = await connect({
-    servers: f.nats.split(','),
+    servers,
+    noRandomize: f.node_nats_url !== undefined,
     name: `lora-mpt-worker-${id}`,
     ...natsSecurity,
     maxReconnectAttempts: -1,
   });
   events.info(
     'worker_started',
-    `worker ${id}: coordinator ${f.coordinator}, NATS ${f.nats}, metrics on :${http.port}`,
+    `worker ${id} on node ${nodeName}: coordinator ${f.coordinator}, NATS ${servers.join(',')}, metrics on :${http.port}`,
     {
       metrics_port: http.port,
       pid: process.pid,
@@ -160,6 +177,7 @@ export async function runWorker(f: ParsedFlags<typeof workerFlags>): Promise<num
       coordinator: f.coordinator,
       security,
       workerId: id,
+      nodeName,
       backend: backend.name,
       maxInFlight: f.max_in_flight,
       nc,

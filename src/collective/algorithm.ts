@@ -1,6 +1,6 @@
 // What an all-reduce algorithm is to the rest of src/collective: how a member takes part in a round
 // and where an observer hears the round's final bytes. Each algorithm is one file implementing
-// `Algorithm` (shard-owner.ts, ring.ts), listed once in algorithms.ts; no other file names one.
+// `Algorithm` (shard-owner.ts, ring.ts, hierarchical.ts), listed once in algorithms.ts; no other file names one.
 import type { FrameKind } from './frame.ts';
 import type { Round } from './round.ts';
 import type { RoundSpec } from './round-spec.ts';
@@ -31,6 +31,8 @@ export interface Algorithm {
   readonly summary: string;
   /** Fewest members it runs with; a smaller round runs the default algorithm (algorithms.ts). */
   readonly minMembers: number;
+  /** Shards the round's layout cuts the vector into; default one per member (hierarchical: lanes·nodes). */
+  shards?(spec: RoundSpec): number;
   /**
    * Joins `round` as a member contributing `data` (not modified): subscribes, sets
    * `round.missingData`, and completes the round when `result` is whole. Every member of a round

@@ -2,12 +2,14 @@
 // the one list. A new algorithm is its own file implementing `Algorithm` plus one line here.
 import type { Algorithm } from './algorithm.ts';
 import { AllReduceInputError } from './errors.ts';
+import { hierarchical } from './hierarchical.ts';
 import { ring } from './ring.ts';
 import { shardOwner } from './shard-owner.ts';
 
 const ALGORITHMS = {
   'shard-owner': shardOwner,
   ring,
+  hierarchical,
 } as const satisfies Record<string, Algorithm>;
 
 export type AllReduceAlgorithm = keyof typeof ALGORITHMS;

@@ -28,7 +28,7 @@ export async function allReduceSum(o: AllReduceOptions): Promise<Float32Array> {
     throw new AllReduceInputError(`self ${o.self} is an observer, not a member: call observeAllReduce`);
   }
   const { name, algorithm } = algorithmFor(o.algorithm, spec.members.length);
-  const round = new Round(spec);
+  const round = new Round(spec, algorithm.shards?.(spec));
   const part = algorithm.member(round, o.data);
   await runReported(round, () => part.start(), { algorithm: name, role: 'member', onReport: o.onReport });
   return part.result;

@@ -35,6 +35,12 @@ export const FrameKind = {
   shardGather: 4,
   ringReduce: 5,
   ringGather: 6,
+  // hierarchical.ts: members' parts for their node's lane member, node partials for the atom's
+  // owner, the owner's final bytes across nodes, the lane member's final bytes inside its node.
+  nodeReduce: 7,
+  crossReduce: 8,
+  crossGather: 9,
+  nodeGather: 10,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 const KINDS: ReadonlySet<number> = new Set(Object.values(FrameKind));

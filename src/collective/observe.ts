@@ -25,11 +25,11 @@ export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array>
     throw new AllReduceInputError(`self ${o.self} is a member, not an observer: call allReduceSum`);
   }
   const { name, algorithm } = algorithmFor(o.algorithm, spec.members.length);
-  const round = new Round(spec);
+  const round = new Round(spec, algorithm.shards?.(spec));
   const result = new Float32Array(o.length);
   const received = new ChunkSet(
     round.layout,
-    spec.members.map((_, s) => s),
+    Array.from({ length: round.layout.shards }, (_, s) => s),
   );
   const plan = algorithm.observer(spec);
   for (const { subject, kind, shard } of plan.subscriptions) {

@@ -22,6 +22,11 @@ export interface RoundOptions {
   readonly members: readonly string[];
   /** Non-contributing ids that also receive the result; members wait for their ready. Default none. */
   readonly observers?: readonly string[];
+  /**
+   * The node (machine) of each member, in `members` order: the hierarchical algorithm's topology.
+   * Every participant must pass the same list (the coordinator's ReduceStart). Default: one node.
+   */
+  readonly nodes?: readonly string[];
   /** Deadline for the whole round, barrier included. */
   readonly timeoutMs: number;
   /** Bytes per NATS message; default the server's advertised max_payload. Same on every participant. */
@@ -60,6 +65,8 @@ export interface RoundSpec {
   readonly key: RoundKey;
   readonly members: readonly string[];
   readonly observers: readonly string[];
+  /** Node name of each member, in `members` order ('' for every member when none were given). */
+  readonly nodes: readonly string[];
   /** Members then observers: a frame's `from` indexes this list. */
   readonly participants: readonly string[];
   readonly selfIndex: number;
@@ -129,6 +136,15 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     }
   });
   const observers = o.observers ?? [];
+  const nodes = o.nodes ?? o.members.map(() => '');
+  if (nodes.length !== o.members.length) {
+    throw new AllReduceInputError(
+      `nodes names ${nodes.length} nodes for ${o.members.length} members: give one node name per member`,
+    );
+  }
+  nodes.forEach((x, i) => {
+    if (typeof x !== 'string') throw new AllReduceInputError(`nodes[${i}] must be a string, got ${typeof x}`);
+  });
   const participants = [...o.members, ...observers];
   observers.forEach((x, i) => {
     checkId(`observers[${i}]`, x);
@@ -165,6 +181,7 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     key: { runId: o.runId, step: o.step, generation: o.generation },
     members: o.members,
     observers,
+    nodes,
     participants,
     selfIndex,
     length,

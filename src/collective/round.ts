@@ -67,9 +67,13 @@ export class Round {
   private rejectDone: (e: Error) => void = () => {};
   private readonly done: Promise<void>;
 
-  constructor(readonly spec: RoundSpec) {
+  /** `shards`: how many shards the vector is cut into (default one per member; algorithm.ts). */
+  constructor(
+    readonly spec: RoundSpec,
+    shards = spec.members.length,
+  ) {
     const perElement = bytesPerElement(spec.encoding);
-    this.layout = new Layout(spec.length, spec.members.length, chunkElements(spec.maxPayload, perElement));
+    this.layout = new Layout(spec.length, shards, chunkElements(spec.maxPayload, perElement));
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);

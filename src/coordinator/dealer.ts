@@ -19,7 +19,7 @@ export class Dealer {
 
   /** At least --min_workers replicas are ready; says once when the run pauses and when it goes on. */
   enoughWorkers(): boolean {
-    const n = this.members.inPhase('synced').length;
+    const n = this.members.count('synced');
     if (n >= this.minWorkers) {
       if (this.waitingSaid) this.events.info('run_unpaused', `${n} workers ready: resuming`, { workers: n });
       this.waitingSaid = false;
@@ -42,22 +42,20 @@ export class Dealer {
     // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
     // Workers holding fewest first (idle ones before busy ones): what a straggler gave back goes to
     // an idle worker, not to another busy one that would be asked to give it back again.
+    // Only workers with credit can take one (after a result, usually just the reporter): sorting
+    // those, not every replica, keeps a deal O(workers) at 256 of them (docs/scale.md).
     const dealt: number[] = [];
-    let gave = true;
-    while (gave && ledger.pending > 0) {
-      gave = false;
-      const byLoad = this.members
-        .inPhase('synced')
-        .map((m) => ({ m, held: ledger.heldNow(m.link.id).length }))
-        .sort((a, b) => a.held - b.held)
-        .map((x) => x.m);
-      for (const m of byLoad) {
-        if (m.credits <= 0) continue;
+    while (ledger.pending > 0) {
+      const takers = this.members.syncedWithCredit();
+      if (takers.length === 0) break;
+      const held = new Map(takers.map((m) => [m, ledger.heldCount(m.link.id)]));
+      // Stable: equal loads stay in id order.
+      takers.sort((a, b) => held.get(a)! - held.get(b)!);
+      for (const m of takers) {
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;
         dealt.push(id);
         m.credits -= 1;
-        gave = true;
         m.link.send(microBatchMessage(source.get(id)!, ledger.step, kind));
       }
     }
@@ -79,13 +77,11 @@ export class Dealer {
    */
   private revokeForIdle(ledger: StepLedger): void {
     const synced = this.members.inPhase('synced');
-    const holding = new Map(synced.map((m) => [m.link.id, ledger.heldNow(m.link.id)]));
-    if (!synced.some((m) => m.credits > 0 && holding.get(m.link.id)!.length === 0)) return;
+    if (!synced.some((m) => m.credits > 0 && ledger.heldCount(m.link.id) === 0)) return;
     for (const m of synced) {
-      const ids = holding.get(m.link.id)!;
-      if (m.revoking || ids.length < 2) continue;
+      if (m.revoking || ledger.heldCount(m.link.id) < 2) continue;
       m.revoking = true;
-      m.link.send(revokeMessage(ledger.step, ids));
+      m.link.send(revokeMessage(ledger.step, ledger.heldNow(m.link.id)));
     }
   }
 }

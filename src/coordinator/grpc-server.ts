@@ -2,8 +2,9 @@
 // Checks the stream's credential before reading anything (docs/security.md), then the handshake,
 // turns stream messages into StepDriver events, sends heartbeats and declares a worker lost when its
 // stream closes, it is silent past the deadline, or it holds a micro-batch past the deadline.
-import { Server, type ServerDuplexStream, status } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import type { Events } from '../events/events.ts';
+import { WarningLimiter } from '../events/warning-limiter.ts';
 import {
   type CoordinatorMessage,
   CoordinatorService,
@@ -14,11 +15,22 @@ import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts'
 import { frameKeyRefusal, joinedId, refusalOf } from '../protocol/handshake.ts';
 import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
-import { type ServerSecurity, serverCredentials } from '../protocol/transport.ts';
+import { certificateRunRefusal } from '../protocol/run-binding.ts';
+import type { ServerSecurity } from '../protocol/transport.ts';
+import {
+  type ConnectionRefusal,
+  type GateLimits,
+  limitsForOpenFiles,
+  openConnectionGate,
+  type TlsRefusal,
+} from './connection-gate.ts';
 import { DEFAULT_MAX_CREDITS, type WorkerLink } from './members.ts';
 import type { StepDriver } from './step-driver.ts';
 import { type WorkerId, workerId } from './step-ledger.ts';
 import { deliver } from './worker-messages.ts';
+
+/** Longest node name kept (a DNS name, which Kubernetes node names are, has at most 253). */
+const MAX_NODE_NAME = 253;
 
 export interface CoordinatorServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -48,8 +60,15 @@ export interface CoordinatorServerOptions {
   readonly maxCreditsPerWorker?: number;
   /** The run's all-reduce frame key, handed to each authenticated worker in its Welcome. */
   readonly frameKey?: Uint8Array;
-  /** Streams refused for want of a valid credential (lora_mpt_auth_failures_total). */
-  onAuthFailure?(why: string): void;
+  /** Pre-authentication bounds (connection-gate.ts); default limitsForOpenFiles(1024). */
+  readonly limits?: GateLimits;
+  /**
+   * A peer refused for want of a valid credential (lora_mpt_auth_failures_total{reason}): a failed
+   * TLS handshake (its TlsRefusal) or a stream without a valid token (`token`).
+   */
+  onAuthFailure?(reason: TlsRefusal | 'token' | 'certificate_run', why: string): void;
+  /** A TCP connection closed before TLS because a cap was reached. */
+  onConnectionRefused?(reason: ConnectionRefusal): void;
   readonly events: Events;
 }
 
@@ -69,30 +88,41 @@ function endWithStatus(call: Call, code: status, details: string): void {
   call.emit('error', Object.assign(new Error(details), { code, details }));
 }
 
+/** `host:port` or `[v6]:port` of --listen. */
+function hostPort(listen: string): { host: string; port: number } {
+  const m = /^(?:\[(.+)\]|(.*)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen ${listen}: expected host:port`);
+  return { host: m[1] ?? m[2] ?? '', port: Number(m[3]) };
+}
+
 export async function startCoordinatorServer(o: CoordinatorServerOptions): Promise<CoordinatorServer> {
   const { driver } = o;
   const calls = new Map<WorkerId, Call>();
+  // Every refusal is counted in metrics; only a few per window are written (a flood of peers).
+  const refusals = new WarningLimiter(o.events);
 
   /** The worker id the stream's credential names, or undefined after refusing the stream. */
   function authenticate(call: Call): { credentialId?: string } | undefined {
     const sec = o.security;
     if (sec.kind === 'insecure') return {};
     const auth = call.metadata.get(AUTH_METADATA_KEY)[0];
-    const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+    const cert = call.getAuthContext()?.sslPeerCertificate;
+    const cn = cert?.subject?.CN;
     const verdict = verifyCredential(
       typeof auth === 'string' ? auth : undefined,
       sec.runToken,
       sec.clientCa && typeof cn === 'string' ? cn : undefined,
     );
-    if (verdict.ok) return { credentialId: verdict.workerId };
+    // Same CA, another run: the certificate must name this run, whatever token comes with it.
+    const otherRun = sec.clientCa ? certificateRunRefusal(cert?.subjectaltname, sec.runToken) : undefined;
+    if (verdict.ok && otherRun === undefined) return { credentialId: verdict.workerId };
+    const why = verdict.ok ? otherRun! : verdict.why;
+    const reason = verdict.ok ? 'certificate_run' : 'token';
     const peer = peerText(call.getPeer(), 64);
-    o.events.warn('auth_refused', `refused a stream from ${peer}: ${verdict.why}`, {
-      peer,
-      why: verdict.why,
-    });
-    o.onAuthFailure?.(verdict.why);
+    refusals.warn('auth_refused', `refused a stream from ${peer}: ${why}`, { peer, why, reason });
+    o.onAuthFailure?.(reason, why);
     // Nothing was read from it and nothing is written but the status: no Welcome, no state, no data.
-    endWithStatus(call, status.UNAUTHENTICATED, verdict.why);
+    endWithStatus(call, status.UNAUTHENTICATED, why);
     return undefined;
   }
 
@@ -115,13 +145,14 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
         if (body.$case !== 'hello') return refuse(`the first message must be Hello, not ${body.$case}`);
         const rules = {
           dropped: driver.dropped,
+          quarantined: (w: string) => driver.quarantinedFor(w),
           maxWorkers: o.maxWorkers ?? 256,
           ...(auth.credentialId === undefined ? {} : { credentialId: auth.credentialId }),
         };
         const refusal = refusalOf(body.value, o.runId, driver.members.ids(), rules);
         if (refusal) {
           const who = peerText(joinedId(body.value, rules));
-          o.events.warn('worker_refused', `refused worker "${who}": ${refusal.reason}`, {
+          refusals.warn('worker_refused', `refused worker "${who}": ${refusal.reason}`, {
             worker: who,
             reason: refusal.reason,
             retryable: refusal.retryable,
@@ -142,11 +173,18 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
             endWithStatus(call, status.UNAVAILABLE, why);
           },
           maxCredits: Math.min(declared, o.maxCreditsPerWorker ?? 8),
+          // Only where its all-reduce traffic goes: a wrong name costs bandwidth, not correctness.
+          nodeName: (body.value.capabilities?.nodeName ?? '').slice(0, MAX_NODE_NAME),
         };
         calls.set(me, call);
         driver.join(link);
         const backend = peerText(body.value.capabilities?.backend ?? 'unknown', 32);
-        o.events.info('worker_joined', `worker ${me} joined (${backend} backend)`, { worker: me, backend });
+        const node = peerText(link.nodeName ?? '');
+        o.events.info('worker_joined', `worker ${me} joined (${backend} backend, node "${node}")`, {
+          worker: me,
+          backend,
+          node,
+        });
         link.send(
           welcomeMessage({
             runId: o.runId,
@@ -191,9 +229,31 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     }),
   );
   server.addService(CoordinatorService, { session });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(o.listen, serverCredentials(o.security), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  // TLS ends in the gate (bounded, counted); gRPC gets sockets whose handshake is complete.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const gate = await openConnectionGate({
+    ...hostPort(o.listen),
+    ...(o.limits ?? limitsForOpenFiles(1024)),
+    security: o.security,
+    accept: (socket) => injector.injectConnection(socket),
+    onConnectionRefused: (reason, peer) => {
+      o.onConnectionRefused?.(reason);
+      refusals.warn('connection_refused', `closed a connection from ${peer} before TLS: ${reason}`, {
+        peer,
+        reason,
+      });
+    },
+    onTlsRefused: (reason, peer, detail) => {
+      o.onAuthFailure?.(reason, detail);
+      const why = peerText(detail, 160);
+      refusals.warn('tls_refused', `refused a TLS handshake from ${peer}: ${reason} (${why})`, {
+        peer,
+        reason,
+        why,
+      });
+    },
+  });
+  const port = gate.port;
 
   const beat = setInterval(() => {
     const now = Date.now();
@@ -213,7 +273,11 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     const deadline = (id: WorkerId) =>
       driver.microBatchDeadline(id, o.heartbeatTimeoutMs, o.microBatchTimeoutMs);
     for (const [id, ids] of driver.overdueWorkers(deadline)) {
-      drop(id, `micro-batches ${ids.join(', ')} not reported within ${deadline(id)} ms`);
+      const call = calls.get(id);
+      calls.delete(id);
+      driver.hoarded(id, ids, deadline(id));
+      if (call)
+        endWithStatus(call, status.UNAVAILABLE, `micro-batches ${ids.join(', ')} not reported in time`);
     }
   }, o.heartbeatIntervalMs);
   beat.unref();
@@ -222,6 +286,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
     port,
     close: async () => {
       clearInterval(beat);
+      refusals.flush();
       for (const call of calls.values()) if (!call.writableEnded) call.end();
       // A hung worker never ends its side of the stream: do not let it keep the coordinator alive.
       await new Promise<void>((resolve) => {
@@ -234,6 +299,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
           resolve();
         });
       });
+      await gate.close();
     },
   };
 }

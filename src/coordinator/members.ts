@@ -13,6 +13,8 @@ export interface WorkerLink {
   drop(reason: string): void;
   /** Most micro-batches this worker may hold at once (its credit cap); default DEFAULT_MAX_CREDITS. */
   readonly maxCredits?: number;
+  /** The machine the worker said it runs on (Hello); '' or absent: not said. */
+  readonly nodeName?: string;
 }
 
 /** A worker that declares no --max_in_flight may hold this many micro-batches. */
@@ -37,6 +39,8 @@ export interface Member {
 
 export class Members {
   private readonly byId = new Map<WorkerId, Member>();
+  /** Every member in id order; rebuilt only when one joins or leaves (dealing reads it per result). */
+  private sorted: Member[] | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -50,6 +54,7 @@ export class Members {
       revoking: false,
     };
     this.byId.set(link.id, m);
+    this.sorted = undefined;
     return m;
   }
 
@@ -58,7 +63,7 @@ export class Members {
   }
 
   remove(id: WorkerId): void {
-    this.byId.delete(id);
+    if (this.byId.delete(id)) this.sorted = undefined;
   }
 
   has(id: string): boolean {
@@ -85,9 +90,17 @@ export class Members {
 
   /** Members in a phase, in id order (so dispatch and reduce membership are deterministic). */
   inPhase(phase: MemberPhase): Member[] {
-    return this.all()
-      .filter((m) => m.phase === phase)
-      .sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
+    return this.byIdOrder().filter((m) => m.phase === phase);
+  }
+
+  /** Synced members that can take a micro-batch now, in id order (the dealer asks at every result). */
+  syncedWithCredit(): Member[] {
+    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0);
+  }
+
+  private byIdOrder(): Member[] {
+    this.sorted ??= this.all().sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
+    return this.sorted;
   }
 
   /** Members silent for longer than `ms`. */
@@ -97,6 +110,8 @@ export class Members {
   }
 
   count(phase: MemberPhase): number {
-    return this.inPhase(phase).length;
+    let n = 0;
+    for (const m of this.byId.values()) if (m.phase === phase) n++;
+    return n;
   }
 }

@@ -27,6 +27,8 @@ export type ObserveReduce = (
   generation: number,
   members: readonly string[],
   signal: AbortSignal,
+  /** Node name of each member ('' when unknown): the hierarchical algorithm's topology. */
+  nodes: readonly string[],
   /** Raw Ed25519 keys of members ++ observers when every participant has one (frames are checked). */
   participantKeys?: readonly Uint8Array[],
 ) => Promise<Float32Array>;
@@ -87,6 +89,8 @@ export class ReduceRounds {
   ): void {
     const { step, tokens } = round;
     const keys = memberKeys.length === links.length ? this.participantKeys(memberKeys) : undefined;
+    // Every member and the observer derive the topology from this one list.
+    const nodes = links.map((l) => l.nodeName ?? '');
     const message = reduceStartMessage({
       step,
       generation: round.generation,
@@ -94,11 +98,21 @@ export class ReduceRounds {
       totalSupervisedTokens: tokens,
       observers: [this.o.observerId],
       algorithm: this.o.algorithm,
+      nodes,
       ...(keys ? { participantKeys: { keys: keys.map((k) => Buffer.from(k)) } } : {}),
     });
     for (const m of links) m.send(message);
+    this.o.events.debug(
+      'reduce_started',
+      `step ${step} generation ${round.generation}: all-reduce of ${round.members.length} member(s)`,
+      {
+        step,
+        generation: round.generation,
+        members: [...round.members],
+      },
+    );
     const { signal } = round.cancel;
-    this.o.observe(step, round.generation, round.members, signal, keys).then(
+    this.o.observe(step, round.generation, round.members, signal, nodes, keys).then(
       (sum) => {
         if (!signal.aborted) end.reduced(finalizeGradient(sum, tokens, this.o.maxGradNorm));
       },
@@ -147,8 +161,16 @@ export class ReduceRounds {
     setTimeout(again, wait).unref();
   }
 
-  /** A step committed: the next failure waits the shortest time again. */
-  committed(): void {
+  /** `round` is committed (every checksum agreed): the next failure waits the shortest time again. */
+  committed(round: ReduceRound): void {
     this.failures = 0;
+    this.o.events.debug(
+      'reduce_agreed',
+      `step ${round.step} generation ${round.generation}: checksums agree`,
+      {
+        step: round.step,
+        generation: round.generation,
+      },
+    );
   }
 }

@@ -14,7 +14,19 @@ export interface ModelRefusal {
   readonly close: string;
 }
 
+/**
+ * Replicas sent the state and not yet answered: each sync is a serialized copy of the adapter and
+ * both AdamW moments (3 x the adapter) buffered until its stream drains, so 256 workers joining at
+ * once would hold 256 copies. The rest wait for an answer (their first credit: the state arrived).
+ */
+export const SYNCS_IN_FLIGHT = 16;
+
 export class ReplicaSync {
+  private readonly unanswered = new Set<string>();
+
+  /** The state message of the replica's current step: hashed once, not once per joining worker. */
+  private built: { readonly step: number; readonly msg: ReturnType<typeof stateSyncMessage> } | undefined;
+
   constructor(
     private readonly replica: AdapterReplica,
     private readonly modelFingerprint: string,
@@ -30,9 +42,14 @@ export class ReplicaSync {
     };
   }
 
-  /** Sends the state to every member that is ready; they take micro-batches from now on. */
+  /**
+   * Sends the state to the members that are ready, SYNCS_IN_FLIGHT at a time; they take
+   * micro-batches from now on.
+   */
   syncReady(members: Members): void {
     for (const m of members.inPhase('ready')) {
+      if (this.unanswered.size >= SYNCS_IN_FLIGHT) return;
+      this.unanswered.add(m.link.id);
       m.link.send(this.message());
       m.phase = 'synced';
       this.events.info(
@@ -43,6 +60,14 @@ export class ReplicaSync {
     }
   }
 
+  /**
+   * Worker `id` answered its sync (its first credit) or is gone: its place goes to the next ready
+   * one. Returns whether a sync was waiting on it.
+   */
+  answered(id: string): boolean {
+    return this.unanswered.delete(id);
+  }
+
   /** Sends the state again to replica `id` (if still connected): its state differs from ours. */
   resend(id: string, link: WorkerLink | undefined): void {
     this.events.info('state_resent', `re-sending the coordinator's state to ${id}`, { worker: id });
@@ -50,8 +75,10 @@ export class ReplicaSync {
   }
 
   private message() {
+    // The state changes only when a step is applied, which moves the replica's step.
+    if (this.built?.step === this.replica.step) return this.built.msg;
     const s = this.replica.state;
-    return stateSyncMessage({
+    const msg = stateSyncMessage({
       step: this.replica.step,
       optimizerSteps: s.step,
       names: this.replica.layout.specs.map((x) => x.name),
@@ -60,5 +87,7 @@ export class ReplicaSync {
       expAvgSq: floatBytes(s.expAvgSq),
       checksum: this.replica.checksum(),
     });
+    this.built = { step: this.replica.step, msg };
+    return msg;
   }
 }

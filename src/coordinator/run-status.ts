@@ -9,6 +9,12 @@ import type { MemberPhase } from './members.ts';
 export const MAX_CURVE_POINTS = 2000;
 /** Events the page lists, newest first. */
 export const RECENT_EVENTS = 40;
+/**
+ * Worker rows the page lists. Up to this many, all of them in id order; past it (a cluster), the
+ * ones that need a look first — lost, still loading, silent longest, fewest micro-batches — and a
+ * summary of all: the page stays the same size at 256 workers as at 24 (docs/scale.md).
+ */
+export const MAX_WORKER_ROWS = 24;
 
 export type WorkerState = MemberPhase | 'lost' | 'left';
 
@@ -20,6 +26,15 @@ export interface WorkerRow {
   readonly micro_batches: number;
   /** Milliseconds since anything arrived from it (heartbeats included). */
   readonly last_seen_ms_ago: number | null;
+}
+
+/** Every worker the coordinator knows, counted, whatever the rows show. */
+export interface WorkerSummary {
+  readonly total: number;
+  readonly shown: number;
+  readonly by_state: Readonly<Record<WorkerState, number>>;
+  /** Micro-batches counted per connected worker: fewest, median, most (null with none connected). */
+  readonly micro_batches: { readonly min: number; readonly median: number; readonly max: number } | null;
 }
 
 export interface StatusSnapshot {
@@ -39,6 +54,7 @@ export interface StatusSnapshot {
   readonly loss_curve: readonly (readonly [number, number])[];
   readonly eval_curve: readonly (readonly [number, number])[];
   readonly workers: readonly WorkerRow[];
+  readonly worker_summary: WorkerSummary;
   readonly events: readonly { time: string; level: string; event: string; msg: string }[];
 }
 
@@ -150,7 +166,7 @@ export class RunStatus {
       w.lastSeen = m.lastSeen;
     }
     const connected = new Set(members.map((m) => m.id));
-    const workers = [...this.workers.entries()]
+    const rows = [...this.workers.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([id, w]) => ({
         id,
@@ -160,6 +176,8 @@ export class RunStatus {
         micro_batches: w.microBatches,
         last_seen_ms_ago: w.lastSeen === null ? null : Math.max(0, now - w.lastSeen),
       }));
+    const workers =
+      rows.length <= MAX_WORKER_ROWS ? rows : [...rows].sort(byAttention).slice(0, MAX_WORKER_ROWS);
     return {
       run_id: this.run.runId,
       activity,
@@ -175,6 +193,7 @@ export class RunStatus {
       loss_curve: this.lossCurve,
       eval_curve: this.evalCurve,
       workers,
+      worker_summary: summarize(rows, workers.length, connected),
       events: [...this.recent].reverse().map((e) => ({
         time: new Date(e.time).toISOString(),
         level: e.level,
@@ -183,4 +202,29 @@ export class RunStatus {
       })),
     };
   }
+}
+
+/** Lost first, then loading and ready ones, then the silent longest, then the fewest micro-batches. */
+const ATTENTION: Record<WorkerState, number> = { lost: 0, loading: 1, ready: 2, synced: 3, left: 4 };
+
+function byAttention(a: WorkerRow, b: WorkerRow): number {
+  return (
+    ATTENTION[a.state] - ATTENTION[b.state] ||
+    (b.last_seen_ms_ago ?? -1) - (a.last_seen_ms_ago ?? -1) ||
+    a.micro_batches - b.micro_batches
+  );
+}
+
+function summarize(rows: readonly WorkerRow[], shown: number, connected: ReadonlySet<string>): WorkerSummary {
+  const by_state: Record<WorkerState, number> = { loading: 0, ready: 0, synced: 0, lost: 0, left: 0 };
+  for (const r of rows) by_state[r.state]++;
+  const done = rows
+    .filter((r) => connected.has(r.id))
+    .map((r) => r.micro_batches)
+    .sort((a, b) => a - b);
+  const micro_batches =
+    done.length === 0
+      ? null
+      : { min: done[0]!, median: done[Math.floor(done.length / 2)]!, max: done[done.length - 1]! };
+  return { total: rows.length, shown, by_state, micro_batches };
 }

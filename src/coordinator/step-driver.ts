@@ -59,6 +59,7 @@ export interface StepDriverOptions extends StepJournal {
     generation: number,
     members: readonly string[],
     signal: AbortSignal,
+    nodes: readonly string[],
     /** Raw Ed25519 keys of members ++ observers, when every participant has one. */
     participantKeys?: readonly Uint8Array[],
   ): Promise<Float32Array>;
@@ -113,8 +114,8 @@ export class StepDriver extends WorkerReports {
       algorithm: o.algorithm,
       maxGradNorm: o.maxGradNorm,
       firstGeneration: o.firstGeneration ?? 1,
-      observe: (step, generation, members, signal, keys) =>
-        o.observeReduce(step, generation, members, signal, keys),
+      observe: (step, generation, members, signal, nodes, keys) =>
+        o.observeReduce(step, generation, members, signal, nodes, keys),
       events: o.events,
       ...(o.observerPublicKey ? { observerPublicKey: o.observerPublicKey } : {}),
     });
@@ -165,6 +166,7 @@ export class StepDriver extends WorkerReports {
       ledger.totals().tokens,
       links.map((l) => l.id),
     );
+    this.accusations.opened(round);
     const phase: Phase = { kind: 'reduce', ledger, round, results: new Map() };
     this.phase = phase;
     this.rounds.start(
@@ -279,8 +281,9 @@ export class StepDriver extends WorkerReports {
 
   private async commit(p: Extract<Phase, { kind: 'reduce' }>): Promise<void> {
     this.phase = { kind: 'commit' };
-    this.rounds.committed();
+    this.rounds.committed(p.round);
     this.offences.committed();
+    this.accusations.committed(p.ledger.step);
     this.reportOutliers(p.ledger);
     const step = p.ledger.step;
     const lr = this.o.learningRate(this.o.replica.step);

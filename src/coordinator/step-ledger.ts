@@ -153,6 +153,11 @@ export class StepLedger {
     return [...(this.assignedTo.get(worker) ?? [])].sort((a, b) => a - b);
   }
 
+  /** How many micro-batches `worker` holds now: O(1), for dealing at every result. */
+  heldCount(worker: WorkerId): number {
+    return this.assignedTo.get(worker)?.size ?? 0;
+  }
+
   private setState(id: number, next: MicroBatchState): void {
     const prev = this.states.get(id)!;
     if (prev.kind === 'done') this.doneCount--;

@@ -8,8 +8,10 @@ import type { Events } from '../events/events.ts';
 import { MicroBatchKind } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import type { FrameEvidenceReport, MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
+import { Accusations, MAX_UNVERIFIED_PER_STEP } from './accusations.ts';
 import { Members, type WorkerLink } from './members.ts';
 import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
+import { Quarantine } from './quarantine.ts';
 import { ReplicaSync } from './replica-sync.ts';
 import type { Phase, StepDriverOptions } from './step-driver.ts';
 import type { WorkerId } from './step-ledger.ts';
@@ -22,6 +24,8 @@ export abstract class WorkerReports {
   protected readonly events: Events;
   protected readonly work: StepWork;
   protected readonly offences = new Offences();
+  protected readonly accusations = new Accusations();
+  private readonly quarantine = new Quarantine();
   protected readonly sync: ReplicaSync;
   /** The current step's micro-batches by id, and the evaluation's. */
   protected byId = new Map<number, MicroBatch>();
@@ -85,6 +89,8 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.grant(m, credits, this.held(id));
+    // Its first credit says its state arrived: the next ready worker may be synced.
+    if (this.sync.answered(id)) this.syncReady();
     this.advance();
   }
 
@@ -114,7 +120,7 @@ export abstract class WorkerReports {
   /** Micro-batches `id` holds now (dealt, not reported) in the current step or evaluation. */
   private held(id: WorkerId): number {
     const p = this.phase;
-    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldNow(id).length : 0;
+    return p.kind === 'train' || p.kind === 'eval' ? p.ledger.heldCount(id) : 0;
   }
 
   /** How long worker `id` may hold a micro-batch before it is lost (StepWork.deadline). */
@@ -158,11 +164,11 @@ export abstract class WorkerReports {
 
   onReduceResult(id: WorkerId, r: ReduceResult): void {
     const p = this.phase;
-    // A member found another's all-reduce data bad (non-finite, forged, contradictory). It may
-    // answer after the round was already aborted (our own observer heard its abort first).
-    if (r.blame !== '' && this.members.get(id)?.phase === 'synced' && r.step === this.currentStep()) {
-      this.blame(r.blame, r.generation, `${id} reports: ${peerText(r.error, 512)}`);
-      if (this.phase !== p) return;
+    // A member says another's all-reduce data was bad (non-finite, forged, contradictory): its word
+    // is judged, never taken (accusations.ts). It may answer after the round was aborted.
+    if (r.blame !== '' && this.members.get(id)?.phase === 'synced') {
+      this.accusation(id, r);
+      if (this.phase !== p || !this.members.has(id)) return;
     }
     if (
       p.kind !== 'reduce' ||
@@ -182,12 +188,28 @@ export abstract class WorkerReports {
     this.maybeCommit();
   }
 
-  private currentStep(): number | undefined {
-    const p = this.phase;
-    return p.kind === 'train' || p.kind === 'reduce' ? p.ledger.step : undefined;
+  /** A member blamed another: a false blame costs the accuser; an unverifiable one, nobody (at first). */
+  private accusation(id: WorkerId, r: ReduceResult): void {
+    const accused = peerText(r.blame);
+    const v = this.accusations.judge(id, r.blame, r.step, r.generation);
+    if (v.kind === 'false') {
+      this.refuse(id, `it blamed ${accused} for step ${r.step} generation ${r.generation} falsely: ${v.why}`);
+      return;
+    }
+    this.events.warn(
+      'blame_ignored',
+      `${id} blamed ${accused} for its data of step ${r.step} generation ${r.generation}; nothing the coordinator observed supports it, so ${accused} pays nothing (${v.count} of ${MAX_UNVERIFIED_PER_STEP} such blames from ${id} in this step)`,
+      { worker: id, accused, step: r.step, generation: r.generation, count: v.count },
+    );
+    if (v.penalise) {
+      this.refuse(
+        id,
+        `it stopped ${v.count} rounds of step ${r.step} with blames nothing the coordinator observed supports`,
+      );
+    }
   }
 
-  /** Acts once per (generation, worker) on a blame for bad all-reduce data. */
+  /** Acts once per (generation, worker) on bad all-reduce data the coordinator itself observed. */
   protected blame(worker: string, generation: number, why: string): void {
     if (!this.members.has(worker) || !this.offences.blame(worker, generation)) return;
     this.refuse(worker as WorkerId, `its all-reduce data of generation ${generation} was refused (${why})`);
@@ -217,10 +239,12 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.remove(id);
+    const syncWaited = this.sync.answered(id);
     if (this.phase.kind === 'finished') {
       this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });
       return;
     }
+    if (syncWaited) this.syncReady();
     this.events.warn('worker_lost', `worker ${id} lost: ${why}`, { worker: id, step: this.step, why });
     const p = this.phase;
     if (p.kind === 'train' || p.kind === 'eval') {
@@ -230,6 +254,27 @@ export abstract class WorkerReports {
       this.work.requeue(p.ledger, id);
     }
     this.advance();
+  }
+
+  /**
+   * Worker `id` held micro-batches `ids` past its deadline of `deadlineMs`: revoked now (they go to
+   * the others: the step waits no longer for them) and kept out for a growing while (quarantine.ts).
+   */
+  hoarded(id: WorkerId, ids: readonly number[], deadlineMs: number): void {
+    if (!this.members.has(id)) return;
+    const q = this.quarantine.impose(id, deadlineMs);
+    const why = `micro-batches ${ids.join(', ')} not reported within ${deadlineMs} ms`;
+    this.events.warn(
+      'worker_quarantined',
+      `worker ${id}: ${why}; revoked, and quarantined for ${Math.ceil(q.ms / 1000)} s (offence ${q.offences}, doubling each time)`,
+      { worker: id, step: this.step, why, offences: q.offences, quarantine_ms: q.ms, reason: 'hoarding' },
+    );
+    this.lose(id, why);
+  }
+
+  /** Milliseconds before worker `id` may rejoin after a quarantine, or undefined. */
+  quarantinedFor(id: string): number | undefined {
+    return this.quarantine.remaining(id);
   }
 
   /**

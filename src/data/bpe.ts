@@ -1,13 +1,29 @@
-// The BPE model of a tokenizer.json: turns one byte-level pre-token into vocabulary ids by applying
-// the ranked merges, lowest rank first, leftmost first (HF's Word::merge_all, without dropout).
-// Results are cached per pre-token, as HF does, which makes natural text cheap to tokenize.
-
+// The BPE model of a tokenizer.json: turns one pre-token into vocabulary ids by applying the ranked
+// merges, lowest rank first, leftmost first (HF's Word::merge_all, without dropout). A character
+// missing from the vocab becomes its <0xNN> byte tokens (byte_fallback, Llama 2), else the unk token
+// (consecutive ones fused with fuse_unk), else is dropped, as HF's BPE::merge_word does. Results are
+// cached per pre-token, as HF does, which makes natural text cheap to tokenize.
 /** Pair keys pack two ids in one number; 2^21 leaves room for vocabularies of up to 2M entries. */
 const PAIR = 2 ** 21;
 /** The cache is cleared when it reaches this many words, so memory stays bounded on huge corpora. */
 const CACHE_LIMIT = 200_000;
+/** Longer pre-tokens are not cached (HF: 256 bytes); Llama 2's are whole pieces of text. */
+const CACHE_MAX_KEY = 256;
 /** Words up to this many symbols use the quadratic loop; longer ones the O(n log n) heap. */
 const SHORT_WORD = 48;
+
+export interface BpeOptions {
+  /** The unk token's id (model.unk_token), or undefined: unknown characters are dropped. */
+  readonly unkId?: number;
+  /** Consecutive unknown characters become one unk (model.fuse_unk). */
+  readonly fuseUnk?: boolean;
+  /** Unknown characters become their UTF-8 bytes as <0xNN> tokens when all exist (model.byte_fallback). */
+  readonly byteFallback?: boolean;
+  /** A word that is a vocab token is that token, merges or not (model.ignore_merges, Llama 3). */
+  readonly ignoreMerges?: boolean;
+}
+
+const utf8 = new TextEncoder();
 
 export class BpeModel {
   private readonly rank = new Map<number, number>();
@@ -15,6 +31,8 @@ export class BpeModel {
   private readonly cache = new Map<string, readonly number[]>();
   /** No token is made by two different merges (true for GPT-NeoX): see merge(). */
   private uniqueResults = true;
+  /** id of <0xNN> per byte when byte_fallback is on, else empty. */
+  private readonly byteIds: readonly (number | undefined)[];
 
   /**
    * @param vocab token string -> id, as in `model.vocab`.
@@ -25,7 +43,13 @@ export class BpeModel {
     private readonly vocab: ReadonlyMap<string, number>,
     merges: readonly (string | readonly [string, string])[],
     where: string,
+    private readonly options: BpeOptions = {},
   ) {
+    this.byteIds = options.byteFallback
+      ? Array.from({ length: 256 }, (_, b) =>
+          vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+        )
+      : [];
     for (const [id] of vocab.entries())
       if (id.length === 0) throw new Error(`${where}: empty token in vocab`);
     const results = new Set<number>();
@@ -51,15 +75,48 @@ export class BpeModel {
 
   /**
    * Ids of one pre-token. `key` is the cache key (the raw text of the pre-token); `symbols` its
-   * byte-level characters, computed only on a cache miss. Symbols missing from the vocab are
-   * dropped, as HF's BPE does when the model has no unk_token.
+   * characters as the model sees them (byte-level stand-ins, or the text's own), computed only on
+   * a cache miss.
    */
   encodeWord(key: string, symbols: () => readonly string[]): readonly number[] {
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    const ids = this.merge(symbols());
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(key, ids);
+    const chars = symbols();
+    const whole = this.options.ignoreMerges ? this.vocab.get(chars.join('')) : undefined;
+    const ids = whole !== undefined ? [whole] : this.merge(this.initialIds(chars));
+    if (key.length < CACHE_MAX_KEY) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(key, ids);
+    }
+    return ids;
+  }
+
+  /** HF's merge_word before merging: vocab ids, byte fallback, then unk (fused or not), else dropped. */
+  private initialIds(symbols: readonly string[]): number[] {
+    const ids: number[] = [];
+    const { unkId, fuseUnk } = this.options;
+    let pendingUnk = false;
+    for (const s of symbols) {
+      const id = this.vocab.get(s);
+      if (id !== undefined) {
+        if (pendingUnk) ids.push(unkId!);
+        pendingUnk = false;
+        ids.push(id);
+        continue;
+      }
+      if (this.byteIds.length > 0) {
+        const bytes = Array.from(utf8.encode(s), (b) => this.byteIds[b]);
+        // HF continues here without touching a pending unk, so it lands after these bytes.
+        if (bytes.every((b) => b !== undefined)) {
+          for (const b of bytes) ids.push(b!);
+          continue;
+        }
+      }
+      if (unkId === undefined) continue;
+      if (pendingUnk && !fuseUnk) ids.push(unkId);
+      pendingUnk = true;
+    }
+    if (pendingUnk) ids.push(unkId!);
     return ids;
   }
 
@@ -68,12 +125,7 @@ export class BpeModel {
    * entry is applied if its pair still stands (same merged id), then the pairs it forms with its
    * neighbours are pushed. O(n log n), so a long unbroken run (minified JSON, base64) stays cheap.
    */
-  private merge(symbols: readonly string[]): number[] {
-    const ids: number[] = [];
-    for (const s of symbols) {
-      const id = this.vocab.get(s);
-      if (id !== undefined) ids.push(id);
-    }
+  private merge(ids: number[]): number[] {
     const n = ids.length;
     if (n < 2) return ids;
     // Short words: the textbook loop is faster, and gives the same result whenever no token is

@@ -7,7 +7,7 @@
  * It differs from JavaScript's `\s`: U+0085 (NEL) is whitespace there, U+FEFF (BOM) is not.
  * Checked against HF: " \x85x" splits as [" ", "\x85", "x"], " \ufeffy" as [" \ufeff", "y"].
  */
-const WS = '\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+export const ONIG_WS = '\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 
 /**
  * The GPT-2 split pattern: contractions (case-sensitive, as in GPT-2), an optional space then a run
@@ -15,7 +15,7 @@ const WS = '\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f
  * other whitespace. Every character falls in some alternative, so the matches tile the text.
  */
 export const GPT2_SPLIT = new RegExp(
-  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
+  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${ONIG_WS}\\p{L}\\p{N}]+|[${ONIG_WS}]+(?![^${ONIG_WS}])|[${ONIG_WS}]+`,
   'gu',
 );
 
@@ -51,11 +51,6 @@ export function toByteLevel(piece: string): string[] {
     }
   }
   return out;
-}
-
-/** Splits text into pre-tokens with the GPT-2 pattern. */
-export function splitPreTokens(text: string): string[] {
-  return text.match(GPT2_SPLIT) ?? [];
 }
 
 /**

@@ -36,13 +36,22 @@ export type EventName =
   | 'result_ignored'
   | 'reduce_result_ignored'
   | 'frame_evidence'
+  | 'reduce_started'
+  | 'reduce_agreed'
   | 'reduce_aborted'
   | 'reduce_retry'
   | 'replica_mismatch'
   | 'state_resent'
+  | 'rehearsal_summary'
   // defences (docs/security.md)
   | 'insecure_transport'
   | 'auth_refused'
+  | 'tls_refused'
+  | 'connection_refused'
+  | 'warnings_suppressed'
+  | 'open_files'
+  | 'blame_ignored'
+  | 'worker_quarantined'
   | 'result_refused'
   | 'gradient_outlier'
   | 'checkpoint_skipped'
@@ -59,7 +68,10 @@ export type EventName =
   | 'server_listening'
   | 'generation_started'
   | 'generation_finished'
-  | 'request_refused';
+  | 'request_refused'
+  // probe (the chart's helm test): one event per check
+  | 'probe_passed'
+  | 'probe_failed';
 
 /**
  * The fields of the events that listeners read (the coordinator's metrics, its status page): an
@@ -91,6 +103,14 @@ export interface TypedEventFields {
     readonly kind: 'train' | 'eval';
     readonly micro_batches: readonly number[];
   };
+  /** An all-reduce round of a step began (ReduceStart sent to `members`). */
+  readonly reduce_started: {
+    readonly step: number;
+    readonly generation: number;
+    readonly members: readonly string[];
+  };
+  /** Every member's checksums agreed with the coordinator's: the step's commit begins. */
+  readonly reduce_agreed: { readonly step: number; readonly generation: number };
   /** A worker's result was counted in its step (or evaluation): once per micro-batch. */
   readonly microbatch_completed: {
     readonly worker: string;
@@ -116,6 +136,15 @@ export interface TypedEventFields {
     readonly why: string;
     readonly offences: number;
     readonly dropped: boolean;
+  };
+  /** A worker held micro-batches past its deadline: revoked and kept out for `quarantine_ms`. */
+  readonly worker_quarantined: {
+    readonly worker: string;
+    readonly step: number;
+    readonly why: string;
+    readonly offences: number;
+    readonly quarantine_ms: number;
+    readonly reason: 'hoarding';
   };
   /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
   readonly gradient_outlier: {

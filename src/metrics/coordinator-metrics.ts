@@ -154,6 +154,8 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
           return lost.inc();
         case 'result_refused':
           return security.refusedResults.inc({ outcome: e.fields.dropped ? 'dropped' : 'reset' });
+        case 'worker_quarantined':
+          return security.quarantines.inc({ reason: e.fields.reason });
         case 'gradient_outlier':
           return security.gradientOutliers.inc({ worker: e.fields.worker });
       }

@@ -3,10 +3,14 @@
 import { Counter, type Registry } from 'prom-client';
 
 export interface SecurityMetrics {
-  /** Streams refused for want of a valid credential (coordinator). */
-  readonly authFailures: Counter;
+  /** Peers refused for want of a valid credential (coordinator), by reason: TLS-level or token. */
+  readonly authFailures: Counter<'reason'>;
+  /** TCP connections closed before TLS because a pre-authentication cap was reached. */
+  readonly connectionsRefused: Counter<'reason'>;
   /** Micro-batch results or all-reduce data refused (non-finite, miscounted), by what followed. */
   readonly refusedResults: Counter<'outcome'>;
+  /** Workers revoked at their micro-batch deadline and kept out for a while, by reason. */
+  readonly quarantines: Counter<'reason'>;
   /** Workers whose gradients in a committed step were far from the others'. */
   readonly gradientOutliers: Counter<'worker'>;
   /** All-reduce frames refused: failed authentication, conflicting copies, non-finite values. */
@@ -18,13 +22,26 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
   return {
     authFailures: new Counter({
       name: 'lora_mpt_auth_failures_total',
-      help: "gRPC streams refused for want of a valid credential (no, wrong or another run's token)",
+      help: "Peers refused for want of a valid credential: reason=token (no, wrong or another run's token; another run's certificate), handshake_timeout, no_client_certificate, bad_client_certificate, tls_handshake",
+      labelNames: ['reason'],
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'lora_mpt_connections_refused_total',
+      help: 'TCP connections closed before TLS: reason=pending_handshakes (too many handshakes in progress), connections (too many open), accept_failed (out of file descriptors)',
+      labelNames: ['reason'],
       registers,
     }),
     refusedResults: new Counter({
       name: 'lora_mpt_refused_results_total',
       help: 'Worker results refused (non-finite loss or gradient, wrong token count, bad all-reduce data); outcome=reset|dropped',
       labelNames: ['outcome'],
+      registers,
+    }),
+    quarantines: new Counter({
+      name: 'lora_mpt_quarantines_total',
+      help: 'Workers revoked at their micro-batch deadline and kept out before they may rejoin (doubling per offence); reason=hoarding',
+      labelNames: ['reason'],
       registers,
     }),
     gradientOutliers: new Counter({

@@ -16,13 +16,18 @@ type Round = Pick<ReduceStart, 'step' | 'generation'>;
 /** The first message of a stream: who this worker is and what it can hold (joins the coordinator's run). */
 export const helloMessage = (
   workerId: string,
-  c: { readonly backend: string; readonly maxInFlight: number },
+  c: { readonly backend: string; readonly maxInFlight: number; readonly nodeName?: string },
 ) =>
   message('hello', {
     protocolVersion: PROTOCOL_VERSION,
     runId: '',
     workerId,
-    capabilities: { backend: c.backend, deviceMemoryBytes: 0, maxInFlight: c.maxInFlight },
+    capabilities: {
+      backend: c.backend,
+      deviceMemoryBytes: 0,
+      maxInFlight: c.maxInFlight,
+      nodeName: c.nodeName ?? '',
+    },
   });
 
 export const workerHeartbeatMessage = (unixMs: number) => message('heartbeat', { unixMs });

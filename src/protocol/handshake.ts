@@ -29,6 +29,8 @@ export interface AdmissionRules {
   readonly maxWorkers?: number;
   /** The worker id the stream's credential names (client certificate or token); the Hello must agree. */
   readonly credentialId?: string;
+  /** Milliseconds a worker must still stay out (quarantined for hoarding), or undefined. */
+  quarantined?(id: string): number | undefined;
 }
 
 /** The worker id a Hello joins as: the credential's when there is one, else the Hello's own. */
@@ -67,6 +69,13 @@ export function refusalOf(
     return final(
       `worker "${id}" was dropped from run ${runId} for refused results; check its device and restart it in a new run`,
     );
+  }
+  const left = rules.quarantined?.(id);
+  if (left !== undefined) {
+    return {
+      reason: `worker "${id}" held micro-batches past its deadline and is quarantined for ${Math.ceil(left / 1000)} s more; it may rejoin then`,
+      retryable: true,
+    };
   }
   if (connected.has(id)) {
     return {

@@ -1,8 +1,9 @@
 // How the Session stream is protected on the wire (docs/security.md): TLS with the coordinator's
-// certificate, optionally mutual TLS (workers present certificates signed by the run's CA), and a
+// certificate (the coordinator's side ends TLS in src/coordinator/connection-gate.ts), optionally
+// mutual TLS (workers present certificates signed by the run's CA), and a
 // bearer token in every stream's metadata (credentials.ts). `insecure` is plaintext with no token:
 // only `--insecure` asks for it, and the processes say so loudly.
-import { type ChannelCredentials, credentials, Metadata, ServerCredentials } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, Metadata } from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY } from './credentials.ts';
 
 export type ServerSecurity =
@@ -30,15 +31,6 @@ export type ClientSecurity =
       /** A worker token, or the run token with a client certificate. */
       readonly token: string;
     };
-
-export function serverCredentials(s: ServerSecurity): ServerCredentials {
-  if (s.kind === 'insecure') return ServerCredentials.createInsecure();
-  return ServerCredentials.createSsl(
-    s.clientCa ?? null,
-    [{ cert_chain: s.cert, private_key: s.key }],
-    !!s.clientCa,
-  );
-}
 
 export function clientCredentials(s: ClientSecurity): ChannelCredentials {
   if (s.kind === 'insecure') return credentials.createInsecure();

@@ -3,6 +3,7 @@
 // once from the `lora-mpt worker --inject_fault` flag; nothing is injected without it. They wrap the
 // worker's parts (compute, send, reduce, message handling) from outside: ReplicaWorker knows none.
 import type { Events } from '../events/events.ts';
+import { reduceFailedMessage } from '../protocol/from-worker.ts';
 import { type CoordinatorMessage, MicroBatchKind } from '../protocol/wire.ts';
 import type { MicroBatchCompute } from './model-compute.ts';
 import type { ReduceFn, ReplicaWorker, SendFn } from './replica-worker.ts';
@@ -24,10 +25,12 @@ export interface FaultPlan {
   readonly holdAfterMicroBatches?: number;
   /** The first train micro-batch blocks the compute thread this long (a long device call). */
   readonly blockComputeMs?: number;
+  /** Before each all-reduce, blames every other member under an invented generation from this one on (an insider). */
+  readonly forgeBlame?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N, forge_blame=GENERATION; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -40,6 +43,7 @@ export function parseFaultPlan(spec: string): FaultPlan {
     scaleGradient?: number;
     holdAfterMicroBatches?: number;
     blockComputeMs?: number;
+    forgeBlame?: number;
   } = {};
   const whole = (key: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`--inject_fault ${key}=${v}: expected a whole number`);
@@ -70,6 +74,9 @@ export function parseFaultPlan(spec: string): FaultPlan {
         if (!Number.isFinite(Number(value)) || value.trim() === '')
           throw new Error(`--inject_fault scale_gradient=${value}: expected a number`);
         plan.scaleGradient = Number(value);
+        break;
+      case 'forge_blame':
+        plan.forgeBlame = whole(key, value);
         break;
       case 'nan_gradient_at':
         plan.nanGradientAt = whole(key, value);
@@ -104,10 +111,15 @@ export class FaultInjector {
   private stalled = false;
   private delayed = false;
   private corrupted = false;
+  private forgedRounds = 0;
+  /** The session's own send, for messages the fault makes up (forge_blame). */
+  private out: SendFn | undefined;
 
   constructor(
     private readonly plan: FaultPlan,
     private readonly events: Events,
+    /** This worker's id (forge_blame blames the others). */
+    private readonly self = '',
   ) {}
 
   /**
@@ -154,6 +166,7 @@ export class FaultInjector {
    * (the result reaches the coordinator, as a real hang keeps the socket's buffer) the process blocks.
    */
   send(inner: SendFn): SendFn {
+    this.out = inner;
     const n = this.plan.stallAfterMicroBatches;
     if (n === undefined) return inner;
     return (msg) => {
@@ -181,9 +194,27 @@ export class FaultInjector {
   /** delay_reduce=STEP:MS: before its first all-reduce of STEP or later, hold back MS (the round is in flight). */
   reduce(inner: ReduceFn): ReduceFn {
     const d = this.plan.delayReduce;
-    if (!d) return inner;
+    const forged = this.plan.forgeBlame;
+    if (!d && forged === undefined) return inner;
     return async (round) => {
-      if (round.step >= d.step && !this.delayed) {
+      if (forged !== undefined) {
+        // forge_blame=G: "member m's data was bad" for every other member, in a round that never
+        // was; a new invented generation each time, so no blame repeats one already heard.
+        const generation = forged + this.forgedRounds++;
+        const others = round.members.filter((m) => m !== this.self);
+        for (const m of others)
+          this.out?.(reduceFailedMessage({ step: round.step, generation }, '', `forged: ${m}'s data`, m));
+        this.events.warn(
+          'fault_injected',
+          `fault injection: blamed ${others.join(', ')} under generation ${generation}`,
+          {
+            fault: 'forge_blame',
+            step: round.step,
+            generation,
+          },
+        );
+      }
+      if (d && round.step >= d.step && !this.delayed) {
         this.delayed = true;
         this.events.warn(
           'fault_injected',

@@ -42,6 +42,8 @@ export type ReduceFn = (round: {
   readonly generation: number;
   readonly members: readonly string[];
   readonly observers: readonly string[];
+  /** Node name of each member (the hierarchical algorithm's topology); absent: not known. */
+  readonly nodes?: readonly string[];
   readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
   readonly signal: AbortSignal;
@@ -229,6 +231,8 @@ export class ReplicaWorker {
         generation: r.generation,
         members: r.members,
         observers: r.observers,
+        // A coordinator that names no nodes (an older one): every member on one node.
+        ...(r.nodes.length === r.members.length ? { nodes: r.nodes } : {}),
         algorithm,
         data: this.accumulator,
         signal: abort.signal,

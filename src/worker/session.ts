@@ -36,6 +36,8 @@ export interface WorkerSessionOptions {
   readonly workerId: string;
   readonly backend: string;
   readonly maxInFlight: number;
+  /** The machine this worker runs on, told in Hello: the hierarchical all-reduce's topology. */
+  readonly nodeName?: string;
   readonly nc: NatsConnection;
   /** Loads the base model and LoRA layout the run names. Called again only if the run config changes. */
   prepare(run: RunConfig): Promise<PreparedModel>;
@@ -61,11 +63,11 @@ type Outcome = { kind: 'finished' } | { kind: 'retry'; why: string; welcomed: bo
 
 export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
   // 60 s: the coordinator's default heartbeat deadline; a micro-batch longer than that is lost anyway.
-  const client = new CoordinatorClient(
-    o.coordinator,
-    clientCredentials(o.security),
-    clientChannelOptions(60_000),
-  );
+  const client = new CoordinatorClient(o.coordinator, clientCredentials(o.security), {
+    ...clientChannelOptions(60_000),
+    // Its own connection even when sessions share a process (session-pool.ts), as workers do.
+    'grpc.use_local_subchannel_pool': 1,
+  });
   // This process's frame signing key: the private half never leaves it; the public half goes to
   // the coordinator in the Ready, over the authenticated stream, and from there to the peers.
   const signing = generateKeyPairSync('ed25519');
@@ -76,7 +78,6 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
     peerKeys.set(id, known);
     return known;
   };
-
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
@@ -137,7 +138,13 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
       const send = (m: Parameters<typeof call.write>[0]) => {
         if (!settled && !call.writableEnded) call.write(m);
       };
-      send(helloMessage(o.workerId, { backend: o.backend, maxInFlight: o.maxInFlight }));
+      send(
+        helloMessage(o.workerId, {
+          backend: o.backend,
+          maxInFlight: o.maxInFlight,
+          ...(o.nodeName === undefined ? {} : { nodeName: o.nodeName }),
+        }),
+      );
       const onWelcome = async (
         runConfigJson: string,
         fingerprint: string,
@@ -160,7 +167,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             `base model fingerprint ${model.fingerprint} differs from the run's ${fingerprint}`,
           );
         }
-        const faults = o.faults ? new FaultInjector(o.faults, o.events) : undefined;
+        const faults = o.faults ? new FaultInjector(o.faults, o.events, o.workerId) : undefined;
         const natsReduce: ReduceFn = ({ participantKeys, ...r }) =>
           allReduceSum({
             nc: o.nc,

@@ -30,8 +30,8 @@ describe('all-reduce algorithm registry', () => {
     await server?.stop();
   });
 
-  it('holds shard-owner (the default) and ring', () => {
-    assert.deepEqual([...ALGORITHM_NAMES].sort(), ['ring', 'shard-owner']);
+  it('holds shard-owner (the default), ring and hierarchical', () => {
+    assert.deepEqual([...ALGORITHM_NAMES].sort(), ['hierarchical', 'ring', 'shard-owner']);
     assert.equal(DEFAULT_ALGORITHM, 'shard-owner');
   });
 
@@ -39,6 +39,7 @@ describe('all-reduce algorithm registry', () => {
     const table: readonly [unknown, boolean][] = [
       ['shard-owner', true],
       ['ring', true],
+      ['hierarchical', true],
       ['', false],
       ['Ring', false],
       [' ring', false],
@@ -58,7 +59,7 @@ describe('all-reduce algorithm registry', () => {
   it('words an unknown name as the input, the name and every known algorithm', () => {
     assert.equal(
       unknownAlgorithm('--allreduce_algorithm', 'tree'),
-      '--allreduce_algorithm "tree" is not an all-reduce algorithm: use one of shard-owner, ring',
+      '--allreduce_algorithm "tree" is not an all-reduce algorithm: use one of shard-owner, ring, hierarchical',
     );
   });
 

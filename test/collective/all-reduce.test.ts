@@ -6,13 +6,19 @@ import { type NatsServer, startNats } from '../support/nats.ts';
 import {
   bytesOf,
   connectMembers,
+  hierarchicalSum,
   memberIds,
   randomGradients,
   sumInOrder,
   worstErrorRatio,
 } from './members.ts';
 
-const algorithms: readonly AllReduceAlgorithm[] = ['shard-owner', 'ring'];
+const algorithms: readonly AllReduceAlgorithm[] = ['shard-owner', 'ring', 'hierarchical'];
+
+// Hierarchical rounds get members interleaved over two nodes (named out of order): 3 and 5 members
+// give nodes of different sizes. The other algorithms ignore node names.
+const nodesOf = (n: number): string[] =>
+  Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 'zeta' : 'alpha'));
 
 // The bytes each algorithm documents: shard-owner sums in member order; the ring sums shard s in
 // ring order starting at member s (docs/collective.md). Built here independently of src/.
@@ -20,6 +26,7 @@ function documentedSum(algorithm: AllReduceAlgorithm, xs: readonly Float32Array[
   const n = xs.length;
   const members = xs.map((_, i) => i);
   if (algorithm === 'shard-owner') return sumInOrder(xs, members);
+  if (algorithm === 'hierarchical') return hierarchicalSum(xs, nodesOf(n));
   const out = new Float32Array(xs[0]!.length);
   for (let s = 0; s < n; s++) {
     const lo = Math.floor((s * out.length) / n);
@@ -64,6 +71,7 @@ describe('all-reduce sum', () => {
           observers: ['coord'],
           timeoutMs: 10_000,
           algorithm,
+          nodes: nodesOf(n),
         };
         const [results, observed] = await Promise.all([
           Promise.all(
@@ -82,6 +90,13 @@ describe('all-reduce sum', () => {
           members.map((_, i) => n - 1 - i),
         );
         if (n > 2) assert.notEqual(Buffer.compare(bytesOf(reversed), bytesOf(expected)), 0);
+        if (algorithm === 'hierarchical' && n > 2) {
+          const flat = sumInOrder(
+            xs,
+            members.map((_, i) => i),
+          );
+          assert.notEqual(Buffer.compare(bytesOf(flat), bytesOf(expected)), 0, 'node order not exercised');
+        }
         assert.deepEqual(
           Array.from(xs[0]!.subarray(0, 3)),
           Array.from(randomGradients(n, 3, 1000 * n + algorithm.length)[0]!),
@@ -105,6 +120,7 @@ describe('all-reduce sum', () => {
             data: xs[i]!,
             timeoutMs: 10_000,
             algorithm,
+            nodes: nodesOf(5),
           }),
         ),
       );

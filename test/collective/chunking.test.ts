@@ -21,7 +21,7 @@ describe('all-reduce above max_payload', () => {
     await server?.stop();
   });
 
-  for (const algorithm of ['shard-owner', 'ring'] as const) {
+  for (const algorithm of ['shard-owner', 'ring', 'hierarchical'] as const) {
     it(`splits a 1 MiB vector into messages under the server's 64 KiB (${algorithm})`, async () => {
       const n = 3;
       const length = 262_144 + 5;
@@ -47,7 +47,8 @@ describe('all-reduce above max_payload', () => {
       assert.ok(worstErrorRatio(results[0]!, xs) <= 1);
       assert.ok(Math.max(...sizes) <= MAX_PAYLOAD, `a message of ${Math.max(...sizes)} bytes`);
       // Published bytes (DESIGN §4): shard-owner n·G (reduce-scatter (n-1)·G, fan-out G), ring 2(n-1)·G,
-      // plus one 44-byte header and a 32-byte tag per message. Every one crossed the server under 64 KiB.
+      // hierarchical on one node (no node names) as shard-owner: node reduce-scatter (n-1)·G, each
+      // owner's final bytes once, G; plus one 44-byte header and a 32-byte tag per message. Every one crossed the server under 64 KiB.
       const G = 4 * length;
       const published = sizes.reduce((a, b) => a + b, 0) - FRAME_OVERHEAD * sizes.length;
       assert.equal(published, algorithm === 'ring' ? 2 * (n - 1) * G : n * G);

@@ -31,19 +31,19 @@ describe('all-reduce when the NATS server restarts', () => {
 
   const big = randomGradients(3, 2 ** 21, 5); // 8 MiB each: still moving when the server dies
   const bigSum = bytesOf(sumInOrder(big, [0, 1, 2]));
-  for (const algorithm of ['shard-owner', 'ring'] as const) {
+  // The subject of each algorithm's first data (hierarchical: the reduce-scatter inside node 0, the
+  // only node when no node names are given).
+  const firstPhase = { 'shard-owner': 'so-rs', ring: 'ring-rs', hierarchical: 'hrs-n0' } as const;
+  for (const algorithm of ['shard-owner', 'ring', 'hierarchical'] as const) {
     it(`never returns a wrong sum when the server restarts during the data phase (${algorithm})`, async () => {
       const key = { runId: 'faults', step: 9, generation: algorithm === 'ring' ? 10 : 0 };
       let restarting: Promise<void> | undefined;
-      const firstData = rig.spy.subscribe(
-        `${roundPrefix(key)}.${algorithm === 'ring' ? 'ring-rs' : 'so-rs'}.>`,
-        {
-          max: 1,
-          callback: () => {
-            restarting = rig.server.restart();
-          },
+      const firstData = rig.spy.subscribe(`${roundPrefix(key)}.${firstPhase[algorithm]}.>`, {
+        max: 1,
+        callback: () => {
+          restarting = rig.server.restart();
         },
-      );
+      });
       await rig.spy.flush();
       const back = [...rig.conns, rig.spy].map(reconnected);
       const run = (k: RoundKey) =>

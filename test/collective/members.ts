@@ -48,6 +48,23 @@ export function sumInOrder(
   return out;
 }
 
+// Hierarchical: node partials in member order, then the nodes (sorted by name) in order. The layout
+// has lanes·nodes shards, but every shard is summed in that same order, so the shards' bounds do
+// not change the bytes.
+export function hierarchicalSum(xs: readonly Float32Array[], nodes: readonly string[]): Float32Array {
+  const names = [...new Set(nodes)].sort();
+  const partials = names.map((name) =>
+    sumInOrder(
+      xs,
+      xs.map((_, i) => i).filter((i) => nodes[i] === name),
+    ),
+  );
+  const out = Float32Array.from(partials[0]!);
+  for (const p of partials.slice(1))
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(out[i]! + p[i]!);
+  return out;
+}
+
 /** Largest |float32 result - float64 sum| relative to the allowed (n-1)·2^-23·Σ|x| bound; <= 1 passes. */
 export function worstErrorRatio(result: Float32Array, xs: readonly Float32Array[]): number {
   let worst = 0;

@@ -10,7 +10,7 @@ import { bytesOf, sumInOrder, useThreeMembers } from './members.ts';
 
 const KEY = randomBytes(32);
 const FLT_MAX = 3.4028234663852886e38;
-const ALGORITHMS: readonly AllReduceAlgorithm[] = ['shard-owner', 'ring'];
+const ALGORITHMS: readonly AllReduceAlgorithm[] = ['shard-owner', 'ring', 'hierarchical'];
 
 // Real nats-server, three members, frames under a key. Index 10 lies in shard 0 (5000 elements).
 describe('non-finite values in an all-reduce', () => {
@@ -87,7 +87,8 @@ describe('non-finite values in an all-reduce', () => {
     // FLT_MAX + FLT_MAX overflows to +Inf in float32: the member that summed it sent the Inf, and
     // every receiver refuses it. The summer does not check its own sum (docs/collective.md, "What
     // is not done yet"): it may finish with +Inf before the others' abort reaches it.
-    const summer = algorithm === 'shard-owner' ? 'm0' : 'm1';
+    // (Hierarchical without node names: one node, lane k summed by member k, as shard-owner.)
+    const summer = algorithm === 'ring' ? 'm1' : 'm0';
     it(`refuses a partial or reduced sum that overflowed to Infinity, naming ${summer} who summed it (${algorithm})`, async () => {
       const data = { 0: poisoned(0, [[10, FLT_MAX]]), 1: poisoned(1, [[10, FLT_MAX]]) };
       assertBlames(await outcomes(algorithm, data), summer, Number(summer.slice(1)));

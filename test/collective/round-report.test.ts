@@ -31,7 +31,11 @@ describe('all-reduce round reports', () => {
     await server?.stop();
   });
 
-  for (const algorithm of ['shard-owner', 'ring'] as const satisfies readonly AllReduceAlgorithm[]) {
+  for (const algorithm of [
+    'shard-owner',
+    'ring',
+    'hierarchical',
+  ] as const satisfies readonly AllReduceAlgorithm[]) {
     it(`reports, per participant, the bytes the server received from it (${algorithm}, 3 members and an observer)`, async () => {
       const length = 50_000;
       const xs = randomGradients(3, length, 5);

@@ -15,7 +15,7 @@ const hello = (workerId: string, maxInFlight = 2) => ({
   protocolVersion: PROTOCOL_VERSION,
   runId: '',
   workerId,
-  capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight },
+  capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight, nodeName: '' },
 });
 
 // Real gRPC on loopback against the product's server and step driver: what one peer can take.

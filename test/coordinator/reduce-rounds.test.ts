@@ -20,6 +20,7 @@ function harness(firstGeneration = 1) {
     generation: number;
     members: readonly string[];
     signal: AbortSignal;
+    nodes: readonly string[];
     resolve(sum: Float32Array): void;
     reject(e: Error): void;
   }[] = [];
@@ -29,14 +30,22 @@ function harness(firstGeneration = 1) {
     maxGradNorm: 100,
     firstGeneration,
     events: recorded.events,
-    observe: (step, generation, members, signal) =>
-      new Promise((resolve, reject) => observed.push({ step, generation, members, signal, resolve, reject })),
+    observe: (step, generation, members, signal, nodes) =>
+      new Promise((resolve, reject) =>
+        observed.push({ step, generation, members, signal, nodes, resolve, reject }),
+      ),
   });
   const sent = new Map<WorkerId, CoordinatorMessage[]>();
-  const link = (id: string): WorkerLink => {
+  const link = (id: string, nodeName?: string): WorkerLink => {
     const w = workerId(id);
     sent.set(w, []);
-    return { id: w, send: (m) => sent.get(w)!.push(m), close: () => {}, drop: () => {} };
+    return {
+      id: w,
+      send: (m) => sent.get(w)!.push(m),
+      close: () => {},
+      drop: () => {},
+      ...(nodeName === undefined ? {} : { nodeName }),
+    };
   };
   const ends = { reduced: [] as FinalGradient[], failed: [] as Error[] };
   const end = {
@@ -81,12 +90,25 @@ describe('all-reduce rounds', () => {
         totalSupervisedTokens: 12,
         observers: ['coordinator'],
         algorithm: 'ring',
+        nodes: ['', ''],
       });
     }
     assert.deepEqual(
       h.observed.map((o) => [o.step, o.generation, [...o.members]]),
       [[3, 5, ['a', 'b']]],
     );
+  });
+
+  it("names each member's node, as its Hello said, to the members and the observer alike", () => {
+    const h = harness(5);
+    const round = h.rounds.open(3, 12, [workerId('a'), workerId('b'), workerId('c')]);
+    h.rounds.start(round, [h.link('a', 'gpu-2'), h.link('b', 'gpu-1'), h.link('c')], h.end);
+    for (const id of ['a', 'b', 'c']) {
+      const body = h.sent.get(workerId(id))![0]!.body;
+      assert.equal(body?.$case, 'reduceStart');
+      assert.deepEqual(body.value.nodes, ['gpu-2', 'gpu-1', '']);
+    }
+    assert.deepEqual(h.observed[0]?.nodes, ['gpu-2', 'gpu-1', '']);
   });
 
   it('hands over the observed sum as the mean over the tokens', async () => {
@@ -138,7 +160,7 @@ describe('all-reduce rounds', () => {
     let again = 0;
     h.rounds.retry(0, () => again++);
     h.rounds.retry(0, () => {});
-    h.rounds.committed();
+    h.rounds.committed(h.rounds.open(0, 4, [workerId('a')]));
     h.rounds.retry(1, () => {});
     assert.deepEqual(
       h.recorded.records

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_CURVE_POINTS, RunStatus } from '../../src/coordinator/run-status.ts';
+import { MAX_CURVE_POINTS, MAX_WORKER_ROWS, RunStatus } from '../../src/coordinator/run-status.ts';
 import type { EventFields, EventName } from '../../src/events/events.ts';
 import type { TappedEvent } from '../../src/events/tap.ts';
 
@@ -73,6 +73,64 @@ describe('run status (the status page data)', () => {
         ['worker_lost', 'warn'],
         ['worker_joined', 'info'],
       ],
+    );
+  });
+
+  it('lists every worker, in id order, up to MAX_WORKER_ROWS, and counts them', () => {
+    const ids = Array.from({ length: MAX_WORKER_ROWS }, (_, i) => `w${String(i).padStart(3, '0')}`);
+    const s = statusOf(ids.map((worker) => at('worker_joined', { worker, backend: 'synthetic' })));
+    const snap = s.snapshot(
+      ids.map((id) => ({ id, phase: 'synced' as const, lastSeen: 9_000 })),
+      'step 0',
+    );
+    assert.deepEqual(
+      snap.workers.map((w) => w.id),
+      ids,
+    );
+    assert.equal(snap.worker_summary.total, MAX_WORKER_ROWS);
+    assert.equal(snap.worker_summary.shown, MAX_WORKER_ROWS);
+    assert.equal(snap.worker_summary.by_state.synced, MAX_WORKER_ROWS);
+  });
+
+  it('past MAX_WORKER_ROWS lists those that need a look first and summarizes all: 256 workers stay one page', () => {
+    const n = 256;
+    const ids = Array.from({ length: n }, (_, i) => `w${String(i).padStart(3, '0')}`);
+    // Each worker counted 10 micro-batches, except w200 (2: the slowest) and w050 (lost).
+    const split = Object.fromEntries(ids.map((id) => [id, id === 'w200' ? 2 : 10]));
+    const s = statusOf([
+      ...ids.map((worker) => at('worker_joined', { worker, backend: 'synthetic' })),
+      at('step_committed', { step: 1, loss: 2, micro_batches: split }),
+      at('worker_lost', { worker: 'w050' }, 'warn'),
+    ]);
+    const live = ids
+      .filter((id) => id !== 'w050')
+      .map((id) => ({
+        id,
+        // w100 has been silent longest; w007 is still loading its model.
+        phase: id === 'w007' ? ('loading' as const) : ('synced' as const),
+        lastSeen: id === 'w100' ? 1_000 : 9_900,
+      }));
+    const snap = s.snapshot(live, 'step 1');
+    assert.equal(snap.workers.length, MAX_WORKER_ROWS);
+    assert.deepEqual(
+      snap.workers.slice(0, 4).map((w) => [w.id, w.state]),
+      [
+        ['w050', 'lost'],
+        ['w007', 'loading'],
+        ['w100', 'synced'],
+        ['w200', 'synced'],
+      ],
+    );
+    assert.deepEqual(snap.worker_summary.by_state, { loading: 1, ready: 0, synced: 254, lost: 1, left: 0 });
+    assert.equal(snap.worker_summary.total, n);
+    assert.equal(snap.worker_summary.shown, MAX_WORKER_ROWS);
+    assert.deepEqual(snap.worker_summary.micro_batches, { min: 2, median: 10, max: 10 });
+    // The page's size does not grow with the cluster: 256 workers cost what 24 do, give or take.
+    const small = statusOf(ids.slice(0, MAX_WORKER_ROWS).map((worker) => at('worker_joined', { worker })));
+    const smallBytes = JSON.stringify(small.snapshot([], 'x')).length;
+    assert.ok(
+      JSON.stringify(snap).length < 2 * smallBytes,
+      `${JSON.stringify(snap).length} vs ${smallBytes}`,
     );
   });
 

@@ -13,7 +13,7 @@ import {
   validatorVenv,
 } from './chart.ts';
 
-// The default values and six other value sets (test/deploy/values/*.yaml), each rendered for the
+// The default values and seven other value sets (test/deploy/values/*.yaml), each rendered for the
 // oldest Kubernetes the chart supports and for a recent one.
 const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   default: {},
@@ -26,6 +26,11 @@ const VALUE_SETS: Readonly<Record<string, RenderOptions>> = {
   'existing claim and ServiceAccount, 1 NATS server': { valuesFiles: ['existing-claim.yaml'] },
   'every extension point (labels, digest, args, volumes, init containers, runtime class)': {
     valuesFiles: ['extensions.yaml'],
+  },
+  'rehearsal: synthetic workers, no GPU requested': { valuesFiles: ['rehearsal.yaml'] },
+  'ReadWriteOnce volume, CPU workers (the kube-play test)': { valuesFiles: ['kube-play.yaml'] },
+  'existing ReadWriteOnce claim': {
+    set: ['storage.existingClaim=prepared', 'storage.accessModes={ReadWriteOnce}'],
   },
 };
 const VERSIONS = ['1.29', '1.32'] as const;

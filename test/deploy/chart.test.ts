@@ -12,6 +12,7 @@ import { parseFlags } from '../../src/cli/flags.ts';
 import { workerFlags } from '../../src/cli/worker.ts';
 import { processRegistry } from '../../src/metrics/registry.ts';
 import { checkRunToken } from '../../src/protocol/credentials.ts';
+import { certificateRunRefusal } from '../../src/protocol/run-binding.ts';
 import { alertRules, dashboardExpressions } from '../support/dashboard.ts';
 import {
   chartDir,
@@ -52,6 +53,7 @@ describe('Helm chart helm/lora-mpt', () => {
       'NetworkPolicy',
       'NetworkPolicy',
       'PersistentVolumeClaim',
+      'Pod',
       'PodDisruptionBudget',
       'Secret',
       'Service',
@@ -160,6 +162,9 @@ describe('Helm chart helm/lora-mpt', () => {
       assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey), `worker ${i}`);
       assert.equal(leaf.subject, `CN=demo-lora-mpt-worker-${i}`);
       assert.ok(leaf.checkPrivateKey(createPrivateKey(pem(`demo-lora-mpt-worker-${i}.key`))));
+      // Helm's sha256sum names the run as the coordinator computes it from the run token.
+      assert.equal(certificateRunRefusal(leaf.subjectAltName, pem('run-token')), undefined, `worker ${i}`);
+      assert.match(certificateRunRefusal(leaf.subjectAltName, 'x'.repeat(48)) ?? '', /another run/);
     }
     assert.equal(checkRunToken(pem('run-token'), 'run-token'), pem('run-token'));
     const own = render({ set: ['auth.existingSecret=mine'] });

@@ -148,7 +148,10 @@ describe('authenticated gRPC and NATS', () => {
         assert.equal(tries[what].code, status.UNAUTHENTICATED, what);
       }
       // Past TLS, the coordinator itself refused and counted the three token failures.
-      assert.equal(await scrape(Number(started.metrics_port), 'lora_mpt_auth_failures_total'), 3);
+      assert.equal(
+        await scrape(Number(started.metrics_port), 'lora_mpt_auth_failures_total', { reason: 'token' }),
+        3,
+      );
       assert.equal(d.coordinator.events().filter((e) => e.event === 'auth_refused').length, 3);
       // An authenticated stream is named by its credential: its Hello cannot claim another id.
       const claim = await attemptSession(

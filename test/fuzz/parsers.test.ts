@@ -179,7 +179,7 @@ describe('parsers under mutated input (seeded)', () => {
           protocolVersion: PROTOCOL_VERSION,
           runId: 'run-a',
           workerId: 'w0',
-          capabilities: { backend: 'wasm', deviceMemoryBytes: 0, maxInFlight: 2 },
+          capabilities: { backend: 'wasm', deviceMemoryBytes: 0, maxInFlight: 2, nodeName: '' },
         },
       },
     }).finish();

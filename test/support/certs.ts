@@ -136,7 +136,7 @@ export function attemptSession(
           protocolVersion: PROTOCOL_VERSION,
           runId: '',
           workerId,
-          capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight: 1_000_000 },
+          capabilities: { backend: 'test', deviceMemoryBytes: 0, maxInFlight: 1_000_000, nodeName: '' },
         },
       },
     });

@@ -22,8 +22,22 @@ export function startLoraMpt(
   name: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  /** A command the process runs under, e.g. `['prlimit', '--nofile=256:256']`. */
+  wrap: readonly string[] = [],
 ): LoraProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return startNode(name, [BIN, ...args], env, wrap);
+}
+
+/** Starts `node <argv>` (a script and its arguments) as startLoraMpt starts the command. */
+export function startNode(
+  name: string,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  /** A command the process runs under, e.g. `['prlimit', '--nofile=256:256']`. */
+  wrap: readonly string[] = [],
+): LoraProcess {
+  const [cmd, ...pre] = [...wrap, process.execPath];
+  const child = spawn(cmd!, [...pre, ...argv], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

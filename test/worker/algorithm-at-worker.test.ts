@@ -26,6 +26,7 @@ const notDealt: MicroBatchCompute = {
 function syncedWorker() {
   const sent: WorkerMessage[] = [];
   const algorithms: string[] = [];
+  const nodes: (readonly string[] | undefined)[] = [];
   const collective = new InProcessCollective(run.runId);
   const worker = new ReplicaWorker({
     id: 'w0',
@@ -36,6 +37,7 @@ function syncedWorker() {
     send: (m) => sent.push(m),
     reduce: (r) => {
       algorithms.push(r.algorithm);
+      nodes.push(r.nodes);
       return collective.allReduceSum({ ...r, self: 'w0' });
     },
     events: silentEvents,
@@ -54,10 +56,10 @@ function syncedWorker() {
       checksum: coordinator.checksum(),
     }),
   );
-  return { worker, sent, algorithms };
+  return { worker, sent, algorithms, nodes };
 }
 
-const start = (algorithm: string) =>
+const start = (algorithm: string, nodes: string[] = []) =>
   reduceStartMessage({
     step: 0,
     generation: 1,
@@ -65,6 +67,7 @@ const start = (algorithm: string) =>
     observers: [],
     totalSupervisedTokens: 1,
     algorithm,
+    nodes,
   });
 
 async function reduceAnswer(sent: WorkerMessage[]) {
@@ -77,7 +80,7 @@ async function reduceAnswer(sent: WorkerMessage[]) {
 }
 
 describe('a ReduceStart at a worker', () => {
-  for (const algorithm of ['shard-owner', 'ring']) {
+  for (const algorithm of ['shard-owner', 'ring', 'hierarchical']) {
     it(`runs the round with the algorithm it names (${algorithm})`, async () => {
       const { worker, sent, algorithms } = syncedWorker();
       worker.handle(start(algorithm));
@@ -88,6 +91,18 @@ describe('a ReduceStart at a worker', () => {
     });
   }
 
+  it("hands the round's node names to the all-reduce when there is one per member, else none", async () => {
+    const named = syncedWorker();
+    named.worker.handle(start('hierarchical', ['gpu-node-7.example']));
+    assert.equal((await reduceAnswer(named.sent)).error, '');
+    assert.deepEqual(named.nodes, [['gpu-node-7.example']]);
+    // From a coordinator that names no nodes: the all-reduce gets none (one node), not a short list.
+    const unnamed = syncedWorker();
+    unnamed.worker.handle(start('hierarchical'));
+    assert.equal((await reduceAnswer(unnamed.sent)).error, '');
+    assert.deepEqual(unnamed.nodes, [undefined]);
+  });
+
   for (const algorithm of ['tree', '', 'Ring', 'toString']) {
     it(`answers a round naming ${JSON.stringify(algorithm)} as failed, naming the known algorithms, and runs none`, async () => {
       const { worker, sent, algorithms } = syncedWorker();
@@ -95,7 +110,7 @@ describe('a ReduceStart at a worker', () => {
       const answer = await reduceAnswer(sent);
       assert.equal(
         answer.error,
-        `ReduceStart: algorithm ${JSON.stringify(algorithm)} is not an all-reduce algorithm: use one of shard-owner, ring`,
+        `ReduceStart: algorithm ${JSON.stringify(algorithm)} is not an all-reduce algorithm: use one of shard-owner, ring, hierarchical`,
       );
       assert.equal(answer.checksum, '');
       assert.deepEqual(algorithms, [], 'no all-reduce ran');
@@ -105,7 +120,7 @@ describe('a ReduceStart at a worker', () => {
 
 describe("a Welcome's run config at a worker", () => {
   it('keeps every registered algorithm through the JSON trip', () => {
-    for (const algorithm of ['shard-owner', 'ring'] as const) {
+    for (const algorithm of ['shard-owner', 'ring', 'hierarchical'] as const) {
       assert.equal(
         parseRunConfig(JSON.stringify({ ...run, allReduceAlgorithm: algorithm })).allReduceAlgorithm,
         algorithm,
@@ -118,7 +133,7 @@ describe("a Welcome's run config at a worker", () => {
       assert.throws(
         () => parseRunConfig(JSON.stringify({ ...run, allReduceAlgorithm: algorithm })),
         new Error(
-          `run config: "allReduceAlgorithm" ${JSON.stringify(algorithm)} is not an all-reduce algorithm: use one of shard-owner, ring`,
+          `run config: "allReduceAlgorithm" ${JSON.stringify(algorithm)} is not an all-reduce algorithm: use one of shard-owner, ring, hierarchical`,
         ),
       );
     }

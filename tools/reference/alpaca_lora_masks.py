@@ -6,19 +6,31 @@ that truncate inside the prompt.
 
 Run from the repository root:  /opt/refpy/bin/python tools/reference/alpaca_lora_masks.py
 Writes test/data/fixtures/alpaca-lora-masks.json.gz.
+
+With --family llama2 or llama3 it runs the same functions with transformers' AutoTokenizer on the
+Llama-family fixture (test/data/fixtures/llama-tok/<family>/: BOS added, EOS </s> or <|end_of_text|>)
+and writes test/data/fixtures/llama-tok/alpaca-lora-masks-<family>.json.gz.
 """
+import argparse
 import gzip
 import json
 import random
 from pathlib import Path
 
 import transformers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "test" / "data" / "fixtures" / "alpaca-lora-masks.json.gz"
-tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(ROOT.parent / "shared/data/gpt-neox-20b/tokenizer.json"),
-                                    eos_token="<|endoftext|>")
+ap = argparse.ArgumentParser()
+ap.add_argument("--family", choices=["neox", "llama2", "llama3"], default="neox")
+FAMILY = ap.parse_args().family
+if FAMILY == "neox":
+    OUT = ROOT / "test" / "data" / "fixtures" / "alpaca-lora-masks.json.gz"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(ROOT.parent / "shared/data/gpt-neox-20b/tokenizer.json"),
+                                        eos_token="<|endoftext|>")
+else:
+    OUT = ROOT / "test" / "data" / "fixtures" / "llama-tok" / f"alpaca-lora-masks-{FAMILY}.json.gz"
+    tokenizer = AutoTokenizer.from_pretrained(str(ROOT / "test" / "data" / "fixtures" / "llama-tok" / FAMILY))
 template = json.loads((ROOT / "src/data/templates/alpaca.json").read_text())
 
 
@@ -66,5 +78,9 @@ for cutoff, toi, eos in configs:
         cases.append({"index": i, "cutoff_len": cutoff, "train_on_inputs": toi, "add_eos_token": eos,
                       "input_ids": r["input_ids"], "labels": r["labels"]})
 with gzip.GzipFile(OUT, "wb", compresslevel=9, mtime=0) as f:
-    f.write(json.dumps({"transformers_version": transformers.__version__, "cases": cases}).encode())
+    meta = {"transformers_version": transformers.__version__, "cases": cases}
+    if FAMILY != "neox":
+        meta.update(tokenizer_class=type(tokenizer).__name__, eos_token_id=tokenizer.eos_token_id,
+                    bos_token_id=tokenizer.bos_token_id)
+    f.write(json.dumps(meta).encode())
 print(f"wrote {OUT.relative_to(ROOT)}: {len(cases)} cases, {OUT.stat().st_size} bytes")

@@ -139,9 +139,9 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $c.affinity }}
+{{- with include "lora-mpt.affinity" . }}
 affinity:
-  {{- toYaml . | nindent 2 }}
+  {{- . | nindent 2 }}
 {{- end }}
 {{- with $c.topologySpreadConstraints }}
 topologySpreadConstraints:
@@ -164,6 +164,11 @@ volumes:
     secret:
       secretName: {{ include "lora-mpt.authSecret" $root }}
       defaultMode: 0400
+      # Only the keys this pod's role reads (lora-mpt.authItems): no worker sees coordinator.key.
+      items:
+        {{- range $key := include "lora-mpt.authItems" (dict "root" $root "role" .role) | fromYamlArray }}
+        - { key: {{ $key }}, path: {{ $key }} }
+        {{- end }}
 {{- with $c.extraVolumes }}
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -177,6 +182,23 @@ volumes:
 - /etc/lora-mpt/auth/nats-password
 - --nats_ca
 - /etc/lora-mpt/auth/nats-ca.crt
+{{- end -}}
+
+{{- /* The keys of the auth Secret a pod of `role` mounts (docs/security.md): the coordinator its
+certificate and key, the CA that checks workers, the run token; a worker the CA, the run token and
+the certificates of the worker slots (one pod template serves every index, so each slot's
+certificate is there; none of them can act as the coordinator); both the NATS password and CA. */ -}}
+{{- define "lora-mpt.authItems" -}}
+{{- $fullname := include "lora-mpt.fullname" .root -}}
+{{- $keys := list "ca.crt" "run-token" "nats-password" "nats-ca.crt" -}}
+{{- if eq .role "coordinator" -}}
+{{- $keys = concat $keys (list "coordinator.crt" "coordinator.key") -}}
+{{- else -}}
+{{- range $i := until (int .root.Values.workers.replicas) -}}
+{{- $keys = concat $keys (list (printf "%s-worker-%d.crt" $fullname $i) (printf "%s-worker-%d.key" $fullname $i)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $keys -}}
 {{- end -}}
 
 {{- /* The Secret with the run's gRPC credentials (templates/auth.yaml, or auth.existingSecret). */ -}}
@@ -243,7 +265,7 @@ template:
   metadata:
     {{- include "lora-mpt.podMetadata" (dict "root" . "component" "coordinator") | nindent 4 }}
   spec:
-    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator) | nindent 4 }}
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator "role" "coordinator") | nindent 4 }}
     containers:
       - name: coordinator
         image: {{ include "lora-mpt.image" . }}
@@ -304,6 +326,13 @@ template:
 the paths, the training flags and the coordinator's run policy. */ -}}
 {{- define "lora-mpt.runFlags" -}}
 {{- $flags := dict "base_model" .Values.run.baseModel "data_path" .Values.run.dataPath "output_dir" .Values.run.outputDir -}}
+{{- if .Values.run.rehearsal }}
+{{- /* A rehearsal reads the model as a config and writes beside the real run's output, never in it
+(the real run would resume from its synthetic checkpoints). */ -}}
+{{- $model := .Values.run.baseModel -}}
+{{- $_ := set $flags "base_model" (hasPrefix "synthetic:" $model | ternary $model (printf "synthetic:%s" $model)) -}}
+{{- $_ := set $flags "output_dir" (printf "%s-rehearsal" (trimSuffix "/" .Values.run.outputDir)) -}}
+{{- end }}
 {{- $_ := set $flags "min_workers" .Values.coordinator.minWorkers -}}
 {{- $_ := set $flags "heartbeat_timeout_ms" .Values.coordinator.heartbeatTimeoutMs -}}
 {{- range $k, $v := .Values.run.training }}
@@ -337,7 +366,7 @@ template:
   metadata:
     {{- include "lora-mpt.podMetadata" (dict "root" . "component" "worker") | nindent 4 }}
   spec:
-    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers) | nindent 4 }}
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.workers "role" "worker") | nindent 4 }}
     containers:
       - name: worker
         image: {{ include "lora-mpt.image" . }}
@@ -347,7 +376,12 @@ template:
             valueFrom:
               fieldRef:
                 fieldPath: metadata.annotations['batch.kubernetes.io/job-completion-index']
-          {{- $res := $v.workers.resources | default dict }}
+          # The node this pod runs on: workers on one node form one node of the hierarchical all-reduce.
+          - name: NODE_NAME
+            valueFrom:
+              fieldRef:
+                fieldPath: spec.nodeName
+          {{- $res := include "lora-mpt.workerResources" . | fromYaml }}
           {{- if or (hasKey ($res.limits | default dict) "nvidia.com/gpu") (hasKey ($res.requests | default dict) "nvidia.com/gpu") }}
           # A pod given a GPU computes on it or stops, naming why (docs/backends.md#gpu-workers).
           - { name: LORA_MPT_REQUIRE_GPU, value: "1" }
@@ -364,8 +398,25 @@ template:
           - {{ include "lora-mpt.natsUrl" . | quote }}
           - --worker_id
           - "{{ $fullname }}-worker-$(WORKER_INDEX)"
+          - --node_name
+          - "$(NODE_NAME)"
+          {{- if and $v.nats.enabled $v.nats.leaf.enabled }}
+          # The leaf server on this pod's node (a node-local Service), the cluster while it is down.
+          - --node_nats_url
+          - "nats://{{ $fullname }}-nats-leaf:4222"
+          {{- end }}
+          {{- if $v.run.rehearsal }}
+          # A rehearsal: no model, each micro-batch takes the modelled GPU's time (docs/scale.md).
+          - --backend
+          - synthetic
+          - --gpu_profile
+          - {{ $v.run.gpuProfile | quote }}
+          - --gpu_mfu
+          - {{ $v.run.gpuMfu | quote }}
+          {{- else }}
           - --backend
           - {{ $v.workers.backend | quote }}
+          {{- end }}
           - --max_in_flight
           - {{ $v.workers.maxInFlight | quote }}
           - --metrics_port
@@ -390,7 +441,7 @@ template:
           - { name: metrics, containerPort: {{ $v.workers.metricsPort }} }
         {{- include "lora-mpt.probes" $v.workers | nindent 8 }}
         resources:
-          {{- toYaml $v.workers.resources | nindent 10 }}
+          {{- include "lora-mpt.workerResources" . | nindent 10 }}
         {{- include "lora-mpt.containerSecurityContext" . | nindent 8 }}
         volumeMounts:
           - { name: workspace, mountPath: {{ $v.storage.mountPath }}, readOnly: true }
@@ -399,4 +450,17 @@ template:
           {{- with $v.workers.extraVolumeMounts }}
           {{- toYaml . | nindent 10 }}
           {{- end }}
+{{- end -}}
+
+{{- /* A worker's resources: workers.resources, without the GPU in a rehearsal (it models one). */ -}}
+{{- define "lora-mpt.workerResources" -}}
+{{- $res := deepCopy (.Values.workers.resources | default dict) -}}
+{{- if .Values.run.rehearsal -}}
+{{- range $kind := list "requests" "limits" -}}
+{{- if hasKey $res $kind -}}
+{{- $_ := set $res $kind (omit (get $res $kind) "nvidia.com/gpu") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $res -}}
 {{- end -}}

@@ -109,6 +109,8 @@ export interface Capabilities {
   deviceMemoryBytes: number;
   /** micro-batches the worker is willing to hold at once */
   maxInFlight: number;
+  /** the machine it runs on (--node_name): the hierarchical all-reduce's topology */
+  nodeName: string;
 }
 
 export interface Hello {
@@ -205,8 +207,10 @@ export interface ReduceStart {
   totalSupervisedTokens: number;
   /** non-contributing replicas (the coordinator) that members wait for */
   observers: string[];
-  /** "shard-owner" | "ring" */
+  /** "shard-owner" | "ring" | "hierarchical" */
   algorithm: string;
+  /** node name of each member, in `members` order (empty: unknown) */
+  nodes: string[];
   /** absent: frames' signatures are not checked */
   participantKeys?: ParticipantKeys | undefined;
 }
@@ -798,7 +802,7 @@ export const CoordinatorMessage: MessageFns<CoordinatorMessage> = {
 };
 
 function createBaseCapabilities(): Capabilities {
-  return { backend: "", deviceMemoryBytes: 0, maxInFlight: 0 };
+  return { backend: "", deviceMemoryBytes: 0, maxInFlight: 0, nodeName: "" };
 }
 
 export const Capabilities: MessageFns<Capabilities> = {
@@ -811,6 +815,9 @@ export const Capabilities: MessageFns<Capabilities> = {
     }
     if (message.maxInFlight !== 0) {
       writer.uint32(24).uint32(message.maxInFlight);
+    }
+    if (message.nodeName !== "") {
+      writer.uint32(34).string(message.nodeName);
     }
     return writer;
   },
@@ -852,6 +859,14 @@ export const Capabilities: MessageFns<Capabilities> = {
             message.maxInFlight = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -877,6 +892,11 @@ export const Capabilities: MessageFns<Capabilities> = {
         : isSet(object.max_in_flight)
         ? globalThis.Number(object.max_in_flight)
         : 0,
+      nodeName: isSet(object.nodeName)
+        ? globalThis.String(object.nodeName)
+        : isSet(object.node_name)
+        ? globalThis.String(object.node_name)
+        : "",
     };
   },
 
@@ -891,6 +911,9 @@ export const Capabilities: MessageFns<Capabilities> = {
     if (message.maxInFlight !== 0) {
       obj.maxInFlight = Math.round(message.maxInFlight);
     }
+    if (message.nodeName !== "") {
+      obj.nodeName = message.nodeName;
+    }
     return obj;
   },
 
@@ -902,6 +925,7 @@ export const Capabilities: MessageFns<Capabilities> = {
     message.backend = object.backend ?? "";
     message.deviceMemoryBytes = object.deviceMemoryBytes ?? 0;
     message.maxInFlight = object.maxInFlight ?? 0;
+    message.nodeName = object.nodeName ?? "";
     return message;
   },
 };
@@ -2141,6 +2165,7 @@ function createBaseReduceStart(): ReduceStart {
     totalSupervisedTokens: 0,
     observers: [],
     algorithm: "",
+    nodes: [],
     participantKeys: undefined,
   };
 }
@@ -2165,8 +2190,11 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     if (message.algorithm !== "") {
       writer.uint32(50).string(message.algorithm);
     }
+    for (const v of message.nodes) {
+      writer.uint32(58).string(v!);
+    }
     if (message.participantKeys !== undefined) {
-      ParticipantKeys.encode(message.participantKeys, writer.uint32(58).fork()).join();
+      ParticipantKeys.encode(message.participantKeys, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2237,6 +2265,14 @@ export const ReduceStart: MessageFns<ReduceStart> = {
               break;
             }
 
+            message.nodes.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
             message.participantKeys = ParticipantKeys.decode(reader, reader.uint32());
             continue;
           }
@@ -2266,6 +2302,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
         ? object.observers.map((e: any) => globalThis.String(e))
         : [],
       algorithm: isSet(object.algorithm) ? globalThis.String(object.algorithm) : "",
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => globalThis.String(e)) : [],
       participantKeys: isSet(object.participantKeys)
         ? ParticipantKeys.fromJSON(object.participantKeys)
         : isSet(object.participant_keys)
@@ -2294,6 +2331,9 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     if (message.algorithm !== "") {
       obj.algorithm = message.algorithm;
     }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes;
+    }
     if (message.participantKeys !== undefined) {
       obj.participantKeys = ParticipantKeys.toJSON(message.participantKeys);
     }
@@ -2311,6 +2351,7 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     message.totalSupervisedTokens = object.totalSupervisedTokens ?? 0;
     message.observers = object.observers?.map((e) => e) || [];
     message.algorithm = object.algorithm ?? "";
+    message.nodes = object.nodes?.map((e) => e) || [];
     message.participantKeys = (object.participantKeys !== undefined && object.participantKeys !== null)
       ? ParticipantKeys.fromPartial(object.participantKeys)
       : undefined;

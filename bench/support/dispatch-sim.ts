@@ -1,0 +1,160 @@
+// The coordinator's dispatch path alone: the real gRPC server and step driver (in this process)
+// dealing one large step of micro-batches (ROWS x SEQ tokens each, real wire size) to N simulated
+// workers — gRPC clients in a child process (dispatch-clients.ts) that speak the protocol but
+// compute nothing, so the figures are the coordinator's, not a model's. Shared by bench/dispatch.ts
+// and bench/cluster.ts.
+
+import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
+import { StepDriver } from '../../src/coordinator/step-driver.ts';
+import type { MicroBatch } from '../../src/data/micro-batch.ts';
+import { type EventName, type Events, type FieldsArg, silentEvents } from '../../src/events/events.ts';
+import { paramLayout } from '../../src/train/param-layout.ts';
+import { AdapterReplica } from '../../src/train/replica.ts';
+
+const ROWS = 4;
+const SEQ = 128;
+
+export interface DispatchFigures {
+  readonly workers: number;
+  readonly microBatches: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly samples: number;
+  /** The coordinator's event-loop delay p99 while dealing. */
+  readonly loopP99Ms: number;
+  /** The coordinator's CPU (user + system) per micro-batch dealt and counted, in microseconds. */
+  readonly cpuMicrosPerMicroBatch: number;
+}
+
+const CLIENTS = fileURLToPath(new URL('./dispatch-clients.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function plannedStep(count: number): MicroBatch[] {
+  const ids = new Int32Array(ROWS * SEQ).map((_, i) => (i * 7919) % 50277);
+  const labels = ids.map((v, i) => (i % SEQ < 40 ? -100 : v));
+  const mask = new Int32Array(ROWS * SEQ).fill(1);
+  return Array.from({ length: count }, (_, id) => ({
+    id,
+    step: 0,
+    rows: ROWS,
+    seqLen: SEQ,
+    inputIds: ids,
+    labels,
+    attentionMask: mask,
+  }));
+}
+
+export const percentile = (xs: readonly number[], p: number): number =>
+  xs.length === 0
+    ? Number.NaN
+    : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+/**
+ * `pacedPerSecond` absent: every client holds 2 micro-batches and reports each at once (the
+ * ceiling; latency is then mostly queueing behind the other clients). Present: each holds 1 and
+ * "computes" workers / pacedPerSecond seconds before reporting, so the offered load is that rate in
+ * all and report-to-next is the coordinator's answer time at that load.
+ */
+export async function measureDispatch(
+  workers: number,
+  perWorker: number,
+  pacedPerSecond?: number,
+): Promise<DispatchFigures> {
+  const credits = pacedPerSecond === undefined ? 2 : 1;
+  const computeMs = pacedPerSecond === undefined ? 0 : (1000 * workers) / pacedPerSecond;
+  const total = workers * perWorker;
+  const step = plannedStep(total);
+  const layout = paramLayout([{ name: 'w', shape: [8, 8] }]);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  let synced = 0;
+  let startedAt = 0;
+  let cpuAtStart = process.cpuUsage();
+  // Dealing starts when the last replica is synced (--min_workers N): the clock starts there.
+  const events: Events = {
+    ...silentEvents,
+    info: <N extends EventName>(name: N, _text: string, ..._fields: FieldsArg<N>) => {
+      if (name !== 'worker_synced' || ++synced < workers) return;
+      startedAt = performance.now();
+      cpuAtStart = process.cpuUsage();
+      loop.enable();
+    },
+    child: () => events,
+  };
+  let ledgerDone: () => void = () => {};
+  const complete = new Promise<void>((r) => {
+    ledgerDone = r;
+  });
+  const driver = new StepDriver({
+    runId: 'bench',
+    modelFingerprint: 'fp',
+    totalSteps: 1,
+    minWorkers: workers,
+    maxGradNorm: 1,
+    evalSteps: 1000,
+    replica: new AdapterReplica(layout, new Float32Array(layout.size)),
+    microBatches: () => step,
+    evalMicroBatches: [],
+    learningRate: () => 0,
+    observerId: 'coordinator',
+    algorithm: 'shard-owner',
+    // The step's ledger is whole when the driver starts its all-reduce: that ends the measurement.
+    observeReduce: () => {
+      ledgerDone();
+      return new Promise(() => {});
+    },
+    onCommit: async () => {},
+    onEval: async () => {},
+    afterStep: async () => {},
+    events,
+  });
+  const server = await startCoordinatorServer({
+    listen: '127.0.0.1:0',
+    driver,
+    runId: 'bench',
+    runConfigJson: '{}',
+    modelFingerprint: 'fp',
+    heartbeatIntervalMs: 5000,
+    security: { kind: 'insecure' },
+    heartbeatTimeoutMs: 600_000,
+    maxWorkers: workers,
+    events: silentEvents,
+  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLIENTS, ...[server.port, workers, credits, computeMs, 0].map(String)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  try {
+    await complete;
+    loop.disable();
+    const seconds = (performance.now() - startedAt) / 1000;
+    const cpu = process.cpuUsage(cpuAtStart);
+    driver.stop('benchmark over');
+    await exited;
+    const latencies = (JSON.parse(out) as { latencies: number[] }).latencies;
+    return {
+      workers,
+      microBatches: total,
+      seconds,
+      perSecond: total / seconds,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      samples: latencies.length,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
+    };
+  } finally {
+    child.kill('SIGKILL');
+    await server.close();
+  }
+}

@@ -1,0 +1,121 @@
+// Runs all-reduce rounds on a simulated cluster (netns.ts): one process per node holding that node's
+// members, connected to the node's leaf server or, for the flat baseline, straight to the hub
+// across the node's link. Per round: each node link's bytes from its interface counters, the wall
+// time from the request to the last node's answer, and the result's digest on every member.
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Peer } from '../../bench/support/peer.ts';
+import type { AllReduceAlgorithm } from '../../src/collective/index.ts';
+import { type LinkBytes, SimulatedNetwork } from './netns.ts';
+import type { NodeArgs } from './topology-node.ts';
+
+const NODE = fileURLToPath(new URL('./topology-node.ts', import.meta.url));
+
+export interface TopologyCase {
+  readonly label: string;
+  readonly algorithm: AllReduceAlgorithm;
+  /** Members' server: their node's leaf server, or the cluster server across the link. */
+  readonly via: 'leaf' | 'hub';
+}
+
+export interface TopologyOptions {
+  readonly nodes: number;
+  readonly perNode: number;
+  /** float32 elements of the gradient. */
+  readonly length: number;
+  readonly mbit: number;
+  /** Measured rounds per case, after one warm-up round. */
+  readonly rounds: number;
+  readonly seed: number;
+  readonly cases: readonly TopologyCase[];
+}
+
+export interface CaseResult {
+  readonly c: TopologyCase;
+  /** Per measured round, per node. */
+  readonly bytes: readonly (readonly LinkBytes[])[];
+  readonly ms: readonly number[];
+  /** The one digest every member of every round ended with. */
+  readonly digest: string;
+}
+
+export const memberName = (i: number): string => `w${String(i).padStart(3, '0')}`;
+/** Member i sits on node floor(i / perNode): names sort in node order, as a cluster's usually do. */
+export const nodeName = (i: number, perNode: number): string => `node${Math.floor(i / perNode)}`;
+
+export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]> {
+  const n = o.nodes * o.perNode;
+  const members = Array.from({ length: n }, (_, i) => memberName(i));
+  const nodes = members.map((_, i) => nodeName(i, o.perNode));
+  const frameKeyHex = randomBytes(32).toString('hex');
+  const net = await SimulatedNetwork.create({ nodes: o.nodes, mbit: o.mbit });
+  const peers: Peer[] = [];
+  try {
+    const out: CaseResult[] = [];
+    for (const c of o.cases) {
+      const started = await Promise.all(
+        Array.from({ length: o.nodes }, (_, j) => {
+          const args: NodeArgs = {
+            url: c.via === 'leaf' ? net.leafUrl(j) : net.hubUrl(j),
+            frameKeyHex,
+            members,
+            nodes,
+            mine: Array.from({ length: o.perNode }, (_, k) => j * o.perNode + k),
+            length: o.length,
+            seed: o.seed,
+          };
+          return Peer.start(`node ${j}`, 'ip', [
+            'netns',
+            'exec',
+            net.nodeNs[j]!,
+            process.execPath,
+            '--import',
+            'tsx',
+            NODE,
+            JSON.stringify(args),
+          ]);
+        }),
+      );
+      for (const p of started) if (typeof p !== 'string') peers.push(p);
+      const failed = started.find((p): p is string => typeof p === 'string');
+      if (failed !== undefined) throw new Error(failed);
+      const nodePeers = started as Peer[];
+      const digests = new Set<string>();
+      const bytes: LinkBytes[][] = [];
+      const ms: number[] = [];
+      for (let g = 0; g <= o.rounds; g++) {
+        const before = net.nodeNs.map((_, j) => net.linkBytes(j));
+        const t0 = performance.now();
+        const replies = await Promise.all(nodePeers.map((p) => p.request(`reduce ${c.algorithm} ${g}`)));
+        const wall = performance.now() - t0;
+        const after = net.nodeNs.map((_, j) => net.linkBytes(j));
+        for (const r of replies) digests.add(String(r.digest));
+        if (g === 0) continue; // warm-up: connections, JIT, leaf interest
+        ms.push(wall);
+        bytes.push(after.map((a, j) => ({ tx: a.tx - before[j]!.tx, rx: a.rx - before[j]!.rx })));
+      }
+      if (digests.size !== 1)
+        throw new Error(`${c.label}: members ended with different bytes: ${[...digests]}`);
+      for (const p of nodePeers) p.stop();
+      await Promise.all(nodePeers.map((p) => p.exited()));
+      peers.length = 0;
+      out.push({ c, bytes, ms, digest: [...digests][0]! });
+    }
+    return out;
+  } finally {
+    for (const p of peers) p.kill();
+    await Promise.all(peers.map((p) => p.exited()));
+    net.close();
+  }
+}
+
+/** Largest per-node mean over the measured rounds of `which` bytes. */
+export function worstNode(r: CaseResult, which: keyof LinkBytes): number {
+  const nodes = r.bytes[0]!.length;
+  let worst = 0;
+  for (let j = 0; j < nodes; j++) {
+    const mean = r.bytes.reduce((t, round) => t + round[j]![which], 0) / r.bytes.length;
+    worst = Math.max(worst, mean);
+  }
+  return worst;
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bytesOf, hierarchicalSum, sumInOrder } from './members.ts';
+import { digestOf, gradientOf } from './topology-node.ts';
+import { measureTopology, nodeName, worstNode } from './topology-rig.ts';
+
+// The hierarchy on a simulated multi-node network (netns.ts: namespaces, veth links shaped with tbf,
+// a leaf nats-server per node; needs root, which CI has: no skip). Asserts on bytes each node's link
+// carried (interface counters), which the algorithms fix, never on time (bench/all-reduce-topology.ts
+// measures that). The payload a link must carry is the cost model's (docs/scale.md); what the
+// counters add on top is TCP/IP and NATS framing and the reverse direction's ACKs, a few percent.
+const OVERHEAD = 1.15;
+const LENGTH = 262_144; // 1 MiB of float32
+const G = 4 * LENGTH;
+
+if (process.getuid?.() !== 0) {
+  throw new Error('test/collective/topology.test.ts builds network namespaces and must run as root');
+}
+
+for (const [nodes, perNode] of [
+  [4, 4],
+  [8, 4],
+] as const) {
+  describe(`all-reduce on ${nodes} simulated nodes x ${perNode} members`, () => {
+    it('hierarchical: every member holds the documented sum; per node link ~G out and 2(N-1)/N·G in, flat several times that', async () => {
+      const n = nodes * perNode;
+      const seed = nodes;
+      const results = await measureTopology({
+        nodes,
+        perNode,
+        length: LENGTH,
+        mbit: 400,
+        rounds: 1,
+        seed,
+        cases: [
+          { label: 'flat', algorithm: 'shard-owner', via: 'hub' },
+          { label: 'hierarchical', algorithm: 'hierarchical', via: 'leaf' },
+        ],
+      });
+      const [flat, hier] = results as [(typeof results)[0], (typeof results)[0]];
+      // Bytes: the independent float32 sums in each algorithm's documented order.
+      const xs = Array.from({ length: n }, (_, i) => gradientOf(seed, LENGTH, i));
+      const all = xs.map((_, i) => i);
+      const nodeNames = all.map((i) => nodeName(i, perNode));
+      assert.equal(flat.digest, digestOf(sumInOrder(xs, all)), 'flat: not the member-order sum');
+      assert.equal(
+        hier.digest,
+        digestOf(hierarchicalSum(xs, nodeNames)),
+        'hierarchical: not the node-order sum',
+      );
+      assert.notEqual(
+        Buffer.compare(bytesOf(sumInOrder(xs, all)), bytesOf(hierarchicalSum(xs, nodeNames))),
+        0,
+        'the data must tell the two orders apart',
+      );
+
+      // Hierarchical: a node sends its partial of the other nodes' atoms and its owned atoms' final
+      // bytes once, G; it receives the other nodes' partials of its atoms and their final bytes.
+      const hierOut = G;
+      const hierIn = (2 * (nodes - 1) * G) / nodes;
+      // Flat, members straight on the cluster server: each member sends G and receives 2(n-1)/n·G.
+      const flatOut = perNode * G;
+      const flatIn = (perNode * 2 * (n - 1) * G) / n;
+      for (const [label, r, out, inn] of [
+        ['hierarchical', hier, hierOut, hierIn],
+        ['flat', flat, flatOut, flatIn],
+      ] as const) {
+        for (const [j, link] of r.bytes[0]!.entries()) {
+          const at = `${label}, node ${j}: ${link.tx} B out, ${link.rx} B in`;
+          assert.ok(link.tx >= out && link.tx <= out * OVERHEAD, `${at}; the model says ${out} out`);
+          assert.ok(link.rx >= inn && link.rx <= inn * OVERHEAD, `${at}; the model says ${inn} in`);
+        }
+      }
+      // The issue's target: cross-node bytes per node at most 2G each way.
+      assert.ok(worstNode(hier, 'tx') <= 2 * G && worstNode(hier, 'rx') <= 2 * G);
+      assert.ok(worstNode(flat, 'rx') > 3 * worstNode(hier, 'rx'));
+    });
+  });
+}
