@@ -16,7 +16,7 @@ import {
   type LoraConfig,
   newLoraConfig,
 } from '../checkpoint/peft-adapter.ts';
-import type { AllReduceAlgorithm } from '../collective/index.ts';
+import type { AllReduceAlgorithm, GradientEncoding } from '../collective/index.ts';
 import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
@@ -188,7 +188,11 @@ function checkBlockNumbers(blocks: readonly number[] | null, nLayers: number): v
 export function runConfigOf(
   run: PreparedRun,
   s: TrainingSettings,
-  allReduce: { readonly algorithm: AllReduceAlgorithm; readonly timeoutMs: number },
+  allReduce: {
+    readonly algorithm: AllReduceAlgorithm;
+    readonly timeoutMs: number;
+    readonly encoding?: GradientEncoding;
+  },
 ): RunConfig {
   return {
     runId: run.runId,
@@ -199,6 +203,7 @@ export function runConfigOf(
     gradientCheckpointing: s.gradientCheckpointing,
     load8bit: s.load8bit,
     allReduceAlgorithm: allReduce.algorithm,
+    allReduceEncoding: allReduce.encoding ?? 'f32',
     allReduceTimeoutMs: allReduce.timeoutMs,
   };
 }

@@ -35,6 +35,7 @@ export type EventName =
   | 'microbatches_revoked'
   | 'result_ignored'
   | 'reduce_result_ignored'
+  | 'frame_evidence'
   | 'reduce_started'
   | 'reduce_agreed'
   | 'reduce_aborted'
