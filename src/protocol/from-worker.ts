@@ -2,7 +2,7 @@
 // messages.ts). A `lora-mpt worker` sends them over gRPC, finetune's in-process worker as objects.
 import { envelope } from './envelope.ts';
 import { PROTOCOL_VERSION } from './handshake.ts';
-import type { ReduceStart, WireMicroBatch, WorkerMessage } from './wire.ts';
+import type { ContributionNorm, ReduceStart, WireMicroBatch, WorkerMessage } from './wire.ts';
 
 const message = envelope<WorkerMessage>();
 
@@ -53,10 +53,18 @@ export const resultMessage = (
 export const revokedMessage = (step: number, ids: readonly number[]) =>
   message('revoked', { step, ids: [...ids] });
 
-/** The round reduced: checksum and norm of the final gradient, and of this replica's state. */
+/**
+ * The round reduced: checksum and norm of the final gradient, and of this replica's state; and what
+ * this member measured of each contributor as a shard owner (empty when its algorithm has none).
+ */
 export const reducedMessage = (
   round: Round,
-  r: { readonly checksum: string; readonly gradNorm: number; readonly stateChecksum: string },
+  r: {
+    readonly checksum: string;
+    readonly gradNorm: number;
+    readonly stateChecksum: string;
+    readonly contributions?: readonly ContributionNorm[];
+  },
 ) =>
   message('reduceResult', {
     step: round.step,
@@ -66,6 +74,7 @@ export const reducedMessage = (
     stateChecksum: r.stateChecksum,
     error: '',
     blame: '',
+    contributions: (r.contributions ?? []).map((c) => ({ member: c.member, sumSquares: c.sumSquares })),
   });
 
 /** The round failed here: why, and the member whose data failed a check when one did (`blame`). */
@@ -78,4 +87,5 @@ export const reduceFailedMessage = (round: Round, stateChecksum: string, error: 
     stateChecksum,
     error: error.slice(0, MAX_ERROR_CHARS),
     blame,
+    contributions: [],
   });

@@ -6,6 +6,8 @@
 import {
   type AllReduceAlgorithm,
   AllReduceProtocolError,
+  type ContributionNorm,
+  type ContributionsReporter,
   isAllReduceAlgorithm,
   unknownAlgorithm,
 } from '../collective/index.ts';
@@ -44,6 +46,8 @@ export type ReduceFn = (round: {
   readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
   readonly signal: AbortSignal;
+  /** Receives what this member measured of each contributor as a shard owner (forwarded to the coordinator). */
+  readonly onContributions?: ContributionsReporter;
 }) => Promise<Float32Array>;
 
 export type SendFn = (msg: WorkerMessage) => void;
@@ -218,6 +222,7 @@ export class ReplicaWorker {
       failed(unknownAlgorithm('ReduceStart: algorithm', algorithm));
       return;
     }
+    let contributions: readonly ContributionNorm[] = [];
     try {
       const sum = await this.o.reduce({
         step: r.step,
@@ -229,6 +234,9 @@ export class ReplicaWorker {
         algorithm,
         data: this.accumulator,
         signal: abort.signal,
+        onContributions: (c) => {
+          contributions = c;
+        },
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
       if (!Number.isFinite(final.norm)) {
@@ -242,6 +250,7 @@ export class ReplicaWorker {
           checksum: final.checksum,
           gradNorm: final.norm,
           stateChecksum: replica.checksum(),
+          contributions,
         }),
       );
     } catch (err) {
