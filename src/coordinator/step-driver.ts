@@ -72,6 +72,11 @@ export interface StepDriverOptions extends StepJournal {
   readonly firstGeneration?: number;
   /** What happened, for people and for listeners (metrics, the status page): src/events/names.ts. */
   readonly events: Events;
+  /**
+   * Refuse contributions the shard owners' measures condemn, with this outlier factor (0: only
+   * lying norms); undefined: no check (the algorithm has no shard owners). contribution-check.ts.
+   */
+  readonly contributionNormFactor?: number | undefined;
 }
 
 export type Phase =
@@ -232,6 +237,8 @@ export class StepDriver extends WorkerReports {
   protected maybeCommit(): void {
     const p = this.phase;
     if (p.kind !== 'reduce' || !p.own || p.results.size < p.round.members.length) return;
+    const factor = this.o.contributionNormFactor;
+    if (factor !== undefined && this.refuseContributions(p.round, p.results, p.ledger, factor)) return;
     const verdict = judge(p.results, { gradient: p.own.checksum, state: this.o.replica.checksum() });
     switch (verdict.kind) {
       case 'commit':

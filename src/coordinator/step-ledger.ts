@@ -192,6 +192,20 @@ export class StepLedger {
     return { lossSum, tokens, byWorker };
   }
 
+  /**
+   * Per worker, what it said of its counted micro-batches: the sum of their gradient norms (its
+   * accumulator's norm can be no larger) and their supervised tokens (contribution-check.ts).
+   */
+  selfReports(): Map<WorkerId, { normSum: number; tokens: number }> {
+    const out = new Map<WorkerId, { normSum: number; tokens: number }>();
+    for (const s of this.states.values()) {
+      if (s.kind !== 'done') continue;
+      const r = out.get(s.worker) ?? { normSum: 0, tokens: 0 };
+      out.set(s.worker, { normSum: r.normSum + s.gradNorm, tokens: r.tokens + s.tokens });
+    }
+    return out;
+  }
+
   /** Per worker, gradient norm / supervised tokens of each counted micro-batch (outlier report). */
   gradientSizes(): Map<WorkerId, number[]> {
     const out = new Map<WorkerId, number[]>();

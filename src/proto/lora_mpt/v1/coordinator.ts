@@ -235,6 +235,20 @@ export interface ReduceResult {
   error: string;
   /** non-empty: the member whose all-reduce data failed a check */
   blame: string;
+  /**
+   * Measured by this member as the owner of its shard while summing it (shard-owner only): each
+   * contributor's part of the shard. The coordinator adds them up across owners (docs/security.md).
+   */
+  contributions: ContributionNorm[];
+}
+
+export interface ContributionNorm {
+  member: string;
+  /**
+   * Sum of squares of its part (float64). Non-finite parts never get here: the owner refuses the
+   * frame (payload.ts) and the round fails naming the sender.
+   */
+  sumSquares: number;
 }
 
 /** Sent just before a failed ReduceResult whose blame a frame proves: that frame, signed by `accused`. */
@@ -2429,7 +2443,16 @@ export const ParticipantKeys: MessageFns<ParticipantKeys> = {
 };
 
 function createBaseReduceResult(): ReduceResult {
-  return { step: 0, generation: 0, checksum: "", gradNorm: 0, stateChecksum: "", error: "", blame: "" };
+  return {
+    step: 0,
+    generation: 0,
+    checksum: "",
+    gradNorm: 0,
+    stateChecksum: "",
+    error: "",
+    blame: "",
+    contributions: [],
+  };
 }
 
 export const ReduceResult: MessageFns<ReduceResult> = {
@@ -2454,6 +2477,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     }
     if (message.blame !== "") {
       writer.uint32(58).string(message.blame);
+    }
+    for (const v of message.contributions) {
+      ContributionNorm.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2527,6 +2553,14 @@ export const ReduceResult: MessageFns<ReduceResult> = {
             message.blame = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.contributions.push(ContributionNorm.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2556,6 +2590,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
         : "",
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       blame: isSet(object.blame) ? globalThis.String(object.blame) : "",
+      contributions: globalThis.Array.isArray(object?.contributions)
+        ? object.contributions.map((e: any) => ContributionNorm.fromJSON(e))
+        : [],
     };
   },
 
@@ -2582,6 +2619,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     if (message.blame !== "") {
       obj.blame = message.blame;
     }
+    if (message.contributions?.length) {
+      obj.contributions = message.contributions.map((e) => ContributionNorm.toJSON(e));
+    }
     return obj;
   },
 
@@ -2597,6 +2637,96 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     message.stateChecksum = object.stateChecksum ?? "";
     message.error = object.error ?? "";
     message.blame = object.blame ?? "";
+    message.contributions = object.contributions?.map((e) => ContributionNorm.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseContributionNorm(): ContributionNorm {
+  return { member: "", sumSquares: 0 };
+}
+
+export const ContributionNorm: MessageFns<ContributionNorm> = {
+  encode(message: ContributionNorm, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.member !== "") {
+      writer.uint32(10).string(message.member);
+    }
+    if (message.sumSquares !== 0) {
+      writer.uint32(17).double(message.sumSquares);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContributionNorm {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContributionNorm();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.member = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.sumSquares = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContributionNorm {
+    return {
+      member: isSet(object.member) ? globalThis.String(object.member) : "",
+      sumSquares: isSet(object.sumSquares)
+        ? globalThis.Number(object.sumSquares)
+        : isSet(object.sum_squares)
+        ? globalThis.Number(object.sum_squares)
+        : 0,
+    };
+  },
+
+  toJSON(message: ContributionNorm): unknown {
+    const obj: any = {};
+    if (message.member !== "") {
+      obj.member = message.member;
+    }
+    if (message.sumSquares !== 0) {
+      obj.sumSquares = floatToJson(message.sumSquares);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ContributionNorm>): ContributionNorm {
+    return ContributionNorm.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ContributionNorm>): ContributionNorm {
+    const message = createBaseContributionNorm();
+    message.member = object.member ?? "";
+    message.sumSquares = object.sumSquares ?? 0;
     return message;
   },
 };
