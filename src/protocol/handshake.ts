@@ -10,9 +10,11 @@ import { peerText } from './peer-text.ts';
  * 3: the Welcome's run config carries useRslora (an older worker would train with alpha/r instead)
  * and useDora (an older worker would train plain LoRA, without the magnitudes) and layersToTransform
  * (an older worker would adapt every block). 4: the run config carries the LoRA spec as one nested
- * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read.
+ * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read. 5: a MicroBatch's
+ * token ids, labels and mask are little-endian int32 bytes, not repeated varints (an older worker
+ * would read them as empty).
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export interface Refusal {
   readonly reason: string;
