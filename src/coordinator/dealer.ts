@@ -41,15 +41,17 @@ export class Dealer {
     return false;
   }
 
+  /** Runs at every deal (every result): counts without allocating; rarely changes anything. */
   private useWaitingIfShort(step: number): void {
     let dealable = 0;
     let waiting = 0;
-    for (const m of this.members.inPhase('synced')) {
+    for (const m of this.members.values()) {
+      if (m.phase !== 'synced') continue;
       if (m.dealFrom <= step) dealable++;
       else waiting++;
     }
     if (waiting === 0 || dealable >= this.minWorkers) return;
-    for (const m of this.members.inPhase('synced')) m.dealFrom = Math.min(m.dealFrom, step);
+    for (const m of this.members.values()) if (m.phase === 'synced') m.dealFrom = Math.min(m.dealFrom, step);
   }
 
   /** Deals pending micro-batches of `ledger` (looked up in `source`) to workers with credit. */

@@ -92,6 +92,11 @@ export class Members {
     return [...this.byId.values()];
   }
 
+  /** Every member, in no particular order, without a copy (for counting on the dispatch path). */
+  values(): IterableIterator<Member> {
+    return this.byId.values();
+  }
+
   /** Members in a phase, in id order (so dispatch and reduce membership are deterministic). */
   inPhase(phase: MemberPhase): Member[] {
     return this.byIdOrder().filter((m) => m.phase === phase);
