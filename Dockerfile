@@ -77,9 +77,10 @@ RUN apt-get update \
 COPY --from=node /opt/node/bin/node /usr/local/bin/node
 # node_modules (with the backend) is its own layer: a change to src/ does not copy it again.
 COPY --from=build /app/node_modules /app/node_modules
-# gpu: the dynamic loader finds the CUDA libraries of the nvidia-* wheels (TensorFlow dlopens them).
-RUN nvidia=/app/node_modules/@tensorflow/tfjs-node-gpu/deps/nvidia; \
-    if [ -d "$nvidia" ]; then ls -d "$nvidia"/*/lib > /etc/ld.so.conf.d/lora-mpt-cuda.conf && ldconfig; fi
+# gpu: the dynamic loader finds the CUDA libraries of the nvidia-* wheels (TensorFlow dlopens them),
+# registered by the GPU build script itself, as scripts/gpu-check.sh registers them: one GPU path.
+COPY scripts/setup-tensorflow-gpu.sh /app/scripts/setup-tensorflow-gpu.sh
+RUN if [ "$VARIANT" = gpu ]; then bash /app/scripts/setup-tensorflow-gpu.sh --register-cuda-libs; fi
 # NVIDIA's container runtime mounts only the driver capabilities an image asks for (unset: utility,
 # no CUDA); the GPU node's device plugin sets NVIDIA_VISIBLE_DEVICES. Harmless on a CPU node.
 ENV NODE_ENV=production HOME=/tmp NVIDIA_DRIVER_CAPABILITIES=compute,utility

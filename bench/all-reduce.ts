@@ -4,7 +4,9 @@
 // every member replays the data traffic it recorded in the all-reduce (same subjects, message sizes
 // and subscriptions) as plain publish/subscribe. Delivered = the server's bytes out (/varz) per
 // second; prints nccl-tests algbw/busbw and one line per algorithm and member count for scripts.
-import { randomBytes } from 'node:crypto';
+// Modes: signed (HMAC and each member's Ed25519 signature, as workers run: the required line), hmac
+// (HMAC only: what signing costs), bf16 (signed, values as bfloat16: the bytes on the wire).
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ALGORITHM_NAMES, type AllReduceAlgorithm } from '../src/collective/index.ts';
@@ -15,6 +17,8 @@ const BYTES = 16 * 2 ** 20;
 const MEMBER_COUNTS = [2, 4] as const;
 const REPS = 5; // timed, after one warm-up each
 const MiB = 2 ** 20;
+const MODES = ['signed', 'hmac', 'bf16'] as const;
+type Mode = (typeof MODES)[number];
 const MEMBER = fileURLToPath(new URL('./support/all-reduce-member.ts', import.meta.url));
 
 interface Varz {
@@ -81,11 +85,12 @@ async function startMembers(url: string, n: number): Promise<Peer[]> {
 interface Row {
   readonly n: number;
   readonly algorithm: AllReduceAlgorithm;
+  readonly mode: Mode;
   readonly reduce: Sample[];
   readonly raw: Sample[];
 }
 
-function printRow({ n, algorithm, reduce, raw }: Row): void {
+function printRow({ n, algorithm, mode, reduce, raw }: Row): void {
   const m = (s: readonly Sample[], f: (x: Sample) => number) => median(s.map(f));
   const ms = m(reduce, (x) => x.ms);
   const algbw = BYTES / MiB / (ms / 1000);
@@ -93,6 +98,7 @@ function printRow({ n, algorithm, reduce, raw }: Row): void {
   const cells = [
     String(n).padStart(7),
     algorithm.padEnd(11),
+    mode.padEnd(6),
     ms.toFixed(0).padStart(7),
     algbw.toFixed(0).padStart(11),
     ((algbw * 2 * (n - 1)) / n).toFixed(0).padStart(11),
@@ -116,30 +122,38 @@ export async function run(): Promise<void> {
   let generation = 0;
   let seq = 0;
   try {
+    // Fresh member processes per mode, as a worker runs one: buffers pooled for one mode's frame
+    // sizes would otherwise cost the next mode garbage collections.
     for (const n of MEMBER_COUNTS) {
-      const peers = await startMembers(server.url, n);
-      try {
-        const samples = ALGORITHM_NAMES.map((algorithm) => ({ n, algorithm, reduce: [], raw: [] }) as Row);
-        const rawOnce = async (a: AllReduceAlgorithm) => {
-          const s = seq++;
-          await all(peers, `raw-sub ${a} ${s}`);
-          return timed(monitorUrl, peers, `raw-go ${a} ${s}`);
-        };
-        // Warm-up: the first round of each algorithm also records the traffic raw NATS replays.
-        for (const { algorithm: a } of samples) {
-          await timed(monitorUrl, peers, `reduce ${a} ${generation++} record`);
-          await rawOnce(a);
-        }
-        // Interleaved, so drift on this shared machine hits all of them alike.
-        for (let r = 0; r < REPS; r++) {
+      for (const mode of MODES) {
+        const peers = await startMembers(server.url, n);
+        try {
+          const samples = ALGORITHM_NAMES.map(
+            (algorithm) => ({ n, algorithm, mode, reduce: [], raw: [] }) as Row,
+          );
+          const rawOnce = async ({ algorithm: a, mode }: Row) => {
+            const s = seq++;
+            await all(peers, `raw-sub ${a} ${mode} ${s}`);
+            return timed(monitorUrl, peers, `raw-go ${a} ${mode} ${s}`);
+          };
+          // Warm-up: the first round of each algorithm also records the traffic raw NATS replays.
           for (const row of samples) {
-            row.raw.push(await rawOnce(row.algorithm));
-            row.reduce.push(await timed(monitorUrl, peers, `reduce ${row.algorithm} ${generation++}`));
+            await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++} record`);
+            await rawOnce(row);
           }
+          // Interleaved, so drift on this shared machine hits all of them alike.
+          for (let r = 0; r < REPS; r++) {
+            for (const row of samples) {
+              row.raw.push(await rawOnce(row));
+              row.reduce.push(
+                await timed(monitorUrl, peers, `reduce ${row.algorithm} ${row.mode} ${generation++}`),
+              );
+            }
+          }
+          rows.push(...samples);
+        } finally {
+          for (const p of peers) p.stop();
         }
-        rows.push(...samples);
-      } finally {
-        for (const p of peers) p.stop();
       }
     }
   } finally {
@@ -151,16 +165,50 @@ export async function run(): Promise<void> {
       `median of ${REPS}; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end)`,
   );
   console.log(
-    'members | algorithm   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +
+    'members | algorithm   | mode   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +
       'member CPU (GC) ms | raw time ms | raw member CPU (GC) ms',
   );
+  const order = (r: Row) => [r.n, ALGORITHM_NAMES.indexOf(r.algorithm), MODES.indexOf(r.mode)];
+  rows.sort((a, b) => order(a).reduce((d, x, i) => d || x - order(b)[i]!, 0));
   for (const row of rows) printRow(row);
-  for (const row of rows) {
+  const ratio = (row: Row) => {
     const x = delivered(row.reduce);
     const y = delivered(row.raw);
+    return `${(x / y).toFixed(2)} of raw NATS (${x.toFixed(0)} / ${y.toFixed(0)} MiB/s)`;
+  };
+  const medianOf = (s: readonly Sample[], f: (x: Sample) => number) => median(s.map(f));
+  for (const row of rows.filter((r) => r.mode === 'signed')) {
+    const { n, algorithm } = row;
+    const peer = (mode: Mode) => rows.find((r) => r.n === n && r.algorithm === algorithm && r.mode === mode)!;
+    console.log(`all-reduce ${algorithm} ${n} members, separate processes: ${ratio(row)}`);
+    const hmac = peer('hmac');
+    const cpu = (r: Row) => medianOf(r.reduce, (x) => x.cpuMs);
     console.log(
-      `all-reduce ${row.algorithm} ${row.n} members, separate processes: ${(x / y).toFixed(2)} of raw NATS ` +
-        `(${x.toFixed(0)} / ${y.toFixed(0)} MiB/s)`,
+      `  HMAC only (no signatures): ${ratio(hmac)}; signing costs ${(cpu(row) - cpu(hmac)).toFixed(0)} ms of member CPU per round ` +
+        `(${cpu(row).toFixed(0)} vs ${cpu(hmac).toFixed(0)}), time ${(medianOf(row.reduce, (x) => x.ms) / medianOf(hmac.reduce, (x) => x.ms)).toFixed(2)}x`,
+    );
+    const bf16 = peer('bf16');
+    const out = (r: Row) => medianOf(r.reduce, (x) => x.serverOut);
+    console.log(
+      `  bf16 on the wire: ${ratio(bf16)}; server out ${(out(bf16) / MiB).toFixed(1)} vs ${(out(row) / MiB).toFixed(1)} MiB in f32 ` +
+        `(${(out(bf16) / out(row)).toFixed(3)}), time ${(medianOf(bf16.reduce, (x) => x.ms) / medianOf(row.reduce, (x) => x.ms)).toFixed(2)}x`,
     );
   }
+  console.log(ed25519Line());
+}
+
+/** What one frame's signature costs: sign and verify header + MAC (76 bytes) with Ed25519, in this process. */
+function ed25519Line(): string {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const data = randomBytes(76);
+  const signature = sign(null, data, privateKey);
+  const per = (f: () => void) => {
+    for (let i = 0; i < 200; i++) f();
+    const t0 = performance.now();
+    for (let i = 0; i < 2000; i++) f();
+    return ((performance.now() - t0) / 2000) * 1000;
+  };
+  const s = per(() => sign(null, data, privateKey));
+  const v = per(() => verify(null, data, publicKey, signature));
+  return `Ed25519 per frame (76 bytes): sign ${s.toFixed(0)} us, verify ${v.toFixed(0)} us (load average ${loadavg()[0]!.toFixed(1)})`;
 }

@@ -1,7 +1,11 @@
-// `npm run bench -- memory-table`: what fits where. MPT-7B with LoRA r=8 on Wqkv, planned by the same
+// `npm run bench -- memory-table`: what fits where. MPT-7B with LoRA r=8 on Wqkv and Llama-3-8B with
+// LoRA r=8 on q_proj, v_proj (PEFT's defaults for each), planned by the same
 // code as the check every command runs before loading (src/model/memory-plan.ts), against GPUs of
 // 24, 40, 80 and 141 GiB (the batched layout, as on tensorflow and tfjs-node-gpu): the GPU holds the
 // tensors, the host the JavaScript side; a CPU backend needs both in RAM. No model is loaded.
+import type { ModelConfig } from '../src/checkpoint/architecture.ts';
+import { parseLlamaConfig } from '../src/families/llama/config.ts';
+import { LLAMA_NAMED_CONFIGS } from '../src/families/llama/named-configs.ts';
 import { parseMptConfig } from '../src/families/mpt/config.ts';
 import { GIB, gib, type MemorySettings, planMemory } from '../src/model/memory-plan.ts';
 import { MPT_7B_CONFIG } from './support/mpt-7b-config.ts';
@@ -9,11 +13,17 @@ import { MPT_7B_CONFIG } from './support/mpt-7b-config.ts';
 const GPUS = [24, 40, 80, 141];
 
 export async function run(): Promise<void> {
-  const config = parseMptConfig(MPT_7B_CONFIG, 'MPT-7B config.json');
+  console.log('MPT-7B, LoRA r=8 on [Wqkv]\n');
+  table(parseMptConfig(MPT_7B_CONFIG, 'MPT-7B config.json'), ['Wqkv']);
+  console.log('\nLlama-3-8B, LoRA r=8 on [q_proj, v_proj]\n');
+  table(parseLlamaConfig(LLAMA_NAMED_CONFIGS['llama-3-8b'], 'llama-3-8b'), ['q_proj', 'v_proj']);
+}
+
+function table(config: ModelConfig, targetModules: readonly string[]): void {
   const base = {
     layout: 'batched',
     training: true,
-    lora: { r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ['Wqkv'] },
+    lora: { r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules },
   } as const;
   const gpus = GPUS.map((g) => `${g} GiB GPU`).join(' | ');
   console.log(

@@ -31,9 +31,11 @@ if [ ! -f "$pkg/lora-mpt-build.stamp" ]; then
   bash scripts/setup-tensorflow-gpu.sh || fail "scripts/setup-tensorflow-gpu.sh could not build the GPU binding"
 fi
 echo "built: $(cat "$pkg/lora-mpt-build.stamp")"
-# Not root, no ld.so.conf entry: the CUDA library folders the build wrote down, for TensorFlow's dlopen.
-if [ -f "$pkg/deps/cuda-library-path" ] && [ ! -f /etc/ld.so.conf.d/lora-mpt-cuda.conf ]; then
-  export LD_LIBRARY_PATH="$(cat "$pkg/deps/cuda-library-path")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Where TensorFlow's dlopen finds the CUDA libraries: the build script's one answer (an ld.so.conf
+# entry as root or in the image; otherwise folders for LD_LIBRARY_PATH).
+cuda_path="$(bash scripts/setup-tensorflow-gpu.sh --register-cuda-libs)" || fail "registering the CUDA libraries"
+if [ -n "$cuda_path" ]; then
+  export LD_LIBRARY_PATH="$cuda_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "LD_LIBRARY_PATH: $LD_LIBRARY_PATH"
 fi
 

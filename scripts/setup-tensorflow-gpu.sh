@@ -6,8 +6,14 @@
 # `tensorflow[and-cuda]` names (scripts/tensorflow-gpu-requirements.txt, hash-pinned) installed in the
 # package's deps/nvidia, beside libtensorflow. The NVIDIA driver (libcuda) is the host's.
 #   scripts/setup-tensorflow-gpu.sh [--without-cuda-libs]
+#   scripts/setup-tensorflow-gpu.sh --register-cuda-libs
 # --without-cuda-libs: the addon only, where CUDA 12.3 and cuDNN 8.9 come from elsewhere (a CUDA base
 # image, the system); 1.8 GB less to download.
+# --register-cuda-libs: only tell the dynamic loader where the built CUDA libraries are (no compiler,
+# no network): as root an ld.so.conf entry; otherwise the folders are printed on stdout for
+# LD_LIBRARY_PATH (nothing when the loader knows them already). The build ends with it, the GPU
+# image's runtime stage runs it (the build stage's /etc is not in the image), and so does
+# scripts/gpu-check.sh: one place says where CUDA comes from.
 # The one GPU build: the GPU image runs it (Dockerfile, VARIANT=gpu), so do scripts/gpu-check.sh and
 # `scripts/setup-tensorflow.sh --gpu`; on a GPU machine without containers run it after scripts/setup.sh. The loader tries tfjs-node-gpu before tfjs-node (src/model/backend.ts), so once
 # built it is the backend of every lora-mpt process using this node_modules; without a GPU it computes
@@ -24,17 +30,43 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lora-mpt"
 PKG=node_modules/@tensorflow/tfjs-node-gpu
 STAMP_FILE=lora-mpt-build.stamp
 
-cuda_libs=1
-for arg in "$@"; do
-  case "$arg" in
-    --without-cuda-libs) cuda_libs=0 ;;
-    *) echo "setup-tensorflow-gpu: unknown argument $arg (expected --without-cuda-libs)" >&2; exit 2 ;;
-  esac
-done
 fail() {
   echo "setup-tensorflow-gpu: ERROR: $1" >&2
   exit 1
 }
+
+# TensorFlow dlopens each CUDA library by name (cudart, cublas, cublasLt, cufft, cusolver, cusparse,
+# cudnn; cusolver also needs nvJitLink), and the RUNPATH of libtensorflow does not reach every caller
+# (tensorflow#63362): the loader must know the folders. As root: an ld.so.conf entry (and ldconfig);
+# otherwise they are written to deps/cuda-library-path and printed for LD_LIBRARY_PATH.
+register_cuda_libs() {
+  [ -d "$PKG/deps/nvidia" ] || return 0
+  local conf=/etc/ld.so.conf.d/lora-mpt-cuda.conf
+  local folders
+  folders="$(ls -d "$PWD/$PKG"/deps/nvidia/*/lib | paste -sd:)"
+  # Kept beside the libraries for whoever sets up a process by hand; a read-only image may refuse it.
+  echo "$folders" >"$PKG/deps/cuda-library-path" 2>/dev/null || true
+  if [ "$(id -u)" -eq 0 ] && [ -d /etc/ld.so.conf.d ]; then
+    tr : '\n' <<<"$folders" >"$conf" && ldconfig
+    echo "setup-tensorflow-gpu: the CUDA library folders are in $conf" >&2
+  elif [ "$(cat "$conf" 2>/dev/null)" != "$(tr : '\n' <<<"$folders")" ]; then
+    echo "setup-tensorflow-gpu: not root: lora-mpt on the GPU needs LD_LIBRARY_PATH=$folders (printed on stdout)" >&2
+    echo "$folders"
+  fi
+}
+
+cuda_libs=1
+for arg in "$@"; do
+  case "$arg" in
+    --without-cuda-libs) cuda_libs=0 ;;
+    --register-cuda-libs)
+      [ -f "$PKG/$STAMP_FILE" ] || fail "no built $PKG here: run scripts/setup-tensorflow-gpu.sh first"
+      register_cuda_libs
+      exit 0
+      ;;
+    *) echo "setup-tensorflow-gpu: unknown argument $arg (expected --without-cuda-libs or --register-cuda-libs)" >&2; exit 2 ;;
+  esac
+done
 
 [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] ||
   fail "PyPI's CUDA tensorflow $TF_VERSION is built for Linux x86_64 only (this is $(uname -s) $(uname -m))"
@@ -123,21 +155,7 @@ if [ "$cuda_libs" = 1 ]; then
     --target "$PKG/deps" -r "$CUDA_REQUIREMENTS" || fail "pip could not install $CUDA_REQUIREMENTS"
 fi
 
-# TensorFlow dlopens each CUDA library by name (cudart, cublas, cublasLt, cufft, cusolver, cusparse,
-# cudnn; cusolver also needs nvJitLink), and the RUNPATH of libtensorflow does not reach every caller
-# (tensorflow#63362): the loader must know the folders. As root: an ld.so.conf entry, as the image
-# has; otherwise the folders are written to deps/cuda-library-path for LD_LIBRARY_PATH.
-cuda_path=""
-if [ -d "$PKG/deps/nvidia" ]; then
-  cuda_path="$(ls -d "$PWD/$PKG"/deps/nvidia/*/lib | paste -sd:)"
-  echo "$cuda_path" >"$PKG/deps/cuda-library-path"
-  if [ "$(id -u)" -eq 0 ] && [ -d /etc/ld.so.conf.d ]; then
-    tr : '\n' <"$PKG/deps/cuda-library-path" >/etc/ld.so.conf.d/lora-mpt-cuda.conf && ldconfig
-    echo "setup-tensorflow-gpu: the CUDA library folders are in /etc/ld.so.conf.d/lora-mpt-cuda.conf"
-  else
-    echo "setup-tensorflow-gpu: not root: before running lora-mpt on the GPU, export LD_LIBRARY_PATH=\"\$(cat $PWD/$PKG/deps/cuda-library-path)\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}\""
-  fi
-fi
+cuda_path="$(register_cuda_libs)"
 # The driver's libcuda is the host's: found the way TensorFlow finds it (dlopen, so LD_LIBRARY_PATH
 # and driver folders outside the loader's cache count), not only through `ldconfig -p`.
 if python3 -c 'import ctypes; ctypes.CDLL("libcuda.so.1")' 2>/dev/null; then

@@ -3,10 +3,13 @@
 // It also replays, as plain publish/subscribe, the data traffic it recorded during an all-reduce:
 // the same subjects, message sizes and subscriptions with no all-reduce logic, the raw NATS ceiling.
 // Arguments: NATS_URL INDEX MEMBERS FRAME_KEY_HEX. One JSON line per stdin request (bench/support/peer.ts):
-//   reduce ALGORITHM GENERATION [record]  -> {ms, cpuMs, gcMs, digest}  (record: remember its data traffic)
-//   raw-sub ALGORITHM SEQ                 -> {}                        (subscribe the recorded subjects)
-//   raw-go ALGORITHM SEQ                  -> {ms, cpuMs, gcMs}         (publish, wait for what it expects)
-import { createHash } from 'node:crypto';
+//   reduce ALGORITHM MODE GENERATION [record] -> {ms, cpuMs, gcMs, digest}  (record: remember its data traffic)
+//   raw-sub ALGORITHM MODE SEQ                -> {}                        (subscribe the recorded subjects)
+//   raw-go ALGORITHM MODE SEQ                 -> {ms, cpuMs, gcMs}         (publish, wait for what it expects)
+// MODE: signed (HMAC and each member's Ed25519 signature, as workers run), hmac (HMAC only), bf16
+// (signed, values as bfloat16). Member i's signing key is derived from the frame key and i, so every
+// member knows every public key without a coordinator.
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -25,6 +28,23 @@ const members = Array.from({ length: n }, (_, i) => `m${i}`);
 const frameKey = Buffer.from(keyHex, 'hex');
 const data = Float32Array.from({ length: BYTES / 4 }, (_, i) => Math.sin(i * 0.001 + index));
 const nc = await connect({ servers: url });
+// PKCS#8 DER of an Ed25519 private key: this prefix, then the 32-byte seed.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const signingKeyOf = (i: number): KeyObject =>
+  createPrivateKey({
+    key: Buffer.concat([PKCS8_PREFIX, createHash('sha256').update(frameKey).update(String(i)).digest()]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+const signingKey = signingKeyOf(index);
+const participantKeys = members.map((_, i) => createPublicKey(signingKeyOf(i)));
+const MODES = ['signed', 'hmac', 'bf16'] as const;
+type Mode = (typeof MODES)[number];
+function modeOf(v: string | undefined): Mode {
+  if (!(MODES as readonly (string | undefined)[]).includes(v))
+    throw new Error(`member ${index}: unknown mode ${v}`);
+  return v as Mode;
+}
 // Time this process spent in garbage collection (all kinds), read around each request.
 let gcMs = 0;
 new PerformanceObserver((list) => {
@@ -76,7 +96,7 @@ function algorithmOf(name: string | undefined): AllReduceAlgorithm {
   return name;
 }
 
-async function reduce(algorithm: AllReduceAlgorithm, generation: number, record: boolean) {
+async function reduce(algorithm: AllReduceAlgorithm, mode: Mode, generation: number, record: boolean) {
   const traffic: Traffic = { sends: [], subscriptions: [], received: 0 };
   const conn = record ? recording(nc, traffic) : nc;
   const cpu0 = process.cpuUsage();
@@ -93,13 +113,15 @@ async function reduce(algorithm: AllReduceAlgorithm, generation: number, record:
     algorithm,
     frameKey,
     timeoutMs: 120_000,
+    ...(mode === 'hmac' ? {} : { signingKey, participantKeys }),
+    ...(mode === 'bf16' ? { encoding: 'bf16' as const } : {}),
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   // GC entries are delivered asynchronously: let the ones of this round arrive.
   await new Promise((r) => setImmediate(r));
   const gc = gcMs - gc0;
-  if (record) recorded.set(algorithm, traffic);
+  if (record) recorded.set(`${algorithm} ${mode}`, traffic);
   // Outside the timing: the parent checks that every member holds the same bytes.
   const digest = createHash('sha256').update(new Uint8Array(result.buffer)).digest('hex').slice(0, 16);
   return { ms, cpuMs: (cpu.user + cpu.system) / 1000, gcMs: gc, digest };
@@ -108,17 +130,17 @@ async function reduce(algorithm: AllReduceAlgorithm, generation: number, record:
 let rawDone: Promise<void> = Promise.resolve();
 const payload = new Uint8Array(4 * 2 ** 20).fill(7);
 
-function trafficOf(algorithm: AllReduceAlgorithm): Traffic {
-  const t = recorded.get(algorithm);
+function trafficOf(algorithm: AllReduceAlgorithm, mode: Mode): Traffic {
+  const t = recorded.get(`${algorithm} ${mode}`);
   if (!t)
     throw new Error(
-      `member ${index}: no recorded ${algorithm} traffic: run "reduce ${algorithm} G record" first`,
+      `member ${index}: no recorded ${algorithm} ${mode} traffic: run "reduce ${algorithm} ${mode} G record" first`,
     );
   return t;
 }
 
-async function rawSubscribe(algorithm: AllReduceAlgorithm, seq: number) {
-  const t = trafficOf(algorithm);
+async function rawSubscribe(algorithm: AllReduceAlgorithm, mode: Mode, seq: number) {
+  const t = trafficOf(algorithm, mode);
   let got = 0;
   let resolve: () => void = () => {};
   rawDone = new Promise<void>((r) => (resolve = r));
@@ -138,8 +160,8 @@ async function rawSubscribe(algorithm: AllReduceAlgorithm, seq: number) {
   return {};
 }
 
-async function rawGo(algorithm: AllReduceAlgorithm, seq: number) {
-  const t = trafficOf(algorithm);
+async function rawGo(algorithm: AllReduceAlgorithm, mode: Mode, seq: number) {
+  const t = trafficOf(algorithm, mode);
   const cpu0 = process.cpuUsage();
   const gc0 = gcMs;
   const t0 = performance.now();
@@ -152,10 +174,10 @@ async function rawGo(algorithm: AllReduceAlgorithm, seq: number) {
 }
 
 async function answer(line: string): Promise<object> {
-  const [what, alg, num, flag] = line.trim().split(' ');
-  if (what === 'reduce') return reduce(algorithmOf(alg), Number(num), flag === 'record');
-  if (what === 'raw-sub') return rawSubscribe(algorithmOf(alg), Number(num));
-  if (what === 'raw-go') return rawGo(algorithmOf(alg), Number(num));
+  const [what, alg, mode, num, flag] = line.trim().split(' ');
+  if (what === 'reduce') return reduce(algorithmOf(alg), modeOf(mode), Number(num), flag === 'record');
+  if (what === 'raw-sub') return rawSubscribe(algorithmOf(alg), modeOf(mode), Number(num));
+  if (what === 'raw-go') return rawGo(algorithmOf(alg), modeOf(mode), Number(num));
   throw new Error(`member ${index}: unknown request ${JSON.stringify(line)}`);
 }
 

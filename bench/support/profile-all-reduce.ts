@@ -27,7 +27,7 @@ const peers = started.filter((p): p is Peer => typeof p !== 'string');
 try {
   if (peers.length < n) throw new Error(started.find((p) => typeof p === 'string') as string);
   for (let g = 0; g < 9; g++) {
-    const replies = await Promise.all(peers.map((p) => p.request(`reduce ${algorithm} ${g}`)));
+    const replies = await Promise.all(peers.map((p) => p.request(`reduce ${algorithm} signed ${g}`)));
     const ms = (x: unknown) => Number(x).toFixed(0);
     console.log(replies.map((r) => `${ms(r.ms)} ms (CPU ${ms(r.cpuMs)}, GC ${ms(r.gcMs)})`).join(', '));
   }

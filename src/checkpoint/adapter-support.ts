@@ -1,9 +1,10 @@
 // What lora-mpt does with every field PEFT 0.21 writes into adapter_config.json: implement it, accept
 // it because it cannot change an adapter's math on MPT, or refuse it by name — never compute a
 // different model than PEFT would. Implemented: use_rslora, layers_to_transform (+ layers_pattern
-// "blocks"), exclude_modules, use_dora (training; evaluation and generation merge it into the base
+// naming the family's block list: MPT "blocks", Llama "layers"), exclude_modules, use_dora (training; evaluation and generation merge it into the base
 // weights). For training (a resumed adapter) layers_to_transform and exclude_modules are refused. A field this table does not know is accepted only at a neutral value
 // (null, false, {}, []): a newer PEFT's switched-on feature is refused rather than ignored.
+import type { ModelConfig } from './architecture.ts';
 import type { LoraConfig } from './peft-adapter.ts';
 
 export type AdapterUse = 'inference' | 'training';
@@ -65,8 +66,25 @@ const isNeutral = (v: unknown) =>
   (Array.isArray(v) && v.length === 0) ||
   (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
 
+/** Where the adapter will be applied, as far as layers_pattern needs it: the block lists it may name
+ * (the model's own when its config is known, else those of every family) and the model's name. */
+export interface LayerContainers {
+  readonly patterns: readonly string[];
+  readonly model: string;
+}
+
+/** The block list of a model whose config is known. */
+export function containersOf(config: ModelConfig): LayerContainers {
+  return { patterns: [config.arch.layersPattern], model: config.arch.displayName };
+}
+
 /** The adapter's features for `use`, or an error naming the field lora-mpt cannot honour. */
-export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string): AdapterFeatures {
+export function adapterFeatures(
+  c: LoraConfig,
+  use: AdapterUse,
+  source: string,
+  layers: LayerContainers,
+): AdapterFeatures {
   const fail = (field: string, why: string, value: unknown = c.extra[field]): never => {
     throw new Error(
       `${source}: ${field} ${JSON.stringify(value)}: ${why}; lora-mpt refuses it rather than compute a different model`,
@@ -95,11 +113,12 @@ export function adapterFeatures(c: LoraConfig, use: AdapterUse, source: string):
   const layersToTransform = c.lora.layersToTransform ?? null;
   if (layersToTransform !== null) {
     const pattern = x.layers_pattern;
-    const ok =
-      isNeutral(pattern) ||
-      pattern === 'blocks' ||
-      (Array.isArray(pattern) && pattern.every((p) => p === 'blocks'));
-    if (!ok) fail('layers_pattern', 'MPT numbers its layers under "blocks" (transformer.blocks.<i>)');
+    const named = (p: unknown) => typeof p === 'string' && layers.patterns.includes(p);
+    const ok = isNeutral(pattern) || named(pattern) || (Array.isArray(pattern) && pattern.every(named));
+    if (!ok) {
+      const list = layers.patterns.map((p) => `"${p}"`).join(' or ');
+      fail('layers_pattern', `${layers.model} numbers its layers under ${list}`);
+    }
   }
   for (const [field, v] of Object.entries(x)) {
     const known =

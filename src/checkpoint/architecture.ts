@@ -15,6 +15,12 @@ export interface LinearSpec {
 export interface Architecture {
   /** The family's name in messages (e.g. `MPT`). */
   readonly displayName: string;
+  /** PEFT's default target_modules for this model_type (its TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING),
+   * e.g. [Wqkv] for MPT, [q_proj, v_proj] for Llama. */
+  readonly peftDefaultTargets: readonly string[];
+  /** The name of the module list that numbers the blocks (PEFT's layers_pattern: MPT `blocks`,
+   * Llama `layers`). */
+  readonly layersPattern: string;
   /** One block's Linears that LoRA may wrap, in forward order (the first is the block's lowest). */
   readonly linears: readonly LinearSpec[];
   /** The module path of a Linear in the HF model, e.g. `transformer.blocks.0.attn.Wqkv`. */

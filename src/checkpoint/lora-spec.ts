@@ -11,8 +11,9 @@ export interface LoraSettings {
   readonly r: number;
   readonly loraAlpha: number;
   readonly loraDropout: number;
-  /** A list (suffix match on the dotted module name) or one regex (full match), as in PEFT. */
-  readonly targetModules: readonly string[] | string;
+  /** A list (suffix match on the dotted module name) or one regex (full match), as in PEFT; null is
+   * PEFT's target_modules None: the model family's default (MPT [Wqkv], Llama [q_proj, v_proj]). */
+  readonly targetModules: readonly string[] | string | null;
   /** PEFT's use_rslora: the update is scaled by alpha/√r instead of alpha/r. */
   readonly useRslora?: boolean;
   /** PEFT's use_dora: each target also learns a magnitude per output row (lora_magnitude_vector). */
@@ -25,12 +26,13 @@ export interface LoraSettings {
   readonly initLoraWeights?: InitLoraWeights;
 }
 
-/** A new run's spec where no flag says otherwise: finetune.py's defaults (targets: PEFT's MPT default). */
+/** A new run's spec where no flag says otherwise: finetune.py's defaults (targets: PEFT's default for
+ * the base model's family, resolved where its config is read: lora-targets.ts, run-setup.ts). */
 export const LORA_DEFAULTS: Required<LoraSettings> = {
   r: 8,
   loraAlpha: 16,
   loraDropout: 0.05,
-  targetModules: ['Wqkv'],
+  targetModules: null,
   useRslora: false,
   useDora: false,
   layersToTransform: null,
@@ -67,7 +69,7 @@ export const LORA_FLAGS = {
   },
   lora_target_modules: {
     kind: 'list',
-    help: "Modules that get LoRA adapters, e.g. [Wqkv] or [Wqkv,out_proj,up_proj,down_proj] (default: [Wqkv], PEFT's MPT default, or the resumed adapter's). (alpaca-lora defaulted to the LLaMA names [q_proj,v_proj], which MPT does not have.)",
+    help: "Modules that get LoRA adapters, by the family's names: MPT [Wqkv] or [Wqkv,out_proj,up_proj,down_proj]; Llama [q_proj,v_proj] or any of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default: PEFT's default for the base model's family, MPT [Wqkv] and Llama [q_proj,v_proj], or the resumed adapter's).",
   },
   layers_to_transform: {
     kind: 'list',
@@ -175,8 +177,9 @@ const FIELDS: readonly Field[] = [
   {
     key: 'targetModules',
     peft: 'target_modules',
-    expected: 'a non-empty list or a regex',
-    read: (v) => (isStr(v) ? v : strList(v)?.length ? v : undefined),
+    expected: 'a non-empty list, a regex or null',
+    // null: PEFT's target_modules None, the family's default.
+    read: (v) => (v === null || isStr(v) ? v : strList(v)?.length ? v : undefined),
     flag: 'lora_target_modules',
     fromFlag: (v, flag) => {
       if ((v as readonly string[]).length === 0) throw new LoraSpecError(`--${flag} is empty; try [Wqkv]`);

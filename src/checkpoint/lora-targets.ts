@@ -28,6 +28,11 @@ export function matchesTarget(path: string, target: readonly string[] | string):
   return target.some((t) => path === t || path.endsWith(`.${t}`));
 }
 
+/** The target_modules `s` means on `config`: its own, or (null) PEFT's default for the family. */
+export function targetModulesOf(config: ModelConfig, s: LoraSettings): readonly string[] | string {
+  return s.targetModules ?? config.arch.peftDefaultTargets;
+}
+
 /** Every LoRA target of the model, in layer then module order. Throws when a target matches nothing
  * LoRA can wrap here (PEFT raises the same way). */
 export function loraTargets(config: ModelConfig, s: LoraSettings): LoraTarget[] {
@@ -35,13 +40,14 @@ export function loraTargets(config: ModelConfig, s: LoraSettings): LoraTarget[] 
   if (!(s.loraDropout >= 0 && s.loraDropout < 1)) {
     throw new Error(`LoRA lora_dropout must be in [0, 1), got ${s.loraDropout}`);
   }
+  const targetModules = targetModulesOf(config, s);
   const out: LoraTarget[] = [];
   for (let layer = 0; layer < config.nLayers; layer++) {
     for (const linear of config.arch.linears) {
       const module = linear.name;
       const path = config.arch.modulePath(layer, module);
       if (s.excludeModules != null && matchesTarget(path, s.excludeModules)) continue;
-      if (!matchesTarget(path, s.targetModules)) continue;
+      if (!matchesTarget(path, targetModules)) continue;
       if (s.layersToTransform != null && !s.layersToTransform.includes(layer)) continue;
       const prefix = `base_model.model.${path}`;
       out.push({
@@ -59,7 +65,7 @@ export function loraTargets(config: ModelConfig, s: LoraSettings): LoraTarget[] 
   if (out.length === 0) {
     const names = config.arch.linears.map((l) => l.name).join(', ');
     throw new Error(
-      `LoRA target_modules ${JSON.stringify(s.targetModules)} match no ${config.arch.displayName} Linear; use some of ${names}`,
+      `LoRA target_modules ${JSON.stringify(targetModules)} match no ${config.arch.displayName} Linear; use some of ${names}`,
     );
   }
   return out;

@@ -6,7 +6,7 @@
 // weights change. `lora-mpt merge` writes the result; evaluation and generation load the adapters of
 // a variant that asks for it (DoRA) this way (their math is then exactly PEFT's merged model).
 import type { HostTensor } from '../formats/host-tensor.ts';
-import { type AdapterFeatures, type AdapterUse, adapterFeatures } from './adapter-support.ts';
+import { type AdapterFeatures, type AdapterUse, adapterFeatures, containersOf } from './adapter-support.ts';
 import type { ModelConfig } from './architecture.ts';
 import { type LoraSettings, loraScaling } from './lora-spec.ts';
 import { type LoraTarget, loraTargets } from './lora-targets.ts';
@@ -43,7 +43,7 @@ export function mergePlan(
   use: AdapterUse,
   source: string,
 ): MergePlan {
-  const features = adapterFeatures(adapter.config, use, source);
+  const features = adapterFeatures(adapter.config, use, source, containersOf(config));
   const settings = adapterSettings(adapter, features);
   const targets = loraTargets(config, settings);
   const variant = loraVariantOf(settings);

@@ -1,7 +1,8 @@
 // Writes a base checkpoint with an adapter merged in as a directory transformers loads with
 // `from_pretrained`: safetensors in the chosen dtype (merged in float32, rounded once to nearest even
 // on the way out, as PEFT's bf16/fp16 merge does) cut as save_pretrained cuts them (+ the index when
-// there are several), the base's config.json with its dtype set, and the tokenizer files. Tensors stream through one at a time.
+// there are several), the base's config.json with its dtype set, the tokenizer files, and
+// generation_config.json / tokenizer_config.json as transformers writes them (generation-files.ts). Tensors stream through one at a time.
 // Written into a sibling temporary directory and renamed into place, so a failed merge leaves no
 // half-written model behind.
 import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import type { FloatDtype } from '../formats/dtypes.ts';
 import { SafetensorsFileWriter } from '../formats/safetensors-file-writer.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { configWithDtype } from './config-dtype.ts';
+import { writeGenerationFiles } from './generation-files.ts';
 import { type MergePlan, mergedTensors } from './merge-adapter.ts';
 import { TORCH_DTYPE_NAME } from './merged-dtype.ts';
 import { planShards, SAFETENSORS_INDEX, shardIndexJson } from './shard-plan.ts';
@@ -66,6 +68,7 @@ export async function writeMergedCheckpoint(
     o.dtype,
   );
   const tmp = join(dirname(outDir), `.${basename(outDir)}.partial-${process.pid}`);
+  const written = new Set(o.companions.keys());
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
@@ -96,6 +99,8 @@ export async function writeMergedCheckpoint(
     const config = configWithDtype(await readFile(configPath, 'utf8'), TORCH_DTYPE_NAME[o.dtype], configPath);
     await writeFile(join(tmp, 'config.json'), config);
     for (const [name, from] of o.companions) await copyFile(from, join(tmp, name));
+    // transformers' generate stops at EOS only when generation_config.json names it.
+    for (const name of await writeGenerationFiles(tmp, ckpt.dir)) written.add(name);
     if (await emptyOrAbsent(outDir)) await rmdir(outDir).catch(() => undefined);
     await mkdir(dirname(outDir), { recursive: true });
     await rename(tmp, outDir);
@@ -109,6 +114,6 @@ export async function writeMergedCheckpoint(
     weightFiles: shards.files.map((s) => s.file),
     totalSize: shards.totalSize,
     mergedWeights: plan.size,
-    companions: [...o.companions.keys()],
+    companions: [...written],
   };
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { adapterFeatures } from '../checkpoint/adapter-support.ts';
 import { completeLoraSettings, loraConflict } from '../checkpoint/lora-spec.ts';
 import { ADAPTER_CONFIG, type LoraConfig, parseLoraConfig } from '../checkpoint/peft-adapter.ts';
+import { FAMILIES } from '../families/registry.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { UsageError } from './flags.ts';
 import type { TrainingSettings } from './training-settings.ts';
@@ -44,7 +45,10 @@ export async function adoptResumedLora(s: TrainingSettings): Promise<TrainingSet
   } catch (err) {
     throw new UsageError(`--resume_from_checkpoint ${dir}: ${(err as Error).message}`);
   }
-  adapterFeatures(config, 'training', path); // refuses what lora-mpt cannot train, by name
+  // Refuses what lora-mpt cannot train, by name. The base model is not opened yet: layers_pattern may
+  // name any family's block list here; evaluation, generation and merge check the model's own.
+  const anyFamily = { patterns: FAMILIES.map((f) => f.layersPattern), model: 'no model family' };
+  adapterFeatures(config, 'training', path, anyFamily);
   const saved = config.lora;
   if (typeof saved.targetModules === 'string') {
     throw new UsageError(

@@ -9,6 +9,7 @@ import { checkRunToken, mintWorkerToken, newNatsPassword, newRunToken } from '..
 import { runBindingName } from '../protocol/run-binding.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 
 export const certsFlags = {
   out: {
@@ -32,6 +33,7 @@ export const certsFlags = {
     help: "Names of the run's NATS server: nats.crt/nats.key are made for them (with nats-ca.crt, the CA workers check it with). Empty: none.",
   },
   days: { kind: 'int', default: 365, min: 1, help: 'Validity of the certificates, in days.' },
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
 export interface RunCredentials {
@@ -130,6 +132,7 @@ export function writeRunCredentials(
 }
 
 async function runCerts(f: ParsedFlags<typeof certsFlags>): Promise<number> {
+  const events = eventsFromFlags(f, { label: '' });
   if (f.hosts.length === 0)
     throw new UsageError('--hosts: name at least one host the workers reach the coordinator by');
   let c: RunCredentials;
@@ -143,18 +146,17 @@ async function runCerts(f: ParsedFlags<typeof certsFlags>): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  console.log(
+  const say = (text: string) => events.info('credentials_written', text, { dir: c.dir });
+  say(
     `wrote ${c.dir}: ca.crt ca.key coordinator.crt coordinator.key run-token nats-password` +
       (f.nats_hosts.length > 0 ? ' nats.crt nats.key nats-ca.crt' : '') +
       [...c.workers.keys()].map((id) => ` ${id}.crt ${id}.key ${id}.token`).join(''),
   );
-  console.log(
+  say(
     `coordinator: --tls_cert ${c.coordinatorCert} --tls_key ${c.coordinatorKey} --tls_client_ca ${c.ca} --run_token_file ${c.runToken}`,
   );
   for (const [id, w] of c.workers) {
-    console.log(
-      `worker ${id}: --tls_ca ${c.ca} --tls_cert ${w.cert} --tls_key ${w.key} --token_file ${w.token}`,
-    );
+    say(`worker ${id}: --tls_ca ${c.ca} --tls_cert ${w.cert} --tls_key ${w.key} --token_file ${w.token}`);
   }
   return 0;
 }

@@ -6,6 +6,8 @@ import { type FlagSpecs, helpText, type ParsedFlags, parseFlags } from './flags.
 export interface Command {
   readonly name: string;
   readonly summary: string;
+  /** The flags it takes (what --help lists), for tools and tests that check every command. */
+  readonly flags?: FlagSpecs;
   run(argv: readonly string[]): Promise<number>;
 }
 
@@ -22,6 +24,7 @@ export function flagCommand<F extends FlagSpecs>(o: {
   return {
     name: o.name,
     summary: o.summary,
+    flags: o.flags,
     run(argv) {
       if (argv.includes('--help') || argv.includes('-h')) {
         console.log(helpText(o.usage, o.description ?? o.summary, o.flags));

@@ -3,12 +3,15 @@
 // observes each step's all-reduce over NATS as a replica, checkpoints, and writes the adapter.
 // Restarted with the same flags it resumes from the newest checkpoint in --output_dir.
 
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import {
   algorithmSummaries,
   DEFAULT_ALGORITHM,
+  DEFAULT_GRADIENT_ENCODING,
+  GRADIENT_ENCODINGS,
   isAllReduceAlgorithm,
+  isGradientEncoding,
   observeAllReduce,
   unknownAlgorithm,
 } from '../collective/index.ts';
@@ -21,6 +24,7 @@ import { tapEvents } from '../events/tap.ts';
 import { setBuildInfo } from '../metrics/build-info.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
+import { publicKeyFromRaw, rawPublicKey } from '../protocol/frame-evidence.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { listCheckpoints } from '../train/checkpoint-dirs.ts';
 import { adoptResumedLora } from './adopt-resumed-lora.ts';
@@ -100,6 +104,13 @@ export const coordinatorFlags = {
     default: DEFAULT_ALGORITHM,
     help: `Gradient all-reduce over NATS, one of: ${algorithmSummaries()}. The default, ${DEFAULT_ALGORITHM}, was as fast or faster in our measurements (docs/collective.md).`,
   },
+  allreduce_encoding: {
+    kind: 'string',
+    default: DEFAULT_GRADIENT_ENCODING,
+    help:
+      `How gradients travel between workers, one of: ${GRADIENT_ENCODINGS.join(', ')}. bf16 sends half the bytes, ` +
+      'rounded to bfloat16 (nearest even) on the wire, so N workers no longer equal one bitwise (docs/collective.md).',
+  },
   allreduce_timeout_ms: {
     kind: 'int',
     default: 120_000,
@@ -119,6 +130,12 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     throw new UsageError(unknownAlgorithm('--allreduce_algorithm', f.allreduce_algorithm));
   }
   const algorithm = f.allreduce_algorithm;
+  if (!isGradientEncoding(f.allreduce_encoding)) {
+    throw new UsageError(
+      `--allreduce_encoding ${JSON.stringify(f.allreduce_encoding)}: use one of ${GRADIENT_ENCODINGS.join(', ')}`,
+    );
+  }
+  const encoding = f.allreduce_encoding;
   const security = serverSecurityOf(f, process.env);
   const natsSecurity = natsSecurityOf(f, process.env);
   // The status page (/) shows the events the log does, from the first one on.
@@ -184,13 +201,14 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   });
   const { journal, options } = driverOptionsOf(run, s, ev);
   if (await endIfAlreadyFinished(run, s, journal, ev)) return 0;
-  const config = runConfigOf(run, s, { algorithm, timeoutMs: f.allreduce_timeout_ms });
+  const config = runConfigOf(run, s, { algorithm, encoding, timeoutMs: f.allreduce_timeout_ms });
   const nc = await connect({
     servers: f.nats.split(','),
     name: `lora-mpt-coordinator-${run.runId}`,
     ...natsSecurity,
     maxReconnectAttempts: -1,
   });
+  const observerKeys = generateKeyPairSync('ed25519');
   const driver = new StepDriver({
     ...options,
     minWorkers: f.min_workers,
@@ -199,7 +217,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     // Seconds since 2020 (fits a u32 for a century): a restarted coordinator's generations start
     // above its predecessor's, so no NATS subject of an abandoned round is ever reused.
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
-    observeReduce: (step, generation, members, signal, nodes) =>
+    // The observer signs its frames (ready, abort) like every worker; members check them.
+    observerPublicKey: rawPublicKey(observerKeys.publicKey),
+    observeReduce: (step, generation, members, signal, nodes, keys) =>
       observeAllReduce({
         nc,
         runId: run.runId,
@@ -212,10 +232,13 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
         length: run.layout.size,
         timeoutMs: config.allReduceTimeoutMs,
         algorithm,
+        encoding: config.allReduceEncoding,
         signal,
         onReport: (r) => metrics.allReduce.record(r),
         frameKey,
         onRefusedFrame: refusedFrame,
+        signingKey: observerKeys.privateKey,
+        ...(keys ? { participantKeys: keys.map((k, i) => publicKeyFromRaw(k, `participant key ${i}`)) } : {}),
       }),
   });
   metrics.countWorkers((state) => driver.members.count(state));

@@ -7,6 +7,7 @@ import { copyFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeGenerationFiles } from '../checkpoint/generation-files.ts';
 import { familyOf } from '../families/registry.ts';
 import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
@@ -14,6 +15,7 @@ import { askAdapter } from './demo-answer.ts';
 import { finetuneFlags, runFinetune } from './finetune.ts';
 import { type FlagSpecs, type ParsedFlags, parseFlags, UsageError } from './flags.ts';
 import { launchFlags, runLaunch } from './launch.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 
 const SHARED = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 
@@ -49,6 +51,8 @@ export const demoFlags = {
     ...numThreadsFlag,
     help: 'TensorFlow intra-op threads of each worker (or of finetune with --workers 0); 0: the cores shared out, one share per worker.',
   },
+  // Passed on to the training it runs; the demo's own lines follow them too.
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
 const exists = (p: string) =>
@@ -58,6 +62,7 @@ const exists = (p: string) =>
   );
 
 export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number> {
+  const events = eventsFromFlags(f, { label: '' });
   for (const [flag, path] of [
     ['--data_path', f.data_path],
     ['--tokenizer', f.tokenizer],
@@ -71,7 +76,8 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
   const out = resolve(f.output_dir);
   const model = join(out, 'base-model');
   if (!(await exists(join(model, 'model.safetensors')))) {
-    console.log(
+    events.info(
+      'demo',
       `demo: writing a small MPT with RANDOM weights to ${model} (d_model 128, 4 heads, 2 layers, GPT-NeoX vocabulary)`,
     );
     await familyOf('mpt', 'lora-mpt demo').writeRandomCheckpoint(model, {
@@ -83,6 +89,8 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
       seed: 1,
     });
     await copyFile(f.tokenizer, join(model, 'tokenizer.json'));
+    // So transformers' generate on the demo's model stops at <|endoftext|> as lora-mpt's does.
+    await writeGenerationFiles(model);
   }
   const adapterDir = join(out, 'adapter');
   // Each demo is a new run: an adapter dir of an earlier demo would resume (or be already finished).
@@ -121,16 +129,18 @@ export async function runDemo(f: ParsedFlags<typeof demoFlags>): Promise<number>
   ];
   // Workers on one machine split its cores rather than each taking all of them (docs/backends.md).
   const threads = f.num_threads || Math.max(1, Math.floor(availableParallelism() / Math.max(1, f.workers)));
-  // A demo is read by a person: readable lines even when its output goes to a file or a pipe.
-  const compute = ['--backend', f.backend, '--num_threads', String(threads), '--log_format', 'text'];
+  // A demo is read by a person: readable lines (the default) even when its output goes to a file or a pipe.
+  const compute = ['--backend', f.backend, '--num_threads', String(threads)];
+  const logs = ['--log_format', f.log_format, '--log_level', f.log_level];
   const code =
     f.workers === 0
-      ? await runFinetune(parseFlags(finetuneFlags, [...training, ...compute]))
+      ? await runFinetune(parseFlags(finetuneFlags, [...training, ...compute, ...logs]))
       : await runLaunch(
-          parseFlags(launchFlags, [...training, ...compute, '--nproc_per_node', String(f.workers)]),
+          parseFlags(launchFlags, [...training, ...compute, ...logs, '--nproc_per_node', String(f.workers)]),
         );
   if (code !== 0) return code;
-  console.log(
+  events.info(
+    'demo',
     `demo: done. The adapter is in ${adapterDir} (PEFT format: adapter_model.safetensors + adapter_config.json)`,
   );
   await askAdapter({ baseModel: model, adapter: adapterDir, backend: f.backend });

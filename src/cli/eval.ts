@@ -8,7 +8,6 @@ import { DataError, loadDataset } from '../data/dataset.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
-import { createEvents } from '../events/events.ts';
 import { loadProgress } from '../events/load-progress.ts';
 import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
 import { loadModelWithAdapter } from '../families/load-model.ts';
@@ -21,6 +20,7 @@ import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { deviceMemoryFlag, numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const flags = {
@@ -53,6 +53,8 @@ const flags = {
     default: false,
     help: 'Print one JSON object {"loss", "perplexity", "tokens", "examples"}.',
   },
+  // Its messages (backend, memory, loading progress) go to stderr: stdout is the result.
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
 const USAGE = 'lora-mpt eval --base_model M [--lora_weights A] (--data_path D | --text T) [--json]';
@@ -92,6 +94,7 @@ function textExamples(ids: readonly number[], len: number): TokenizedExample[] {
 }
 
 async function evaluate(f: Flags): Promise<number> {
+  const events = eventsFromFlags(f, { label: '', out: process.stderr });
   const resolved = await resolveModel(
     f.base_model as string,
     { ...process.env, HOME: homedir() },
@@ -106,7 +109,7 @@ async function evaluate(f: Flags): Promise<number> {
   }
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const backend = await initBackend(f.backend as BackendChoice, backendOptions(f.num_threads, process.env));
-  console.error(backend.summary); // stderr: --json keeps stdout one object
+  events.info('backend_selected', backend.summary); // stderr: --json keeps stdout one object
   // Before any weight file is opened: LoRA state is counted at r = 8 on each block's first Linear (MPT's
   // Wqkv) when an adapter is given.
   const { config } = await readCheckpointConfig(resolved.dir);
@@ -124,7 +127,7 @@ async function evaluate(f: Flags): Promise<number> {
     memoryGib: f.device_memory_gb,
     training: false,
   });
-  if (note !== null) console.error(note);
+  if (note !== null) events.warn('eval_note', note);
   const ckpt = await openCheckpoint(resolved.dir);
   const cutoff = Math.min(f.cutoff_len, ckpt.config.maxSeqLen);
   let examples: TokenizedExample[];
@@ -153,10 +156,7 @@ async function evaluate(f: Flags): Promise<number> {
       layout: backend.layout,
       load8bit: f.load_8bit,
       // stderr, as the backend line: --json keeps stdout one object
-      onTensor: loadProgress(
-        createEvents({ label: '', format: 'text', out: process.stderr }),
-        f.base_model as string,
-      ),
+      onTensor: loadProgress(events, f.base_model as string),
     },
   );
   let lossSum = 0;

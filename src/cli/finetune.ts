@@ -101,7 +101,7 @@ export async function runFinetune(f: ParsedFlags<typeof finetuneFlags>): Promise
   ev.info(
     'model_loaded',
     `model: ${run.model.dir} (${(loaded.parameters / 1e6).toFixed(1)}M parameters) on ${loaded.backend}; ` +
-      `LoRA r=${s.lora.r} alpha=${s.lora.loraAlpha} on [${[s.lora.targetModules].flat().join(', ')}]: ${loaded.layout.specs.length} tensors, ${loaded.layout.size} trainable values`,
+      `LoRA r=${s.lora.r} alpha=${s.lora.loraAlpha} on [${[run.lora.targetModules].flat().join(', ')}]: ${loaded.layout.specs.length} tensors, ${loaded.layout.size} trainable values`,
     { backend: loaded.backend, parameters: loaded.parameters, lora_values: loaded.layout.size },
   );
   const collective = new InProcessCollective(run.runId);

@@ -30,6 +30,7 @@ import { backendOptions } from './backend-options.ts';
 import { type Command, flagCommand } from './command.ts';
 import { BACKEND_NAMES } from './compute-flags.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 
 const flags = {
   backend: {
@@ -54,9 +55,11 @@ const flags = {
   micro_batch_size: { kind: 'int', default: 4, min: 1, help: 'Rows of each training micro-batch.' },
   cutoff_len: { kind: 'int', default: 512, min: 8, help: 'Tokens per row (all supervised).' },
   steps: { kind: 'int', default: 5, min: 1, help: 'Timed training steps (after one warm-up).' },
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
-const say = (line: string) => console.log(line);
+/** Where the report's lines go: stdout as text, or events with --log_format json (set by runGpuCheck). */
+let say = (line: string): void => console.log(line);
 
 /** nvidia-smi sampling utilisation and memory every 200 ms while `work` runs; null without nvidia-smi. */
 async function sampled<T>(
@@ -200,6 +203,8 @@ export async function runGpuCheck(
   f: ParsedFlags<typeof flags>,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
+  const events = eventsFromFlags(f, { label: '' });
+  say = (line) => events.info('gpu_check', line);
   if (
     !(BACKEND_NAMES as readonly string[]).includes(f.backend) ||
     f.backend === 'auto' ||

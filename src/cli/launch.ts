@@ -14,7 +14,7 @@ import { type Command, flagCommand } from './command.ts';
 import { numThreadsFlag } from './compute-flags.ts';
 import { type FlagSpecs, flagArgs, type ParsedFlags, UsageError } from './flags.ts';
 import { startLocalNats, stopProcess } from './local-nats.ts';
-import { logFlags } from './log-flags.ts';
+import { checkLogFlags, logFlags } from './log-flags.ts';
 import { peakTflopsFlag } from './peak-flops.ts';
 import { natsSecurityFlags } from './security-flags.ts';
 import { syntheticFlags } from './synthetic-flags.ts';
@@ -54,6 +54,10 @@ export const launchFlags = {
     help: 'Times a worker that exits with an error is started again (it rejoins and is re-synced) before the run is stopped.',
   },
   log_format: logFlags.log_format,
+  log_level: {
+    ...logFlags.log_level,
+    help: `${logFlags.log_level.help} Passed on to the coordinator and workers.`,
+  },
 } as const satisfies FlagSpecs;
 
 interface Child {
@@ -113,6 +117,7 @@ export function gpuDevices(
 }
 
 export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<number> {
+  checkLogFlags(f);
   const json = f.log_format === 'json' || (f.log_format === 'auto' && !process.stdout.isTTY);
   const n = f.nproc_per_node;
   const requireGpu = f.backend === 'tensorflow-gpu' || process.env.LORA_MPT_REQUIRE_GPU === '1';
@@ -135,10 +140,13 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
       ? ['--peak_tflops', String(f.peak_tflops)]
       : [];
   const threads = f.num_threads > 0 ? f.num_threads : Math.max(1, Math.floor(availableParallelism() / n));
+  const quiet = f.log_level === 'warn' || f.log_level === 'error';
   const say = (text: string) =>
-    json
-      ? console.log(JSON.stringify({ level: 'info', event: 'launch', msg: text }))
-      : console.log(`[launch] ${text}`);
+    quiet
+      ? undefined
+      : json
+        ? console.log(JSON.stringify({ level: 'info', event: 'launch', msg: text }))
+        : console.log(`[launch] ${text}`);
 
   const start = (
     label: string,
@@ -146,7 +154,7 @@ export async function runLaunch(f: ParsedFlags<typeof launchFlags>): Promise<num
     env: NodeJS.ProcessEnv = {},
     onEvent?: (e: Record<string, unknown>) => void,
   ): Child => {
-    const p = spawn(process.execPath, [BIN, ...args, '--log_format', 'json'], {
+    const p = spawn(process.execPath, [BIN, ...args, '--log_format', 'json', '--log_level', f.log_level], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -16,22 +16,53 @@ export const logFlags = {
   },
 } as const satisfies FlagSpecs;
 
-export function eventsFromFlags(
-  f: { readonly log_format: string; readonly log_level: string },
-  o: { readonly label: string; readonly bindings?: EventFields; readonly stepEvery?: number },
-): Events {
+/**
+ * The same two flags on a one-shot command (merge, certs, preprocess, eval, demo, gpu-check): its
+ * messages are read by a person, so text is the default; json makes them events for a log pipeline.
+ * Its results (records, a loss, a JSON object with --json) are printed as they are either way.
+ */
+export const reportLogFlags = {
+  log_format: {
+    kind: 'string',
+    default: 'text',
+    help: "Its messages: text (readable lines, the default), json (one event per line: event, level, msg and fields, for log pipelines) or auto (text on a terminal, json otherwise). The command's results are printed as they are.",
+  },
+  log_level: {
+    kind: 'string',
+    default: 'info',
+    help: 'Least important messages shown: debug, info, warn (only warnings and errors) or error.',
+  },
+} as const satisfies FlagSpecs;
+
+/** Refuses a --log_format / --log_level value the flags do not take, naming it. */
+export function checkLogFlags(f: { readonly log_format: string; readonly log_level: string }): void {
   if (!['auto', 'json', 'text'].includes(f.log_format)) {
     throw new UsageError(`--log_format ${f.log_format}: expected auto, json or text`);
   }
   if (!['debug', 'info', 'warn', 'error'].includes(f.log_level)) {
     throw new UsageError(`--log_level ${f.log_level}: expected debug, info, warn or error`);
   }
-  const format = f.log_format === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : f.log_format;
+}
+
+export function eventsFromFlags(
+  f: { readonly log_format: string; readonly log_level: string },
+  o: {
+    readonly label: string;
+    readonly bindings?: EventFields;
+    readonly stepEvery?: number;
+    /** Where the events go (default stdout; stderr where stdout carries a result). */
+    readonly out?: NodeJS.WriteStream;
+  },
+): Events {
+  checkLogFlags(f);
+  const out = o.out ?? process.stdout;
+  const format = f.log_format === 'auto' ? (out.isTTY ? 'text' : 'json') : f.log_format;
   return createEvents({
     label: o.label,
     format: format as 'json' | 'text',
     level: f.log_level as EventLevel,
     ...(o.bindings ? { bindings: o.bindings } : {}),
     ...(o.stepEvery ? { stepEvery: o.stepEvery } : {}),
+    ...(o.out ? { out: o.out } : {}),
   });
 }

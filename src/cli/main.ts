@@ -1,10 +1,13 @@
 // `lora-mpt <command> [flags]`: dispatches to the sub-commands and turns usage mistakes into a
 // one-line error and exit code 2.
+
+import { ModelNotFoundError } from '../hub/models.ts';
 import { certsCommand } from './certs.ts';
 import type { Command } from './command.ts';
 import { coordinatorCommand } from './coordinator.ts';
 import { demoCommand } from './demo.ts';
 import { evalCommand } from './eval.ts';
+import { fetchCommand } from './fetch.ts';
 import { finetuneCommand } from './finetune.ts';
 import { UsageError } from './flags.ts';
 import { generateCommand } from './generate.ts';
@@ -28,6 +31,7 @@ export const commands: readonly Command[] = [
   generateCommand,
   mergeCommand,
   certsCommand,
+  fetchCommand,
   gpuCheckCommand,
   probeCommand,
 ];
@@ -65,7 +69,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
+    // Exit 2 is permanent (the chart's podFailurePolicy fails the Job at once): a flag, or a model
+    // that is missing or incomplete, will not fix itself by retrying.
+    if (err instanceof UsageError || err instanceof ModelNotFoundError) {
       console.error(`lora-mpt ${name}: ${err.message}`);
       return 2;
     }

@@ -19,6 +19,7 @@ import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { resolveModel } from '../hub/models.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, UsageError } from './flags.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const flags = {
@@ -47,6 +48,7 @@ const flags = {
     kind: 'string',
     help: 'tokenizer.json to write beside the merged weights when the base model has none beside its own.',
   },
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
 const isFile = (p: string) =>
@@ -66,6 +68,7 @@ export const mergeCommand: Command = flagCommand({
     '(its dtype set) and the tokenizer files.',
   flags,
   async run(f) {
+    const events = eventsFromFlags(f, { label: '' });
     for (const name of ['base_model', 'lora_weights', 'output_dir'] as const) {
       if (f[name] === undefined) throw new UsageError(`--${name} is required`);
     }
@@ -103,14 +106,17 @@ export const mergeCommand: Command = flagCommand({
       companions,
     });
     const mb = (out.totalSize / 1e6).toFixed(1);
-    console.log(
+    events.info(
+      'model_merged',
       `merged ${out.mergedWeights} weights of ${f.lora_weights} into ${resolved.dir}: ${out.weightFiles.length} file(s), ${mb} MB ${TORCH_DTYPE_NAME[dtype]} (${reason}), in ${out.dir}`,
+      { dir: out.dir, files: out.weightFiles, bytes: out.totalSize, dtype: TORCH_DTYPE_NAME[dtype] },
     );
     if (!companions.has('tokenizer.json')) {
-      console.log(
+      events.warn(
+        'warning',
         `no tokenizer.json was found beside ${resolved.dir}: pass --tokenizer, or copy one into ${out.dir}`,
       );
-    } else console.log(`with ${out.companions.join(', ')}`);
+    } else events.info('companions_written', `with ${out.companions.join(', ')}`, { files: out.companions });
     return 0;
   },
 });

@@ -9,6 +9,7 @@ import { Tokenizer } from '../data/tokenizer.ts';
 import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
+import { eventsFromFlags, reportLogFlags } from './log-flags.ts';
 import { trainingFlags } from './training-flags.ts';
 
 const flags = {
@@ -34,6 +35,8 @@ const flags = {
     default: false,
     help: 'Print one JSON object per record and line, {"input_ids": [...], "labels": [...]}, and nothing else on stdout.',
   },
+  // Its messages (rows skipped, files not read) go to stderr: stdout is the records.
+  ...reportLogFlags,
 } as const satisfies FlagSpecs;
 
 const USAGE = 'lora-mpt preprocess --base_model M --data_path D [--limit N] [--json]';
@@ -60,15 +63,24 @@ export const preprocessCommand: Command = flagCommand({
 type Flags = ParsedFlags<typeof flags>;
 
 async function preprocess(f: Flags): Promise<number> {
+  const events = eventsFromFlags(f, { label: '', out: process.stderr });
   const hub = hubOptionsFromEnv(process.env, homedir());
   const tokenizer = Tokenizer.fromFile(f.tokenizer ?? resolveTokenizerJson(f.base_model!, hub.hubCache));
   const eos = tokenizer.tokenToId('<|endoftext|>');
   if (eos === undefined) throw new DataError('the tokenizer has no <|endoftext|> token to use as EOS');
   const template = loadPromptTemplate(f.prompt_template_name);
   const data = await loadDataset(f.data_path, { skipBadRows: f.skip_bad_rows, hub });
-  if (data.ignoredFiles.length > 0) console.error(`not data, not read: ${data.ignoredFiles.join(', ')}`);
-  for (const s of data.skipped.slice(0, 20)) console.error(`skipped: ${s.reason}`);
-  if (data.skipped.length > 0) console.error(`skipped ${data.skipped.length} bad rows (--skip_bad_rows)`);
+  if (data.ignoredFiles.length > 0) {
+    events.warn('warning', `not data, not read: ${data.ignoredFiles.join(', ')}`, {
+      files: data.ignoredFiles,
+    });
+  }
+  for (const s of data.skipped.slice(0, 20)) events.warn('rows_skipped', `skipped: ${s.reason}`);
+  if (data.skipped.length > 0) {
+    events.warn('rows_skipped', `skipped ${data.skipped.length} bad rows (--skip_bad_rows)`, {
+      count: data.skipped.length,
+    });
+  }
 
   const limit = f.limit ?? (f.json ? -1 : 5);
   const end = limit < 0 ? data.records.length : Math.min(data.records.length, f.start + limit);

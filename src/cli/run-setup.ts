@@ -6,8 +6,8 @@
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loraScaling } from '../checkpoint/lora-spec.ts';
-import type { LoraTarget } from '../checkpoint/lora-targets.ts';
+import { type LoraSettings, loraScaling } from '../checkpoint/lora-spec.ts';
+import { type LoraTarget, targetModulesOf } from '../checkpoint/lora-targets.ts';
 import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import { initialVariantTensors } from '../checkpoint/lora-variants/initial-tensors.ts';
 import {
@@ -16,7 +16,7 @@ import {
   type LoraConfig,
   newLoraConfig,
 } from '../checkpoint/peft-adapter.ts';
-import type { AllReduceAlgorithm } from '../collective/index.ts';
+import type { AllReduceAlgorithm, GradientEncoding } from '../collective/index.ts';
 import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
@@ -46,6 +46,9 @@ export interface PreparedRun {
   readonly data: RunData;
   readonly replica: AdapterReplica;
   readonly loraConfig: LoraConfig;
+  /** The run's LoRA spec with target_modules resolved for the base model (a null flag default
+   * becomes its family's PEFT default), as adapter_config.json and the workers get it. */
+  readonly lora: LoraSettings;
   readonly keeper: CheckpointKeeper;
   readonly metricsLog: MetricsLog;
   /** The step the run starts at (0, or the checkpoint's). */
@@ -75,7 +78,7 @@ export async function prepareRun(
       `--base_model ${s.baseModel}: no tokenizer.json beside the config (${model.dir}); pass --tokenizer PATH`,
     );
   }
-  const { lora } = s;
+  const lora = { ...s.lora, targetModules: targetModulesOf(model.config, s.lora) };
   checkBlockNumbers(lora.layersToTransform, model.config.nLayers);
   const { layout, targets } = adapterLayout(model.config, lora);
   const variant = loraVariantOf(lora);
@@ -164,6 +167,7 @@ export async function prepareRun(
     data,
     replica,
     loraConfig,
+    lora,
     keeper,
     metricsLog: new MetricsLog(join(s.outputDir, 'metrics.jsonl')),
     startStep: replica.step,
@@ -184,17 +188,22 @@ function checkBlockNumbers(blocks: readonly number[] | null, nLayers: number): v
 export function runConfigOf(
   run: PreparedRun,
   s: TrainingSettings,
-  allReduce: { readonly algorithm: AllReduceAlgorithm; readonly timeoutMs: number },
+  allReduce: {
+    readonly algorithm: AllReduceAlgorithm;
+    readonly timeoutMs: number;
+    readonly encoding?: GradientEncoding;
+  },
 ): RunConfig {
   return {
     runId: run.runId,
     baseModel: s.baseModel,
-    lora: s.lora,
+    lora: run.lora,
     seed: s.seed,
     maxGradNorm: MAX_GRAD_NORM,
     gradientCheckpointing: s.gradientCheckpointing,
     load8bit: s.load8bit,
     allReduceAlgorithm: allReduce.algorithm,
+    allReduceEncoding: allReduce.encoding ?? 'f32',
     allReduceTimeoutMs: allReduce.timeoutMs,
   };
 }

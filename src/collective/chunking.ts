@@ -9,9 +9,9 @@ export interface Span {
   readonly hi: number;
 }
 
-/** Float32 elements per message so that header + payload + tag <= maxPayload. */
-export function chunkElements(maxPayload: number): number {
-  const n = Math.floor((maxPayload - FRAME_OVERHEAD) / 4);
+/** Elements per message so that header + payload (`perElement` bytes each) + tag <= maxPayload. */
+export function chunkElements(maxPayload: number, perElement = 4): number {
+  const n = Math.floor((maxPayload - FRAME_OVERHEAD) / perElement);
   if (!Number.isSafeInteger(n) || n < 1) {
     throw new AllReduceInputError(
       `maxPayload ${maxPayload} leaves no room for data after the ${FRAME_OVERHEAD}-byte frame header and tag; ` +

@@ -1,5 +1,6 @@
 // Typed failures of the all-reduce. The worker retries a step under a new generation when an error
 // is `retryable`; the others are bugs or misconfiguration and must stop the run.
+import type { FrameEvidence } from './evidence.ts';
 
 /** Where a round was, for messages: `run r step s generation g`. */
 export interface RoundLabel {
@@ -107,6 +108,8 @@ export class AllReduceProtocolError extends AllReduceError {
     readonly round: RoundLabel,
     readonly member: string,
     detail: string,
+    /** The offending frame, signed by `member`, when a frame is the offence (evidence.ts). */
+    readonly evidence?: FrameEvidence,
   ) {
     super(`${label(round)}: member ${member} ${detail}`);
   }

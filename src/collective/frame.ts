@@ -1,17 +1,30 @@
 // The binary frame every all-reduce message carries: a 44-byte little-endian header naming the
-// round (run-id hash, step, generation), the sender, shard and chunk, then raw float32 payload, then
-// a 32-byte HMAC-SHA256 of header and payload under the run's frame key (handed to each member over
-// its authenticated gRPC session). Receivers drop frames whose header is not their round, so stale
-// traffic is filtered by content too, and frames whose tag does not verify (docs/security.md).
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// round (run-id hash, step, generation), the sender, shard and chunk, then the payload, then the tag:
+// the sender's Ed25519 signature of header and MAC (64 bytes), and the MAC, an HMAC-SHA256 of header
+// and payload under the run's frame key (32 bytes; both handed out over authenticated gRPC). The MAC
+// keeps out whoever lacks the run key; the signature proves which member sent a frame, so a receiver
+// can show the coordinator a bad frame as evidence (docs/security.md). Receivers drop frames whose
+// header is not their round, so stale traffic is filtered by content too.
+import { createHmac, type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
+import {
+  bytesPerElement,
+  encodeBf16,
+  encodingCode,
+  encodingOfCode,
+  type GradientEncoding,
+} from './gradient-encoding.ts';
 
 export const HEADER_BYTES = 44;
-/** HMAC-SHA256 tag after the payload. */
-export const TAG_BYTES = 32;
+/** The Ed25519 signature of header and MAC (zeros when the sender has no signing key). */
+export const SIGNATURE_BYTES = 64;
+/** The HMAC-SHA256 of header and payload, the frame's last bytes. */
+export const MAC_BYTES = 32;
+/** The tag after the payload: signature, then MAC. */
+export const TAG_BYTES = SIGNATURE_BYTES + MAC_BYTES;
 /** Bytes of a frame besides its payload. */
 export const FRAME_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 const MAGIC = 0x52414d4c; // "LMAR" on the wire
-const VERSION = 2;
+const VERSION = 3;
 /** Tags made without a key (tests, benchmarks): checkable, but anyone can make them. */
 const NO_KEY = new Uint8Array(32);
 
@@ -46,6 +59,8 @@ export interface FrameHeader {
   readonly offset: number;
   /** Element count of the whole vector; peers with another length are a protocol error. */
   readonly totalLength: number;
+  /** How the payload's values are encoded (gradient-encoding.ts); default f32. */
+  readonly encoding?: GradientEncoding;
 }
 
 // Payload floats are copied byte-for-byte, so the wire order is the host order; every platform
@@ -64,7 +79,7 @@ export function runHash(runId: string): number {
   return h >>> 0;
 }
 
-const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
+const macOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
   createHmac('sha256', key ?? NO_KEY)
     .update(signed)
     .digest();
@@ -73,8 +88,9 @@ const tagOf = (key: Uint8Array | undefined, signed: Uint8Array): Buffer =>
 export const frameBytes = (payloadBytes: number): number => FRAME_OVERHEAD + payloadBytes;
 
 /**
- * Header, payload (float32 elements, or UTF-8 text for abort) and tag in one buffer. `key`: the
- * run's frame key; without one the tag proves nothing (tests and benchmarks only). `into`: a buffer
+ * Header, payload (float32 elements in the header's encoding, or UTF-8 text for abort) and tag in one
+ * buffer. `key`: the run's frame key; without one the MAC proves nothing (tests and benchmarks only).
+ * `signer`: the sender's Ed25519 private key; without one the signature is zeros. `into`: a buffer
  * of exactly frameBytes(payload bytes) to write the frame in (every byte is written); default new.
  */
 export function encodeFrame(
@@ -82,18 +98,22 @@ export function encodeFrame(
   payload?: Float32Array | Uint8Array,
   key?: Uint8Array,
   into?: Uint8Array,
+  signer?: KeyObject,
 ): Uint8Array {
-  const bytes = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : undefined;
-  const signedLength = HEADER_BYTES + (bytes?.length ?? 0);
+  const encoding = h.encoding ?? 'f32';
+  // Float32 values in another encoding are converted; anything else is copied byte for byte.
+  const convert = payload instanceof Float32Array && encoding !== 'f32';
+  const payloadBytes = convert ? payload.length * bytesPerElement(encoding) : (payload?.byteLength ?? 0);
+  const signedLength = HEADER_BYTES + payloadBytes;
   const out = into ?? new Uint8Array(signedLength + TAG_BYTES);
   if (out.length !== signedLength + TAG_BYTES) {
     throw new RangeError(`frame buffer of ${out.length} bytes for a frame of ${signedLength + TAG_BYTES}`);
   }
   const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  v.setUint16(6, 0, true);
   v.setUint32(0, MAGIC, true);
   v.setUint8(4, VERSION);
   v.setUint8(5, h.kind);
+  v.setUint16(6, encodingCode(encoding), true);
   const fields = [
     h.runHash,
     h.step,
@@ -106,17 +126,54 @@ export function encodeFrame(
     h.totalLength,
   ];
   for (const [i, x] of fields.entries()) v.setUint32(8 + 4 * i, x, true);
-  if (bytes) out.set(bytes, HEADER_BYTES);
-  out.set(tagOf(key, out.subarray(0, signedLength)), signedLength);
+  if (convert) encodeBf16(payload, out.subarray(HEADER_BYTES, signedLength));
+  else if (payload)
+    out.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), HEADER_BYTES);
+  const mac = macOf(key, out.subarray(0, signedLength));
+  out.set(mac, signedLength + SIGNATURE_BYTES);
+  const signature = out.subarray(signedLength, signedLength + SIGNATURE_BYTES);
+  if (signer) signature.set(sign(null, signedBytes(out.subarray(0, HEADER_BYTES), mac), signer));
+  else signature.fill(0);
   return out;
 }
 
-/** Whether `msg`'s tag is the HMAC of its header and payload under `key` (constant time). */
+/** What a frame's signature covers: its header and its MAC (which covers header and payload). */
+export const signedBytes = (header: Uint8Array, mac: Uint8Array): Buffer => Buffer.concat([header, mac]);
+
+/** Whether `msg`'s MAC is the HMAC of its header and payload under `key` (constant time). */
 export function verifyFrame(msg: Uint8Array, key: Uint8Array | undefined): boolean {
   if (msg.length < FRAME_OVERHEAD) return false;
   const signedLength = msg.length - TAG_BYTES;
-  return timingSafeEqual(tagOf(key, msg.subarray(0, signedLength)), msg.subarray(signedLength));
+  return timingSafeEqual(macOf(key, msg.subarray(0, signedLength)), msg.subarray(msg.length - MAC_BYTES));
 }
+
+/** Whether `msg` is signed by the holder of `publicKey` (its claimed sender's Ed25519 key). */
+export function verifyFrameSignature(msg: Uint8Array, publicKey: KeyObject): boolean {
+  if (msg.length < FRAME_OVERHEAD) return false;
+  const { header, mac, signature } = frameSignedParts(msg);
+  return verify(null, signedBytes(header, mac), publicKey, signature);
+}
+
+/** Header, MAC and signature of `msg` (views): with the payload, what proves who sent it. */
+export function frameSignedParts(msg: Uint8Array): {
+  header: Uint8Array;
+  mac: Uint8Array;
+  signature: Uint8Array;
+} {
+  const end = msg.length;
+  return {
+    header: msg.subarray(0, HEADER_BYTES),
+    mac: msg.subarray(end - MAC_BYTES),
+    signature: msg.subarray(end - TAG_BYTES, end - MAC_BYTES),
+  };
+}
+
+/** The HMAC-SHA256 a frame of `header` and `payload` carries under `key` (for checking evidence). */
+export const frameMac = (key: Uint8Array | undefined, header: Uint8Array, payload: Uint8Array): Buffer =>
+  createHmac('sha256', key ?? NO_KEY)
+    .update(header)
+    .update(payload)
+    .digest();
 
 /** The frame's tag (identifies its exact bytes: two copies of a chunk must have the same one). */
 export function frameTag(msg: Uint8Array): Uint8Array {
@@ -129,7 +186,8 @@ export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
   const v = new DataView(msg.buffer, msg.byteOffset, HEADER_BYTES);
   if (v.getUint32(0, true) !== MAGIC || v.getUint8(4) !== VERSION) return undefined;
   const kind = v.getUint8(5);
-  if (!KINDS.has(kind)) return undefined;
+  const encoding = encodingOfCode(v.getUint16(6, true));
+  if (!KINDS.has(kind) || encoding === undefined) return undefined;
   const u = (at: number) => v.getUint32(at, true);
   return {
     kind: kind as FrameKind,
@@ -142,6 +200,7 @@ export function decodeFrame(msg: Uint8Array): FrameHeader | undefined {
     chunkCount: u(32),
     offset: u(36),
     totalLength: u(40),
+    encoding,
   };
 }
 

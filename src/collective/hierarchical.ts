@@ -5,10 +5,12 @@
 // node's NATS leaf server, joined to the cluster: a subject only node-local members subscribe to
 // never leaves the node, and a cross-node message crosses each node's link once (docs/collective.md).
 // Per node link and step about G out and 2(N-1)/N·G in, whatever the members per node.
+
 import type { Algorithm, FinalBytes } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
 import { FrameKind } from './frame.ts';
+import { roundToBf16 } from './gradient-encoding.ts';
 import { Topology } from './hierarchical-topology.ts';
 import type { Round } from './round.ts';
 import type { RoundSpec } from './round-spec.ts';
@@ -242,6 +244,8 @@ class HierarchicalAllReduce {
     const lo = c.lo - layout.shard(s).lo;
     const out = this.result.subarray(c.lo, c.hi);
     sumInto(out, this.crossParts.get(s)!, lo);
+    // We keep what the others decode: the same bytes everywhere, whatever the encoding.
+    if (spec.encoding === 'bf16' && (this.crossPublished || this.local.length > 1)) roundToBf16(out);
     if (this.crossPublished) {
       this.round.sendData(dataSubject(spec.key, CROSS_AG, s, this.me), FrameKind.crossGather, s, j, out);
     }

@@ -20,6 +20,12 @@ export {
   AllReduceTimeoutError,
   type MissingPart,
 } from './errors.ts';
+export {
+  DEFAULT_GRADIENT_ENCODING,
+  GRADIENT_ENCODINGS,
+  type GradientEncoding,
+  isGradientEncoding,
+} from './gradient-encoding.ts';
 export { InProcessCollective, type LocalRound } from './in-process.ts';
 export { type ObserveOptions, observeAllReduce } from './observe.ts';
 export type { RoundReport, RoundReporter } from './round-report.ts';

@@ -5,7 +5,9 @@
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
+import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
+import { roundToBf16 } from './gradient-encoding.ts';
 import type { FramePayload } from './payload.ts';
 import type { Round } from './round.ts';
 import { dataSubject } from './subjects.ts';
@@ -89,13 +91,24 @@ class RingAllReduce {
   // partial + own, rounded to float32: shard s is summed ((x_s + x_s+1) + x_s+2) + ... in ring order,
   // the same order whoever runs it. `result` doubles as scratch until the final bytes come around.
   private onPartial(shard: number, chunk: number, offset: number, payload: FramePayload): void {
-    const out = payload.copyTo(this.result, offset);
-    const len = out.length;
+    const len = payload.elements;
+    const out = this.result.subarray(offset, offset + len);
+    const partial = payload.floats(this.result, offset);
     const own = this.data.subarray(offset, offset + len);
-    for (let i = 0; i < len; i++) out[i]! += own[i]!;
+    if (partial.buffer === this.result.buffer) {
+      // Copied into `out` (unaligned message): check it before adding to it in place.
+      payload.check(partial);
+      addInto(out, own, false);
+    } else if (sumInto(out, partial, own, true) !== 0) {
+      // Not finite: refuse the partial if it is the cause (naming our predecessor); else our own
+      // part or the addition is, and our successor refuses what we send, naming us.
+      payload.check(partial);
+    }
     const { spec } = this.round;
     if (shard === mod(this.me + 1, this.n)) {
       this.finalChunks++;
+      // We keep what the others decode: the same bytes everywhere, whatever the encoding.
+      if (spec.encoding === 'bf16') roundToBf16(out);
       this.round.sendData(
         dataSubject(spec.key, 'ring-ag', shard, this.me),
         FrameKind.ringGather,

@@ -1,7 +1,14 @@
 // Validates what a caller passes to allReduceSum / observeAllReduce, once, at the edge, and turns it
 // into the RoundSpec the algorithms trust. Errors name the bad field and what to do.
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AllReduceInputError } from './errors.ts';
+import {
+  DEFAULT_GRADIENT_ENCODING,
+  GRADIENT_ENCODINGS,
+  type GradientEncoding,
+  isGradientEncoding,
+} from './gradient-encoding.ts';
 import type { RoundReporter } from './round-report.ts';
 import { checkToken, type RoundKey } from './subjects.ts';
 
@@ -34,11 +41,24 @@ export interface RoundOptions {
    * (tests and benchmarks). Every participant of a round must use the same key.
    */
   readonly frameKey?: Uint8Array;
+  /**
+   * How gradient values travel (gradient-encoding.ts): 'f32' (default) or 'bf16', half the bytes
+   * but rounded, so N workers no longer equal one bitwise. Every participant must use the same.
+   */
+  readonly encoding?: GradientEncoding;
+  /** This participant's Ed25519 private key: it signs every frame it sends (unsigned without). */
+  readonly signingKey?: KeyObject;
+  /**
+   * Ed25519 public keys of `members ++ observers`, in that order (the coordinator hands them out with
+   * the round): a frame not signed by the participant it names is dropped (`signature`). Absent:
+   * signatures are not checked.
+   */
+  readonly participantKeys?: readonly KeyObject[];
   /** A frame was refused: forged (`auth`), a second copy with other bytes, or non-finite values. */
   readonly onRefusedFrame?: (reason: RefusedFrame, claimedSender: string, round: RoundKey) => void;
 }
 
-export type RefusedFrame = 'auth' | 'conflict' | 'nonfinite';
+export type RefusedFrame = 'auth' | 'signature' | 'conflict' | 'nonfinite';
 
 export interface RoundSpec {
   readonly nc: NatsConnection;
@@ -55,6 +75,9 @@ export interface RoundSpec {
   readonly maxPayload: number;
   readonly signal: AbortSignal | undefined;
   readonly frameKey: Uint8Array | undefined;
+  readonly encoding: GradientEncoding;
+  readonly signingKey: KeyObject | undefined;
+  readonly participantKeys: readonly KeyObject[] | undefined;
   readonly onRefusedFrame: RoundOptions['onRefusedFrame'];
 }
 
@@ -70,6 +93,30 @@ function checkId(field: string, v: string): void {
 function checkU32(field: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v >= U32) {
     throw new AllReduceInputError(`${field} must be an integer in [0, 2^32), got ${v}`);
+  }
+}
+
+function checkKeys(o: RoundOptions, participants: number, selfIndex: number): void {
+  if (o.signingKey && (o.signingKey.type !== 'private' || o.signingKey.asymmetricKeyType !== 'ed25519')) {
+    throw new AllReduceInputError('signingKey must be an Ed25519 private key');
+  }
+  const keys = o.participantKeys;
+  if (keys === undefined) return;
+  if (keys.length !== participants) {
+    throw new AllReduceInputError(
+      `participantKeys holds ${keys.length} keys for ${participants} members and observers: one each, in that order`,
+    );
+  }
+  keys.forEach((k, i) => {
+    if (k.type !== 'public' || k.asymmetricKeyType !== 'ed25519') {
+      throw new AllReduceInputError(`participantKeys[${i}] must be an Ed25519 public key`);
+    }
+  });
+  // Our own frames would be dropped by every peer: fail now rather than time out.
+  if (!o.signingKey || !createPublicKey(o.signingKey).equals(keys[selfIndex]!)) {
+    throw new AllReduceInputError(
+      `participantKeys[${selfIndex}] (self) is not the public key of signingKey: peers would drop every frame we send`,
+    );
   }
 }
 
@@ -112,6 +159,13 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
   if (!(o.timeoutMs > 0) || !Number.isFinite(o.timeoutMs)) {
     throw new AllReduceInputError(`timeoutMs must be a positive number of milliseconds, got ${o.timeoutMs}`);
   }
+  const encoding = o.encoding ?? DEFAULT_GRADIENT_ENCODING;
+  if (!isGradientEncoding(encoding)) {
+    throw new AllReduceInputError(
+      `encoding must be one of ${GRADIENT_ENCODINGS.join(', ')}, got ${JSON.stringify(encoding)}`,
+    );
+  }
+  checkKeys(o, participants.length, selfIndex);
   const serverMax = o.nc.info?.max_payload;
   const maxPayload = o.maxPayload ?? serverMax;
   if (maxPayload === undefined) {
@@ -135,6 +189,9 @@ export function roundSpec(o: RoundOptions, self: string, length: number): RoundS
     maxPayload,
     signal: o.signal,
     frameKey: o.frameKey,
+    encoding,
+    signingKey: o.signingKey,
+    participantKeys: o.participantKeys,
     onRefusedFrame: o.onRefusedFrame,
   };
 }

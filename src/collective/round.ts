@@ -12,6 +12,7 @@ import {
   AllReduceTimeoutError,
   type MissingPart,
 } from './errors.ts';
+import { type SignedFrame, signedFrameOf } from './evidence.ts';
 import {
   decodeFrame,
   encodeFrame,
@@ -21,9 +22,12 @@ import {
   framePayload,
   frameTag,
   runHash,
+  SIGNATURE_BYTES,
   verifyFrame,
+  verifyFrameSignature,
 } from './frame.ts';
 import { FrameBuffers } from './frame-buffers.ts';
+import { bytesPerElement } from './gradient-encoding.ts';
 import { FramePayload } from './payload.ts';
 import type { RoundSpec } from './round-spec.ts';
 import { ctlSubject } from './subjects.ts';
@@ -43,8 +47,8 @@ export class Round {
   bytesReceived = 0;
   /** Frames dropped because their tag did not verify under the run's frame key (forged). */
   forgedFrames = 0;
-  /** Tag of the first copy of each data chunk, by kind, sender, shard and chunk. */
-  private readonly tags = new Map<string, Uint8Array>();
+  /** The signed parts of the first copy of each data chunk, by kind, sender, shard and chunk. */
+  private readonly firstCopies = new Map<string, SignedFrame>();
   /** Set by the algorithm: the data it still waits for, reported on timeout. */
   missingData: () => MissingPart[] = () => [];
 
@@ -68,7 +72,8 @@ export class Round {
     readonly spec: RoundSpec,
     shards = spec.members.length,
   ) {
-    this.layout = new Layout(spec.length, shards, chunkElements(spec.maxPayload));
+    const perElement = bytesPerElement(spec.encoding);
+    this.layout = new Layout(spec.length, shards, chunkElements(spec.maxPayload, perElement));
     this.self = spec.participants[spec.selfIndex]!;
     this.isMember = spec.selfIndex < spec.members.length;
     this.hash = runHash(spec.key.runId);
@@ -160,17 +165,18 @@ export class Round {
     const { length, participants, key } = this.spec;
     this.listen(subject, kind, (h, msg) => {
       const payload = framePayload(msg);
-      this.checkLayout(h, payload, length);
-      if (!this.firstCopy(h, frameTag(msg))) return;
+      this.checkLayout(h, payload, length, msg);
+      if (!this.firstCopy(h, msg)) return;
       const member = participants[h.from]!;
       handler(
         h,
-        new FramePayload(payload, (value) => {
+        new FramePayload(payload, this.spec.encoding, (value) => {
           this.spec.onRefusedFrame?.('nonfinite', member, key);
           return new AllReduceProtocolError(
             key,
             member,
             `sent a non-finite value (${value}) in shard ${h.shard} chunk ${h.chunk}`,
+            { reason: 'nonfinite', frame: signedFrameOf(msg), payload: payload.slice() },
           );
         }),
       );
@@ -213,6 +219,14 @@ export class Round {
           this.spec.onRefusedFrame?.('auth', participants[h.from]!, key);
           return;
         }
+        // Made with the run key but not signed by the member it names: another holder of the key
+        // speaking for it. Dropped like a forgery, and never held against the member it names.
+        const senderKey = this.spec.participantKeys?.[h.from];
+        if (senderKey && !verifyFrameSignature(msg.data, senderKey)) {
+          this.forgedFrames++;
+          this.spec.onRefusedFrame?.('signature', participants[h.from]!, key);
+          return;
+        }
         try {
           onFrame(h, msg.data);
         } catch (e) {
@@ -227,26 +241,38 @@ export class Round {
    * Whether this is the first copy of its chunk (the second of the same bytes is ignored). A second
    * copy with other bytes, both made with the run's key, is a protocol error naming the sender.
    */
-  private firstCopy(h: FrameHeader, tag: Uint8Array): boolean {
+  private firstCopy(h: FrameHeader, msg: Uint8Array): boolean {
     const id = `${h.kind}:${h.from}:${h.shard}:${h.chunk}`;
-    const first = this.tags.get(id);
+    const first = this.firstCopies.get(id);
+    const tag = frameTag(msg);
     if (!first) {
-      this.tags.set(id, tag.slice());
+      this.firstCopies.set(id, signedFrameOf(msg));
       return true;
     }
-    if (Buffer.compare(first, tag) === 0) return false;
+    if (Buffer.compare(first.mac, tag.subarray(SIGNATURE_BYTES)) === 0) return false;
     const member = this.spec.participants[h.from]!;
     this.spec.onRefusedFrame?.('conflict', member, this.spec.key);
     throw new AllReduceProtocolError(
       this.spec.key,
       member,
       `sent two different copies of shard ${h.shard} chunk ${h.chunk}`,
+      { reason: 'conflict', frame: first, conflicting: signedFrameOf(msg) },
     );
   }
 
-  private checkLayout(h: FrameHeader, payload: Uint8Array, length: number): void {
+  private checkLayout(h: FrameHeader, payload: Uint8Array, length: number, msg: Uint8Array): void {
     const member = this.spec.participants[h.from]!;
-    const fail = (detail: string) => new AllReduceProtocolError(this.spec.key, member, detail);
+    const fail = (detail: string) =>
+      new AllReduceProtocolError(this.spec.key, member, detail, {
+        reason: 'layout',
+        frame: signedFrameOf(msg),
+      });
+    const { encoding } = this.spec;
+    if ((h.encoding ?? 'f32') !== encoding) {
+      throw fail(
+        `sends ${h.encoding} gradients; ${this.self} uses ${encoding}: every participant must use the same encoding (--allreduce_encoding)`,
+      );
+    }
     if (h.totalLength !== length) {
       throw fail(`sends a vector of ${h.totalLength} elements; ${this.self} has ${length}`);
     }
@@ -256,7 +282,7 @@ export class Round {
       !c ||
       h.chunkCount !== this.layout.chunkCount(h.shard) ||
       h.offset !== c.lo ||
-      payload.length !== (c.hi - c.lo) * 4
+      payload.length !== (c.hi - c.lo) * bytesPerElement(encoding)
     ) {
       throw fail(
         `sends shard ${h.shard} chunk ${h.chunk}/${h.chunkCount} at offset ${h.offset} (${payload.length} bytes), ` +
@@ -280,10 +306,12 @@ export class Round {
         chunkCount: this.layout.chunkCount(shard),
         offset: this.layout.chunk(shard, chunk).lo,
         totalLength: this.spec.length,
+        encoding: this.spec.encoding,
       },
       payload,
       this.spec.frameKey,
-      this.frames.take(frameBytes(payload.byteLength)),
+      this.frames.take(frameBytes(payload.length * bytesPerElement(this.spec.encoding))),
+      this.spec.signingKey,
     );
     this.bytesSent += frame.length;
     this.spec.nc.publish(subject, frame);
@@ -292,10 +320,24 @@ export class Round {
 
   private sendCtl(kind: FrameKind, text?: string): void {
     const { key, nc, selfIndex, length } = this.spec;
-    const header = { kind, runHash: this.hash, step: key.step, generation: key.generation, from: selfIndex };
+    const { encoding } = this.spec;
+    const header = {
+      kind,
+      runHash: this.hash,
+      step: key.step,
+      generation: key.generation,
+      from: selfIndex,
+      encoding,
+    };
     const rest = { shard: 0, chunk: 0, chunkCount: 0, offset: 0, totalLength: length };
     const payload = text === undefined ? undefined : new TextEncoder().encode(text);
-    const frame = encodeFrame({ ...header, ...rest }, payload, this.spec.frameKey);
+    const frame = encodeFrame(
+      { ...header, ...rest },
+      payload,
+      this.spec.frameKey,
+      undefined,
+      this.spec.signingKey,
+    );
     this.bytesSent += frame.length;
     nc.publish(ctlSubject(key, selfIndex), frame);
   }

@@ -5,7 +5,10 @@
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
+import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
+import { roundToBf16 } from './gradient-encoding.ts';
+import type { FramePayload } from './payload.ts';
 import type { Round } from './round.ts';
 import { returnScratch, takeScratch } from './scratch.ts';
 import { dataSubject } from './subjects.ts';
@@ -29,8 +32,11 @@ class ShardOwnerAllReduce {
   readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;
-  /** Remote contributions to our shard, by member index (ours is `data`). */
+  /** Where unaligned remote contributions to our shard are copied, by member index (ours is `data`). */
   private readonly parts: Float32Array[] = [];
+  /** Per member, per chunk of our shard: its contribution (a view of the message or of `parts`). */
+  private readonly views: (Float32Array | undefined)[][] = [];
+  private readonly payloads: (FramePayload | undefined)[][] = [];
   private readonly partChunks: ChunkSet[] = [];
   /** Per chunk of our shard: how many remote contributions are in. */
   private readonly arrivals: Uint16Array;
@@ -51,13 +57,17 @@ class ShardOwnerAllReduce {
     for (let m = 0; m < this.n; m++) {
       this.parts.push(m === this.me ? data.subarray(own.lo, own.hi) : takeScratch(own.hi - own.lo));
       this.partChunks.push(new ChunkSet(layout, m === this.me ? [] : [this.me]));
+      this.views.push([]);
+      this.payloads.push([]);
     }
     round.onSettle(() => returnScratch(this.parts.filter((_, m) => m !== this.me)));
     const others = members.map((_, k) => k).filter((k) => k !== this.me);
     this.gathered = new ChunkSet(layout, others);
     round.subscribe(dataSubject(key, 'so-rs', this.me, '*'), FrameKind.shardReduce, (h, payload) => {
       if (h.shard !== this.me || !this.partChunks[h.from]?.add(h.shard, h.chunk)) return;
-      payload.copyTo(this.parts[h.from]!, h.offset - own.lo);
+      // Checked when summed (reduce): no copy when the message bytes are aligned.
+      this.views[h.from]![h.chunk] = payload.floats(this.parts[h.from]!, h.offset - own.lo);
+      this.payloads[h.from]![h.chunk] = payload;
       if (++this.arrivals[h.chunk]! === this.n - 1) this.reduce(h.chunk);
     });
     for (const k of others) {
@@ -94,29 +104,41 @@ class ShardOwnerAllReduce {
   }
 
   // Sum in member order ((x0 + x1) + x2) + ..., each step rounded to float32: a fixed order, so the
-  // bytes do not depend on which contribution arrived first. Then one fan-out publish.
+  // bytes do not depend on which contribution arrived first. Then one fan-out publish. The finiteness
+  // check rides on the last addition: a sum is finite only if every part was (overflow aside).
   private reduce(j: number): void {
     const { layout, spec } = this.round;
     const c = layout.chunk(this.me, j);
-    const lo = c.lo - layout.shard(this.me).lo;
-    const len = c.hi - c.lo;
     const out = this.result.subarray(c.lo, c.hi);
-    const part = (m: number) => this.parts[m]!.subarray(lo, lo + len);
+    const part = (m: number) => (m === this.me ? this.data.subarray(c.lo, c.hi) : this.views[m]![j]!);
     if (this.n === 1) out.set(part(0));
-    else {
-      const [x0, x1] = [part(0), part(1)];
-      for (let i = 0; i < len; i++) out[i] = x0[i]! + x1[i]!;
-    }
+    else if (sumInto(out, part(0), part(1), this.n === 2) !== 0) this.refuseNonFinite(j);
     for (let m = 2; m < this.n; m++) {
-      const p = part(m);
-      for (let i = 0; i < len; i++) out[i]! += p[i]!;
+      if (addInto(out, part(m), m === this.n - 1) !== 0) this.refuseNonFinite(j);
+    }
+    for (let m = 0; m < this.n; m++) {
+      this.views[m]![j] = undefined; // let the messages go
+      this.payloads[m]![j] = undefined;
     }
     this.reducedChunks++;
     if (this.n > 1 || spec.observers.length > 0) {
+      // We keep what the others decode: the same bytes everywhere, whatever the encoding.
+      if (spec.encoding === 'bf16') roundToBf16(out);
       const subject = dataSubject(spec.key, 'so-ag', this.me, this.me);
       this.round.sendData(subject, FrameKind.shardGather, this.me, j, out);
     }
     this.maybeComplete();
+  }
+
+  /**
+   * The sum of chunk `j` is not finite: refuse the first contribution in member order that holds a
+   * NaN or ±Inf, naming its sender. None does when our own part does or the sum overflowed; then the
+   * bytes go out and every receiver refuses them, naming us (docs/collective.md, "What is not done").
+   */
+  private refuseNonFinite(j: number): void {
+    for (let m = 0; m < this.n; m++) {
+      if (m !== this.me) this.payloads[m]![j]!.check(this.views[m]![j]!);
+    }
   }
 
   private maybeComplete(): void {

@@ -12,7 +12,7 @@ import {
 } from '../proto/lora_mpt/v1/coordinator.ts';
 import { COORDINATOR_MESSAGE_MAX, serverChannelOptions } from '../protocol/channel.ts';
 import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts';
-import { joinedId, refusalOf } from '../protocol/handshake.ts';
+import { frameKeyRefusal, joinedId, refusalOf } from '../protocol/handshake.ts';
 import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
 import { encodeMicroBatchMessage } from '../protocol/micro-batch-encoding.ts';
 import { peerText } from '../protocol/peer-text.ts';
@@ -213,6 +213,10 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
           }),
         );
         return;
+      }
+      if (body.$case === 'ready') {
+        const refusal = frameKeyRefusal(body.value.framePublicKey, o.frameKey !== undefined);
+        if (refusal) return refuse(refusal);
       }
       const wrong = deliver(driver, id, msg);
       if (wrong !== undefined) refuse(wrong);

@@ -29,6 +29,8 @@ export interface Member {
   credits: number;
   /** Credits plus held micro-batches never exceed this (a peer cannot hoard the step's work). */
   readonly maxCredits: number;
+  /** Raw Ed25519 public key of the worker's frame signing key, from its Ready. */
+  framePublicKey?: Uint8Array;
   /** Last time anything arrived from it (ms). */
   lastSeen: number;
   /** A Revoke was sent and its answer has not come yet. */

@@ -29,6 +29,8 @@ export type ObserveReduce = (
   signal: AbortSignal,
   /** Node name of each member ('' when unknown): the hierarchical algorithm's topology. */
   nodes: readonly string[],
+  /** Raw Ed25519 keys of members ++ observers when every participant has one (frames are checked). */
+  participantKeys?: readonly Uint8Array[],
 ) => Promise<Float32Array>;
 
 export interface ReduceRound {
@@ -57,6 +59,8 @@ export interface ReduceRoundsOptions {
   readonly firstGeneration: number;
   readonly observe: ObserveReduce;
   readonly events: Events;
+  /** Raw Ed25519 public key the coordinator's observer signs its frames with. */
+  readonly observerPublicKey?: Uint8Array;
 }
 
 export class ReduceRounds {
@@ -77,8 +81,14 @@ export class ReduceRounds {
    * Tells the members (`links`, in the order of `round.members`) to reduce, and starts observing the
    * sum. The driver enters the round's phase first: a member may answer before this returns.
    */
-  start(round: ReduceRound, links: readonly WorkerLink[], end: RoundEnd): void {
+  start(
+    round: ReduceRound,
+    links: readonly WorkerLink[],
+    end: RoundEnd,
+    memberKeys: readonly (Uint8Array | undefined)[] = [],
+  ): void {
     const { step, tokens } = round;
+    const keys = memberKeys.length === links.length ? this.participantKeys(memberKeys) : undefined;
     // Every member and the observer derive the topology from this one list.
     const nodes = links.map((l) => l.nodeName ?? '');
     const message = reduceStartMessage({
@@ -89,6 +99,7 @@ export class ReduceRounds {
       observers: [this.o.observerId],
       algorithm: this.o.algorithm,
       nodes,
+      ...(keys ? { participantKeys: { keys: keys.map((k) => Buffer.from(k)) } } : {}),
     });
     for (const m of links) m.send(message);
     this.o.events.debug(
@@ -101,7 +112,7 @@ export class ReduceRounds {
       },
     );
     const { signal } = round.cancel;
-    this.o.observe(step, round.generation, round.members, signal, nodes).then(
+    this.o.observe(step, round.generation, round.members, signal, nodes, keys).then(
       (sum) => {
         if (!signal.aborted) end.reduced(finalizeGradient(sum, tokens, this.o.maxGradNorm));
       },
@@ -109,6 +120,17 @@ export class ReduceRounds {
         if (!signal.aborted) end.failed(err);
       },
     );
+  }
+
+  /**
+   * The frame signing keys of the members (`memberKeys`, in their order) and the observer, when every
+   * one of them has one; else none, and no participant checks signatures (finetune's in-process
+   * worker has none; a run with a frame key refuses a worker without one at its Ready).
+   */
+  private participantKeys(members: readonly (Uint8Array | undefined)[]): Uint8Array[] | undefined {
+    const observer = this.o.observerPublicKey;
+    const all = [...members, observer];
+    return all.every((k) => k !== undefined) ? all : undefined;
   }
 
   /** Gives `round` up: stops observing it and tells the members still connected (`link` finds them). */

@@ -60,7 +60,11 @@ export interface StepDriverOptions extends StepJournal {
     members: readonly string[],
     signal: AbortSignal,
     nodes: readonly string[],
+    /** Raw Ed25519 keys of members ++ observers, when every participant has one. */
+    participantKeys?: readonly Uint8Array[],
   ): Promise<Float32Array>;
+  /** Raw Ed25519 public key the observer signs its frames with (members check it). */
+  readonly observerPublicKey?: Uint8Array;
   /**
    * First all-reduce generation of this coordinator process. Generations name NATS subjects, so a
    * restarted coordinator starts above any its predecessor can have used (default 1).
@@ -110,9 +114,10 @@ export class StepDriver extends WorkerReports {
       algorithm: o.algorithm,
       maxGradNorm: o.maxGradNorm,
       firstGeneration: o.firstGeneration ?? 1,
-      observe: (step, generation, members, signal, nodes) =>
-        o.observeReduce(step, generation, members, signal, nodes),
+      observe: (step, generation, members, signal, nodes, keys) =>
+        o.observeReduce(step, generation, members, signal, nodes, keys),
       events: o.events,
+      ...(o.observerPublicKey ? { observerPublicKey: o.observerPublicKey } : {}),
     });
     this.phase = o.replica.step >= o.totalSteps ? { kind: 'finished' } : this.trainPhase(o.replica.step);
   }
@@ -160,7 +165,8 @@ export class StepDriver extends WorkerReports {
 
   private startReduce(ledger: StepLedger): void {
     if (!this.dealer.enoughWorkers()) return;
-    const links = this.members.inPhase('synced').map((m) => m.link);
+    const synced = this.members.inPhase('synced');
+    const links = synced.map((m) => m.link);
     const round = this.rounds.open(
       ledger.step,
       ledger.totals().tokens,
@@ -169,26 +175,31 @@ export class StepDriver extends WorkerReports {
     this.accusations.opened(round);
     const phase: Phase = { kind: 'reduce', ledger, round, results: new Map() };
     this.phase = phase;
-    this.rounds.start(round, links, {
-      reduced: (own) => {
-        if (this.phase !== phase) return;
-        if (!Number.isFinite(own.norm)) {
-          this.nonFiniteSum(ledger, own.norm);
-          return;
-        }
-        phase.own = own;
-        this.maybeCommit();
+    this.rounds.start(
+      round,
+      links,
+      {
+        reduced: (own) => {
+          if (this.phase !== phase) return;
+          if (!Number.isFinite(own.norm)) {
+            this.nonFiniteSum(ledger, own.norm);
+            return;
+          }
+          phase.own = own;
+          this.maybeCommit();
+        },
+        failed: (err) => {
+          if (this.phase !== phase) return;
+          this.abortReduce(`the coordinator's replica did not receive the reduced gradient: ${err.message}`);
+          // Our own observer refused a member's bytes (non-finite, forged, contradictory): no one else to trust.
+          if (err instanceof AllReduceProtocolError && this.members.has(err.member))
+            this.blame(err.member, round.generation, err.message);
+          const now = this.phase as Phase;
+          if (now.kind === 'train' && now.ledger === ledger) this.retryReduce(ledger);
+        },
       },
-      failed: (err) => {
-        if (this.phase !== phase) return;
-        this.abortReduce(`the coordinator's replica did not receive the reduced gradient: ${err.message}`);
-        // Our own observer refused a member's bytes (non-finite, forged, contradictory): no one else to trust.
-        if (err instanceof AllReduceProtocolError && this.members.has(err.member))
-          this.blame(err.member, round.generation, err.message);
-        const now = this.phase as Phase;
-        if (now.kind === 'train' && now.ledger === ledger) this.retryReduce(ledger);
-      },
-    });
+      synced.map((m) => m.framePublicKey),
+    );
   }
 
   protected abortReduce(reason: string): void {

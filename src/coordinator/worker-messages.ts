@@ -11,7 +11,7 @@ export function deliver(driver: StepDriver, id: WorkerId, msg: WorkerMessage): s
   driver.members.touch(id);
   switch (body.$case) {
     case 'ready':
-      driver.onReady(id, body.value.modelFingerprint);
+      driver.onReady(id, body.value.modelFingerprint, body.value.framePublicKey);
       return undefined;
     case 'credit':
       driver.onCredit(id, body.value.credits);
@@ -26,6 +26,11 @@ export function deliver(driver: StepDriver, id: WorkerId, msg: WorkerMessage): s
       driver.onRevoked(id, body.value);
       return undefined;
     case 'heartbeat':
+      return undefined;
+    case 'evidence':
+      // The frame behind the blame of the ReduceResult that follows: the blame policy checks it
+      // (src/protocol/frame-evidence.ts, src/collective/evidence.ts checkFrameEvidence).
+      driver.onFrameEvidence(id, body.value);
       return undefined;
     case 'hello':
       return 'Hello was already received on this stream';

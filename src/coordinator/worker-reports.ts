@@ -7,7 +7,7 @@ import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
 import { MicroBatchKind } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
-import type { MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
+import type { FrameEvidenceReport, MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
 import { Accusations, MAX_UNVERIFIED_PER_STEP } from './accusations.ts';
 import { Members, type WorkerLink } from './members.ts';
 import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
@@ -69,9 +69,10 @@ export abstract class WorkerReports {
     this.members.add(link);
   }
 
-  onReady(id: WorkerId, fingerprint: string): void {
+  onReady(id: WorkerId, fingerprint: string, framePublicKey?: Uint8Array): void {
     const m = this.members.get(id);
     if (!m) return;
+    if (framePublicKey) m.framePublicKey = new Uint8Array(framePublicKey);
     const refusal = this.sync.refusal(fingerprint);
     if (refusal) {
       this.lose(id, refusal.lost);
@@ -140,6 +141,25 @@ export abstract class WorkerReports {
       this.members.grant(m, back, this.held(id));
     }
     this.advance();
+  }
+
+  /**
+   * A member's evidence for the blame of the ReduceResult it sends next: the offending frame, signed
+   * by the member it accuses. Announced as an event; whether it proves the blame is the blame
+   * policy's to check (src/collective/evidence.ts checkFrameEvidence, with the round's keys).
+   */
+  onFrameEvidence(id: WorkerId, e: FrameEvidenceReport): void {
+    this.events.info(
+      'frame_evidence',
+      `${id} holds a frame signed by ${peerText(e.accused)} as evidence (${peerText(e.evidence?.reason ?? 'none', 16)}) in step ${e.step} generation ${e.generation}`,
+      {
+        worker: id,
+        accused: peerText(e.accused),
+        reason: peerText(e.evidence?.reason ?? '', 16),
+        step: e.step,
+        generation: e.generation,
+      },
+    );
   }
 
   onReduceResult(id: WorkerId, r: ReduceResult): void {

@@ -35,6 +35,7 @@ export type EventName =
   | 'microbatches_revoked'
   | 'result_ignored'
   | 'reduce_result_ignored'
+  | 'frame_evidence'
   | 'reduce_started'
   | 'reduce_agreed'
   | 'reduce_aborted'
@@ -70,7 +71,20 @@ export type EventName =
   | 'request_refused'
   // probe (the chart's helm test): one event per check
   | 'probe_passed'
-  | 'probe_failed';
+  | 'probe_failed'
+  // fetch (staging a model into the Hugging Face cache)
+  | 'fetch_started'
+  | 'fetch_progress'
+  | 'file_fetched'
+  | 'fetch_finished'
+  // one-shot commands' reports (merge, certs, gpu-check, demo, preprocess, eval)
+  | 'model_merged'
+  | 'companions_written'
+  | 'credentials_written'
+  | 'gpu_check'
+  | 'demo'
+  | 'rows_skipped'
+  | 'eval_note';
 
 /**
  * The fields of the events that listeners read (the coordinator's metrics, its status page): an

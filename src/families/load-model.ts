@@ -2,7 +2,7 @@
 // adapter_config field honoured or refused (src/checkpoint/adapter-support.ts). The adapter's LoRA
 // variant says how it runs: as a LoRA branch (plain LoRA: the trainer's exact math) or merged into
 // the base weights on the host as the tensors stream in (DoRA).
-import { adapterFeatures } from '../checkpoint/adapter-support.ts';
+import { adapterFeatures, containersOf } from '../checkpoint/adapter-support.ts';
 import type { ModelConfig } from '../checkpoint/architecture.ts';
 import { loraVariantOf } from '../checkpoint/lora-variants/index.ts';
 import { adapterSettings, mergedTensors, mergePlan } from '../checkpoint/merge-adapter.ts';
@@ -34,7 +34,10 @@ export async function loadModelWithAdapter(
 ): Promise<CausalLm> {
   if (adapter === null) return loadModel(config, tensors, options);
   const plan = mergePlan(config, adapter, 'inference', source); // checks every field and tensor first
-  const settings = adapterSettings(adapter, adapterFeatures(adapter.config, 'inference', source));
+  const settings = adapterSettings(
+    adapter,
+    adapterFeatures(adapter.config, 'inference', source, containersOf(config)),
+  );
   if (loraVariantOf(settings).mergedForInference) {
     return loadModel(config, mergedTensors(tensors, plan), options);
   }

@@ -2,10 +2,11 @@
 // (src/families/<name>: spec.ts pure, compute.ts lazy) and one line here.
 import type { ModelConfig } from '../checkpoint/architecture.ts';
 import { ConfigError, isJsonObject } from '../checkpoint/config-fields.ts';
+import { LLAMA_FAMILY } from './llama/spec.ts';
 import { MPT_FAMILY } from './mpt/spec.ts';
 import type { ModelFamily } from './types.ts';
 
-export const FAMILIES: readonly ModelFamily[] = [MPT_FAMILY];
+export const FAMILIES: readonly ModelFamily[] = [MPT_FAMILY, LLAMA_FAMILY];
 
 const known = () => FAMILIES.map((f) => f.modelType).join(', ');
 

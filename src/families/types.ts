@@ -24,6 +24,8 @@ export interface RandomCheckpointSizes {
 export interface ModelFamily {
   /** config.json's `model_type` this family reads. */
   readonly modelType: string;
+  /** PEFT's layers_pattern for this family: the module list its blocks are numbered in. */
+  readonly layersPattern: string;
   /** Parses and validates config.json; `source` names the file in errors. */
   parseConfig(json: unknown, source: string): ModelConfig;
   /** The compute part, imported on first use (only a literal dynamic import of the family's

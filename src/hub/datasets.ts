@@ -18,7 +18,7 @@ export async function resolveHubDataset(id: string, o: HubOptions): Promise<stri
       `dataset ${id} is not in the Hugging Face cache (${where}) and HF_HUB_OFFLINE is set: ${todo}`,
     );
   try {
-    return await downloadHubDataset(id, o, where);
+    return await downloadHubDataset(id, o);
   } catch (err) {
     throw new Error(
       `dataset ${id} is not in the Hugging Face cache (${where}) and could not be downloaded ` +

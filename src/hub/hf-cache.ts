@@ -1,6 +1,6 @@
 // The local Hugging Face hub cache, laid out as huggingface_hub does it:
 // <hub>/<datasets|models>--<org>--<name>/{refs/main, snapshots/<commit>/...}. Resolves dataset and
-// model ids to snapshot folders. Reads only: downloads are hub-download.ts, the choice is datasets.ts/models.ts.
+// model ids to snapshot folders. Reads only: downloads are stage-snapshot.ts (via hub-download.ts and `lora-mpt fetch`), the choice is datasets.ts/models.ts.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 

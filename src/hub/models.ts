@@ -68,6 +68,13 @@ export async function missingWeightFiles(dir: string): Promise<string[]> {
   return ['model.safetensors or pytorch_model.bin (or an index file *.index.json with its shards)'];
 }
 
+/** What a checkpoint directory lacks: config.json, and the weights (every shard its index lists). */
+async function missingCheckpointFiles(dir: string): Promise<string[]> {
+  const missing = (await isFile(join(dir, 'config.json'))) ? [] : ['config.json'];
+  missing.push(...(await missingWeightFiles(dir)));
+  return missing;
+}
+
 function downloadHelp(repoId: string, revision: string, cache: string, missing: readonly string[]): string {
   const repo = repoFolder(cache, 'models', repoId);
   const shardedBin =
@@ -101,7 +108,15 @@ export async function resolveModel(
     const tok = join(dir, 'tokenizer.json');
     return { dir, source, repoId, commit, tokenizerJson: (await isFile(tok)) ? tok : null };
   };
-  if (await isDir(model)) return asDir(model, 'directory', null, null);
+  if (await isDir(model)) {
+    const missing = await missingCheckpointFiles(model);
+    if (missing.length > 0) {
+      throw new ModelNotFoundError(
+        `${model}: the model directory is incomplete, missing: ${missing.join('; ')} (an MPT checkpoint needs config.json, the weight files and tokenizer.json; \`lora-mpt fetch\` stages one)`,
+      );
+    }
+    return asDir(model, 'directory', null, null);
+  }
   if (!REPO_ID.test(model)) {
     throw new ModelNotFoundError(
       `${model}: not a directory, and not a Hugging Face Hub id of the form org/name`,
@@ -124,7 +139,7 @@ export async function resolveModel(
         );
       }
       try {
-        await downloadHubModel(model, download, repo);
+        await downloadHubModel(model, { ...download, hubCache: cache });
         commit = (await readFile(ref, 'utf8')).trim();
       } catch (err) {
         throw new ModelNotFoundError(
@@ -134,8 +149,9 @@ export async function resolveModel(
     }
   }
   const dir = join(repo, 'snapshots', commit);
-  const missing = (await isFile(join(dir, 'config.json'))) ? [] : ['config.json'];
-  missing.push(...((await isDir(dir)) ? await missingWeightFiles(dir) : ['the weight files']));
+  const missing = (await isDir(dir))
+    ? await missingCheckpointFiles(dir)
+    : ['config.json', 'the weight files'];
   if (missing.length > 0) {
     throw new ModelNotFoundError(
       `${model}@${revision}: the cached snapshot ${dir} is incomplete.\n${downloadHelp(model, revision, cache, missing)}`,

@@ -1,6 +1,8 @@
 // The messages a worker sends on the Session stream, one function each (what the coordinator sends:
 // messages.ts). A `lora-mpt worker` sends them over gRPC, finetune's in-process worker as objects.
+import type { FrameEvidence } from '../collective/evidence.ts';
 import { envelope } from './envelope.ts';
+import { evidenceToWire, wireBytes } from './frame-evidence.ts';
 import { PROTOCOL_VERSION } from './handshake.ts';
 import type { ReduceStart, WireMicroBatch, WorkerMessage } from './wire.ts';
 
@@ -30,8 +32,25 @@ export const helloMessage = (
 
 export const workerHeartbeatMessage = (unixMs: number) => message('heartbeat', { unixMs });
 
-/** The base model the run names is loaded; `modelFingerprint` is checked against the run's. */
-export const readyMessage = (modelFingerprint: string) => message('ready', { modelFingerprint });
+/**
+ * The base model the run names is loaded; `modelFingerprint` is checked against the run's.
+ * `framePublicKey`: raw Ed25519 public key of the key that signs this worker's all-reduce frames.
+ */
+export const readyMessage = (modelFingerprint: string, framePublicKey?: Uint8Array) =>
+  message('ready', {
+    modelFingerprint,
+    // Named even when absent: the codec reads every field back.
+    framePublicKey: framePublicKey ? wireBytes(framePublicKey) : undefined,
+  });
+
+/** Sent before a failed ReduceResult that blames `accused`: the frame proving it (evidence.ts). */
+export const frameEvidenceMessage = (round: Round, accused: string, evidence: FrameEvidence) =>
+  message('evidence', {
+    step: round.step,
+    generation: round.generation,
+    accused,
+    evidence: evidenceToWire(evidence),
+  });
 
 export const creditMessage = (credits: number) => message('credit', { credits });
 

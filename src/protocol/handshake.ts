@@ -10,11 +10,13 @@ import { peerText } from './peer-text.ts';
  * 3: the Welcome's run config carries useRslora (an older worker would train with alpha/r instead)
  * and useDora (an older worker would train plain LoRA, without the magnitudes) and layersToTransform
  * (an older worker would adapt every block). 4: the run config carries the LoRA spec as one nested
- * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read. 5: a MicroBatch's
- * token ids, labels and mask are little-endian int32 bytes, not repeated varints (an older worker
- * would read them as empty).
+ * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read. 5: all-reduce frames
+ * (version 3) carry their sender's Ed25519 signature, which an older worker neither makes nor reads;
+ * Ready names the worker's public key and ReduceStart every participant's. 6: a MicroBatch's token
+ * ids, labels and mask are little-endian int32 bytes, not repeated varints (an older worker would
+ * read them as empty).
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export interface Refusal {
   readonly reason: string;
@@ -90,4 +92,13 @@ export function refusalOf(
     };
   }
   return undefined;
+}
+
+/**
+ * Why a Ready's frame signing key is refused, or undefined. `required`: the run authenticates frames
+ * (it has a frame key), so a worker without a signing key would leave its rounds unchecked.
+ */
+export function frameKeyRefusal(key: Uint8Array | undefined, required: boolean): string | undefined {
+  if (key === undefined ? !required : key.length === 32) return undefined;
+  return `the Ready's frame_public_key must be the worker's 32-byte Ed25519 public key (got ${key?.length ?? 'none'}); run the same lora-mpt version on workers and coordinator`;
 }

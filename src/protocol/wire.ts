@@ -3,6 +3,7 @@
 // (coordinator/grpc-server.ts, worker/session.ts) import it (test/architecture/wire-seam.test.ts).
 export {
   type CoordinatorMessage,
+  type FrameEvidenceReport,
   type Hello,
   type MicroBatch as WireMicroBatch,
   MicroBatchKind,

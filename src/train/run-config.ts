@@ -3,7 +3,14 @@
 // src/cli; `parseRunConfig` validates it at the worker's edge.
 
 import { type LoraSettings, parseLoraSettings } from '../checkpoint/lora-spec.ts';
-import { type AllReduceAlgorithm, isAllReduceAlgorithm, unknownAlgorithm } from '../collective/index.ts';
+import {
+  type AllReduceAlgorithm,
+  GRADIENT_ENCODINGS,
+  type GradientEncoding,
+  isAllReduceAlgorithm,
+  isGradientEncoding,
+  unknownAlgorithm,
+} from '../collective/index.ts';
 
 export interface RunConfig {
   readonly runId: string;
@@ -16,6 +23,8 @@ export interface RunConfig {
   readonly gradientCheckpointing: boolean;
   readonly load8bit: boolean;
   readonly allReduceAlgorithm: AllReduceAlgorithm;
+  /** How gradients travel between workers: 'f32', or 'bf16' (half the bytes, rounded). */
+  readonly allReduceEncoding: GradientEncoding;
   readonly allReduceTimeoutMs: number;
 }
 
@@ -28,6 +37,15 @@ function need<T>(o: Record<string, unknown>, key: string, kind: string, ok: (v: 
 const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown) => typeof v === 'string';
 const isBool = (v: unknown) => typeof v === 'boolean';
+
+function encodingOf(v: unknown): GradientEncoding {
+  if (!isGradientEncoding(v)) {
+    throw new Error(
+      `run config: "allReduceEncoding" must be one of ${GRADIENT_ENCODINGS.join(', ')}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
 
 export function parseRunConfig(json: string): RunConfig {
   const o = JSON.parse(json) as Record<string, unknown>;
@@ -43,6 +61,8 @@ export function parseRunConfig(json: string): RunConfig {
     gradientCheckpointing: need(o, 'gradientCheckpointing', 'true or false', isBool),
     load8bit: need(o, 'load8bit', 'true or false', isBool),
     allReduceAlgorithm: o.allReduceAlgorithm,
+    // Absent from a coordinator that predates it, which sends float32.
+    allReduceEncoding: o.allReduceEncoding === undefined ? 'f32' : encodingOf(o.allReduceEncoding),
     allReduceTimeoutMs: need(o, 'allReduceTimeoutMs', 'a number', isNum),
   };
 }

@@ -3,6 +3,8 @@
 // accumulator when the step is whole, reports checksums, and applies AdamW only when the coordinator
 // commits. Transport-free: `send` carries its answers and `reduce` is the collective (NATS for a
 // `lora-mpt worker`, in-process for `finetune`); the session owns the stream.
+
+import type { FrameEvidence } from '../collective/evidence.ts';
 import {
   type AllReduceAlgorithm,
   AllReduceProtocolError,
@@ -12,6 +14,7 @@ import {
 import type { Events } from '../events/events.ts';
 import {
   creditMessage,
+  frameEvidenceMessage,
   reducedMessage,
   reduceFailedMessage,
   resultMessage,
@@ -44,6 +47,8 @@ export type ReduceFn = (round: {
   readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
   readonly signal: AbortSignal;
+  /** Raw Ed25519 keys of members ++ observers (ReduceStart): frames must be signed by their sender. */
+  readonly participantKeys?: readonly Uint8Array[];
 }) => Promise<Float32Array>;
 
 export type SendFn = (msg: WorkerMessage) => void;
@@ -206,8 +211,10 @@ export class ReplicaWorker {
   private async reduce(r: ReduceStart): Promise<void> {
     const replica = this.replica;
     if (!replica) return;
-    const failed = (error: string, blame?: string) =>
+    const failed = (error: string, blame?: string, evidence?: FrameEvidence) => {
+      if (blame && evidence) this.o.send(frameEvidenceMessage(r, blame, evidence));
       this.o.send(reduceFailedMessage(r, replica.checksum(), error, blame));
+    };
     const abort = new AbortController();
     this.reduceAbort = abort;
     this.reduceGeneration = r.generation;
@@ -229,6 +236,7 @@ export class ReplicaWorker {
         algorithm,
         data: this.accumulator,
         signal: abort.signal,
+        ...(r.participantKeys ? { participantKeys: r.participantKeys.keys } : {}),
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
       if (!Number.isFinite(final.norm)) {
@@ -246,8 +254,10 @@ export class ReplicaWorker {
       );
     } catch (err) {
       // A peer's data failed a check (non-finite, forged, contradictory): name it to the coordinator.
+      // With the frame its sender signed, when a frame was the offence: the coordinator can check it.
       const blame = err instanceof AllReduceProtocolError ? err.member : '';
-      failed((err as Error).message, blame);
+      const evidence = err instanceof AllReduceProtocolError ? err.evidence : undefined;
+      failed((err as Error).message, blame, evidence);
     }
   }
 

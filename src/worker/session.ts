@@ -2,6 +2,7 @@
 // model the run names (once, kept across reconnects), reports Ready, and feeds the stream to a
 // ReplicaWorker. When the coordinator goes away (restart, network) it reconnects with exponential
 // backoff and is re-synced; a refusal it cannot fix by waiting ends it with the coordinator's reason.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { allReduceSum, type RoundOptions } from '../collective/index.ts';
@@ -9,6 +10,7 @@ import type { Events } from '../events/events.ts';
 import type { FlopsModel } from '../model/flops.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../proto/lora_mpt/v1/coordinator.ts';
 import { clientChannelOptions } from '../protocol/channel.ts';
+import { publicKeyFromRaw, rawPublicKey } from '../protocol/frame-evidence.ts';
 import { helloMessage, readyMessage, workerHeartbeatMessage } from '../protocol/from-worker.ts';
 import { type ClientSecurity, clientCredentials } from '../protocol/transport.ts';
 import type { ParamLayout } from '../train/param-layout.ts';
@@ -66,6 +68,16 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
     // Its own connection even when sessions share a process (session-pool.ts), as workers do.
     'grpc.use_local_subchannel_pool': 1,
   });
+  // This process's frame signing key: the private half never leaves it; the public half goes to
+  // the coordinator in the Ready, over the authenticated stream, and from there to the peers.
+  const signing = generateKeyPairSync('ed25519');
+  const peerKeys = new Map<string, KeyObject>();
+  const keyOf = (raw: Uint8Array, i: number) => {
+    const id = Buffer.from(raw).toString('hex');
+    const known = peerKeys.get(id) ?? publicKeyFromRaw(raw, `ReduceStart participant key ${i}`);
+    peerKeys.set(id, known);
+    return known;
+  };
   let prepared: { key: string; model: PreparedModel } | undefined;
   let delay = o.backoffInitialMs ?? 500;
   let lastContact = Date.now();
@@ -156,16 +168,19 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           );
         }
         const faults = o.faults ? new FaultInjector(o.faults, o.events, o.workerId) : undefined;
-        const natsReduce: ReduceFn = (r) =>
+        const natsReduce: ReduceFn = ({ participantKeys, ...r }) =>
           allReduceSum({
             nc: o.nc,
             runId: run.runId,
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
+            encoding: run.allReduceEncoding,
+            signingKey: signing.privateKey,
             // The run's key from the Welcome: every frame is made and checked with it.
             ...(frameKey.length > 0 ? { frameKey } : {}),
             ...(o.onRefusedFrame ? { onRefusedFrame: o.onRefusedFrame } : {}),
             ...r,
+            ...(participantKeys ? { participantKeys: participantKeys.map(keyOf) } : {}),
             ...(o.observer ? { onReport: (report) => o.observer?.allReduce.record(report) } : {}),
           });
         compute = faults ? faults.compute(model.compute) : model.compute;
@@ -192,7 +207,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             }),
         });
         injector = faults;
-        send(readyMessage(model.fingerprint));
+        send(readyMessage(model.fingerprint, rawPublicKey(signing.publicKey)));
       };
       call.on('data', (msg: CoordinatorMessage) => {
         const body = msg.body;

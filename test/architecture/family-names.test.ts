@@ -93,7 +93,27 @@ export function mptNames(file: string, text: string): string[] {
     .map((t) => `${file}:${t.line} ${t.name}`);
 }
 
+/** True for an identifier that names Llama: Llama anywhere, llama… camel-cased, or a LLAMA part. */
+export function namesLlama(id: string): boolean {
+  return /Llama/.test(id) || /^llama($|[A-Z0-9_])/.test(id) || /(^|_)LLAMA(_|$)/.test(id);
+}
+
 describe('the model-family seam', () => {
+  it('names Llama only in src/families/llama and the registry', () => {
+    const allowed = [join('families', 'llama') + sep, join('families', 'registry.ts')];
+    const wrong = sourceFiles(SRC)
+      .map((f) => relative(SRC, f))
+      .filter((f) => !allowed.some((a) => f.startsWith(a)))
+      .flatMap((f) =>
+        identifiers(readFileSync(join(SRC, f), 'utf8'))
+          .filter((t) => namesLlama(t.name))
+          .map((t) => `src/${f}:${t.line} ${t.name}`),
+      );
+    assert.deepEqual(wrong, [], 'Llama named outside its family folder and the registry');
+    assert.ok(namesLlama('LlamaConfig') && namesLlama('LLAMA_LINEARS') && namesLlama('llamaConfigJson'));
+    assert.ok(!namesLlama('llamas') && !namesLlama('ALLAMAN'));
+  });
+
   it('names MPT only in src/families/mpt and the registry', () => {
     const wrong = sourceFiles(SRC)
       .map((f) => relative(SRC, f))

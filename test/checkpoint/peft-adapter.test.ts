@@ -25,7 +25,12 @@ describe('PEFT adapter files', () => {
     assert.equal(a.config.lora.r, 4);
     assert.equal(a.config.lora.loraAlpha, 16);
     assert.equal(a.config.lora.loraDropout, 0);
-    assert.deepEqual([...a.config.lora.targetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
+    assert.deepEqual([...(a.config.lora.targetModules ?? [])].sort(), [
+      'Wqkv',
+      'down_proj',
+      'out_proj',
+      'up_proj',
+    ]);
     assert.equal(a.config.baseModelNameOrPath, 'test/fixtures/mpt/h6-all');
     assert.equal(loraScaling(a.config.lora), 4);
     assert.equal(a.tensors.size, 2 * 4 * 2);

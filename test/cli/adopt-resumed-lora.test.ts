@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { targetModulesOf } from '../../src/checkpoint/lora-targets.ts';
 import { adoptResumedLora } from '../../src/cli/adopt-resumed-lora.ts';
 import { parseFlags } from '../../src/cli/flags.ts';
 import { trainingFlags } from '../../src/cli/training-flags.ts';
 import { trainingSettings } from '../../src/cli/training-settings.ts';
+import { parseModelConfig } from '../../src/families/registry.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const settings = (...extra: string[]) =>
@@ -28,8 +30,13 @@ describe('LoRA settings of a resumed adapter', () => {
         s.lora.useRslora,
         s.lora.useDora,
       ],
-      [8, 16, 0.05, ['Wqkv'], false, false],
+      [8, 16, 0.05, null, false, false],
     );
+    // target_modules null is PEFT's default of the base model's family, resolved with its config.
+    const mpt = parseModelConfig({ model_type: 'mpt', d_model: 8, n_heads: 2, n_layers: 1 }, 'c.json');
+    assert.deepEqual(targetModulesOf(mpt, s.lora), ['Wqkv']);
+    const llama = parseModelConfig({ model_type: 'llama', hidden_size: 8, num_attention_heads: 2 }, 'c.json');
+    assert.deepEqual(targetModulesOf(llama, s.lora), ['q_proj', 'v_proj']);
   });
 
   it("takes r, alpha, dropout and targets from a PEFT adapter's config", async () => {
@@ -37,7 +44,7 @@ describe('LoRA settings of a resumed adapter', () => {
       settings('--resume_from_checkpoint', `${FIXTURES}mpt/h6-all/adapter_init`),
     );
     assert.deepEqual([s.lora.r, s.lora.loraAlpha, s.lora.loraDropout], [4, 16, 0]);
-    assert.deepEqual([...s.lora.targetModules].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
+    assert.deepEqual([...(s.lora.targetModules ?? [])].sort(), ['Wqkv', 'down_proj', 'out_proj', 'up_proj']);
   });
 
   it('accepts flags that agree (targets in any order) and refuses one that does not, naming both values', async () => {

@@ -71,11 +71,13 @@ describe('lora-mpt merge', () => {
     const files = readdirSync(merged).sort();
     assert.deepEqual(files, [
       'config.json',
+      'generation_config.json',
       'model-00001-of-00003.safetensors',
       'model-00002-of-00003.safetensors',
       'model-00003-of-00003.safetensors',
       'model.safetensors.index.json',
       'tokenizer.json',
+      'tokenizer_config.json',
     ]);
     const index = JSON.parse(readFileSync(join(merged, 'model.safetensors.index.json'), 'utf8'));
     assert.equal(Object.keys(index.weight_map).length, 14);
@@ -222,7 +224,11 @@ describe('lora-mpt merge --dtype', () => {
 
   it('writes a bf16 base as bf16 by default: PEFT’s bf16 merge bit for bit, config dtype bfloat16', async () => {
     await lora('merge', '--base_model', H8, '--lora_weights', rslora, '--output_dir', auto);
-    assert.deepEqual(readdirSync(auto).sort(), ['config.json', 'model.safetensors']);
+    assert.deepEqual(readdirSync(auto).sort(), [
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+    ]);
     assertPeftBits(auto, 'lora-rslora-h8.bf16.safetensors', 'BF16');
     assert.equal(JSON.parse(readFileSync(join(auto, 'config.json'), 'utf8')).dtype, 'bfloat16');
   });

@@ -27,6 +27,7 @@ const header = {
   chunkCount: 9,
   offset: 123_456,
   totalLength: 999_999,
+  encoding: 'f32' as const,
 };
 
 describe('all-reduce frame', () => {
@@ -36,6 +37,13 @@ describe('all-reduce frame', () => {
     assert.equal(msg.length, HEADER_BYTES + 12 + TAG_BYTES);
     assert.deepEqual(decodeFrame(msg), header);
     assert.deepEqual(new Float32Array(framePayload(msg).slice().buffer), payload);
+  });
+
+  it('carries bf16 payloads at 2 bytes per value, named in the header', () => {
+    const msg = encodeFrame({ ...header, encoding: 'bf16' }, new Float32Array([1.5, -2, 3]));
+    assert.equal(msg.length, HEADER_BYTES + 6 + TAG_BYTES);
+    assert.deepEqual(decodeFrame(msg), { ...header, encoding: 'bf16' });
+    assert.deepEqual([...new Uint16Array(framePayload(msg).slice().buffer)], [0x3fc0, 0xc000, 0x4040]);
   });
 
   it('writes every byte of a reused buffer: the same frame as a fresh one', () => {

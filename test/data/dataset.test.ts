@@ -158,7 +158,8 @@ describe('Hugging Face hub cache', () => {
     const sha = 'b'.repeat(40);
     const body = JSON.stringify([row(0), row(1), row(2)]);
     const server = createServer((req, res) => {
-      if (req.url === '/api/datasets/yahma/alpaca-cleaned/revision/main') {
+      // The Hub's API takes ?blobs=true for sizes and checksums (this stand-in has none).
+      if (req.url?.split('?')[0] === '/api/datasets/yahma/alpaca-cleaned/revision/main') {
         res.end(
           JSON.stringify({
             sha,

@@ -120,8 +120,14 @@ describe('what the kube-play test runs for the rendered chart', () => {
     const data = (JSON.parse(held!.content) as { data: Record<string, string> }).data;
     assert.deepEqual(Object.keys(data).sort(), ['nats-ca.crt', 'nats-password']);
     assert.equal(data['nats-password'], Buffer.from(secret['nats-password']!, 'base64').toString());
-    // The coordinator mounts the whole Secret: no items, the Secret itself.
+    // The coordinator mounts only its own keys too (test/deploy/chart-secret-mounts.test.ts): its
+    // own podman secret, with its server key and no NATS server key.
     const coordinator = podDoc(byName(`${F}-coordinator-pod`)).spec.volumes?.find((v) => v.name === 'auth');
-    assert.equal(coordinator?.secret?.secretName, `${F}-auth`);
+    assert.match(coordinator?.secret?.secretName ?? '', new RegExp(`^${F}-auth-items-[0-9a-f]{8}$`));
+    assert.notEqual(coordinator?.secret?.secretName, auth?.secretName);
+    const itsKeys = plan.secrets.find((s) => s.name === coordinator?.secret?.secretName);
+    const its = Object.keys((JSON.parse(itsKeys!.content) as { data: Record<string, string> }).data);
+    assert.ok(its.includes('coordinator.key'), its.join(', '));
+    assert.ok(!its.includes('nats.key'), its.join(', '));
   });
 });

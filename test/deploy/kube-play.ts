@@ -44,6 +44,8 @@ export interface PlanOptions {
  */
 export const ENV_SECRET_SUFFIX = '-env';
 const INDEX = 'batch.kubernetes.io/job-completion-index';
+/** The one node every played pod is on (the downward API's spec.nodeName). */
+export const NODE_NAME = 'kube-play-node';
 
 interface PodDraft {
   readonly name: string;
@@ -115,7 +117,7 @@ function podsOf(o: K8sObject): PodDraft[] {
 
 /** Downward-API values of a pod, as expandedArgs takes them. */
 function fieldsOf(p: PodDraft): Record<string, string> {
-  const f: Record<string, string> = { 'metadata.name': p.name };
+  const f: Record<string, string> = { 'metadata.name': p.name, 'spec.nodeName': NODE_NAME };
   for (const [k, v] of Object.entries(p.labels)) f[`metadata.labels['${k}']`] = v;
   for (const [k, v] of Object.entries(p.annotations)) f[`metadata.annotations['${k}']`] = v;
   return f;
@@ -144,6 +146,12 @@ function rewriteContainer(c: Container & Obj, p: PodDraft, objs: K8sObject[], o:
   for (const e of env) {
     const ref = e.valueFrom?.secretKeyRef as { name: string } | undefined;
     if (ref) ref.name = `${ref.name}${ENV_SECRET_SUFFIX}`;
+    // The kubelet fills spec.nodeName from the node it schedules on; podman has no node, and every
+    // pod here runs on this one host: the same literal name for all.
+    if ((e.valueFrom?.fieldRef as { fieldPath?: string } | undefined)?.fieldPath === 'spec.nodeName') {
+      delete e.valueFrom;
+      e.value = NODE_NAME;
+    }
   }
   c.env = env as unknown as Container['env'];
   // podman 4.3 publishes every containerPort on the host (hostPort = containerPort), where in

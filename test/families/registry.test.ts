@@ -30,21 +30,21 @@ describe('model family registry', () => {
 
   it('refuses an unknown model_type naming the file, the value and the known families', () => {
     const known = FAMILIES.map((f) => f.modelType).join(', ');
-    assert.equal(known, 'mpt');
+    assert.equal(known, 'mpt, llama');
     assert.throws(
-      () => parseModelConfig({ model_type: 'llama' }, 'ckpt/config.json'),
-      /^ConfigError: ckpt\/config\.json: "model_type" "llama" is no model family this program knows \(known: mpt\)$/,
+      () => parseModelConfig({ model_type: 'gpt_neox' }, 'ckpt/config.json'),
+      /^ConfigError: ckpt\/config\.json: "model_type" "gpt_neox" is no model family this program knows \(known: mpt, llama\)$/,
     );
     assert.throws(
       () => parseModelConfig({ d_model: 8 }, 'a.json'),
-      /a\.json: "model_type" absent is no model family .*known: mpt/,
+      /a\.json: "model_type" absent is no model family .*known: mpt, llama/,
     );
     assert.throws(
       () => parseModelConfig({ model_type: 7 }, 'b.json'),
       /b\.json: "model_type" 7 is no model family/,
     );
     assert.throws(() => parseModelConfig([], 'c.json'), /c\.json: expected a JSON object/);
-    assert.throws(() => familyOf('gpt2', 'x'), /"gpt2" .*known: mpt/);
+    assert.throws(() => familyOf('gpt2', 'x'), /"gpt2" .*known: mpt, llama/);
   });
 
   it('reads a checkpoint directory through the family of its config.json', async () => {

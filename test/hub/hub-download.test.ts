@@ -21,7 +21,8 @@ describe('downloading a model id into the Hugging Face cache', () => {
   let endpoint = '';
   const server = createServer((req, res) => {
     requested.push(req.url ?? '');
-    if (req.url === '/api/models/mosaicml/mpt-tiny/revision/main') {
+    // The Hub's API takes ?blobs=true for sizes and checksums (this stand-in has none).
+    if (req.url?.split('?')[0] === '/api/models/mosaicml/mpt-tiny/revision/main') {
       const siblings = [...readdirSync(source), 'README.md', 'modeling_mpt.py'].map((rfilename) => ({
         rfilename,
       }));

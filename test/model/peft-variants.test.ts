@@ -19,6 +19,8 @@ import { describeOnBackends } from './support/backends.ts';
 import { fixtureBatch } from './support/fixture-batch.ts';
 import { maxAbs, maxAbsDiff } from './support/tiny-mpt.ts';
 
+/** Where an MPT model numbers its blocks (transformer.blocks.<i>). */
+const MPT_BLOCKS = { patterns: ['blocks'], model: 'MPT' };
 const ADAPTERS = fileURLToPath(new URL('../fixtures/adapters/', import.meta.url));
 const MODELS = fileURLToPath(new URL('../fixtures/mpt/', import.meta.url));
 
@@ -95,8 +97,28 @@ describe('adapter_config fields lora-mpt does not implement', () => {
 
   it('takes use_dora from a DoRA adapter for training as for inference', async () => {
     const adapter = await readPeftAdapter(join(ADAPTERS, 'dora-h6'));
-    assert.equal(adapterFeatures(adapter.config, 'training', 'dora-h6').useDora, true);
-    assert.equal(adapterFeatures(adapter.config, 'inference', 'dora-h6').useDora, true);
+    assert.equal(adapterFeatures(adapter.config, 'training', 'dora-h6', MPT_BLOCKS).useDora, true);
+    assert.equal(adapterFeatures(adapter.config, 'inference', 'dora-h6', MPT_BLOCKS).useDora, true);
+  });
+
+  it("accepts layers_pattern only as the model's own block list", async () => {
+    const adapter = await readPeftAdapter(join(ADAPTERS, 'layers-h12'));
+    const withPattern = (p: unknown) => ({
+      ...adapter.config,
+      extra: { ...adapter.config.extra, layers_pattern: p },
+    });
+    assert.doesNotThrow(() => adapterFeatures(withPattern('blocks'), 'inference', 'a', MPT_BLOCKS));
+    assert.doesNotThrow(() => adapterFeatures(withPattern(['blocks']), 'inference', 'a', MPT_BLOCKS));
+    assert.throws(
+      () => adapterFeatures(withPattern('layers'), 'inference', 'a', MPT_BLOCKS),
+      /a: layers_pattern "layers": MPT numbers its layers under "blocks"; lora-mpt refuses it/,
+    );
+    const llama = { patterns: ['layers'], model: 'Llama' };
+    assert.doesNotThrow(() => adapterFeatures(withPattern('layers'), 'inference', 'a', llama));
+    assert.throws(
+      () => adapterFeatures(withPattern('blocks'), 'inference', 'a', llama),
+      /layers_pattern "blocks": Llama numbers its layers under "layers"/,
+    );
   });
 
   it('refuses initialisations that rewrite the base weights, and unknown switched-on fields', async () => {
@@ -110,10 +132,10 @@ describe('adapter_config fields lora-mpt does not implement', () => {
     );
     const future = { ...adapter.config, extra: { ...adapter.config.extra, use_new_trick: true } };
     assert.throws(
-      () => adapterFeatures(future, 'inference', 'a'),
+      () => adapterFeatures(future, 'inference', 'a', MPT_BLOCKS),
       /use_new_trick true: this field is unknown/,
     );
     const harmless = { ...adapter.config, extra: { ...adapter.config.extra, use_new_trick: false } };
-    assert.doesNotThrow(() => adapterFeatures(harmless, 'inference', 'a'));
+    assert.doesNotThrow(() => adapterFeatures(harmless, 'inference', 'a', MPT_BLOCKS));
   });
 });

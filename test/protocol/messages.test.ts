@@ -44,8 +44,11 @@ describe('the messages a worker sends', () => {
       protocolVersion: PROTOCOL_VERSION,
       runId: '',
       workerId: 'w0',
-      capabilities: { backend: 'wasm', deviceMemoryBytes: 0, maxInFlight: 1 },
+      // No node name given: proto3's empty string, which the coordinator reads as "no node".
+      capabilities: { backend: 'wasm', deviceMemoryBytes: 0, maxInFlight: 1, nodeName: '' },
     });
+    const named = helloMessage('w1', { backend: 'wasm', maxInFlight: 1, nodeName: 'gpu-node-3' }).body;
+    assert.equal(named?.$case === 'hello' && named.value.capabilities?.nodeName, 'gpu-node-3');
   });
 
   it('reports a result for the micro-batch it answers, with no field it was not given', () => {

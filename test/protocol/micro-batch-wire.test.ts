@@ -4,7 +4,7 @@ import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { fromWire, MicroBatchKind, microBatchMessage } from '../../src/protocol/messages.ts';
 
-// Protocol 5: a micro-batch's token ids, labels and mask cross the Session stream as little-endian
+// Protocol 6: a micro-batch's token ids, labels and mask cross the Session stream as little-endian
 // int32 bytes. What the coordinator builds must decode, through the generated codec, to the same
 // numbers on the worker, whatever the values (a label of -100, the largest int32).
 

@@ -12,6 +12,7 @@ export function testRunConfig(runId: string): RunConfig {
     gradientCheckpointing: false,
     load8bit: false,
     allReduceAlgorithm: 'shard-owner',
+    allReduceEncoding: 'f32',
     allReduceTimeoutMs: 5000,
   };
 }

@@ -28,6 +28,7 @@ const run: RunConfig = {
   gradientCheckpointing: true,
   load8bit: false,
   allReduceAlgorithm: 'shard-owner',
+  allReduceEncoding: 'f32',
   allReduceTimeoutMs: 5000,
 };
 

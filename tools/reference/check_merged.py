@@ -1,5 +1,5 @@
 """Checks a directory written by `lora-mpt merge` with Hugging Face transformers + PEFT: it loads with
-MptForCausalLM.from_pretrained (and AutoTokenizer when it has tokenizer files), its logits equal
+AutoModelForCausalLM.from_pretrained (MptForCausalLM, LlamaForCausalLM; and AutoTokenizer when it has tokenizer files), its logits equal
 PeftModel(base, adapter) within --tol, and its weights equal PEFT's merge_and_unload. Prints one JSON
 object; exits 1 when a check fails.
 
@@ -24,13 +24,13 @@ import sys
 import torch
 from peft import PeftModel
 from safetensors import safe_open
-from transformers import AutoTokenizer, MptForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load(path: str, dtype) -> MptForCausalLM:
-    return MptForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").eval()
+def load(path: str, dtype):
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").eval()
 
 
 def logits_of(model, ids, mask) -> torch.Tensor:

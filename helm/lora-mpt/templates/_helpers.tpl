@@ -150,7 +150,11 @@ topologySpreadConstraints:
 {{- with $c.runtimeClassName }}
 runtimeClassName: {{ . }}
 {{- end }}
-{{- with $c.initContainers }}
+{{- $init := $c.initContainers | default list }}
+{{- if .staging }}
+{{- $init = concat (include "lora-mpt.stagingContainers" $root | fromYamlArray) $init }}
+{{- end }}
+{{- with $init }}
 initContainers:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -229,7 +233,8 @@ livenessProbe:
 {{- /*
 How the run's pods fail. restartPolicy is Never (podFailurePolicy requires it), so a failed pod is
 replaced by a new one that the Job counts against backoffLimit, except:
-  - exit code 2 (a bad flag), and for a worker 3 (refused by the coordinator: another run, another
+  - exit code 2 (a bad flag, a missing or incomplete model; also of a staging init container,
+    _staging.tpl), and for a worker 3 (refused by the coordinator: another run, another
     protocol version), is permanent: the Job fails at once instead of retrying what cannot work;
   - a pod disrupted by the cluster (preemption, eviction, node drain: DisruptionTarget) is
     replaced without counting.
@@ -244,6 +249,13 @@ podFailurePolicy:
         containerName: {{ .container }}
         operator: In
         values: {{ .exitCodes | toJson }}
+    {{- range .initContainers }}
+    - action: FailJob
+      onExitCodes:
+        containerName: {{ . }}
+        operator: In
+        values: [2]
+    {{- end }}
     - action: Ignore
       onPodConditions:
         - type: DisruptionTarget
@@ -260,12 +272,12 @@ backoffLimit: {{ $v.coordinator.backoffLimit }}
 {{- with $v.run.activeDeadlineSeconds }}
 activeDeadlineSeconds: {{ . }}
 {{- end }}
-{{ include "lora-mpt.podFailurePolicy" (dict "container" "coordinator" "exitCodes" (list 2)) }}
+{{ include "lora-mpt.podFailurePolicy" (dict "container" "coordinator" "exitCodes" (list 2) "initContainers" (include "lora-mpt.stagingNames" . | fromJsonArray)) }}
 template:
   metadata:
     {{- include "lora-mpt.podMetadata" (dict "root" . "component" "coordinator") | nindent 4 }}
   spec:
-    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator "role" "coordinator") | nindent 4 }}
+    {{- include "lora-mpt.runPodSpec" (dict "root" . "component" $v.coordinator "role" "coordinator" "staging" true) | nindent 4 }}
     containers:
       - name: coordinator
         image: {{ include "lora-mpt.image" . }}

@@ -10,6 +10,10 @@ export const MPT_LINEARS: readonly MptLinearName[] = ['Wqkv', 'out_proj', 'up_pr
 
 type Sizes = Omit<MptConfig, 'arch'>;
 
+/** PEFT's default LoRA targets for model_type "mpt" and the list its blocks are numbered in. */
+export const MPT_PEFT_TARGETS: readonly string[] = ['Wqkv'];
+export const MPT_LAYERS_PATTERN = 'blocks';
+
 export function modulePath(layer: number, module: MptLinearName): string {
   const part = module === 'Wqkv' || module === 'out_proj' ? 'attn' : 'ffn';
   return `transformer.blocks.${layer}.${part}.${module}`;
@@ -74,6 +78,8 @@ export function mptArchitecture(c: Sizes): Architecture {
   const scores = (rows: number, t: number) => rows * c.nHeads * t * t;
   return {
     displayName: 'MPT',
+    peftDefaultTargets: MPT_PEFT_TARGETS,
+    layersPattern: MPT_LAYERS_PATTERN,
     linears,
     modulePath: (layer, linear) => modulePath(layer, mptLinear(linear)),
     weightShapes: () => weightShapes(c),

@@ -7,6 +7,7 @@ import { Rng } from '../../data/rng.ts';
 import type { HostTensor } from '../../formats/host-tensor.ts';
 import { PyFloat, type PyJson, pyJsonDumps } from '../../formats/py-json.ts';
 import { writeSafetensors } from '../../formats/safetensors.ts';
+import { normals } from '../random-normals.ts';
 import type { RandomCheckpointSizes } from '../types.ts';
 import { linearShape, MPT_LINEARS, modulePath } from './architecture.ts';
 import { parseMptConfig } from './config.ts';
@@ -64,19 +65,6 @@ function configJsonText(json: Record<string, unknown>): string {
   const attn = json.attn_config as Record<string, unknown>; // MptAttentionConfig types attn_pdrop as int
   const top = floats(json, ['resid_pdrop', 'emb_pdrop', 'embedding_fraction', 'layer_norm_epsilon']);
   return `${pyJsonDumps({ ...top, attn_config: attn } as PyJson)}\n`;
-}
-
-/** Standard normal draws from the seeded generator (Box-Muller). */
-function normals(rng: Rng, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u1 = (rng.nextU32() + 1) / 2 ** 32;
-    const u2 = rng.nextU32() / 2 ** 32;
-    const r = Math.sqrt(-2 * Math.log(u1)) * std;
-    out[i] = r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
-  }
-  return out;
 }
 
 export async function writeRandomMpt(dir: string, spec: RandomMptSpec): Promise<void> {

@@ -83,6 +83,7 @@ export interface WorkerMessage {
     | { $case: "reduceResult"; value: ReduceResult }
     | { $case: "ready"; value: Ready }
     | { $case: "revoked"; value: Revoked }
+    | { $case: "evidence"; value: FrameEvidenceReport }
     | undefined;
 }
 
@@ -137,6 +138,8 @@ export interface Welcome {
 export interface Ready {
   /** of the base model the worker loaded */
   modelFingerprint: string;
+  /** raw Ed25519 public key (32 bytes) that signs this worker's all-reduce frames */
+  framePublicKey?: Buffer | undefined;
 }
 
 /**
@@ -179,7 +182,7 @@ export interface MicroBatch {
   seqLen: number;
   /**
    * rows * seq_len int32 each, little-endian: bytes, not repeated varints, so that neither end
-   * converts number by number (protocol 5; src/protocol/messages.ts converts).
+   * converts number by number (protocol 6; src/protocol/messages.ts converts).
    */
   inputIds: Buffer;
   /** -100 where not supervised */
@@ -212,6 +215,16 @@ export interface ReduceStart {
   algorithm: string;
   /** node name of each member, in `members` order (empty: unknown) */
   nodes: string[];
+  /** absent: frames' signatures are not checked */
+  participantKeys?: ParticipantKeys | undefined;
+}
+
+/**
+ * Raw Ed25519 public keys (32 bytes each) of a round's members followed by its observers, in that
+ * order: a frame not signed by the participant it names is dropped (src/collective/frame.ts).
+ */
+export interface ParticipantKeys {
+  keys: Buffer[];
 }
 
 export interface ReduceResult {
@@ -226,6 +239,31 @@ export interface ReduceResult {
   error: string;
   /** non-empty: the member whose all-reduce data failed a check */
   blame: string;
+}
+
+/** Sent just before a failed ReduceResult whose blame a frame proves: that frame, signed by `accused`. */
+export interface FrameEvidenceReport {
+  step: number;
+  generation: number;
+  accused: string;
+  evidence?: FrameEvidence | undefined;
+}
+
+/**
+ * A frame a member refused, as proof of who sent it (src/collective/evidence.ts): its header, its
+ * MAC (HMAC-SHA256 of header and payload under the run key) and its sender's Ed25519 signature of
+ * header and MAC; the payload of a non-finite frame; the second signed copy of a conflicting chunk.
+ */
+export interface FrameEvidence {
+  /** "nonfinite" | "conflict" | "layout" */
+  reason: string;
+  header: Buffer;
+  mac: Buffer;
+  signature: Buffer;
+  payload: Buffer;
+  conflictingHeader: Buffer;
+  conflictingMac: Buffer;
+  conflictingSignature: Buffer;
 }
 
 export interface StepCommit {
@@ -286,6 +324,9 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         break;
       case "revoked":
         Revoked.encode(message.body.value, writer.uint32(58).fork()).join();
+        break;
+      case "evidence":
+        FrameEvidenceReport.encode(message.body.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -360,6 +401,14 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.body = { $case: "revoked", value: Revoked.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.body = { $case: "evidence", value: FrameEvidenceReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -390,6 +439,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "ready", value: Ready.fromJSON(object.ready) }
         : isSet(object.revoked)
         ? { $case: "revoked", value: Revoked.fromJSON(object.revoked) }
+        : isSet(object.evidence)
+        ? { $case: "evidence", value: FrameEvidenceReport.fromJSON(object.evidence) }
         : undefined,
     };
   },
@@ -410,6 +461,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.ready = Ready.toJSON(message.body.value);
     } else if (message.body?.$case === "revoked") {
       obj.revoked = Revoked.toJSON(message.body.value);
+    } else if (message.body?.$case === "evidence") {
+      obj.evidence = FrameEvidenceReport.toJSON(message.body.value);
     }
     return obj;
   },
@@ -459,6 +512,12 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       case "revoked": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "revoked", value: Revoked.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "evidence": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "evidence", value: FrameEvidenceReport.fromPartial(object.body.value) };
         }
         break;
       }
@@ -1204,13 +1263,16 @@ export const Welcome: MessageFns<Welcome> = {
 };
 
 function createBaseReady(): Ready {
-  return { modelFingerprint: "" };
+  return { modelFingerprint: "", framePublicKey: undefined };
 }
 
 export const Ready: MessageFns<Ready> = {
   encode(message: Ready, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.modelFingerprint !== "") {
       writer.uint32(10).string(message.modelFingerprint);
+    }
+    if (message.framePublicKey !== undefined) {
+      writer.uint32(18).bytes(message.framePublicKey);
     }
     return writer;
   },
@@ -1236,6 +1298,14 @@ export const Ready: MessageFns<Ready> = {
             message.modelFingerprint = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.framePublicKey = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1255,6 +1325,11 @@ export const Ready: MessageFns<Ready> = {
         : isSet(object.model_fingerprint)
         ? globalThis.String(object.model_fingerprint)
         : "",
+      framePublicKey: isSet(object.framePublicKey)
+        ? Buffer.from(bytesFromBase64(object.framePublicKey))
+        : isSet(object.frame_public_key)
+        ? Buffer.from(bytesFromBase64(object.frame_public_key))
+        : undefined,
     };
   },
 
@@ -1262,6 +1337,9 @@ export const Ready: MessageFns<Ready> = {
     const obj: any = {};
     if (message.modelFingerprint !== "") {
       obj.modelFingerprint = message.modelFingerprint;
+    }
+    if (message.framePublicKey !== undefined) {
+      obj.framePublicKey = base64FromBytes(message.framePublicKey);
     }
     return obj;
   },
@@ -1272,6 +1350,7 @@ export const Ready: MessageFns<Ready> = {
   fromPartial(object: DeepPartial<Ready>): Ready {
     const message = createBaseReady();
     message.modelFingerprint = object.modelFingerprint ?? "";
+    message.framePublicKey = object.framePublicKey ?? undefined;
     return message;
   },
 };
@@ -2050,7 +2129,16 @@ export const MicroBatchResult: MessageFns<MicroBatchResult> = {
 };
 
 function createBaseReduceStart(): ReduceStart {
-  return { step: 0, generation: 0, members: [], totalSupervisedTokens: 0, observers: [], algorithm: "", nodes: [] };
+  return {
+    step: 0,
+    generation: 0,
+    members: [],
+    totalSupervisedTokens: 0,
+    observers: [],
+    algorithm: "",
+    nodes: [],
+    participantKeys: undefined,
+  };
 }
 
 export const ReduceStart: MessageFns<ReduceStart> = {
@@ -2075,6 +2163,9 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     }
     for (const v of message.nodes) {
       writer.uint32(58).string(v!);
+    }
+    if (message.participantKeys !== undefined) {
+      ParticipantKeys.encode(message.participantKeys, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2148,6 +2239,14 @@ export const ReduceStart: MessageFns<ReduceStart> = {
             message.nodes.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.participantKeys = ParticipantKeys.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2175,6 +2274,11 @@ export const ReduceStart: MessageFns<ReduceStart> = {
         : [],
       algorithm: isSet(object.algorithm) ? globalThis.String(object.algorithm) : "",
       nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => globalThis.String(e)) : [],
+      participantKeys: isSet(object.participantKeys)
+        ? ParticipantKeys.fromJSON(object.participantKeys)
+        : isSet(object.participant_keys)
+        ? ParticipantKeys.fromJSON(object.participant_keys)
+        : undefined,
     };
   },
 
@@ -2201,6 +2305,9 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     if (message.nodes?.length) {
       obj.nodes = message.nodes;
     }
+    if (message.participantKeys !== undefined) {
+      obj.participantKeys = ParticipantKeys.toJSON(message.participantKeys);
+    }
     return obj;
   },
 
@@ -2216,6 +2323,78 @@ export const ReduceStart: MessageFns<ReduceStart> = {
     message.observers = object.observers?.map((e) => e) || [];
     message.algorithm = object.algorithm ?? "";
     message.nodes = object.nodes?.map((e) => e) || [];
+    message.participantKeys = (object.participantKeys !== undefined && object.participantKeys !== null)
+      ? ParticipantKeys.fromPartial(object.participantKeys)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseParticipantKeys(): ParticipantKeys {
+  return { keys: [] };
+}
+
+export const ParticipantKeys: MessageFns<ParticipantKeys> = {
+  encode(message: ParticipantKeys, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      writer.uint32(10).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ParticipantKeys {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParticipantKeys();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ParticipantKeys {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => Buffer.from(bytesFromBase64(e))) : [],
+    };
+  },
+
+  toJSON(message: ParticipantKeys): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => base64FromBytes(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ParticipantKeys>): ParticipantKeys {
+    return ParticipantKeys.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ParticipantKeys>): ParticipantKeys {
+    const message = createBaseParticipantKeys();
+    message.keys = object.keys?.map((e) => e) || [];
     return message;
   },
 };
@@ -2389,6 +2568,327 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     message.stateChecksum = object.stateChecksum ?? "";
     message.error = object.error ?? "";
     message.blame = object.blame ?? "";
+    return message;
+  },
+};
+
+function createBaseFrameEvidenceReport(): FrameEvidenceReport {
+  return { step: 0, generation: 0, accused: "", evidence: undefined };
+}
+
+export const FrameEvidenceReport: MessageFns<FrameEvidenceReport> = {
+  encode(message: FrameEvidenceReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(16).uint32(message.generation);
+    }
+    if (message.accused !== "") {
+      writer.uint32(26).string(message.accused);
+    }
+    if (message.evidence !== undefined) {
+      FrameEvidence.encode(message.evidence, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FrameEvidenceReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFrameEvidenceReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accused = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.evidence = FrameEvidence.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FrameEvidenceReport {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      accused: isSet(object.accused) ? globalThis.String(object.accused) : "",
+      evidence: isSet(object.evidence) ? FrameEvidence.fromJSON(object.evidence) : undefined,
+    };
+  },
+
+  toJSON(message: FrameEvidenceReport): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.accused !== "") {
+      obj.accused = message.accused;
+    }
+    if (message.evidence !== undefined) {
+      obj.evidence = FrameEvidence.toJSON(message.evidence);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FrameEvidenceReport>): FrameEvidenceReport {
+    return FrameEvidenceReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FrameEvidenceReport>): FrameEvidenceReport {
+    const message = createBaseFrameEvidenceReport();
+    message.step = object.step ?? 0;
+    message.generation = object.generation ?? 0;
+    message.accused = object.accused ?? "";
+    message.evidence = (object.evidence !== undefined && object.evidence !== null)
+      ? FrameEvidence.fromPartial(object.evidence)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFrameEvidence(): FrameEvidence {
+  return {
+    reason: "",
+    header: Buffer.alloc(0),
+    mac: Buffer.alloc(0),
+    signature: Buffer.alloc(0),
+    payload: Buffer.alloc(0),
+    conflictingHeader: Buffer.alloc(0),
+    conflictingMac: Buffer.alloc(0),
+    conflictingSignature: Buffer.alloc(0),
+  };
+}
+
+export const FrameEvidence: MessageFns<FrameEvidence> = {
+  encode(message: FrameEvidence, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    if (message.header.length !== 0) {
+      writer.uint32(18).bytes(message.header);
+    }
+    if (message.mac.length !== 0) {
+      writer.uint32(26).bytes(message.mac);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(34).bytes(message.signature);
+    }
+    if (message.payload.length !== 0) {
+      writer.uint32(42).bytes(message.payload);
+    }
+    if (message.conflictingHeader.length !== 0) {
+      writer.uint32(50).bytes(message.conflictingHeader);
+    }
+    if (message.conflictingMac.length !== 0) {
+      writer.uint32(58).bytes(message.conflictingMac);
+    }
+    if (message.conflictingSignature.length !== 0) {
+      writer.uint32(66).bytes(message.conflictingSignature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FrameEvidence {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFrameEvidence();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.header = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mac = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.conflictingHeader = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.conflictingMac = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.conflictingSignature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FrameEvidence {
+    return {
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      header: isSet(object.header) ? Buffer.from(bytesFromBase64(object.header)) : Buffer.alloc(0),
+      mac: isSet(object.mac) ? Buffer.from(bytesFromBase64(object.mac)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
+      conflictingHeader: isSet(object.conflictingHeader)
+        ? Buffer.from(bytesFromBase64(object.conflictingHeader))
+        : isSet(object.conflicting_header)
+        ? Buffer.from(bytesFromBase64(object.conflicting_header))
+        : Buffer.alloc(0),
+      conflictingMac: isSet(object.conflictingMac)
+        ? Buffer.from(bytesFromBase64(object.conflictingMac))
+        : isSet(object.conflicting_mac)
+        ? Buffer.from(bytesFromBase64(object.conflicting_mac))
+        : Buffer.alloc(0),
+      conflictingSignature: isSet(object.conflictingSignature)
+        ? Buffer.from(bytesFromBase64(object.conflictingSignature))
+        : isSet(object.conflicting_signature)
+        ? Buffer.from(bytesFromBase64(object.conflicting_signature))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: FrameEvidence): unknown {
+    const obj: any = {};
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.header.length !== 0) {
+      obj.header = base64FromBytes(message.header);
+    }
+    if (message.mac.length !== 0) {
+      obj.mac = base64FromBytes(message.mac);
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.payload.length !== 0) {
+      obj.payload = base64FromBytes(message.payload);
+    }
+    if (message.conflictingHeader.length !== 0) {
+      obj.conflictingHeader = base64FromBytes(message.conflictingHeader);
+    }
+    if (message.conflictingMac.length !== 0) {
+      obj.conflictingMac = base64FromBytes(message.conflictingMac);
+    }
+    if (message.conflictingSignature.length !== 0) {
+      obj.conflictingSignature = base64FromBytes(message.conflictingSignature);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FrameEvidence>): FrameEvidence {
+    return FrameEvidence.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FrameEvidence>): FrameEvidence {
+    const message = createBaseFrameEvidence();
+    message.reason = object.reason ?? "";
+    message.header = object.header ?? Buffer.alloc(0);
+    message.mac = object.mac ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.payload = object.payload ?? Buffer.alloc(0);
+    message.conflictingHeader = object.conflictingHeader ?? Buffer.alloc(0);
+    message.conflictingMac = object.conflictingMac ?? Buffer.alloc(0);
+    message.conflictingSignature = object.conflictingSignature ?? Buffer.alloc(0);
     return message;
   },
 };
