@@ -149,8 +149,14 @@ export class StepDriver extends WorkerReports {
 
   protected syncReady(): void {
     // State moves only between commits: a replica that joins mid-reduce would miss the gradient.
-    if (this.phase.kind === 'reduce' || this.phase.kind === 'commit') return;
-    this.sync.syncReady(this.members);
+    const p = this.phase;
+    if (p.kind === 'reduce' || p.kind === 'commit') return;
+    // One that joins after a step's (or an evaluation's) dealing began is used from the next step:
+    // the step's work was planned for the replicas it began with (docs/scale.md). It joins this
+    // step's all-reduce anyway, so its state stays current; the dealer uses it at once only if the
+    // step could not finish without it (Dealer.enoughWorkers).
+    const dealFrom = p.kind === 'finished' ? 0 : p.ledger.begun ? p.ledger.step + 1 : p.ledger.step;
+    this.sync.syncReady(this.members, dealFrom);
   }
 
   protected advance(): void {

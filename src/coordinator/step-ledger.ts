@@ -41,6 +41,8 @@ export class StepLedger {
   private readonly assignedTo = new Map<WorkerId, Set<number>>();
   readonly events: LedgerEvent[] = [];
 
+  private dealt = false;
+
   constructor(
     readonly step: number,
     ids: readonly number[],
@@ -57,6 +59,7 @@ export class StepLedger {
   assignNext(worker: WorkerId): number | undefined {
     const id = this.queue.shift();
     if (id === undefined) return undefined;
+    this.dealt = true;
     this.setState(id, { kind: 'assigned', worker, at: this.now() });
     this.events.push({ kind: 'assigned', id, worker });
     return id;
@@ -138,6 +141,11 @@ export class StepLedger {
       if (s.at < now - limit) out.set(s.worker, [...(out.get(s.worker) ?? []), id]);
     }
     return out;
+  }
+
+  /** A micro-batch of this ledger was dealt: the step (or evaluation) has begun. */
+  get begun(): boolean {
+    return this.dealt;
   }
 
   get pending(): number {
