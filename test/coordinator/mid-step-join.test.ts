@@ -83,6 +83,7 @@ describe('a worker that joins mid-step', () => {
         stateChecksum: before,
         error: '',
         blame: '',
+        contributions: [],
       });
     await tick(10);
     assert.deepEqual(c.commits, [0]);

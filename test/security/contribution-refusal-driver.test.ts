@@ -26,8 +26,9 @@ describe('refused contributions (step driver)', () => {
       };
       driver.join(link);
       driver.onReady(link.id, 'fp');
-      driver.onCredit(link.id, 1);
     }
+    // Both are synced before dealing begins: a worker synced after it is dealt from the next step.
+    for (const id of ['a', 'b']) driver.onCredit(workerId(id), 1);
     const of = (id: string, c: string) => sent.get(id)!.filter((m) => m.body?.$case === c);
     const dealt = (id: string) =>
       of(id, 'microBatch').map((m) => (m.body?.$case === 'microBatch' ? m.body.value.id : -1));
