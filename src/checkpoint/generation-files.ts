@@ -28,11 +28,16 @@ export function tokenIdOf(tokenizer: Json, token: string): number | null {
 
 /**
  * What save_pretrained writes after `GenerationConfig.from_model_config(config)` with bos/eos set to
- * the tokenizer's <|endoftext|>: the base's own generation_config.json when it has one (its bos/eos
+ * the tokenizer's (MPT: <|endoftext|>; Llama: tokenizer_config.json's bos_token / eos_token): the base's own generation_config.json when it has one (its bos/eos
  * filled in when missing), else `_from_model_config`, `use_cache` (MptConfig's default: false) and
  * the version of transformers the config names.
  */
-export function generationConfig(config: Json, base: Json | null, eosId: number | null): Json {
+export function generationConfig(
+  config: Json,
+  base: Json | null,
+  eosId: number | null,
+  bosId: number | null = eosId,
+): Json {
   const out: Json = base
     ? { ...base }
     : {
@@ -42,10 +47,10 @@ export function generationConfig(config: Json, base: Json | null, eosId: number 
           ? { transformers_version: config.transformers_version }
           : {}),
       };
-  if (eosId !== null) {
-    if (out.bos_token_id === undefined || out.bos_token_id === null) out.bos_token_id = eosId;
-    if (out.eos_token_id === undefined || out.eos_token_id === null) out.eos_token_id = eosId;
-  }
+  if (bosId !== null && (out.bos_token_id === undefined || out.bos_token_id === null))
+    out.bos_token_id = bosId;
+  if (eosId !== null && (out.eos_token_id === undefined || out.eos_token_id === null))
+    out.eos_token_id = eosId;
   return out;
 }
 
@@ -96,11 +101,19 @@ async function readJson(path: string): Promise<Json | null> {
 export async function writeGenerationFiles(dir: string, baseDir: string = dir): Promise<string[]> {
   const config = (await readJson(join(dir, 'config.json'))) ?? {};
   const tokenizer = await readJson(join(dir, 'tokenizer.json'));
-  const eosId = tokenizer ? tokenIdOf(tokenizer, EOS_TOKEN) : null;
+  // A tokenizer_config.json copied from the base (every Llama on the Hub has one) names BOS and EOS;
+  // without one the tokenizer is taken as GPT-NeoX's, bos = eos = <|endoftext|>.
+  const named = await readJson(join(dir, 'tokenizer_config.json'));
+  const idOf = (field: 'bos_token' | 'eos_token'): number | null => {
+    if (!tokenizer) return null;
+    const v = named?.[field] ?? EOS_TOKEN;
+    const content = typeof v === 'object' && v !== null ? (v as { content?: unknown }).content : v;
+    return typeof content === 'string' ? tokenIdOf(tokenizer, content) : null;
+  };
   const base = await readJson(join(baseDir, 'generation_config.json'));
   await writeFile(
     join(dir, 'generation_config.json'),
-    asTransformersJson(generationConfig(config, base, eosId)),
+    asTransformersJson(generationConfig(config, base, idOf('eos_token'), idOf('bos_token'))),
   );
   const written = ['generation_config.json'];
   if (tokenizer && (await readJson(join(dir, 'tokenizer_config.json'))) === null) {

@@ -8,6 +8,7 @@ import { DataError, loadDataset } from '../data/dataset.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { type TokenizedExample, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { eosAndBos } from '../data/tokenizer-config.ts';
 import { loadProgress } from '../events/load-progress.ts';
 import { openCheckpoint, readCheckpointConfig } from '../families/checkpoint.ts';
 import { loadModelWithAdapter } from '../families/load-model.ts';
@@ -134,8 +135,7 @@ async function evaluate(f: Flags): Promise<number> {
   if (f.text !== undefined) {
     examples = textExamples(tokenizer.encode(f.text), cutoff);
   } else {
-    const eos = tokenizer.tokenToId('<|endoftext|>');
-    if (eos === undefined) throw new DataError('the tokenizer has no <|endoftext|> token to use as EOS');
+    const { eos } = eosAndBos(tokenizerPath, tokenizer);
     const data = await loadDataset(f.data_path as string, { skipBadRows: f.skip_bad_rows });
     const template = loadPromptTemplate(f.prompt_template_name);
     const opts = {

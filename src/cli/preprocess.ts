@@ -2,10 +2,11 @@
 // token ids, and which tokens carry loss. The view for debugging a template, a cutoff or a mask;
 // with --json one {"input_ids": [...], "labels": [...]} object per line for other tools.
 import { homedir } from 'node:os';
-import { DataError, loadDataset } from '../data/dataset.ts';
+import { loadDataset } from '../data/dataset.ts';
 import { formatPrompt, loadPromptTemplate } from '../data/prompt-template.ts';
 import { IGNORE_INDEX, supervisedTokens, tokenizeExample } from '../data/tokenize-example.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { eosAndBos } from '../data/tokenizer-config.ts';
 import { hubOptionsFromEnv, resolveTokenizerJson } from '../hub/hf-cache.ts';
 import { type Command, flagCommand } from './command.ts';
 import { type FlagSpecs, type ParsedFlags, UsageError } from './flags.ts';
@@ -65,9 +66,9 @@ type Flags = ParsedFlags<typeof flags>;
 async function preprocess(f: Flags): Promise<number> {
   const events = eventsFromFlags(f, { label: '', out: process.stderr });
   const hub = hubOptionsFromEnv(process.env, homedir());
-  const tokenizer = Tokenizer.fromFile(f.tokenizer ?? resolveTokenizerJson(f.base_model!, hub.hubCache));
-  const eos = tokenizer.tokenToId('<|endoftext|>');
-  if (eos === undefined) throw new DataError('the tokenizer has no <|endoftext|> token to use as EOS');
+  const tokenizerPath = f.tokenizer ?? resolveTokenizerJson(f.base_model!, hub.hubCache);
+  const tokenizer = Tokenizer.fromFile(tokenizerPath);
+  const { eos } = eosAndBos(tokenizerPath, tokenizer);
   const template = loadPromptTemplate(f.prompt_template_name);
   const data = await loadDataset(f.data_path, { skipBadRows: f.skip_bad_rows, hub });
   if (data.ignoredFiles.length > 0) {

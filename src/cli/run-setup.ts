@@ -20,6 +20,7 @@ import type { AllReduceAlgorithm, GradientEncoding } from '../collective/index.t
 import { RunJournal } from '../coordinator/run-journal.ts';
 import type { RunOutcome, StepDriver, StepDriverOptions } from '../coordinator/step-driver.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { eosAndBos } from '../data/tokenizer-config.ts';
 import type { Events } from '../events/events.ts';
 import { hubOptionsFromEnv } from '../hub/hf-cache.ts';
 import { adapterLayout } from '../train/adapter-layout.ts';
@@ -88,9 +89,11 @@ export async function prepareRun(
       `--base_model ${s.baseModel} has no weights, and the LoRA variant (--use_dora) starts its own tensors from them: the synthetic backend trains plain LoRA only`,
     );
   }
+  const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const data = await prepareRunData({
     ...s,
-    tokenizer: Tokenizer.fromFile(tokenizerPath),
+    tokenizer,
+    eosTokenId: eosAndBos(tokenizerPath, tokenizer).eos,
     hub: hubOptionsFromEnv(process.env, homedir()),
     events,
   });

@@ -2,7 +2,8 @@
 // reads them: `bos_token` / `eos_token` are a token string or an AddedToken object with `content`.
 // tokenizer.json alone does not say which token ends a sequence (Llama 2: </s>; Llama 3 base:
 // <|end_of_text|>, instruct: <|eot_id|>), and alpaca-lora appends exactly that id.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Tokenizer } from './tokenizer.ts';
 import { asObject } from './tokenizer-json.ts';
 
@@ -34,4 +35,32 @@ export function readSpecialTokenIds(path: string, tokenizer: Tokenizer): Special
     return id;
   };
   return { bos: idOf('bos_token'), eos: idOf('eos_token') };
+}
+
+/** The tokenizer_config.json transformers reads for `tokenizerJson`: the file beside it. */
+export function tokenizerConfigBeside(tokenizerJson: string): string {
+  return join(dirname(tokenizerJson), 'tokenizer_config.json');
+}
+
+/** GPT-NeoX's (MPT's) bos = eos = unk, for folders that ship no tokenizer_config.json. */
+const NEOX_EOS = '<|endoftext|>';
+
+/**
+ * The EOS (and BOS) a run appends and stops at, for the tokenizer.json at `tokenizerJson`: what the
+ * tokenizer_config.json beside it names (Llama 2: </s>, Llama 3: <|end_of_text|> or <|eot_id|>), else
+ * <|endoftext|> (MPT's GPT-NeoX folders made before lora-mpt wrote that file). BOS needs no appending
+ * here: the tokenizer's post-processor adds it, so it is only reported. Throws naming both files when
+ * neither gives an EOS.
+ */
+export function eosAndBos(tokenizerJson: string, tokenizer: Tokenizer): { eos: number; bos: number | null } {
+  const configPath = tokenizerConfigBeside(tokenizerJson);
+  const fromConfig = existsSync(configPath) ? readSpecialTokenIds(configPath, tokenizer) : null;
+  if (fromConfig !== null && fromConfig.eos !== null) return { eos: fromConfig.eos, bos: fromConfig.bos };
+  const neox = tokenizer.tokenToId(NEOX_EOS);
+  if (neox === undefined) {
+    throw new Error(
+      `${tokenizerJson}: no EOS token: ${fromConfig ? `${configPath} names no eos_token` : `no ${configPath}`} and the tokenizer has no ${NEOX_EOS}`,
+    );
+  }
+  return { eos: neox, bos: fromConfig?.bos ?? neox };
 }

@@ -5,6 +5,7 @@
 import { readPeftAdapter } from '../checkpoint/peft-adapter.ts';
 import { loadPromptTemplate } from '../data/prompt-template.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
+import { eosAndBos } from '../data/tokenizer-config.ts';
 import { openCheckpoint } from '../families/checkpoint.ts';
 import { loadModelWithAdapter } from '../families/load-model.ts';
 import type { HubOptions } from '../hub/hf-cache.ts';
@@ -27,9 +28,13 @@ export interface EngineSource {
   readonly onTensor?: (loaded: number, expected: number) => void;
 }
 
-/** The EOS of GPT-NeoX tokenizers (MPT's): <|endoftext|>, as the seed's finetune.py appends it. */
-function eosOf(tokenizer: Tokenizer): number | null {
-  return tokenizer.tokenToId('<|endoftext|>') ?? null;
+/** The EOS finetune appended (eosAndBos); null (stop only at max_new_tokens) when the tokenizer names none. */
+function eosOf(tokenizerPath: string, tokenizer: Tokenizer): number | null {
+  try {
+    return eosAndBos(tokenizerPath, tokenizer).eos;
+  } catch {
+    return null;
+  }
 }
 
 export async function loadEngine(s: EngineSource): Promise<GenerationEngine> {
@@ -56,5 +61,11 @@ export async function loadEngine(s: EngineSource): Promise<GenerationEngine> {
     },
   );
   const name = s.loraWeights === null ? s.baseModel : `${s.baseModel} + ${s.loraWeights}`;
-  return new GenerationEngine({ model, tokenizer, template, eosTokenId: eosOf(tokenizer), name });
+  return new GenerationEngine({
+    model,
+    tokenizer,
+    template,
+    eosTokenId: eosOf(tokenizerPath, tokenizer),
+    name,
+  });
 }

@@ -3,12 +3,17 @@
 // multiply-add); norms, softmax and element-wise work are left out, as in the usual MFU count.
 //
 // N = B·T tokens, L layers, D = d_model, P = Σ in·out of a block's frozen Linears (12·D² in MPT with
-// the 4× FFN), P₀ = in·out of a block's lowest Linear (MPT's Wqkv: 3·D²), n_l = positions whose
+// the 4× FFN), P₀ = Σ in·out of the Linears reading the block's input (MPT's Wqkv: 3·D²; Llama's
+// q_proj, k_proj and v_proj, not q_proj alone, which overcounted k/v at layer 0), n_l = positions whose
 // logits are computed (the supervised ones), V = vocabulary:
 //   fwd = 2·N·L·P  +  Σ_targets 2·N·r·(in+out)  +  4·B·T²·D·L  +  2·n_l·V·D
 //   bwd = 2·N·(L·P − P₀)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
-// The backward computes input gradients only (frozen weights get none), and not the first block's
-// lowest Linear's input gradient (nothing below it is trained): hence L·P − P₀.
+// The backward computes input gradients only (frozen weights get none), and not those of the first
+// block's input Linears (nothing below them is trained): hence L·P − P₀. Checked for Llama against
+// torch's FlopCounterMode (test/families/llama/flops.test.ts), which also skips two things this code
+// computes or counts: LoRA A's input gradient of those first-block targets, and the key gradient of
+// the first block's attention when k_proj has no LoRA. Targets that all sit above the first block's
+// input Linears (e.g. only down_proj) are overcounted: the count assumes the backward reaches them.
 // The LoRA variant adds its own per target (src/checkpoint/lora-variants): DoRA with dropout multiplies
 // each adapted Linear's dropped input by W once more (forward) and the magnitude's share of the
 // gradient by W once more (backward, where the input gradient is computed): + Σ_targets 2·N·in·out
@@ -25,7 +30,7 @@ export interface FlopsModel {
   readonly nLayers: number;
   /** Σ in·out of one block's frozen Linears, and the names of those Linears in forward order. */
   readonly blockLinearValues: number;
-  /** in·out of a block's lowest Linear (no input gradient in the first block). */
+  /** Σ in·out of the Linears reading a block's input (no input gradient in the first block). */
   readonly lowestLinearValues: number;
   readonly linearOrder: readonly string[];
   readonly vocabSize: number;
@@ -57,7 +62,9 @@ export function flopsModelOf(
     dModel: config.dModel,
     nLayers: config.nLayers,
     blockLinearValues: linears.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
-    lowestLinearValues: (linears[0]?.inFeatures ?? 0) * (linears[0]?.outFeatures ?? 0),
+    lowestLinearValues: linears
+      .filter((l) => config.arch.blockInputLinears.includes(l.name))
+      .reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
     linearOrder: linears.map((l) => l.name),
     vocabSize: config.vocabSize,
     loraRank,

@@ -13,6 +13,8 @@ import type { HubOptions } from '../hub/hf-cache.ts';
 export interface RunDataOptions {
   readonly dataPath: string;
   readonly tokenizer: Tokenizer;
+  /** The EOS alpaca-lora appends (src/data/tokenizer-config.ts eosAndBos; MPT's GPT-NeoX: 0). */
+  readonly eosTokenId: number;
   readonly promptTemplateName: string;
   readonly cutoffLen: number;
   readonly trainOnInputs: boolean;
@@ -43,8 +45,6 @@ export interface RunData {
   readonly planFlags: PlanFlags;
 }
 
-const EOS_TOKEN_ID = 0; // GPT-NeoX <|endoftext|>: bos = eos = unk = 0 for MPT (mpt-peft-facts §6)
-
 export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
   const t0 = Date.now();
   const prepared = await prepareData(o.tokenizer, {
@@ -53,7 +53,7 @@ export async function prepareRunData(o: RunDataOptions): Promise<RunData> {
     cutoffLen: o.cutoffLen,
     trainOnInputs: o.trainOnInputs,
     addEosToken: o.addEosToken,
-    eosTokenId: EOS_TOKEN_ID,
+    eosTokenId: o.eosTokenId,
     valSetSize: o.valSetSize,
     seed: o.seed,
     skipBadRows: o.skipBadRows,

@@ -5,7 +5,7 @@
 // it read generation_config.json); lora-mpt's decoding on lora-mpt's merged folder stops there too.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -89,5 +89,29 @@ describe('lora-mpt merge: generation_config.json and tokenizer_config.json', () 
     assert.deepEqual([...r.tokens], fx.tokens);
     assert.equal(r.finishReason, 'stop');
     assert.ok(fx.tokens.length < fx.tokens_without_eos.length, 'the fixture stops before max_new_tokens');
+  });
+
+  it("Llama: generation_config.json as transformers' for the base's tokenizer_config.json (<s> = 1, </s> = 2)", async () => {
+    const base = join(work, 'llama-base');
+    const from = join(FIXTURES, 'llama/gqa-untied-default');
+    mkdirSync(base);
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(from, f), join(base, f));
+    const tok = join(FIXTURES, '../data/fixtures/llama-tok/llama2');
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tok, f), join(base, f));
+    const out = join(work, 'llama-merged');
+    await run(process.execPath, [
+      BIN,
+      'merge',
+      '--base_model',
+      base,
+      '--lora_weights',
+      join(from, 'adapter_step3'),
+      '--output_dir',
+      out,
+    ]);
+    const gen = json(join(out, 'generation_config.json'));
+    assert.deepEqual(gen, json(join(EXPECTED, 'llama2', 'generation_config.json')));
+    // The base's tokenizer_config.json is carried over as it is: it is what names BOS and EOS.
+    assert.deepEqual(json(join(out, 'tokenizer_config.json')), json(join(tok, 'tokenizer_config.json')));
   });
 });

@@ -1,11 +1,13 @@
 // A Llama through the coordinator and workers (real nats-server, real processes): with 1 and 2
-// workers the adapter equals single-process finetune's within 1e-5. No --lora_target_modules: the
+// workers, and with a wasm and a tensorflow worker in one run (mixed-backends.test.ts for MPT), the
+// adapter equals single-process finetune's within 1e-5. No --lora_target_modules: the
 // coordinator resolves PEFT's llama default (q_proj, v_proj) into the run config the workers get.
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { familyOf } from '../../src/families/registry.ts';
+import { skipWithoutTensorflow } from '../model/support/backends.ts';
 import { assertSameAdapter } from '../support/adapters.ts';
 import { startDistributedRun } from '../support/distributed-run.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
@@ -72,4 +74,34 @@ describe('a Llama trained by the coordinator equals single-process finetune', ()
       assert.deepEqual([...config.target_modules].sort(), ['q_proj', 'v_proj']);
     });
   }
+
+  it('gives the same adapter with a wasm and a tensorflow worker, within 1e-5 relative', {
+    skip: skipWithoutTensorflow(),
+  }, async (t) => {
+    const out = join(run.dir, 'mixed');
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: training(run, out),
+      workers: [],
+      minWorkers: 2,
+    });
+    try {
+      const wasm = d.startWorker('w-wasm', ['--backend', 'wasm']);
+      const native = d.startWorker('w-tensorflow', ['--backend', 'tensorflow', '--num_threads', '1']);
+      assert.equal(await d.coordinator.exited(), 0, d.coordinator.output());
+      for (const w of [wasm, native]) assert.equal(await w.exited(), 0, w.output());
+      const computed = new Set(
+        d.coordinator
+          .events()
+          .filter((e) => e.event === 'step_committed')
+          .flatMap((e) => Object.keys(e.micro_batches as Record<string, number>)),
+      );
+      for (const id of ['w-wasm', 'w-tensorflow'])
+        assert.ok(computed.has(id), `${id} computed micro-batches`);
+    } finally {
+      await d.stop();
+    }
+    const diff = await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
+    t.diagnostic(`largest per-tensor ||a-b||/||a||: ${diff.relative.toExponential(2)}`);
+  });
 });

@@ -8,6 +8,9 @@ save_pretrained the model and the tokenizer (model_max_length = max_seq_len, as 
 
 Cases, on test/fixtures/mpt/h6-all + its adapter_step3:
   neox/  the GPT-NeoX tokenizer.json of the shared data folder (EOS = <|endoftext|> = 0, MPT's).
+  llama2/ test/fixtures/llama/gqa-untied-default + its adapter_step3 merged, saved with the Llama 2
+         fixture tokenizer (test/data/fixtures/llama-tok/llama2, LlamaTokenizerFast as
+         AutoTokenizer loads it: bos <s>, eos </s>): its generation_config.json.
   stop/  a 96-token byte-level tokenizer (test/fixtures/generate/cli/tokenizer.json) with
          <|endoftext|> moved to a token greedy decoding meets after two or more and <|padding|>
          to one it does not meet, so decoding stops there; generate.json: the prompt, and the
@@ -60,6 +63,25 @@ def save_case(out: str, tokenizer_file: str, model) -> str:
     return folder
 
 
+def save_llama_case(out: str) -> None:
+    """What a user of transformers saves for a merged Llama: the generation config from config.json
+    with bos/eos set to the tokenizer's (Llama 2: <s> = 1, </s> = 2)."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    base_dir = os.path.join(ROOT, "test/fixtures/llama/gqa-untied-default")
+    base = LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
+    model = PeftModel.from_pretrained(base, os.path.join(base_dir, "adapter_step3")).eval().merge_and_unload()
+    tok = AutoTokenizer.from_pretrained(os.path.join(ROOT, "test/data/fixtures/llama-tok/llama2"))
+    model.generation_config.bos_token_id = tok.bos_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    folder = tempfile.mkdtemp()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    os.makedirs(out, exist_ok=True)
+    shutil.copyfile(os.path.join(folder, "generation_config.json"), os.path.join(out, "generation_config.json"))
+    shutil.rmtree(folder)
+
+
 def greedy(model, prompt: list) -> list:
     with torch.no_grad():
         ids = torch.tensor([prompt])
@@ -108,9 +130,16 @@ def main() -> None:
     p.add_argument(
         "--neox_tokenizer", default=os.path.join(ROOT, "..", "shared/data/gpt-neox-20b/tokenizer.json")
     )
+    p.add_argument("--cases", default="neox,stop,llama2", help="comma-separated cases to write")
     a = p.parse_args()
-    torch.manual_seed(0)
-    save_case(os.path.join(a.out, "neox"), a.neox_tokenizer, merged_model())
+    cases = a.cases.split(",")
+    if "llama2" in cases:
+        save_llama_case(os.path.join(a.out, "llama2"))
+    torch.manual_seed(0)  # the MPT cases as before, whatever the Llama case drew
+    if "neox" in cases:
+        save_case(os.path.join(a.out, "neox"), a.neox_tokenizer, merged_model())
+    if "stop" not in cases:
+        return
 
     model = merged_model()
     os.makedirs(os.path.join(a.out, "stop"), exist_ok=True)

@@ -100,6 +100,7 @@ export function llamaArchitecture(c: Sizes): Architecture {
     peftDefaultTargets: LLAMA_PEFT_TARGETS,
     layersPattern: LLAMA_LAYERS_PATTERN,
     linears,
+    blockInputLinears: ['q_proj', 'k_proj', 'v_proj'],
     modulePath: (layer, linear) => modulePath(layer, llamaLinear(linear)),
     weightShapes: () => weightShapes(c),
     // The biases (rare: attention_bias / mlp_bias) are small and held like the norms.
