@@ -1,7 +1,7 @@
 // A real StepDriver for unit tests that play the workers and the collective by hand: a 4-value
 // adapter, 2 steps of micro-batches [10, 11] and [20, 21] (one supervised token each), and an
 // all-reduce whose rounds the test resolves or rejects itself.
-import { StepDriver } from '../../src/coordinator/step-driver.ts';
+import { StepDriver, type StepDriverOptions } from '../../src/coordinator/step-driver.ts';
 import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import type { Events } from '../../src/events/events.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
@@ -23,7 +23,8 @@ export interface ObservedRound {
   reject(e: Error): void;
 }
 
-export function testDriver(events: Events, runId = 'run-a') {
+/** `extra`: options of the product's driver the test sets itself (frame rules, the observer's key). */
+export function testDriver(events: Events, runId = 'run-a', extra: Partial<StepDriverOptions> = {}) {
   const replica = new AdapterReplica(
     paramLayout([{ name: 'a', shape: [4] }]),
     Float32Array.of(0.1, 0.2, 0.3, 0.4),
@@ -51,6 +52,7 @@ export function testDriver(events: Events, runId = 'run-a') {
     onEval: async () => {},
     afterStep: async () => {},
     events,
+    ...extra,
   });
   return { driver, replica, rounds, commits };
 }
