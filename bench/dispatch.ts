@@ -1,20 +1,22 @@
 // Coordinator dispatch rate: the real gRPC server and step driver dealing one large step of
-// micro-batches (4 rows x 128 tokens each, real wire size) to 64 simulated workers — gRPC clients in
-// a child process that speak the protocol but report each micro-batch as soon as it arrives, so the
+// micro-batches (4 rows x 128 tokens each, real wire size) to simulated workers — gRPC clients in a
+// child process that speak the protocol but report each micro-batch as soon as it arrives, so the
 // figure is the coordinator's ceiling, not a model's (bench/support/dispatch-sim.ts). Prints
 // micro-batches/s, the latency from a worker's report (which returns its credit) to its next
-// micro-batch (p50/p99), and the coordinator's CPU per micro-batch. bench/cluster.ts runs the same
-// at 8 to 256 workers.
+// micro-batch (p50/p99), and the coordinator's CPU per micro-batch. `DISPATCH_WORKERS` (default 64)
+// sets the workers; `DISPATCH_PACED=10000` adds a run at that offered rate (each worker holds one
+// micro-batch and reports it workers/rate seconds later). bench/cluster.ts runs both at 8 to 256.
 import { loadavg } from 'node:os';
-import { measureDispatch } from './support/dispatch-sim.ts';
+import { type DispatchFigures, measureDispatch } from './support/dispatch-sim.ts';
 
-const WORKERS = 64;
-const PER_WORKER = 60;
+const WORKERS = Number(process.env.DISPATCH_WORKERS ?? 64);
+const PACED = process.env.DISPATCH_PACED === undefined ? undefined : Number(process.env.DISPATCH_PACED);
+/** 3,840 micro-batches at 64 workers, 10,240 at 256 (as bench/cluster.ts deals). */
+const PER_WORKER = WORKERS >= 128 ? 40 : 60;
 
-export async function run(): Promise<void> {
-  const f = await measureDispatch(WORKERS, PER_WORKER);
+function print(what: string, f: DispatchFigures): void {
   console.log(
-    `\n## Coordinator dispatch: ${WORKERS} simulated workers (another process), one step of ${f.microBatches} micro-batches (4x128 tokens each)`,
+    `\n## Coordinator dispatch (${what}): ${f.workers} simulated workers (another process), one step of ${f.microBatches} micro-batches (4x128 tokens each)`,
   );
   console.log(
     `micro-batches dispatched and reported: ${f.microBatches} in ${f.seconds.toFixed(2)} s = ${f.perSecond.toFixed(0)} micro-batches/s`,
@@ -27,4 +29,13 @@ export async function run(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );
+}
+
+export async function run(): Promise<void> {
+  if (!Number.isInteger(WORKERS) || WORKERS < 1)
+    throw new Error(`DISPATCH_WORKERS=${process.env.DISPATCH_WORKERS}: expected a positive integer`);
+  print('ceiling', await measureDispatch(WORKERS, PER_WORKER));
+  if (PACED === undefined) return;
+  if (!(PACED > 0)) throw new Error(`DISPATCH_PACED=${process.env.DISPATCH_PACED}: expected a positive rate`);
+  print(`${PACED}/s offered`, await measureDispatch(WORKERS, PER_WORKER, PACED));
 }

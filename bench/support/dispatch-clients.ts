@@ -3,9 +3,11 @@
 // Each opens its own gRPC connection and Session stream, joins, and reports each micro-batch
 // COMPUTE_MS after it arrives (0: at once). Prints one JSON line: report-to-next latencies (ms).
 import { credentials } from '@grpc/grpc-js';
+import { supervisedTokens } from '../../src/data/micro-batch.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { GRPC_CHANNEL_OPTIONS } from '../../src/protocol/channel.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
+import { fromWire } from '../../src/protocol/messages.ts';
 
 const [port, workers, credits, computeMs, first] = process.argv.slice(2).map(Number) as [
   number,
@@ -35,9 +37,10 @@ for (let w = 0; w < workers; w++) {
     } else if (body?.$case === 'microBatch') {
       if (reportedAt > 0) latencies.push(performance.now() - reportedAt);
       const mb = body.value;
+      // Decoded as a worker decodes it (replica-worker.ts), so the count is what a worker reports.
+      const tokens = supervisedTokens(fromWire(mb));
       const report = () => {
         reportedAt = performance.now();
-        const tokens = mb.labels.filter((l) => l !== -100).length;
         call.write({
           body: {
             $case: 'result',

@@ -16,6 +16,7 @@ import {
   unknownAlgorithm,
 } from '../collective/index.ts';
 import { limitsForOpenFiles } from '../coordinator/connection-gate.ts';
+import { CONTRIBUTION_NORM_FACTOR } from '../coordinator/contribution-check.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
@@ -117,6 +118,12 @@ export const coordinatorFlags = {
     min: 100,
     help: 'Deadline of one all-reduce round.',
   },
+  contribution_norm_factor: {
+    kind: 'float',
+    default: CONTRIBUTION_NORM_FACTOR,
+    min: 0,
+    help: `With --allreduce_algorithm shard-owner: refuse a worker's contribution to a step when its norm per supervised token, as the shard owners measured it, exceeds this many times the median of the other workers'; the step commits without it, its micro-batches are recomputed by others and it is quarantined (docs/security.md). 0: off (a contribution larger than the norms its worker reported is refused whatever this is). Default ${CONTRIBUTION_NORM_FACTOR}.`,
+  },
 } as const satisfies FlagSpecs;
 
 export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): Promise<number> {
@@ -214,6 +221,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     minWorkers: f.min_workers,
     observerId: 'coordinator',
     algorithm,
+    // Only shard owners see every contributor's part: the other algorithms measure nothing.
+    contributionNormFactor: algorithm === 'shard-owner' ? f.contribution_norm_factor : undefined,
     // Seconds since 2020 (fits a u32 for a century): a restarted coordinator's generations start
     // above its predecessor's, so no NATS subject of an abandoned round is ever reused.
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),

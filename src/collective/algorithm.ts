@@ -1,6 +1,7 @@
 // What an all-reduce algorithm is to the rest of src/collective: how a member takes part in a round
 // and where an observer hears the round's final bytes. Each algorithm is one file implementing
 // `Algorithm` (shard-owner.ts, ring.ts, hierarchical.ts), listed once in algorithms.ts; no other file names one.
+import type { ContributionNorms } from './contributions.ts';
 import type { FrameKind } from './frame.ts';
 import type { Round } from './round.ts';
 import type { RoundSpec } from './round-spec.ts';
@@ -11,6 +12,8 @@ export interface MemberPart {
   readonly result: Float32Array;
   /** After the barrier: sends this member's data. */
   start(): void;
+  /** What this member measured of each contributor as the owner of a shard (shard-owner only). */
+  readonly contributions?: ContributionNorms;
 }
 
 /** A subscription that carries final bytes: frames of `kind` on `subject`, only of `shard` when given. */

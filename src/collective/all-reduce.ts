@@ -2,6 +2,7 @@
 // gets back the elementwise sum, bitwise identical on every member (and on observers, observe.ts).
 // Protocol, message format and the summation-order rule: docs/collective.md.
 import { type AllReduceAlgorithm, algorithmFor } from './algorithms.ts';
+import type { ContributionsReporter } from './contributions.ts';
 import { AllReduceInputError } from './errors.ts';
 import { Round } from './round.ts';
 import { runReported } from './round-report.ts';
@@ -14,6 +15,11 @@ export interface AllReduceOptions extends RoundOptions {
   readonly data: Float32Array;
   /** Every participant of a round must pass the same algorithm. Default DEFAULT_ALGORITHM. */
   readonly algorithm?: AllReduceAlgorithm;
+  /**
+   * Called once the round completed with what this member measured of each contributor while it
+   * summed its shard (algorithms that have shard owners; not called by the others).
+   */
+  readonly onContributions?: ContributionsReporter;
 }
 
 /**
@@ -31,5 +37,6 @@ export async function allReduceSum(o: AllReduceOptions): Promise<Float32Array> {
   const round = new Round(spec, algorithm.shards?.(spec));
   const part = algorithm.member(round, o.data);
   await runReported(round, () => part.start(), { algorithm: name, role: 'member', onReport: o.onReport });
+  if (part.contributions) o.onContributions?.(part.contributions.report());
   return part.result;
 }

@@ -10,6 +10,7 @@ export {
   unknownAlgorithm,
 } from './algorithms.ts';
 export { type AllReduceOptions, allReduceSum } from './all-reduce.ts';
+export type { ContributionNorm, ContributionsReporter } from './contributions.ts';
 export {
   AllReduceCancelledError,
   AllReduceDisconnectedError,

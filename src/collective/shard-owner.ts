@@ -4,6 +4,7 @@
 // Two rounds; about n·G bytes into the server (DESIGN §4). Everyone ends with the owner's bytes.
 import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
+import { ContributionNorms } from './contributions.ts';
 import type { MissingPart } from './errors.ts';
 import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
@@ -42,6 +43,8 @@ class ShardOwnerAllReduce {
   private readonly arrivals: Uint16Array;
   private reducedChunks = 0;
   private readonly gathered: ChunkSet;
+  /** Each contributor's sum of squares over our shard, measured as we sum it (contributions.ts). */
+  readonly contributions: ContributionNorms;
 
   constructor(
     private readonly round: Round,
@@ -52,6 +55,7 @@ class ShardOwnerAllReduce {
     this.n = members.length;
     this.me = spec.selfIndex;
     this.result = new Float32Array(data.length);
+    this.contributions = new ContributionNorms(members);
     const own = layout.shard(this.me);
     this.arrivals = new Uint16Array(layout.chunkCount(this.me));
     for (let m = 0; m < this.n; m++) {
@@ -111,6 +115,7 @@ class ShardOwnerAllReduce {
     const c = layout.chunk(this.me, j);
     const out = this.result.subarray(c.lo, c.hi);
     const part = (m: number) => (m === this.me ? this.data.subarray(c.lo, c.hi) : this.views[m]![j]!);
+    for (let m = 0; m < this.n; m++) this.contributions.add(m, part(m));
     if (this.n === 1) out.set(part(0));
     else if (sumInto(out, part(0), part(1), this.n === 2) !== 0) this.refuseNonFinite(j);
     for (let m = 2; m < this.n; m++) {

@@ -68,9 +68,14 @@ export class Accusations {
     this.hash = rules ? runHash(rules.runId) : undefined;
   }
 
-  /** A round was opened (its generation is now a real one). */
-  opened(round: OpenedRound): void {
-    this.rounds.set(round.generation, round);
+  /**
+   * A round was opened (its generation is now a real one). `keys`: each participant's raw frame key
+   * (members ++ observers) as ReduceStart hands them out; kept only when every one signs.
+   */
+  opened(round: OpenedRound, keys: readonly (Uint8Array | undefined)[] = []): void {
+    const signed = (ks: typeof keys): ks is readonly Uint8Array[] =>
+      ks.length > 0 && ks.every((k) => k !== undefined);
+    this.rounds.set(round.generation, signed(keys) ? { ...round, participantKeys: keys } : round);
     if (this.rounds.size > ROUNDS_KEPT) this.rounds.delete(this.rounds.keys().next().value!);
   }
 

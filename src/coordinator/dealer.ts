@@ -17,8 +17,13 @@ export class Dealer {
     private readonly events: Events,
   ) {}
 
-  /** At least --min_workers replicas are ready; says once when the run pauses and when it goes on. */
-  enoughWorkers(): boolean {
+  /**
+   * At least --min_workers replicas are ready; says once when the run pauses and when it goes on.
+   * With `step`: replicas waiting for the next step are used in this one when, without them, fewer
+   * than --min_workers could take its micro-batches (the step could not finish otherwise).
+   */
+  enoughWorkers(step?: number): boolean {
+    if (step !== undefined) this.useWaitingIfShort(step);
     const n = this.members.count('synced');
     if (n >= this.minWorkers) {
       if (this.waitingSaid) this.events.info('run_unpaused', `${n} workers ready: resuming`, { workers: n });
@@ -36,9 +41,22 @@ export class Dealer {
     return false;
   }
 
+  /** Runs at every deal (every result): counts without allocating; rarely changes anything. */
+  private useWaitingIfShort(step: number): void {
+    let dealable = 0;
+    let waiting = 0;
+    for (const m of this.members.values()) {
+      if (m.phase !== 'synced') continue;
+      if (m.dealFrom <= step) dealable++;
+      else waiting++;
+    }
+    if (waiting === 0 || dealable >= this.minWorkers) return;
+    for (const m of this.members.values()) if (m.phase === 'synced') m.dealFrom = Math.min(m.dealFrom, step);
+  }
+
   /** Deals pending micro-batches of `ledger` (looked up in `source`) to workers with credit. */
   deal(ledger: StepLedger, source: ReadonlyMap<number, MicroBatch>, kind: MicroBatchKind): void {
-    if (!this.enoughWorkers()) return;
+    if (!this.enoughWorkers(ledger.step)) return;
     // One micro-batch per worker per round, so credits, not stream order, decide who takes more.
     // Workers holding fewest first (idle ones before busy ones): what a straggler gave back goes to
     // an idle worker, not to another busy one that would be asked to give it back again.
@@ -46,7 +64,7 @@ export class Dealer {
     // those, not every replica, keeps a deal O(workers) at 256 of them (docs/scale.md).
     const dealt: number[] = [];
     while (ledger.pending > 0) {
-      const takers = this.members.syncedWithCredit();
+      const takers = this.members.syncedWithCredit(ledger.step);
       if (takers.length === 0) break;
       const held = new Map(takers.map((m) => [m, ledger.heldCount(m.link.id)]));
       // Stable: equal loads stay in id order.
@@ -77,7 +95,9 @@ export class Dealer {
    */
   private revokeForIdle(ledger: StepLedger): void {
     const synced = this.members.inPhase('synced');
-    if (!synced.some((m) => m.credits > 0 && ledger.heldCount(m.link.id) === 0)) return;
+    const idle = (m: (typeof synced)[number]) =>
+      m.credits > 0 && m.dealFrom <= ledger.step && ledger.heldCount(m.link.id) === 0;
+    if (!synced.some(idle)) return;
     for (const m of synced) {
       if (m.revoking || ledger.heldCount(m.link.id) < 2) continue;
       m.revoking = true;

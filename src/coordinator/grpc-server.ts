@@ -14,6 +14,7 @@ import { COORDINATOR_MESSAGE_MAX, serverChannelOptions } from '../protocol/chann
 import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts';
 import { frameKeyRefusal, joinedId, refusalOf } from '../protocol/handshake.ts';
 import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
+import { encodeMicroBatchMessage } from '../protocol/micro-batch-encoding.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import { certificateRunRefusal } from '../protocol/run-binding.ts';
 import type { ServerSecurity } from '../protocol/transport.ts';
@@ -78,6 +79,21 @@ export interface CoordinatorServer {
 }
 
 type Call = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
+
+/**
+ * The Session service with the coordinator's own encoder for micro-batches, the message it writes
+ * most (one per micro-batch dealt: the dispatch path's largest cost with the generated encoder).
+ */
+const sessionService = {
+  ...CoordinatorService,
+  session: {
+    ...CoordinatorService.session,
+    responseSerialize: (m: CoordinatorMessage): Buffer =>
+      m.body?.$case === 'microBatch'
+        ? encodeMicroBatchMessage(m.body.value)
+        : CoordinatorService.session.responseSerialize(m),
+  },
+} as const;
 
 /**
  * Ends a stream with a status the client sees at once. (grpc-js sends the status from the stream's
@@ -228,7 +244,7 @@ export async function startCoordinatorServer(o: CoordinatorServerOptions): Promi
       idleMs: helloTimeoutMs,
     }),
   );
-  server.addService(CoordinatorService, { session });
+  server.addService(sessionService, { session });
   // TLS ends in the gate (bounded, counted); gRPC gets sockets whose handshake is complete.
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const gate = await openConnectionGate({

@@ -35,6 +35,11 @@ export interface Member {
   lastSeen: number;
   /** A Revoke was sent and its answer has not come yet. */
   revoking: boolean;
+  /**
+   * The first step whose micro-batches it takes: a replica synced after a step's dealing began
+   * takes part in that step's all-reduce (its replica must stay current) but is dealt from the next.
+   */
+  dealFrom: number;
 }
 
 export class Members {
@@ -52,6 +57,7 @@ export class Members {
       maxCredits: link.maxCredits ?? DEFAULT_MAX_CREDITS,
       lastSeen: this.now(),
       revoking: false,
+      dealFrom: 0,
     };
     this.byId.set(link.id, m);
     this.sorted = undefined;
@@ -88,14 +94,22 @@ export class Members {
     return [...this.byId.values()];
   }
 
+  /** Every member, in no particular order, without a copy (for counting on the dispatch path). */
+  values(): IterableIterator<Member> {
+    return this.byId.values();
+  }
+
   /** Members in a phase, in id order (so dispatch and reduce membership are deterministic). */
   inPhase(phase: MemberPhase): Member[] {
     return this.byIdOrder().filter((m) => m.phase === phase);
   }
 
-  /** Synced members that can take a micro-batch now, in id order (the dealer asks at every result). */
-  syncedWithCredit(): Member[] {
-    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0);
+  /**
+   * Synced members that can take a micro-batch of `step` now, in id order (the dealer asks at every
+   * result).
+   */
+  syncedWithCredit(step: number): Member[] {
+    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0 && m.dealFrom <= step);
   }
 
   private byIdOrder(): Member[] {

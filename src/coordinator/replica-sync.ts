@@ -43,19 +43,20 @@ export class ReplicaSync {
   }
 
   /**
-   * Sends the state to the members that are ready, SYNCS_IN_FLIGHT at a time; they take
-   * micro-batches from now on.
+   * Sends the state to the members that are ready, SYNCS_IN_FLIGHT at a time; they are replicas
+   * from now on (members of every all-reduce) and take micro-batches from step `dealFrom`.
    */
-  syncReady(members: Members): void {
+  syncReady(members: Members, dealFrom: number): void {
     for (const m of members.inPhase('ready')) {
       if (this.unanswered.size >= SYNCS_IN_FLIGHT) return;
       this.unanswered.add(m.link.id);
       m.link.send(this.message());
       m.phase = 'synced';
+      m.dealFrom = dealFrom;
       this.events.info(
         'worker_synced',
-        `worker ${m.link.id} is a replica from step ${this.replica.step} (${this.replica.layout.size} adapter values)`,
-        { worker: m.link.id, step: this.replica.step },
+        `worker ${m.link.id} is a replica from step ${this.replica.step} (${this.replica.layout.size} adapter values), dealt micro-batches from step ${dealFrom}`,
+        { worker: m.link.id, step: this.replica.step, deal_from: dealFrom },
       );
     }
   }

@@ -75,6 +75,11 @@ export interface StepDriverOptions extends StepJournal {
   readonly firstGeneration?: number;
   /** What happened, for people and for listeners (metrics, the status page): src/events/names.ts. */
   readonly events: Events;
+  /**
+   * Refuse contributions the shard owners' measures condemn, with this outlier factor (0: only
+   * lying norms); undefined: no check (the algorithm has no shard owners). contribution-check.ts.
+   */
+  readonly contributionNormFactor?: number | undefined;
 }
 
 export type Phase =
@@ -147,8 +152,14 @@ export class StepDriver extends WorkerReports {
 
   protected syncReady(): void {
     // State moves only between commits: a replica that joins mid-reduce would miss the gradient.
-    if (this.phase.kind === 'reduce' || this.phase.kind === 'commit') return;
-    this.sync.syncReady(this.members);
+    const p = this.phase;
+    if (p.kind === 'reduce' || p.kind === 'commit') return;
+    // One that joins after a step's (or an evaluation's) dealing began is used from the next step:
+    // the step's work was planned for the replicas it began with (docs/scale.md). It joins this
+    // step's all-reduce anyway, so its state stays current; the dealer uses it at once only if the
+    // step could not finish without it (Dealer.enoughWorkers).
+    const dealFrom = p.kind === 'finished' ? 0 : p.ledger.begun ? p.ledger.step + 1 : p.ledger.step;
+    this.sync.syncReady(this.members, dealFrom);
   }
 
   protected advance(): void {
@@ -169,12 +180,7 @@ export class StepDriver extends WorkerReports {
       ledger.totals().tokens,
       links.map((l) => l.id),
     );
-    // ReduceStart's keys (members ++ observer), when all sign: evidence of the round is checked with them.
-    const keys = [...synced.map((m) => m.framePublicKey), this.o.observerPublicKey];
-    this.accusations.opened({
-      ...round,
-      ...(keys.every((k) => k !== undefined) ? { participantKeys: keys } : {}),
-    });
+    this.accusations.opened(round, [...synced.map((m) => m.framePublicKey), this.o.observerPublicKey]);
     const phase: Phase = { kind: 'reduce', ledger, round, results: new Map() };
     this.phase = phase;
     this.rounds.start(
@@ -240,6 +246,8 @@ export class StepDriver extends WorkerReports {
   protected maybeCommit(): void {
     const p = this.phase;
     if (p.kind !== 'reduce' || !p.own || p.results.size < p.round.members.length) return;
+    const factor = this.o.contributionNormFactor;
+    if (factor !== undefined && this.refuseContributions(p.round, p.results, p.ledger, factor)) return;
     const verdict = judge(p.results, { gradient: p.own.checksum, state: this.o.replica.checksum() });
     switch (verdict.kind) {
       case 'commit':

@@ -41,6 +41,8 @@ export class StepLedger {
   private readonly assignedTo = new Map<WorkerId, Set<number>>();
   readonly events: LedgerEvent[] = [];
 
+  private dealt = false;
+
   constructor(
     readonly step: number,
     ids: readonly number[],
@@ -57,6 +59,7 @@ export class StepLedger {
   assignNext(worker: WorkerId): number | undefined {
     const id = this.queue.shift();
     if (id === undefined) return undefined;
+    this.dealt = true;
     this.setState(id, { kind: 'assigned', worker, at: this.now() });
     this.events.push({ kind: 'assigned', id, worker });
     return id;
@@ -140,6 +143,11 @@ export class StepLedger {
     return out;
   }
 
+  /** A micro-batch of this ledger was dealt: the step (or evaluation) has begun. */
+  get begun(): boolean {
+    return this.dealt;
+  }
+
   get pending(): number {
     return this.queue.length;
   }
@@ -190,6 +198,20 @@ export class StepLedger {
       byWorker.set(s.worker, (byWorker.get(s.worker) ?? 0) + 1);
     }
     return { lossSum, tokens, byWorker };
+  }
+
+  /**
+   * Per worker, what it said of its counted micro-batches: the sum of their gradient norms (its
+   * accumulator's norm can be no larger) and their supervised tokens (contribution-check.ts).
+   */
+  selfReports(): Map<WorkerId, { normSum: number; tokens: number }> {
+    const out = new Map<WorkerId, { normSum: number; tokens: number }>();
+    for (const s of this.states.values()) {
+      if (s.kind !== 'done') continue;
+      const r = out.get(s.worker) ?? { normSum: 0, tokens: 0 };
+      out.set(s.worker, { normSum: r.normSum + s.gradNorm, tokens: r.tokens + s.tokens });
+    }
+    return out;
   }
 
   /** Per worker, gradient norm / supervised tokens of each counted micro-batch (outlier report). */

@@ -12,13 +12,18 @@ import { MicroBatchKind } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import type { FrameEvidenceReport, MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
 import { Accusations, MAX_UNVERIFIED_PER_STEP } from './accusations.ts';
+import { checkContributions, type RefusedContribution } from './contribution-check.ts';
 import { Members, type WorkerLink } from './members.ts';
 import { OFFENCES_BEFORE_DROP, Offences } from './offences.ts';
 import { Quarantine } from './quarantine.ts';
+import type { ReduceRound } from './reduce-rounds.ts';
 import { ReplicaSync } from './replica-sync.ts';
 import type { Phase, StepDriverOptions } from './step-driver.ts';
-import type { WorkerId } from './step-ledger.ts';
+import type { StepLedger, WorkerId } from './step-ledger.ts';
 import { StepWork } from './step-work.ts';
+
+/** First quarantine of a worker whose contribution was refused; doubled at each further refusal. */
+export const CONTRIBUTION_QUARANTINE_MS = 10_000;
 
 export abstract class WorkerReports {
   readonly members = new Members();
@@ -293,6 +298,44 @@ export abstract class WorkerReports {
       { worker: id, step: this.step, why, offences: q.offences, quarantine_ms: q.ms, reason: 'hoarding' },
     );
     this.lose(id, why);
+  }
+
+  /**
+   * Every member answered the round: refuses the contributions the shard owners' measures condemn
+   * (contribution-check.ts). Each offender is lost (the round is aborted, its micro-batches go to the
+   * others, the step commits without it) and quarantined. True when any was refused.
+   */
+  protected refuseContributions(
+    round: ReduceRound,
+    results: ReadonlyMap<WorkerId, ReduceResult>,
+    ledger: StepLedger,
+    factor: number,
+  ): boolean {
+    const refused = checkContributions(round.members, results, ledger.selfReports(), factor);
+    for (const r of refused) this.contributionRefused(r, round);
+    return refused.length > 0;
+  }
+
+  private contributionRefused(r: RefusedContribution, round: ReduceRound): void {
+    const m = this.members.get(r.worker);
+    if (!m) return;
+    const q = this.quarantine.impose(r.worker, CONTRIBUTION_QUARANTINE_MS);
+    const { step, generation } = round;
+    this.events.warn(
+      'contribution_refused',
+      `refused worker ${r.worker}'s contribution to step ${step} generation ${generation} (${r.kind}): ${r.why}; its micro-batches go to the others and it is quarantined for ${Math.ceil(q.ms / 1000)} s (offence ${q.offences}, doubling each time)`,
+      { worker: r.worker, step, generation, kind: r.kind, measured_norm: r.measured, why: r.why },
+    );
+    this.events.warn('worker_quarantined', `worker ${r.worker}: contribution refused (${r.kind})`, {
+      worker: r.worker,
+      step,
+      why: r.why,
+      offences: q.offences,
+      quarantine_ms: q.ms,
+      reason: 'contribution',
+    });
+    this.lose(r.worker, `contribution refused: ${r.why}`);
+    m.link.drop(`contribution refused: ${r.why}; quarantined for ${Math.ceil(q.ms / 1000)} s`);
   }
 
   /** Milliseconds before worker `id` may rejoin after a quarantine, or undefined. */

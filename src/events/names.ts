@@ -52,6 +52,7 @@ export type EventName =
   | 'open_files'
   | 'blame_ignored'
   | 'worker_quarantined'
+  | 'contribution_refused'
   | 'result_refused'
   | 'gradient_outlier'
   | 'checkpoint_skipped'
@@ -157,7 +158,17 @@ export interface TypedEventFields {
     readonly why: string;
     readonly offences: number;
     readonly quarantine_ms: number;
-    readonly reason: 'hoarding';
+    readonly reason: 'hoarding' | 'contribution';
+  };
+  /** The shard owners' measures condemned a worker's all-reduce contribution (contribution-check.ts). */
+  readonly contribution_refused: {
+    readonly worker: string;
+    readonly step: number;
+    readonly generation: number;
+    readonly kind: 'unmeasured' | 'lying_norm' | 'outlier';
+    /** Its norm as the shard owners measured it (NaN when unmeasured). */
+    readonly measured_norm: number;
+    readonly why: string;
   };
   /** A worker's gradients in a committed step were far from the others' (reported, not refused). */
   readonly gradient_outlier: {

@@ -156,6 +156,8 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
           return security.refusedResults.inc({ outcome: e.fields.dropped ? 'dropped' : 'reset' });
         case 'worker_quarantined':
           return security.quarantines.inc({ reason: e.fields.reason });
+        case 'contribution_refused':
+          return security.refusedContributions.inc({ kind: e.fields.kind });
         case 'gradient_outlier':
           return security.gradientOutliers.inc({ worker: e.fields.worker });
       }

@@ -11,6 +11,8 @@ export interface SecurityMetrics {
   readonly refusedResults: Counter<'outcome'>;
   /** Workers revoked at their micro-batch deadline and kept out for a while, by reason. */
   readonly quarantines: Counter<'reason'>;
+  /** All-reduce contributions refused on the shard owners' measures, by kind (contribution-check.ts). */
+  readonly refusedContributions: Counter<'kind'>;
   /** Workers whose gradients in a committed step were far from the others'. */
   readonly gradientOutliers: Counter<'worker'>;
   /** All-reduce frames refused: failed authentication, conflicting copies, non-finite values. */
@@ -40,8 +42,14 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
     }),
     quarantines: new Counter({
       name: 'lora_mpt_quarantines_total',
-      help: 'Workers revoked at their micro-batch deadline and kept out before they may rejoin (doubling per offence); reason=hoarding',
+      help: 'Workers kept out for a while before they may rejoin (doubling per offence); reason=hoarding (revoked at their micro-batch deadline), contribution (all-reduce contribution refused)',
       labelNames: ['reason'],
+      registers,
+    }),
+    refusedContributions: new Counter({
+      name: 'lora_mpt_refused_contributions_total',
+      help: "Workers' all-reduce contributions refused on what the shard owners measured: kind=lying_norm (larger than the norms it reported), outlier (norm per token far above the others'), unmeasured (a shard owner withheld its measures)",
+      labelNames: ['kind'],
       registers,
     }),
     gradientOutliers: new Counter({

@@ -4,7 +4,7 @@ import type { FrameEvidence } from '../collective/evidence.ts';
 import { envelope } from './envelope.ts';
 import { evidenceToWire, wireBytes } from './frame-evidence.ts';
 import { PROTOCOL_VERSION } from './handshake.ts';
-import type { ReduceStart, WireMicroBatch, WorkerMessage } from './wire.ts';
+import type { ContributionNorm, ReduceStart, WireMicroBatch, WorkerMessage } from './wire.ts';
 
 const message = envelope<WorkerMessage>();
 
@@ -72,10 +72,18 @@ export const resultMessage = (
 export const revokedMessage = (step: number, ids: readonly number[]) =>
   message('revoked', { step, ids: [...ids] });
 
-/** The round reduced: checksum and norm of the final gradient, and of this replica's state. */
+/**
+ * The round reduced: checksum and norm of the final gradient, and of this replica's state; and what
+ * this member measured of each contributor as a shard owner (empty when its algorithm has none).
+ */
 export const reducedMessage = (
   round: Round,
-  r: { readonly checksum: string; readonly gradNorm: number; readonly stateChecksum: string },
+  r: {
+    readonly checksum: string;
+    readonly gradNorm: number;
+    readonly stateChecksum: string;
+    readonly contributions?: readonly ContributionNorm[];
+  },
 ) =>
   message('reduceResult', {
     step: round.step,
@@ -85,6 +93,7 @@ export const reducedMessage = (
     stateChecksum: r.stateChecksum,
     error: '',
     blame: '',
+    contributions: (r.contributions ?? []).map((c) => ({ member: c.member, sumSquares: c.sumSquares })),
   });
 
 /** The round failed here: why, and the member whose data failed a check when one did (`blame`). */
@@ -97,4 +106,5 @@ export const reduceFailedMessage = (round: Round, stateChecksum: string, error: 
     stateChecksum,
     error: error.slice(0, MAX_ERROR_CHARS),
     blame,
+    contributions: [],
   });

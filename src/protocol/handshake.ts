@@ -12,9 +12,11 @@ import { peerText } from './peer-text.ts';
  * (an older worker would adapt every block). 4: the run config carries the LoRA spec as one nested
  * `lora` value (src/checkpoint/lora-spec.ts), which an older worker cannot read. 5: all-reduce frames
  * (version 3) carry their sender's Ed25519 signature, which an older worker neither makes nor reads;
- * Ready names the worker's public key and ReduceStart every participant's.
+ * Ready names the worker's public key and ReduceStart every participant's. 6: a MicroBatch's token
+ * ids, labels and mask are little-endian int32 bytes, not repeated varints (an older worker would
+ * read them as empty).
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export interface Refusal {
   readonly reason: string;

@@ -53,29 +53,46 @@ export function toWire(mb: MicroBatch, step: number, kind: MicroBatchKind): Wire
     kind,
     rows: mb.rows,
     seqLen: mb.seqLen,
-    inputIds: numbers(mb.inputIds),
-    labels: numbers(mb.labels),
-    attentionMask: numbers(mb.attentionMask),
+    inputIds: int32Bytes(mb.inputIds),
+    labels: int32Bytes(mb.labels),
+    attentionMask: int32Bytes(mb.attentionMask),
   };
 }
 
-/** The generated encoder's number[]: a plain loop, ~7x faster than Array.from (the dispatch hot path). */
-function numbers(a: Int32Array): number[] {
-  const out = new Array<number>(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]!;
-  return out;
-}
-
+/**
+ * The micro-batch a worker was sent. Throws, naming the field, when a token field is not
+ * rows x seq_len int32 values: the coordinator sent something this worker cannot train on.
+ */
 export function fromWire(mb: WireMicroBatch): MicroBatch {
+  const n = mb.rows * mb.seqLen;
+  const field = (name: string, b: Uint8Array) => {
+    if (b.byteLength !== 4 * n)
+      throw new Error(
+        `micro-batch ${mb.id} (step ${mb.step}): ${name} has ${b.byteLength} bytes, expected ${4 * n} (${mb.rows} rows x ${mb.seqLen} tokens x 4)`,
+      );
+    return bytesInt32(b);
+  };
   return {
     id: mb.id,
     step: mb.step,
     rows: mb.rows,
     seqLen: mb.seqLen,
-    inputIds: Int32Array.from(mb.inputIds),
-    labels: Int32Array.from(mb.labels),
-    attentionMask: Int32Array.from(mb.attentionMask),
+    inputIds: field('input_ids', mb.inputIds),
+    labels: field('labels', mb.labels),
+    attentionMask: field('attention_mask', mb.attentionMask),
   };
+}
+
+/** The bytes of an Int32Array, little-endian (every supported host is): a view, nothing copied. */
+export const int32Bytes = (a: Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * Int32Array over bytes: a view when they start on a 4-byte boundary (the decoder's own Buffer,
+ * which Node aligns), else one copy. A view keeps the message's buffer alive as long as the batch.
+ */
+export function bytesInt32(b: Uint8Array): Int32Array {
+  if (b.byteOffset % 4 === 0) return new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
 /** Float32Array <-> the bytes fields of StateSync (little-endian, as every supported host is). */

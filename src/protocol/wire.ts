@@ -2,6 +2,7 @@
 // (src/proto) re-exported from here, so only src/protocol and the two gRPC transports
 // (coordinator/grpc-server.ts, worker/session.ts) import it (test/architecture/wire-seam.test.ts).
 export {
+  type ContributionNorm,
   type CoordinatorMessage,
   type FrameEvidenceReport,
   type Hello,

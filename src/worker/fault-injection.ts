@@ -27,12 +27,16 @@ export interface FaultPlan {
   readonly blockComputeMs?: number;
   /** Before each all-reduce, blames every other member under an invented generation from this one on (an insider). */
   readonly forgeBlame?: number;
+  /** The norm each train result reports is multiplied by this (with scale_gradient: a worker lying about its norm). */
+  readonly lieNorm?: number;
+  /** Each train gradient value has one random bit flipped with this probability (silent data corruption). */
+  readonly flipBits?: number;
   /** From this step (0-based) on, its all-reduce contribution is NaN, signed as its own; results stay finite. */
   readonly nonfiniteFrames?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N, forge_blame=GENERATION, nonfinite_frames=STEP; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N, forge_blame=GENERATION, lie_norm=X, flip_bits=P, nonfinite_frames=STEP; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -46,8 +50,15 @@ export function parseFaultPlan(spec: string): FaultPlan {
     holdAfterMicroBatches?: number;
     blockComputeMs?: number;
     forgeBlame?: number;
+    lieNorm?: number;
+    flipBits?: number;
     nonfiniteFrames?: number;
   } = {};
+  const real = (key: string, v: string) => {
+    if (!Number.isFinite(Number(v)) || v.trim() === '')
+      throw new Error(`--inject_fault ${key}=${v}: expected a number`);
+    return Number(v);
+  };
   const whole = (key: string, v: string) => {
     if (!/^\d+$/.test(v)) throw new Error(`--inject_fault ${key}=${v}: expected a whole number`);
     return Number(v);
@@ -74,9 +85,15 @@ export function parseFaultPlan(spec: string): FaultPlan {
         plan.holdAfterMicroBatches = whole(key, value);
         break;
       case 'scale_gradient':
-        if (!Number.isFinite(Number(value)) || value.trim() === '')
-          throw new Error(`--inject_fault scale_gradient=${value}: expected a number`);
-        plan.scaleGradient = Number(value);
+        plan.scaleGradient = real(key, value);
+        break;
+      case 'lie_norm':
+        plan.lieNorm = real(key, value);
+        break;
+      case 'flip_bits':
+        plan.flipBits = real(key, value);
+        if (plan.flipBits < 0 || plan.flipBits > 1)
+          throw new Error(`--inject_fault flip_bits=${value}: expected a probability in [0, 1]`);
         break;
       case 'forge_blame':
         plan.forgeBlame = whole(key, value);
@@ -111,6 +128,30 @@ export function blockForever(): never {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * flip_bits=P: each value of `grad` has one of its 32 bits flipped with probability P, as silent
+ * data corruption on a device would. Seeded by `seed` (worker, micro-batch, count), so a run repeats.
+ */
+export function flipBits(grad: Float32Array, p: number, seed: string): number {
+  let x = 2166136261;
+  for (let i = 0; i < seed.length; i++) x = Math.imul(x ^ seed.charCodeAt(i), 16777619);
+  const next = () => {
+    // xorshift32: small and repeatable; no cryptographic quality needed to corrupt a gradient.
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
+  const bits = new Uint32Array(grad.buffer, grad.byteOffset, grad.length);
+  let flipped = 0;
+  for (let i = 0; i < bits.length; i++) {
+    if (next() >= p) continue;
+    bits[i]! ^= 1 << Math.floor(next() * 32);
+    flipped++;
+  }
+  return flipped;
+}
+
 /** Wraps a worker's parts with the faults of `plan`; each fault fires as the plan says, once where it says so. */
 export class FaultInjector {
   private trainResults = 0;
@@ -138,7 +179,8 @@ export class FaultInjector {
     const nanAt = this.plan.nanGradientAt;
     const scale = this.plan.scaleGradient;
     const holdAfter = this.plan.holdAfterMicroBatches;
-    if (!ms && nanAt === undefined && scale === undefined && holdAfter === undefined) return inner;
+    const flip = this.plan.flipBits;
+    if (!ms && nanAt === undefined && scale === undefined && holdAfter === undefined && !flip) return inner;
     let trained = 0;
     return {
       setAdapter: (p) => inner.setAdapter(p),
@@ -154,6 +196,7 @@ export class FaultInjector {
         const r = await inner.train(mb);
         if (ms) await sleep(ms);
         if (scale !== undefined) for (let i = 0; i < r.grad.length; i++) r.grad[i]! *= scale;
+        if (flip) flipBits(r.grad, flip, `${this.self}:${mb.id}:${trained}`);
         if (++trained === nanAt) {
           r.grad.fill(Number.NaN);
           this.events.warn(
@@ -174,6 +217,17 @@ export class FaultInjector {
   send(inner: SendFn): SendFn {
     this.out = inner;
     const n = this.plan.stallAfterMicroBatches;
+    const lie = this.plan.lieNorm;
+    if (lie !== undefined) {
+      // lie_norm=X: the result says its gradient norm is X times what it is.
+      const honest = inner;
+      inner = (msg) => {
+        const b = msg.body;
+        if (b?.$case === 'result' && b.value.kind === MicroBatchKind.MICRO_BATCH_KIND_TRAIN)
+          b.value.gradNorm *= lie;
+        honest(msg);
+      };
+    }
     if (n === undefined) return inner;
     return (msg) => {
       if (this.stalled) return;

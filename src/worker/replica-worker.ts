@@ -8,6 +8,8 @@ import type { FrameEvidence } from '../collective/evidence.ts';
 import {
   type AllReduceAlgorithm,
   AllReduceProtocolError,
+  type ContributionNorm,
+  type ContributionsReporter,
   isAllReduceAlgorithm,
   unknownAlgorithm,
 } from '../collective/index.ts';
@@ -49,6 +51,8 @@ export type ReduceFn = (round: {
   readonly signal: AbortSignal;
   /** Raw Ed25519 keys of members ++ observers (ReduceStart): frames must be signed by their sender. */
   readonly participantKeys?: readonly Uint8Array[];
+  /** Receives what this member measured of each contributor as a shard owner (forwarded to the coordinator). */
+  readonly onContributions?: ContributionsReporter;
 }) => Promise<Float32Array>;
 
 export type SendFn = (msg: WorkerMessage) => void;
@@ -225,6 +229,7 @@ export class ReplicaWorker {
       failed(unknownAlgorithm('ReduceStart: algorithm', algorithm));
       return;
     }
+    let contributions: readonly ContributionNorm[] = [];
     try {
       const sum = await this.o.reduce({
         step: r.step,
@@ -237,6 +242,9 @@ export class ReplicaWorker {
         data: this.accumulator,
         signal: abort.signal,
         ...(r.participantKeys ? { participantKeys: r.participantKeys.keys } : {}),
+        onContributions: (c) => {
+          contributions = c;
+        },
       });
       const final = finalizeGradient(sum, r.totalSupervisedTokens, this.o.run.maxGradNorm);
       if (!Number.isFinite(final.norm)) {
@@ -250,6 +258,7 @@ export class ReplicaWorker {
           checksum: final.checksum,
           gradNorm: final.norm,
           stateChecksum: replica.checksum(),
+          contributions,
         }),
       );
     } catch (err) {

@@ -13,6 +13,7 @@ const ok = (over: Partial<ReduceResult> = {}): ReduceResult => ({
   stateChecksum: 's',
   error: '',
   blame: '',
+  contributions: [],
   ...over,
 });
 const results = (entries: Record<string, ReduceResult>) =>

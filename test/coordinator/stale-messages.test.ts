@@ -69,6 +69,7 @@ describe('coordinator ignores stale messages', () => {
       stateChecksum: state,
       error: '',
       blame: '',
+      contributions: [],
     });
     h.rounds[1]!.resolve(gradient());
     await tick();
@@ -103,6 +104,7 @@ describe('coordinator ignores stale messages', () => {
       stateChecksum: h.replica.checksum(),
       error: '',
       blame: '',
+      contributions: [],
     });
     await tick(10);
     assert.deepEqual(h.commits, [0]);

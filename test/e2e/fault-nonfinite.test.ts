@@ -82,6 +82,9 @@ describe('non-finite results', () => {
       trainingFlags: faultTraining(run, out),
       workers: ['w0', 'w1'],
       minWorkers: 3,
+      // The report tier only: at the default factor the shard owners' measures would refuse a
+      // 10000x contribution (test/security/contribution-refusal.test.ts), and nothing would be reported.
+      coordinatorFlags: ['--contribution_norm_factor', '0'],
       // Slow enough that the coordinator still serves /metrics when the test reads it.
       workerFlags: ['--inject_fault', 'slow_ms=300'],
     });

@@ -93,6 +93,7 @@ describe('coordinator metrics from the step driver’s events', () => {
       stateChecksum: h.replica.checksum(),
       error: '',
       blame: '',
+      contributions: [],
     });
     assert.equal(await h.value('lora_mpt_replica_mismatches_total'), 1);
   });

@@ -75,6 +75,7 @@ describe('the messages a worker sends', () => {
           stateChecksum: 's',
           error: kept,
           blame: '',
+          contributions: [],
         },
       );
     }

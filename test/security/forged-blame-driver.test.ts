@@ -57,6 +57,7 @@ function threeWorkers() {
       stateChecksum: '',
       error: `bad data from ${accused}`,
       blame: accused,
+      contributions: [],
     });
   return { driver, recorded, ended, generation, blame, rounds };
 }

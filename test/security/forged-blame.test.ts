@@ -66,8 +66,9 @@ describe('a forged blame', () => {
       minWorkers: 2,
     });
     const bad = d.startWorker('x', ['--inject_fault', 'nonfinite_frames=1']);
-    const a = d.startWorker('a');
-    const b = d.startWorker('b');
+    // Slow enough that steps remain when x, reset, comes back to offend a second time.
+    const a = d.startWorker('a', ['--inject_fault', 'slow_ms=300']);
+    const b = d.startWorker('b', ['--inject_fault', 'slow_ms=300']);
     try {
       assert.equal(await bad.exited(), 3, `the signer of NaN frames is dropped:\n${bad.output()}`);
       for (const p of [d.coordinator, a, b]) assert.equal(await p.exited(), 0, `${p.name}:\n${p.output()}`);

@@ -103,6 +103,7 @@ function threeSigningWorkers() {
       stateChecksum: '',
       error: `${accused} sent a non-finite value`,
       blame: accused,
+      contributions: [],
     });
   };
   return { driver, recorded, ended, start, nanFrame, blameWith };

@@ -36,7 +36,7 @@ export const protobufFileName = "lora_mpt/v1/coordinator.proto";
  *   (another worker is idle); the worker answers Revoked with those it dropped (never computed).
  *   ... and at the end Finished.
  * Heartbeats flow both ways. Gradients never travel here: they cross NATS (src/collective).
- * Bump PROTOCOL_VERSION in src/coordinator/protocol.ts when a change is not backward compatible.
+ * Bump PROTOCOL_VERSION in src/protocol/handshake.ts when a change is not backward compatible.
  */
 
 export enum MicroBatchKind {
@@ -180,11 +180,15 @@ export interface MicroBatch {
   kind: MicroBatchKind;
   rows: number;
   seqLen: number;
-  /** rows * seq_len, right-padded with pad id */
-  inputIds: number[];
+  /**
+   * rows * seq_len int32 each, little-endian: bytes, not repeated varints, so that neither end
+   * converts number by number (protocol 6; src/protocol/messages.ts converts).
+   */
+  inputIds: Buffer;
   /** -100 where not supervised */
-  labels: number[];
-  attentionMask: number[];
+  labels: Buffer;
+  /** 1 for a token, 0 for padding */
+  attentionMask: Buffer;
 }
 
 export interface MicroBatchResult {
@@ -235,6 +239,20 @@ export interface ReduceResult {
   error: string;
   /** non-empty: the member whose all-reduce data failed a check */
   blame: string;
+  /**
+   * Measured by this member as the owner of its shard while summing it (shard-owner only): each
+   * contributor's part of the shard. The coordinator adds them up across owners (docs/security.md).
+   */
+  contributions: ContributionNorm[];
+}
+
+export interface ContributionNorm {
+  member: string;
+  /**
+   * Sum of squares of its part (float64). Non-finite parts never get here: the owner refuses the
+   * frame (payload.ts) and the round fails naming the sender.
+   */
+  sumSquares: number;
 }
 
 /** Sent just before a failed ReduceResult whose blame a frame proves: that frame, signed by `accused`. */
@@ -1762,7 +1780,16 @@ export const Credit: MessageFns<Credit> = {
 };
 
 function createBaseMicroBatch(): MicroBatch {
-  return { id: 0, step: 0, kind: 0, rows: 0, seqLen: 0, inputIds: [], labels: [], attentionMask: [] };
+  return {
+    id: 0,
+    step: 0,
+    kind: 0,
+    rows: 0,
+    seqLen: 0,
+    inputIds: Buffer.alloc(0),
+    labels: Buffer.alloc(0),
+    attentionMask: Buffer.alloc(0),
+  };
 }
 
 export const MicroBatch: MessageFns<MicroBatch> = {
@@ -1783,25 +1810,13 @@ export const MicroBatch: MessageFns<MicroBatch> = {
       writer.uint32(32).uint32(message.seqLen);
     }
     if (message.inputIds.length !== 0) {
-      writer.uint32(42).fork();
-      for (const v of message.inputIds) {
-        writer.int32(v);
-      }
-      writer.join();
+      writer.uint32(42).bytes(message.inputIds);
     }
     if (message.labels.length !== 0) {
-      writer.uint32(50).fork();
-      for (const v of message.labels) {
-        writer.int32(v);
-      }
-      writer.join();
+      writer.uint32(50).bytes(message.labels);
     }
     if (message.attentionMask.length !== 0) {
-      writer.uint32(58).fork();
-      for (const v of message.attentionMask) {
-        writer.int32(v);
-      }
-      writer.join();
+      writer.uint32(58).bytes(message.attentionMask);
     }
     return writer;
   },
@@ -1860,58 +1875,28 @@ export const MicroBatch: MessageFns<MicroBatch> = {
             continue;
           }
           case 5: {
-            if (tag === 40) {
-              message.inputIds.push(reader.int32());
-
-              continue;
+            if (tag !== 42) {
+              break;
             }
 
-            if (tag === 42) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.inputIds.push(reader.int32());
-              }
-
-              continue;
-            }
-
-            break;
+            message.inputIds = Buffer.from(reader.bytes());
+            continue;
           }
           case 6: {
-            if (tag === 48) {
-              message.labels.push(reader.int32());
-
-              continue;
+            if (tag !== 50) {
+              break;
             }
 
-            if (tag === 50) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.labels.push(reader.int32());
-              }
-
-              continue;
-            }
-
-            break;
+            message.labels = Buffer.from(reader.bytes());
+            continue;
           }
           case 7: {
-            if (tag === 56) {
-              message.attentionMask.push(reader.int32());
-
-              continue;
+            if (tag !== 58) {
+              break;
             }
 
-            if (tag === 58) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.attentionMask.push(reader.int32());
-              }
-
-              continue;
-            }
-
-            break;
+            message.attentionMask = Buffer.from(reader.bytes());
+            continue;
           }
         }
         if ((tag & 7) === 4 || tag === 0) {
@@ -1936,17 +1921,17 @@ export const MicroBatch: MessageFns<MicroBatch> = {
         : isSet(object.seq_len)
         ? globalThis.Number(object.seq_len)
         : 0,
-      inputIds: globalThis.Array.isArray(object?.inputIds)
-        ? object.inputIds.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.input_ids)
-        ? object.input_ids.map((e: any) => globalThis.Number(e))
-        : [],
-      labels: globalThis.Array.isArray(object?.labels) ? object.labels.map((e: any) => globalThis.Number(e)) : [],
-      attentionMask: globalThis.Array.isArray(object?.attentionMask)
-        ? object.attentionMask.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.attention_mask)
-        ? object.attention_mask.map((e: any) => globalThis.Number(e))
-        : [],
+      inputIds: isSet(object.inputIds)
+        ? Buffer.from(bytesFromBase64(object.inputIds))
+        : isSet(object.input_ids)
+        ? Buffer.from(bytesFromBase64(object.input_ids))
+        : Buffer.alloc(0),
+      labels: isSet(object.labels) ? Buffer.from(bytesFromBase64(object.labels)) : Buffer.alloc(0),
+      attentionMask: isSet(object.attentionMask)
+        ? Buffer.from(bytesFromBase64(object.attentionMask))
+        : isSet(object.attention_mask)
+        ? Buffer.from(bytesFromBase64(object.attention_mask))
+        : Buffer.alloc(0),
     };
   },
 
@@ -1967,14 +1952,14 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     if (message.seqLen !== 0) {
       obj.seqLen = Math.round(message.seqLen);
     }
-    if (message.inputIds?.length) {
-      obj.inputIds = message.inputIds.map((e) => Math.round(e));
+    if (message.inputIds.length !== 0) {
+      obj.inputIds = base64FromBytes(message.inputIds);
     }
-    if (message.labels?.length) {
-      obj.labels = message.labels.map((e) => Math.round(e));
+    if (message.labels.length !== 0) {
+      obj.labels = base64FromBytes(message.labels);
     }
-    if (message.attentionMask?.length) {
-      obj.attentionMask = message.attentionMask.map((e) => Math.round(e));
+    if (message.attentionMask.length !== 0) {
+      obj.attentionMask = base64FromBytes(message.attentionMask);
     }
     return obj;
   },
@@ -1989,9 +1974,9 @@ export const MicroBatch: MessageFns<MicroBatch> = {
     message.kind = object.kind ?? 0;
     message.rows = object.rows ?? 0;
     message.seqLen = object.seqLen ?? 0;
-    message.inputIds = object.inputIds?.map((e) => e) || [];
-    message.labels = object.labels?.map((e) => e) || [];
-    message.attentionMask = object.attentionMask?.map((e) => e) || [];
+    message.inputIds = object.inputIds ?? Buffer.alloc(0);
+    message.labels = object.labels ?? Buffer.alloc(0);
+    message.attentionMask = object.attentionMask ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -2429,7 +2414,16 @@ export const ParticipantKeys: MessageFns<ParticipantKeys> = {
 };
 
 function createBaseReduceResult(): ReduceResult {
-  return { step: 0, generation: 0, checksum: "", gradNorm: 0, stateChecksum: "", error: "", blame: "" };
+  return {
+    step: 0,
+    generation: 0,
+    checksum: "",
+    gradNorm: 0,
+    stateChecksum: "",
+    error: "",
+    blame: "",
+    contributions: [],
+  };
 }
 
 export const ReduceResult: MessageFns<ReduceResult> = {
@@ -2454,6 +2448,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     }
     if (message.blame !== "") {
       writer.uint32(58).string(message.blame);
+    }
+    for (const v of message.contributions) {
+      ContributionNorm.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2527,6 +2524,14 @@ export const ReduceResult: MessageFns<ReduceResult> = {
             message.blame = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.contributions.push(ContributionNorm.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2556,6 +2561,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
         : "",
       error: isSet(object.error) ? globalThis.String(object.error) : "",
       blame: isSet(object.blame) ? globalThis.String(object.blame) : "",
+      contributions: globalThis.Array.isArray(object?.contributions)
+        ? object.contributions.map((e: any) => ContributionNorm.fromJSON(e))
+        : [],
     };
   },
 
@@ -2582,6 +2590,9 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     if (message.blame !== "") {
       obj.blame = message.blame;
     }
+    if (message.contributions?.length) {
+      obj.contributions = message.contributions.map((e) => ContributionNorm.toJSON(e));
+    }
     return obj;
   },
 
@@ -2597,6 +2608,96 @@ export const ReduceResult: MessageFns<ReduceResult> = {
     message.stateChecksum = object.stateChecksum ?? "";
     message.error = object.error ?? "";
     message.blame = object.blame ?? "";
+    message.contributions = object.contributions?.map((e) => ContributionNorm.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseContributionNorm(): ContributionNorm {
+  return { member: "", sumSquares: 0 };
+}
+
+export const ContributionNorm: MessageFns<ContributionNorm> = {
+  encode(message: ContributionNorm, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.member !== "") {
+      writer.uint32(10).string(message.member);
+    }
+    if (message.sumSquares !== 0) {
+      writer.uint32(17).double(message.sumSquares);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ContributionNorm {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseContributionNorm();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.member = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.sumSquares = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ContributionNorm {
+    return {
+      member: isSet(object.member) ? globalThis.String(object.member) : "",
+      sumSquares: isSet(object.sumSquares)
+        ? globalThis.Number(object.sumSquares)
+        : isSet(object.sum_squares)
+        ? globalThis.Number(object.sum_squares)
+        : 0,
+    };
+  },
+
+  toJSON(message: ContributionNorm): unknown {
+    const obj: any = {};
+    if (message.member !== "") {
+      obj.member = message.member;
+    }
+    if (message.sumSquares !== 0) {
+      obj.sumSquares = floatToJson(message.sumSquares);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ContributionNorm>): ContributionNorm {
+    return ContributionNorm.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ContributionNorm>): ContributionNorm {
+    const message = createBaseContributionNorm();
+    message.member = object.member ?? "";
+    message.sumSquares = object.sumSquares ?? 0;
     return message;
   },
 };
