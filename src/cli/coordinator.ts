@@ -228,6 +228,8 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     firstGeneration: Math.max(1, Math.floor((Date.now() - Date.UTC(2020, 0, 1)) / 1000)),
     // The observer signs its frames (ready, abort) like every worker; members check them.
     observerPublicKey: rawPublicKey(observerKeys.publicKey),
+    // A blame that comes with a frame its accused signed, of one of this run's rounds, is proven.
+    frameRules: { runId: run.runId, frameKey, encoding: config.allReduceEncoding, length: run.layout.size },
     observeReduce: (step, generation, members, signal, nodes, keys) =>
       observeAllReduce({
         nc,

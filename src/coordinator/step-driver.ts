@@ -17,6 +17,7 @@ import { finishedMessage, MicroBatchKind, stepCommitMessage } from '../protocol/
 import { peerText } from '../protocol/peer-text.ts';
 import type { ReduceResult } from '../protocol/wire.ts';
 import type { AdapterReplica, FinalGradient } from '../train/replica.ts';
+import type { FrameRules } from './accusations.ts';
 import { Dealer } from './dealer.ts';
 import { gradientOutliers } from './gradient-outliers.ts';
 import { type ReduceRound, ReduceRounds } from './reduce-rounds.ts';
@@ -65,6 +66,8 @@ export interface StepDriverOptions extends StepJournal {
   ): Promise<Float32Array>;
   /** Raw Ed25519 public key the observer signs its frames with (members check it). */
   readonly observerPublicKey?: Uint8Array;
+  /** The run's frame rules: a blame with a frame its accused signed is proven (accusations.ts). */
+  readonly frameRules?: FrameRules;
   /**
    * First all-reduce generation of this coordinator process. Generations name NATS subjects, so a
    * restarted coordinator starts above any its predecessor can have used (default 1).
@@ -177,7 +180,7 @@ export class StepDriver extends WorkerReports {
       ledger.totals().tokens,
       links.map((l) => l.id),
     );
-    this.accusations.opened(round);
+    this.accusations.opened(round, [...synced.map((m) => m.framePublicKey), this.o.observerPublicKey]);
     const phase: Phase = { kind: 'reduce', ledger, round, results: new Map() };
     this.phase = phase;
     this.rounds.start(

@@ -3,8 +3,11 @@
 // given back, all-reduce answers and blames, refused data (offences.ts decides the cost), and a
 // worker lost at any point. StepDriver (step-driver.ts) extends this with the phases: every change
 // of phase is written there; this file reads the current phase and calls those transitions.
+
+import type { FrameEvidence } from '../collective/evidence.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
 import type { Events } from '../events/events.ts';
+import { evidenceFromWire } from '../protocol/frame-evidence.ts';
 import { MicroBatchKind } from '../protocol/messages.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import type { FrameEvidenceReport, MicroBatchResult, ReduceResult, Revoked } from '../protocol/wire.ts';
@@ -29,7 +32,9 @@ export abstract class WorkerReports {
   protected readonly events: Events;
   protected readonly work: StepWork;
   protected readonly offences = new Offences();
-  protected readonly accusations = new Accusations();
+  protected readonly accusations: Accusations;
+  /** The evidence each member sent for the blame of its next ReduceResult (one at a time). */
+  private readonly evidence = new Map<WorkerId, FrameEvidenceReport>();
   private readonly quarantine = new Quarantine();
   protected readonly sync: ReplicaSync;
   /** The current step's micro-batches by id, and the evaluation's. */
@@ -39,9 +44,10 @@ export abstract class WorkerReports {
   constructor(
     private readonly run: Pick<
       StepDriverOptions,
-      'runId' | 'modelFingerprint' | 'replica' | 'evalMicroBatches' | 'events'
+      'runId' | 'modelFingerprint' | 'replica' | 'evalMicroBatches' | 'events' | 'frameRules'
     >,
   ) {
+    this.accusations = new Accusations(run.frameRules);
     this.events = run.events;
     this.work = new StepWork(run.events);
     this.sync = new ReplicaSync(run.replica, run.modelFingerprint, run.events);
@@ -150,10 +156,11 @@ export abstract class WorkerReports {
 
   /**
    * A member's evidence for the blame of the ReduceResult it sends next: the offending frame, signed
-   * by the member it accuses. Announced as an event; whether it proves the blame is the blame
-   * policy's to check (src/collective/evidence.ts checkFrameEvidence, with the round's keys).
+   * by the member it accuses. Announced as an event and kept for that blame, which checks it
+   * (accusations.ts, with the run's frame key and the round's keys); a later report replaces it.
    */
   onFrameEvidence(id: WorkerId, e: FrameEvidenceReport): void {
+    if (this.members.has(id)) this.evidence.set(id, e);
     this.events.info(
       'frame_evidence',
       `${id} holds a frame signed by ${peerText(e.accused)} as evidence (${peerText(e.evidence?.reason ?? 'none', 16)}) in step ${e.step} generation ${e.generation}`,
@@ -196,7 +203,12 @@ export abstract class WorkerReports {
   /** A member blamed another: a false blame costs the accuser; an unverifiable one, nobody (at first). */
   private accusation(id: WorkerId, r: ReduceResult): void {
     const accused = peerText(r.blame);
-    const v = this.accusations.judge(id, r.blame, r.step, r.generation);
+    const v = this.accusations.judge(id, r.blame, r.step, r.generation, this.evidenceFor(id, r));
+    if (v.kind === 'proven') {
+      // The accused signed the bad frame: it pays as for bad data the coordinator saw itself.
+      this.blame(r.blame, r.generation, `${v.why}; shown by ${id}`);
+      return;
+    }
     if (v.kind === 'false') {
       this.refuse(id, `it blamed ${accused} for step ${r.step} generation ${r.generation} falsely: ${v.why}`);
       return;
@@ -214,7 +226,17 @@ export abstract class WorkerReports {
     }
   }
 
-  /** Acts once per (generation, worker) on bad all-reduce data the coordinator itself observed. */
+  /** The evidence `id` sent for exactly this blame, as the collective reads it; taken once. */
+  private evidenceFor(id: WorkerId, r: ReduceResult): FrameEvidence | undefined {
+    const e = this.evidence.get(id);
+    this.evidence.delete(id);
+    if (!e?.evidence || e.accused !== r.blame || e.step !== r.step || e.generation !== r.generation)
+      return undefined;
+    const read = evidenceFromWire(e.evidence);
+    return typeof read === 'string' ? undefined : read;
+  }
+
+  /** Acts once per (generation, worker) on bad all-reduce data proven to be its own. */
   protected blame(worker: string, generation: number, why: string): void {
     if (!this.members.has(worker) || !this.offences.blame(worker, generation)) return;
     this.refuse(worker as WorkerId, `its all-reduce data of generation ${generation} was refused (${why})`);
@@ -244,6 +266,7 @@ export abstract class WorkerReports {
     const m = this.members.get(id);
     if (!m) return;
     this.members.remove(id);
+    this.evidence.delete(id);
     const syncWaited = this.sync.answered(id);
     if (this.phase.kind === 'finished') {
       this.events.info('worker_left', `worker ${id} left the finished run`, { worker: id });

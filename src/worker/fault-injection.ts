@@ -31,10 +31,12 @@ export interface FaultPlan {
   readonly lieNorm?: number;
   /** Each train gradient value has one random bit flipped with this probability (silent data corruption). */
   readonly flipBits?: number;
+  /** From this step (0-based) on, its all-reduce contribution is NaN, signed as its own; results stay finite. */
+  readonly nonfiniteFrames?: number;
 }
 
 export const FAULT_SPEC_HELP =
-  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N, forge_blame=GENERATION, lie_norm=X, flip_bits=P; comma-separated.';
+  'For tests only: slow_ms=N, stall_after_microbatches=N, corrupt_replica_after_step=N, delay_reduce=STEP:MS, nan_gradient_at=N, scale_gradient=X, hold_after_microbatches=N, block_compute_ms=N, forge_blame=GENERATION, lie_norm=X, flip_bits=P, nonfinite_frames=STEP; comma-separated.';
 
 /** Parses `slow_ms=400,delay_reduce=2:5000`; throws naming the bad part. */
 export function parseFaultPlan(spec: string): FaultPlan {
@@ -50,6 +52,7 @@ export function parseFaultPlan(spec: string): FaultPlan {
     forgeBlame?: number;
     lieNorm?: number;
     flipBits?: number;
+    nonfiniteFrames?: number;
   } = {};
   const real = (key: string, v: string) => {
     if (!Number.isFinite(Number(v)) || v.trim() === '')
@@ -94,6 +97,9 @@ export function parseFaultPlan(spec: string): FaultPlan {
         break;
       case 'forge_blame':
         plan.forgeBlame = whole(key, value);
+        break;
+      case 'nonfinite_frames':
+        plan.nonfiniteFrames = whole(key, value);
         break;
       case 'nan_gradient_at':
         plan.nanGradientAt = whole(key, value);
@@ -245,11 +251,15 @@ export class FaultInjector {
     };
   }
 
-  /** delay_reduce=STEP:MS: before its first all-reduce of STEP or later, hold back MS (the round is in flight). */
+  /**
+   * delay_reduce=STEP:MS: before its first all-reduce of STEP or later, hold back MS (the round is
+   * in flight). forge_blame: see below. nonfinite_frames=STEP: NaN frames from STEP on.
+   */
   reduce(inner: ReduceFn): ReduceFn {
     const d = this.plan.delayReduce;
     const forged = this.plan.forgeBlame;
-    if (!d && forged === undefined) return inner;
+    const nanFrom = this.plan.nonfiniteFrames;
+    if (!d && forged === undefined && nanFrom === undefined) return inner;
     return async (round) => {
       if (forged !== undefined) {
         // forge_blame=G: "member m's data was bad" for every other member, in a round that never
@@ -277,6 +287,16 @@ export class FaultInjector {
         );
         await sleep(d.ms);
         if (round.signal.aborted) throw new Error('aborted while held back (fault injection)');
+      }
+      if (nanFrom !== undefined && round.step >= nanFrom) {
+        // nonfinite_frames=STEP: the frames it signs carry NaN (its accumulator is left alone), as
+        // a faulty device's would; only its receivers see them and can show them to the coordinator.
+        this.events.warn(
+          'fault_injected',
+          `fault injection: NaN in its all-reduce frames of step ${round.step} generation ${round.generation}`,
+          { fault: 'nonfinite_frames', step: round.step, generation: round.generation },
+        );
+        return inner({ ...round, data: new Float32Array(round.data.length).fill(Number.NaN) });
       }
       return inner(round);
     };

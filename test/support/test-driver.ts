@@ -23,6 +23,7 @@ export interface ObservedRound {
   reject(e: Error): void;
 }
 
+/** `extra`: options of the product's driver the test sets itself (frame rules, the observer's key). */
 export function testDriver(events: Events, runId = 'run-a', extra: Partial<StepDriverOptions> = {}) {
   const replica = new AdapterReplica(
     paramLayout([{ name: 'a', shape: [4] }]),
