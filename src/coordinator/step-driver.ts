@@ -1,14 +1,11 @@
-// The run's state machine (DESIGN.md §2-3), the one step loop of lora-mpt: admits workers as
-// replicas at step boundaries, has the dealer hand out each step's micro-batches, starts the
-// all-reduce when the step's ledger is whole, commits when every replica's checksums agree with its
-// own, evaluates every eval_steps, and survives workers that vanish at any point (their work is
-// requeued; a reduce in flight is retried under a new generation, and nobody has applied anything
-// yet). It owns no sockets: links carry the messages (gRPC for `coordinator`, in-process for
-// `finetune`), so N workers and one worker run the very same code.
-// Every change of phase is written here. What a worker's message does is worker-reports.ts (which
-// this extends); who pays for bad data, offences.ts; how an all-reduce round starts, aborts and is
-// retried, reduce-rounds.ts; what the driver awaits at step boundaries, step-journal.ts. Whatever
-// only watches the run (metrics, the status page) follows its typed events (src/events/names.ts).
+// The run's state machine (DESIGN.md §2-3): admits workers as replicas at step boundaries, has the
+// dealer hand out each step's micro-batches, starts the all-reduce when the ledger is whole, commits
+// when every replica's checksums agree with its own, evaluates every eval_steps, and survives
+// workers that vanish at any point (work requeued; a reduce in flight retried under a new
+// generation). No sockets: links carry the messages (gRPC, or in-process for `finetune`), so N
+// workers and one run the same code. What a worker's message does: worker-reports.ts (extended
+// here); who pays for bad data: offences.ts; rounds: reduce-rounds.ts; step boundaries:
+// step-journal.ts. Watchers (metrics, status page) follow its typed events (src/events/names.ts).
 
 import { type AllReduceAlgorithm, AllReduceProtocolError } from '../collective/index.ts';
 import type { MicroBatch } from '../data/micro-batch.ts';
@@ -33,10 +30,8 @@ export interface RunOutcome {
   readonly reason: string;
 }
 
-/**
- * The run, its plan, and the two things the driver waits on: the all-reduce's sum (observeReduce)
- * and the journal (onCommit, onEval, afterStep: records and checkpoints the next step waits for).
- */
+/** The run, its plan, and what the driver waits on: the all-reduce's sum (observeReduce) and the
+ * journal (onCommit, onEval, afterStep: records and checkpoints the next step waits for). */
 export interface StepDriverOptions extends StepJournal {
   readonly runId: string;
   readonly modelFingerprint: string;
@@ -154,10 +149,9 @@ export class StepDriver extends WorkerReports {
     // State moves only between commits: a replica that joins mid-reduce would miss the gradient.
     const p = this.phase;
     if (p.kind === 'reduce' || p.kind === 'commit') return;
-    // One that joins after a step's (or an evaluation's) dealing began is used from the next step:
-    // the step's work was planned for the replicas it began with (docs/scale.md). It joins this
-    // step's all-reduce anyway, so its state stays current; the dealer uses it at once only if the
-    // step could not finish without it (Dealer.enoughWorkers).
+    // One joining after a step's dealing began is dealt from the next step (docs/scale.md) but joins
+    // this step's all-reduce, so its state stays current; dealt at once only if the step could not
+    // finish without it (Dealer.enoughWorkers).
     const dealFrom = p.kind === 'finished' ? 0 : p.ledger.begun ? p.ledger.step + 1 : p.ledger.step;
     this.sync.syncReady(this.members, dealFrom);
   }
@@ -199,7 +193,7 @@ export class StepDriver extends WorkerReports {
         failed: (err) => {
           if (this.phase !== phase) return;
           this.abortReduce(`the coordinator's replica did not receive the reduced gradient: ${err.message}`);
-          // Our own observer refused a member's bytes (non-finite, forged, contradictory): no one else to trust.
+          // Our own observer refused a member's bytes: no one else to trust.
           if (err instanceof AllReduceProtocolError && this.members.has(err.member))
             this.blame(err.member, round.generation, err.message);
           const now = this.phase as Phase;

@@ -33,8 +33,10 @@ describe('a forged blame', () => {
       minWorkers: 2,
     });
     const insider = d.startWorker('x', ['--inject_fault', 'forge_blame=900010']);
-    const a = d.startWorker('a');
-    const b = d.startWorker('b');
+    // Honest workers slowed a little, so that on a loaded machine the run lasts long enough for the
+    // reset accuser to rejoin and offend a second time (it is dropped then, exit 3).
+    const a = d.startWorker('a', ['--inject_fault', 'slow_ms=300']);
+    const b = d.startWorker('b', ['--inject_fault', 'slow_ms=300']);
     try {
       await insider.waitForEvent('fault_injected', (e) => e.fault === 'forge_blame', { ms: 120_000 });
       assert.equal(await insider.exited(), 3, `the false accuser is dropped:\n${insider.output()}`);
