@@ -1,6 +1,7 @@
 // `lora-mpt finetune` on a model too big for the memory it has exits before reading any weight, with
-// the numbers and the flag that would make it fit. The checkpoints here are config.json and a shard
-// index only: the shard files do not exist, so a check that came after opening them would fail there.
+// the numbers and the flag that would make it fit. The checkpoints here are config.json, a shard
+// index and EMPTY shard files (present, as the completeness check asks, but holding no weight), so a
+// check that came after opening them would fail there.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ async function configOnlyCheckpoint(dir: string, shape: Record<string, number>):
     weight_map: { 'transformer.wte.weight': 'pytorch_model-00001-of-00002.bin' },
   };
   await writeFile(join(dir, 'pytorch_model.bin.index.json'), JSON.stringify(index));
+  for (const shard of new Set(Object.values(index.weight_map))) await writeFile(join(dir, shard), '');
 }
 
 async function finetune(
