@@ -19,6 +19,42 @@ export interface LinkBytes {
   /** Bytes the node sent to the hub and received from it (its veth's counters, frames as sent). */
   readonly tx: number;
   readonly rx: number;
+  /** Frames the node sent and received (the same counters'). */
+  readonly txPackets: number;
+  readonly rxPackets: number;
+  /**
+   * TCP payload bytes sent again across the link, each way (`ss`'s bytes_retrans of the sockets
+   * that cross it: the node's to the hub, the hub's to the node). Namespaces use the host's
+   * congestion control (BBR here), whose probing overshoots a tbf queue now and then on a loaded
+   * machine, so a round may resend a few segments; these counts take that out of the payload.
+   */
+  readonly txRetrans: number;
+  readonly rxRetrans: number;
+}
+
+/**
+ * Bytes of one frame that are not TCP payload on these links: Ethernet (14), IPv4 (20) and TCP with
+ * the timestamp option Linux sets on every segment of an established connection (32).
+ */
+export const FRAME_HEADER_BYTES = 66;
+
+/**
+ * TCP payload a link carried one way: its bytes less each frame's headers. Pure ACKs carry none, so
+ * this is the NATS protocol bytes (plus any retransmitted segment), however the kernel cut them.
+ */
+export const payloadBytes = (l: LinkBytes, way: 'tx' | 'rx'): number =>
+  way === 'tx' ? l.tx - FRAME_HEADER_BYTES * l.txPackets : l.rx - FRAME_HEADER_BYTES * l.rxPackets;
+
+/** TCP payload sent across the link once, one way: the payload less what was retransmitted. */
+export const sentOnce = (l: LinkBytes, way: 'tx' | 'rx'): number =>
+  payloadBytes(l, way) - (way === 'tx' ? l.txRetrans : l.rxRetrans);
+
+/** Sum of bytes_retrans over `ss -tin` sockets in `ns` whose peer is `peer`. */
+function retransmittedTo(ns: string, peer: string): number {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'ss', '-tinH', 'dst', peer], { encoding: 'utf8' });
+  let total = 0;
+  for (const m of out.matchAll(/\bbytes_retrans:(\d+)/g)) total += Number(m[1]);
+  return total;
 }
 
 const CLIENT_PORT = 4222;
@@ -54,6 +90,11 @@ export class SimulatedNetwork {
   /** The hub's address on node `i`'s link, as the node sees it. */
   hubAddress(i: number): string {
     return `10.77.${i}.1`;
+  }
+
+  /** Node `i`'s own address on its link. */
+  nodeAddress(i: number): string {
+    return `10.77.${i}.2`;
   }
 
   /** Client URL of the cluster server from node `i` (through its link). */
@@ -108,7 +149,7 @@ export class SimulatedNetwork {
     this.nodeNs.forEach((ns, i) => {
       ip(['-n', this.hubNs, 'link', 'add', `down${i}`, 'type', 'veth', 'peer', 'name', 'up0', 'netns', ns]);
       ip(['-n', this.hubNs, 'addr', 'add', `${this.hubAddress(i)}/30`, 'dev', `down${i}`]);
-      ip(['-n', ns, 'addr', 'add', `10.77.${i}.2/30`, 'dev', 'up0']);
+      ip(['-n', ns, 'addr', 'add', `${this.nodeAddress(i)}/30`, 'dev', 'up0']);
       ip(['-n', this.hubNs, 'link', 'set', `down${i}`, 'up']);
       ip(['-n', ns, 'link', 'set', 'up0', 'up']);
       shape(this.hubNs, `down${i}`);
@@ -164,17 +205,18 @@ export class SimulatedNetwork {
 
   /** Node `i`'s link counters now. */
   linkBytes(i: number): LinkBytes {
-    const read = (what: string) =>
-      Number(
-        execFileSync(
-          'ip',
-          ['netns', 'exec', this.nodeNs[i]!, 'cat', `/sys/class/net/up0/statistics/${what}_bytes`],
-          {
-            encoding: 'utf8',
-          },
-        ).trim(),
-      );
-    return { tx: read('tx'), rx: read('rx') };
+    const names = ['tx_bytes', 'rx_bytes', 'tx_packets', 'rx_packets'];
+    const [tx, rx, txPackets, rxPackets] = execFileSync(
+      'ip',
+      ['netns', 'exec', this.nodeNs[i]!, 'cat', ...names.map((n) => `/sys/class/net/up0/statistics/${n}`)],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split('\n')
+      .map(Number) as [number, number, number, number];
+    const txRetrans = retransmittedTo(this.nodeNs[i]!, this.hubAddress(i));
+    const rxRetrans = retransmittedTo(this.hubNs, this.nodeAddress(i));
+    return { tx, rx, txPackets, rxPackets, txRetrans, rxRetrans };
   }
 
   /** Spawns `cmd args` inside node `i`'s namespace. */

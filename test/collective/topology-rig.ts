@@ -92,7 +92,16 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
         for (const r of replies) digests.add(String(r.digest));
         if (g === 0) continue; // warm-up: connections, JIT, leaf interest
         ms.push(wall);
-        bytes.push(after.map((a, j) => ({ tx: a.tx - before[j]!.tx, rx: a.rx - before[j]!.rx })));
+        bytes.push(
+          after.map((a, j) => ({
+            tx: a.tx - before[j]!.tx,
+            rx: a.rx - before[j]!.rx,
+            txPackets: a.txPackets - before[j]!.txPackets,
+            rxPackets: a.rxPackets - before[j]!.rxPackets,
+            txRetrans: a.txRetrans - before[j]!.txRetrans,
+            rxRetrans: a.rxRetrans - before[j]!.rxRetrans,
+          })),
+        );
       }
       if (digests.size !== 1)
         throw new Error(`${c.label}: members ended with different bytes: ${[...digests]}`);
