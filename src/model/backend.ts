@@ -140,9 +140,11 @@ async function startTensorflow(o: BackendOptions): Promise<{ summary: string } |
   }
   const threads = o.numThreads ?? 0;
   if (nativeStarted !== null) {
+    // Compared with the count it started with, TensorFlow's default resolved: prepareNativeEnv wrote
+    // that count to TF_NUM_INTRAOP_THREADS, which a second command in this process reads back.
     if (threads > 0 && threads !== nativeStarted.numThreads) {
       throw new Error(
-        `TensorFlow already runs in this process with ${nativeStarted.numThreads || 'its default'} intra-op threads; it cannot change to ${threads}`,
+        `TensorFlow already runs in this process with ${nativeStarted.numThreads} intra-op threads; it cannot change to ${threads}`,
       );
     }
     if (await tf.setBackend('tensorflow')) return { summary: nativeStarted.summary };
@@ -160,7 +162,7 @@ async function startTensorflow(o: BackendOptions): Promise<{ summary: string } |
       // tfjs-node-gpu present but broken is a GPU node in trouble: say so beside the CPU binding.
       const gpuTrouble = reasons.find((r) => r.startsWith(GPU_BINDING) && !r.endsWith('is not installed'));
       const summary = describeNative(name, o) + (gpuTrouble ? `; ${gpuTrouble}` : '');
-      nativeStarted = { binding: name, summary, numThreads: threads };
+      nativeStarted = { binding: name, summary, numThreads: threads > 0 ? threads : availableParallelism() };
       return { summary };
     }
     reasons.push(`${name} loaded but the 'tensorflow' backend did not start`);
@@ -194,7 +196,11 @@ async function startRequiredGpu(o: BackendOptions, threads: number): Promise<{ s
     refuse(`${GPU_BINDING} loaded but the 'tensorflow' backend did not start`);
   const native = tf.backend() as unknown as { isUsingGpuDevice?: boolean };
   if (!native.isUsingGpuDevice) refuse('the binding reports no GPU device in this process');
-  nativeStarted = { binding: GPU_BINDING, summary: describeNative(GPU_BINDING, o), numThreads: threads };
+  nativeStarted = {
+    binding: GPU_BINDING,
+    summary: describeNative(GPU_BINDING, o),
+    numThreads: threads > 0 ? threads : availableParallelism(),
+  };
   return { summary: nativeStarted.summary };
 }
 

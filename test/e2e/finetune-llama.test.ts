@@ -50,17 +50,7 @@ describe('finetune a Llama', () => {
       .map((e) => (e as unknown as { loss: number }).loss);
     assert.equal(losses.length, 4);
     assert.ok((losses[3] as number) < (losses[0] as number), `loss ${losses}`);
-    const argv = [
-      '--base_model',
-      model,
-      '--data_path',
-      run.data,
-      '--cutoff_len',
-      '48',
-      '--backend',
-      'cpu',
-      '--json',
-    ];
+    const argv = ['--base_model', model, '--data_path', run.data, '--cutoff_len', '48', '--json'];
     const base = await evalLoss(argv);
     const tuned = await evalLoss([...argv, '--lora_weights', out]);
     assert.ok(tuned < base, `eval loss ${tuned} with the adapter, ${base} without`);

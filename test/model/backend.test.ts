@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { backendOptions } from '../../src/cli/backend-options.ts';
 import { initBackend, layoutFor } from '../../src/model/backend.ts';
 import { skipWithoutTensorflow } from './support/backends.ts';
 
@@ -49,6 +51,29 @@ describe('backend selection', () => {
       active.summary,
       /^backend tensorflow \(@tensorflow\/tfjs-node(-gpu)? 4\.22\.0, libtensorflow 2\.16\.2, /,
     );
+  });
+
+  it('starts tensorflow again in the same process with the options a second command reads', {
+    skip: skipWithoutTensorflow(),
+  }, async () => {
+    // Two commands in one process (eval twice, as tests and notebooks do): the first writes
+    // TensorFlow's resolved thread count to TF_NUM_INTRAOP_THREADS, which the second reads back.
+    const saved = process.env.TF_NUM_INTRAOP_THREADS;
+    try {
+      delete process.env.TF_NUM_INTRAOP_THREADS;
+      await initBackend('tensorflow', backendOptions(0, process.env));
+      const again = await initBackend('tensorflow', backendOptions(0, process.env));
+      assert.equal(again.name, 'tensorflow');
+      await assert.rejects(
+        initBackend('tensorflow', { numThreads: availableParallelism() + 1 }),
+        new RegExp(
+          `already runs in this process with ${availableParallelism()} intra-op threads; it cannot change to ${availableParallelism() + 1}$`,
+        ),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.TF_NUM_INTRAOP_THREADS;
+      else process.env.TF_NUM_INTRAOP_THREADS = saved;
+    }
   });
 
   it('gives TensorFlow the intra-op thread count asked for: one OS thread more per thread', {
