@@ -8,7 +8,8 @@ each Kubernetes version given with -k. Custom resources have no schema there, so
   - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1): against the models of
     cloudcoil-models-prometheus-operator.
 An object of any other kind fails: nothing passes unchecked. Runs in the virtual environment that
-scripts/setup-k8s-validate.sh makes. Prints one line per object and version; exits 1 on a failure.
+scripts/setup-k8s-validate.sh makes. Prints one line per object and version (after the file's path when several files are given);
+exits 1 on a failure.
 
   k8s-validate.py -k 1.29 -k 1.32 rendered.yaml [more.yaml ...]   (or - for stdin)
 """
@@ -143,6 +144,7 @@ def main():
     failed = 0
     checked = 0
     for path in args.files:
+        where = f"{path}: " if len(args.files) > 1 else ""
         stream = sys.stdin if path == "-" else open(path)
         for obj in yaml.safe_load_all(stream):
             if not obj:
@@ -154,9 +156,9 @@ def main():
                 if errors:
                     failed += 1
                     for e in errors:
-                        print(f"FAIL {name} (Kubernetes {version}): {e}")
+                        print(f"{where}FAIL {name} (Kubernetes {version}): {e}")
                 else:
-                    print(f"ok   {name} (Kubernetes {version})")
+                    print(f"{where}ok   {name} (Kubernetes {version})")
     print(f"k8s-validate: {checked - failed} of {checked} object checks valid")
     sys.exit(1 if failed or checked == 0 else 0)
 
