@@ -9,9 +9,10 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseFlags } from '../../src/cli/flags.ts';
-import { commands } from '../../src/cli/main.ts';
+import { loadCommands } from '../../src/cli/main.ts';
 
 const run = promisify(execFile);
+const commands = await loadCommands();
 const BIN = fileURLToPath(new URL('../../bin/lora-mpt.mjs', import.meta.url));
 const H6 = fileURLToPath(new URL('../fixtures/mpt/h6-all', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'lora-mpt-log-flags-'));
