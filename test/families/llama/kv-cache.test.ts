@@ -1,11 +1,11 @@
 // The Llama KV cache under grouped-query attention: it holds each key/value head once (the GQA 8/2
 // fixture caches 2 heads a layer, not 8), and decoding from it, with rows re-selected as a beam
-// search does, gives the full forward's next-token logits. transformers' greedy and beam outputs
-// through this cache are golden.test.ts's.
+// search does, gives the full forward's next-token logits, leaving no tensor behind. transformers'
+// greedy and beam outputs through this cache are golden.test.ts's.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { readPeftAdapter } from '../../../src/checkpoint/peft-adapter.ts';
 import { openCheckpoint } from '../../../src/families/checkpoint.ts';
 import type { LlamaConfig } from '../../../src/families/llama/config.ts';
@@ -69,6 +69,10 @@ describeOnBackends('Llama KV cache with grouped-query attention', (backend) => {
         const err = maxAbsDiff(got[i] as Float32Array, want) / maxAbs(want);
         assert.ok(err < 1e-4, `row ${i}: relative error ${err}`);
       });
+      // A decoding step leaves no tensor behind: the cache replaces its K and V, the logits are read.
+      const live = tf.memory().numTensors;
+      rowsOf(extend(model, cache, Int32Array.of(1, 2, 3)));
+      assert.equal(tf.memory().numTensors, live);
     } finally {
       cache.dispose();
       model.dispose();
