@@ -51,8 +51,12 @@ export function stepFlops(s: StepShape, nl: number): number {
       nLayers: s.l,
       // MPT's block with the 4x FFN: Wqkv 3·D², out_proj D², up_proj and down_proj 4·D² each.
       blockLinearValues: 12 * s.d * s.d,
-      lowestLinearValues: 3 * s.d * s.d,
-      linearOrder: ['Wqkv', 'out_proj', 'up_proj', 'down_proj'],
+      inputGroups: [
+        { linears: ['Wqkv'], values: 3 * s.d * s.d },
+        { linears: ['out_proj'], values: s.d * s.d },
+        { linears: ['up_proj'], values: 4 * s.d * s.d },
+        { linears: ['down_proj'], values: 4 * s.d * s.d },
+      ],
       vocabSize: s.v,
       loraRank: s.r,
       loraTargets: Array.from({ length: s.l }, (_, layer) => wqkv(layer)),

@@ -23,9 +23,11 @@ export interface Architecture {
   readonly layersPattern: string;
   /** One block's Linears that LoRA may wrap, in forward order (the first is the block's lowest). */
   readonly linears: readonly LinearSpec[];
-  /** The Linears that read the block's (normed) input, MPT [Wqkv], Llama [q_proj, k_proj, v_proj]:
-   * the first block computes no input gradient for any of them (src/model/flops.ts). */
-  readonly blockInputLinears: readonly string[];
+  /** The block's Linears grouped by the tensor they read, bottom-up; the first group reads the block's
+   * (normed) input and feeds the attention: MPT [[Wqkv], [out_proj], [up_proj], [down_proj]], Llama
+   * [[q_proj, k_proj, v_proj], [o_proj], [gate_proj, up_proj], [down_proj]]. The backward stops at
+   * the lowest group with LoRA, which gets no input gradient (src/model/flops.ts counts by it). */
+  readonly inputGroups: readonly (readonly string[])[];
   /** The module path of a Linear in the HF model, e.g. `transformer.blocks.0.attn.Wqkv`. */
   modulePath(layer: number, linear: string): string;
   /** Every weight tensor a checkpoint of this config holds (HF state-dict names), with its shape. */

@@ -2,6 +2,8 @@
 // [rows·H, Tk, hd] from the KV cache (the new keys already appended). The bias is MPT's: ALiBi
 // −slope·(Tk−1−j) for key j, relative to the last key as HF builds it, plus the causal mask inside
 // the new block. Batched matmuls on every backend: with q = 1 they are matrix-vector products.
+// Grouped-query attention (kvHeads < nHeads) caches each key/value head once: the nHeads/kvHeads
+// query heads that share one are stacked as its rows, so no repeated copy is ever made.
 import * as tf from '@tensorflow/tfjs-core';
 import { MASKED_SCORE } from './alibi.ts';
 
@@ -10,6 +12,8 @@ export interface CachedAttentionShape {
   /** New positions per row. */
   readonly q: number;
   readonly nHeads: number;
+  /** Heads of the cached K and V (default nHeads); query head j reads head ⌊j / (nHeads/kvHeads)⌋. */
+  readonly kvHeads?: number;
   readonly headDim: number;
   readonly scale: number;
 }
@@ -58,12 +62,23 @@ export function cachedAttention(
   bias: tf.Tensor4D,
 ): tf.Tensor2D {
   const { rows, q, nHeads: h, headDim: hd } = s;
+  const kvH = s.kvHeads ?? h;
+  const group = h / kvH;
   const tk = k.shape[1];
+  if (!Number.isInteger(group) || k.shape[0] !== rows * kvH) {
+    throw new Error(`cachedAttention: K has ${k.shape[0]} head rows, want ${rows} rows × ${kvH} heads`);
+  }
   return tf.tidy(() => {
-    const qh = splitHeadsOf(tf.mul(q2d, s.scale) as tf.Tensor2D, rows, q, h, hd);
+    // [rows·H, q, hd] is [rows, kvH, group, q, hd] in memory: as [rows·kvH, group·q, hd] every cached
+    // head meets the queries of its whole group in one batched matmul (the same dot products).
+    const qh = tf.reshape(splitHeadsOf(tf.mul(q2d, s.scale) as tf.Tensor2D, rows, q, h, hd), [
+      rows * kvH,
+      group * q,
+      hd,
+    ]);
     const scores = tf.reshape(tf.matMul(qh, k, false, true), [rows, h, q, tk]);
     const biased = tf.add(scores, bias);
-    const probs = tf.reshape(tf.softmax(biased), [rows * h, q, tk]) as tf.Tensor3D;
+    const probs = tf.reshape(tf.softmax(biased), [rows * kvH, group * q, tk]) as tf.Tensor3D;
     const ctx = tf.matMul(probs, v);
     if (q === 1) return tf.reshape(ctx, [rows, h * hd]) as tf.Tensor2D;
     return tf.reshape(tf.transpose(tf.reshape(ctx, [rows, h, q, hd]), [0, 2, 1, 3]), [

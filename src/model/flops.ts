@@ -3,17 +3,18 @@
 // multiply-add); norms, softmax and element-wise work are left out, as in the usual MFU count.
 //
 // N = B·T tokens, L layers, D = d_model, P = Σ in·out of a block's frozen Linears (12·D² in MPT with
-// the 4× FFN), P₀ = Σ in·out of the Linears reading the block's input (MPT's Wqkv: 3·D²; Llama's
-// q_proj, k_proj and v_proj, not q_proj alone, which overcounted k/v at layer 0), n_l = positions whose
-// logits are computed (the supervised ones), V = vocabulary:
+// the 4× FFN), n_l = positions whose logits are computed (the supervised ones), V = vocabulary:
 //   fwd = 2·N·L·P  +  Σ_targets 2·N·r·(in+out)  +  4·B·T²·D·L  +  2·n_l·V·D
-//   bwd = 2·N·(L·P − P₀)  +  2·(LoRA fwd)  +  2·(attention fwd)  +  2·n_l·V·D
-// The backward computes input gradients only (frozen weights get none), and not those of the first
-// block's input Linears (nothing below them is trained): hence L·P − P₀. Checked for Llama against
-// torch's FlopCounterMode (test/families/llama/flops.test.ts), which also skips two things this code
-// computes or counts: LoRA A's input gradient of those first-block targets, and the key gradient of
-// the first block's attention when k_proj has no LoRA. Targets that all sit above the first block's
-// input Linears (e.g. only down_proj) are overcounted: the count assumes the backward reaches them.
+// The backward computes input gradients only (frozen weights get none) and stops where nothing below
+// trains: it runs through the blocks above the lowest block with LoRA (l₀) whole, and in l₀ down to
+// its lowest group with LoRA (g₀, the Linears reading one tensor: Architecture.inputGroups), whose
+// Linears get no input gradient; the attention's backward runs in l₀ only when g₀ is the block's input
+// group (below the attention). Each LoRA target costs twice its forward (dB, dy·B, dA, and the input
+// gradient through A) but those of g₀ in l₀ skip the last, 2·N·r·in:
+//   bwd = 2·N·((L−1−l₀)·P + Σ_{g>g₀} P_g)  +  2·(LoRA fwd) − Σ_{g₀ targets} 2·N·r·in
+//         +  8·B·T²·D·((L−1−l₀) + [g₀ = 0])  +  2·n_l·V·D
+// Checked for Llama against torch's FlopCounterMode (test/families/llama/flops.test.ts), which also
+// skips the key gradient of l₀'s attention when k_proj has no LoRA there (this code computes it).
 // The LoRA variant adds its own per target (src/checkpoint/lora-variants): DoRA with dropout multiplies
 // each adapted Linear's dropped input by W once more (forward) and the magnitude's share of the
 // gradient by W once more (backward, where the input gradient is computed): + Σ_targets 2·N·in·out
@@ -28,11 +29,10 @@ import type { VariantFlops } from '../checkpoint/lora-variants/types.ts';
 export interface FlopsModel {
   readonly dModel: number;
   readonly nLayers: number;
-  /** Σ in·out of one block's frozen Linears, and the names of those Linears in forward order. */
+  /** Σ in·out of one block's frozen Linears. */
   readonly blockLinearValues: number;
-  /** Σ in·out of the Linears reading a block's input (no input gradient in the first block). */
-  readonly lowestLinearValues: number;
-  readonly linearOrder: readonly string[];
+  /** The block's Linears by the tensor they read, bottom-up (Architecture.inputGroups), with Σ in·out. */
+  readonly inputGroups: readonly { readonly linears: readonly string[]; readonly values: number }[];
   readonly vocabSize: number;
   readonly loraRank: number;
   /** In and out features of every LoRA-wrapped Linear, all layers. */
@@ -62,14 +62,21 @@ export function flopsModelOf(
     dModel: config.dModel,
     nLayers: config.nLayers,
     blockLinearValues: linears.reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
-    lowestLinearValues: linears
-      .filter((l) => config.arch.blockInputLinears.includes(l.name))
-      .reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
-    linearOrder: linears.map((l) => l.name),
+    inputGroups: config.arch.inputGroups.map((g) => ({
+      linears: g,
+      values: linears.filter((l) => g.includes(l.name)).reduce((a, l) => a + l.inFeatures * l.outFeatures, 0),
+    })),
     vocabSize: config.vocabSize,
     loraRank,
     loraTargets: targets,
   };
+}
+
+/** The input group of `module`; throws naming it where the model's groups do not hold it. */
+function groupOf(m: FlopsModel, module: string): number {
+  const g = m.inputGroups.findIndex((x) => x.linears.includes(module));
+  if (g < 0) throw new Error(`FLOPs: LoRA target ${module} is in no input group of the block`);
+  return g;
 }
 
 function parts(m: FlopsModel, b: FlopsBatch) {
@@ -77,27 +84,46 @@ function parts(m: FlopsModel, b: FlopsBatch) {
   const n = b.rows * b.seqLen;
   const perBlock = m.blockLinearValues;
   const dense = 2 * n * m.nLayers * perBlock;
-  const lora = m.loraTargets.reduce((s, t) => s + 2 * n * m.loraRank * (t.inFeatures + t.outFeatures), 0);
-  const attention = 4 * b.rows * b.seqLen * b.seqLen * d * m.nLayers;
+  const loraOf = (t: FlopsModel['loraTargets'][number]) =>
+    2 * n * m.loraRank * (t.inFeatures + t.outFeatures);
+  const lora = m.loraTargets.reduce((s, t) => s + loraOf(t), 0);
+  const attentionPerLayer = 4 * b.rows * b.seqLen * b.seqLen * d;
+  const attention = attentionPerLayer * m.nLayers;
   const logits = 2 * b.logitRows * m.vocabSize * d;
-  const denseBackward = 2 * n * (m.nLayers * perBlock - m.lowestLinearValues);
-  // The lowest adapted Linear of all gets no input gradient (nothing below it trains).
-  const order = (t: FlopsModel['loraTargets'][number]) =>
-    t.layer * m.linearOrder.length + m.linearOrder.indexOf(t.module);
-  const lowest = Math.min(...m.loraTargets.map(order));
   if (m.variantFlops.length !== m.loraTargets.length) {
     throw new Error(
       `FLOPs: ${m.variantFlops.length} variant counts for ${m.loraTargets.length} LoRA targets`,
     );
   }
+  // Where the backward stops: the lowest group with LoRA (g0) of the lowest block with LoRA (l0).
+  const l0 = Math.min(...m.loraTargets.map((t) => t.layer));
+  const g0 = Math.min(...m.loraTargets.filter((t) => t.layer === l0).map((t) => groupOf(m, t.module)));
+  const whole = m.nLayers - 1 - l0;
+  const above = m.inputGroups.slice(g0 + 1).reduce((a, g) => a + g.values, 0);
+  const denseBackward = 2 * n * (whole * perBlock + above);
+  const attentionBackward = 2 * attentionPerLayer * (whole + (g0 === 0 ? 1 : 0));
+  let loraBackward = 0;
   let variantForward = 0;
   let variantBackward = 0;
   for (const [i, t] of m.loraTargets.entries()) {
     const f = m.variantFlops[i] as VariantFlops;
     variantForward += n * f.forward;
-    if (order(t) !== lowest) variantBackward += n * f.inputGradient;
+    // g0's targets in l0 compute no input gradient: neither through A nor the variant's share.
+    const bottom = t.layer === l0 && groupOf(m, t.module) === g0;
+    loraBackward += 2 * loraOf(t) - (bottom ? 2 * n * m.loraRank * t.inFeatures : 0);
+    if (!bottom) variantBackward += n * f.inputGradient;
   }
-  return { dense, lora, attention, logits, denseBackward, variantForward, variantBackward };
+  return {
+    dense,
+    lora,
+    attention,
+    logits,
+    denseBackward,
+    loraBackward,
+    attentionBackward,
+    variantForward,
+    variantBackward,
+  };
 }
 
 /** Forward FLOPs of one micro-batch (an evaluation micro-batch costs this). */
@@ -109,6 +135,6 @@ export function forwardFlops(m: FlopsModel, b: FlopsBatch): number {
 /** Forward + backward FLOPs of one training micro-batch. */
 export function trainStepFlops(m: FlopsModel, b: FlopsBatch): number {
   const p = parts(m, b);
-  const backward = p.denseBackward + 2 * p.lora + 2 * p.attention + p.logits + p.variantBackward;
+  const backward = p.denseBackward + p.loraBackward + p.attentionBackward + p.logits + p.variantBackward;
   return forwardFlops(m, b) + backward;
 }

@@ -1,6 +1,7 @@
 // The keys and values every attention layer has seen so far, so that decoding one more token runs
 // the model over that one position only: per layer K and V as [rows·H, T, hd] device tensors (rows =
-// sequences decoded together, e.g. beams). The cache owns its tensors; dispose() frees them.
+// sequences decoded together, e.g. beams; H = the heads cached, a grouped-query model's key/value
+// heads). The cache owns its tensors; dispose() frees them.
 import * as tf from '@tensorflow/tfjs-core';
 
 interface LayerKv {

@@ -26,8 +26,8 @@ function expectedSchema(spec: FlagSpec): PropertySchema {
       return { type: 'boolean' };
     case 'string':
       return { type: 'string' };
-    case 'list':
-      return { type: ['array', 'string'], items: { type: 'string' } };
+    case 'list': // null: the flag left out, its default (helm keeps a null the chart has no default for)
+      return { type: ['array', 'string', 'null'], items: { type: 'string' } };
   }
 }
 

@@ -123,7 +123,9 @@ describe('Helm chart helm/lora-mpt', () => {
     const c = parseFlags(coordinatorFlags, cArgs.slice(1));
     assert.equal(c.base_model, '/workspace/models/mpt-7b-instruct');
     assert.equal(c.output_dir, '/workspace/outputs/lora-mpt');
-    assert.deepEqual(c.lora_target_modules, ['Wqkv']);
+    // No target flag by default: the coordinator takes the family's PEFT default, for this MPT [Wqkv]
+    // (test/deploy/chart-llama.test.ts resolves it on real config.json files of both families).
+    assert.equal(c.lora_target_modules, undefined);
     assert.equal(c.learning_rate, 2e-4);
     assert.equal(c.num_epochs, 1);
     assert.equal(c.batch_size, 128);

@@ -1,17 +1,24 @@
 // The web page of `lora-mpt generate` in real headless Chromium (Debian's `chromium`, driven by
 // playwright-core): type an instruction, submit, watch the answer stream in, read the final answer
 // (the same as the API gives for the same settings); then the same at phone width, where every
-// control must fit the screen; and a server with an API key, whose page asks for it.
+// control must fit the screen; a server with an API key, whose page asks for it; and a Llama 3
+// folder with a Llama 3 tokenizer, whose page answers what transformers' generate and generate.py's
+// Prompter give (test/fixtures/generate/llama3-page, tools/reference/make_llama_page_fixture.py).
 // Screenshots are kept in test-artifacts/ (git-ignored).
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { hasChromium, launchChromium } from '../support/chromium.ts';
+import { type LoraProcess, startLoraMpt } from '../support/processes.ts';
 import { type GenerateServer, startGenerateServer } from './support/generate-server.ts';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const LLAMA = fileURLToPath(new URL('../fixtures/generate/llama3-page/', import.meta.url));
+const LLAMA_TOKENIZER = fileURLToPath(
+  new URL('../data/fixtures/llama-tok/llama3/tokenizer.json', import.meta.url),
+);
 
 // Without chromium (scripts/setup.sh installs it) the test skips and says so, except in CI.
 const needsChromium =
@@ -19,16 +26,32 @@ const needsChromium =
 
 let generate: GenerateServer | undefined;
 let keyed: GenerateServer | undefined;
+let llama: LoraProcess | undefined;
+let llamaUrl: string;
 const KEY = 'page-test-key-7-4e8a1c9b3f6d2e0a5c7b';
 let url: string;
 let browser: Browser;
 
 before(async () => {
   if (!hasChromium && !process.env.CI) return;
-  [generate, keyed] = await Promise.all([
+  llama = startLoraMpt('generate (llama)', [
+    'generate',
+    '--base_model',
+    LLAMA,
+    '--tokenizer',
+    LLAMA_TOKENIZER,
+    '--port',
+    '0',
+    '--backend',
+    'wasm',
+  ]);
+  let llamaListening: Record<string, unknown>;
+  [generate, keyed, llamaListening] = await Promise.all([
     startGenerateServer(512, 3),
     startGenerateServer(256, 3, { env: { LORA_MPT_API_KEY: KEY } }),
+    llama.waitForEvent('server_listening', undefined, { ms: 120_000 }),
   ]);
+  llamaUrl = llamaListening.url as string;
   url = generate.url;
   browser = await launchChromium();
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -36,7 +59,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await Promise.all([generate?.close(), keyed?.close()]);
+  await Promise.all([generate?.close(), keyed?.close(), llama?.kill('SIGTERM')]);
 });
 
 /** Fills the form, submits, and returns every distinct text the Output box showed, in order. */
@@ -151,5 +174,25 @@ describe('the generate page in headless Chromium', needsChromium, () => {
     await plain.goto(url);
     assert.equal(await plain.locator('#api_key').count(), 0, 'no key, no field');
     await plain.close();
+  });
+
+  it("answers on a Llama 3 folder what transformers' generate and generate.py's Prompter give", async () => {
+    const fx = JSON.parse(readFileSync(`${LLAMA}page.json`, 'utf8')) as {
+      instruction: string;
+      max_new_tokens: number;
+      runs: { num_beams: number; new_tokens: number[]; answer: string }[];
+    };
+    const page = await browser.newPage();
+    await page.goto(llamaUrl);
+    for (const run of fx.runs) {
+      await ask(page, fx.instruction, { beams: run.num_beams, maxTokens: fx.max_new_tokens });
+      assert.equal(await page.inputValue('#output'), run.answer, `${run.num_beams} beam(s)`);
+      // Every token was made (no EOS in the reference), as the status line counts them.
+      assert.match(
+        (await page.textContent('#status')) ?? '',
+        new RegExp(`^${run.new_tokens.length} tokens in`),
+      );
+    }
+    await page.close();
   });
 });

@@ -167,7 +167,8 @@ describe('synthetic compute: the time a GPU would take', () => {
     const attention = 4 * rows * seqLen * seqLen * D * L;
     const logits = 2 * logitRows * V * D;
     const forward = 2 * N * L * P + lora + attention + logits;
-    const backward = 2 * N * (L * P - P0) + 2 * lora + 2 * attention + logits;
+    // Block 0's Wqkv gets no input gradient: not through W (P0), nor through LoRA A (2·N·r·D).
+    const backward = 2 * N * (L * P - P0) + 2 * lora - 2 * N * r * D + 2 * attention + logits;
     return { train: forward + backward, forward };
   };
 

@@ -347,8 +347,11 @@ the paths, the training flags and the coordinator's run policy. */ -}}
 {{- end }}
 {{- $_ := set $flags "min_workers" .Values.coordinator.minWorkers -}}
 {{- $_ := set $flags "heartbeat_timeout_ms" .Values.coordinator.heartbeatTimeoutMs -}}
+{{- /* A null list (lora_target_modules: null) is the flag left out: its default, e.g. the family's targets. */ -}}
 {{- range $k, $v := .Values.run.training }}
+{{- if not (kindIs "invalid" $v) }}
 {{- $_ := set $flags $k $v }}
+{{- end }}
 {{- end }}
 {{- range $k, $v := $flags }}
 {{ $k }}: {{ include "lora-mpt.flagValue" $v | quote }}

@@ -100,7 +100,8 @@ export function llamaArchitecture(c: Sizes): Architecture {
     peftDefaultTargets: LLAMA_PEFT_TARGETS,
     layersPattern: LLAMA_LAYERS_PATTERN,
     linears,
-    blockInputLinears: ['q_proj', 'k_proj', 'v_proj'],
+    // As block.ts's GROUP and ORDER: Linears that share an input share its gradient.
+    inputGroups: [['q_proj', 'k_proj', 'v_proj'], ['o_proj'], ['gate_proj', 'up_proj'], ['down_proj']],
     modulePath: (layer, linear) => modulePath(layer, llamaLinear(linear)),
     weightShapes: () => weightShapes(c),
     // The biases (rare: attention_bias / mlp_bias) are small and held like the norms.

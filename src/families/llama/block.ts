@@ -4,7 +4,9 @@
 // Grouped-query attention repeats each key/value head over its query heads (repeat_kv) and runs the
 // shared multi-head attention core (src/model/attention.ts); its backward sums the copies. The
 // backward returns dx and this block's LoRA gradients, and stops where nothing below needs one. With
-// a KV cache the rotated, repeated keys and values are appended; the prompt runs the training path.
+// a KV cache the rotated keys and the values are appended per key/value head (not repeated: the cache
+// is nHeads/nKvHeads times smaller) and the new queries attend to them by group; the prompt runs the
+// training path.
 import * as tf from '@tensorflow/tfjs-core';
 import {
   type AttentionSaved,
@@ -109,23 +111,38 @@ function maskOf(env: BlockEnv): AttentionMask {
   return env.mask;
 }
 
-/** ctx of the new positions with the KV cache (the caller owns it); appends k and v (heads repeated). */
-function cachedContext(env: BlockEnv, c: BlockCache, qkv: tf.Tensor2D): tf.Tensor2D {
-  const { rows, seqLen: q, nHeads: h, headDim: hd, scale } = env.attn;
-  const [qPart, kPart, vPart] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  try {
-    c.kv.append(
-      c.layer,
-      tf.keep(splitHeadsOf(kPart, rows, q, h, hd)),
-      tf.keep(splitHeadsOf(vPart, rows, q, h, hd)),
-    );
-    if (c.bias === null) return attentionForward(env.layout, qkv, env.attn, maskOf(env), false).ctx;
-    const kv = c.kv.layer(c.layer);
-    if (kv === null) throw new Error(`Llama block: layer ${c.layer} has no cached keys`);
-    return cachedAttention(qPart, kv.k, kv.v, { rows, q, nHeads: h, headDim: hd, scale }, c.bias);
-  } finally {
-    tf.dispose([qPart, kPart, vPart]);
+/** [q | k | v] with each key/value head repeated to its query heads: the attention core's input. */
+function repeatedQkv(env: BlockEnv, q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D): tf.Tensor2D {
+  const nRep = env.attn.nHeads / env.nKvHeads;
+  return tf.tidy(() => tf.concat([q, repeatKv(k, env.nKvHeads, nRep), repeatKv(v, env.nKvHeads, nRep)], 1));
+}
+
+/** ctx of the new positions with the KV cache (the caller owns it); appends k and v per kv head. */
+function cachedContext(
+  env: BlockEnv,
+  c: BlockCache,
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+): tf.Tensor2D {
+  const { rows, seqLen: t, nHeads: h, headDim: hd, scale } = env.attn;
+  const kvH = env.nKvHeads;
+  c.kv.append(
+    c.layer,
+    tf.keep(splitHeadsOf(k, rows, t, kvH, hd)),
+    tf.keep(splitHeadsOf(v, rows, t, kvH, hd)),
+  );
+  if (c.bias === null) {
+    const qkv = repeatedQkv(env, q, k, v);
+    try {
+      return attentionForward(env.layout, qkv, env.attn, maskOf(env), false).ctx;
+    } finally {
+      qkv.dispose();
+    }
   }
+  const kv = c.kv.layer(c.layer);
+  if (kv === null) throw new Error(`Llama block: layer ${c.layer} has no cached keys`);
+  return cachedAttention(q, kv.k, kv.v, { rows, q: t, nHeads: h, kvHeads: kvH, headDim: hd, scale }, c.bias);
 }
 
 /** y = block(x), appending to `cache` when given. The caller owns y and saved (null unless `save`). */
@@ -162,26 +179,18 @@ export function blockForward(
     return y;
   };
   const { rows, nHeads } = env.attn;
-  const nRep = nHeads / env.nKvHeads;
   const ln1 = rmsNormForward(x, w.norm1, env.eps);
   const h = input('attnIn', ln1.y);
   const [q, k, v] = [linear('q_proj', h), linear('k_proj', h), linear('v_proj', h)];
-  const qkv = tf.tidy(() =>
-    tf.concat(
-      [
-        applyRope(q, rows, nHeads, env.rope),
-        repeatKv(applyRope(k, rows, env.nKvHeads, env.rope), env.nKvHeads, nRep),
-        repeatKv(v, env.nKvHeads, nRep),
-      ],
-      1,
-    ),
-  );
-  tf.dispose([q, k, v]);
-  const att =
-    cache === null
-      ? attentionForward(env.layout, qkv, env.attn, maskOf(env), save)
-      : { ctx: cachedContext(env, cache, qkv), saved: null };
-  qkv.dispose();
+  const [qr, kr] = [applyRope(q, rows, nHeads, env.rope), applyRope(k, rows, env.nKvHeads, env.rope)];
+  tf.dispose([q, k]);
+  let att: { readonly ctx: tf.Tensor2D; readonly saved: AttentionSaved | null };
+  if (cache === null) {
+    const qkv = repeatedQkv(env, qr, kr, v);
+    att = attentionForward(env.layout, qkv, env.attn, maskOf(env), save);
+    qkv.dispose();
+  } else att = { ctx: cachedContext(env, cache, qr, kr, v), saved: null };
+  tf.dispose([qr, kr, v]);
   const o = linear('o_proj', input('ctx', att.ctx));
   const x1 = tf.add(x, o) as tf.Tensor2D;
   o.dispose();

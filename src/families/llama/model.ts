@@ -189,9 +189,9 @@ export class LlamaModel implements CausalLm {
     return rmsNormBackward(dy, this.normF, own(saved, SavedNorm, 'the saved norm state').state);
   }
 
-  /** The cache holds keys and values repeated to every query head (the attention core's layout). */
+  /** The cache holds each key/value head once (GQA: nHeads/nKvHeads times less than repeated). */
   newKvCache(): KvCache {
-    return new KvCache(this.config.nLayers, this.config.nHeads);
+    return new KvCache(this.config.nLayers, this.config.nKvHeads);
   }
 
   dispose(): void {

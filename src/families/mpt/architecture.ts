@@ -81,7 +81,7 @@ export function mptArchitecture(c: Sizes): Architecture {
     peftDefaultTargets: MPT_PEFT_TARGETS,
     layersPattern: MPT_LAYERS_PATTERN,
     linears,
-    blockInputLinears: ['Wqkv'],
+    inputGroups: [['Wqkv'], ['out_proj'], ['up_proj'], ['down_proj']],
     modulePath: (layer, linear) => modulePath(layer, mptLinear(linear)),
     weightShapes: () => weightShapes(c),
     normValues: (2 + (c.attn.qkLn ? 2 : 0)) * d * c.nLayers + d,

@@ -66,8 +66,42 @@ describe('Llama config.json', () => {
       [{ sliding_window: 0 }, /"sliding_window" must be a positive integer or null/],
       [{ use_sliding_window: true }, /"use_sliding_window" true is not part of a Llama model/],
       [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, /"low_freq_factor" must be a/],
+      [
+        { layer_types: ['full_attention'] },
+        /"layer_types" \["full_attention"\] is not part of a Llama model/,
+      ],
+      [{ qk_norm: true }, /"qk_norm" true is not part of a Llama model/],
+      [{ head_dim: 7 }, /"head_dim" must be an even number/],
     ];
     for (const [extra, re] of cases) assert.throws(() => parse(extra), re, JSON.stringify(extra));
+  });
+
+  it('refuses to train with attention_dropout above 0, naming it (evaluation and generation run)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'llama-dropout-'));
+    try {
+      await familyOf('llama', 'test').writeRandomCheckpoint(dir, {
+        dModel: 16,
+        nHeads: 2,
+        nLayers: 1,
+        vocabSize: 32,
+        maxSeqLen: 16,
+      });
+      const ckpt = await openCheckpoint(dir);
+      await initBackend('cpu');
+      for (const p of [0, 0.1]) {
+        const config = { ...(ckpt.config as LlamaConfig), attentionDropout: p };
+        const model = await loadModel(config, ckpt.tensors(), { layout: 'plain-2d' });
+        if (p === 0) model.assertTrainable();
+        else
+          assert.throws(
+            () => model.assertTrainable(),
+            /attention_dropout = 0\.1: dropout in the frozen model/,
+          );
+        model.dispose();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a forward longer than sliding_window, naming it', async () => {
