@@ -89,6 +89,12 @@ export async function openConnectionGate(o: GateOptions): Promise<ConnectionGate
           },
         );
   server.maxConnections = o.maxConnections;
+  // Every open connection, to end those still open when the gate closes (below).
+  const open = new Set<net.Socket>();
+  server.on('connection', (raw: net.Socket) => {
+    open.add(raw);
+    raw.once('close', () => open.delete(raw));
+  });
   server.on('drop', (d?: { remoteAddress?: string; remotePort?: number }) =>
     o.onConnectionRefused('connections', `${d?.remoteAddress ?? '?'}:${d?.remotePort ?? '?'}`),
   );
@@ -132,11 +138,13 @@ export async function openConnectionGate(o: GateOptions): Promise<ConnectionGate
   return {
     port: typeof addr === 'object' && addr ? addr.port : o.port,
     pendingHandshakes: () => pending.size,
-    // A peer still in its handshake holds close() until its deadline at most; do not wait longer.
+    // Called once gRPC has ended its sessions (gracefully, or forced after its grace period): what
+    // is still open is a peer mid-handshake or one gRPC no longer tracks (a hung worker's socket),
+    // which server.close() would wait for, up to the handshake deadline or for ever. End them.
     close: () =>
       new Promise<void>((resolve) => {
-        setTimeout(resolve, o.handshakeTimeoutMs).unref();
         server.close(() => resolve());
+        for (const raw of open) raw.destroy();
       }),
   };
 }
