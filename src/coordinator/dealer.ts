@@ -73,7 +73,7 @@ export class Dealer {
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;
         dealt.push(id);
-        m.credits -= 1;
+        this.members.take(m);
         m.link.send(microBatchMessage(source.get(id)!, ledger.step, kind));
       }
     }
