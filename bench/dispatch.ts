@@ -29,7 +29,10 @@ function print(what: string, f: DispatchFigures): void {
     `report -> next micro-batch latency: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms (${f.samples} samples)`,
   );
   console.log(
-    `coordinator CPU per micro-batch: ${f.cpuMicrosPerMicroBatch.toFixed(0)} us (= ${(1e6 / f.cpuMicrosPerMicroBatch).toFixed(0)} micro-batches/s per core); event-loop p99 ${f.loopP99Ms.toFixed(1)} ms; loadavg ${loadavg()
+    `clients' CPU per micro-batch: ${f.clientsCpuMicrosPerMicroBatch.toFixed(0)} us (their process busy ${(100 * f.clientsBusy).toFixed(0)}% of its wall time: near 100% they, not the coordinator, set the pace)`,
+  );
+  console.log(
+    `coordinator CPU per micro-batch: ${f.cpuMicrosPerMicroBatch.toFixed(0)} us (= ${(1e6 / f.cpuMicrosPerMicroBatch).toFixed(0)} micro-batches/s per core; busy ${((f.cpuMicrosPerMicroBatch * f.perSecond) / 1e4).toFixed(0)}% of the wall time); event-loop p99 ${f.loopP99Ms.toFixed(1)} ms; loadavg ${loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );

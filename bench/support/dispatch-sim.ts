@@ -30,6 +30,9 @@ export interface DispatchFigures {
   readonly loopP99Ms: number;
   /** The coordinator's CPU (user + system) per micro-batch dealt and counted, in microseconds. */
   readonly cpuMicrosPerMicroBatch: number;
+  /** The clients process's CPU per micro-batch, and the share of its wall time it was busy. */
+  readonly clientsCpuMicrosPerMicroBatch: number;
+  readonly clientsBusy: number;
 }
 
 const CLIENTS = fileURLToPath(new URL('./dispatch-clients.ts', import.meta.url));
@@ -163,7 +166,8 @@ export async function measureDispatch(
     const cpu = process.cpuUsage(cpuAtStart);
     driver.stop('benchmark over');
     await exited;
-    const latencies = (JSON.parse(out) as { latencies: number[] }).latencies;
+    const clients = JSON.parse(out) as { latencies: number[]; cpuMicros: number; wallMicros: number };
+    const latencies = clients.latencies;
     return {
       workers,
       microBatches: total,
@@ -174,6 +178,8 @@ export async function measureDispatch(
       samples: latencies.length,
       loopP99Ms: loop.percentile(99) / 1e6,
       cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
+      clientsCpuMicrosPerMicroBatch: clients.cpuMicros / total,
+      clientsBusy: clients.cpuMicros / clients.wallMicros,
     };
   } finally {
     pinned?.restore();
