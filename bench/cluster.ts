@@ -5,7 +5,8 @@
 // coordinator` process, the workers as synthetic sessions 32 to a process (each its own gRPC stream
 // and NATS connection), a real nats-server — with step time against the ideal, the coordinator's CPU
 // per step, peak RSS, event-loop lag p99, /metrics and /api/status sizes.
-// CLUSTER_SIZES=8,32 picks sizes; CLUSTER_STEPS the steps of each run (default 3).
+// CLUSTER_SIZES=8,32 picks sizes; CLUSTER_STEPS the steps of each run (default 3); CLUSTER_PIN=1 runs
+// the dispatch path with the coordinator on CPU 0 and its clients on CPU 1 (as DISPATCH_PIN=1).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { natsThroughput } from './support/nats-throughput.ts';
 
 const SIZES = (process.env.CLUSTER_SIZES ?? '8,32,128,256').split(',').map(Number);
 const STEPS = Number(process.env.CLUSTER_STEPS ?? 3);
+const PIN = process.env.CLUSTER_PIN === '1';
 const PER_PROCESS = 32;
 const MICRO_BATCH = 4;
 const PER_WORKER = 2; // micro-batches per worker per step
@@ -44,13 +46,13 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
   const values = 32 * r * (4096 + 3 * 4096);
   // 10,240 micro-batches whatever the size: the rate is per micro-batch, not per worker.
   const perWorker = Math.ceil(10_240 / n);
-  const ceiling = await measureDispatch(n, perWorker);
-  const paced = await measureDispatch(n, perWorker, 10_000);
+  const ceiling = await measureDispatch(n, perWorker, undefined, PIN);
+  const paced = await measureDispatch(n, perWorker, 10_000, PIN);
   console.log(
     `\n## ${n} workers (MPT-7B, LoRA r=${r} on Wqkv: ${values.toLocaleString('en-US')} values, ${mib(values * 4)} MiB gradient)`,
   );
   console.log(
-    `dispatch path (${ceiling.microBatches} micro-batches to ${n} simulated clients in another process): ceiling ${fmt(ceiling.perSecond, 0)} micro-batches/s, coordinator CPU ${fmt(ceiling.cpuMicrosPerMicroBatch, 0)} us per micro-batch (= ${fmt(1e6 / ceiling.cpuMicrosPerMicroBatch, 0)}/s per core), report-to-next p50 ${fmt(ceiling.p50Ms, 2)} ms, p99 ${fmt(ceiling.p99Ms, 2)} ms (closed loop: queueing behind the others), event-loop p99 ${fmt(ceiling.loopP99Ms, 1)} ms`,
+    `dispatch path (${ceiling.microBatches} micro-batches to ${n} simulated clients in another process${PIN ? ', pinned: coordinator CPU 0, clients CPU 1' : ''}): ceiling ${fmt(ceiling.perSecond, 0)} micro-batches/s, coordinator CPU ${fmt(ceiling.cpuMicrosPerMicroBatch, 0)} us per micro-batch (= ${fmt(1e6 / ceiling.cpuMicrosPerMicroBatch, 0)}/s per core), report-to-next p50 ${fmt(ceiling.p50Ms, 2)} ms, p99 ${fmt(ceiling.p99Ms, 2)} ms (closed loop: queueing behind the others), event-loop p99 ${fmt(ceiling.loopP99Ms, 1)} ms`,
   );
   console.log(
     `  at 10,000/s offered (each client 1 in flight, ${fmt((1000 * n) / 10_000, 1)} ms per micro-batch): ${fmt(paced.perSecond, 0)}/s, report-to-next p50 ${fmt(paced.p50Ms, 2)} ms, p99 ${fmt(paced.p99Ms, 2)} ms, event-loop p99 ${fmt(paced.loopP99Ms, 1)} ms`,

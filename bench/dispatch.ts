@@ -5,18 +5,22 @@
 // micro-batches/s, the latency from a worker's report (which returns its credit) to its next
 // micro-batch (p50/p99), and the coordinator's CPU per micro-batch. `DISPATCH_WORKERS` (default 64)
 // sets the workers; `DISPATCH_PACED=10000` adds a run at that offered rate (each worker holds one
-// micro-batch and reports it workers/rate seconds later). bench/cluster.ts runs both at 8 to 256.
+// micro-batch and reports it workers/rate seconds later); `DISPATCH_PIN=1` pins the coordinator's
+// side to CPU 0 and the clients to CPU 1 (taskset), so the clients cannot take the coordinator's
+// core. bench/cluster.ts runs both at 8 to 256.
 import { loadavg } from 'node:os';
 import { type DispatchFigures, measureDispatch } from './support/dispatch-sim.ts';
 
 const WORKERS = Number(process.env.DISPATCH_WORKERS ?? 64);
 const PACED = process.env.DISPATCH_PACED === undefined ? undefined : Number(process.env.DISPATCH_PACED);
 /** 3,840 micro-batches at 64 workers, 10,240 at 256 (as bench/cluster.ts deals). */
+const PIN = process.env.DISPATCH_PIN === '1';
 const PER_WORKER = WORKERS >= 128 ? 40 : 60;
 
 function print(what: string, f: DispatchFigures): void {
+  const where = PIN ? 'another process on CPU 1, the coordinator on CPU 0' : 'another process';
   console.log(
-    `\n## Coordinator dispatch (${what}): ${f.workers} simulated workers (another process), one step of ${f.microBatches} micro-batches (4x128 tokens each)`,
+    `\n## Coordinator dispatch (${what}): ${f.workers} simulated workers (${where}), one step of ${f.microBatches} micro-batches (4x128 tokens each)`,
   );
   console.log(
     `micro-batches dispatched and reported: ${f.microBatches} in ${f.seconds.toFixed(2)} s = ${f.perSecond.toFixed(0)} micro-batches/s`,
@@ -25,7 +29,10 @@ function print(what: string, f: DispatchFigures): void {
     `report -> next micro-batch latency: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms (${f.samples} samples)`,
   );
   console.log(
-    `coordinator CPU per micro-batch: ${f.cpuMicrosPerMicroBatch.toFixed(0)} us (= ${(1e6 / f.cpuMicrosPerMicroBatch).toFixed(0)} micro-batches/s per core); event-loop p99 ${f.loopP99Ms.toFixed(1)} ms; loadavg ${loadavg()
+    `clients' CPU per micro-batch: ${f.clientsCpuMicrosPerMicroBatch.toFixed(0)} us (their process busy ${(100 * f.clientsBusy).toFixed(0)}% of its wall time: near 100% they, not the coordinator, set the pace)`,
+  );
+  console.log(
+    `coordinator CPU per micro-batch: ${f.cpuMicrosPerMicroBatch.toFixed(0)} us (= ${(1e6 / f.cpuMicrosPerMicroBatch).toFixed(0)} micro-batches/s per core; busy ${((f.cpuMicrosPerMicroBatch * f.perSecond) / 1e4).toFixed(0)}% of the wall time); event-loop p99 ${f.loopP99Ms.toFixed(1)} ms; loadavg ${loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );
@@ -34,8 +41,8 @@ function print(what: string, f: DispatchFigures): void {
 export async function run(): Promise<void> {
   if (!Number.isInteger(WORKERS) || WORKERS < 1)
     throw new Error(`DISPATCH_WORKERS=${process.env.DISPATCH_WORKERS}: expected a positive integer`);
-  print('ceiling', await measureDispatch(WORKERS, PER_WORKER));
+  print('ceiling', await measureDispatch(WORKERS, PER_WORKER, undefined, PIN));
   if (PACED === undefined) return;
   if (!(PACED > 0)) throw new Error(`DISPATCH_PACED=${process.env.DISPATCH_PACED}: expected a positive rate`);
-  print(`${PACED}/s offered`, await measureDispatch(WORKERS, PER_WORKER, PACED));
+  print(`${PACED}/s offered`, await measureDispatch(WORKERS, PER_WORKER, PACED, PIN));
 }

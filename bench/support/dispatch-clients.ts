@@ -1,7 +1,8 @@
 // Simulated workers for the dispatch bench, in their own process so the coordinator's process keeps
 // its core: `node --import tsx dispatch-clients.ts PORT WORKERS CREDITS COMPUTE_MS FIRST_INDEX`.
 // Each opens its own gRPC connection and Session stream, joins, and reports each micro-batch
-// COMPUTE_MS after it arrives (0: at once). Prints one JSON line: report-to-next latencies (ms).
+// COMPUTE_MS after it arrives (0: at once). Prints one JSON line: report-to-next latencies (ms), and
+// this process's CPU and wall time from the first micro-batch received to the last run's end.
 import { credentials } from '@grpc/grpc-js';
 import { supervisedTokens } from '../../src/data/micro-batch.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
@@ -19,6 +20,8 @@ const [port, workers, credits, computeMs, first] = process.argv.slice(2).map(Num
 const latencies: number[] = [];
 const clients: CoordinatorClient[] = [];
 let finished = 0;
+/** CPU and wall clock when the first micro-batch arrived (dealing had begun). */
+let began: { cpu: NodeJS.CpuUsage; at: number } | undefined;
 for (let w = 0; w < workers; w++) {
   // Its own connection, as a worker process has (grpc-js would share one between equal channels).
   const client = new CoordinatorClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
@@ -35,6 +38,7 @@ for (let w = 0; w < workers; w++) {
     } else if (body?.$case === 'stateSync') {
       call.write({ body: { $case: 'credit', value: { credits } } });
     } else if (body?.$case === 'microBatch') {
+      began ??= { cpu: process.cpuUsage(), at: performance.now() };
       if (reportedAt > 0) latencies.push(performance.now() - reportedAt);
       const mb = body.value;
       // Decoded as a worker decodes it (replica-worker.ts), so the count is what a worker reports.
@@ -60,7 +64,9 @@ for (let w = 0; w < workers; w++) {
     } else if (body?.$case === 'finished') {
       call.end();
       if (++finished === workers) {
-        console.log(JSON.stringify({ latencies }));
+        const cpu = process.cpuUsage(began?.cpu);
+        const wallMicros = 1000 * (performance.now() - (began?.at ?? 0));
+        console.log(JSON.stringify({ latencies, cpuMicros: cpu.user + cpu.system, wallMicros }));
         for (const c of clients) c.close();
         process.exit(0);
       }

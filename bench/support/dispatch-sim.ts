@@ -4,7 +4,8 @@
 // compute nothing, so the figures are the coordinator's, not a model's. Shared by bench/dispatch.ts
 // and bench/cluster.ts.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
@@ -29,6 +30,9 @@ export interface DispatchFigures {
   readonly loopP99Ms: number;
   /** The coordinator's CPU (user + system) per micro-batch dealt and counted, in microseconds. */
   readonly cpuMicrosPerMicroBatch: number;
+  /** The clients process's CPU per micro-batch, and the share of its wall time it was busy. */
+  readonly clientsCpuMicrosPerMicroBatch: number;
+  readonly clientsBusy: number;
 }
 
 const CLIENTS = fileURLToPath(new URL('./dispatch-clients.ts', import.meta.url));
@@ -55,6 +59,23 @@ export const percentile = (xs: readonly number[], p: number): number =>
     : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 /**
+ * Pins this process (the coordinator's side: gRPC server and step driver, every thread) to CPU 0 and
+ * returns the command prefix that starts the clients on CPU 1, so that 256 clients decoding and
+ * answering cannot take the coordinator's core; `restore` gives this process every CPU back. The
+ * other work of the machine still shares both cores. Needs `taskset` (util-linux) and 2+ CPUs.
+ */
+function pinCores(): { clientsPrefix: string[]; restore(): void } {
+  const all = `0-${cpus().length - 1}`;
+  if (cpus().length < 2)
+    throw new Error('DISPATCH_PIN=1: needs 2 or more CPUs to give the clients their own');
+  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  return {
+    clientsPrefix: ['taskset', '-c', '1'],
+    restore: () => execFileSync('taskset', ['-a', '-p', '-c', all, String(process.pid)], { stdio: 'ignore' }),
+  };
+}
+
+/**
  * `pacedPerSecond` absent: every client holds 2 micro-batches and reports each at once (the
  * ceiling; latency is then mostly queueing behind the other clients). Present: each holds 1 and
  * "computes" workers / pacedPerSecond seconds before reporting, so the offered load is that rate in
@@ -64,6 +85,8 @@ export async function measureDispatch(
   workers: number,
   perWorker: number,
   pacedPerSecond?: number,
+  /** Coordinator on CPU 0, clients on CPU 1 (pinCores). */
+  pin = false,
 ): Promise<DispatchFigures> {
   const credits = pacedPerSecond === undefined ? 2 : 1;
   const computeMs = pacedPerSecond === undefined ? 0 : (1000 * workers) / pacedPerSecond;
@@ -124,9 +147,11 @@ export async function measureDispatch(
     maxWorkers: workers,
     events: silentEvents,
   });
+  const pinned = pin ? pinCores() : undefined;
+  const [cmd, ...pre] = [...(pinned?.clientsPrefix ?? []), process.execPath];
   const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', CLIENTS, ...[server.port, workers, credits, computeMs, 0].map(String)],
+    cmd!,
+    [...pre, '--import', 'tsx', CLIENTS, ...[server.port, workers, credits, computeMs, 0].map(String)],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
@@ -141,7 +166,8 @@ export async function measureDispatch(
     const cpu = process.cpuUsage(cpuAtStart);
     driver.stop('benchmark over');
     await exited;
-    const latencies = (JSON.parse(out) as { latencies: number[] }).latencies;
+    const clients = JSON.parse(out) as { latencies: number[]; cpuMicros: number; wallMicros: number };
+    const latencies = clients.latencies;
     return {
       workers,
       microBatches: total,
@@ -152,8 +178,11 @@ export async function measureDispatch(
       samples: latencies.length,
       loopP99Ms: loop.percentile(99) / 1e6,
       cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
+      clientsCpuMicrosPerMicroBatch: clients.cpuMicros / total,
+      clientsBusy: clients.cpuMicros / clients.wallMicros,
     };
   } finally {
+    pinned?.restore();
     child.kill('SIGKILL');
     await server.close();
   }

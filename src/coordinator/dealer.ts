@@ -23,8 +23,7 @@ export class Dealer {
    * than --min_workers could take its micro-batches (the step could not finish otherwise).
    */
   enoughWorkers(step?: number): boolean {
-    if (step !== undefined) this.useWaitingIfShort(step);
-    const n = this.members.count('synced');
+    const n = this.syncedUsingWaitingIfShort(step);
     if (n >= this.minWorkers) {
       if (this.waitingSaid) this.events.info('run_unpaused', `${n} workers ready: resuming`, { workers: n });
       this.waitingSaid = false;
@@ -41,17 +40,22 @@ export class Dealer {
     return false;
   }
 
-  /** Runs at every deal (every result): counts without allocating; rarely changes anything. */
-  private useWaitingIfShort(step: number): void {
+  /**
+   * The synced replicas; with `step`, first lets those waiting for the next step take this one's
+   * when too few could otherwise. Runs at every deal (every result): one pass over the members, no
+   * allocation; rarely changes anything.
+   */
+  private syncedUsingWaitingIfShort(step?: number): number {
+    let synced = 0;
     let dealable = 0;
-    let waiting = 0;
     for (const m of this.members.values()) {
       if (m.phase !== 'synced') continue;
-      if (m.dealFrom <= step) dealable++;
-      else waiting++;
+      synced++;
+      if (step === undefined || m.dealFrom <= step) dealable++;
     }
-    if (waiting === 0 || dealable >= this.minWorkers) return;
+    if (step === undefined || synced === dealable || dealable >= this.minWorkers) return synced;
     for (const m of this.members.values()) if (m.phase === 'synced') m.dealFrom = Math.min(m.dealFrom, step);
+    return synced;
   }
 
   /** Deals pending micro-batches of `ledger` (looked up in `source`) to workers with credit. */
@@ -73,7 +77,7 @@ export class Dealer {
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;
         dealt.push(id);
-        m.credits -= 1;
+        this.members.take(m);
         m.link.send(microBatchMessage(source.get(id)!, ledger.step, kind));
       }
     }

@@ -17,6 +17,8 @@ export interface WorkerLink {
   readonly nodeName?: string;
 }
 
+const byId = (a: Member, b: Member) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0);
+
 /** A worker that declares no --max_in_flight may hold this many micro-batches. */
 export const DEFAULT_MAX_CREDITS = 2;
 
@@ -25,8 +27,8 @@ export type MemberPhase = 'loading' | 'ready' | 'synced';
 export interface Member {
   readonly link: WorkerLink;
   phase: MemberPhase;
-  /** Micro-batches the worker can take now. */
-  credits: number;
+  /** Micro-batches the worker can take now (changed only by Members.grant and Members.take). */
+  readonly credits: number;
   /** Credits plus held micro-batches never exceed this (a peer cannot hoard the step's work). */
   readonly maxCredits: number;
   /** Raw Ed25519 public key of the worker's frame signing key, from its Ready. */
@@ -42,15 +44,25 @@ export interface Member {
   dealFrom: number;
 }
 
+/** A member as Members keeps it: only Members changes its credits (to keep `withCredit` true). */
+type Kept = Member & { credits: number };
+
 export class Members {
-  private readonly byId = new Map<WorkerId, Member>();
+  private readonly byId = new Map<WorkerId, Kept>();
+  /**
+   * The members whose credits are > 0, whatever their phase. Dealing, at every result, looks at
+   * these (usually just the worker that reported) rather than at every replica.
+   */
+  private readonly withCredit = new Set<Kept>();
   /** Every member in id order; rebuilt only when one joins or leaves (dealing reads it per result). */
   private sorted: Member[] | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
 
   add(link: WorkerLink): Member {
-    const m: Member = {
+    const old = this.byId.get(link.id);
+    if (old) this.withCredit.delete(old);
+    const m: Kept = {
       link,
       phase: 'loading',
       credits: 0,
@@ -69,7 +81,11 @@ export class Members {
   }
 
   remove(id: WorkerId): void {
-    if (this.byId.delete(id)) this.sorted = undefined;
+    const m = this.byId.get(id);
+    if (!m) return;
+    this.byId.delete(id);
+    this.withCredit.delete(m);
+    this.sorted = undefined;
   }
 
   has(id: string): boolean {
@@ -82,7 +98,21 @@ export class Members {
 
   /** Gives `m` `n` more credits, never beyond its cap less the micro-batches it holds now. */
   grant(m: Member, n: number, held: number): void {
-    m.credits = Math.max(0, Math.min(m.credits + n, m.maxCredits - held));
+    this.setCredits(m, Math.max(0, Math.min(m.credits + n, m.maxCredits - held)));
+  }
+
+  /** `m` was dealt a micro-batch: one credit fewer. */
+  take(m: Member): void {
+    this.setCredits(m, m.credits - 1);
+  }
+
+  private setCredits(m: Member, credits: number): void {
+    const kept = this.byId.get(m.link.id);
+    // A member already removed (or replaced by a newer session of the same id) is not dealt to.
+    if (kept !== m) return;
+    kept.credits = credits;
+    if (credits > 0) this.withCredit.add(kept);
+    else this.withCredit.delete(kept);
   }
 
   touch(id: WorkerId): void {
@@ -109,11 +139,13 @@ export class Members {
    * result).
    */
   syncedWithCredit(step: number): Member[] {
-    return this.byIdOrder().filter((m) => m.phase === 'synced' && m.credits > 0 && m.dealFrom <= step);
+    const out: Member[] = [];
+    for (const m of this.withCredit) if (m.phase === 'synced' && m.dealFrom <= step) out.push(m);
+    return out.length < 2 ? out : out.sort(byId);
   }
 
   private byIdOrder(): Member[] {
-    this.sorted ??= this.all().sort((a, b) => (a.link.id < b.link.id ? -1 : a.link.id > b.link.id ? 1 : 0));
+    this.sorted ??= this.all().sort(byId);
     return this.sorted;
   }
 

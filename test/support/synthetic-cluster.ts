@@ -84,7 +84,8 @@ export const seriesOf = (metrics: string): string[] =>
     .filter((l) => l !== '' && !l.startsWith('#'))
     .map((l) => l.slice(0, l.lastIndexOf(' ')));
 
-function startPool(name: string, args: readonly string[]): LoraCommand {
+/** A session pool process (bench/support/session-pool-main.ts) with these arguments. */
+export function startPool(name: string, args: readonly string[]): LoraCommand {
   const child = spawn(process.execPath, ['--import', 'tsx', POOL_MAIN, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
