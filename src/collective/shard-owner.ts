@@ -17,7 +17,7 @@ import { dataSubject } from './subjects.ts';
 export const shardOwner: Algorithm = {
   summary: 'n·G into the server, 2 hops',
   minMembers: 1,
-  member: (round, data) => new ShardOwnerAllReduce(round, data),
+  member: (round, data, result) => new ShardOwnerAllReduce(round, data, result),
   // Each owner's fan-out subject carries its own shard, which every member hears as well.
   observer: ({ key, members }) => ({
     subscriptions: members.map((_, k) => ({
@@ -30,7 +30,6 @@ export const shardOwner: Algorithm = {
 };
 
 class ShardOwnerAllReduce {
-  readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;
   /** Where unaligned remote contributions to our shard are copied, by member index (ours is `data`). */
@@ -51,12 +50,12 @@ class ShardOwnerAllReduce {
   constructor(
     private readonly round: Round,
     private readonly data: Float32Array,
+    readonly result: Float32Array,
   ) {
     const { layout, spec } = round;
     const { key, members } = spec;
     this.n = members.length;
     this.me = spec.selfIndex;
-    this.result = new Float32Array(data.length);
     this.contributions = new ContributionNorms(members);
     const own = layout.shard(this.me);
     this.arrivals = new Uint16Array(layout.chunkCount(this.me));
