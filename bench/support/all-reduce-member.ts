@@ -27,6 +27,8 @@ const BYTES = 16 * 2 ** 20;
 const members = Array.from({ length: n }, (_, i) => `m${i}`);
 const frameKey = Buffer.from(keyHex, 'hex');
 const data = Float32Array.from({ length: BYTES / 4 }, (_, i) => Math.sin(i * 0.001 + index));
+// Where every round writes its sum, kept from round to round as the worker keeps its own.
+const sum = new Float32Array(data.length);
 const nc = await connect({ servers: url });
 // PKCS#8 DER of an Ed25519 private key: this prefix, then the 32-byte seed.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -110,6 +112,7 @@ async function reduce(algorithm: AllReduceAlgorithm, mode: Mode, generation: num
     members,
     self: members[index]!,
     data,
+    into: sum,
     algorithm,
     frameKey,
     timeoutMs: 120_000,

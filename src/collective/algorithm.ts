@@ -8,7 +8,7 @@ import type { RoundSpec } from './round-spec.ts';
 
 /** One member's part in a round, made before the ready barrier (it subscribes on construction). */
 export interface MemberPart {
-  /** The elementwise sum; whole when the round completes. */
+  /** The elementwise sum (the `result` it was given); whole when the round completes. */
   readonly result: Float32Array;
   /** After the barrier: sends this member's data. */
   start(): void;
@@ -38,10 +38,11 @@ export interface Algorithm {
   shards?(spec: RoundSpec): number;
   /**
    * Joins `round` as a member contributing `data` (not modified): subscribes, sets
-   * `round.missingData`, and completes the round when `result` is whole. Every member of a round
-   * must end with the same bytes (docs/collective.md, "Bitwise identity").
+   * `round.missingData`, and completes the round when `result` is whole. `result` (data's length,
+   * not overlapping it) holds arbitrary bytes until then: every element must be written. Every
+   * member of a round must end with the same bytes (docs/collective.md, "Bitwise identity").
    */
-  member(round: Round, data: Float32Array): MemberPart;
+  member(round: Round, data: Float32Array, result: Float32Array): MemberPart;
   /** Where a non-contributing observer of `spec` hears the final bytes of every shard. */
   observer(spec: RoundSpec): ObserverPlan;
 }

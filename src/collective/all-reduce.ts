@@ -20,10 +20,18 @@ export interface AllReduceOptions extends RoundOptions {
    * summed its shard (algorithms that have shard owners; not called by the others).
    */
   readonly onContributions?: ContributionsReporter;
+  /**
+   * Where to write the sum (data's length, not overlapping it), e.g. a buffer the caller keeps from
+   * step to step: a fresh gradient-sized array every round costs page faults and garbage collection
+   * (docs/collective.md, "Per-member cost"). Its contents are overwritten, whatever the outcome.
+   * Default: a new array.
+   */
+  readonly into?: Float32Array;
 }
 
 /**
- * Sums `data` over `members` for round (runId, step, generation). Resolves with a new Float32Array.
+ * Sums `data` over `members` for round (runId, step, generation). Resolves with `into`, or a new
+ * Float32Array without it.
  * Rejects with AllReduceTimeoutError (names missing members and chunks), AllReduceDisconnectedError,
  * AllReducePeerAbortedError, AllReduceCancelledError (all `retryable`: retry under generation + 1),
  * or AllReduceInputError / AllReduceProtocolError (caller or configuration bug).
@@ -35,8 +43,22 @@ export async function allReduceSum(o: AllReduceOptions): Promise<Float32Array> {
   }
   const { name, algorithm } = algorithmFor(o.algorithm, spec.members.length);
   const round = new Round(spec, algorithm.shards?.(spec));
-  const part = algorithm.member(round, o.data);
+  const part = algorithm.member(round, o.data, resultBuffer(o.into, o.data));
   await runReported(round, () => part.start(), { algorithm: name, role: 'member', onReport: o.onReport });
   if (part.contributions) o.onContributions?.(part.contributions.report());
   return part.result;
+}
+
+/** `into` when it can hold the sum of `data` without overwriting it; else a refusal naming it. */
+function resultBuffer(into: Float32Array | undefined, data: Float32Array): Float32Array {
+  if (!into) return new Float32Array(data.length);
+  if (into.length !== data.length) {
+    throw new AllReduceInputError(`into holds ${into.length} values; data has ${data.length}`);
+  }
+  const start = (a: Float32Array) => a.byteOffset;
+  const end = (a: Float32Array) => a.byteOffset + a.byteLength;
+  if (into.buffer === data.buffer && start(into) < end(data) && start(data) < end(into)) {
+    throw new AllReduceInputError('into overlaps data: the sum would overwrite parts not yet sent');
+  }
+  return into;
 }

@@ -26,6 +26,11 @@ export class ContributionNorms {
     this.sums[m]! += s;
   }
 
+  /** Adds `s`, the squares of member `m`'s values of one chunk summed as add() does (float-sum.ts). */
+  addSquares(m: number, s: number): void {
+    this.sums[m]! += s;
+  }
+
   /** Per member, in member order. */
   report(): ContributionNorm[] {
     return this.members.map((member, m) => ({ member, sumSquares: this.sums[m]! }));

@@ -33,3 +33,47 @@ export function addInto(out: Float32Array, a: Float32Array, check: boolean): num
   }
   return poison;
 }
+
+// The shard owner's sums also measure each contributor (contributions.ts) in the same pass, so its
+// parts are read from memory once: a separate pass cost about as much as the sum itself (profile,
+// docs/collective.md "Per-member cost", third pass). Each square is summed in float64 in index
+// order, starting from 0 per call, as ContributionNorms.add does, so the measures are the same bits.
+
+/** out[i] = a[i] + b[i]; sets squares[0] = Σ a[i]², squares[1] = Σ b[i]²; returns Σ out[i]·0. */
+export function sumMeasured(
+  out: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  squares: Float64Array,
+): number {
+  const n = out.length;
+  let poison = 0;
+  let sa = 0;
+  let sb = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    sa += x * x;
+    sb += y * y;
+    out[i] = x + y;
+    poison += out[i]! * 0;
+  }
+  squares[0] = sa;
+  squares[1] = sb;
+  return poison;
+}
+
+/** out[i] += a[i]; sets squares[0] = Σ a[i]²; returns Σ out[i]·0 (NaN when some out[i] is not finite). */
+export function addMeasured(out: Float32Array, a: Float32Array, squares: Float64Array): number {
+  const n = out.length;
+  let poison = 0;
+  let sa = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!;
+    sa += x * x;
+    out[i]! += x;
+    poison += out[i]! * 0;
+  }
+  squares[0] = sa;
+  return poison;
+}

@@ -27,7 +27,7 @@ export const hierarchical: Algorithm = {
   summary: 'per node link G out and 2(N-1)/N·G in, through a NATS leaf server per node',
   minMembers: 1,
   shards: (spec) => Topology.of(spec).atoms,
-  member: (round, data) => new HierarchicalAllReduce(round, data),
+  member: (round, data, result) => new HierarchicalAllReduce(round, data, result),
   // Each atom's owner publishes its final bytes once on the cluster; that is the one copy.
   observer(spec: RoundSpec) {
     const t = Topology.of(spec);
@@ -44,7 +44,6 @@ export const hierarchical: Algorithm = {
 };
 
 class HierarchicalAllReduce {
-  readonly result: Float32Array;
   private readonly t: Topology;
   private readonly me: number;
   private readonly node: number;
@@ -73,6 +72,7 @@ class HierarchicalAllReduce {
   constructor(
     private readonly round: Round,
     private readonly data: Float32Array,
+    readonly result: Float32Array,
   ) {
     const { layout, spec } = round;
     this.t = Topology.of(spec);
@@ -81,7 +81,6 @@ class HierarchicalAllReduce {
     this.crossPublished = t.nodes > 1 || spec.observers.length > 0;
     this.node = t.nodeOf[this.me]!;
     this.local = t.nodeMembers[this.node]!;
-    this.result = new Float32Array(data.length);
     const all = Array.from({ length: t.atoms }, (_, s) => s);
     const mine = t.atomsOf(this.me);
     this.mine = new Set(mine);

@@ -14,7 +14,8 @@ export interface LocalRound {
 
 interface Pending {
   readonly contributions: Map<string, Float32Array>;
-  readonly waiters: Set<{ resolve(v: Float32Array): void }>;
+  /** Each waiter takes its own copy of the sum (into its `into`, as allReduceSum's contract says). */
+  readonly waiters: Set<{ take(sum: Float32Array): void }>;
 }
 
 export class InProcessCollective {
@@ -24,16 +25,19 @@ export class InProcessCollective {
 
   constructor(private readonly runId: string) {}
 
-  /** `self`'s contribution to the round; resolves with the sum (a new array). */
+  /** `self`'s contribution to the round; resolves with the sum (in `into` when given, else a new array). */
   allReduceSum(
-    o: LocalRound & { readonly self: string; readonly data: Float32Array },
+    o: LocalRound & { readonly self: string; readonly data: Float32Array; readonly into?: Float32Array },
   ): Promise<Float32Array> {
     if (!o.members.includes(o.self)) {
       throw new AllReduceInputError(`self ${o.self} is not a member of [${o.members.join(', ')}]`);
     }
+    if (o.into && o.into.length !== o.data.length) {
+      throw new AllReduceInputError(`into holds ${o.into.length} values; data has ${o.data.length}`);
+    }
     const p = this.pending(o);
     p.contributions.set(o.self, o.data.slice());
-    const result = this.wait(o, p);
+    const result = this.wait(o, p, o.into);
     this.completeIfWhole(o, p);
     return result;
   }
@@ -55,9 +59,15 @@ export class InProcessCollective {
     return p;
   }
 
-  private wait(o: LocalRound, p: Pending): Promise<Float32Array> {
+  private wait(o: LocalRound, p: Pending, into?: Float32Array): Promise<Float32Array> {
     return new Promise((resolve, reject) => {
-      const waiter = { resolve };
+      const waiter = {
+        take: (sum: Float32Array) => {
+          if (!into) return resolve(sum.slice());
+          into.set(sum);
+          resolve(into);
+        },
+      };
       if (o.signal?.aborted) {
         reject(new AllReduceCancelledError({ runId: this.runId, step: o.step, generation: o.generation }));
         return;
@@ -90,7 +100,7 @@ export class InProcessCollective {
     this.rounds.delete(k);
     this.done.clear();
     this.done.set(k, sum);
-    for (const w of p.waiters) w.resolve(sum.slice());
+    for (const w of p.waiters) w.take(sum);
   }
 }
 

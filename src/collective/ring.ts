@@ -17,7 +17,7 @@ const mod = (a: number, n: number) => ((a % n) + n) % n;
 export const ring: Algorithm = {
   summary: '2(n-1)·G into the server, 2(n-1) hops',
   minMembers: 2,
-  member: (round, data) => new RingAllReduce(round, data),
+  member: (round, data, result) => new RingAllReduce(round, data, result),
   observer({ key, members }) {
     const n = members.length;
     // The link from the last member to the first carries every final shard except shard 1, which
@@ -33,7 +33,6 @@ export const ring: Algorithm = {
 };
 
 class RingAllReduce {
-  readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;
   private readonly pred: string;
@@ -47,6 +46,7 @@ class RingAllReduce {
   constructor(
     private readonly round: Round,
     private readonly data: Float32Array,
+    readonly result: Float32Array,
   ) {
     const { layout, spec } = round;
     const { key, members } = spec;
@@ -56,7 +56,6 @@ class RingAllReduce {
     this.me = spec.selfIndex;
     this.predIndex = mod(this.me - 1, this.n);
     this.pred = members[this.predIndex]!;
-    this.result = new Float32Array(data.length);
     const shards = members.map((_, s) => s);
     this.totalChunks = shards.reduce((t, s) => t + layout.chunkCount(s), 0);
     // We start shard `me` (nothing arrives for it) and complete shard me+1 (no gather for it).

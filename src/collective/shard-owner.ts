@@ -6,7 +6,7 @@ import type { Algorithm } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import { ContributionNorms } from './contributions.ts';
 import type { MissingPart } from './errors.ts';
-import { addInto, sumInto } from './float-sum.ts';
+import { addMeasured, sumMeasured } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
 import { roundToBf16 } from './gradient-encoding.ts';
 import type { FramePayload } from './payload.ts';
@@ -17,7 +17,7 @@ import { dataSubject } from './subjects.ts';
 export const shardOwner: Algorithm = {
   summary: 'n·G into the server, 2 hops',
   minMembers: 1,
-  member: (round, data) => new ShardOwnerAllReduce(round, data),
+  member: (round, data, result) => new ShardOwnerAllReduce(round, data, result),
   // Each owner's fan-out subject carries its own shard, which every member hears as well.
   observer: ({ key, members }) => ({
     subscriptions: members.map((_, k) => ({
@@ -30,7 +30,6 @@ export const shardOwner: Algorithm = {
 };
 
 class ShardOwnerAllReduce {
-  readonly result: Float32Array;
   private readonly me: number;
   private readonly n: number;
   /** Where unaligned remote contributions to our shard are copied, by member index (ours is `data`). */
@@ -45,16 +44,18 @@ class ShardOwnerAllReduce {
   private readonly gathered: ChunkSet;
   /** Each contributor's sum of squares over our shard, measured as we sum it (contributions.ts). */
   readonly contributions: ContributionNorms;
+  /** What the measured sums hand back: the squares of the parts they just added. */
+  private readonly squares = new Float64Array(2);
 
   constructor(
     private readonly round: Round,
     private readonly data: Float32Array,
+    readonly result: Float32Array,
   ) {
     const { layout, spec } = round;
     const { key, members } = spec;
     this.n = members.length;
     this.me = spec.selfIndex;
-    this.result = new Float32Array(data.length);
     this.contributions = new ContributionNorms(members);
     const own = layout.shard(this.me);
     this.arrivals = new Uint16Array(layout.chunkCount(this.me));
@@ -115,11 +116,20 @@ class ShardOwnerAllReduce {
     const c = layout.chunk(this.me, j);
     const out = this.result.subarray(c.lo, c.hi);
     const part = (m: number) => (m === this.me ? this.data.subarray(c.lo, c.hi) : this.views[m]![j]!);
-    for (let m = 0; m < this.n; m++) this.contributions.add(m, part(m));
-    if (this.n === 1) out.set(part(0));
-    else if (sumInto(out, part(0), part(1), this.n === 2) !== 0) this.refuseNonFinite(j);
-    for (let m = 2; m < this.n; m++) {
-      if (addInto(out, part(m), m === this.n - 1) !== 0) this.refuseNonFinite(j);
+    const squares = this.squares;
+    if (this.n === 1) {
+      this.contributions.add(0, part(0));
+      out.set(part(0));
+    } else {
+      // Each contributor is measured in the pass that adds it; only the last sum is checked.
+      let poison = sumMeasured(out, part(0), part(1), squares);
+      this.contributions.addSquares(0, squares[0]!);
+      this.contributions.addSquares(1, squares[1]!);
+      for (let m = 2; m < this.n; m++) {
+        poison = addMeasured(out, part(m), squares);
+        this.contributions.addSquares(m, squares[0]!);
+      }
+      if (poison !== 0) this.refuseNonFinite(j);
     }
     for (let m = 0; m < this.n; m++) {
       this.views[m]![j] = undefined; // let the messages go

@@ -48,6 +48,8 @@ export type ReduceFn = (round: {
   readonly nodes?: readonly string[];
   readonly algorithm: AllReduceAlgorithm;
   readonly data: Float32Array;
+  /** Where the sum goes (data's length): a buffer the worker keeps, so no round allocates one. */
+  readonly into: Float32Array;
   readonly signal: AbortSignal;
   /** Raw Ed25519 keys of members ++ observers (ReduceStart): frames must be signed by their sender. */
   readonly participantKeys?: readonly Uint8Array[];
@@ -73,6 +75,12 @@ export interface ReplicaWorkerOptions {
 export class ReplicaWorker {
   private replica: AdapterReplica | undefined;
   private accumulator: Float32Array;
+  /**
+   * Where rounds write their sums, kept from step to step (a fresh gradient-sized array per round
+   * costs page faults and GC). Two, so a round never overwrites the one a pending (reduced, not yet
+   * committed) gradient still holds: a failed retry must not corrupt what a commit may still apply.
+   */
+  private readonly sums: Float32Array[] = [];
   private pending: { step: number; generation: number; final: FinalGradient } | undefined;
   private queue: WireMicroBatch[] = [];
   private busy = false;
@@ -240,6 +248,7 @@ export class ReplicaWorker {
         ...(r.nodes.length === r.members.length ? { nodes: r.nodes } : {}),
         algorithm,
         data: this.accumulator,
+        into: this.sumBuffer(),
         signal: abort.signal,
         ...(r.participantKeys ? { participantKeys: r.participantKeys.keys } : {}),
         onContributions: (c) => {
@@ -268,6 +277,17 @@ export class ReplicaWorker {
       const evidence = err instanceof AllReduceProtocolError ? err.evidence : undefined;
       failed((err as Error).message, blame, evidence);
     }
+  }
+
+  /** A kept sum buffer that the pending gradient does not hold. */
+  private sumBuffer(): Float32Array {
+    const held = this.pending?.final.grad;
+    let free = this.sums.find((b) => b !== held);
+    if (!free) {
+      free = new Float32Array(this.accumulator.length);
+      this.sums.push(free);
+    }
+    return free;
   }
 
   private commit(step: number, generation: number, lr: number): void {

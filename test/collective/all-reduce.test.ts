@@ -128,6 +128,73 @@ describe('all-reduce sum', () => {
     });
   }
 
+  for (const algorithm of algorithms) {
+    it(`writes every element of the sum into a buffer the caller keeps, round after round (${algorithm})`, async () => {
+      const n = 3;
+      const length = 10_007;
+      const members = memberIds(n);
+      // NaN everywhere: an element a round forgot to write would survive into the bytes compared.
+      const kept = members.map(() => new Float32Array(length).fill(Number.NaN));
+      for (const [generation, seed] of [
+        [0, 21],
+        [1, 22],
+      ] as const) {
+        const xs = randomGradients(n, length, seed);
+        const results = await Promise.all(
+          members.map((self, i) =>
+            allReduceSum({
+              nc: conns[i]!,
+              runId: 'run1',
+              step: 11,
+              generation,
+              members,
+              self,
+              data: xs[i]!,
+              into: kept[i]!,
+              timeoutMs: 10_000,
+              algorithm,
+              nodes: nodesOf(n),
+            }),
+          ),
+        );
+        const expected = bytesOf(documentedSum(algorithm, xs));
+        results.forEach((r, i) => {
+          assert.equal(r, kept[i], `member ${i} got another array than its own`);
+          assert.equal(Buffer.compare(bytesOf(r), expected), 0, `member ${i}, generation ${generation}`);
+        });
+      }
+    });
+  }
+
+  it('refuses an into of another length, or one overlapping data, naming into', async () => {
+    const whole = Float32Array.from({ length: 20 }, (_, i) => i);
+    const data = whole.subarray(0, 10);
+    const solo = (into: Float32Array) =>
+      allReduceSum({
+        nc: conns[0]!,
+        runId: 'run1',
+        step: 12,
+        generation: 0,
+        members: ['solo'],
+        self: 'solo',
+        data,
+        into,
+        timeoutMs: 5000,
+      });
+    await assert.rejects(solo(new Float32Array(9)), /into holds 9 values; data has 10/);
+    await assert.rejects(solo(whole.subarray(9, 19)), /into overlaps data/);
+    // The rest of the same buffer is fine: it does not overlap.
+    const r = await solo(whole.subarray(10, 20));
+    assert.deepEqual(
+      Array.from(r),
+      Array.from({ length: 10 }, (_, i) => i),
+    );
+    assert.deepEqual(
+      Array.from(whole.subarray(10)),
+      Array.from({ length: 10 }, (_, i) => i),
+    );
+  });
+
   it('takes worker ids that are host names with dots and dashes', async () => {
     const xs = randomGradients(2, 1000, 11);
     const members = ['ip-10-0-0-7.ec2.internal-41', 'ip-10-0-0-9.ec2.internal-17'];

@@ -32,6 +32,28 @@ describe('in-process all-reduce', () => {
     assert.notEqual(Buffer.compare(Buffer.from(other.buffer), want), 0);
   });
 
+  it("writes each member's sum into the buffer it passes, as allReduceSum does", async () => {
+    const c = new InProcessCollective('run');
+    const members = ['a', 'b', 'c'];
+    const kept = members.map(() => Float32Array.of(Number.NaN, Number.NaN));
+    const got = await Promise.all(
+      [x0, x1, x2].map((data, i) =>
+        c.allReduceSum({ step: 1, generation: 0, members, self: members[i]!, data, into: kept[i]! }),
+      ),
+    );
+    const want = Buffer.from(inOrder().buffer);
+    got.forEach((g, i) => {
+      assert.equal(g, kept[i]);
+      assert.equal(Buffer.compare(Buffer.from(g.buffer), want), 0);
+    });
+    // Refused at once, like a self that is not a member.
+    assert.throws(
+      () =>
+        c.allReduceSum({ step: 2, generation: 0, members, self: 'a', data: x0, into: new Float32Array(3) }),
+      /into holds 3 values; data has 2/,
+    );
+  });
+
   it('hands an observer that comes late the finished round', async () => {
     const c = new InProcessCollective('run');
     await c.allReduceSum({ step: 3, generation: 7, members: ['a'], self: 'a', data: x0 });

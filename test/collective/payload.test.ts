@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addInto, sumInto } from '../../src/collective/float-sum.ts';
+import { addInto, addMeasured, sumInto, sumMeasured } from '../../src/collective/float-sum.ts';
 import { FramePayload } from '../../src/collective/payload.ts';
 
 const refuse = (value: number) => new Error(`refused ${value}`);
@@ -76,4 +76,39 @@ describe('float32 sums with a finiteness check', () => {
     assert.ok(Number.isNaN(sumInto(out, new Float32Array([FLT_MAX]), new Float32Array([FLT_MAX]), true)));
     assert.equal(out[0], Number.POSITIVE_INFINITY);
   });
+});
+
+describe("the shard owner's measured sums", () => {
+  const xs = Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i) * 1e20);
+  const ys = Float32Array.from({ length: 1001 }, (_, i) => Math.cos(i * 0.7) * 3);
+  // The definition: float64 squares of the float32 values, summed in index order from 0.
+  const squaresOf = (v: Float32Array) => {
+    let s = 0;
+    for (const x of v) s += x * x;
+    return s;
+  };
+
+  it('sum as sumInto/addInto do and hand back each part’s sum of squares, bit for bit', () => {
+    const out = new Float32Array(xs.length);
+    const want = new Float32Array(xs.length);
+    const squares = new Float64Array(2);
+    assert.equal(sumMeasured(out, xs, ys, squares), 0);
+    sumInto(want, xs, ys, false);
+    assert.equal(Buffer.compare(Buffer.from(out.buffer), Buffer.from(want.buffer)), 0);
+    assert.equal(squares[0], squaresOf(xs));
+    assert.equal(squares[1], squaresOf(ys));
+    assert.equal(addMeasured(out, ys, squares), 0);
+    addInto(want, ys, false);
+    assert.equal(Buffer.compare(Buffer.from(out.buffer), Buffer.from(want.buffer)), 0);
+    assert.equal(squares[0], squaresOf(ys));
+  });
+
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+    it(`report a ${bad} part as NaN`, () => {
+      const squares = new Float64Array(2);
+      const withBad = Float32Array.from([1, bad, 3]);
+      assert.ok(Number.isNaN(sumMeasured(new Float32Array(3), new Float32Array(3), withBad, squares)));
+      assert.ok(Number.isNaN(addMeasured(new Float32Array(3), withBad, squares)));
+    });
+  }
 });
