@@ -2,6 +2,7 @@
 // stall that stops the whole process answering, a corrupted replica, a delayed all-reduce. Parsed
 // once from the `lora-mpt worker --inject_fault` flag; nothing is injected without it. They wrap the
 // worker's parts (compute, send, reduce, message handling) from outside: ReplicaWorker knows none.
+import { Layout } from '../collective/chunking.ts';
 import type { Events } from '../events/events.ts';
 import { reduceFailedMessage } from '../protocol/from-worker.ts';
 import { type CoordinatorMessage, MicroBatchKind } from '../protocol/wire.ts';
@@ -291,12 +292,21 @@ export class FaultInjector {
       if (nanFrom !== undefined && round.step >= nanFrom) {
         // nonfinite_frames=STEP: the frames it signs carry NaN (its accumulator is left alone), as
         // a faulty device's would; only its receivers see them and can show them to the coordinator.
+        // With shard-owner its own shard stays finite: that shard's final bytes go to the
+        // coordinator's observer too, which would otherwise see the NaN itself, first or not by
+        // the race of the round, and this fault is the receivers' evidence path.
         this.events.warn(
           'fault_injected',
           `fault injection: NaN in its all-reduce frames of step ${round.step} generation ${round.generation}`,
           { fault: 'nonfinite_frames', step: round.step, generation: round.generation },
         );
-        return inner({ ...round, data: new Float32Array(round.data.length).fill(Number.NaN) });
+        const data = new Float32Array(round.data.length).fill(Number.NaN);
+        const me = round.members.indexOf(this.self);
+        if (round.algorithm === 'shard-owner' && me >= 0) {
+          const own = new Layout(data.length, round.members.length, 1).shard(me);
+          data.set(round.data.subarray(own.lo, own.hi), own.lo);
+        }
+        return inner({ ...round, data });
       }
       return inner(round);
     };
