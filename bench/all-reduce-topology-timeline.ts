@@ -8,10 +8,10 @@
 // (5), LORA_MPT_TOPO_BIN_MS (500) set the case.
 import { loadavg } from 'node:os';
 import type { RoundTrace } from '../test/collective/round-trace.ts';
-import { measureTopology, type RoundTimeline } from '../test/collective/topology-rig.ts';
+import { lastBarrier, measureTopology, type RoundTimeline } from '../test/collective/topology-rig.ts';
 
 const MiB = 2 ** 20;
-const num = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
+const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const load = () =>
   loadavg()
     .map((x) => x.toFixed(2))
@@ -46,6 +46,8 @@ function printLinks(tl: RoundTimeline, binMs: number, mbit: number): void {
 }
 
 const PHASES: readonly [string, string][] = [
+  ['first ready out', 'first:out:ctl'],
+  ['last ready in', 'last:in:ctl'],
   ['barrier (first data out)', 'first:out:*'],
   ['node reduce-scatter out done', 'last:out:hrs'],
   ['node reduce-scatter in done', 'last:in:hrs'],
@@ -85,7 +87,7 @@ function printPhases(tl: RoundTimeline): void {
 
 /** Per node: its in-link's bytes, and how long it idled between the last barrier and the end. */
 function printIdle(tl: RoundTimeline, mbit: number): void {
-  const barrier = Math.max(...tl.traces.flat().map((tr) => phaseTime(tr, 'first:out:*') ?? tl.t0));
+  const barrier = lastBarrier(tl);
   const [first, last] = [tl.samples[0]!, tl.samples.at(-1)!];
   const span = (tl.t1 - barrier) / 1000;
   console.log(
@@ -116,9 +118,7 @@ export async function run(): Promise<void> {
     seed: 7,
     cases: [{ label: 'hierarchical', algorithm: 'hierarchical', via: 'leaf' }],
     sampleMs: 20,
-    ...(process.env.LORA_MPT_TOPO_MAX_PAYLOAD === undefined
-      ? {}
-      : { maxPayload: num('LORA_MPT_TOPO_MAX_PAYLOAD', 0) }),
+    ...(process.env.LORA_MPT_TOPO_MAX_PAYLOAD ? { maxPayload: num('LORA_MPT_TOPO_MAX_PAYLOAD', 0) } : {}),
   });
   const tl = r!.timelines[0]!;
   const boundMs = ((((2 * (nodes - 1)) / nodes) * G * 8) / (mbit * 1e6)) * 1000;

@@ -161,6 +161,21 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
   }
 }
 
+/**
+ * When the last member passed the ready barrier (epoch ms): its first data frame out, which its
+ * start() publishes at once. Before that a round moves only control frames and subscriptions.
+ */
+export function lastBarrier(tl: RoundTimeline): number {
+  let last = tl.t0;
+  for (const tr of tl.traces.flat()) {
+    const firsts = Object.entries(tr)
+      .filter(([k]) => k.startsWith('out:') && k !== 'out:ctl')
+      .map(([, v]) => v.first);
+    if (firsts.length > 0) last = Math.max(last, Math.min(...firsts));
+  }
+  return last;
+}
+
 /** Largest per-node mean over the measured rounds of `which` bytes. */
 export function worstNode(r: CaseResult, which: keyof LinkBytes): number {
   const nodes = r.bytes[0]!.length;
