@@ -5,7 +5,7 @@
 // loopback and to the addresses assigned here, inside namespaces made here; close() removes
 // everything (processes, namespaces, their veths, config files), also after a failure.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -217,6 +217,27 @@ export class SimulatedNetwork {
     const txRetrans = retransmittedTo(this.nodeNs[i]!, this.hubAddress(i));
     const rxRetrans = retransmittedTo(this.hubNs, this.nodeAddress(i));
     return { tx, rx, txPackets, rxPackets, txRetrans, rxRetrans };
+  }
+
+  /**
+   * Every node's link counters (tx: bytes the node sent, rx: received), read with no exec from the
+   * hub's side of each veth through the hub server's /proc/PID/net/dev (`ip netns exec` execs in
+   * place, so that process sits in the hub's namespace): cheap enough to sample every few ms.
+   */
+  sampleLinks(): { tx: number; rx: number }[] {
+    const pid = this.servers[0]?.pid;
+    if (pid === undefined) throw new Error('the hub nats-server is not running: no link counters');
+    const rows = new Map<string, number[]>();
+    for (const line of readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n')) {
+      const m = /^\s*([^:\s]+):(.*)$/.exec(line);
+      if (m) rows.set(m[1]!, m[2]!.trim().split(/\s+/).map(Number));
+    }
+    return this.nodeNs.map((_, i) => {
+      const f = rows.get(`down${i}`);
+      if (!f) throw new Error(`/proc/${pid}/net/dev has no down${i}: the simulated network is gone`);
+      // The hub's receive is the node's transmit: fields 0 (rx bytes) and 8 (tx bytes).
+      return { tx: f[0]!, rx: f[8]! };
+    });
   }
 
   /** Spawns `cmd args` inside node `i`'s namespace. */

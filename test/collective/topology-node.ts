@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { connect } from '@nats-io/transport-node';
 import { allReduceSum, isAllReduceAlgorithm } from '../../src/collective/index.ts';
 import { randomGradients } from './members.ts';
+import { epochMs, TracedConnection } from './round-trace.ts';
 
 export interface NodeArgs {
   readonly url: string;
@@ -19,6 +20,10 @@ export interface NodeArgs {
   readonly mine: readonly number[];
   readonly length: number;
   readonly seed: number;
+  /** Largest frame (RoundOptions.maxPayload); the leaf servers' max_payload when absent. */
+  readonly maxPayload?: number;
+  /** Note each member's phase times (round-trace.ts) and send them with every answer. */
+  readonly trace?: boolean;
 }
 
 /** Member `i`'s gradient: the same on the parent, which computes the reference sum. */
@@ -35,15 +40,21 @@ async function main(a: NodeArgs): Promise<void> {
   const frameKey = Buffer.from(a.frameKeyHex, 'hex');
   const data = a.mine.map((i) => gradientOf(a.seed, a.length, i));
   const conns = await Promise.all(a.mine.map(() => connect({ servers: a.url })));
+  const traced = a.trace ? conns.map((nc) => new TracedConnection(nc)) : undefined;
+  // One wrapper per connection for good: frame buffers are pooled per connection object.
+  const ncs = traced?.map((t) => t.connection()) ?? conns;
   console.log(JSON.stringify({ ready: true }));
   for await (const line of createInterface({ input: process.stdin })) {
     const [what, algorithm, gen] = line.trim().split(' ');
     if (what !== 'reduce' || !isAllReduceAlgorithm(algorithm)) throw new Error(`unknown request ${line}`);
     const t0 = performance.now();
+    const start = epochMs();
+    for (const t of traced ?? []) t.trace = {};
+    const done: number[] = [];
     const results = await Promise.all(
       a.mine.map((i, k) =>
         allReduceSum({
-          nc: conns[k]!,
+          nc: ncs[k]!,
           runId: 'topo',
           step: 1,
           generation: Number(gen),
@@ -54,11 +65,17 @@ async function main(a: NodeArgs): Promise<void> {
           algorithm,
           frameKey,
           timeoutMs: 300_000,
+          ...(a.maxPayload === undefined ? {} : { maxPayload: a.maxPayload }),
+        }).then((r) => {
+          done[k] = epochMs();
+          return r;
         }),
       ),
     );
     const digests = [...new Set(results.map(digestOf))];
-    console.log(JSON.stringify({ ms: performance.now() - t0, digest: digests.join(',') }));
+    const ms = performance.now() - t0;
+    const traces = traced?.map((t) => t.trace);
+    console.log(JSON.stringify({ ms, digest: digests.join(','), start, done, traces }));
   }
   await Promise.all(conns.map((c) => c.close()));
 }

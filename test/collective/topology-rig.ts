@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Peer } from '../../bench/support/peer.ts';
 import type { AllReduceAlgorithm } from '../../src/collective/index.ts';
 import { type LinkBytes, SimulatedNetwork } from './netns.ts';
+import { epochMs, type RoundTrace } from './round-trace.ts';
 import type { NodeArgs } from './topology-node.ts';
 
 const NODE = fileURLToPath(new URL('./topology-node.ts', import.meta.url));
@@ -28,6 +29,25 @@ export interface TopologyOptions {
   readonly rounds: number;
   readonly seed: number;
   readonly cases: readonly TopologyCase[];
+  /**
+   * Diagnostics (bench/all-reduce-topology-timeline.ts): sample every node's link counters every
+   * `sampleMs` during each measured round and collect each member's phase times (round-trace.ts).
+   */
+  readonly sampleMs?: number;
+  /** Largest frame the members send (RoundOptions.maxPayload); the servers' 1 MiB when absent. */
+  readonly maxPayload?: number;
+}
+
+/** What one measured round looked like over time; times are epoch ms (round-trace.ts). */
+export interface RoundTimeline {
+  /** When the rig sent the request, and when the last node answered. */
+  readonly t0: number;
+  readonly t1: number;
+  /** Counter samples: time, and per node its link's tx and rx bytes so far. */
+  readonly samples: readonly { t: number; links: readonly { tx: number; rx: number }[] }[];
+  /** Per node, per member of it: when allReduceSum resolved, and its phase spans. */
+  readonly done: readonly (readonly number[])[];
+  readonly traces: readonly (readonly RoundTrace[])[];
 }
 
 export interface CaseResult {
@@ -37,6 +57,8 @@ export interface CaseResult {
   readonly ms: readonly number[];
   /** The one digest every member of every round ended with. */
   readonly digest: string;
+  /** Per measured round, when `sampleMs` was given. */
+  readonly timelines: readonly RoundTimeline[];
 }
 
 export const memberName = (i: number): string => `w${String(i).padStart(3, '0')}`;
@@ -63,6 +85,8 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
             mine: Array.from({ length: o.perNode }, (_, k) => j * o.perNode + k),
             length: o.length,
             seed: o.seed,
+            trace: o.sampleMs !== undefined,
+            ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
           };
           return Peer.start(`node ${j}`, 'ip', [
             'netns',
@@ -83,11 +107,30 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
       const digests = new Set<string>();
       const bytes: LinkBytes[][] = [];
       const ms: number[] = [];
+      const timelines: RoundTimeline[] = [];
       for (let g = 0; g <= o.rounds; g++) {
         const before = net.nodeNs.map((_, j) => net.linkBytes(j));
+        const samples: RoundTimeline['samples'][number][] = [];
+        const sample = () => samples.push({ t: epochMs(), links: net.sampleLinks() });
+        const sampler = o.sampleMs === undefined ? undefined : setInterval(sample, o.sampleMs);
+        if (sampler) sample();
         const t0 = performance.now();
+        const e0 = epochMs();
         const replies = await Promise.all(nodePeers.map((p) => p.request(`reduce ${c.algorithm} ${g}`)));
         const wall = performance.now() - t0;
+        if (sampler) {
+          clearInterval(sampler);
+          sample();
+          if (g > 0) {
+            timelines.push({
+              t0: e0,
+              t1: e0 + wall,
+              samples,
+              done: replies.map((r) => r.done as number[]),
+              traces: replies.map((r) => r.traces as RoundTrace[]),
+            });
+          }
+        }
         const after = net.nodeNs.map((_, j) => net.linkBytes(j));
         for (const r of replies) digests.add(String(r.digest));
         if (g === 0) continue; // warm-up: connections, JIT, leaf interest
@@ -108,7 +151,7 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
       for (const p of nodePeers) p.stop();
       await Promise.all(nodePeers.map((p) => p.exited()));
       peers.length = 0;
-      out.push({ c, bytes, ms, digest: [...digests][0]! });
+      out.push({ c, bytes, ms, digest: [...digests][0]!, timelines });
     }
     return out;
   } finally {
@@ -116,6 +159,21 @@ export async function measureTopology(o: TopologyOptions): Promise<CaseResult[]>
     await Promise.all(peers.map((p) => p.exited()));
     net.close();
   }
+}
+
+/**
+ * When the last member passed the ready barrier (epoch ms): its first data frame out, which its
+ * start() publishes at once. Before that a round moves only control frames and subscriptions.
+ */
+export function lastBarrier(tl: RoundTimeline): number {
+  let last = tl.t0;
+  for (const tr of tl.traces.flat()) {
+    const firsts = Object.entries(tr)
+      .filter(([k]) => k.startsWith('out:') && k !== 'out:ctl')
+      .map(([, v]) => v.first);
+    if (firsts.length > 0) last = Math.max(last, Math.min(...firsts));
+  }
+  return last;
 }
 
 /** Largest per-node mean over the measured rounds of `which` bytes. */

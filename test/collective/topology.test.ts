@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { bytesOf, hierarchicalSum, sumInOrder } from './members.ts';
 import { payloadBytes, sentOnce } from './netns.ts';
 import { digestOf, gradientOf } from './topology-node.ts';
-import { measureTopology, nodeName, worstNode } from './topology-rig.ts';
+import { lastBarrier, measureTopology, nodeName, worstNode } from './topology-rig.ts';
 
 // The hierarchy on a simulated multi-node network (netns.ts: namespaces, veth links shaped with tbf,
 // a leaf nats-server per node; needs root, which CI has: no skip). Asserts on bytes each node's link
@@ -38,6 +38,8 @@ for (const [nodes, perNode] of [
         // while bytes the algorithm sends every round still do.
         rounds: 2,
         seed,
+        // The diagnostics' sampling (bench/all-reduce-topology-timeline.ts), checked below.
+        sampleMs: 50,
         cases: [
           { label: 'flat', algorithm: 'shard-owner', via: 'hub' },
           { label: 'hierarchical', algorithm: 'hierarchical', via: 'leaf' },
@@ -89,6 +91,19 @@ for (const [nodes, perNode] of [
           assert.ok(tx >= out && tx <= out * OVERHEAD, `${at}; the model says ${out} out`);
           assert.ok(rx >= inn && rx <= inn * OVERHEAD, `${at}; the model says ${inn} in`);
         }
+        // The sampled counters (hub side, /proc/PID/net/dev) see each node's own direction: within
+        // the round they saw at least the model's bytes and at most what the node's veth counted.
+        r.timelines.forEach((tl, k) => {
+          const [first, last] = [tl.samples[0]!, tl.samples.at(-1)!];
+          for (const [j, l] of first.links.entries()) {
+            const [tx, rx] = [last.links[j]!.tx - l.tx, last.links[j]!.rx - l.rx];
+            const at = `${label}, round ${k}, node ${j}: sampled ${tx} B out, ${rx} B in`;
+            assert.ok(tx >= out && tx <= r.bytes[k]![j]!.tx, `${at}; counted ${r.bytes[k]![j]!.tx} out`);
+            assert.ok(rx >= inn && rx <= r.bytes[k]![j]!.rx, `${at}; counted ${r.bytes[k]![j]!.rx} in`);
+          }
+          const barrier = lastBarrier(tl);
+          assert.ok(barrier > tl.t0 && barrier < tl.t1, `${label}, round ${k}: barrier outside the round`);
+        });
       }
       // The issue's target: cross-node bytes per node at most 2G each way, on the raw counters.
       assert.ok(worstNode(hier, 'tx') <= 2 * G && worstNode(hier, 'rx') <= 2 * G);
