@@ -7,7 +7,9 @@
 // sets the workers; `DISPATCH_PACED=10000` adds a run at that offered rate (each worker holds one
 // micro-batch and reports it workers/rate seconds later); `DISPATCH_PIN=1` pins the coordinator's
 // side to CPU 0 and the clients to CPU 1 (taskset), so the clients cannot take the coordinator's
-// core. bench/cluster.ts runs both at 8 to 256.
+// core. `DISPATCH_PER_WORKER` sets the micro-batches per worker of the one step (default 40 at 128
+// workers and more, else 60); `DISPATCH_CLIENT_PROCESSES` spreads the clients over that many
+// processes (default 1), each with its own event loop as real workers have. bench/cluster.ts runs both at 8 to 256.
 import { loadavg } from 'node:os';
 import { type DispatchFigures, measureDispatch } from './support/dispatch-sim.ts';
 
@@ -15,10 +17,12 @@ const WORKERS = Number(process.env.DISPATCH_WORKERS ?? 64);
 const PACED = process.env.DISPATCH_PACED === undefined ? undefined : Number(process.env.DISPATCH_PACED);
 /** 3,840 micro-batches at 64 workers, 10,240 at 256 (as bench/cluster.ts deals). */
 const PIN = process.env.DISPATCH_PIN === '1';
-const PER_WORKER = WORKERS >= 128 ? 40 : 60;
+const CLIENT_PROCESSES = Number(process.env.DISPATCH_CLIENT_PROCESSES ?? 1);
+const PER_WORKER = Number(process.env.DISPATCH_PER_WORKER ?? (WORKERS >= 128 ? 40 : 60));
 
 function print(what: string, f: DispatchFigures): void {
-  const where = PIN ? 'another process on CPU 1, the coordinator on CPU 0' : 'another process';
+  const procs = CLIENT_PROCESSES === 1 ? 'another process' : `${CLIENT_PROCESSES} other processes`;
+  const where = PIN ? `${procs} on CPU 1, the coordinator on CPU 0` : procs;
   console.log(
     `\n## Coordinator dispatch (${what}): ${f.workers} simulated workers (${where}), one step of ${f.microBatches} micro-batches (4x128 tokens each)`,
   );
@@ -26,7 +30,7 @@ function print(what: string, f: DispatchFigures): void {
     `micro-batches dispatched and reported: ${f.microBatches} in ${f.seconds.toFixed(2)} s = ${f.perSecond.toFixed(0)} micro-batches/s`,
   );
   console.log(
-    `report -> next micro-batch latency: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms (${f.samples} samples)`,
+    `report -> next micro-batch latency: p50 ${f.p50Ms.toFixed(2)} ms, p99 ${f.p99Ms.toFixed(2)} ms (${f.samples} samples; p90 ${f.p90Ms.toFixed(2)}, p95 ${f.p95Ms.toFixed(2)}, p99.9 ${f.p999Ms.toFixed(2)} ms)`,
   );
   console.log(
     `clients' CPU per micro-batch: ${f.clientsCpuMicrosPerMicroBatch.toFixed(0)} us (their process busy ${(100 * f.clientsBusy).toFixed(0)}% of its wall time: near 100% they, not the coordinator, set the pace)`,
@@ -39,10 +43,16 @@ function print(what: string, f: DispatchFigures): void {
 }
 
 export async function run(): Promise<void> {
+  if (!Number.isInteger(CLIENT_PROCESSES) || CLIENT_PROCESSES < 1)
+    throw new Error(
+      `DISPATCH_CLIENT_PROCESSES=${process.env.DISPATCH_CLIENT_PROCESSES}: expected a positive integer`,
+    );
+  if (!Number.isInteger(PER_WORKER) || PER_WORKER < 1)
+    throw new Error(`DISPATCH_PER_WORKER=${process.env.DISPATCH_PER_WORKER}: expected a positive integer`);
   if (!Number.isInteger(WORKERS) || WORKERS < 1)
     throw new Error(`DISPATCH_WORKERS=${process.env.DISPATCH_WORKERS}: expected a positive integer`);
-  print('ceiling', await measureDispatch(WORKERS, PER_WORKER, undefined, PIN));
+  print('ceiling', await measureDispatch(WORKERS, PER_WORKER, undefined, PIN, CLIENT_PROCESSES));
   if (PACED === undefined) return;
   if (!(PACED > 0)) throw new Error(`DISPATCH_PACED=${process.env.DISPATCH_PACED}: expected a positive rate`);
-  print(`${PACED}/s offered`, await measureDispatch(WORKERS, PER_WORKER, PACED, PIN));
+  print(`${PACED}/s offered`, await measureDispatch(WORKERS, PER_WORKER, PACED, PIN, CLIENT_PROCESSES));
 }

@@ -25,6 +25,10 @@ export interface DispatchFigures {
   readonly perSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p90, p95, p99.9: where the tail starts. */
+  readonly p90Ms: number;
+  readonly p95Ms: number;
+  readonly p999Ms: number;
   readonly samples: number;
   /** The coordinator's event-loop delay p99 while dealing. */
   readonly loopP99Ms: number;
@@ -87,6 +91,8 @@ export async function measureDispatch(
   pacedPerSecond?: number,
   /** Coordinator on CPU 0, clients on CPU 1 (pinCores). */
   pin = false,
+  /** Processes the clients are spread over (each its own event loop, as workers have). */
+  clientProcesses = 1,
 ): Promise<DispatchFigures> {
   const credits = pacedPerSecond === undefined ? 2 : 1;
   const computeMs = pacedPerSecond === undefined ? 0 : (1000 * workers) / pacedPerSecond;
@@ -149,16 +155,22 @@ export async function measureDispatch(
   });
   const pinned = pin ? pinCores() : undefined;
   const [cmd, ...pre] = [...(pinned?.clientsPrefix ?? []), process.execPath];
-  const child = spawn(
-    cmd!,
-    [...pre, '--import', 'tsx', CLIENTS, ...[server.port, workers, credits, computeMs, 0].map(String)],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => {
-    out += c.toString();
+  // The clients in `clientProcesses` processes (one by default), sessions split evenly.
+  const per = Math.ceil(workers / clientProcesses);
+  const children = Array.from({ length: Math.ceil(workers / per) }, (_, k) => {
+    const n = Math.min(per, workers - k * per);
+    const child = spawn(
+      cmd!,
+      [...pre, '--import', 'tsx', CLIENTS, ...[server.port, n, credits, computeMs, k * per].map(String)],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    return { child, out: () => out, exited: new Promise<void>((r) => child.once('close', () => r())) };
   });
-  const exited = new Promise<void>((r) => child.once('close', () => r()));
+  const exited = Promise.all(children.map((c) => c.exited));
   try {
     await complete;
     loop.disable();
@@ -166,8 +178,15 @@ export async function measureDispatch(
     const cpu = process.cpuUsage(cpuAtStart);
     driver.stop('benchmark over');
     await exited;
-    const clients = JSON.parse(out) as { latencies: number[]; cpuMicros: number; wallMicros: number };
-    const latencies = clients.latencies;
+    const parts = children.map(
+      (c) => JSON.parse(c.out()) as { latencies: number[]; cpuMicros: number; wallMicros: number },
+    );
+    const latencies = parts.flatMap((p) => p.latencies);
+    // Busy: the clients' CPU over the wall time of one core (they share CPU 1 when pinned).
+    const clients = {
+      cpuMicros: parts.reduce((t, p) => t + p.cpuMicros, 0),
+      wallMicros: Math.max(...parts.map((p) => p.wallMicros)),
+    };
     return {
       workers,
       microBatches: total,
@@ -175,6 +194,9 @@ export async function measureDispatch(
       perSecond: total / seconds,
       p50Ms: percentile(latencies, 0.5),
       p99Ms: percentile(latencies, 0.99),
+      p90Ms: percentile(latencies, 0.9),
+      p95Ms: percentile(latencies, 0.95),
+      p999Ms: percentile(latencies, 0.999),
       samples: latencies.length,
       loopP99Ms: loop.percentile(99) / 1e6,
       cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
@@ -183,7 +205,7 @@ export async function measureDispatch(
     };
   } finally {
     pinned?.restore();
-    child.kill('SIGKILL');
+    for (const c of children) c.child.kill('SIGKILL');
     await server.close();
   }
 }
