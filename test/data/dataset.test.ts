@@ -1,17 +1,26 @@
 // --data_path loading: JSON array, JSON lines, parquet (written by pyarrow), directories, Hugging Face
 // ids from the cache or fetched from a hub (a real HTTP server on loopback), and bad-row errors.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { loadDataset } from '../../src/data/dataset.ts';
 import { type HubOptions, hubOptionsFromEnv, resolveTokenizerJson } from '../../src/hub/hf-cache.ts';
 import { FIXTURES } from './paths.ts';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'lora-mpt-data-'));
+/** Folders the tests made, removed when the file's tests end. */
+const made: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-data-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 const row = (i: number) => ({ instruction: `do ${i}`, input: i % 2 ? `in ${i}` : '', output: `out ${i}` });
 const strict = { skipBadRows: false } as const;
 
