@@ -4,6 +4,9 @@
 // steps through the worker's compute path).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startLoraMpt } from '../support/processes.ts';
@@ -44,11 +47,16 @@ describe('lora-mpt gpu-check', () => {
 
   it('the node script stops at once where nvidia-smi cannot run, saying so', () => {
     const script = fileURLToPath(new URL('../../scripts/gpu-check.sh', import.meta.url));
-    const r = spawnSync('bash', [script], {
-      encoding: 'utf8',
-      env: { ...process.env, PATH: '/usr/bin:/bin', GPU_CHECK_LOG: '/tmp/lora-mpt-gpu-check-test.log' },
-    });
-    assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /gpu-check: FAILED: nvidia-smi does not run/);
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-gpu-check-'));
+    try {
+      const r = spawnSync('bash', [script], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: '/usr/bin:/bin', GPU_CHECK_LOG: join(dir, 'gpu-check.log') },
+      });
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /gpu-check: FAILED: nvidia-smi does not run/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
