@@ -55,7 +55,7 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
     `dispatch path (${ceiling.microBatches} micro-batches to ${n} simulated clients in another process${PIN ? ', pinned: coordinator CPU 0, clients CPU 1' : ''}): ceiling ${fmt(ceiling.perSecond, 0)} micro-batches/s, coordinator CPU ${fmt(ceiling.cpuMicrosPerMicroBatch, 0)} us per micro-batch (= ${fmt(1e6 / ceiling.cpuMicrosPerMicroBatch, 0)}/s per core), report-to-next p50 ${fmt(ceiling.p50Ms, 2)} ms, p99 ${fmt(ceiling.p99Ms, 2)} ms (closed loop: queueing behind the others), event-loop p99 ${fmt(ceiling.loopP99Ms, 1)} ms`,
   );
   console.log(
-    `  at 10,000/s offered (each client 1 in flight, ${fmt((1000 * n) / 10_000, 1)} ms per micro-batch): ${fmt(paced.perSecond, 0)}/s, report-to-next p50 ${fmt(paced.p50Ms, 2)} ms, p99 ${fmt(paced.p99Ms, 2)} ms, event-loop p99 ${fmt(paced.loopP99Ms, 1)} ms`,
+    `  at 10,000/s offered (each client 1 in flight, ${fmt((1000 * n) / 10_000, 1)} ms per micro-batch): ${fmt(paced.perSecond, 0)}/s, report-to-next p50 ${fmt(paced.p50Ms, 2)} ms, p99 ${fmt(paced.p99Ms, 2)} ms after each client's first ${paced.warmup.perWorker} (all samples: ${fmt(paced.warmup.allP99Ms, 2)} ms), event-loop p99 ${fmt(paced.loopP99Ms, 1)} ms, longest GC pause: coordinator ${fmt(paced.gc.maxMs, 1)} ms, clients ${fmt(paced.clientsGc.maxMs, 1)} ms`,
   );
   const out = mkdtempSync(join(tmpdir(), `lora-mpt-cluster-${n}-`));
   const t0 = performance.now();

@@ -1,8 +1,12 @@
 // Simulated workers for the dispatch bench, in their own process so the coordinator's process keeps
-// its core: `node --import tsx dispatch-clients.ts PORT WORKERS CREDITS COMPUTE_MS FIRST_INDEX`.
-// Each opens its own gRPC connection and Session stream, joins, and reports each micro-batch
-// COMPUTE_MS after it arrives (0: at once). Prints one JSON line: report-to-next latencies (ms), and
-// this process's CPU and wall time from the first micro-batch received to the last run's end.
+// its core: `node --import tsx dispatch-clients.ts PORT WORKERS CREDITS COMPUTE_MS FIRST_INDEX
+// ARRIVALS WARMUP`. Each opens its own gRPC connection and Session stream, joins, and reports each
+// micro-batch COMPUTE_MS after it arrives (0: at once): exactly that long (ARRIVALS `fixed`), or
+// drawn from an exponential distribution of that mean (`poisson`). Prints one JSON line: the
+// report-to-next latencies (ms) after each session's first WARMUP micro-batches and, apart, those
+// of its first WARMUP; this process's CPU and wall time from the first micro-batch received to the
+// last run's end; its event-loop delay and garbage-collection pauses over that time.
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { credentials } from '@grpc/grpc-js';
 import { supervisedTokens } from '../../src/data/micro-batch.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
@@ -10,18 +14,32 @@ import { GRPC_CHANNEL_OPTIONS } from '../../src/protocol/channel.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
 import { fromWire } from '../../src/protocol/messages.ts';
 
-const [port, workers, credits, computeMs, first] = process.argv.slice(2).map(Number) as [
+const [port, workers, credits, computeMs, first] = process.argv.slice(2, 7).map(Number) as [
   number,
   number,
   number,
   number,
   number,
 ];
+const arrivals = process.argv[7] ?? 'fixed';
+const warmup = Number(process.argv[8] ?? 0);
+if (arrivals !== 'fixed' && arrivals !== 'poisson') throw new Error(`arrivals ${arrivals}: fixed or poisson`);
+/** How long this micro-batch "computes": the mean, or an exponential draw of that mean. */
+const computeTime = (): number =>
+  arrivals === 'fixed' ? computeMs : -computeMs * Math.log(1 - Math.random());
 const latencies: number[] = [];
+const warmupLatencies: number[] = [];
 const clients: CoordinatorClient[] = [];
 let finished = 0;
 /** CPU and wall clock when the first micro-batch arrived (dealing had begun). */
 let began: { cpu: NodeJS.CpuUsage; at: number } | undefined;
+// This process's own delays, which the latencies measured here include: its event loop's lag and
+// its garbage-collection pauses, both from the first micro-batch on.
+const loop = monitorEventLoopDelay({ resolution: 1 });
+const gcPauses: number[] = [];
+new PerformanceObserver((list) => {
+  if (began) for (const e of list.getEntries()) gcPauses.push(e.duration);
+}).observe({ entryTypes: ['gc'] });
 for (let w = 0; w < workers; w++) {
   // Its own connection, as a worker process has (grpc-js would share one between equal channels).
   const client = new CoordinatorClient(`127.0.0.1:${port}`, credentials.createInsecure(), {
@@ -31,6 +49,7 @@ for (let w = 0; w < workers; w++) {
   clients.push(client);
   const call = client.session();
   let reportedAt = 0;
+  let received = 0;
   call.on('data', (msg: CoordinatorMessage) => {
     const body = msg.body;
     if (body?.$case === 'welcome') {
@@ -38,8 +57,13 @@ for (let w = 0; w < workers; w++) {
     } else if (body?.$case === 'stateSync') {
       call.write({ body: { $case: 'credit', value: { credits } } });
     } else if (body?.$case === 'microBatch') {
-      began ??= { cpu: process.cpuUsage(), at: performance.now() };
-      if (reportedAt > 0) latencies.push(performance.now() - reportedAt);
+      if (!began) {
+        began = { cpu: process.cpuUsage(), at: performance.now() };
+        loop.enable();
+      }
+      // The first micro-batches of a fresh process run before V8 has optimized its code.
+      if (reportedAt > 0)
+        (++received > warmup ? latencies : warmupLatencies).push(performance.now() - reportedAt);
       const mb = body.value;
       // Decoded as a worker decodes it (replica-worker.ts), so the count is what a worker reports.
       const tokens = supervisedTokens(fromWire(mb));
@@ -59,18 +83,27 @@ for (let w = 0; w < workers; w++) {
           },
         });
       };
-      if (computeMs > 0) setTimeout(report, computeMs);
+      if (computeMs > 0) setTimeout(report, computeTime());
       else report();
     } else if (body?.$case === 'finished') {
       call.end();
       if (++finished === workers) {
         const cpu = process.cpuUsage(began?.cpu);
         const wallMicros = 1000 * (performance.now() - (began?.at ?? 0));
+        loop.disable();
         for (const c of clients) c.close();
         // Exit once the line is written: a pipe takes large writes asynchronously, and exiting at
         // once cut the latencies of long runs short.
         process.stdout.write(
-          `${JSON.stringify({ latencies, cpuMicros: cpu.user + cpu.system, wallMicros })}\n`,
+          `${JSON.stringify({
+            latencies,
+            warmupLatencies,
+            cpuMicros: cpu.user + cpu.system,
+            wallMicros,
+            loopP99Ms: loop.percentile(99) / 1e6,
+            loopMaxMs: loop.max / 1e6,
+            gcPauses,
+          })}\n`,
           () => process.exit(0),
         );
       }

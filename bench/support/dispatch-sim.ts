@@ -6,7 +6,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { cpus } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
@@ -30,14 +30,36 @@ export interface DispatchFigures {
   readonly p95Ms: number;
   readonly p999Ms: number;
   readonly samples: number;
-  /** The coordinator's event-loop delay p99 while dealing. */
+  /**
+   * The samples left out of the percentiles above: each client's first `perWorker` micro-batches,
+   * while the freshly started clients' process is not yet optimized by V8. `allP99Ms`: p99 of all.
+   */
+  readonly warmup: {
+    readonly perWorker: number;
+    readonly samples: number;
+    readonly p99Ms: number;
+    readonly allP99Ms: number;
+  };
+  /** The coordinator's event-loop delay p99 and maximum while dealing. */
   readonly loopP99Ms: number;
+  readonly loopMaxMs: number;
+  /** The coordinator's garbage-collection pauses while dealing: count, total, longest. */
+  readonly gc: { readonly count: number; readonly totalMs: number; readonly maxMs: number };
   /** The coordinator's CPU (user + system) per micro-batch dealt and counted, in microseconds. */
   readonly cpuMicrosPerMicroBatch: number;
   /** The clients process's CPU per micro-batch, and the share of its wall time it was busy. */
   readonly clientsCpuMicrosPerMicroBatch: number;
   readonly clientsBusy: number;
+  /** The clients' processes: the worst event-loop delay p99 and maximum among them. */
+  readonly clientsLoopP99Ms: number;
+  readonly clientsLoopMaxMs: number;
+  /** The clients' garbage-collection pauses while dealing: count, total, longest. */
+  readonly clientsGc: { readonly count: number; readonly totalMs: number; readonly maxMs: number };
 }
+
+export type Arrivals = 'fixed' | 'poisson';
+/** Each client's first micro-batches, whose latencies are reported apart by default. */
+export const WARMUP_PER_WORKER = 16;
 
 const CLIENTS = fileURLToPath(new URL('./dispatch-clients.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -93,6 +115,14 @@ export async function measureDispatch(
   pin = false,
   /** Processes the clients are spread over (each its own event loop, as workers have). */
   clientProcesses = 1,
+  /**
+   * Paced only: every micro-batch takes exactly workers / pacedPerSecond (`fixed`: identical
+   * workers on identical micro-batches, which stay in step and report in bursts), or a time drawn
+   * from an exponential distribution of that mean (`poisson`: reports arrive as a Poisson stream).
+   */
+  arrivals: Arrivals = 'fixed',
+  /** Each client's first micro-batches whose latencies are kept apart (DispatchFigures.warmup). */
+  warmup = WARMUP_PER_WORKER,
 ): Promise<DispatchFigures> {
   const credits = pacedPerSecond === undefined ? 2 : 1;
   const computeMs = pacedPerSecond === undefined ? 0 : (1000 * workers) / pacedPerSecond;
@@ -100,6 +130,12 @@ export async function measureDispatch(
   const step = plannedStep(total);
   const layout = paramLayout([{ name: 'w', shape: [8, 8] }]);
   const loop = monitorEventLoopDelay({ resolution: 1 });
+  // The coordinator's garbage-collection pauses while dealing.
+  const coordinatorGc: number[] = [];
+  const gcWatch = new PerformanceObserver((list) => {
+    if (startedAt > 0) for (const e of list.getEntries()) coordinatorGc.push(e.duration);
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
   let synced = 0;
   let startedAt = 0;
   let cpuAtStart = process.cpuUsage();
@@ -161,7 +197,15 @@ export async function measureDispatch(
     const n = Math.min(per, workers - k * per);
     const child = spawn(
       cmd!,
-      [...pre, '--import', 'tsx', CLIENTS, ...[server.port, n, credits, computeMs, k * per].map(String)],
+      [
+        ...pre,
+        '--import',
+        'tsx',
+        CLIENTS,
+        ...[server.port, n, credits, computeMs, k * per].map(String),
+        arrivals,
+        String(warmup),
+      ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -174,14 +218,26 @@ export async function measureDispatch(
   try {
     await complete;
     loop.disable();
+    gcWatch.disconnect();
     const seconds = (performance.now() - startedAt) / 1000;
     const cpu = process.cpuUsage(cpuAtStart);
     driver.stop('benchmark over');
     await exited;
     const parts = children.map(
-      (c) => JSON.parse(c.out()) as { latencies: number[]; cpuMicros: number; wallMicros: number },
+      (c) =>
+        JSON.parse(c.out()) as {
+          latencies: number[];
+          warmupLatencies: number[];
+          cpuMicros: number;
+          wallMicros: number;
+          loopP99Ms: number;
+          loopMaxMs: number;
+          gcPauses: number[];
+        },
     );
+    const gcPauses = parts.flatMap((p) => p.gcPauses);
     const latencies = parts.flatMap((p) => p.latencies);
+    const warmupLatencies = parts.flatMap((p) => p.warmupLatencies);
     // Busy: the clients' CPU over the wall time of one core (they share CPU 1 when pinned).
     const clients = {
       cpuMicros: parts.reduce((t, p) => t + p.cpuMicros, 0),
@@ -198,10 +254,29 @@ export async function measureDispatch(
       p95Ms: percentile(latencies, 0.95),
       p999Ms: percentile(latencies, 0.999),
       samples: latencies.length,
+      warmup: {
+        perWorker: warmup,
+        samples: warmupLatencies.length,
+        p99Ms: percentile(warmupLatencies, 0.99),
+        allP99Ms: percentile([...latencies, ...warmupLatencies], 0.99),
+      },
       loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
+      gc: {
+        count: coordinatorGc.length,
+        totalMs: coordinatorGc.reduce((t, ms) => t + ms, 0),
+        maxMs: Math.max(0, ...coordinatorGc),
+      },
       cpuMicrosPerMicroBatch: (cpu.user + cpu.system) / total,
       clientsCpuMicrosPerMicroBatch: clients.cpuMicros / total,
       clientsBusy: clients.cpuMicros / clients.wallMicros,
+      clientsLoopP99Ms: Math.max(...parts.map((p) => p.loopP99Ms)),
+      clientsLoopMaxMs: Math.max(...parts.map((p) => p.loopMaxMs)),
+      clientsGc: {
+        count: gcPauses.length,
+        totalMs: gcPauses.reduce((t, x) => t + x, 0),
+        maxMs: Math.max(0, ...gcPauses),
+      },
     };
   } finally {
     pinned?.restore();
