@@ -195,6 +195,8 @@ export function runConfigOf(
     readonly algorithm: AllReduceAlgorithm;
     readonly timeoutMs: number;
     readonly encoding?: GradientEncoding;
+    /** Largest frame in bytes; 0 or absent: the NATS server's max_payload. */
+    readonly frameBytes?: number;
   },
 ): RunConfig {
   return {
@@ -208,6 +210,7 @@ export function runConfigOf(
     allReduceAlgorithm: allReduce.algorithm,
     allReduceEncoding: allReduce.encoding ?? 'f32',
     allReduceTimeoutMs: allReduce.timeoutMs,
+    allReduceFrameBytes: allReduce.frameBytes ?? 0,
   };
 }
 

@@ -21,6 +21,7 @@ export {
   AllReduceTimeoutError,
   type MissingPart,
 } from './errors.ts';
+export { FRAME_OVERHEAD } from './frame.ts';
 export {
   DEFAULT_GRADIENT_ENCODING,
   GRADIENT_ENCODINGS,

@@ -26,6 +26,11 @@ export interface RunConfig {
   /** How gradients travel between workers: 'f32', or 'bf16' (half the bytes, rounded). */
   readonly allReduceEncoding: GradientEncoding;
   readonly allReduceTimeoutMs: number;
+  /**
+   * Largest all-reduce frame in bytes (RoundOptions.maxPayload): the same for every participant, or
+   * their chunking differs. 0: each participant's NATS server's max_payload.
+   */
+  readonly allReduceFrameBytes: number;
 }
 
 function need<T>(o: Record<string, unknown>, key: string, kind: string, ok: (v: unknown) => boolean): T {
@@ -37,6 +42,7 @@ function need<T>(o: Record<string, unknown>, key: string, kind: string, ok: (v: 
 const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
 const isStr = (v: unknown) => typeof v === 'string';
 const isBool = (v: unknown) => typeof v === 'boolean';
+const isByteCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 
 function encodingOf(v: unknown): GradientEncoding {
   if (!isGradientEncoding(v)) {
@@ -64,5 +70,10 @@ export function parseRunConfig(json: string): RunConfig {
     // Absent from a coordinator that predates it, which sends float32.
     allReduceEncoding: o.allReduceEncoding === undefined ? 'f32' : encodingOf(o.allReduceEncoding),
     allReduceTimeoutMs: need(o, 'allReduceTimeoutMs', 'a number', isNum),
+    // Absent from a coordinator that predates it, whose workers all used their server's max_payload.
+    allReduceFrameBytes:
+      o.allReduceFrameBytes === undefined
+        ? 0
+        : need(o, 'allReduceFrameBytes', 'a whole number of bytes >= 0', isByteCount),
   };
 }

@@ -152,6 +152,12 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         frameKey: Uint8Array,
       ) => {
         const run = parseRunConfig(runConfigJson);
+        const serverMax = o.nc.info?.max_payload;
+        if (run.allReduceFrameBytes > 0 && serverMax !== undefined && run.allReduceFrameBytes > serverMax) {
+          throw new Error(
+            `the run's all-reduce frames (coordinator --allreduce_frame_bytes ${run.allReduceFrameBytes}) exceed this worker's NATS server's max_payload (${serverMax} bytes)`,
+          );
+        }
         // Beat from the Welcome on: loading a large base model takes longer than the deadline.
         heartbeat = setInterval(() => send(workerHeartbeatMessage(Date.now())), intervalMs);
         if (prepared?.key !== runConfigJson) {
@@ -175,6 +181,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
             self: o.workerId,
             timeoutMs: run.allReduceTimeoutMs,
             encoding: run.allReduceEncoding,
+            ...(run.allReduceFrameBytes > 0 ? { maxPayload: run.allReduceFrameBytes } : {}),
             signingKey: signing.privateKey,
             // The run's key from the Welcome: every frame is made and checked with it.
             ...(frameKey.length > 0 ? { frameKey } : {}),

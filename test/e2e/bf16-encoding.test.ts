@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
 import { assertSameAdapter } from '../support/adapters.ts';
 import { startDistributedRun } from '../support/distributed-run.ts';
 import { type NatsServer, startNats } from '../support/nats.ts';
 import { startLoraMpt } from '../support/processes.ts';
 import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 
+// The coordinator's all-reduce wire options, in real runs against one single-process finetune.
 // --allreduce_encoding bf16 rounds every gradient on the wire to bfloat16: the run must still finish
 // (the coordinator's observer and both workers use the same encoding, or every round is refused), and
 // its adapter must differ from single-process finetune's by about what bf16 rounding of the gradient
 // moves it: measured, reported, and bounded. Float32 equality is distributed-equivalence.test.ts.
+// --allreduce_frame_bytes cuts every frame to that size on every participant: a NATS client that hears
+// every subject sees no larger message and full ones, and the adapter is finetune's within 1e-5 (the
+// equivalence criterion); a size above the server's max_payload is refused before any worker joins.
 const training = (run: TinyRun, out: string) =>
   runArgs(run, out, {
     batch_size: 8,
@@ -24,7 +29,7 @@ const training = (run: TinyRun, out: string) =>
     lora_target_modules: '[Wqkv,out_proj]',
   });
 
-describe('bf16 gradient encoding in a real run', () => {
+describe('all-reduce wire options in a real run', () => {
   let run: TinyRun;
   let nats: NatsServer;
   before(async () => {
@@ -60,5 +65,64 @@ describe('bf16 gradient encoding in a real run', () => {
         `largest element difference / max|a| ${diff.elementwise.toExponential(2)}`,
     );
     assert.ok(diff.relative > 1e-6, `bf16 left the adapter equal to float32's (${diff.relative})`);
+  });
+
+  it('cuts every frame to --allreduce_frame_bytes and trains 2 workers to finetune’s adapter', async (t) => {
+    // The tiny model's shards are ~6 KB, one frame each at the server's 64 KiB: 4 KiB cuts them.
+    const frameBytes = 4096;
+    const out = join(run.dir, 'frames');
+    // Hears every subject of the server: the workers' and the coordinator's frames among them.
+    const listener = await connect({ servers: nats.url });
+    const sizes: number[] = [];
+    listener.subscribe('lora.>', {
+      callback: (_err, msg) => {
+        sizes.push(msg.data.length);
+      },
+    });
+    await listener.flush();
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: training(run, out),
+      workers: ['w0', 'w1'],
+      coordinatorFlags: ['--allreduce_frame_bytes', String(frameBytes)],
+    });
+    try {
+      assert.equal(await d.coordinator.exited(), 0, d.coordinator.output());
+      for (const w of d.workers) assert.equal(await w.exited(), 0, w.output());
+    } finally {
+      await d.stop();
+      await listener.close();
+    }
+    const largest = Math.max(...sizes);
+    const full = sizes.filter((n) => n > frameBytes - 8).length;
+    t.diagnostic(`${sizes.length} messages on lora.>, largest ${largest} bytes, ${full} full frames`);
+    assert.ok(largest <= frameBytes, `a message of ${largest} bytes, above ${frameBytes}`);
+    assert.ok(full > 0, `no frame near ${frameBytes} bytes: the gradient was never cut at the flag's size`);
+    const diff = await assertSameAdapter(join(run.dir, 'finetune'), out, 1e-5);
+    t.diagnostic(
+      `4 KiB frames vs finetune: largest per-tensor ||a-b||/||a|| ${diff.relative.toExponential(2)}`,
+    );
+  });
+
+  it('refuses --allreduce_frame_bytes above the NATS server’s max_payload, naming both', async () => {
+    const out = join(run.dir, 'too-large');
+    const c = startLoraMpt('coordinator', [
+      'coordinator',
+      ...training(run, out),
+      '--listen',
+      '127.0.0.1:0',
+      '--nats',
+      nats.url,
+      '--metrics_port',
+      '0',
+      '--insecure',
+      '--allreduce_frame_bytes',
+      String(128 * 1024),
+    ]);
+    assert.equal(await c.exited(), 2, c.output());
+    assert.match(
+      c.output(),
+      /--allreduce_frame_bytes 131072 exceeds the max_payload of the NATS server at nats:\/\/[\d.:]+ \(65536 bytes\)/,
+    );
   });
 });

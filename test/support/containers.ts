@@ -4,6 +4,7 @@
 // gives (UID 1000, read-only root filesystem with a tmpfs /tmp, no capabilities, no privilege
 // escalation). Every container carries this test process's label and is removed by kill();
 // containersLeft() lists what is still there.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import {
@@ -48,6 +49,60 @@ class HardenedContainer extends GenericContainer {
       .withDroppedCapabilities('ALL')
       .withSecurityOpt('no-new-privileges')
       .withLabels({ [SESSION_LABEL]: session });
+  }
+
+  // Counted from the request on (the engine may create it after this process is gone) until stopped.
+  override async start(): Promise<StartedTestContainer> {
+    removeOnExit();
+    unstopped++;
+    const started = await super.start().catch((err: unknown) => {
+      unstopped--; // testcontainers removes a container that never became ready
+      throw err;
+    });
+    const stop = started.stop.bind(started);
+    let stopped = false;
+    started.stop = async (options) => {
+      const result = await stop(options);
+      if (!stopped) unstopped--;
+      stopped = true;
+      return result;
+    };
+    return started;
+  }
+}
+
+/** Containers of this process requested and not yet stopped. */
+let unstopped = 0;
+let exitHookSet = false;
+
+/**
+ * When this process ends with containers of its own still there (a test run interrupted, a test
+ * process that crashed), removes them with the podman CLI: they would outlive it, holding ports,
+ * and fail CI's check for leftovers. A terminating signal ends the process through `exit`.
+ */
+function removeOnExit(): void {
+  if (exitHookSet) return;
+  exitHookSet = true;
+  process.on('exit', () => {
+    if (unstopped === 0) return;
+    try {
+      const ids = execFileSync('podman', ['ps', '-aq', '--filter', `label=${SESSION_LABEL}=${session}`], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      })
+        .split('\n')
+        .filter((id) => id !== '');
+      if (ids.length > 0) execFileSync('podman', ['rm', '-f', ...ids], { stdio: 'ignore', timeout: 30_000 });
+    } catch {
+      // No podman CLI (another engine) or it failed: CI's check names what is left.
+    }
+  });
+  for (const [signal, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.once(signal, () => process.exit(code));
   }
 }
 

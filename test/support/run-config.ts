@@ -14,5 +14,6 @@ export function testRunConfig(runId: string): RunConfig {
     allReduceAlgorithm: 'shard-owner',
     allReduceEncoding: 'f32',
     allReduceTimeoutMs: 5000,
+    allReduceFrameBytes: 0,
   };
 }

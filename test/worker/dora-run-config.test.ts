@@ -30,6 +30,7 @@ const run: RunConfig = {
   allReduceAlgorithm: 'shard-owner',
   allReduceEncoding: 'f32',
   allReduceTimeoutMs: 5000,
+  allReduceFrameBytes: 0,
 };
 
 describe('a worker given a DoRA run config', () => {
