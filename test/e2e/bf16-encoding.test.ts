@@ -15,7 +15,8 @@ import { runArgs, type TinyRun, tinyRun } from '../support/tiny-run.ts';
 // moves it: measured, reported, and bounded. Float32 equality is distributed-equivalence.test.ts.
 // --allreduce_frame_bytes cuts every frame to that size on every participant: a NATS client that hears
 // every subject sees no larger message and full ones, and the adapter is finetune's within 1e-5 (the
-// equivalence criterion); a size above the server's max_payload is refused before any worker joins.
+// equivalence criterion); a size above the coordinator's server's max_payload is refused before any
+// worker joins, and above a worker's server's when that worker joins.
 const training = (run: TinyRun, out: string) =>
   runArgs(run, out, {
     batch_size: 8,
@@ -124,5 +125,27 @@ describe('all-reduce wire options in a real run', () => {
       c.output(),
       /--allreduce_frame_bytes 131072 exceeds the max_payload of the NATS server at nats:\/\/[\d.:]+ \(65536 bytes\)/,
     );
+  });
+
+  it('a worker whose NATS server takes smaller messages than the run’s frames refuses the run, naming both', async () => {
+    const small = await startNats({ maxPayload: 32 * 1024, prefer: 'process' });
+    const d = await startDistributedRun({
+      natsUrl: nats.url,
+      trainingFlags: training(run, join(run.dir, 'small-server')),
+      workers: [],
+      minWorkers: 1,
+      coordinatorFlags: ['--allreduce_frame_bytes', String(64 * 1024)],
+    });
+    try {
+      const w = d.startWorker('w-small', ['--nats', small.url]);
+      assert.notEqual(await w.exited(), 0, w.output());
+      assert.match(
+        w.output(),
+        /the run's all-reduce frames \(coordinator --allreduce_frame_bytes 65536\) exceed this worker's NATS server's max_payload \(32768 bytes\)/,
+      );
+    } finally {
+      await d.stop();
+      await small.stop();
+    }
   });
 });
