@@ -37,6 +37,12 @@ export interface NatsOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
+/** Configuration folders of containers not yet stopped: removed when this process exits anyway. */
+const confDirs = new Set<string>();
+process.on('exit', () => {
+  for (const dir of confDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 async function startContainer(opts: NatsOptions): Promise<NatsServer> {
   await requireImage();
   const port = await freePort();
@@ -53,6 +59,7 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
     }),
   );
   chmodSync(dir, 0o755);
+  confDirs.add(dir);
   const launch = () =>
     hardenedContainer()
       .withBindMounts([{ source: conf, target: '/etc/nats/test.conf', mode: 'ro' }])
@@ -62,6 +69,7 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
       .start();
   let container = await launch().catch((err: Error) => {
     rmSync(dir, { recursive: true, force: true });
+    confDirs.delete(dir);
     throw err;
   });
   return {
@@ -78,6 +86,7 @@ async function startContainer(opts: NatsOptions): Promise<NatsServer> {
     stop: async () => {
       await container.stop({ remove: true, removeVolumes: true });
       rmSync(dir, { recursive: true, force: true });
+      confDirs.delete(dir);
     },
   };
 }
