@@ -2,10 +2,10 @@
 // view, bad-row errors, and --help. Expected ids are HF `tokenizers` output for the record.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { TOKENIZER_JSON } from './paths.ts';
 
@@ -20,8 +20,13 @@ function cli(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+// One folder for the files of this test file, removed when it ends.
+const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-preprocess-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
 function dataFile(lines: readonly string[]): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'pre-')), 'd.jsonl');
+  const file = join(dir, `d${files++}.jsonl`);
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }

@@ -1,6 +1,6 @@
 // alpaca-lora's templates and Prompter behaviour (utils/prompter.py, templates/*.json @8bb8579).
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -44,8 +44,9 @@ describe('prompt templates', () => {
     );
   });
 
-  it('reads a JSON file of the same shape, with {{ }} escapes', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tpl-'));
+  it('reads a JSON file of the same shape, with {{ }} escapes', (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-tpl-'));
+    ctx.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'mine.json');
     writeFileSync(
       file,
@@ -60,8 +61,9 @@ describe('prompt templates', () => {
     assert.equal(getResponse(t, 'Q x\na: hello '), 'hello');
   });
 
-  it('names the template and the field when a template is broken', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tpl-'));
+  it('names the template and the field when a template is broken', (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'lora-mpt-tpl-'));
+    ctx.after(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'bad.json');
     writeFileSync(
       file,
