@@ -210,7 +210,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
     metrics.record(e);
     rehearsal?.record(e);
   });
-  // The run's all-reduce frame key: every NATS frame carries an HMAC under it (docs/security.md).
+  // The run's all-reduce frame key: every NATS frame carries a MAC (keyed BLAKE3) under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
   const total = run.data.plan.totalSteps;

@@ -19,7 +19,7 @@ export function refusedFrameReporter(
     said = key;
     events.warn(
       'allreduce_frame_refused',
-      `refused an all-reduce frame of step ${round.step} generation ${round.generation} claiming to come from ${sender}: ${reason === 'auth' ? 'its HMAC does not verify under the run key (forged)' : reason === 'conflict' ? 'a second copy of a chunk with other bytes' : 'non-finite values'}`,
+      `refused an all-reduce frame of step ${round.step} generation ${round.generation} claiming to come from ${sender}: ${reason === 'auth' ? 'its MAC does not verify under the run key (forged)' : reason === 'conflict' ? 'a second copy of a chunk with other bytes' : 'non-finite values'}`,
       { step: round.step, generation: round.generation, reason, sender },
     );
   };

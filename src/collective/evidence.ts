@@ -1,6 +1,6 @@
 // Evidence that a member sent a bad frame, as its receiver hands it to the coordinator: the frame's
 // header, MAC and signature, which only the claimed sender's signing key can make, plus what the
-// offence needs: the payload of a non-finite frame (the MAC binds it to the signed header; HMAC-SHA256
+// offence needs: the payload of a non-finite frame (the MAC binds it to the signed header; keyed BLAKE3
 // is collision resistant even for holders of the run key), or the second signed copy of a chunk.
 // checkFrameEvidence is pure: the coordinator runs it with the run key and the members' public keys,
 // so a member cannot accuse another with a frame that member did not sign.

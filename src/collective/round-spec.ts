@@ -37,7 +37,7 @@ export interface RoundOptions {
   readonly onReport?: RoundReporter;
   /**
    * The run's frame key (the coordinator hands it out over authenticated gRPC): every frame carries
-   * an HMAC under it, and frames whose tag does not verify are dropped. Absent: tags anyone can make
+   * a MAC (keyed BLAKE3) under it, and frames whose tag does not verify are dropped. Absent: tags anyone can make
    * (tests and benchmarks). Every participant of a round must use the same key.
    */
   readonly frameKey?: Uint8Array;

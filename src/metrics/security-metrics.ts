@@ -60,7 +60,7 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
     }),
     refusedFrames: new Counter({
       name: 'lora_mpt_allreduce_frames_refused_total',
-      help: 'All-reduce frames refused: reason=auth (HMAC check failed), conflict (a second copy with other bytes), nonfinite',
+      help: 'All-reduce frames refused: reason=auth (MAC check failed), conflict (a second copy with other bytes), nonfinite',
       labelNames: ['reason'],
       registers,
     }),

@@ -14,9 +14,10 @@ import { peerText } from './peer-text.ts';
  * (version 3) carry their sender's Ed25519 signature, which an older worker neither makes nor reads;
  * Ready names the worker's public key and ReduceStart every participant's. 6: a MicroBatch's token
  * ids, labels and mask are little-endian int32 bytes, not repeated varints (an older worker would
- * read them as empty).
+ * read them as empty). 7: all-reduce frames (version 4) carry a keyed BLAKE3 MAC, not HMAC-SHA256
+ * (an older worker's frames would all be refused as forged).
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 export interface Refusal {
   readonly reason: string;

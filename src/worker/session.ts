@@ -152,6 +152,11 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
         frameKey: Uint8Array,
       ) => {
         const run = parseRunConfig(runConfigJson);
+        if (frameKey.length !== 0 && frameKey.length !== 32) {
+          throw new Error(
+            `the Welcome's all-reduce frame key has ${frameKey.length} bytes, not 32; run the same lora-mpt version on workers and coordinator`,
+          );
+        }
         const serverMax = o.nc.info?.max_payload;
         if (run.allReduceFrameBytes > 0 && serverMax !== undefined && run.allReduceFrameBytes > serverMax) {
           throw new Error(

@@ -9,8 +9,10 @@ import {
   FrameKind,
   firstNonFinite,
   frameBytes,
+  frameMac,
   framePayload,
   HEADER_BYTES,
+  MAC_BYTES,
   runHash,
   TAG_BYTES,
   verifyFrame,
@@ -66,7 +68,7 @@ describe('all-reduce frame', () => {
     }
   });
 
-  it('carries an HMAC of header and payload that only the key verifies', () => {
+  it('carries a MAC of header and payload that only the key verifies', () => {
     const key = new Uint8Array(32).fill(7);
     const msg = encodeFrame(header, new Float32Array([1, 2]), key);
     assert.equal(verifyFrame(msg, key), true);
@@ -77,6 +79,49 @@ describe('all-reduce frame', () => {
       bad[at]! ^= 1;
       assert.equal(verifyFrame(bad, key), false, `byte ${at} altered`);
     }
+  });
+
+  // BLAKE3's published test vectors (BLAKE3-team/BLAKE3 test_vectors/test_vectors.json): keyed_hash
+  // of bytes 0, 1, ..., 250, 0, 1, ... under the key "whats the Elvish word for friend", first 32 bytes.
+  // Lengths on both sides of BLAKE3's 1 KiB chunks and of 16-chunk (AVX-512) batches.
+  const vectors: [number, string][] = [
+    [0, '92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26'],
+    [1023, 'c951ecdf03288d0fcc96ee3413563d8a6d3589547f2c2fb36d9786470f1b9d6e'],
+    [1025, '357dc55de0c7e382c900fd6e320acc04146be01db6a8ce7210b7189bd664ea69'],
+    [4097, '00df940cd36bb9fa7cbbc3556744e0dbc8191401afe70520ba292ee3ca80abbc'],
+    [16384, '9e9fc4eb7cf081ea7c47d1807790ed211bfec56aa25bb7037784c13c4b707b0d'],
+    [31744, 'efa53b389ab67c593dba624d898d0f7353ab99e4ac9d42302ee64cbf9939a419'],
+    [102400, '1c35d1a5811083fd7119f5d5d1ba027b4d01c0c6c49fb6ff2cf75393ea5db4a7'],
+  ];
+  it("computes the MAC as BLAKE3's keyed hash: its published test vectors", () => {
+    const key = new TextEncoder().encode('whats the Elvish word for friend');
+    for (const [length, expected] of vectors) {
+      const input = Uint8Array.from({ length }, (_, i) => i % 251);
+      // Split where a frame splits (header, payload), and unsplit: the MAC covers their concatenation.
+      const cut = Math.min(HEADER_BYTES, length);
+      const mac = frameMac(key, input.subarray(0, cut), input.subarray(cut));
+      assert.equal(Buffer.from(mac).toString('hex'), expected, `input of ${length} bytes`);
+      assert.equal(mac.length, MAC_BYTES);
+    }
+    // The key is used as given, after other keys: the per-key hasher is reset, not reused dirty.
+    const other = new Uint8Array(32).fill(9);
+    frameMac(other, new Uint8Array(10), new Uint8Array(5000));
+    const input = Uint8Array.from({ length: 1025 }, (_, i) => i % 251);
+    assert.equal(
+      Buffer.from(frameMac(key, input.subarray(0, 44), input.subarray(44))).toString('hex'),
+      vectors[2]![1],
+    );
+  });
+
+  it("puts the MAC of a frame's header and payload in its last bytes", () => {
+    const key = new Uint8Array(32).fill(3);
+    const msg = encodeFrame(header, new Float32Array([1, 2, 3]), key);
+    const mac = frameMac(key, msg.subarray(0, HEADER_BYTES), framePayload(msg));
+    assert.deepEqual(msg.subarray(msg.length - MAC_BYTES), new Uint8Array(mac));
+  });
+
+  it('refuses a frame key that is not 32 bytes', () => {
+    assert.throws(() => encodeFrame(header, new Float32Array([1]), new Uint8Array(16)), /16 bytes, not 32/);
   });
 
   it('tells run ids apart by hash', () => {

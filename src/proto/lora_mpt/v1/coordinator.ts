@@ -131,7 +131,7 @@ export interface Welcome {
   /** the next step to compute */
   step: number;
   heartbeatIntervalMs: number;
-  /** the run's key for the HMAC of every all-reduce frame (NATS) */
+  /** the run's 32-byte key for the MAC (keyed BLAKE3) of every all-reduce frame (NATS) */
   frameKey: Buffer;
 }
 
@@ -265,7 +265,7 @@ export interface FrameEvidenceReport {
 
 /**
  * A frame a member refused, as proof of who sent it (src/collective/evidence.ts): its header, its
- * MAC (HMAC-SHA256 of header and payload under the run key) and its sender's Ed25519 signature of
+ * MAC (keyed BLAKE3 of header and payload under the run key) and its sender's Ed25519 signature of
  * header and MAC; the payload of a non-finite frame; the second signed copy of a conflicting chunk.
  */
 export interface FrameEvidence {
