@@ -4,8 +4,8 @@
 // every member replays the data traffic it recorded in the all-reduce (same subjects, message sizes
 // and subscriptions) as plain publish/subscribe. Delivered = the server's bytes out (/varz) per
 // second; prints nccl-tests algbw/busbw and one line per algorithm and member count for scripts.
-// Modes: signed (HMAC and each member's Ed25519 signature, as workers run: the required line), hmac
-// (HMAC only: what signing costs), bf16 (signed, values as bfloat16: the bytes on the wire).
+// Modes: signed (the MAC and each member's Ed25519 signature, as workers run: the required line), mac
+// (the MAC only: what signing costs), bf16 (signed, values as bfloat16: the bytes on the wire).
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ const BYTES = 16 * 2 ** 20;
 const MEMBER_COUNTS = [2, 4] as const;
 const REPS = 5; // timed, after one warm-up each
 const MiB = 2 ** 20;
-const MODES = ['signed', 'hmac', 'bf16'] as const;
+const MODES = ['signed', 'mac', 'bf16'] as const;
 type Mode = (typeof MODES)[number];
 const MEMBER = fileURLToPath(new URL('./support/all-reduce-member.ts', import.meta.url));
 
@@ -181,11 +181,11 @@ export async function run(): Promise<void> {
     const { n, algorithm } = row;
     const peer = (mode: Mode) => rows.find((r) => r.n === n && r.algorithm === algorithm && r.mode === mode)!;
     console.log(`all-reduce ${algorithm} ${n} members, separate processes: ${ratio(row)}`);
-    const hmac = peer('hmac');
+    const macOnly = peer('mac');
     const cpu = (r: Row) => medianOf(r.reduce, (x) => x.cpuMs);
     console.log(
-      `  HMAC only (no signatures): ${ratio(hmac)}; signing costs ${(cpu(row) - cpu(hmac)).toFixed(0)} ms of member CPU per round ` +
-        `(${cpu(row).toFixed(0)} vs ${cpu(hmac).toFixed(0)}), time ${(medianOf(row.reduce, (x) => x.ms) / medianOf(hmac.reduce, (x) => x.ms)).toFixed(2)}x`,
+      `  MAC only (no signatures): ${ratio(macOnly)}; signing costs ${(cpu(row) - cpu(macOnly)).toFixed(0)} ms of member CPU per round ` +
+        `(${cpu(row).toFixed(0)} vs ${cpu(macOnly).toFixed(0)}), time ${(medianOf(row.reduce, (x) => x.ms) / medianOf(macOnly.reduce, (x) => x.ms)).toFixed(2)}x`,
     );
     const bf16 = peer('bf16');
     const out = (r: Row) => medianOf(r.reduce, (x) => x.serverOut);

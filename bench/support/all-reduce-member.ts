@@ -6,7 +6,7 @@
 //   reduce ALGORITHM MODE GENERATION [record] -> {ms, cpuMs, gcMs, digest}  (record: remember its data traffic)
 //   raw-sub ALGORITHM MODE SEQ                -> {}                        (subscribe the recorded subjects)
 //   raw-go ALGORITHM MODE SEQ                 -> {ms, cpuMs, gcMs}         (publish, wait for what it expects)
-// MODE: signed (HMAC and each member's Ed25519 signature, as workers run), hmac (HMAC only), bf16
+// MODE: signed (the MAC and each member's Ed25519 signature, as workers run), mac (the MAC only), bf16
 // (signed, values as bfloat16). Member i's signing key is derived from the frame key and i, so every
 // member knows every public key without a coordinator.
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
@@ -40,7 +40,7 @@ const signingKeyOf = (i: number): KeyObject =>
   });
 const signingKey = signingKeyOf(index);
 const participantKeys = members.map((_, i) => createPublicKey(signingKeyOf(i)));
-const MODES = ['signed', 'hmac', 'bf16'] as const;
+const MODES = ['signed', 'mac', 'bf16'] as const;
 type Mode = (typeof MODES)[number];
 function modeOf(v: string | undefined): Mode {
   if (!(MODES as readonly (string | undefined)[]).includes(v))
@@ -116,7 +116,7 @@ async function reduce(algorithm: AllReduceAlgorithm, mode: Mode, generation: num
     algorithm,
     frameKey,
     timeoutMs: 120_000,
-    ...(mode === 'hmac' ? {} : { signingKey, participantKeys }),
+    ...(mode === 'mac' ? {} : { signingKey, participantKeys }),
     ...(mode === 'bf16' ? { encoding: 'bf16' as const } : {}),
   });
   const ms = performance.now() - t0;
