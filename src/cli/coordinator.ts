@@ -14,6 +14,7 @@ import {
   isAllReduceAlgorithm,
   isGradientEncoding,
   observeAllReduce,
+  prepareFrameKey,
   unknownAlgorithm,
 } from '../collective/index.ts';
 import { limitsForOpenFiles } from '../coordinator/connection-gate.ts';
@@ -213,6 +214,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   // The run's all-reduce frame key: every NATS frame carries a MAC (keyed BLAKE3) under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);
+  await prepareFrameKey(frameKey); // the coordinator checks frames and evidence with it
   const total = run.data.plan.totalSteps;
   status.begin({ runId: run.runId, startStep: run.startStep, totalSteps: total });
   const guard = metrics.security;

@@ -4,6 +4,7 @@
 import { type AllReduceAlgorithm, algorithmFor } from './algorithms.ts';
 import type { ContributionsReporter } from './contributions.ts';
 import { AllReduceInputError } from './errors.ts';
+import { prepareFrameKey } from './frame-mac.ts';
 import { Round } from './round.ts';
 import { runReported } from './round-report.ts';
 import { type RoundOptions, roundSpec } from './round-spec.ts';
@@ -37,6 +38,7 @@ export interface AllReduceOptions extends RoundOptions {
  * or AllReduceInputError / AllReduceProtocolError (caller or configuration bug).
  */
 export async function allReduceSum(o: AllReduceOptions): Promise<Float32Array> {
+  await prepareFrameKey(o.frameKey);
   const spec = roundSpec(o, o.self, o.data.length);
   if (spec.selfIndex >= spec.members.length) {
     throw new AllReduceInputError(`self ${o.self} is an observer, not a member: call observeAllReduce`);

@@ -1,12 +1,13 @@
 // The binary frame every all-reduce message carries: a 44-byte little-endian header naming the
 // round (run-id hash, step, generation), the sender, shard and chunk, then the payload, then the tag:
 // the sender's Ed25519 signature of header and MAC (64 bytes), and the MAC, keyed BLAKE3 of header
-// and payload under the run's frame key (32 bytes; both handed out over authenticated gRPC). The MAC
+// and payload under the run's frame key (32 bytes; both handed out over authenticated gRPC;
+// frame-mac.ts). The MAC
 // keeps out whoever lacks the run key; the signature proves which member sent a frame, so a receiver
 // can show the coordinator a bad frame as evidence (docs/security.md). Receivers drop frames whose
 // header is not their round, so stale traffic is filtered by content too.
 import { type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { frameMac as macOf } from './frame-mac.ts';
 import {
   bytesPerElement,
   encodeBf16,
@@ -26,8 +27,6 @@ export const TAG_BYTES = SIGNATURE_BYTES + MAC_BYTES;
 export const FRAME_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 const MAGIC = 0x52414d4c; // "LMAR" on the wire
 const VERSION = 4; // 4: keyed BLAKE3 MAC (3: HMAC-SHA256)
-/** Tags made without a key (tests, benchmarks): checkable, but anyone can make them. */
-const NO_KEY = new Uint8Array(32);
 
 export const FrameKind = {
   ready: 1,
@@ -79,32 +78,6 @@ export function runHash(runId: string): number {
   }
   return h >>> 0;
 }
-
-// The MAC is keyed BLAKE3 (32 bytes): a MAC for outsiders and, being a collision-resistant hash,
-// binding for holders of the key too, which the signature over it needs (docs/security.md). It
-// measured 3-4x HMAC-SHA256's speed on 1 MiB frames here (docs/collective.md). A hasher made for a
-// key costs ~30 us, so one per key is kept and reset for each frame (reset keeps the key).
-const hashers = new Map<string, Blake3Hasher>();
-function hasherFor(key: Uint8Array | undefined): Blake3Hasher {
-  const k = key ?? NO_KEY;
-  if (k.length !== 32) throw new RangeError(`frame key of ${k.length} bytes, not 32`);
-  const id = Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('hex');
-  let h = hashers.get(id);
-  if (h === undefined) {
-    // A process holds a handful of run keys over its life (one per coordinator it served); keep the latest few.
-    if (hashers.size >= 8) hashers.delete(hashers.keys().next().value!);
-    h = Blake3Hasher.newKeyed(Buffer.from(k));
-    hashers.set(id, h);
-  }
-  h.reset();
-  return h;
-}
-
-const macOf = (key: Uint8Array | undefined, ...parts: Uint8Array[]): Buffer => {
-  const h = hasherFor(key);
-  for (const p of parts) h.update(p);
-  return h.digestBuffer();
-};
 
 /** Bytes of the frame that carries `payloadBytes` bytes of payload. */
 export const frameBytes = (payloadBytes: number): number => FRAME_OVERHEAD + payloadBytes;

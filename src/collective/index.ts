@@ -22,6 +22,7 @@ export {
   type MissingPart,
 } from './errors.ts';
 export { FRAME_OVERHEAD } from './frame.ts';
+export { frameMacImplementation, prepareFrameKey } from './frame-mac.ts';
 export {
   DEFAULT_GRADIENT_ENCODING,
   GRADIENT_ENCODINGS,

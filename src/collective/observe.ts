@@ -5,6 +5,7 @@
 import { type AllReduceAlgorithm, algorithmFor } from './algorithms.ts';
 import { ChunkSet } from './chunk-set.ts';
 import { AllReduceInputError, type MissingPart } from './errors.ts';
+import { prepareFrameKey } from './frame-mac.ts';
 import { Round } from './round.ts';
 import { runReported } from './round-report.ts';
 import { type RoundOptions, roundSpec } from './round-spec.ts';
@@ -20,6 +21,7 @@ export interface ObserveOptions extends RoundOptions {
 
 /** The reduced vector of the round, bitwise equal to every member's result; same errors as allReduceSum. */
 export async function observeAllReduce(o: ObserveOptions): Promise<Float32Array> {
+  await prepareFrameKey(o.frameKey);
   const spec = roundSpec(o, o.self, o.length);
   if (spec.selfIndex < spec.members.length) {
     throw new AllReduceInputError(`self ${o.self} is a member, not an observer: call allReduceSum`);

@@ -17,6 +17,7 @@ import {
   TAG_BYTES,
   verifyFrame,
 } from '../../src/collective/frame.ts';
+import { KEYED_VECTORS, VECTOR_KEY, vectorInput } from './blake3-vectors.ts';
 
 const header = {
   kind: FrameKind.shardReduce,
@@ -81,35 +82,21 @@ describe('all-reduce frame', () => {
     }
   });
 
-  // BLAKE3's published test vectors (BLAKE3-team/BLAKE3 test_vectors/test_vectors.json): keyed_hash
-  // of bytes 0, 1, ..., 250, 0, 1, ... under the key "whats the Elvish word for friend", first 32 bytes.
-  // Lengths on both sides of BLAKE3's 1 KiB chunks and of 16-chunk (AVX-512) batches.
-  const vectors: [number, string][] = [
-    [0, '92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26'],
-    [1023, 'c951ecdf03288d0fcc96ee3413563d8a6d3589547f2c2fb36d9786470f1b9d6e'],
-    [1025, '357dc55de0c7e382c900fd6e320acc04146be01db6a8ce7210b7189bd664ea69'],
-    [4097, '00df940cd36bb9fa7cbbc3556744e0dbc8191401afe70520ba292ee3ca80abbc'],
-    [16384, '9e9fc4eb7cf081ea7c47d1807790ed211bfec56aa25bb7037784c13c4b707b0d'],
-    [31744, 'efa53b389ab67c593dba624d898d0f7353ab99e4ac9d42302ee64cbf9939a419'],
-    [102400, '1c35d1a5811083fd7119f5d5d1ba027b4d01c0c6c49fb6ff2cf75393ea5db4a7'],
-  ];
   it("computes the MAC as BLAKE3's keyed hash: its published test vectors", () => {
-    const key = new TextEncoder().encode('whats the Elvish word for friend');
-    for (const [length, expected] of vectors) {
-      const input = Uint8Array.from({ length }, (_, i) => i % 251);
-      // Split where a frame splits (header, payload), and unsplit: the MAC covers their concatenation.
+    for (const [length, expected] of KEYED_VECTORS) {
+      const input = vectorInput(length);
+      // Split where a frame splits (header, payload): the MAC covers their concatenation.
       const cut = Math.min(HEADER_BYTES, length);
-      const mac = frameMac(key, input.subarray(0, cut), input.subarray(cut));
+      const mac = frameMac(VECTOR_KEY, input.subarray(0, cut), input.subarray(cut));
       assert.equal(Buffer.from(mac).toString('hex'), expected, `input of ${length} bytes`);
       assert.equal(mac.length, MAC_BYTES);
     }
     // The key is used as given, after other keys: the per-key hasher is reset, not reused dirty.
-    const other = new Uint8Array(32).fill(9);
-    frameMac(other, new Uint8Array(10), new Uint8Array(5000));
-    const input = Uint8Array.from({ length: 1025 }, (_, i) => i % 251);
+    frameMac(new Uint8Array(32).fill(9), new Uint8Array(10), new Uint8Array(5000));
+    const input = vectorInput(1025);
     assert.equal(
-      Buffer.from(frameMac(key, input.subarray(0, 44), input.subarray(44))).toString('hex'),
-      vectors[2]![1],
+      Buffer.from(frameMac(VECTOR_KEY, input.subarray(0, 44), input.subarray(44))).toString('hex'),
+      KEYED_VECTORS[2]![1],
     );
   });
 
