@@ -14,7 +14,9 @@
 // report in bursts) and exponential times of that mean (`poisson`); `DISPATCH_ARRIVALS=fixed` or
 // `poisson` keeps one. Latency percentiles leave out each client's first 16 micro-batches (V8
 // has not optimized the freshly started clients' process yet); the p99 of all samples is printed
-// beside them. bench/cluster.ts runs both at 8 to 256.
+// beside them. `DISPATCH_CLIENT_NODE_FLAGS` passes Node/V8 flags to the clients' processes (the
+// coordinator's side runs in this process: give it flags on the `node` command line).
+// bench/cluster.ts runs both at 8 to 256.
 import { loadavg } from 'node:os';
 import { type Arrivals, type DispatchFigures, measureDispatch } from './support/dispatch-sim.ts';
 

@@ -199,6 +199,8 @@ export async function measureDispatch(
       cmd!,
       [
         ...pre,
+        // Node/V8 flags for the clients' processes only (DISPATCH_CLIENT_NODE_FLAGS, space-separated).
+        ...(process.env.DISPATCH_CLIENT_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         '--import',
         'tsx',
         CLIENTS,

@@ -64,6 +64,13 @@ export async function serveMetrics(opts: MetricsServerOptions): Promise<MetricsS
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+    // server.close() waits for every open connection, and a browser polling the status page every
+    // second keeps its keep-alive connection busy for ever (seen: a coordinator that had finished its
+    // run never exited). A metrics endpoint has nothing to finish: end them all.
+    close: () =>
+      new Promise((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
   };
 }

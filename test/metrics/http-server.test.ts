@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { serveMetrics } from '../../src/metrics/http-server.ts';
@@ -22,6 +23,29 @@ describe('process metrics endpoint', () => {
       assert.match(await res.text(), /no heartbeat/);
     } finally {
       await server.close();
+    }
+  });
+
+  // A browser polling the status page keeps a connection busy; close() used to wait for it for ever
+  // (a coordinator that had finished its run never exited). Here a client holds a request half sent.
+  it('closes with a client still connected, mid-request', async () => {
+    const server = await serveMetrics({ registry: new Registry(), port: 0, host: '127.0.0.1' });
+    const client = connect(server.port, '127.0.0.1');
+    await new Promise((resolve) => client.once('connect', resolve));
+    const ended = new Promise((resolve) => client.once('close', resolve));
+    client.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the server has read the half request
+    let waiting: NodeJS.Timeout | undefined;
+    const stuck = new Promise((_, reject) => {
+      // A hang bound, not a speed limit: without the fix close() never returns.
+      waiting = setTimeout(() => reject(new Error('close() still waits for the client after 10 s')), 10_000);
+    });
+    try {
+      await Promise.race([server.close(), stuck]);
+      await ended; // the server ended the connection
+    } finally {
+      clearTimeout(waiting);
+      client.destroy(); // lets an unfixed server close, so a failure ends rather than hangs
     }
   });
 
