@@ -171,6 +171,7 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           });
           prepared = { key: runConfigJson, model: await o.prepare(run) };
         }
+        if (settled) return; // the session ended while the model loaded (the run finished, say)
         const model = prepared.model;
         if (model.fingerprint !== fingerprint) {
           o.events.warn(
@@ -253,7 +254,23 @@ export async function runWorkerSession(o: WorkerSessionOptions): Promise<void> {
           );
           return;
         }
-        if (!worker) return;
+        if (!worker) {
+          // Still loading the model (or syncing) when the run ended: the coordinator says so once,
+          // then ends the stream and exits. Dropping this would leave the worker reconnecting to
+          // nobody for ever (seen: a worker that joined in a run's last step never exited).
+          if (body.$case === 'finished') {
+            o.events.info(
+              body.value.reason.startsWith('run failed') ? 'run_failed' : 'run_finished',
+              `run over after ${body.value.steps} steps, before this worker was ready: ${body.value.reason}`,
+              { step: body.value.steps, reason: body.value.reason },
+            );
+            settle(() => {
+              call.end();
+              resolve({ kind: 'finished' });
+            });
+          }
+          return;
+        }
         try {
           const outcome = worker.handle(msg);
           measured?.afterHandle(msg);
