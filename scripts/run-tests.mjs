@@ -30,13 +30,14 @@ if (files.length === 0) {
 const gpu =
   process.env.LORA_MPT_REQUIRE_GPU === '1' ||
   existsSync('node_modules/@tensorflow/tfjs-node-gpu/lora-mpt-build.stamp');
-// Otherwise two groups, one after the other. Files under test/e2e and test/deploy run whole systems
-// (a coordinator and worker processes, nats-servers, containers, Chromium, Prometheus) and keep the
-// machine to themselves: one file at a time. Every other file runs at least two at a time (node's
-// default is one fewer than the cores, which is one on a 2-core machine, where most files leave a
-// core idle waiting on their child processes and servers: measured there, 424 s one at a time
-// against 258 s two at a time for those 161 files).
-const alone = (f) => /(^|[/\\])test[/\\](e2e|deploy)[/\\]/.test(f);
+// Otherwise two groups, one after the other. Files under test/e2e, test/deploy, test/security and
+// test/scale run whole systems (a coordinator and worker processes, nats-servers, containers,
+// Chromium, Prometheus), some with deadlines that adapt to the machine's speed, and keep the machine
+// to themselves: one file at a time. Every other file runs at least two at a time (node's default is
+// one fewer than the cores, which is one on a 2-core machine, where most files leave a core idle
+// waiting on their child processes and servers: measured there, 424 s one at a time against 258 s
+// two at a time for the 161 files outside e2e and deploy).
+const alone = (f) => /(^|[/\\])test[/\\](e2e|deploy|security|scale)[/\\]/.test(f);
 const together = gpu ? [] : files.filter((f) => !alone(f));
 const serial = gpu ? files : files.filter(alone);
 const run = (group, concurrency) =>
