@@ -66,6 +66,10 @@ RUN --mount=type=secret,id=ca --mount=type=cache,id=lora-mpt-tensorflow,target=/
       gpu) bash scripts/setup-tensorflow-gpu.sh && rm -rf node_modules/@tensorflow/tfjs-node-gpu/deps/include node_modules/@tensorflow/tfjs-node ;; \
       *) echo "VARIANT=$VARIANT: expected cpu or gpu" >&2; exit 2 ;; \
     esac
+# The all-reduce's compiled float32 loops (native/float-kernels), or the build fails.
+COPY scripts/setup-native.sh scripts/
+COPY native/float-kernels/float_kernels.c native/float-kernels/
+RUN LORA_MPT_REQUIRE_NATIVE=1 bash scripts/setup-native.sh
 
 # --- Runtime: Node, the app, no compiler, not root ------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -88,12 +92,14 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+COPY --from=build /app/native/float-kernels/build/float_kernels.node ./native/float-kernels/build/
 # The GPU node check (docs/backends.md#gpu-workers): kubectl run ... -- bash /app/scripts/gpu-check.sh
 COPY scripts/gpu-check.sh ./scripts/gpu-check.sh
 USER 1000:1000
 # The backend loads here, or the image fails to build: TF_Version and a matmul on tensorflow.
 RUN TF_CPP_MIN_LOG_LEVEL=2 node -e "const tf = require(process.argv[1]); if (tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync()[0] !== 2) process.exit(1); console.log(process.argv[1], 'on tensorflow', tf.backend().binding.TF_Version)" \
       "@tensorflow/tfjs-node$([ "$VARIANT" = gpu ] && echo -gpu)" \
+ && LORA_MPT_FLOAT_KERNELS=native node --import tsx -e "import('/app/src/collective/float-kernels.ts').then((m) => console.log('all-reduce float loops:', m.floatKernelsKind))" \
  && node bin/lora-mpt.mjs --version && nats-server --version && rm -rf /tmp/*
 ENTRYPOINT ["tini", "--", "node", "/app/bin/lora-mpt.mjs"]
 

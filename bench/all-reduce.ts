@@ -9,7 +9,8 @@
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { ALGORITHM_NAMES, type AllReduceAlgorithm } from '../src/collective/index.ts';
+import { floatKernelsKind } from '../src/collective/float-kernels.ts';
+import { ALGORITHM_NAMES, type AllReduceAlgorithm, frameMacImplementation } from '../src/collective/index.ts';
 import { startNats } from '../test/support/nats.ts';
 import { Peer } from './support/peer.ts';
 
@@ -162,7 +163,9 @@ export async function run(): Promise<void> {
 
   console.log(
     `\n## All-reduce of ${BYTES / MiB} MiB float32, one process per member, one nats-server (loopback, ` +
-      `median of ${REPS}; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end)`,
+      `median of ${REPS}; ${cpus().length} cores, load average ${loadavg()[0]!.toFixed(1)} at the end; ` +
+      `frame MAC ${frameMacImplementation}, float loops ${floatKernelsKind}: LORA_MPT_FRAME_MAC=wasm and ` +
+      `LORA_MPT_FLOAT_KERNELS=js give the portable ones)`,
   );
   console.log(
     'members | algorithm   | mode   | time ms | algbw MiB/s | busbw MiB/s | server in MiB (xG) | server out MiB (xG) | ' +

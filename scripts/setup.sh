@@ -2,7 +2,8 @@
 # Installs what lora-mpt needs on a fresh Debian/Ubuntu machine: the npm packages (npm ci), the
 # system programs the tests and the demo start (nats-server; prometheus with promtool and chromium
 # for the observability test) and the native `tensorflow` compute
-# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), the chart
+# backend (scripts/setup-tensorflow.sh, built from registries; wasm where it cannot), the
+# all-reduce's compiled float loops (scripts/setup-native.sh), the chart
 # validator (scripts/setup-k8s-validate.sh) and the OpenAI Python client for its compatibility test
 # (scripts/setup-openai-python.sh). Safe to run again.
 set -euo pipefail
@@ -29,6 +30,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 bash scripts/setup-tensorflow.sh
+# The all-reduce's compiled float32 loops (a C file; JavaScript where no compiler: CI needs them).
+if [ -n "${CI:-}" ]; then LORA_MPT_REQUIRE_NATIVE=1 bash scripts/setup-native.sh; else bash scripts/setup-native.sh; fi
 # The strict validator of the Helm chart's objects (a Python venv). Without it the chart-validation
 # tests skip; CI (CI=true) needs it.
 if ! bash scripts/setup-k8s-validate.sh; then

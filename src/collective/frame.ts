@@ -210,13 +210,5 @@ export function framePayload(msg: Uint8Array): Uint8Array {
   return msg.subarray(HEADER_BYTES, msg.length - TAG_BYTES);
 }
 
-/**
- * Index of the first NaN or ±Infinity in `xs`, or -1. One multiply-add per element and no branch in
- * the common all-finite case (x·0 is 0 for every finite x, NaN otherwise): ~8x a DataView scan.
- */
-export function firstNonFinite(xs: Float32Array): number {
-  let poison = 0;
-  for (let i = 0; i < xs.length; i++) poison += xs[i]! * 0;
-  if (poison === 0) return -1;
-  return xs.findIndex((x) => !Number.isFinite(x));
-}
+/** Index of the first NaN or ±Infinity in a payload's floats, or -1 (float-sum.ts). */
+export { firstNonFinite } from './float-sum.ts';

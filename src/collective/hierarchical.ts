@@ -9,6 +9,7 @@
 import type { Algorithm, FinalBytes } from './algorithm.ts';
 import { ChunkSet } from './chunk-set.ts';
 import type { MissingPart } from './errors.ts';
+import { addInto, sumInto } from './float-sum.ts';
 import { FrameKind } from './frame.ts';
 import { roundToBf16 } from './gradient-encoding.ts';
 import { Topology } from './hierarchical-topology.ts';
@@ -226,7 +227,7 @@ class HierarchicalAllReduce {
     const out = owned
       ? nodeParts![this.node]!.subarray(lo, lo + c.hi - c.lo)
       : this.result.subarray(c.lo, c.hi);
-    sumInto(out, this.localParts.get(s)!, lo);
+    sumParts(out, this.localParts.get(s)!, lo);
     if (owned) this.crossArrived(s, j);
     else {
       const subject = dataSubject(spec.key, CROSS_RS, s, this.me);
@@ -242,7 +243,7 @@ class HierarchicalAllReduce {
     const c = layout.chunk(s, j);
     const lo = c.lo - layout.shard(s).lo;
     const out = this.result.subarray(c.lo, c.hi);
-    sumInto(out, this.crossParts.get(s)!, lo);
+    sumParts(out, this.crossParts.get(s)!, lo);
     // We keep what the others decode: the same bytes everywhere, whatever the encoding.
     if (spec.encoding === 'bf16' && (this.crossPublished || this.local.length > 1)) roundToBf16(out);
     if (this.crossPublished) {
@@ -294,17 +295,14 @@ class HierarchicalAllReduce {
 }
 
 /** out = ((p0 + p1) + p2) + ... over parts[*][lo .. lo + out.length), each step rounded to float32. */
-function sumInto(out: Float32Array, parts: readonly Float32Array[], lo: number): void {
+function sumParts(out: Float32Array, parts: readonly Float32Array[], lo: number): void {
   const len = out.length;
   const part = (k: number) => parts[k]!.subarray(lo, lo + len);
   if (parts.length === 1) {
     out.set(part(0));
     return;
   }
-  const [x0, x1] = [part(0), part(1)];
-  for (let i = 0; i < len; i++) out[i] = x0[i]! + x1[i]!;
-  for (let k = 2; k < parts.length; k++) {
-    const p = part(k);
-    for (let i = 0; i < len; i++) out[i]! += p[i]!;
-  }
+  // Every part was checked finite when it arrived (copyTo); the sums are not checked here.
+  sumInto(out, part(0), part(1), false);
+  for (let k = 2; k < parts.length; k++) addInto(out, part(k), false);
 }

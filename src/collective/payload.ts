@@ -3,7 +3,7 @@
 // which large NATS messages are (the client assembles each in a buffer of its own, header at 0), and
 // checked by the caller's own pass over it (a sum whose result is not finite: check()). Either way
 // no byte an algorithm forwards has escaped a check for NaN and ±Infinity that names the sender.
-import { firstNonFinite } from './frame.ts';
+import { copyChecked, firstNonFinite } from './float-sum.ts';
 import { bytesPerElement, decodeBf16, type GradientEncoding } from './gradient-encoding.ts';
 
 export class FramePayload {
@@ -21,6 +21,14 @@ export class FramePayload {
 
   /** Copies the payload into `dst` from element `at`; returns that range of `dst`. Throws on NaN or ±Inf. */
   copyTo(dst: Float32Array, at: number): Float32Array {
+    const { buffer, byteOffset, length } = this.bytes;
+    if (this.encoding === 'f32' && byteOffset % 4 === 0) {
+      // Aligned: copy and check in one pass.
+      const view = dst.subarray(at, at + length / 4);
+      const bad = copyChecked(view, new Float32Array(buffer, byteOffset, length / 4));
+      if (bad >= 0) throw this.refuse(view[bad]!);
+      return view;
+    }
     const view = this.copy(dst, at);
     this.check(view);
     return view;

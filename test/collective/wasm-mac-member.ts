@@ -1,8 +1,10 @@
-// Child process of frame-mac.test.ts, started with LORA_MPT_FRAME_MAC=wasm: prints which BLAKE3 this
-// process uses and the keyed-hash test vectors as it computes them, then (with a NATS url) runs member
+// Child process of frame-mac.test.ts, started with LORA_MPT_FRAME_MAC=wasm and
+// LORA_MPT_FLOAT_KERNELS=js (the portable member: no native code): prints which BLAKE3 and which
+// float loops this process uses and the keyed-hash test vectors as it computes them, then (with a NATS url) runs member
 // m1 of a 2-member all-reduce of the seeded gradients and prints its result's bytes (base64).
 // Arguments: [NATS_URL FRAME_KEY_HEX LENGTH SEED]. Output: one JSON line.
 import { connect } from '@nats-io/transport-node';
+import { floatKernelsKind } from '../../src/collective/float-kernels.ts';
 import { frameMac, prepareFrameKey } from '../../src/collective/frame-mac.ts';
 import { allReduceSum, frameMacImplementation } from '../../src/collective/index.ts';
 import { KEYED_VECTORS, VECTOR_KEY, vectorInput } from './blake3-vectors.ts';
@@ -35,4 +37,6 @@ if (url) {
   sum = Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('base64');
   await nc.close();
 }
-console.log(JSON.stringify({ implementation: frameMacImplementation, vectors, sum }));
+console.log(
+  JSON.stringify({ implementation: frameMacImplementation, floatKernels: floatKernelsKind, vectors, sum }),
+);
