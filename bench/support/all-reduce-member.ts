@@ -3,7 +3,8 @@
 // It also replays, as plain publish/subscribe, the data traffic it recorded during an all-reduce:
 // the same subjects, message sizes and subscriptions with no all-reduce logic, the raw NATS ceiling.
 // Arguments: NATS_URL INDEX MEMBERS FRAME_KEY_HEX. One JSON line per stdin request (bench/support/peer.ts):
-//   reduce ALGORITHM MODE GENERATION [record] -> {ms, cpuMs, gcMs, digest}  (record: remember its data traffic)
+//   reduce ALGORITHM MODE GENERATION [record] -> {ms, cpuMs, gcMs}         (record: remember its data traffic)
+//   digest                                    -> {digest}                  (of the last reduce's result)
 //   raw-sub ALGORITHM MODE SEQ                -> {}                        (subscribe the recorded subjects)
 //   raw-go ALGORITHM MODE SEQ                 -> {ms, cpuMs, gcMs}         (publish, wait for what it expects)
 // MODE: signed (the MAC and each member's Ed25519 signature, as workers run), mac (the MAC only), bf16
@@ -125,9 +126,18 @@ async function reduce(algorithm: AllReduceAlgorithm, mode: Mode, generation: num
   await new Promise((r) => setImmediate(r));
   const gc = gcMs - gc0;
   if (record) recorded.set(`${algorithm} ${mode}`, traffic);
-  // Outside the timing: the parent checks that every member holds the same bytes.
-  const digest = createHash('sha256').update(new Uint8Array(result.buffer)).digest('hex').slice(0, 16);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, gcMs: gc, digest };
+  lastResult = result;
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, gcMs: gc };
+}
+
+// The parent checks that every member holds the same bytes by asking for this digest once every
+// member has answered its reduce: hashing 16 MiB (~17 ms) inside the reply would add to the round's
+// wall time, and to the time of members still in the round (sharing the cores).
+let lastResult: Float32Array | undefined;
+function digestOfLast() {
+  if (!lastResult) throw new Error(`member ${index}: digest before any reduce`);
+  const bytes = new Uint8Array(lastResult.buffer, lastResult.byteOffset, lastResult.byteLength);
+  return { digest: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
 }
 
 let rawDone: Promise<void> = Promise.resolve();
@@ -178,6 +188,7 @@ async function rawGo(algorithm: AllReduceAlgorithm, mode: Mode, seq: number) {
 
 async function answer(line: string): Promise<object> {
   const [what, alg, mode, num, flag] = line.trim().split(' ');
+  if (what === 'digest') return digestOfLast();
   if (what === 'reduce') return reduce(algorithmOf(alg), modeOf(mode), Number(num), flag === 'record');
   if (what === 'raw-sub') return rawSubscribe(algorithmOf(alg), modeOf(mode), Number(num));
   if (what === 'raw-go') return rawGo(algorithmOf(alg), modeOf(mode), Number(num));
