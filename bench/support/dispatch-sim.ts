@@ -9,6 +9,7 @@ import { cpus } from 'node:os';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
+import { tuneCoordinatorHeap } from '../../src/coordinator/heap-tuning.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import type { MicroBatch } from '../../src/data/micro-batch.ts';
 import { type EventName, type Events, type FieldsArg, silentEvents } from '../../src/events/events.ts';
@@ -177,6 +178,8 @@ export async function measureDispatch(
     afterStep: async () => {},
     events,
   });
+  // The coordinator's side runs in this process: tuned as `lora-mpt coordinator` tunes its own.
+  tuneCoordinatorHeap();
   const server = await startCoordinatorServer({
     listen: '127.0.0.1:0',
     driver,

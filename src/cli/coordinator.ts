@@ -20,6 +20,7 @@ import {
 import { limitsForOpenFiles } from '../coordinator/connection-gate.ts';
 import { CONTRIBUTION_NORM_FACTOR } from '../coordinator/contribution-check.ts';
 import { startCoordinatorServer } from '../coordinator/grpc-server.ts';
+import { tuneCoordinatorHeap } from '../coordinator/heap-tuning.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
@@ -286,6 +287,7 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   });
   metrics.countWorkers((state) => driver.members.count(state));
   const listenHost = f.listen.replace(/:\d+$/, '');
+  tuneCoordinatorHeap();
   const server = await startCoordinatorServer({
     listen: f.listen,
     driver,

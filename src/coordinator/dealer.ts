@@ -83,7 +83,8 @@ export class Dealer {
     }
     if (dealt.length > 0) {
       const what = kind === MicroBatchKind.MICRO_BATCH_KIND_EVAL ? 'eval' : 'train';
-      this.events.debug('microbatches_dealt', `dealt ${what} micro-batches ${dealt.join(', ')}`, {
+      // The ids are in the fields, not joined into the text: this runs at every result.
+      this.events.debug('microbatches_dealt', `dealt ${dealt.length} ${what} micro-batch(es)`, {
         step: ledger.step,
         kind: what,
         micro_batches: dealt,

@@ -44,16 +44,21 @@ export interface Member {
   dealFrom: number;
 }
 
-/** A member as Members keeps it: only Members changes its credits (to keep `withCredit` true). */
-type Kept = Member & { credits: number };
+/**
+ * A member as Members keeps it: only Members changes its credits (to keep `withCredit` true), and
+ * `creditSlot` is its index in `withCredit` (-1: not there).
+ */
+type Kept = Member & { credits: number; creditSlot: number };
 
 export class Members {
   private readonly byId = new Map<WorkerId, Kept>();
   /**
-   * The members whose credits are > 0, whatever their phase. Dealing, at every result, looks at
-   * these (usually just the worker that reported) rather than at every replica.
+   * The members whose credits are > 0, whatever their phase, in no order. Dealing, at every result,
+   * looks at these (usually just the worker that reported) rather than at every replica. An array
+   * with each member's slot, not a Set: a member leaves and rejoins it at nearly every result, and a
+   * Set's table was reallocated as it shrank and grew (garbage at 10,000 results/s, docs/scale.md).
    */
-  private readonly withCredit = new Set<Kept>();
+  private readonly withCredit: Kept[] = [];
   /** Every member in id order; rebuilt only when one joins or leaves (dealing reads it per result). */
   private sorted: Member[] | undefined;
 
@@ -61,7 +66,7 @@ export class Members {
 
   add(link: WorkerLink): Member {
     const old = this.byId.get(link.id);
-    if (old) this.withCredit.delete(old);
+    if (old) this.leaveCredit(old);
     const m: Kept = {
       link,
       phase: 'loading',
@@ -70,6 +75,7 @@ export class Members {
       lastSeen: this.now(),
       revoking: false,
       dealFrom: 0,
+      creditSlot: -1,
     };
     this.byId.set(link.id, m);
     this.sorted = undefined;
@@ -84,7 +90,7 @@ export class Members {
     const m = this.byId.get(id);
     if (!m) return;
     this.byId.delete(id);
-    this.withCredit.delete(m);
+    this.leaveCredit(m);
     this.sorted = undefined;
   }
 
@@ -111,8 +117,21 @@ export class Members {
     // A member already removed (or replaced by a newer session of the same id) is not dealt to.
     if (kept !== m) return;
     kept.credits = credits;
-    if (credits > 0) this.withCredit.add(kept);
-    else this.withCredit.delete(kept);
+    if (credits > 0) {
+      if (kept.creditSlot < 0) kept.creditSlot = this.withCredit.push(kept) - 1;
+    } else this.leaveCredit(kept);
+  }
+
+  /** Takes `m` out of `withCredit`: the last member moves into its slot. */
+  private leaveCredit(m: Kept): void {
+    const slot = m.creditSlot;
+    if (slot < 0) return;
+    const last = this.withCredit.pop()!;
+    if (last !== m) {
+      this.withCredit[slot] = last;
+      last.creditSlot = slot;
+    }
+    m.creditSlot = -1;
   }
 
   touch(id: WorkerId): void {
