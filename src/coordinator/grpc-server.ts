@@ -14,7 +14,7 @@ import { COORDINATOR_MESSAGE_MAX, serverChannelOptions } from '../protocol/chann
 import { AUTH_METADATA_KEY, verifyCredential } from '../protocol/credentials.ts';
 import { frameKeyRefusal, joinedId, refusalOf } from '../protocol/handshake.ts';
 import { heartbeatMessage, refusedMessage, welcomeMessage } from '../protocol/messages.ts';
-import { encodeMicroBatchMessage } from '../protocol/micro-batch-encoding.ts';
+import { encodeMicroBatchMessage, ScratchBuffer } from '../protocol/micro-batch-encoding.ts';
 import { peerText } from '../protocol/peer-text.ts';
 import { certificateRunRefusal } from '../protocol/run-binding.ts';
 import type { ServerSecurity } from '../protocol/transport.ts';
@@ -80,6 +80,12 @@ export interface CoordinatorServer {
 
 type Call = ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 
+// grpc-js copies what a serializer returns into the gRPC frame it writes (5-byte prefix, then the
+// bytes) before it serializes anything else, so the micro-batch encoder writes into one scratch
+// buffer: no 6 KB buffer per micro-batch dealt for the collector to sweep (docs/scale.md).
+// test/coordinator/serializer-scratch.test.ts holds grpc-js to that.
+const microBatchScratch = new ScratchBuffer();
+
 /**
  * The Session service with the coordinator's own encoder for micro-batches, the message it writes
  * most (one per micro-batch dealt: the dispatch path's largest cost with the generated encoder).
@@ -90,7 +96,7 @@ const sessionService = {
     ...CoordinatorService.session,
     responseSerialize: (m: CoordinatorMessage): Buffer =>
       m.body?.$case === 'microBatch'
-        ? encodeMicroBatchMessage(m.body.value)
+        ? encodeMicroBatchMessage(m.body.value, microBatchScratch.take)
         : CoordinatorService.session.responseSerialize(m),
   },
 } as const;

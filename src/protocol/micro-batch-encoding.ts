@@ -46,8 +46,15 @@ const bytesFields = (m: WireMicroBatch) =>
     [BYTES_TAG.attentionMask, m.attentionMask],
   ] as const;
 
-/** `{ body: { $case: 'microBatch', value: m } }` encoded: what grpc-js writes to the stream. */
-export function encodeMicroBatchMessage(m: WireMicroBatch): Buffer {
+/**
+ * `{ body: { $case: 'microBatch', value: m } }` encoded: what grpc-js writes to the stream. `alloc`
+ * gives the buffer of the size needed (default: a new one; the coordinator's serializer passes a
+ * scratch buffer, grpc-server.ts).
+ */
+export function encodeMicroBatchMessage(
+  m: WireMicroBatch,
+  alloc: (size: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
   for (const [, v] of varintFields(m)) {
     if (!Number.isSafeInteger(v) || v < 0)
       throw new Error(`micro-batch ${m.id}: field value ${v} is not a non-negative integer`);
@@ -56,7 +63,7 @@ export function encodeMicroBatchMessage(m: WireMicroBatch): Buffer {
   for (const [tag, v] of varintFields(m)) if (v !== 0) inner += varintSize(tag) + varintSize(v);
   for (const [tag, b] of bytesFields(m))
     if (b.byteLength !== 0) inner += varintSize(tag) + varintSize(b.byteLength) + b.byteLength;
-  const buf = Buffer.allocUnsafe(varintSize(MICRO_BATCH_IN_COORDINATOR_MESSAGE) + varintSize(inner) + inner);
+  const buf = alloc(varintSize(MICRO_BATCH_IN_COORDINATOR_MESSAGE) + varintSize(inner) + inner);
   let at = writeVarint(buf, 0, MICRO_BATCH_IN_COORDINATOR_MESSAGE);
   at = writeVarint(buf, at, inner);
   for (const [tag, v] of varintFields(m)) {
@@ -73,4 +80,17 @@ export function encodeMicroBatchMessage(m: WireMicroBatch): Buffer {
   }
   if (at !== buf.length) throw new Error(`micro-batch ${m.id}: encoded ${at} of ${buf.length} bytes`);
   return buf;
+}
+
+/**
+ * One buffer, reused: `take(size)` returns its first `size` bytes (growing it when needed), valid
+ * until the next call. For a serializer whose caller copies the bytes before it serializes again.
+ */
+export class ScratchBuffer {
+  private buf = Buffer.allocUnsafe(0);
+
+  readonly take = (size: number): Buffer => {
+    if (this.buf.length < size) this.buf = Buffer.allocUnsafe(Math.max(size, 2 * this.buf.length));
+    return this.buf.subarray(0, size);
+  };
 }
