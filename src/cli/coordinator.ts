@@ -24,7 +24,7 @@ import { tuneCoordinatorHeap } from '../coordinator/heap-tuning.ts';
 import { RunStatus } from '../coordinator/run-status.ts';
 import { statusPages } from '../coordinator/status-pages.ts';
 import { StepDriver } from '../coordinator/step-driver.ts';
-import { tapEvents } from '../events/tap.ts';
+import { type TappedEvent, tapEvents } from '../events/tap.ts';
 import { setBuildInfo } from '../metrics/build-info.ts';
 import { createCoordinatorMetrics } from '../metrics/coordinator-metrics.ts';
 import { coordinatorSendLimit } from '../protocol/channel.ts';
@@ -164,12 +164,16 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
   }
   const security = serverSecurityOf(f, process.env);
   const natsSecurity = natsSecurityOf(f, process.env);
-  // The status page (/) shows the events the log does, from the first one on.
+  // The status page (/) shows the events the log does, from the first one on; the metrics (and a
+  // rehearsal's report) follow them too once the run is prepared. One tap hands each event to all
+  // of them: micro-batches dealt and counted are events, so this runs at every one (docs/scale.md).
   const status = new RunStatus();
-  const events = tapEvents(
-    eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps }),
-    status.record,
-  );
+  const followers: ((e: TappedEvent) => void)[] = [status.record];
+  const follow = (e: TappedEvent): void => {
+    for (const f of followers) f(e);
+  };
+  const log = eventsFromFlags(f, { label: 'coordinator', stepEvery: s.loggingSteps });
+  const events = tapEvents(log, follow);
   warnIfInsecure(security, events, 'coordinator');
   const openFiles = sayOpenFileLimit(events);
   // Resume: an explicit --resume_from_checkpoint, else the newest checkpoint of this same plan.
@@ -208,10 +212,9 @@ export async function runCoordinator(f: ParsedFlags<typeof coordinatorFlags>): P
       )
     : undefined;
   // The metrics follow the run's events as the status page does: the same calls make both.
-  const ev = tapEvents(events.child({ run_id: run.runId }), (e) => {
-    metrics.record(e);
-    rehearsal?.record(e);
-  });
+  followers.push((e) => metrics.record(e));
+  if (rehearsal) followers.push(rehearsal.record);
+  const ev = tapEvents(log.child({ run_id: run.runId }), follow);
   // The run's all-reduce frame key: every NATS frame carries a MAC (keyed BLAKE3) under it (docs/security.md).
   // New with each coordinator process; workers get it in their Welcome, over authenticated gRPC.
   const frameKey = randomBytes(32);

@@ -70,9 +70,9 @@ export class Dealer {
     while (ledger.pending > 0) {
       const takers = this.members.syncedWithCredit(ledger.step);
       if (takers.length === 0) break;
-      const held = new Map(takers.map((m) => [m, ledger.heldCount(m.link.id)]));
-      // Stable: equal loads stay in id order.
-      takers.sort((a, b) => held.get(a)! - held.get(b)!);
+      // Stable: equal loads stay in id order. (heldCount is O(1); the counts change only in the
+      // loop below, after the sort. One taker, the usual case after a result, needs no sort.)
+      if (takers.length > 1) takers.sort((a, b) => ledger.heldCount(a.link.id) - ledger.heldCount(b.link.id));
       for (const m of takers) {
         const id = ledger.assignNext(m.link.id);
         if (id === undefined) break;

@@ -73,8 +73,10 @@ export function createEvents(o: EventsOptions): Events {
 function wrap(logger: pino.Logger): Events {
   const at =
     (level: EventLevel) =>
-    (name: EventName, text: string, fields?: EventFields): void =>
-      logger[level]({ event: name, ...fields }, text);
+    (name: EventName, text: string, fields?: EventFields): void => {
+      // Below the level: nothing to build (debug events come at every micro-batch).
+      if (logger.isLevelEnabled(level)) logger[level]({ event: name, ...fields }, text);
+    };
   return {
     info: at('info'),
     warn: at('warn'),

@@ -16,17 +16,22 @@ export interface TappedEventOf<N extends EventName> {
 /** Any tapped event, discriminated by `event`. */
 export type TappedEvent = { readonly [N in EventName]: TappedEventOf<N> }[EventName];
 
+const NO_FIELDS: EventFields = Object.freeze({});
+
 export function tapEvents(
   inner: Events,
   listener: (e: TappedEvent) => void,
   bound: EventFields = {},
 ): Events {
+  const boundNothing = Object.keys(bound).length === 0;
   const at =
     (level: EventLevel) =>
     (event: EventName, msg: string, fields?: EventFields): void => {
       inner[level](event, msg, fields);
       // The emitter's signature (Events) made `fields` the typed fields of `event`.
-      listener({ time: Date.now(), level, event, msg, fields: { ...bound, ...fields } } as TappedEvent);
+      // Nothing bound (the outer tap): the emitter's fields as they are, not a copy per event.
+      const all = boundNothing ? (fields ?? NO_FIELDS) : { ...bound, ...fields };
+      listener({ time: Date.now(), level, event, msg, fields: all } as TappedEvent);
     };
   return {
     info: at('info'),

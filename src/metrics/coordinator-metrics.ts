@@ -99,13 +99,19 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
     help: 'Workers lost mid-run (stream ended, heartbeat or micro-batch deadline missed); their work was requeued',
     registers,
   });
-  const microBatches = new Counter({
+  // Counted at every micro-batch dealt and reported: plain numbers here, handed to prom-client at
+  // each scrape (an inc with labels builds a label hash and a result object per call).
+  const microBatchCounts = { assigned: 0, completed: 0, requeued: 0 };
+  new Counter({
     name: 'lora_mpt_microbatches_total',
     help: 'Micro-batches dealt to workers (assigned), counted once in their step (completed), or dealt again (requeued)',
     labelNames: ['event'],
     registers,
+    collect() {
+      this.reset();
+      for (const [event, n] of Object.entries(microBatchCounts)) this.inc({ event }, n);
+    },
   });
-  for (const event of ['assigned', 'completed', 'requeued'] as const) microBatches.inc({ event }, 0);
   const mismatches = new Counter({
     name: 'lora_mpt_replica_mismatches_total',
     help: "Workers whose reduced-gradient or replica checksum differed from the coordinator's",
@@ -142,12 +148,15 @@ export function createCoordinatorMetrics(runId: string, now: () => number = Date
           lastCheckpoint = now();
           return;
         case 'microbatches_dealt':
-          return microBatches.inc({ event: 'assigned' }, e.fields.micro_batches.length);
+          microBatchCounts.assigned += e.fields.micro_batches.length;
+          return;
         case 'microbatch_completed':
-          return microBatches.inc({ event: 'completed' }, 1);
+          microBatchCounts.completed++;
+          return;
         case 'microbatches_requeued':
         case 'microbatches_revoked':
-          return microBatches.inc({ event: 'requeued' }, e.fields.micro_batches.length);
+          microBatchCounts.requeued += e.fields.micro_batches.length;
+          return;
         case 'replica_mismatch':
           return mismatches.inc();
         case 'worker_lost':

@@ -29,4 +29,15 @@ describe('default micro-batch deadline', () => {
     t.record(-5);
     assert.equal(t.p90(), 10);
   });
+
+  it('keeps exactly the last 64 times', () => {
+    const t = new MicroBatchTimes();
+    for (let i = 1; i <= 100; i++) t.record(i);
+    // The window holds 37..100; its 90th percentile (index floor(0.9 x 64) = 57) is 37 + 57.
+    assert.equal(t.p90(), 94);
+    for (let i = 0; i < 63; i++) t.record(1);
+    assert.equal(t.p90(), 1, 'one of the old times is left: the 90th percentile is a new one');
+    t.record(1);
+    assert.equal(t.p90(), 1);
+  });
 });

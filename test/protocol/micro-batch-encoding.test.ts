@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { MicroBatchKind, toWire } from '../../src/protocol/messages.ts';
-import { encodeMicroBatchMessage } from '../../src/protocol/micro-batch-encoding.ts';
+import { encodeMicroBatchMessage, ScratchBuffer } from '../../src/protocol/micro-batch-encoding.ts';
 
 // The coordinator writes micro-batches with its own encoder (exact size, one buffer); the generated
 // ts-proto codec is the reference it must match byte for byte, for every field's edge values.
@@ -47,5 +47,34 @@ describe("the coordinator's micro-batch encoder", () => {
     const wire = toWire(batch(1, 1, 1), 1, MicroBatchKind.MICRO_BATCH_KIND_TRAIN);
     assert.throws(() => encodeMicroBatchMessage({ ...wire, id: -1 }), /micro-batch -1: field value -1/);
     assert.throws(() => encodeMicroBatchMessage({ ...wire, step: 1.5 }), /field value 1.5/);
+  });
+
+  it('encodes into a scratch buffer the same bytes, reusing one view per size', () => {
+    const scratch = new ScratchBuffer();
+    const [a, b] = [batch(1, 4, 128), batch(2, 4, 128)].map((m) =>
+      toWire(m, 3, MicroBatchKind.MICRO_BATCH_KIND_TRAIN),
+    );
+    const first = encodeMicroBatchMessage(a!, scratch.take);
+    assert.deepEqual(
+      new Uint8Array(first),
+      CoordinatorMessage.encode({ body: { $case: 'microBatch', value: a! } }).finish(),
+    );
+    const second = encodeMicroBatchMessage(b!, scratch.take);
+    assert.equal(second, first, 'a message of the same size takes the same view');
+    assert.deepEqual(
+      new Uint8Array(second),
+      CoordinatorMessage.encode({ body: { $case: 'microBatch', value: b! } }).finish(),
+    );
+    const small = toWire(batch(3, 1, 8), 0, MicroBatchKind.MICRO_BATCH_KIND_EVAL);
+    const third = encodeMicroBatchMessage(small, scratch.take);
+    assert.deepEqual(
+      new Uint8Array(third),
+      CoordinatorMessage.encode({ body: { $case: 'microBatch', value: small } }).finish(),
+    );
+    const large = toWire(batch(4, 8, 128), 0, MicroBatchKind.MICRO_BATCH_KIND_TRAIN);
+    assert.deepEqual(
+      new Uint8Array(encodeMicroBatchMessage(large, scratch.take)),
+      CoordinatorMessage.encode({ body: { $case: 'microBatch', value: large } }).finish(),
+    );
   });
 });
