@@ -8,11 +8,12 @@
 // last run's end; its event-loop delay and garbage-collection pauses over that time.
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { credentials } from '@grpc/grpc-js';
-import { supervisedTokens } from '../../src/data/micro-batch.ts';
+import { tuneCoordinatorHeap } from '../../src/coordinator/heap-tuning.ts';
+import { IGNORE_INDEX } from '../../src/data/tokenize-example.ts';
 import { CoordinatorClient, type CoordinatorMessage } from '../../src/proto/lora_mpt/v1/coordinator.ts';
 import { GRPC_CHANNEL_OPTIONS } from '../../src/protocol/channel.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/handshake.ts';
-import { fromWire } from '../../src/protocol/messages.ts';
+import type { WireMicroBatch } from '../../src/protocol/wire.ts';
 
 const [port, workers, credits, computeMs, first] = process.argv.slice(2, 7).map(Number) as [
   number,
@@ -21,12 +22,34 @@ const [port, workers, credits, computeMs, first] = process.argv.slice(2, 7).map(
   number,
   number,
 ];
+// This process plays 256 workers, so its own garbage collections delay every latency it measures
+// (a real worker, one per host, answers one micro-batch per compute time). It gets the collector
+// settings the coordinator gives itself (src/coordinator/heap-tuning.ts): each 6 KB micro-batch
+// the gRPC client reassembles then shares a pooled ArrayBuffer instead of having its own, and no
+// literal's objects go straight to the old generation to keep young ones alive.
+tuneCoordinatorHeap();
 const arrivals = process.argv[7] ?? 'fixed';
 const warmup = Number(process.argv[8] ?? 0);
 if (arrivals !== 'fixed' && arrivals !== 'poisson') throw new Error(`arrivals ${arrivals}: fixed or poisson`);
 /** How long this micro-batch "computes": the mean, or an exponential draw of that mean. */
 const computeTime = (): number =>
   arrivals === 'fixed' ? computeMs : -computeMs * Math.log(1 - Math.random());
+/**
+ * What a worker reports as its supervised tokens (`supervisedTokens(fromWire(mb))`, replica-worker.ts),
+ * read from the labels' bytes in place. fromWire copies a field whose bytes are not 4-byte aligned
+ * in the received message (they rarely are): three 2 KB ArrayBuffers per micro-batch, which 256
+ * simulated workers in one process made their young collections sweep by the thousand, pausing all
+ * 256 at once. The coordinator checks the count (result-check.ts): a wrong one would be refused.
+ */
+function supervisedCount(mb: WireMicroBatch): number {
+  const labels = new DataView(mb.labels.buffer, mb.labels.byteOffset, mb.labels.byteLength);
+  let n = 0;
+  for (let r = 0; r < mb.rows; r++)
+    for (let t = 1; t < mb.seqLen; t++)
+      if (labels.getInt32(4 * (r * mb.seqLen + t), true) !== IGNORE_INDEX) n++;
+  return n;
+}
+
 const latencies: number[] = [];
 const warmupLatencies: number[] = [];
 const clients: CoordinatorClient[] = [];
@@ -64,13 +87,13 @@ for (let w = 0; w < workers; w++) {
       // The first micro-batches of a fresh process run before V8 has optimized its code.
       if (reportedAt > 0)
         (++received > warmup ? latencies : warmupLatencies).push(performance.now() - reportedAt);
-      // Decoded as a worker decodes it (replica-worker.ts), so the count is what a worker reports.
+      // The count a worker reports (supervisedCount above).
       // While it "computes" it keeps only what its report needs: 256 simulated workers share this
       // process's heap, and holding each decoded micro-batch (~15 KB of JS arrays; a real worker
       // holds its tokens in tensors, in its own process) made every young-generation collection
       // here copy megabytes, pausing all 256 at once.
       const { id, step, kind } = body.value;
-      const tokens = supervisedTokens(fromWire(body.value));
+      const tokens = supervisedCount(body.value);
       const report = () => {
         reportedAt = performance.now();
         call.write({

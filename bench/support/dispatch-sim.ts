@@ -1,4 +1,5 @@
-// The coordinator's dispatch path alone: the real gRPC server and step driver (in this process)
+// The coordinator's dispatch path alone: the real gRPC server and step driver (in this process,
+// with the events, status page and metrics `lora-mpt coordinator` taps, and its collector tuning)
 // dealing one large step of micro-batches (ROWS x SEQ tokens each, real wire size) to N simulated
 // workers — gRPC clients in a child process (dispatch-clients.ts) that speak the protocol but
 // compute nothing, so the figures are the coordinator's, not a model's. Shared by bench/dispatch.ts
@@ -7,12 +8,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { startCoordinatorServer } from '../../src/coordinator/grpc-server.ts';
 import { tuneCoordinatorHeap } from '../../src/coordinator/heap-tuning.ts';
+import { RunStatus } from '../../src/coordinator/run-status.ts';
 import { StepDriver } from '../../src/coordinator/step-driver.ts';
 import type { MicroBatch } from '../../src/data/micro-batch.ts';
-import { type EventName, type Events, type FieldsArg, silentEvents } from '../../src/events/events.ts';
+import { createEvents } from '../../src/events/events.ts';
+import { tapEvents } from '../../src/events/tap.ts';
+import { createCoordinatorMetrics } from '../../src/metrics/coordinator-metrics.ts';
 import { paramLayout } from '../../src/train/param-layout.ts';
 import { AdapterReplica } from '../../src/train/replica.ts';
 
@@ -140,17 +145,27 @@ export async function measureDispatch(
   let synced = 0;
   let startedAt = 0;
   let cpuAtStart = process.cpuUsage();
-  // Dealing starts when the last replica is synced (--min_workers N): the clock starts there.
-  const events: Events = {
-    ...silentEvents,
-    info: <N extends EventName>(name: N, _text: string, ..._fields: FieldsArg<N>) => {
-      if (name !== 'worker_synced' || ++synced < workers) return;
-      startedAt = performance.now();
-      cpuAtStart = process.cpuUsage();
-      loop.enable();
-    },
-    child: () => events,
-  };
+  // The coordinator's events go where `lora-mpt coordinator` sends them (src/cli/coordinator.ts): a
+  // JSON log at level info (here into a sink that drops the bytes) with the run id bound, and one
+  // tap that hands each event to the status page and the metrics; every micro-batch dealt and
+  // counted passes through them. Dealing starts when the last replica is synced (--min_workers N):
+  // the clock starts there.
+  const status = new RunStatus();
+  const metrics = createCoordinatorMetrics('bench');
+  const log = createEvents({
+    label: 'coordinator',
+    format: 'json',
+    level: 'info',
+    out: new Writable({ write: (_chunk, _encoding, done) => done() }),
+  });
+  const events = tapEvents(log.child({ run_id: 'bench' }), (e) => {
+    status.record(e);
+    metrics.record(e);
+    if (e.event !== 'worker_synced' || ++synced < workers) return;
+    startedAt = performance.now();
+    cpuAtStart = process.cpuUsage();
+    loop.enable();
+  });
   let ledgerDone: () => void = () => {};
   const complete = new Promise<void>((r) => {
     ledgerDone = r;
@@ -190,7 +205,7 @@ export async function measureDispatch(
     security: { kind: 'insecure' },
     heartbeatTimeoutMs: 600_000,
     maxWorkers: workers,
-    events: silentEvents,
+    events,
   });
   const pinned = pin ? pinCores() : undefined;
   const [cmd, ...pre] = [...(pinned?.clientsPrefix ?? []), process.execPath];
@@ -230,7 +245,15 @@ export async function measureDispatch(
     await exited;
     const parts = children.map(
       (c) =>
-        JSON.parse(c.out()) as {
+        // The last JSON line: the clients' result (V8 tracing flags may print lines before it).
+        JSON.parse(
+          c
+            .out()
+            .trim()
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .at(-1) ?? '',
+        ) as {
           latencies: number[];
           warmupLatencies: number[];
           cpuMicros: number;
