@@ -47,16 +47,22 @@ async function runSize(n: number, natsUrl: string, bytesPerSecond: number, data:
   // 10,240 micro-batches whatever the size: the rate is per micro-batch, not per worker.
   const perWorker = Math.ceil(10_240 / n);
   const ceiling = await measureDispatch(n, perWorker, undefined, PIN);
-  const paced = await measureDispatch(n, perWorker, 10_000, PIN);
+  const paced = await measureDispatch(n, perWorker, 10_000, PIN, 1, 'fixed');
+  const poisson = await measureDispatch(n, perWorker, 10_000, PIN, 1, 'poisson');
   console.log(
     `\n## ${n} workers (MPT-7B, LoRA r=${r} on Wqkv: ${values.toLocaleString('en-US')} values, ${mib(values * 4)} MiB gradient)`,
   );
   console.log(
     `dispatch path (${ceiling.microBatches} micro-batches to ${n} simulated clients in another process${PIN ? ', pinned: coordinator CPU 0, clients CPU 1' : ''}): ceiling ${fmt(ceiling.perSecond, 0)} micro-batches/s, coordinator CPU ${fmt(ceiling.cpuMicrosPerMicroBatch, 0)} us per micro-batch (= ${fmt(1e6 / ceiling.cpuMicrosPerMicroBatch, 0)}/s per core), report-to-next p50 ${fmt(ceiling.p50Ms, 2)} ms, p99 ${fmt(ceiling.p99Ms, 2)} ms (closed loop: queueing behind the others), event-loop p99 ${fmt(ceiling.loopP99Ms, 1)} ms`,
   );
-  console.log(
-    `  at 10,000/s offered (each client 1 in flight, ${fmt((1000 * n) / 10_000, 1)} ms per micro-batch): ${fmt(paced.perSecond, 0)}/s, report-to-next p50 ${fmt(paced.p50Ms, 2)} ms, p99 ${fmt(paced.p99Ms, 2)} ms after each client's first ${paced.warmup.perWorker} (all samples: ${fmt(paced.warmup.allP99Ms, 2)} ms), event-loop p99 ${fmt(paced.loopP99Ms, 1)} ms, longest GC pause: coordinator ${fmt(paced.gc.maxMs, 1)} ms, clients ${fmt(paced.clientsGc.maxMs, 1)} ms`,
-  );
+  for (const [how, f] of [
+    [`every micro-batch ${fmt((1000 * n) / 10_000, 1)} ms: workers in step`, paced],
+    [`exponential micro-batch times, mean ${fmt((1000 * n) / 10_000, 1)} ms: Poisson reports`, poisson],
+  ] as const) {
+    console.log(
+      `  at 10,000/s offered (each client 1 in flight, ${how}): ${fmt(f.perSecond, 0)}/s, report-to-next p50 ${fmt(f.p50Ms, 2)} ms, p99 ${fmt(f.p99Ms, 2)} ms after each client's first ${f.warmup.perWorker} (all samples: ${fmt(f.warmup.allP99Ms, 2)} ms), event-loop p99 ${fmt(f.loopP99Ms, 1)} ms, longest GC pause: coordinator ${fmt(f.gc.maxMs, 1)} ms, clients ${fmt(f.clientsGc.maxMs, 1)} ms`,
+    );
+  }
   const out = mkdtempSync(join(tmpdir(), `lora-mpt-cluster-${n}-`));
   const t0 = performance.now();
   const cluster = await startSyntheticCluster({
